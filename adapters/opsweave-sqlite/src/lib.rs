@@ -1,0 +1,1 @@
+//! opsweave-sqlite (work in progress).

@@ -1,0 +1,2 @@
+//! The opsweave command line (work in progress).
+fn main() {}

@@ -1,0 +1,45 @@
+//! The embedding seam: texts in, vectors out.
+
+use crate::Result;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Whether a text is a search query or a document; some models embed them differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedKind {
+    /// A search query.
+    Query,
+    /// A document to be found.
+    Document,
+}
+
+/// What an embedding model is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model name as recorded with each vector.
+    pub name: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Longest input in tokens before chunking.
+    pub max_tokens: usize,
+}
+
+/// Vectors for a batch of texts, with the tokens it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Embeddings {
+    /// One vector per input text, in input order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens consumed (for usage metering).
+    pub tokens: u64,
+}
+
+/// Turns texts into vectors.
+#[async_trait]
+pub trait Embedder: Send + Sync {
+    /// The model behind this embedder.
+    fn info(&self) -> &ModelInfo;
+
+    /// Embeds `texts`; one vector per text, in order.
+    async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings>;
+}

@@ -1,0 +1,35 @@
+//! opsweave-core: the pure domain of opsweave.
+//!
+//! Records, scopes, mappings, prioritisation, focus, graph and the storage seams. No I/O, no
+//! runtime, no SQL: backends implement [`RecordStore`] and [`EventLog`]; the facade crate
+//! `opsweave` wires them together.
+
+pub mod embed;
+mod error;
+mod event;
+pub mod focus;
+pub mod graph;
+mod horizon;
+mod link;
+pub mod mapping;
+mod model;
+pub mod priority;
+mod scope;
+pub mod source;
+pub mod store;
+mod task;
+pub mod task_ops;
+
+pub use embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
+pub use error::{Error, ErrorKind, Location, Result};
+pub use event::{Event, EventKind, NewEvent};
+pub use focus::Focus;
+pub use graph::Graph;
+pub use horizon::{Horizon, Lane, Window};
+pub use link::{Link, LinkKind, LinkRef};
+pub use mapping::{Format, Mapping, Rejection};
+pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};
+pub use priority::{Breakdown, Priority, PriorityConfig};
+pub use scope::Scope;
+pub use store::{BatchOutcome, EventLog, IngestItem, RecordStore, SearchHit};
+pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};

@@ -1,0 +1,510 @@
+//! Type coercion of raw values, each failure a reason a person can act on.
+
+use super::{FieldRule, FieldType, Path};
+use crate::model::Money;
+use crate::Value;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value as Json;
+use std::str::FromStr;
+
+/// Coerces a raw JSON value to the rule's type.
+pub fn coerce(raw: &Json, rule: &FieldRule) -> Result<Value, String> {
+    match rule.ty {
+        FieldType::String => Ok(Value::Text(text_of(raw).trim().to_string())),
+        FieldType::Integer => integer(raw).map(Value::Integer),
+        FieldType::Decimal => decimal(raw).map(Value::Decimal),
+        FieldType::Money => money(raw, rule.currency.as_deref()).map(Value::Money),
+        FieldType::Date => date(&text_of(raw), rule.format.as_deref()).map(Value::Date),
+        FieldType::Datetime => datetime(raw, rule).map(Value::DateTime),
+        FieldType::Email => email(&text_of(raw)).map(Value::Email),
+        FieldType::Url => url(&text_of(raw)).map(Value::Url),
+        FieldType::Domain => domain(&text_of(raw)).map(Value::Domain),
+        FieldType::Enum => enumeration(&text_of(raw), rule).map(Value::Enum),
+        FieldType::Bool => boolean(&text_of(raw)).map(Value::Bool),
+        FieldType::List => list(raw, rule).map(Value::List),
+    }
+}
+
+fn text_of(raw: &Json) -> String {
+    match raw {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Null => String::new(),
+        other => flatten_text(other),
+    }
+}
+
+/// The text leaves of a structured value (`text` keys, as in Atlassian documents), joined.
+pub(crate) fn flatten_text(v: &Json) -> String {
+    fn walk(v: &Json, out: &mut Vec<String>) {
+        match v {
+            Json::String(s) => out.push(s.clone()),
+            Json::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Json::Object(map) => {
+                if let Some(Json::String(t)) = map.get("text") {
+                    out.push(t.clone());
+                } else if let Some(Json::String(t)) = map.get("name") {
+                    out.push(t.clone());
+                } else if let Some(content) = map.get("content") {
+                    walk(content, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out.join(" ")
+}
+
+fn shorten(s: &str) -> String {
+    let mut t: String = s.chars().take(60).collect();
+    if s.chars().count() > 60 {
+        t.push('…');
+    }
+    t
+}
+
+fn integer(raw: &Json) -> Result<i64, String> {
+    match raw {
+        Json::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+            .ok_or_else(|| format!("`{n}` is not a whole number")),
+        other => {
+            let s = text_of(other);
+            s.trim()
+                .parse()
+                .map_err(|_| format!("`{}` is not a whole number", shorten(&s)))
+        }
+    }
+}
+
+fn decimal(raw: &Json) -> Result<Decimal, String> {
+    let s = text_of(raw);
+    let t = s.trim();
+    Decimal::from_str(t)
+        .or_else(|_| Decimal::from_scientific(t))
+        .map_err(|_| format!("`{}` is not a number", shorten(&s)))
+}
+
+const SYMBOLS: [(&str, &str); 6] = [
+    ("US$", "USD"),
+    ("$", "USD"),
+    ("€", "EUR"),
+    ("£", "GBP"),
+    ("¥", "JPY"),
+    ("₹", "INR"),
+];
+
+fn money(raw: &Json, default_currency: Option<&str>) -> Result<Money, String> {
+    let original = text_of(raw);
+    let mut s = original.trim().to_string();
+    let mut currency: Option<String> = None;
+    for (symbol, code) in SYMBOLS {
+        if s.contains(symbol) {
+            s = s.replace(symbol, "");
+            currency = Some(code.to_string());
+            break;
+        }
+    }
+    // A three-letter code before or after the amount: "EUR 1200", "1200 eur".
+    let tokens: Vec<&str> = s.split_whitespace().collect();
+    let mut amount_text = String::new();
+    for token in tokens {
+        if token.len() == 3 && token.chars().all(|c| c.is_ascii_alphabetic()) {
+            if currency.is_some() {
+                return Err(format!("`{}` names two currencies", shorten(&original)));
+            }
+            currency = Some(token.to_ascii_uppercase());
+        } else {
+            amount_text.push_str(token);
+        }
+    }
+    let amount = parse_amount(&amount_text)
+        .ok_or_else(|| format!("`{}` is not an amount of money", shorten(&original)))?;
+    let currency = match (currency, default_currency) {
+        (Some(c), _) => c,
+        (None, Some(d)) => d.trim().to_ascii_uppercase(),
+        (None, None) => {
+            return Err(format!(
+                "`{}` names no currency and the mapping sets none (add `currency = \"USD\"`)",
+                shorten(&original)
+            ))
+        }
+    };
+    Ok(Money { amount, currency })
+}
+
+/// Parses `1,234.50`, `1.234,50`, `1234,5`, `-12`, `(12.00)` as a decimal.
+fn parse_amount(text: &str) -> Option<Decimal> {
+    let mut t = text.trim().replace(['\u{a0}', '\'', '_'], "");
+    let negative = t.starts_with('(') && t.ends_with(')');
+    if negative {
+        t = t[1..t.len() - 1].to_string();
+    }
+    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '+')) {
+        return None;
+    }
+    let last_dot = t.rfind('.');
+    let last_comma = t.rfind(',');
+    let normalised = match (last_dot, last_comma) {
+        (Some(d), Some(c)) if c > d => t.replace('.', "").replace(',', "."),
+        (Some(_), Some(_)) => t.replace(',', ""),
+        (None, Some(c)) => {
+            let decimals = t.len() - c - 1;
+            if t.matches(',').count() == 1 && decimals != 3 {
+                t.replace(',', ".")
+            } else {
+                t.replace(',', "")
+            }
+        }
+        _ => t,
+    };
+    let value = Decimal::from_str(&normalised).ok()?;
+    Some(if negative { -value } else { value })
+}
+
+const DATE_FORMATS: [&str; 3] = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"];
+
+fn date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
+    let t = text.trim();
+    if let Some(f) = format {
+        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
+            return Ok(d);
+        }
+    }
+    for f in DATE_FORMATS {
+        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
+            return Ok(d);
+        }
+    }
+    // A datetime gives its own calendar date.
+    if let Some(dt) = parse_datetime_text(t, None, None) {
+        return Ok(dt.date_naive());
+    }
+    Err(match format {
+        Some(f) => format!("`{}` is not a date in format `{f}` or YYYY-MM-DD", shorten(t)),
+        None => format!("`{}` is not a date (expected YYYY-MM-DD)", shorten(t)),
+    })
+}
+
+/// Parses `+02:00`, `-0530`, `Z` or `UTC`.
+pub(crate) fn parse_offset(tz: &str) -> Option<FixedOffset> {
+    let t = tz.trim();
+    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i32 = digits[..2].parse().ok()?;
+    let minutes: i32 = digits[2..].parse().ok()?;
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+const NAIVE_FORMATS: [&str; 5] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+];
+
+fn parse_datetime_text(t: &str, format: Option<&str>, zone: Option<FixedOffset>) -> Option<DateTime<Utc>> {
+    let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+    if let Some(f) = format {
+        if let Ok(dt) = DateTime::parse_from_str(t, f) {
+            return Some(dt.with_timezone(&Utc));
+        }
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return zone.from_local_datetime(&n).single().map(|d| d.with_timezone(&Utc));
+        }
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    // Jira and friends: 2026-11-20T10:00:00.000+0000
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+        if let Ok(dt) = DateTime::parse_from_str(t, f) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for f in NAIVE_FORMATS {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return zone.from_local_datetime(&n).single().map(|d| d.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+fn datetime(raw: &Json, rule: &FieldRule) -> Result<DateTime<Utc>, String> {
+    let zone = rule.timezone.as_deref().and_then(parse_offset);
+    let epoch = |n: i64| {
+        // Milliseconds (Gmail internalDate) beyond year 5138 in seconds are implausible.
+        let dt = if n.abs() >= 100_000_000_000 {
+            Utc.timestamp_millis_opt(n).single()
+        } else {
+            Utc.timestamp_opt(n, 0).single()
+        };
+        dt.ok_or_else(|| format!("`{n}` is not a valid epoch time"))
+    };
+    if let Json::Number(n) = raw {
+        return n.as_i64().ok_or_else(|| format!("`{n}` is not an epoch time")).and_then(epoch);
+    }
+    let text = text_of(raw);
+    let t = text.trim();
+    if !t.is_empty() && t.len() <= 14 && t.chars().all(|c| c.is_ascii_digit()) && t.len() >= 10 {
+        return epoch(t.parse().map_err(|_| format!("`{t}` is not an epoch time"))?);
+    }
+    if let Some(dt) = parse_datetime_text(t, rule.format.as_deref(), zone) {
+        return Ok(dt);
+    }
+    if let Ok(d) = date(t, None) {
+        let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+        if let Some(dt) = d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|n| zone.from_local_datetime(&n).single())
+        {
+            return Ok(dt.with_timezone(&Utc));
+        }
+    }
+    Err(format!(
+        "`{}` is not a date-time (expected ISO 8601 / RFC 3339, RFC 2822 or epoch)",
+        shorten(t)
+    ))
+}
+
+fn email(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    // "Jane Doe <jane@acme.com>" → jane@acme.com
+    let addr = match (t.rfind('<'), t.rfind('>')) {
+        (Some(a), Some(b)) if b > a => &t[a + 1..b],
+        _ => t,
+    };
+    let addr = addr.trim().to_lowercase();
+    let valid = match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !addr.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if valid {
+        Ok(addr)
+    } else {
+        Err(format!("`{}` is not an email address", shorten(t)))
+    }
+}
+
+fn url(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let with_scheme = if t.contains("://") {
+        t.to_string()
+    } else {
+        format!("https://{t}")
+    };
+    let lower = with_scheme.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{}` is not an http(s) URL", shorten(t)))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("").split(':').next().unwrap_or("");
+    if host.is_empty()
+        || !(host.contains('.') || host == "localhost")
+        || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!("`{}` is not an http(s) URL", shorten(t)));
+    }
+    Ok(with_scheme)
+}
+
+fn domain(text: &str) -> Result<String, String> {
+    let t = text.trim().to_lowercase();
+    let host = if let Some((_, d)) = t.rsplit_once('@').filter(|_| !t.contains("://")) {
+        d.to_string()
+    } else {
+        let rest = t.split_once("://").map_or(t.as_str(), |(_, r)| r);
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        host.split(':').next().unwrap_or("").to_string()
+    };
+    let host = host.trim_end_matches('.');
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let valid = host.contains('.')
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    if valid {
+        Ok(host.to_string())
+    } else {
+        Err(format!("`{}` is not a domain or URL", shorten(text.trim())))
+    }
+}
+
+fn enumeration(text: &str, rule: &FieldRule) -> Result<String, String> {
+    let t = text.trim();
+    if rule.values.is_empty() {
+        return Ok(t.to_string());
+    }
+    rule.values
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(t))
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not one of: {}",
+                shorten(t),
+                rule.values.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "on" | "t" => Ok(true),
+        "false" | "no" | "n" | "0" | "off" | "f" => Ok(false),
+        _ => Err(format!("`{}` is not true or false", shorten(text.trim()))),
+    }
+}
+
+fn list(raw: &Json, rule: &FieldRule) -> Result<Vec<Value>, String> {
+    let mut item_rule = rule.clone();
+    item_rule.ty = rule.item.unwrap_or(FieldType::String);
+    if item_rule.ty == FieldType::List {
+        return Err("a list of lists is not supported".into());
+    }
+    let item_path = rule.item_path.as_deref().map(Path::parse).transpose()?;
+    let items: Vec<Json> = match raw {
+        Json::Array(items) => items.clone(),
+        other => {
+            let text = text_of(other);
+            let sep = rule.separator.as_deref().unwrap_or(",");
+            text.split(sep).map(|s| Json::String(s.trim().to_string())).collect()
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item = match &item_path {
+            Some(p) => match p.get(item) {
+                Some(v) => v,
+                None => continue,
+            },
+            None => item,
+        };
+        if matches!(item, Json::Null) || matches!(item, Json::String(s) if s.trim().is_empty()) {
+            continue;
+        }
+        out.push(coerce(item, &item_rule).map_err(|e| format!("item {}: {e}", i + 1))?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(ty: FieldType) -> FieldRule {
+        FieldRule::new("x", ty)
+    }
+
+    #[test]
+    fn money_in_common_notations() {
+        let r = rule(FieldType::Money);
+        let m = |s: &str| coerce(&json!(s), &FieldRule { currency: Some("usd".into()), ..r.clone() });
+        let amount = |s: &str| match m(s).unwrap() {
+            Value::Money(m) => (m.amount.to_string(), m.currency),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(amount("$1,234.50"), ("1234.50".into(), "USD".into()));
+        assert_eq!(amount("1.234,50 EUR"), ("1234.50".into(), "EUR".into()));
+        assert_eq!(amount("1234,5"), ("1234.5".into(), "USD".into()));
+        assert_eq!(amount("12,000"), ("12000".into(), "USD".into()));
+        assert_eq!(amount("(12.00)"), ("-12.00".into(), "USD".into()));
+        assert_eq!(amount("€ 99"), ("99".into(), "EUR".into()));
+        assert!(m("twelve").is_err());
+        assert!(m("USD 10 EUR").is_err());
+        let no_currency = coerce(&json!("10"), &r).unwrap_err();
+        assert!(no_currency.contains("currency"), "{no_currency}");
+        assert!(coerce(&json!(15000), &FieldRule { currency: Some("USD".into()), ..r }).is_ok());
+    }
+
+    #[test]
+    fn dates_and_datetimes() {
+        let d = |s: &str| coerce(&json!(s), &rule(FieldType::Date));
+        assert_eq!(d("2026-11-30").unwrap(), Value::Date(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()));
+        assert_eq!(d("2026-11-30T23:00:00Z").unwrap().as_date(), NaiveDate::from_ymd_opt(2026, 11, 30));
+        assert!(d("2026-13-01").unwrap_err().contains("2026-13-01"));
+        assert!(d("next friday").is_err());
+        let dt = |s: Json, tz: Option<&str>| {
+            coerce(&s, &FieldRule { timezone: tz.map(str::to_string), ..rule(FieldType::Datetime) })
+        };
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(dt(json!("2026-11-20T10:00:00.000+0000"), None).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
+        assert_eq!(dt(json!("2026-11-20T12:00:00+02:00"), None).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
+        assert_eq!(dt(json!("2026-11-20 12:00:00"), Some("+02:00")).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
+        assert_eq!(dt(json!("1763632800000"), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
+        assert_eq!(dt(json!(1763632800), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
+        assert_eq!(dt(json!("Thu, 20 Nov 2025 10:00:00 +0000"), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
+        assert!(dt(json!("yesterday"), None).is_err());
+    }
+
+    #[test]
+    fn emails_urls_domains() {
+        let e = |s: &str| coerce(&json!(s), &rule(FieldType::Email));
+        assert_eq!(e("Jane Doe <Jane@Acme.COM>").unwrap(), Value::Email("jane@acme.com".into()));
+        assert!(e("jane.acme.com").is_err());
+        assert!(e("jane@acme").is_err());
+        let u = |s: &str| coerce(&json!(s), &rule(FieldType::Url));
+        assert_eq!(u("acme.com/x").unwrap(), Value::Url("https://acme.com/x".into()));
+        assert!(u("ftp://acme.com").is_err());
+        assert!(u("not a url").is_err());
+        let d = |s: &str| coerce(&json!(s), &rule(FieldType::Domain));
+        assert_eq!(d("https://www.Acme.com/about").unwrap(), Value::Domain("acme.com".into()));
+        assert_eq!(d("sales@acme.co.uk").unwrap(), Value::Domain("acme.co.uk".into()));
+        assert_eq!(d("acme.io").unwrap(), Value::Domain("acme.io".into()));
+        assert!(d("acme").is_err());
+    }
+
+    #[test]
+    fn enums_lists_bools_numbers() {
+        let mut r = rule(FieldType::Enum);
+        r.values.insert("Won".into(), "won".into());
+        assert_eq!(coerce(&json!("WON"), &r).unwrap(), Value::Enum("won".into()));
+        assert!(coerce(&json!("Maybe"), &r).unwrap_err().contains("Won"));
+        let mut l = rule(FieldType::List);
+        l.item_path = Some("/name".into());
+        assert_eq!(
+            coerce(&json!([{"name": "bug"}, {"name": "P1"}]), &l).unwrap(),
+            Value::List(vec![Value::Text("bug".into()), Value::Text("P1".into())])
+        );
+        let mut split = rule(FieldType::List);
+        split.item = Some(FieldType::Integer);
+        split.separator = Some(";".into());
+        assert_eq!(coerce(&json!("1; 2;"), &split).unwrap(), Value::List(vec![Value::Integer(1), Value::Integer(2)]));
+        assert!(coerce(&json!("1;x"), &split).unwrap_err().contains("item 2"));
+        assert_eq!(coerce(&json!("Yes"), &rule(FieldType::Bool)).unwrap(), Value::Bool(true));
+        assert!(coerce(&json!("maybe"), &rule(FieldType::Bool)).is_err());
+        assert_eq!(coerce(&json!("42"), &rule(FieldType::Integer)).unwrap(), Value::Integer(42));
+        assert!(coerce(&json!("4.2"), &rule(FieldType::Integer)).is_err());
+        assert_eq!(coerce(&json!(" 4.20 "), &rule(FieldType::Decimal)).unwrap(), Value::Decimal(Decimal::new(420, 2)));
+        let adf = json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Fix"}, {"type": "text", "text": "login"}]}]});
+        assert_eq!(coerce(&adf, &rule(FieldType::String)).unwrap(), Value::Text("Fix login".into()));
+    }
+}

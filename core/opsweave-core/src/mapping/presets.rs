@@ -1,0 +1,1 @@
+//! Built-in mappings for common exports.

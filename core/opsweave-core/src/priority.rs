@@ -1,0 +1,550 @@
+//! Prioritisation: a transparent score per task and its horizon.
+//!
+//! `score = 100 × (w_urgency·urgency + w_importance·importance + w_recency·recency + w_source·source) + boost`
+//!
+//! * **urgency** ∈ [0, 1] from the due date: 1 when due today; overdue tasks decay slowly with how
+//!   late they are (`exp(-days_late / overdue_decay_days)`), future ones faster
+//!   (`exp(-days_left / due_decay_days)`); 0 without a due date.
+//! * **importance** ∈ [0, 1] from source signals, the strongest one wins: priority labels
+//!   (`P0`/`Blocker`/`urgent` = 1 …), deal value (log scale, times win probability), VIP senders.
+//! * **recency** ∈ [0, 1]: `exp(-age_days / recency_days)` since the source item last changed.
+//! * **source** ∈ [0, 1]: a per-source weight (config), 0.5 by default.
+//! * **boost**: manual points; pinned tasks go to today and rank above all others.
+//!
+//! Horizon: pinned or due on/before today → today; due within 7 days → week; within 30 → month;
+//! without a due date the importance decides (≥ `undated_today`, ≥ `undated_week`, ≥ `undated_month`).
+
+use crate::task::{Signals, Task};
+use crate::Horizon;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Weights and knobs of the score; serialisable so it can live in the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriorityConfig {
+    /// Weight of urgency.
+    pub w_urgency: f64,
+    /// Weight of importance.
+    pub w_importance: f64,
+    /// Weight of recency.
+    pub w_recency: f64,
+    /// Weight of the per-source weight.
+    pub w_source: f64,
+    /// Days over which overdue urgency decays by 1/e.
+    pub overdue_decay_days: f64,
+    /// Days over which future urgency decays by 1/e.
+    pub due_decay_days: f64,
+    /// Days over which recency decays by 1/e.
+    pub recency_days: f64,
+    /// Per-source weight in [0, 1], by source kind.
+    pub source_weights: BTreeMap<String, f64>,
+    /// Weight of sources not listed.
+    pub default_source_weight: f64,
+    /// Priority labels (lower case) and their importance.
+    pub labels: BTreeMap<String, f64>,
+    /// Senders (addresses or `@domain`) whose mail is important.
+    pub vip_senders: Vec<String>,
+    /// Importance of mail from a VIP sender.
+    pub vip_importance: f64,
+    /// A deal of this value (in any currency) or more has value importance 1.
+    pub value_full: f64,
+    /// Undated tasks at least this important go to today.
+    pub undated_today: f64,
+    /// Undated tasks at least this important go to week.
+    pub undated_week: f64,
+    /// Undated tasks at least this important go to month.
+    pub undated_month: f64,
+    /// Offset of the user's day from UTC, in minutes (e.g. 120 for UTC+2).
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for PriorityConfig {
+    fn default() -> Self {
+        let labels = [
+            ("p0", 1.0),
+            ("blocker", 1.0),
+            ("highest", 1.0),
+            ("urgent", 1.0),
+            ("critical", 0.9),
+            ("p1", 0.8),
+            ("high", 0.8),
+            ("major", 0.7),
+            ("p2", 0.5),
+            ("medium", 0.5),
+            ("normal", 0.5),
+            ("p3", 0.3),
+            ("low", 0.3),
+            ("minor", 0.3),
+            ("p4", 0.1),
+            ("lowest", 0.1),
+            ("trivial", 0.1),
+            // Odoo stars (crm.lead priority "0".."3").
+            ("3", 0.9),
+            ("2", 0.7),
+            ("1", 0.5),
+            ("0", 0.2),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Self {
+            w_urgency: 0.45,
+            w_importance: 0.30,
+            w_recency: 0.15,
+            w_source: 0.10,
+            overdue_decay_days: 30.0,
+            due_decay_days: 5.0,
+            recency_days: 14.0,
+            source_weights: BTreeMap::new(),
+            default_source_weight: 0.5,
+            labels,
+            vip_senders: Vec::new(),
+            vip_importance: 0.9,
+            value_full: 1_000_000.0,
+            undated_today: 0.95,
+            undated_week: 0.7,
+            undated_month: 0.45,
+            utc_offset_minutes: 0,
+        }
+    }
+}
+
+/// One component of a score, with its share and the reason for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// Raw value in [0, 1] (boost: points).
+    pub value: f64,
+    /// Weight applied.
+    pub weight: f64,
+    /// Points this component adds to the score.
+    pub points: f64,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Why a task scores what it scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    /// From the due date.
+    pub urgency: Component,
+    /// From source signals.
+    pub importance: Component,
+    /// From the last change.
+    pub recency: Component,
+    /// From the source weight.
+    pub source: Component,
+    /// Manual boost.
+    pub boost: Component,
+    /// Pinned by the user.
+    pub pinned: bool,
+}
+
+/// A score and its breakdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Priority {
+    /// The score in points (higher first).
+    pub score: f64,
+    /// How the score was made.
+    pub breakdown: Breakdown,
+}
+
+impl Breakdown {
+    /// One line for people: the strongest reasons first.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<(&str, &Component)> = vec![
+            ("urgency", &self.urgency),
+            ("importance", &self.importance),
+            ("recency", &self.recency),
+            ("source", &self.source),
+        ];
+        if self.boost.points != 0.0 {
+            parts.push(("boost", &self.boost));
+        }
+        parts.sort_by(|a, b| b.1.points.total_cmp(&a.1.points));
+        let mut text: Vec<String> = Vec::new();
+        if self.pinned {
+            text.push("pinned".into());
+        }
+        text.extend(
+            parts
+                .into_iter()
+                .map(|(name, c)| format!("{name} {:.1} ({})", c.points, c.reason)),
+        );
+        text.join(" · ")
+    }
+}
+
+impl PriorityConfig {
+    /// The user's calendar day at `now`.
+    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        (now + Duration::minutes(i64::from(self.utc_offset_minutes))).date_naive()
+    }
+
+    /// Urgency of a task due `days` days from today (negative: overdue).
+    pub fn urgency(&self, days: i64) -> f64 {
+        if days <= 0 {
+            (-(days.unsigned_abs() as f64) / self.overdue_decay_days.max(1e-9)).exp()
+        } else {
+            (-(days as f64) / self.due_decay_days.max(1e-9)).exp()
+        }
+    }
+
+    /// Recency of an item last changed at `updated` (future times count as now).
+    pub fn recency(&self, updated: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+        let age_days = ((now - updated).num_seconds().max(0) as f64) / 86_400.0;
+        (-age_days / self.recency_days.max(1e-9)).exp()
+    }
+
+    /// Weight of a source kind.
+    pub fn source_weight(&self, source_kind: &str) -> f64 {
+        self.source_weights
+            .get(source_kind)
+            .copied()
+            .unwrap_or(self.default_source_weight)
+            .clamp(0.0, 1.0)
+    }
+
+    /// The largest weight any source can have, for bounds in the focus search.
+    pub fn max_source_weight(&self) -> f64 {
+        self.source_weights
+            .values()
+            .copied()
+            .fold(self.default_source_weight, f64::max)
+            .clamp(0.0, 1.0)
+    }
+
+    /// Importance in [0, 1] from source signals, with the reason.
+    pub fn importance(&self, signals: &Signals) -> (f64, String) {
+        let mut best = (0.0, String::from("no priority signal"));
+        let mut consider = |value: f64, reason: String| {
+            if value > best.0 {
+                best = (value, reason);
+            }
+        };
+        for label in &signals.labels {
+            let key = label.trim().to_lowercase();
+            // Labels often carry a prefix: "priority: high", "P1 - High".
+            let found = self.labels.get(&key).copied().or_else(|| {
+                key.split(|c: char| !c.is_alphanumeric())
+                    .filter_map(|t| self.labels.get(t).copied())
+                    .reduce(f64::max)
+            });
+            if let Some(v) = found {
+                consider(v, format!("label {}", label.trim()));
+            }
+        }
+        if let Some(value) = signals.value.filter(|v| *v > 0.0) {
+            let scale = (value.log10() / self.value_full.max(10.0).log10()).clamp(0.0, 1.0);
+            let p = signals
+                .probability
+                .map(|p| if p > 1.0 { p / 100.0 } else { p })
+                .map(|p| p.clamp(0.0, 1.0));
+            let v = scale * p.unwrap_or(1.0);
+            let currency = signals.currency.as_deref().unwrap_or("");
+            let reason = match p {
+                Some(p) => format!("deal {} {currency} × {:.0}%", compact(value), p * 100.0),
+                None => format!("deal {} {currency}", compact(value)),
+            };
+            consider(v, reason.replace("  ", " "));
+        }
+        if let Some(sender) = &signals.sender {
+            let sender = sender.trim().to_lowercase();
+            let vip = self.vip_senders.iter().any(|v| {
+                let v = v.trim().to_lowercase();
+                if v.starts_with('@') {
+                    sender.ends_with(&v)
+                } else {
+                    sender == v
+                }
+            });
+            if vip {
+                consider(self.vip_importance, format!("VIP sender {sender}"));
+            }
+        }
+        (best.0.clamp(0.0, 1.0), best.1)
+    }
+
+    /// The horizon of `task` on `today`.
+    pub fn horizon(&self, task: &Task, today: NaiveDate) -> Horizon {
+        if task.pinned {
+            return Horizon::Today;
+        }
+        match task.due {
+            Some(due) => horizon_for_days((due - today).num_days()),
+            None => self.undated_horizon(task.importance),
+        }
+    }
+
+    /// The horizon of an undated task of this importance.
+    pub fn undated_horizon(&self, importance: f64) -> Horizon {
+        if importance >= self.undated_today {
+            Horizon::Today
+        } else if importance >= self.undated_week {
+            Horizon::Week
+        } else if importance >= self.undated_month {
+            Horizon::Month
+        } else {
+            Horizon::Later
+        }
+    }
+
+    /// The score of `task` at `now`, with its breakdown.
+    pub fn score(&self, task: &Task, now: DateTime<Utc>) -> Priority {
+        let today = self.today(now);
+        let (urgency, urgency_reason) = match task.due {
+            Some(due) => {
+                let days = (due - today).num_days();
+                let reason = match days {
+                    0 => "due today".to_string(),
+                    1 => "due tomorrow".to_string(),
+                    -1 => "overdue by 1 day".to_string(),
+                    d if d < 0 => format!("overdue by {} days", -d),
+                    d => format!("due in {d} days"),
+                };
+                (self.urgency(days), reason)
+            }
+            None => (0.0, "no due date".to_string()),
+        };
+        let recency = self.recency(task.updated_at, now);
+        let age_days = (now - task.updated_at).num_days().max(0);
+        let source = self.source_weight(&task.source_kind);
+        let component = |value: f64, weight: f64, reason: String| Component {
+            value,
+            weight,
+            points: 100.0 * weight * value,
+            reason,
+        };
+        let breakdown = Breakdown {
+            urgency: component(urgency, self.w_urgency, urgency_reason),
+            importance: component(
+                task.importance,
+                self.w_importance,
+                task.importance_reason.clone(),
+            ),
+            recency: component(
+                recency,
+                self.w_recency,
+                match age_days {
+                    0 => "changed today".to_string(),
+                    1 => "changed yesterday".to_string(),
+                    d => format!("changed {d} days ago"),
+                },
+            ),
+            source: component(source, self.w_source, format!("source {}", task.source_kind)),
+            boost: Component {
+                value: task.boost,
+                weight: 1.0,
+                points: task.boost,
+                reason: if task.boost == 0.0 {
+                    "no boost".into()
+                } else {
+                    "manual boost".into()
+                },
+            },
+            pinned: task.pinned,
+        };
+        let score = breakdown.urgency.points
+            + breakdown.importance.points
+            + breakdown.recency.points
+            + breakdown.source.points
+            + breakdown.boost.points;
+        Priority { score, breakdown }
+    }
+
+    /// Highest score any unboosted, unpinned task due `days` from today with importance at most
+    /// `importance` can reach; the focus search stops once this falls below its k-th best.
+    pub fn upper_bound(&self, days: Option<i64>, importance: f64) -> f64 {
+        let urgency = days.map_or(0.0, |d| self.urgency(d));
+        100.0
+            * (self.w_urgency * urgency
+                + self.w_importance * importance
+                + self.w_recency
+                + self.w_source * self.max_source_weight())
+    }
+
+    /// The least importance a task due `days` from today needs to reach `score`.
+    pub fn importance_needed(&self, days: Option<i64>, score: f64) -> f64 {
+        if self.w_importance <= 0.0 {
+            return 0.0;
+        }
+        let rest = self.upper_bound(days, 0.0);
+        ((score - rest) / (100.0 * self.w_importance)).max(0.0)
+    }
+}
+
+/// The horizon of a task due `days` from today.
+pub fn horizon_for_days(days: i64) -> Horizon {
+    if days <= 0 {
+        Horizon::Today
+    } else if days <= 7 {
+        Horizon::Week
+    } else if days <= 30 {
+        Horizon::Month
+    } else {
+        Horizon::Later
+    }
+}
+
+fn compact(value: f64) -> String {
+    if value >= 1_000_000.0 {
+        format!("{:.1}M", value / 1_000_000.0)
+    } else if value >= 1_000.0 {
+        format!("{:.0}k", value / 1_000.0)
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RecordId, Scope, TaskStatus};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap()
+    }
+
+    fn task(due_days: Option<i64>, importance: f64) -> Task {
+        let today = now().date_naive();
+        Task {
+            id: RecordId::from_raw(1),
+            scope: Scope::default(),
+            title: "t".into(),
+            source_kind: "jira".into(),
+            url: None,
+            status: TaskStatus::Todo,
+            due: due_days.map(|d| today + Duration::days(d)),
+            importance,
+            importance_reason: "test".into(),
+            boost: 0.0,
+            pinned: false,
+            updated_at: now() - Duration::days(2),
+            completed_at: None,
+        }
+    }
+
+    #[test]
+    fn horizons_follow_due_dates() {
+        let cfg = PriorityConfig::default();
+        let today = now().date_naive();
+        for (days, want) in [
+            (-40, Horizon::Today),
+            (0, Horizon::Today),
+            (1, Horizon::Week),
+            (7, Horizon::Week),
+            (8, Horizon::Month),
+            (30, Horizon::Month),
+            (31, Horizon::Later),
+        ] {
+            assert_eq!(cfg.horizon(&task(Some(days), 0.5), today), want, "{days}");
+        }
+        assert_eq!(cfg.horizon(&task(None, 1.0), today), Horizon::Today);
+        assert_eq!(cfg.horizon(&task(None, 0.8), today), Horizon::Week);
+        assert_eq!(cfg.horizon(&task(None, 0.5), today), Horizon::Month);
+        assert_eq!(cfg.horizon(&task(None, 0.1), today), Horizon::Later);
+        let mut pinned = task(Some(60), 0.0);
+        pinned.pinned = true;
+        assert_eq!(cfg.horizon(&pinned, today), Horizon::Today);
+    }
+
+    #[test]
+    fn due_today_beats_due_next_week_at_equal_importance() {
+        let cfg = PriorityConfig::default();
+        let a = cfg.score(&task(Some(0), 0.5), now()).score;
+        let b = cfg.score(&task(Some(6), 0.5), now()).score;
+        let c = cfg.score(&task(None, 0.5), now()).score;
+        assert!(a > b && b > c, "{a} {b} {c}");
+    }
+
+    #[test]
+    fn labels_values_and_vips_give_importance_with_reasons() {
+        let mut cfg = PriorityConfig::default();
+        cfg.vip_senders = vec!["@bigcustomer.com".into()];
+        let (v, why) = cfg.importance(&Signals {
+            labels: vec!["bug".into(), "P0".into()],
+            ..Signals::default()
+        });
+        assert_eq!(v, 1.0);
+        assert_eq!(why, "label P0");
+        let (v, why) = cfg.importance(&Signals {
+            labels: vec!["Priority: High".into()],
+            ..Signals::default()
+        });
+        assert_eq!(v, 0.8);
+        assert!(why.contains("High"));
+        let (v, why) = cfg.importance(&Signals {
+            value: Some(100_000.0),
+            currency: Some("USD".into()),
+            probability: Some(50.0),
+            ..Signals::default()
+        });
+        assert!((v - (5.0 / 6.0) * 0.5).abs() < 1e-9, "{v}");
+        assert_eq!(why, "deal 100k USD × 50%");
+        let (v, why) = cfg.importance(&Signals {
+            sender: Some("CEO@BigCustomer.com".into()),
+            ..Signals::default()
+        });
+        assert_eq!(v, 0.9);
+        assert!(why.contains("VIP"));
+        assert_eq!(cfg.importance(&Signals::default()).0, 0.0);
+    }
+
+    #[test]
+    fn breakdown_points_add_up_to_the_score() {
+        let cfg = PriorityConfig::default();
+        let mut t = task(Some(-3), 0.8);
+        t.boost = 7.0;
+        let p = cfg.score(&t, now());
+        let b = &p.breakdown;
+        let sum =
+            b.urgency.points + b.importance.points + b.recency.points + b.source.points + b.boost.points;
+        assert!((sum - p.score).abs() < 1e-9);
+        assert_eq!(b.urgency.reason, "overdue by 3 days");
+        assert!(b.boost.points == 7.0);
+        assert!(p.breakdown.summary().contains("urgency"));
+    }
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let cfg = PriorityConfig::default();
+        let text = toml::to_string(&cfg).unwrap();
+        let back: PriorityConfig = toml::from_str(&text).unwrap();
+        assert_eq!(cfg, back);
+        assert!(toml::from_str::<PriorityConfig>("w_urgncy = 1.0").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn components_stay_in_bounds(days in -5000i64..5000, imp in 0.0f64..=1.0, age in 0i64..10_000) {
+            let cfg = PriorityConfig::default();
+            let u = cfg.urgency(days);
+            prop_assert!((0.0..=1.0).contains(&u));
+            let mut t = task(Some(days), imp);
+            t.updated_at = now() - Duration::hours(age);
+            let p = cfg.score(&t, now());
+            prop_assert!(p.score >= 0.0 && p.score <= 100.0 + 1e-9);
+            // The focus search relies on this bound never being beaten.
+            prop_assert!(p.score <= cfg.upper_bound(Some(days), imp) + 1e-9);
+        }
+
+        #[test]
+        fn urgency_is_highest_today_and_decays_with_distance(d in 1i64..3000) {
+            let cfg = PriorityConfig::default();
+            prop_assert!(cfg.urgency(0) >= cfg.urgency(d));
+            prop_assert!(cfg.urgency(0) >= cfg.urgency(-d));
+            prop_assert!(cfg.urgency(d) >= cfg.urgency(d + 1));
+            prop_assert!(cfg.urgency(-d) >= cfg.urgency(-d - 1));
+        }
+
+        #[test]
+        fn more_importance_never_lowers_the_score(a in 0.0f64..=1.0, b in 0.0f64..=1.0, days in -60i64..60) {
+            let cfg = PriorityConfig::default();
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            prop_assert!(cfg.score(&task(Some(days), lo), now()).score <= cfg.score(&task(Some(days), hi), now()).score);
+        }
+    }
+}

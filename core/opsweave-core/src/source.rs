@@ -1,0 +1,336 @@
+//! Reading source files into raw items: CSV, JSON Lines and JSON documents.
+//!
+//! Readers never panic and never drop an item silently: an unreadable row becomes a
+//! [`Rejection`] with its line; a file that is not of the expected format at all is an error.
+
+use crate::mapping::{Format, Rejection};
+use crate::{Error, RawItem, Result};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
+
+/// One item read from a source: a raw item, or a row that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceItem {
+    /// A readable item.
+    Raw(RawItem),
+    /// An unreadable row (ragged, not UTF-8, not JSON).
+    Rejected(Rejection),
+}
+
+/// Reads items one at a time from a file's bytes.
+pub struct SourceReader<R: Read> {
+    inner: Inner<R>,
+    file: String,
+}
+
+enum Inner<R: Read> {
+    Csv {
+        reader: csv::Reader<R>,
+        headers: Vec<String>,
+        record: csv::ByteRecord,
+    },
+    Jsonl {
+        reader: BufReader<R>,
+        line: u64,
+        buf: Vec<u8>,
+    },
+    Json {
+        items: VecDeque<SourceItem>,
+    },
+}
+
+impl<R: Read> SourceReader<R> {
+    /// Opens `reader` as `format`; `file` names it in errors; `required_columns` must be in a CSV
+    /// header, `records` points at the array of items in a JSON document.
+    pub fn new(
+        format: Format,
+        reader: R,
+        file: &str,
+        required_columns: &[String],
+        records: Option<&str>,
+    ) -> Result<Self> {
+        let inner = match format {
+            Format::Csv => open_csv(reader, file, required_columns)?,
+            Format::Jsonl => open_jsonl(reader, file)?,
+            Format::Json => open_json(reader, file, records)?,
+        };
+        Ok(Self {
+            inner,
+            file: file.to_string(),
+        })
+    }
+
+    /// The column names of a CSV file (empty for JSON).
+    pub fn headers(&self) -> &[String] {
+        match &self.inner {
+            Inner::Csv { headers, .. } => headers,
+            _ => &[],
+        }
+    }
+}
+
+fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner<R>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(reader);
+    let header = reader
+        .byte_headers()
+        .map_err(|e| Error::invalid(format!("cannot read the CSV header: {e}")).in_file(file).at_line(1))?
+        .clone();
+    if header.is_empty() || header.iter().all(<[u8]>::is_empty) {
+        return Err(Error::invalid("empty file: no CSV header row").in_file(file).at_line(1));
+    }
+    let mut headers = Vec::with_capacity(header.len());
+    for (i, cell) in header.iter().enumerate() {
+        let cell = if i == 0 { cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell) } else { cell };
+        let text = std::str::from_utf8(cell)
+            .ok()
+            .filter(|t| !t.chars().any(|c| c.is_control() && c != '\t'))
+            .ok_or_else(|| {
+                Error::invalid("not a CSV file: the header row is not text")
+                    .in_file(file)
+                    .at_line(1)
+            })?;
+        let text = text.trim().to_string();
+        if headers.contains(&text) {
+            return Err(Error::invalid(format!("duplicate column `{text}` in the CSV header"))
+                .in_file(file)
+                .at_line(1)
+                .on_field(text));
+        }
+        headers.push(text);
+    }
+    let missing: Vec<&String> = required.iter().filter(|c| !headers.contains(c)).collect();
+    if !missing.is_empty() {
+        let list = |v: &[&String]| v.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        let shown: Vec<&String> = headers.iter().take(12).collect();
+        return Err(Error::invalid(format!(
+            "the CSV header lacks column(s) {} that the mapping reads (header has: {})",
+            list(&missing),
+            list(&shown)
+        ))
+        .in_file(file)
+        .at_line(1)
+        .on_field(missing[0].clone()));
+    }
+    Ok(Inner::Csv {
+        reader,
+        headers,
+        record: csv::ByteRecord::new(),
+    })
+}
+
+fn open_jsonl<R: Read>(reader: R, file: &str) -> Result<Inner<R>> {
+    let mut reader = BufReader::new(reader);
+    // The first non-blank line decides whether this is JSON Lines at all.
+    let peek = reader
+        .fill_buf()
+        .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
+    let first = peek.iter().find(|b| !b.is_ascii_whitespace());
+    if let Some(b) = first {
+        if *b != b'{' && *b != b'[' {
+            return Err(Error::invalid("not a JSON Lines file: the first item does not start with `{`")
+                .in_file(file)
+                .at_line(1));
+        }
+    }
+    Ok(Inner::Jsonl {
+        reader,
+        line: 0,
+        buf: Vec::new(),
+    })
+}
+
+fn open_json<R: Read>(mut reader: R, file: &str, records: Option<&str>) -> Result<Inner<R>> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64;
+        Error::invalid("not a JSON file: invalid UTF-8").in_file(file).at_line(line)
+    })?;
+    let not_json = |e: serde_json::Error| {
+        Error::invalid(format!("not a JSON file: {e}")).in_file(file).at_line(e.line() as u64)
+    };
+    let mut current: &RawValue = serde_json::from_str(text).map_err(not_json)?;
+    if let Some(pointer) = records.filter(|p| !p.is_empty() && *p != "/") {
+        for key in pointer.trim_start_matches('/').split('/') {
+            let key = key.replace("~1", "/").replace("~0", "~");
+            let object: HashMap<String, &RawValue> = serde_json::from_str(current.get()).map_err(|_| {
+                Error::invalid(format!("expected an object holding `{pointer}`")).in_file(file)
+            })?;
+            current = object.get(&key).copied().ok_or_else(|| {
+                Error::invalid(format!("the document has no `{pointer}` array of items"))
+                    .in_file(file)
+                    .on_field(pointer.to_string())
+            })?;
+        }
+    }
+    let start = text.as_ptr() as usize;
+    let mut items = VecDeque::new();
+    let trimmed = current.get().trim_start();
+    let elements: Vec<&RawValue> = if trimmed.starts_with('[') {
+        serde_json::from_str(current.get()).map_err(not_json)?
+    } else if trimmed.starts_with('{') {
+        vec![current]
+    } else {
+        return Err(Error::invalid("expected a JSON array of items or one object").in_file(file));
+    };
+    let mut line = 1u64;
+    let mut counted = 0usize;
+    for element in elements {
+        let offset = element.get().as_ptr() as usize - start;
+        line += text.as_bytes()[counted..offset].iter().filter(|b| **b == b'\n').count() as u64;
+        counted = offset;
+        match serde_json::from_str::<Value>(element.get()) {
+            Ok(payload) => items.push_back(SourceItem::Raw(RawItem { line, payload })),
+            Err(e) => items.push_back(SourceItem::Rejected(Rejection::new(line, None, format!("invalid JSON: {e}")))),
+        }
+    }
+    Ok(Inner::Json { items })
+}
+
+impl<R: Read> Iterator for SourceReader<R> {
+    type Item = Result<SourceItem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            Inner::Csv { reader, headers, record } => {
+                match reader.read_byte_record(record) {
+                    Ok(false) => None,
+                    Ok(true) => Some(Ok(csv_item(headers, record))),
+                    Err(e) => {
+                        let line = e.position().map_or(0, csv::Position::line);
+                        match e.kind() {
+                            csv::ErrorKind::Io(_) => Some(Err(Error::unavailable(format!("cannot read: {e}"))
+                                .in_file(self.file.clone()))),
+                            _ => Some(Ok(SourceItem::Rejected(Rejection::new(line, None, format!("unreadable CSV row: {e}"))))),
+                        }
+                    }
+                }
+            }
+            Inner::Jsonl { reader, line, buf } => loop {
+                buf.clear();
+                match reader.read_until(b'\n', buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Some(Err(Error::unavailable(format!("cannot read: {e}")).in_file(self.file.clone())))
+                    }
+                }
+                *line += 1;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let item = match std::str::from_utf8(buf) {
+                    Err(_) => SourceItem::Rejected(Rejection::new(*line, None, "invalid UTF-8")),
+                    Ok(text) => match serde_json::from_str::<Value>(text) {
+                        Ok(payload) => SourceItem::Raw(RawItem { line: *line, payload }),
+                        Err(e) => SourceItem::Rejected(Rejection::new(*line, None, format!("invalid JSON: {e}"))),
+                    },
+                };
+                return Some(Ok(item));
+            },
+            Inner::Json { items } => items.pop_front().map(Ok),
+        }
+    }
+}
+
+fn csv_item(headers: &[String], record: &csv::ByteRecord) -> SourceItem {
+    let line = record.position().map_or(0, csv::Position::line);
+    if record.len() != headers.len() {
+        let mut r = Rejection::new(
+            line,
+            None,
+            format!("expected {} columns, found {}", headers.len(), record.len()),
+        );
+        r.raw = Some(String::from_utf8_lossy(record.as_slice()).into_owned());
+        return SourceItem::Rejected(r);
+    }
+    let mut map = Map::with_capacity(headers.len());
+    for (name, cell) in headers.iter().zip(record.iter()) {
+        match std::str::from_utf8(cell) {
+            Ok(text) => {
+                map.insert(name.clone(), Value::String(text.to_string()));
+            }
+            Err(_) => {
+                let mut r = Rejection::new(line, Some(name), "invalid UTF-8");
+                r.raw = Some(String::from_utf8_lossy(record.as_slice()).into_owned());
+                return SourceItem::Rejected(r);
+            }
+        }
+    }
+    SourceItem::Raw(RawItem {
+        line,
+        payload: Value::Object(map),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(format: Format, data: &[u8], required: &[&str], records: Option<&str>) -> Result<Vec<SourceItem>> {
+        let required: Vec<String> = required.iter().map(|s| s.to_string()).collect();
+        SourceReader::new(format, data, "f", &required, records)?.collect()
+    }
+
+    #[test]
+    fn csv_rows_keep_lines_and_reject_bad_ones() {
+        let data = b"\xEF\xBB\xBFid,name\n1,Acme\n2\n3,\"multi\nline\"\n4,\xff\xfe\n5,Globex\n";
+        let items = read(Format::Csv, data, &["id"], None).unwrap();
+        assert_eq!(items.len(), 5);
+        let SourceItem::Raw(first) = &items[0] else { panic!("{:?}", items[0]) };
+        assert_eq!(first.line, 2);
+        assert_eq!(first.payload["id"], "1");
+        let SourceItem::Rejected(ragged) = &items[1] else { panic!() };
+        assert_eq!((ragged.line, ragged.reason.as_str()), (3, "expected 2 columns, found 1"));
+        let SourceItem::Raw(multi) = &items[2] else { panic!() };
+        assert_eq!(multi.line, 4);
+        let SourceItem::Rejected(utf8) = &items[3] else { panic!() };
+        assert_eq!((utf8.line, utf8.field.as_deref()), (6, Some("name")));
+        let SourceItem::Raw(last) = &items[4] else { panic!() };
+        assert_eq!(last.line, 7);
+    }
+
+    #[test]
+    fn csv_without_required_columns_or_header_is_a_file_error() {
+        let err = read(Format::Csv, b"name\nAcme\n", &["id"], None).unwrap_err();
+        assert!(err.message().contains("`id`"), "{err}");
+        assert_eq!(err.location().line, Some(1));
+        assert!(read(Format::Csv, b"", &["id"], None).is_err());
+        assert!(read(Format::Csv, b"\x89PNG\r\n\x1a\n\x00\x00", &["id"], None).is_err());
+        assert!(read(Format::Csv, b"id,id\n1,2\n", &[], None).is_err());
+    }
+
+    #[test]
+    fn jsonl_rejects_bad_lines_and_refuses_non_json() {
+        let items = read(Format::Jsonl, b"{\"id\":1}\n\n{oops}\n{\"id\":2}\n", &[], None).unwrap();
+        assert_eq!(items.len(), 3);
+        assert!(matches!(&items[1], SourceItem::Rejected(r) if r.line == 3));
+        assert!(matches!(&items[2], SourceItem::Raw(r) if r.line == 4));
+        assert!(read(Format::Jsonl, b"hello world\n", &[], None).is_err());
+    }
+
+    #[test]
+    fn json_arrays_by_pointer_with_line_numbers() {
+        let doc = b"{\n  \"total\": 2,\n  \"issues\": [\n    {\"key\": \"A-1\"},\n    {\"key\": \"A-2\"}\n  ]\n}";
+        let items = read(Format::Json, doc, &[], Some("/issues")).unwrap();
+        let lines: Vec<u64> = items
+            .iter()
+            .map(|i| match i {
+                SourceItem::Raw(r) => r.line,
+                SourceItem::Rejected(r) => r.line,
+            })
+            .collect();
+        assert_eq!(lines, vec![4, 5]);
+        assert!(read(Format::Json, doc, &[], Some("/missing")).is_err());
+        assert!(read(Format::Json, b"not json", &[], None).is_err());
+        let top = read(Format::Json, b"[{\"a\":1},\n{\"a\":2}]", &[], None).unwrap();
+        assert_eq!(top.len(), 2);
+    }
+}

@@ -1,0 +1,169 @@
+//! The storage seams: what every backend (SQLite, PostgreSQL) implements.
+
+use crate::mapping::{Normalised, Rejection};
+use crate::{Event, Link, NewEvent, Record, RecordId, Result, Scope, Task, TaskStatus, EntityKind};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One normalised item with its computed importance, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestItem {
+    /// The record, task seed, links and serialised raw payload.
+    pub normalised: Normalised,
+    /// Importance in [0, 1] from the task's signals (0 for non-tasks).
+    pub importance: f64,
+    /// Why the importance is what it is.
+    pub importance_reason: String,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// New records.
+    pub inserted: u64,
+    /// Records whose content changed.
+    pub updated: u64,
+    /// Records whose content hash was unchanged (nothing written).
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, rhs: Self) {
+        self.inserted += rhs.inserted;
+        self.updated += rhs.updated;
+        self.unchanged += rhs.unchanged;
+    }
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordFilter {
+    /// Only this entity kind.
+    pub entity: Option<EntityKind>,
+    /// Only this source kind.
+    pub source: Option<String>,
+    /// Keyset cursor: records with an id greater than this.
+    pub after: Option<RecordId>,
+    /// At most this many (the store caps it at 10,000).
+    pub limit: usize,
+}
+
+/// A full-text hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The record.
+    pub id: RecordId,
+    /// Its title.
+    pub title: String,
+    /// Its entity kind.
+    pub entity: EntityKind,
+    /// Its source kind.
+    pub source_kind: String,
+    /// A short excerpt around the match.
+    pub snippet: String,
+    /// Relevance, higher is better (BM25 negated).
+    pub score: f64,
+}
+
+/// The part of the open tasks a focus query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Slice {
+    /// Unpinned, unboosted tasks due between the two dates, inclusive.
+    Due(NaiveDate, NaiveDate),
+    /// Unpinned, unboosted tasks due before this date.
+    DueBefore(NaiveDate),
+    /// Unpinned, unboosted undated tasks with importance in `[min, max)`.
+    Undated(f64, f64),
+    /// Pinned or boosted tasks (few: the user marks them by hand).
+    Marked,
+}
+
+/// A page of open tasks from a slice, ordered by importance (high first) then id.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CandidateQuery {
+    /// Which tasks.
+    pub slice: Slice,
+    /// Only tasks at least this important.
+    pub min_importance: f64,
+    /// Keyset cursor: tasks after this (importance, id) in the order.
+    pub after: Option<(f64, RecordId)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// RAW + CORE records, tasks, links and their events.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Stores a batch in one transaction: raw payloads, records, tasks, links and rejections.
+    /// Unchanged items (same content hash) are not written. The batch commits whole or not at all.
+    async fn ingest_batch(
+        &self,
+        scope: &Scope,
+        source_file: &str,
+        items: &[IngestItem],
+        rejections: &[Rejection],
+    ) -> Result<BatchOutcome>;
+
+    /// One record; `NotFound` when it is not in `scope`.
+    async fn record(&self, scope: &Scope, id: RecordId) -> Result<Record>;
+
+    /// The raw payload a record came from, verbatim.
+    async fn raw_payload(&self, scope: &Scope, id: RecordId) -> Result<String>;
+
+    /// Records in `scope`, ordered by id.
+    async fn records(&self, scope: &Scope, filter: &RecordFilter) -> Result<Vec<Record>>;
+
+    /// Rejections kept from ingests, newest first.
+    async fn rejections(&self, scope: &Scope, limit: usize) -> Result<Vec<(String, Rejection)>>;
+
+    /// Full-text search over titles and bodies.
+    async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
+
+    /// One task; `NotFound` when it is not a task in `scope`.
+    async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task>;
+
+    /// A page of open tasks for the focus search.
+    async fn task_candidates(&self, scope: &Scope, query: &CandidateQuery) -> Result<Vec<Task>>;
+
+    /// Tasks completed at or after `since`, most recent first.
+    async fn done_since(&self, scope: &Scope, since: DateTime<Utc>, limit: usize) -> Result<Vec<Task>>;
+
+    /// Changes a task's status and appends its event in one transaction; `Conflict` when the
+    /// status is no longer `expected` (someone else changed it first).
+    async fn change_status(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+        expected: TaskStatus,
+        event: NewEvent,
+    ) -> Result<Event>;
+
+    /// Sets a task's manual boost and pin.
+    async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task>;
+
+    /// Links with both ends among `ids`.
+    async fn links_among(&self, scope: &Scope, ids: &[RecordId]) -> Result<Vec<Link>>;
+
+    /// Stores links (e.g. from matching); existing (kind, from, to) links are updated.
+    async fn put_links(&self, scope: &Scope, links: &[Link]) -> Result<()>;
+
+    /// Counts of records and of open tasks in `scope`.
+    async fn counts(&self, scope: &Scope) -> Result<(u64, u64)>;
+}
+
+/// The append-only event log.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends an event.
+    async fn append(&self, event: NewEvent) -> Result<Event>;
+
+    /// Events in `scope` (about `subject` when given) after sequence `after`, oldest first.
+    async fn events(
+        &self,
+        scope: &Scope,
+        subject: Option<RecordId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+}

@@ -1,0 +1,84 @@
+//! Complete and undo as events: what change each one asks for.
+
+use crate::{Event, EventKind, TaskStatus};
+
+/// What a status operation should do given the task's state and its last status event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusPlan {
+    /// Nothing to do: the operation was already applied (repeating it is harmless).
+    Nothing,
+    /// Change `from` → `to`; for an undo, `undoes` is the event it reverts.
+    Change {
+        /// Current status.
+        from: TaskStatus,
+        /// New status.
+        to: TaskStatus,
+        /// The event undone, for an undo.
+        undoes: Option<i64>,
+    },
+}
+
+/// Plans completing a task currently in `status`.
+pub fn plan_complete(status: TaskStatus) -> StatusPlan {
+    if status == TaskStatus::Done {
+        StatusPlan::Nothing
+    } else {
+        StatusPlan::Change {
+            from: status,
+            to: TaskStatus::Done,
+            undoes: None,
+        }
+    }
+}
+
+/// Plans undoing the last status change of a task currently in `status`, given its last
+/// status event (`StatusChanged` or `Undone`). Undo after undo does nothing.
+pub fn plan_undo(status: TaskStatus, last: Option<&Event>) -> StatusPlan {
+    match last.map(|e| (&e.event.kind, e.seq)) {
+        Some((EventKind::StatusChanged { from, to }, seq)) if *to == status => StatusPlan::Change {
+            from: status,
+            to: *from,
+            undoes: Some(seq),
+        },
+        _ => StatusPlan::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewEvent, Scope};
+    use chrono::Utc;
+
+    fn event(seq: i64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            event: NewEvent {
+                scope: Scope::default(),
+                actor: "t".into(),
+                subject: None,
+                kind,
+                at: Utc::now(),
+            },
+        }
+    }
+
+    #[test]
+    fn complete_then_undo_restores_and_repeats_are_harmless() {
+        assert_eq!(plan_complete(TaskStatus::Done), StatusPlan::Nothing);
+        assert_eq!(
+            plan_complete(TaskStatus::Doing),
+            StatusPlan::Change { from: TaskStatus::Doing, to: TaskStatus::Done, undoes: None }
+        );
+        let completed = event(7, EventKind::StatusChanged { from: TaskStatus::Doing, to: TaskStatus::Done });
+        assert_eq!(
+            plan_undo(TaskStatus::Done, Some(&completed)),
+            StatusPlan::Change { from: TaskStatus::Done, to: TaskStatus::Doing, undoes: Some(7) }
+        );
+        let undone = event(8, EventKind::Undone { undoes: 7, from: TaskStatus::Done, to: TaskStatus::Doing });
+        assert_eq!(plan_undo(TaskStatus::Doing, Some(&undone)), StatusPlan::Nothing);
+        assert_eq!(plan_undo(TaskStatus::Todo, None), StatusPlan::Nothing);
+        // The source changed the status since: undo must not clobber it.
+        assert_eq!(plan_undo(TaskStatus::Todo, Some(&completed)), StatusPlan::Nothing);
+    }
+}

@@ -1,0 +1,1 @@
+//! opsweave-testkit (work in progress).

@@ -1,0 +1,1 @@
+//! opsweave (work in progress).
