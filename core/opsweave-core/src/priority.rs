@@ -80,11 +80,12 @@ impl Default for PriorityConfig {
             ("p4", 0.1),
             ("lowest", 0.1),
             ("trivial", 0.1),
-            // Odoo stars (crm.lead priority "0".."3").
-            ("3", 0.9),
-            ("2", 0.7),
-            ("1", 0.5),
-            ("0", 0.2),
+            // Odoo crm.lead priority stars, as the odoo-crm-lead preset names them.
+            ("excellent", 0.9),
+            ("very good", 0.7),
+            ("good", 0.5),
+            // Gmail's importance marker.
+            ("important", 0.6),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
