@@ -1,1 +1,77 @@
-//! opsweave-sqlite (work in progress).
+//! The embedded SQLite backend of opsweave.
+//!
+//! One file in WAL mode holds RAW (verbatim payloads), CORE (records, tasks, links), SEARCH (an
+//! FTS5 index kept in step by triggers) and OPS (events, rejections). Migrations are embedded in
+//! the binary and applied on open.
+
+mod error;
+mod rows;
+mod store;
+
+use error::map;
+use opsweave_core::{Error, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The embedded store: a pool over one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`, `sqlite:path` or a
+    /// plain path) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err(Error::invalid("empty SQLite database path"));
+        }
+        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(Error::invalid(format!(
+                    "cannot open database `{path}`: folder `{}` does not exist",
+                    parent.display()
+                )));
+            }
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|e| Error::invalid(format!("bad SQLite path `{path}`: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options)
+            .await
+            .map_err(|e| map(&format!("open `{path}`"), e))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e))?;
+        Ok(Self { pool })
+    }
+
+    /// Answers when the database can be read (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| map("ping", e))
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,94 @@
+//! Conversions between core types and SQLite columns.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use opsweave_core::{Error, RecordId, Result, Scope, Task, TaskStatus};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+/// The days-since-epoch number of a date (the `due_day` column).
+pub(crate) fn day_number(date: NaiveDate) -> i64 {
+    (date - NaiveDate::default()).num_days()
+}
+
+/// The date of a days-since-epoch number.
+pub(crate) fn day_date(day: i64) -> Option<NaiveDate> {
+    NaiveDate::default().checked_add_signed(chrono::Duration::days(day))
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The instant of a milliseconds-since-epoch number.
+pub(crate) fn instant(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+pub(crate) fn scope_of(row: &SqliteRow) -> Result<Scope> {
+    Ok(Scope {
+        org: get(row, "org")?,
+        client: get(row, "client")?,
+        project: get(row, "project")?,
+    })
+}
+
+pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(column)
+        .map_err(|e| Error::internal(format!("sqlite: reading column `{column}`: {e}")))
+}
+
+/// The task columns every task query selects.
+pub(crate) const TASK_COLUMNS: &str = "id, org, client, project, title, source_kind, url, status, \
+     due_day, importance, importance_reason, boost, pinned, updated_at, completed_at";
+
+pub(crate) fn task_of(row: &SqliteRow) -> Result<Task> {
+    let status: String = get(row, "status")?;
+    let due: Option<i64> = get(row, "due_day")?;
+    let completed: Option<i64> = get(row, "completed_at")?;
+    Ok(Task {
+        id: RecordId::from_raw(get(row, "id")?),
+        scope: scope_of(row)?,
+        title: get(row, "title")?,
+        source_kind: get(row, "source_kind")?,
+        url: get(row, "url")?,
+        status: status.parse::<TaskStatus>()?,
+        due: due.and_then(day_date),
+        importance: get(row, "importance")?,
+        importance_reason: get(row, "importance_reason")?,
+        boost: get(row, "boost")?,
+        pinned: get::<i64>(row, "pinned")? != 0,
+        updated_at: instant(get(row, "updated_at")?),
+        completed_at: completed.map(instant),
+    })
+}
+
+/// Appends `AND client = ? AND project = ?` for the parts of `scope` that are set.
+pub(crate) fn scope_filter(sql: &mut String, scope: &Scope, table: &str) {
+    let prefix = if table.is_empty() { String::new() } else { format!("{table}.") };
+    sql.push_str(&format!("{prefix}org = ?"));
+    if scope.client.is_some() {
+        sql.push_str(&format!(" AND {prefix}client = ?"));
+    }
+    if scope.project.is_some() {
+        sql.push_str(&format!(" AND {prefix}project = ?"));
+    }
+}
+
+/// Binds the parts of `scope` that [`scope_filter`] named, in order.
+pub(crate) fn bind_scope<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    scope: &'q Scope,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query = query.bind(&scope.org);
+    if let Some(client) = &scope.client {
+        query = query.bind(client);
+    }
+    if let Some(project) = &scope.project {
+        query = query.bind(project);
+    }
+    query
+}

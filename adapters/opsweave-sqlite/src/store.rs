@@ -1,0 +1,664 @@
+//! `RecordStore` and `EventLog` on SQLite.
+
+use crate::error::map;
+use crate::rows::{bind_scope, day_number, get, instant, millis, scope_of, scope_filter, task_of, TASK_COLUMNS};
+use crate::SqliteStore;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use opsweave_core::mapping::Rejection;
+use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
+use opsweave_core::{
+    BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind, NewEvent,
+    Record, RecordId, RecordStore, Result, Scope, SearchHit, Task, TaskStatus,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::HashMap;
+
+/// Rows per multi-row INSERT: 14 columns × 500 stays well under SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// What the store already holds for a task, read before an upsert decides its status.
+struct ExistingTask {
+    status: TaskStatus,
+    source_status: String,
+    completed_at: Option<i64>,
+}
+
+/// The task row an upsert writes.
+struct TaskRow<'a> {
+    item: &'a IngestItem,
+    status: TaskStatus,
+    source_status: TaskStatus,
+    completed_at: Option<i64>,
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn ingest_batch(
+        &self,
+        scope: &Scope,
+        source_file: &str,
+        items: &[IngestItem],
+        rejections: &[Rejection],
+    ) -> Result<BatchOutcome> {
+        let now = millis(Utc::now());
+        let mut outcome = BatchOutcome::default();
+        // The same item twice in one batch: the later one wins, as it would across batches.
+        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if latest.insert(item.normalised.record.id.raw(), i).is_some() {
+                outcome.updated += 1;
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        let mut existing: HashMap<i64, (i64, Option<ExistingTask>)> = HashMap::new();
+        let ids: Vec<i64> = latest.keys().copied().collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT r.id, r.content_hash, t.status, t.source_status, t.completed_at \
+                 FROM records r LEFT JOIN tasks t ON t.id = r.id WHERE r.id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            let rows = q.build().fetch_all(&mut *tx).await.map_err(|e| map("read existing", e))?;
+            for row in rows {
+                let status: Option<String> = get(&row, "status")?;
+                let task = match status {
+                    Some(s) => Some(ExistingTask {
+                        status: s.parse()?,
+                        source_status: get(&row, "source_status")?,
+                        completed_at: get(&row, "completed_at")?,
+                    }),
+                    None => None,
+                };
+                existing.insert(get(&row, "id")?, (get(&row, "content_hash")?, task));
+            }
+        }
+        let mut changed: Vec<&IngestItem> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let id = item.normalised.record.id.raw();
+            if latest.get(&id) != Some(&i) {
+                continue;
+            }
+            match existing.get(&id) {
+                Some((hash, _)) if *hash == item.normalised.record.content_hash => outcome.unchanged += 1,
+                Some(_) => {
+                    outcome.updated += 1;
+                    changed.push(item);
+                }
+                None => {
+                    outcome.inserted += 1;
+                    changed.push(item);
+                }
+            }
+        }
+        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+            upsert_raw(&mut tx, source_file, chunk, now).await?;
+            upsert_records(&mut tx, chunk).await?;
+            let tasks: Vec<TaskRow> = chunk
+                .iter()
+                .filter_map(|item| {
+                    let seed = item.normalised.task.as_ref()?;
+                    let source_status = seed.status.unwrap_or(TaskStatus::Todo);
+                    let before = existing.get(&item.normalised.record.id.raw()).and_then(|(_, t)| t.as_ref());
+                    // The user's complete / undo stands until the source itself changes status.
+                    let status = match before {
+                        Some(b) if b.source_status == source_status.as_str() => b.status,
+                        _ => source_status,
+                    };
+                    let completed_at = match (status, before) {
+                        (TaskStatus::Done, Some(b)) if b.status == TaskStatus::Done => b.completed_at,
+                        (TaskStatus::Done, _) => Some(millis(item.normalised.record.updated_at)),
+                        _ => None,
+                    };
+                    Some(TaskRow {
+                        item,
+                        status,
+                        source_status,
+                        completed_at,
+                    })
+                })
+                .collect();
+            if !tasks.is_empty() {
+                upsert_tasks(&mut tx, &tasks).await?;
+            }
+            let links: Vec<(i64, &str, i64, i64, &str)> = chunk
+                .iter()
+                .flat_map(|item| {
+                    let record = &item.normalised.record;
+                    item.normalised.links.iter().filter_map(move |l| {
+                        let target = RecordId::derive(&record.scope, &l.to_source, &l.to_external_id).raw();
+                        let (from, to) = if l.evidence.starts_with("reverse:") {
+                            (target, record.id.raw())
+                        } else {
+                            (record.id.raw(), target)
+                        };
+                        (from != to).then_some((0, l.kind.as_str(), from, to, l.evidence.as_str()))
+                    })
+                })
+                .collect();
+            for rows in links.chunks(ROWS_PER_STATEMENT) {
+                let mut q: QueryBuilder<Sqlite> =
+                    QueryBuilder::new("INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ");
+                q.push_values(rows, |mut b, (_, kind, from, to, evidence)| {
+                    b.push_bind(&scope.org)
+                        .push_bind(*kind)
+                        .push_bind(*from)
+                        .push_bind(*to)
+                        .push_bind(1.0f64)
+                        .push_bind(*evidence);
+                });
+                q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET evidence = excluded.evidence");
+                q.build().execute(&mut *tx).await.map_err(|e| map("write links", e))?;
+            }
+        }
+        for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO rejections (org, client, project, source_file, line, field, reason, raw, at) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&scope.org)
+                    .push_bind(&scope.client)
+                    .push_bind(&scope.project)
+                    .push_bind(source_file)
+                    .push_bind(r.line as i64)
+                    .push_bind(&r.field)
+                    .push_bind(&r.reason)
+                    .push_bind(&r.raw)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| map("write rejections", e))?;
+        }
+        tx.commit().await.map_err(|e| map("commit batch", e))?;
+        Ok(outcome)
+    }
+
+    async fn record(&self, scope: &Scope, id: RecordId) -> Result<Record> {
+        let mut sql = String::from("SELECT * FROM records WHERE id = ? AND ");
+        scope_filter(&mut sql, scope, "");
+        let query = bind_scope(sqlx::query(&sql).bind(id.raw()), scope);
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read record", e))?
+            .ok_or_else(|| Error::not_found(format!("no record {id} in scope {scope}")))?;
+        record_of(&row)
+    }
+
+    async fn raw_payload(&self, scope: &Scope, id: RecordId) -> Result<String> {
+        let mut sql = String::from(
+            "SELECT raw_items.payload FROM raw_items JOIN records ON records.id = raw_items.id \
+             WHERE raw_items.id = ? AND ",
+        );
+        scope_filter(&mut sql, scope, "records");
+        let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read raw payload", e))?
+            .ok_or_else(|| Error::not_found(format!("no record {id} in scope {scope}")))?;
+        get(&row, "payload")
+    }
+
+    async fn records(&self, scope: &Scope, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let mut sql = String::from("SELECT * FROM records WHERE ");
+        scope_filter(&mut sql, scope, "");
+        if filter.entity.is_some() {
+            sql.push_str(" AND entity = ?");
+        }
+        if filter.source.is_some() {
+            sql.push_str(" AND source_kind = ?");
+        }
+        sql.push_str(" AND id > ? ORDER BY id LIMIT ?");
+        let mut query = bind_scope(sqlx::query(&sql), scope);
+        if let Some(entity) = filter.entity {
+            query = query.bind(entity.as_str());
+        }
+        if let Some(source) = &filter.source {
+            query = query.bind(source);
+        }
+        let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) };
+        let rows = query
+            .bind(filter.after.map_or(-1, RecordId::raw))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("list records", e))?;
+        rows.iter().map(record_of).collect()
+    }
+
+    async fn rejections(&self, scope: &Scope, limit: usize) -> Result<Vec<(String, Rejection)>> {
+        let mut sql = String::from("SELECT source_file, line, field, reason, raw FROM rejections WHERE ");
+        scope_filter(&mut sql, scope, "");
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let rows = bind_scope(sqlx::query(&sql), scope)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("list rejections", e))?;
+        rows.iter()
+            .map(|row| {
+                let mut r = Rejection::new(
+                    get::<i64>(row, "line")? as u64,
+                    get::<Option<String>>(row, "field")?.as_deref(),
+                    get::<String>(row, "reason")?,
+                );
+                r.raw = get(row, "raw")?;
+                Ok((get(row, "source_file")?, r))
+            })
+            .collect()
+    }
+
+    async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        let Some(matcher) = fts_query(query) else {
+            return Err(Error::invalid("search query has no words to look for").on_field("q"));
+        };
+        let mut sql = String::from(
+            "SELECT records.id, records.title, records.entity, records.source_kind, \
+             snippet(records_fts, 1, '[', ']', '…', 12) AS snippet, bm25(records_fts, 3.0, 1.0) AS rank \
+             FROM records_fts JOIN records ON records.id = records_fts.rowid \
+             WHERE records_fts MATCH ? AND ",
+        );
+        scope_filter(&mut sql, scope, "records");
+        sql.push_str(" ORDER BY rank LIMIT ?");
+        let rows = bind_scope(sqlx::query(&sql).bind(&matcher), scope)
+            .bind(limit.clamp(1, 1000) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("search", e))?;
+        rows.iter()
+            .map(|row| {
+                let entity: String = get(row, "entity")?;
+                Ok(SearchHit {
+                    id: RecordId::from_raw(get(row, "id")?),
+                    title: get(row, "title")?,
+                    entity: entity.parse::<EntityKind>()?,
+                    source_kind: get(row, "source_kind")?,
+                    snippet: get(row, "snippet")?,
+                    score: -get::<f64>(row, "rank")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task> {
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND ");
+        scope_filter(&mut sql, scope, "");
+        let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read task", e))?
+            .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
+        task_of(&row)
+    }
+
+    async fn task_candidates(&self, scope: &Scope, q: &CandidateQuery) -> Result<Vec<Task>> {
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE ");
+        scope_filter(&mut sql, scope, "");
+        sql.push_str(" AND open = 1");
+        match q.slice {
+            Slice::Due(..) => sql.push_str(" AND marked = 0 AND due_day BETWEEN ? AND ?"),
+            Slice::DueBefore(_) => sql.push_str(" AND marked = 0 AND due_day < ?"),
+            Slice::Undated(..) => sql.push_str(" AND marked = 0 AND due_day IS NULL AND importance >= ? AND importance < ?"),
+            Slice::Marked => sql.push_str(" AND marked = 1"),
+        }
+        if q.min_importance > f64::NEG_INFINITY {
+            sql.push_str(" AND importance >= ?");
+        }
+        if q.after.is_some() {
+            sql.push_str(" AND (importance < ? OR (importance = ? AND id > ?))");
+        }
+        sql.push_str(" ORDER BY importance DESC, id LIMIT ?");
+        let mut query = bind_scope(sqlx::query(&sql), scope);
+        query = match q.slice {
+            Slice::Due(from, to) => query.bind(day_number(from)).bind(day_number(to)),
+            Slice::DueBefore(before) => query.bind(day_number(before)),
+            Slice::Undated(min, max) => query.bind(min.max(-1e300)).bind(max.min(1e300)),
+            Slice::Marked => query,
+        };
+        if q.min_importance > f64::NEG_INFINITY {
+            query = query.bind(q.min_importance);
+        }
+        if let Some((importance, id)) = q.after {
+            query = query.bind(importance).bind(importance).bind(id.raw());
+        }
+        let rows = query
+            .bind(q.limit.max(1) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("focus candidates", e))?;
+        rows.iter().map(task_of).collect()
+    }
+
+    async fn done_since(&self, scope: &Scope, since: DateTime<Utc>, limit: usize) -> Result<Vec<Task>> {
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE ");
+        scope_filter(&mut sql, scope, "");
+        sql.push_str(" AND completed_at >= ? AND status = 'done' ORDER BY completed_at DESC, id LIMIT ?");
+        let rows = bind_scope(sqlx::query(&sql), scope)
+            .bind(millis(since))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("done tasks", e))?;
+        rows.iter().map(task_of).collect()
+    }
+
+    async fn change_status(&self, scope: &Scope, id: RecordId, expected: TaskStatus, event: NewEvent) -> Result<Event> {
+        let to = match &event.kind {
+            EventKind::StatusChanged { to, .. } | EventKind::Undone { to, .. } => *to,
+            other => return Err(Error::internal(format!("change_status given a non-status event {other:?}"))),
+        };
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        let mut sql = String::from("SELECT status, completed_at FROM tasks WHERE id = ? AND ");
+        scope_filter(&mut sql, scope, "");
+        let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map("read task", e))?
+            .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
+        let current: String = get(&row, "status")?;
+        if current != expected.as_str() {
+            return Err(Error::conflict(format!(
+                "task {id} is {current}, not {expected}: it changed meanwhile; retry"
+            )));
+        }
+        let completed_at = (to == TaskStatus::Done).then(|| millis(event.at));
+        sqlx::query("UPDATE tasks SET status = ?, open = ?, completed_at = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(to.is_open())
+            .bind(completed_at)
+            .bind(id.raw())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map("update task", e))?;
+        let appended = append_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map("commit status change", e))?;
+        Ok(appended)
+    }
+
+    async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task> {
+        if !boost.is_finite() {
+            return Err(Error::invalid("boost must be a finite number").on_field("boost"));
+        }
+        let mut sql = String::from("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE id = ? AND ");
+        scope_filter(&mut sql, scope, "");
+        let done = bind_scope(
+            sqlx::query(&sql)
+                .bind(boost)
+                .bind(pinned)
+                .bind(pinned || boost != 0.0)
+                .bind(id.raw()),
+            scope,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|e| map("mark task", e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found(format!("no task {id} in scope {scope}")));
+        }
+        self.task(scope, id).await
+    }
+
+    async fn links_among(&self, scope: &Scope, ids: &[RecordId]) -> Result<Vec<Link>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let wanted: std::collections::HashSet<i64> = ids.iter().map(|i| i.raw()).collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT kind, from_id, to_id, weight, evidence FROM links WHERE org = ");
+            q.push_bind(&scope.org).push(" AND from_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.raw());
+            }
+            q.push(") ORDER BY kind, from_id, to_id");
+            let rows = q.build().fetch_all(&self.pool).await.map_err(|e| map("read links", e))?;
+            for row in rows {
+                let to: i64 = get(&row, "to_id")?;
+                if !wanted.contains(&to) {
+                    continue;
+                }
+                let kind: String = get(&row, "kind")?;
+                out.push(Link {
+                    kind: kind.parse::<LinkKind>()?,
+                    from: RecordId::from_raw(get(&row, "from_id")?),
+                    to: RecordId::from_raw(to),
+                    weight: get(&row, "weight")?,
+                    evidence: get(&row, "evidence")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_links(&self, scope: &Scope, links: &[Link]) -> Result<()> {
+        for link in links {
+            if !(0.0..=1.0).contains(&link.weight) {
+                return Err(Error::invalid(format!("link weight {} is not in [0, 1]", link.weight)).on_field("weight"));
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        for chunk in links.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ");
+            q.push_values(chunk, |mut b, l| {
+                b.push_bind(&scope.org)
+                    .push_bind(l.kind.as_str())
+                    .push_bind(l.from.raw())
+                    .push_bind(l.to.raw())
+                    .push_bind(l.weight)
+                    .push_bind(&l.evidence);
+            });
+            q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET weight = excluded.weight, evidence = excluded.evidence");
+            q.build().execute(&mut *tx).await.map_err(|e| map("write links", e))?;
+        }
+        tx.commit().await.map_err(|e| map("commit links", e))
+    }
+
+    async fn counts(&self, scope: &Scope) -> Result<(u64, u64)> {
+        let mut sql = String::from("SELECT (SELECT count(*) FROM records WHERE ");
+        scope_filter(&mut sql, scope, "");
+        sql.push_str(") AS records, (SELECT count(*) FROM tasks WHERE ");
+        scope_filter(&mut sql, scope, "");
+        sql.push_str(" AND open = 1) AS open_tasks");
+        let row = bind_scope(bind_scope(sqlx::query(&sql), scope), scope)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| map("count", e))?;
+        Ok((get::<i64>(&row, "records")? as u64, get::<i64>(&row, "open_tasks")? as u64))
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn append(&self, event: NewEvent) -> Result<Event> {
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        let appended = append_event(&mut tx, event).await?;
+        tx.commit().await.map_err(|e| map("commit event", e))?;
+        Ok(appended)
+    }
+
+    async fn events(&self, scope: &Scope, subject: Option<RecordId>, after: i64, limit: usize) -> Result<Vec<Event>> {
+        let mut sql = String::from("SELECT * FROM events WHERE ");
+        scope_filter(&mut sql, scope, "");
+        if subject.is_some() {
+            sql.push_str(" AND subject = ?");
+        }
+        sql.push_str(" AND seq > ? ORDER BY seq LIMIT ?");
+        let mut query = bind_scope(sqlx::query(&sql), scope);
+        if let Some(s) = subject {
+            query = query.bind(s.raw());
+        }
+        let rows = query
+            .bind(after)
+            .bind(limit.min(100_000) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("read events", e))?;
+        rows.iter().map(event_of).collect()
+    }
+}
+
+async fn append_event(tx: &mut sqlx::SqliteConnection, event: NewEvent) -> Result<Event> {
+    let kind = serde_json::to_string(&event.kind).map_err(|e| Error::internal(format!("event to JSON: {e}")))?;
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (org, client, project, actor, subject, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(&event.scope.org)
+    .bind(&event.scope.client)
+    .bind(&event.scope.project)
+    .bind(&event.actor)
+    .bind(event.subject.map(RecordId::raw))
+    .bind(kind)
+    .bind(millis(event.at))
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| map("append event", e))?;
+    Ok(Event { seq, event })
+}
+
+fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let kind: String = get(row, "kind")?;
+    let subject: Option<i64> = get(row, "subject")?;
+    Ok(Event {
+        seq: get(row, "seq")?,
+        event: NewEvent {
+            scope: scope_of(row)?,
+            actor: get(row, "actor")?,
+            subject: subject.map(RecordId::from_raw),
+            kind: serde_json::from_str(&kind).map_err(|e| Error::internal(format!("stored event is not valid: {e}")))?,
+            at: instant(get(row, "at")?),
+        },
+    })
+}
+
+fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
+    let entity: String = get(row, "entity")?;
+    let fields: String = get(row, "fields")?;
+    let created: Option<i64> = get(row, "created_at")?;
+    Ok(Record {
+        id: RecordId::from_raw(get(row, "id")?),
+        scope: scope_of(row)?,
+        source: opsweave_core::SourceRef {
+            kind: get(row, "source_kind")?,
+            external_id: get(row, "external_id")?,
+            url: get(row, "url")?,
+        },
+        entity: entity.parse()?,
+        title: get(row, "title")?,
+        body: get(row, "body")?,
+        fields: serde_json::from_str(&fields).map_err(|e| Error::internal(format!("stored fields are not valid: {e}")))?,
+        created_at: created.map(instant),
+        updated_at: instant(get(row, "updated_at")?),
+        content_hash: row.try_get("content_hash").map_err(|e| map("read content_hash", e))?,
+    })
+}
+
+async fn upsert_raw(tx: &mut sqlx::SqliteConnection, source_file: &str, chunk: &[&IngestItem], now: i64) -> Result<()> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO raw_items (id, source_file, line, payload, received_at) ");
+    q.push_values(chunk, |mut b, item| {
+        b.push_bind(item.normalised.record.id.raw())
+            .push_bind(source_file)
+            .push_bind(item.normalised.line as i64)
+            .push_bind(item.normalised.raw_json.as_str())
+            .push_bind(now);
+    });
+    q.push(
+        " ON CONFLICT (id) DO UPDATE SET source_file = excluded.source_file, line = excluded.line, \
+         payload = excluded.payload, received_at = excluded.received_at",
+    );
+    q.build().execute(&mut *tx).await.map_err(|e| map("write raw items", e))?;
+    Ok(())
+}
+
+async fn upsert_records(tx: &mut sqlx::SqliteConnection, chunk: &[&IngestItem]) -> Result<()> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO records (id, org, client, project, source_kind, external_id, url, entity, title, body, \
+         fields, created_at, updated_at, content_hash) ",
+    );
+    q.push_values(chunk, |mut b, item| {
+        let r = &item.normalised.record;
+        b.push_bind(r.id.raw())
+            .push_bind(r.scope.org.as_str())
+            .push_bind(r.scope.client.as_deref())
+            .push_bind(r.scope.project.as_deref())
+            .push_bind(r.source.kind.as_str())
+            .push_bind(r.source.external_id.as_str())
+            .push_bind(r.source.url.as_deref())
+            .push_bind(r.entity.as_str())
+            .push_bind(r.title.as_str())
+            .push_bind(r.body.as_str())
+            .push_bind(item.normalised.fields_json.as_str())
+            .push_bind(r.created_at.map(millis))
+            .push_bind(millis(r.updated_at))
+            .push_bind(r.content_hash);
+    });
+    q.push(
+        " ON CONFLICT (id) DO UPDATE SET url = excluded.url, entity = excluded.entity, title = excluded.title, \
+         body = excluded.body, fields = excluded.fields, created_at = excluded.created_at, \
+         updated_at = excluded.updated_at, content_hash = excluded.content_hash",
+    );
+    q.build().execute(&mut *tx).await.map_err(|e| map("write records", e))?;
+    Ok(())
+}
+
+async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> Result<()> {
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO tasks (id, org, client, project, title, source_kind, url, status, source_status, open, \
+         due_day, importance, importance_reason, updated_at, completed_at) ",
+    );
+    q.push_values(rows, |mut b, row| {
+        let r = &row.item.normalised.record;
+        let due = row.item.normalised.task.as_ref().and_then(|t| t.due).map(day_number);
+        b.push_bind(r.id.raw())
+            .push_bind(r.scope.org.as_str())
+            .push_bind(r.scope.client.as_deref())
+            .push_bind(r.scope.project.as_deref())
+            .push_bind(r.title.as_str())
+            .push_bind(r.source.kind.as_str())
+            .push_bind(r.source.url.as_deref())
+            .push_bind(row.status.as_str())
+            .push_bind(row.source_status.as_str())
+            .push_bind(row.status.is_open())
+            .push_bind(due)
+            .push_bind(row.item.importance)
+            .push_bind(row.item.importance_reason.as_str())
+            .push_bind(millis(r.updated_at))
+            .push_bind(row.completed_at);
+    });
+    q.push(
+        " ON CONFLICT (id) DO UPDATE SET title = excluded.title, url = excluded.url, status = excluded.status, \
+         source_status = excluded.source_status, open = excluded.open, due_day = excluded.due_day, \
+         importance = excluded.importance, importance_reason = excluded.importance_reason, \
+         updated_at = excluded.updated_at, completed_at = excluded.completed_at",
+    );
+    q.build().execute(&mut *tx).await.map_err(|e| map("write tasks", e))?;
+    Ok(())
+}
+
+/// Turns free text into an FTS5 query: each word quoted (no operator injection), all required.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(32)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn fts_query_quotes_words_and_drops_operators() {
+        assert_eq!(fts_query("Globex SOW").as_deref(), Some("\"Globex\" \"SOW\""));
+        assert_eq!(fts_query("a OR b*\" NEAR(").as_deref(), Some("\"a\" \"OR\" \"b\" \"NEAR\""));
+        assert_eq!(fts_query("  ** "), None);
+    }
+}

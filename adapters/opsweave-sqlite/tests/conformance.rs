@@ -1,0 +1,27 @@
+//! The SQLite store passes the shared conformance suite.
+
+use opsweave_sqlite::SqliteStore;
+use opsweave_testkit::{run_conformance, Backend};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    run_conformance(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("store-{n}.db"));
+        async move {
+            let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.expect("open store");
+            Arc::new(store) as Arc<dyn Backend>
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn open_reports_a_missing_folder_clearly() {
+    let err = SqliteStore::open("sqlite:///definitely/not/here/x.db").await.unwrap_err();
+    assert_eq!(err.kind(), opsweave_core::ErrorKind::InvalidInput);
+    assert!(err.message().contains("/definitely/not/here"), "{err}");
+}
