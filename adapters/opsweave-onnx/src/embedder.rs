@@ -1,0 +1,471 @@
+//! The [`Embedder`] over an ONNX encoder: tokenize, chunk, batch by length, run, pool.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use opsweave_core::embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
+use opsweave_core::{Error, Result};
+use ort::session::{Session, SessionInputValue};
+use ort::value::{Outlet, Tensor, TensorElementType};
+use tokenizers::Encoding;
+
+use crate::config::{ModelFiles, ModelSpec, OnnxConfig, Pooling, SentenceTransformersLayout};
+use crate::pool::{ort_error, SessionPool};
+use crate::runtime::runtime;
+use crate::tokenize::{Chunk, TextTokenizer};
+
+/// Embeds texts with a BERT-family encoder run in-process by ONNX Runtime.
+///
+/// Cheap to clone; clones share the sessions.
+#[derive(Clone)]
+pub struct OnnxEmbedder {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for OnnxEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxEmbedder")
+            .field("info", &self.engine.info)
+            .field("pooling", &self.engine.spec.pooling)
+            .field("normalize", &self.engine.spec.normalize)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names of the model's inputs; `token_type_ids` only when the graph takes it.
+struct Inputs {
+    ids: String,
+    mask: String,
+    type_ids: Option<String>,
+}
+
+/// Which output to read and whether it is already one vector per row.
+struct Output {
+    name: String,
+    pooled: bool,
+}
+
+struct Engine {
+    info: ModelInfo,
+    spec: ModelSpec,
+    tokenizer: TextTokenizer,
+    pool: SessionPool,
+    inputs: Inputs,
+    output: Output,
+    token_budget: usize,
+    query_prefix: Option<String>,
+    document_prefix: Option<String>,
+}
+
+impl OnnxEmbedder {
+    /// Loads ONNX Runtime (once per process), the tokenizer and the model, and checks them with
+    /// one probe inference. Blocking: call it from a blocking thread in async code.
+    pub fn open(config: OnnxConfig) -> Result<Self> {
+        let files = ModelFiles::locate(&config.model_dir)?;
+        let layout = SentenceTransformersLayout::read(&config.model_dir)?;
+        let spec = ModelSpec::resolve(&config, &layout)?;
+        let tokenizer = TextTokenizer::load(&files.tokenizer, spec.max_tokens, spec.chunk_overlap)?;
+        let rt = runtime(config.ort_dylib_path.as_deref())?;
+        let pool = SessionPool::new(
+            rt,
+            files.model.clone(),
+            config.intra_threads,
+            config.sessions,
+        )?;
+        let model_file = files.model.display().to_string();
+        let (inputs, output, static_dim) = pool
+            .peek(inspect)?
+            .map_err(|e| e.in_file(model_file.clone()))?;
+        let mut engine = Engine {
+            info: ModelInfo {
+                name: spec.name.clone(),
+                dim: static_dim.unwrap_or(0),
+                max_tokens: spec.max_tokens,
+            },
+            spec,
+            tokenizer,
+            pool,
+            inputs,
+            output,
+            token_budget: config.token_budget,
+            query_prefix: config.query_prefix,
+            document_prefix: config.document_prefix,
+        };
+        // A probe both fills a dynamic dimension and proves the graph runs with these inputs.
+        let probe = engine
+            .embed_texts(vec!["opsweave".to_owned()], EmbedKind::Document)
+            .map_err(|e| e.in_file(model_file.clone()))?;
+        let dim = probe.vectors.first().map_or(0, Vec::len);
+        if static_dim.is_some_and(|d| d != dim) || dim == 0 {
+            return Err(Error::internal(format!(
+                "the model's output says {} dimensions but a probe produced {dim}",
+                static_dim.unwrap_or(0)
+            ))
+            .in_file(model_file));
+        }
+        if let Some(expected) = engine.spec.expected_dim {
+            if expected != dim {
+                return Err(Error::invalid(format!(
+                    "the model produces {dim}-dimensional vectors, but {} expects {expected}",
+                    config.preset.map_or_else(
+                        || "1_Pooling/config.json".to_owned(),
+                        |p| format!("preset {p}")
+                    )
+                ))
+                .in_file(model_file));
+            }
+        }
+        engine.info.dim = dim;
+        Ok(Self {
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Pooling in use.
+    pub fn pooling(&self) -> Pooling {
+        self.engine.spec.pooling
+    }
+
+    /// Whether vectors are scaled to unit length.
+    pub fn normalizes(&self) -> bool {
+        self.engine.spec.normalize
+    }
+
+    /// Whether the model takes `token_type_ids`.
+    pub fn takes_token_type_ids(&self) -> bool {
+        self.engine.inputs.type_ids.is_some()
+    }
+
+    /// Embeds on the calling thread; [`Embedder::embed`] runs this on a blocking thread.
+    pub fn embed_blocking(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Embeddings> {
+        self.engine.embed_texts(texts, kind)
+    }
+}
+
+#[async_trait]
+impl Embedder for OnnxEmbedder {
+    fn info(&self) -> &ModelInfo {
+        &self.engine.info
+    }
+
+    async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings> {
+        if texts.is_empty() {
+            return Ok(Embeddings {
+                vectors: Vec::new(),
+                tokens: 0,
+            });
+        }
+        let texts = texts.to_vec();
+        // Inference is CPU-bound for milliseconds to seconds: keep it off the async workers.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let engine = Arc::clone(&self.engine);
+                handle
+                    .spawn_blocking(move || engine.embed_texts(texts, kind))
+                    .await
+                    .map_err(|e| {
+                        Error::internal(format!("embedding task failed: {e}")).with_source(e)
+                    })?
+            }
+            Err(_) => self.engine.embed_texts(texts, kind),
+        }
+    }
+}
+
+fn is_int64(outlet: &Outlet) -> bool {
+    outlet.dtype().tensor_type() == Some(TensorElementType::Int64)
+}
+
+/// Finds the inputs and the output to read, and the dimension when the graph states it.
+fn inspect(session: &Session) -> Result<(Inputs, Output, Option<usize>)> {
+    let mut ids = None;
+    let mut mask = None;
+    let mut type_ids = None;
+    for input in session.inputs() {
+        let slot = match input.name() {
+            "input_ids" => &mut ids,
+            "attention_mask" => &mut mask,
+            "token_type_ids" => &mut type_ids,
+            other => {
+                return Err(Error::invalid(format!(
+                    "the model takes an input `{other}`; only input_ids, attention_mask and \
+                     token_type_ids are supported"
+                )))
+            }
+        };
+        if !is_int64(input) {
+            return Err(Error::invalid(format!(
+                "the model's input `{}` is {:?}; int64 is expected",
+                input.name(),
+                input.dtype()
+            )));
+        }
+        *slot = Some(input.name().to_owned());
+    }
+    let (Some(ids), Some(mask)) = (ids, mask) else {
+        return Err(Error::invalid(
+            "the model must take both input_ids and attention_mask",
+        ));
+    };
+    let rank = |o: &Outlet| o.dtype().tensor_shape().map(|s| s.len());
+    let floats = |o: &&Outlet| o.dtype().tensor_type() == Some(TensorElementType::Float32);
+    let outputs = session.outputs();
+    // Token vectors are preferred so that pooling follows the configuration; a graph that only
+    // gives sentence vectors is used as is.
+    let token_output = outputs
+        .iter()
+        .filter(floats)
+        .filter(|o| rank(o) == Some(3))
+        .max_by_key(|o| matches!(o.name(), "last_hidden_state" | "token_embeddings"));
+    let chosen = match token_output {
+        Some(o) => Some((o, false)),
+        None => outputs
+            .iter()
+            .filter(floats)
+            .filter(|o| rank(o) == Some(2))
+            .max_by_key(|o| matches!(o.name(), "sentence_embedding" | "dense_vecs"))
+            .map(|o| (o, true)),
+    };
+    let Some((outlet, pooled)) = chosen else {
+        let names: Vec<&str> = outputs.iter().map(Outlet::name).collect();
+        return Err(Error::invalid(format!(
+            "the model has no float32 output of shape [batch, tokens, dim] or [batch, dim] \
+             (outputs: {})",
+            names.join(", ")
+        )));
+    };
+    let static_dim = outlet
+        .dtype()
+        .tensor_shape()
+        .and_then(|s| s.last().copied())
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|d| *d > 0);
+    Ok((
+        Inputs {
+            ids,
+            mask,
+            type_ids,
+        },
+        Output {
+            name: outlet.name().to_owned(),
+            pooled,
+        },
+        static_dim,
+    ))
+}
+
+impl Engine {
+    fn embed_texts(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Embeddings> {
+        if texts.is_empty() {
+            return Ok(Embeddings {
+                vectors: Vec::new(),
+                tokens: 0,
+            });
+        }
+        if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+            return Err(
+                Error::invalid(format!("text {i} is empty; there is nothing to embed"))
+                    .on_field(format!("texts[{i}]")),
+            );
+        }
+        let prefix = match kind {
+            EmbedKind::Query => self.query_prefix.as_deref(),
+            EmbedKind::Document => self.document_prefix.as_deref(),
+        };
+        let count = texts.len();
+        let texts = match prefix {
+            Some(p) if !p.is_empty() => texts.into_iter().map(|t| format!("{p}{t}")).collect(),
+            _ => texts,
+        };
+        let chunks = self.tokenizer.chunks(texts)?;
+        let tokens: u64 = chunks.iter().map(|c| c.encoding.len() as u64).sum();
+        let chunk_vectors = self.run_batches(&chunks)?;
+
+        let dim = chunk_vectors.first().map_or(0, Vec::len);
+        let mut sums = vec![vec![0.0f64; dim]; count];
+        let mut parts = vec![0usize; count];
+        for (chunk, vector) in chunks.iter().zip(&chunk_vectors) {
+            parts[chunk.text] += 1;
+            for (s, v) in sums[chunk.text].iter_mut().zip(vector) {
+                *s += f64::from(*v);
+            }
+        }
+        let vectors = sums
+            .into_iter()
+            .zip(parts)
+            .map(|(sum, n)| {
+                // Every text yields at least one chunk (it holds special tokens at least).
+                let n = n.max(1) as f64;
+                let mut v: Vec<f32> = sum.into_iter().map(|s| (s / n) as f32).collect();
+                if self.spec.normalize {
+                    normalize(&mut v);
+                }
+                v
+            })
+            .collect();
+        Ok(Embeddings { vectors, tokens })
+    }
+
+    /// Runs every chunk, longest first, in batches that fit the token budget; vectors come back
+    /// in chunk order.
+    fn run_batches(&self, chunks: &[Chunk]) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        // Similar lengths share a batch, so little of each batch is padding.
+        order.sort_by_key(|&i| std::cmp::Reverse(chunks[i].encoding.len()));
+        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
+        let mut session = self.pool.take()?;
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted longest first, so the first chunk sets the padded length of the batch.
+            let longest = chunks[order[start]].encoding.len().max(1);
+            let rows = (self.token_budget / longest).max(1);
+            let end = (start + rows).min(order.len());
+            let batch = &order[start..end];
+            let mut encodings: Vec<Encoding> =
+                batch.iter().map(|&i| chunks[i].encoding.clone()).collect();
+            self.tokenizer.pad(&mut encodings)?;
+            let pooled = self.run_batch(session.get_mut(), &encodings)?;
+            for (&i, v) in batch.iter().zip(pooled) {
+                vectors[i] = v;
+            }
+            start = end;
+        }
+        Ok(vectors)
+    }
+
+    fn run_batch(&self, session: &mut Session, batch: &[Encoding]) -> Result<Vec<Vec<f32>>> {
+        let rows = batch.len();
+        let len = batch.first().map_or(0, Encoding::len);
+        let mut ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        let mut type_ids = Vec::with_capacity(rows * len);
+        for e in batch {
+            if e.len() != len {
+                return Err(Error::internal("padding left rows of different lengths"));
+            }
+            ids.extend(e.get_ids().iter().map(|&x| i64::from(x)));
+            mask.extend(e.get_attention_mask().iter().map(|&x| i64::from(x)));
+            type_ids.extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
+        }
+        let shape = [rows, len];
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
+            (
+                Cow::from(self.inputs.ids.as_str()),
+                Tensor::from_array((shape, ids)).map_err(ort_error)?.into(),
+            ),
+            (
+                Cow::from(self.inputs.mask.as_str()),
+                Tensor::from_array((shape, mask.clone()))
+                    .map_err(ort_error)?
+                    .into(),
+            ),
+        ];
+        if let Some(name) = &self.inputs.type_ids {
+            inputs.push((
+                Cow::from(name.as_str()),
+                Tensor::from_array((shape, type_ids))
+                    .map_err(ort_error)?
+                    .into(),
+            ));
+        }
+        let outputs = session.run(inputs).map_err(ort_error)?;
+        let value = outputs.get(&self.output.name).ok_or_else(|| {
+            Error::internal(format!("the model did not return `{}`", self.output.name))
+        })?;
+        let (out_shape, data) = value.try_extract_tensor::<f32>().map_err(ort_error)?;
+        let dims: Vec<usize> = out_shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(0))
+            .collect();
+        if self.output.pooled {
+            let [r, dim] = dims[..] else {
+                return Err(Error::internal(format!("unexpected output shape {dims:?}")));
+            };
+            if r != rows || dim == 0 || data.len() != r * dim {
+                return Err(Error::internal(format!("unexpected output shape {dims:?}")));
+            }
+            return Ok(data
+                .chunks_exact(dim)
+                .map(|row| self.finish(row.to_vec()))
+                .collect());
+        }
+        let [r, t, dim] = dims[..] else {
+            return Err(Error::internal(format!("unexpected output shape {dims:?}")));
+        };
+        if r != rows || t != len || dim == 0 || data.len() != r * t * dim {
+            return Err(Error::internal(format!(
+                "unexpected output shape {dims:?} for a batch of {rows} × {len} tokens"
+            )));
+        }
+        Ok((0..rows)
+            .map(|row| {
+                let tokens = &data[row * t * dim..(row + 1) * t * dim];
+                let row_mask = &mask[row * len..(row + 1) * len];
+                self.finish(pool(self.spec.pooling, tokens, row_mask, dim))
+            })
+            .collect())
+    }
+
+    /// Normalises one chunk's vector when the model's pipeline does.
+    fn finish(&self, mut v: Vec<f32>) -> Vec<f32> {
+        if self.spec.normalize {
+            normalize(&mut v);
+        }
+        v
+    }
+}
+
+/// Pools one row of token vectors (`tokens`: len × dim, row-major).
+fn pool(pooling: Pooling, tokens: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
+    match pooling {
+        Pooling::Cls => tokens[..dim].to_vec(),
+        Pooling::Mean => {
+            let mut sum = vec![0.0f32; dim];
+            let mut n = 0.0f32;
+            for (token, &m) in tokens.chunks_exact(dim).zip(mask) {
+                if m != 0 {
+                    n += 1.0;
+                    for (s, x) in sum.iter_mut().zip(token) {
+                        *s += x;
+                    }
+                }
+            }
+            // sentence-transformers clamps the count the same way.
+            let n = n.max(1e-9);
+            sum.iter_mut().for_each(|s| *s /= n);
+            sum
+        }
+    }
+}
+
+/// Scales to unit length, like `torch.nn.functional.normalize` (eps 1e-12).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let norm = norm.max(1e-12) as f32;
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pooling_skips_padding() {
+        let tokens = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0];
+        let v = pool(Pooling::Mean, &tokens, &[1, 1, 0], 2);
+        assert_eq!(v, vec![2.0, 3.0]);
+        let v = pool(Pooling::Cls, &tokens, &[1, 1, 0], 2);
+        assert_eq!(v, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn normalize_gives_unit_length_and_keeps_zero() {
+        let mut v = [3.0, 4.0];
+        normalize(&mut v);
+        assert!((v[0] - 0.6).abs() < 1e-7 && (v[1] - 0.8).abs() < 1e-7);
+        let mut z = [0.0, 0.0];
+        normalize(&mut z);
+        assert_eq!(z, [0.0, 0.0]);
+    }
+}
