@@ -1,2 +1,375 @@
-//! The opsweave command line (work in progress).
-fn main() {}
+//! The `opsweave` command line.
+//!
+//! Exit codes: 0 ok, 2 bad input (including usage errors), 1 anything else.
+
+mod output;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+use opsweave::{Config, Error, ErrorKind, Horizon, Mapping, RecordId, Result, Scope, Weave, Window};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// opsweave: your operational records, deduplicated, prioritised and searchable.
+#[derive(Debug, Parser)]
+#[command(name = "opsweave", version, about)]
+struct Cli {
+    /// Database URL or path [default: sqlite://./opsweave.db]
+    #[arg(long, global = true, env = "OPSWEAVE_DB")]
+    db: Option<String>,
+    /// Configuration file [default: ./opsweave.toml when present]
+    #[arg(long, global = true, env = "OPSWEAVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Organisation (scope) to work in [default: `default`]
+    #[arg(long, global = true, env = "OPSWEAVE_ORG")]
+    org: Option<String>,
+    /// Narrow the scope to a client
+    #[arg(long, global = true, env = "OPSWEAVE_CLIENT")]
+    client: Option<String>,
+    /// Narrow the scope to a project
+    #[arg(long, global = true, env = "OPSWEAVE_PROJECT")]
+    project: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load the sample exports into a fresh database and print focus.
+    Demo {
+        /// Show focus as of this date or RFC 3339 instant [default: 2026-11-23, the samples' date]
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest a CSV, JSON Lines or JSON file.
+    Ingest {
+        /// The file to read
+        file: PathBuf,
+        /// A built-in mapping (see `opsweave presets`)
+        #[arg(long, conflicts_with = "mapping", required_unless_present = "mapping")]
+        preset: Option<String>,
+        /// A mapping file (TOML or JSON)
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Where to write rejected rows [default: ./<file name>.rejections.csv]
+        #[arg(long)]
+        rejections: Option<PathBuf>,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// The top tasks per horizon (today, week, month), each with its score breakdown.
+    Focus {
+        /// Only this horizon (today, week, month, later)
+        #[arg(long)]
+        horizon: Option<String>,
+        /// Tasks per horizon
+        #[arg(long, default_value_t = 3)]
+        limit: usize,
+        /// Rank as of this date or RFC 3339 instant [default: now]
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a task done.
+    Complete {
+        /// Task id (16 hex digits)
+        id: String,
+        /// Print the task as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo a task's last status change.
+    Undo {
+        /// Task id (16 hex digits)
+        id: String,
+        /// Print the task as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pin a task to today and/or boost its score.
+    Mark {
+        /// Task id (16 hex digits)
+        id: String,
+        /// Points added to the score
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        boost: f64,
+        /// Pin to today
+        #[arg(long)]
+        pin: bool,
+    },
+    /// The work graph: nodes, edges and lanes (past7d, today, week, month).
+    Graph {
+        /// week or month
+        #[arg(long, default_value = "week")]
+        window: String,
+        /// As of this date or RFC 3339 instant [default: now]
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON (the only format for now)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Full-text search over titles and bodies.
+    Search {
+        /// Words to look for
+        query: String,
+        /// Hits to show
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the built-in mappings, or print one as TOML to start your own.
+    Presets {
+        /// Print this preset's mapping
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.kind() == ErrorKind::InvalidInput { 2 } else { 1 })
+        }
+    }
+}
+
+fn config_for(cli: &Cli, db_override: Option<String>) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(db) = db_override.or_else(|| cli.db.clone()) {
+        config.db = db;
+    }
+    if let Some(org) = &cli.org {
+        config.scope = Scope::org(org.clone());
+    }
+    if let Some(client) = &cli.client {
+        config.scope.client = Some(client.clone());
+    }
+    if let Some(project) = &cli.project {
+        config.scope.project = Some(project.clone());
+    }
+    config.scope.validate()?;
+    Ok(config)
+}
+
+/// Parses `--now`: a date (09:00 UTC that day) or an RFC 3339 instant.
+fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    let Some(text) = text else { return Ok(None) };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| Error::invalid(format!("--now `{text}` is not a date (YYYY-MM-DD) or RFC 3339 instant")))
+}
+
+fn parse_id(text: &str) -> Result<RecordId> {
+    text.parse().map_err(|e: Error| e.on_field("id"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Demo { now, json } => demo(&cli, now.as_deref(), *json).await,
+        Command::Ingest { file, preset, mapping, rejections, json } => {
+            let mapping = load_mapping(preset.as_deref(), mapping.as_deref())?;
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let scope = weave.default_scope();
+            let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
+            let rejections_file = rejections.clone().unwrap_or_else(|| {
+                let name = file.file_name().map_or_else(|| "ingest".into(), |n| n.to_string_lossy().into_owned());
+                PathBuf::from(format!("{name}.rejections.csv"))
+            });
+            if report.rejected_total > 0 {
+                output::write_rejections(&rejections_file, &report)?;
+            }
+            output::print_ingest(&report, *json, &rejections_file);
+            Ok(())
+        }
+        Command::Focus { horizon, limit, now, json } => {
+            let horizons = match horizon {
+                Some(h) => vec![h.parse::<Horizon>()?],
+                None => Horizon::FOCUS.to_vec(),
+            };
+            if *limit > 1000 {
+                return Err(Error::invalid("--limit must be at most 1000").on_field("limit"));
+            }
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let focus = weave.focus(&weave.default_scope(), &horizons, *limit, parse_now(now.as_deref())?).await?;
+            output::print_focus(&focus, &horizons, *json);
+            Ok(())
+        }
+        Command::Complete { id, json } | Command::Undo { id, json } => {
+            let id = parse_id(id)?;
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let scope = weave.default_scope();
+            let before = weave.store().task(&scope, id).await?.status;
+            let task = if matches!(cli.command, Command::Complete { .. }) {
+                weave.complete(&scope, id, "cli").await?
+            } else {
+                weave.undo(&scope, id, "cli").await?
+            };
+            output::print_status_change(&task, before, *json);
+            Ok(())
+        }
+        Command::Mark { id, boost, pin } => {
+            let id = parse_id(id)?;
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let task = weave.mark(&weave.default_scope(), id, *boost, *pin).await?;
+            println!("{} boost {} pinned {}: {}", task.id, task.boost, task.pinned, task.title);
+            Ok(())
+        }
+        Command::Graph { window, now, json: _ } => {
+            let window: Window = window.parse()?;
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let graph = weave.graph(&weave.default_scope(), window, parse_now(now.as_deref())?).await?;
+            output::print_json(&graph);
+            Ok(())
+        }
+        Command::Search { query, limit, json } => {
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let hits = weave.search(&weave.default_scope(), query, *limit).await?;
+            output::print_search(&hits, *json);
+            Ok(())
+        }
+        Command::Presets { name } => {
+            match name {
+                Some(name) => print!("{}", opsweave::preset(name)?.to_toml()?),
+                None => {
+                    for (name, _) in opsweave::mapping::presets::PRESETS {
+                        let m = opsweave::preset(name)?;
+                        println!("{name:<16} {:<8} {:<12} {}", m.source, m.entity, m.format.map_or("", |f| match f {
+                            opsweave::Format::Csv => "csv",
+                            opsweave::Format::Jsonl => "jsonl",
+                            opsweave::Format::Json => "json",
+                        }));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_mapping(preset: Option<&str>, file: Option<&Path>) -> Result<Mapping> {
+    match (preset, file) {
+        (Some(name), _) => opsweave::preset(name),
+        (None, Some(path)) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::invalid(format!("cannot read mapping: {e}")).in_file(name.clone()))?;
+            let mapping = if name.ends_with(".json") { Mapping::from_json(&text) } else { Mapping::from_toml(&text) };
+            let mapping = mapping.map_err(|e| e.in_file(name.clone()))?;
+            mapping.compile().map_err(|e| e.in_file(name))?;
+            Ok(mapping)
+        }
+        (None, None) => Err(Error::invalid("give --preset NAME or --mapping FILE")),
+    }
+}
+
+/// The sample exports, built into the binary so `demo` runs from any folder.
+const SAMPLES: [(&str, &str, &[u8]); 5] = [
+    ("odoo-crm-lead", "odoo-crm-lead.csv", include_bytes!("../../../examples/data/odoo-crm-lead.csv")),
+    ("ace-opportunity", "ace-opportunity.csv", include_bytes!("../../../examples/data/ace-opportunity.csv")),
+    ("gmail-message", "gmail-messages.json", include_bytes!("../../../examples/data/gmail-messages.json")),
+    ("jira-issue", "jira-search.json", include_bytes!("../../../examples/data/jira-search.json")),
+    ("github-issue", "github-issues.json", include_bytes!("../../../examples/data/github-issues.json")),
+];
+
+/// The day the sample data is dated around.
+const SAMPLE_DAY: &str = "2026-11-23";
+
+async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
+    let default_path = "opsweave-demo.db";
+    let db = cli.db.clone().unwrap_or_else(|| format!("sqlite://./{default_path}"));
+    let path = db.strip_prefix("sqlite://").unwrap_or(&db).to_string();
+    if Path::new(&path).exists() {
+        if cli.db.is_none() {
+            // The demo's own file: start fresh every time.
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        } else {
+            return Err(Error::invalid(format!(
+                "demo loads a fresh database, and `{path}` exists: pick a new --db path"
+            )));
+        }
+    }
+    let weave = Weave::open_with(config_for(cli, Some(db))?).await?;
+    let scope = weave.default_scope();
+    for (preset, file, bytes) in SAMPLES {
+        let mapping = opsweave::preset(preset)?;
+        let format = if file.ends_with(".csv") { opsweave::Format::Csv } else { opsweave::Format::Json };
+        let report = weave
+            .ingest_reader(std::io::Cursor::new(bytes), file, format, &mapping, &scope, None)
+            .await?;
+        if !json {
+            eprintln!(
+                "ingested {file:<22} {:>3} records, {} rejected ({preset})",
+                report.inserted + report.updated + report.unchanged,
+                report.rejected_total
+            );
+        }
+    }
+    let as_of = parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
+    let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
+    if !json {
+        eprintln!(
+            "database: {path}; focus as of {} (the sample data's day; try --now)\n",
+            as_of.map(|t| t.to_rfc3339()).unwrap_or_default()
+        );
+    }
+    output::print_focus(&focus, &Horizon::FOCUS, json);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_accepts_dates_and_instants() {
+        assert_eq!(
+            parse_now(Some("2026-11-23")).unwrap().unwrap().to_rfc3339(),
+            "2026-11-23T09:00:00+00:00"
+        );
+        assert!(parse_now(Some("2026-11-23T10:00:00+02:00")).unwrap().is_some());
+        assert_eq!(parse_now(Some("tomorrow")).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn demo_samples_exist_for_every_preset() {
+        let names: Vec<&str> = SAMPLES.iter().map(|(p, _, _)| *p).collect();
+        assert_eq!(names, opsweave::mapping::presets::names());
+    }
+}

@@ -1,1 +1,197 @@
-//! opsweave (work in progress).
+//! opsweave: turn operational records (CRM and partner-network opportunities, mail, tickets,
+//! issues) into one prioritised, linked, searchable work graph.
+//!
+//! ```no_run
+//! # async fn run() -> opsweave::Result<()> {
+//! use opsweave::{Horizon, Weave};
+//! let weave = Weave::open("sqlite://./opsweave.db").await?;
+//! let scope = weave.default_scope();
+//! let mapping = opsweave::preset("jira-issue")?;
+//! let report = weave.ingest_path("examples/data/jira-search.json".as_ref(), &mapping, &scope, None).await?;
+//! println!("{} new, {} rejected", report.inserted, report.rejected_total);
+//! let focus = weave.focus(&scope, &Horizon::FOCUS, 3, None).await?;
+//! for task in focus.get(Horizon::Today) {
+//!     println!("{:5.1} {}", task.priority.score, task.task.title);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod ingest;
+
+pub use config::{Config, IngestConfig};
+pub use ingest::{IngestProgress, IngestReport};
+pub use opsweave_core::*;
+
+use chrono::{DateTime, Utc};
+use opsweave_core::mapping::presets;
+use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
+use std::sync::Arc;
+
+/// The mapping of a built-in preset (`odoo-crm-lead`, `ace-opportunity`, `gmail-message`,
+/// `jira-issue`, `github-issue`).
+pub fn preset(name: &str) -> Result<Mapping> {
+    presets::preset(name)
+}
+
+/// The handle users hold: a store, its event log and the configuration.
+#[derive(Clone)]
+pub struct Weave {
+    store: Arc<dyn RecordStore>,
+    events: Arc<dyn EventLog>,
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for Weave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Weave").field("db", &self.config.db).finish_non_exhaustive()
+    }
+}
+
+impl Weave {
+    /// Opens the backend named by `url` with default configuration.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(Config {
+            db: url.to_string(),
+            ..Config::default()
+        })
+        .await
+    }
+
+    /// Opens the backend named by `config.db`.
+    pub async fn open_with(config: Config) -> Result<Self> {
+        config.scope.validate()?;
+        let url = config.db.trim();
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        match scheme {
+            #[cfg(feature = "sqlite")]
+            "sqlite" | "" => {
+                let store = Arc::new(opsweave_sqlite::SqliteStore::open(url).await?);
+                Ok(Self {
+                    store: store.clone(),
+                    events: store,
+                    config: Arc::new(config),
+                })
+            }
+            "postgres" | "postgresql" => Err(Error::invalid(format!(
+                "`{url}`: the PostgreSQL backend is not built yet; use sqlite://PATH"
+            ))),
+            other => Err(Error::invalid(format!(
+                "`{url}`: unknown database scheme `{other}` (expected sqlite://PATH)"
+            ))),
+        }
+    }
+
+    /// Wraps an already opened store (for tests and other backends).
+    pub fn from_parts(store: Arc<dyn RecordStore>, events: Arc<dyn EventLog>, config: Config) -> Self {
+        Self {
+            store,
+            events,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The scope commands use when none is given.
+    pub fn default_scope(&self) -> Scope {
+        self.config.scope.clone()
+    }
+
+    /// The store behind this handle.
+    pub fn store(&self) -> &Arc<dyn RecordStore> {
+        &self.store
+    }
+
+    /// The event log behind this handle.
+    pub fn events_log(&self) -> &Arc<dyn EventLog> {
+        &self.events
+    }
+
+    /// The top `limit` open tasks of each horizon at `now` (default: the current time).
+    pub async fn focus(
+        &self,
+        scope: &Scope,
+        horizons: &[Horizon],
+        limit: usize,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Focus> {
+        let now = now.unwrap_or_else(Utc::now);
+        opsweave_core::focus::focus(&*self.store, &self.config.priority, scope, now, horizons, limit).await
+    }
+
+    /// One task, scored now.
+    pub async fn task(&self, scope: &Scope, id: RecordId, now: Option<DateTime<Utc>>) -> Result<RankedTask> {
+        let task = self.store.task(scope, id).await?;
+        let now = now.unwrap_or_else(Utc::now);
+        let priority = self.config.priority.score(&task, now);
+        let horizon = self.config.priority.horizon(&task, self.config.priority.today(now));
+        Ok(RankedTask { task, horizon, priority })
+    }
+
+    /// Marks a task done (an event; completing a done task changes nothing).
+    pub async fn complete(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
+        let task = self.store.task(scope, id).await?;
+        let plan = plan_complete(task.status);
+        self.apply(scope, task, plan, actor).await
+    }
+
+    /// Undoes the task's last status change (undoing twice changes nothing more).
+    pub async fn undo(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
+        let task = self.store.task(scope, id).await?;
+        let history = self.events.events(scope, Some(id), 0, 100_000).await?;
+        let last = history.iter().rev().find(|e| {
+            matches!(e.event.kind, EventKind::StatusChanged { .. } | EventKind::Undone { .. })
+        });
+        let plan = plan_undo(task.status, last);
+        self.apply(scope, task, plan, actor).await
+    }
+
+    async fn apply(&self, scope: &Scope, task: Task, plan: StatusPlan, actor: &str) -> Result<Task> {
+        let StatusPlan::Change { from, to, undoes } = plan else {
+            return Ok(task);
+        };
+        let kind = match undoes {
+            Some(seq) => EventKind::Undone { undoes: seq, from, to },
+            None => EventKind::StatusChanged { from, to },
+        };
+        let event = NewEvent {
+            scope: task.scope.clone(),
+            actor: actor.to_string(),
+            subject: Some(task.id),
+            kind,
+            at: Utc::now(),
+        };
+        self.store.change_status(scope, task.id, from, event).await?;
+        self.store.task(scope, task.id).await
+    }
+
+    /// Pins a task to today and/or boosts its score by `boost` points.
+    pub async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task> {
+        self.store.mark(scope, id, boost, pinned).await
+    }
+
+    /// The work graph for `window` at `now` (default: the current time).
+    pub async fn graph(&self, scope: &Scope, window: Window, now: Option<DateTime<Utc>>) -> Result<Graph> {
+        let now = now.unwrap_or_else(Utc::now);
+        opsweave_core::graph::graph(&*self.store, &self.config.priority, scope, now, window, 50).await
+    }
+
+    /// Full-text search over titles and bodies.
+    pub async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        self.store.search(scope, query, limit).await
+    }
+
+    /// One record.
+    pub async fn record(&self, scope: &Scope, id: RecordId) -> Result<Record> {
+        self.store.record(scope, id).await
+    }
+
+    /// Events of `scope` (about `subject` when given) after sequence `after`.
+    pub async fn events(&self, scope: &Scope, subject: Option<RecordId>, after: i64, limit: usize) -> Result<Vec<Event>> {
+        self.events.events(scope, subject, after, limit).await
+    }
+}

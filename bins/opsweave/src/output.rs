@@ -1,0 +1,184 @@
+//! What the CLI prints: tables for people, JSON for programs.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use opsweave::{Error, Focus, Horizon, IngestProgress, IngestReport, Mapping, Result, Scope, SearchHit, Task, TaskStatus, Weave};
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Ingests `file`, drawing a progress bar on a terminal for files over 4 MiB.
+pub async fn ingest_with_progress(weave: &Weave, file: &Path, mapping: &Mapping, scope: &Scope) -> Result<IngestReport> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(file.display().to_string()))?
+        .len();
+    let progress = Arc::new(IngestProgress::default());
+    let bar = (size > 4 << 20).then(|| {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let ticker = bar.clone().map(|bar| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.bytes.load(Ordering::Relaxed));
+                bar.set_message(format!("{} items", progress.items.load(Ordering::Relaxed)));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let report = weave.ingest_path(file, mapping, scope, Some(progress)).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    report
+}
+
+/// Writes every reported rejection as CSV: file, line, field, reason.
+pub fn write_rejections(path: &Path, report: &IngestReport) -> Result<()> {
+    let name = path.display().to_string();
+    let fail = |e: csv::Error| Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone());
+    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    writer.write_record(["file", "line", "field", "reason"]).map_err(fail)?;
+    for r in &report.rejected {
+        writer
+            .write_record([report.file.as_str(), &r.line.to_string(), r.field.as_deref().unwrap_or(""), &r.reason])
+            .map_err(fail)?;
+    }
+    writer.flush().map_err(|e| Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone()))
+}
+
+/// Prints an ingest summary.
+pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path) {
+    if as_json {
+        let rejected: Vec<_> = report
+            .rejected
+            .iter()
+            .map(|r| json!({"line": r.line, "field": r.field, "reason": r.reason}))
+            .collect();
+        print_json(&json!({
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": rejected,
+            "rejected_total": report.rejected_total,
+            "seconds": report.seconds,
+        }));
+        return;
+    }
+    println!(
+        "{}: {} inserted, {} updated, {} unchanged, {} rejected ({:.2}s, mapping {})",
+        report.file, report.inserted, report.updated, report.unchanged, report.rejected_total, report.seconds, report.mapping
+    );
+    for r in report.rejected.iter().take(20) {
+        println!(
+            "  rejected {}:{}{}: {}",
+            report.file,
+            r.line,
+            r.field.as_deref().map(|f| format!(" field `{f}`")).unwrap_or_default(),
+            r.reason
+        );
+    }
+    if report.rejected_total > 0 {
+        println!("  all rejections: {}", rejections_file.display());
+    }
+}
+
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Prints focus as a table, or as `{"today": [...], ...}` JSON.
+pub fn print_focus(focus: &Focus, horizons: &[Horizon], as_json: bool) {
+    if as_json {
+        let mut map = serde_json::Map::new();
+        for h in horizons {
+            let tasks: Vec<_> = focus
+                .get(*h)
+                .iter()
+                .map(|t| {
+                    json!({
+                        "id": t.task.id,
+                        "title": t.task.title,
+                        "score": (t.priority.score * 100.0).round() / 100.0,
+                        "status": t.task.status,
+                        "due": t.task.due,
+                        "source": t.task.source_kind,
+                        "url": t.task.url,
+                        "breakdown": t.priority.breakdown,
+                    })
+                })
+                .collect();
+            map.insert(h.as_str().to_string(), serde_json::Value::Array(tasks));
+        }
+        print_json(&serde_json::Value::Object(map));
+        return;
+    }
+    for h in horizons {
+        println!("{}", h.as_str().to_uppercase());
+        let tasks = focus.get(*h);
+        if tasks.is_empty() {
+            println!("  (nothing)");
+        }
+        for (i, t) in tasks.iter().enumerate() {
+            println!(
+                "  {}. {:>5.1}  {}  {:<10}  {:<7} {}",
+                i + 1,
+                t.priority.score,
+                t.task.id,
+                t.task.due.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                t.task.source_kind,
+                shorten(&t.task.title, 60)
+            );
+            println!("                why: {}", t.priority.breakdown.summary());
+        }
+        println!();
+    }
+}
+
+/// Prints what complete / undo did.
+pub fn print_status_change(task: &Task, before: TaskStatus, as_json: bool) {
+    if as_json {
+        print_json(&json!({"id": task.id, "title": task.title, "previous": before, "status": task.status}));
+    } else if before == task.status {
+        println!("{} is already {}: {}", task.id, task.status, task.title);
+    } else {
+        println!("{} {} → {}: {}", task.id, before, task.status, task.title);
+    }
+}
+
+/// Prints search hits.
+pub fn print_search(hits: &[SearchHit], as_json: bool) {
+    if as_json {
+        print_json(&hits);
+        return;
+    }
+    if hits.is_empty() {
+        println!("no matches");
+    }
+    for h in hits {
+        println!("{}  {:<8} {:<12} {}", h.id, h.source_kind, h.entity, shorten(&h.title, 70));
+        println!("      {}", shorten(&h.snippet.replace('\n', " "), 100));
+    }
+}
+
+/// Prints any value as pretty JSON.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
+}

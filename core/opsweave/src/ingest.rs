@@ -1,0 +1,228 @@
+//! Ingest: read a source, map each item, store batches; reading and mapping run on a blocking
+//! thread while the previous batch is written, so parsing and SQLite overlap on two cores.
+
+use crate::Weave;
+use chrono::Utc;
+use opsweave_core::mapping::{CompiledMapping, Format, Rejection};
+use opsweave_core::source::{SourceItem, SourceReader};
+use opsweave_core::{BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, Result, Scope};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// The file (or stream name) ingested.
+    pub file: String,
+    /// The mapping used.
+    pub mapping: String,
+    /// New records.
+    pub inserted: u64,
+    /// Changed records.
+    pub updated: u64,
+    /// Records whose content was unchanged.
+    pub unchanged: u64,
+    /// Rejected items (the first `ingest.report_rejections`; all are stored).
+    pub rejected: Vec<Rejection>,
+    /// How many items were rejected in all.
+    pub rejected_total: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Live progress of an ingest, readable from another task (for progress bars).
+#[derive(Debug, Default)]
+pub struct IngestProgress {
+    /// Bytes of the source read so far.
+    pub bytes: AtomicU64,
+    /// Items stored or rejected so far.
+    pub items: AtomicU64,
+}
+
+/// Counts bytes as they are read.
+struct Counted<R> {
+    inner: R,
+    progress: Arc<IngestProgress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+type Batch = (Vec<IngestItem>, Vec<Rejection>);
+
+impl Weave {
+    /// Ingests the file at `path` with `mapping` into `scope`.
+    pub async fn ingest_path(
+        &self,
+        path: &Path,
+        mapping: &Mapping,
+        scope: &Scope,
+        progress: Option<Arc<IngestProgress>>,
+    ) -> Result<IngestReport> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| {
+            Error::invalid(format!("cannot open: {e}")).in_file(name.clone())
+        })?;
+        let format = format_of(&name, mapping)?;
+        self.ingest_reader(std::io::BufReader::with_capacity(1 << 20, file), &name, format, mapping, scope, progress)
+            .await
+    }
+
+    /// Ingests `reader` (named `name` in reports) as `format` with `mapping` into `scope`.
+    pub async fn ingest_reader<R: Read + Send + 'static>(
+        &self,
+        reader: R,
+        name: &str,
+        format: Format,
+        mapping: &Mapping,
+        scope: &Scope,
+        progress: Option<Arc<IngestProgress>>,
+    ) -> Result<IngestReport> {
+        scope.validate()?;
+        let compiled = mapping.compile()?;
+        let progress = progress.unwrap_or_default();
+        let counted = Counted {
+            inner: reader,
+            progress: progress.clone(),
+        };
+        let required = if format == Format::Csv { compiled.required_columns() } else { Vec::new() };
+        // Opening reads the header or document: a file that is not of the format fails here, whole.
+        let source = SourceReader::new(format, counted, name, &required, mapping.records.as_deref())?;
+        self.run_pipeline(source, compiled, name, scope, progress).await
+    }
+
+    /// Ingests rows given as JSON objects (from a binding or an API body).
+    pub async fn ingest_rows(
+        &self,
+        rows: Vec<serde_json::Value>,
+        name: &str,
+        mapping: &Mapping,
+        scope: &Scope,
+    ) -> Result<IngestReport> {
+        scope.validate()?;
+        let compiled = mapping.compile()?;
+        let items = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| Ok(SourceItem::Raw(RawItem { line: i as u64 + 1, payload })));
+        self.run_pipeline(items, compiled, name, scope, Arc::default()).await
+    }
+
+    async fn run_pipeline<I>(
+        &self,
+        items: I,
+        compiled: CompiledMapping,
+        name: &str,
+        scope: &Scope,
+        progress: Arc<IngestProgress>,
+    ) -> Result<IngestReport>
+    where
+        I: Iterator<Item = Result<SourceItem>> + Send + 'static,
+    {
+        let started = Instant::now();
+        let batch_size = self.config().ingest.batch_size.max(1);
+        let priority = self.config().priority.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(2);
+        let scope_for_reader = scope.clone();
+        let mapping_name = compiled.mapping().name.clone();
+        let source_kind = compiled.mapping().source.clone();
+        let producer = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            let mut batch: Batch = (Vec::with_capacity(batch_size), Vec::new());
+            for item in items {
+                let item = match item {
+                    Ok(item) => item,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                };
+                match item {
+                    SourceItem::Raw(raw) => match compiled.apply(&scope_for_reader, &raw, now) {
+                        Ok(normalised) => {
+                            let (importance, importance_reason) = match &normalised.task {
+                                Some(seed) => priority.importance(&seed.signals),
+                                None => (0.0, String::new()),
+                            };
+                            batch.0.push(IngestItem {
+                                normalised,
+                                importance,
+                                importance_reason,
+                            });
+                        }
+                        Err(rejection) => batch.1.push(rejection),
+                    },
+                    SourceItem::Rejected(rejection) => batch.1.push(rejection),
+                }
+                if batch.0.len() + batch.1.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, (Vec::with_capacity(batch_size), Vec::new()));
+                    if tx.blocking_send(Ok(full)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !batch.0.is_empty() || !batch.1.is_empty() {
+                let _ = tx.blocking_send(Ok(batch));
+            }
+        });
+        let mut outcome = BatchOutcome::default();
+        let mut report = IngestReport {
+            file: name.to_string(),
+            mapping: mapping_name,
+            ..IngestReport::default()
+        };
+        let keep = self.config().ingest.report_rejections;
+        while let Some(batch) = rx.recv().await {
+            let (items, rejections) = batch?;
+            outcome += self.store().ingest_batch(scope, name, &items, &rejections).await?;
+            progress
+                .items
+                .fetch_add((items.len() + rejections.len()) as u64, Ordering::Relaxed);
+            report.rejected_total += rejections.len() as u64;
+            let room = keep.saturating_sub(report.rejected.len());
+            report.rejected.extend(rejections.into_iter().take(room));
+        }
+        producer
+            .await
+            .map_err(|e| Error::internal(format!("ingest reader stopped: {e}")))?;
+        report.inserted = outcome.inserted;
+        report.updated = outcome.updated;
+        report.unchanged = outcome.unchanged;
+        report.seconds = started.elapsed().as_secs_f64();
+        self.events_log()
+            .append(NewEvent {
+                scope: scope.clone(),
+                actor: "ingest".into(),
+                subject: None,
+                kind: EventKind::Ingested {
+                    source: source_kind,
+                    inserted: report.inserted,
+                    updated: report.updated,
+                    unchanged: report.unchanged,
+                    rejected: report.rejected_total,
+                },
+                at: Utc::now(),
+            })
+            .await?;
+        Ok(report)
+    }
+}
+
+/// The format of `file`: its extension, else the mapping's `format`.
+pub(crate) fn format_of(file: &str, mapping: &Mapping) -> Result<Format> {
+    Format::from_extension(file).or(mapping.format).ok_or_else(|| {
+        Error::invalid(
+            "cannot tell the file's format: name it .csv, .jsonl or .json, or set `format` in the mapping",
+        )
+        .in_file(file.to_string())
+    })
+}
