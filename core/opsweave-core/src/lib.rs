@@ -12,6 +12,7 @@ pub mod graph;
 mod horizon;
 mod link;
 pub mod mapping;
+pub mod matching;
 mod model;
 pub mod priority;
 mod scope;

@@ -70,9 +70,14 @@ pub fn is_code(token: &str) -> bool {
     if letters == 0 {
         return len >= 6;
     }
-    // Sizes and units ("1080p", "500gb", "12mp") are short digit runs with a suffix; a code
-    // has more structure than that, so require a letter before the last digit or 5+ chars.
-    len >= 5 || token.chars().next().is_some_and(char::is_alphabetic)
+    // A number with a unit ("1080p", "500gb", "12mp") is a size, not an identity.
+    let unit = token.starts_with(|c: char| c.is_ascii_digit())
+        && letters <= 3
+        && token.trim_end_matches(|c: char| c.is_alphabetic()).chars().all(|c| c.is_ascii_digit());
+    if unit {
+        return false;
+    }
+    true
 }
 
 /// The identifier-like codes inside free text, normalised to lower-case alphanumerics.
@@ -119,9 +124,10 @@ pub fn number(raw: &str) -> Option<f64> {
         .chars()
         .filter(|c| !matches!(c, ',' | ' ' | '$' | '€' | '£' | '¥' | '_'))
         .collect();
-    let cleaned = cleaned
-        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-        .trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let upper = cleaned.to_ascii_uppercase();
+    let cleaned = ["USD", "EUR", "GBP", "CHF", "JPY"]
+        .iter()
+        .fold(upper.as_str(), |s, code| s.trim_start_matches(code).trim_end_matches(code));
     if cleaned.is_empty() || !cleaned.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }

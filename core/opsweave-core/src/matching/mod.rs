@@ -1,0 +1,258 @@
+//! Entity resolution: find the records that are the same thing, across two sources (link) or
+//! within one (dedupe).
+//!
+//! The pipeline is blocking → comparison → Fellegi–Sunter scoring → clustering, with no labels
+//! and no tuning: [`MatchSpec::infer`] reads the data and picks comparisons, u comes from random
+//! pairs, m and the match share from EM on the candidates. Every decided pair carries its
+//! explanation (each comparison's similarity, level and weight).
+//!
+//! ```
+//! use opsweave_core::matching::{run_link, Table};
+//! let left = Table::from_csv("id,name\n1,Globex Corporation\n2,Initech\n".as_bytes(), "l.csv")?;
+//! let right = Table::from_csv("id,name\na,Initech LLC\nb,Globex Corp\n".as_bytes(), "r.csv")?;
+//! let outcome = run_link(&left, &right, None)?;
+//! assert!(outcome.candidates.len() >= 2);
+//! # Ok::<(), opsweave_core::Error>(())
+//! ```
+
+mod blocking;
+pub mod cluster;
+mod compare;
+mod eval;
+mod scoring;
+mod spec;
+mod table;
+pub mod text;
+
+pub use compare::similarity;
+pub use eval::{evaluate_dedupe, evaluate_link, score_against_gold, Evaluation};
+pub use scoring::{probability, Contribution, LevelModel, Model};
+pub use spec::{Blocking, ClusterMode, Comparator, Comparison, FieldKind, InferredField, MatchMode, MatchSpec, Thresholds};
+pub use table::{Gold, Table};
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// How many random pairs estimate u.
+const U_SAMPLES: usize = 50_000;
+/// EM stops after this many rounds if it has not converged.
+const EM_ROUNDS: usize = 200;
+
+/// The decision band of a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Same entity.
+    Match,
+    /// Unsure: a person should look.
+    Review,
+    /// Different entities.
+    NonMatch,
+}
+
+/// A scored pair with its explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredPair {
+    /// Row in the left (or only) table.
+    pub left: usize,
+    /// Row in the right table (dedupe: in the same table).
+    pub right: usize,
+    /// Id of the left record.
+    pub left_id: String,
+    /// Id of the right record.
+    pub right_id: String,
+    /// log2 odds of a match (prior included).
+    pub score: f64,
+    /// Match probability.
+    pub probability: f64,
+    /// The decision.
+    pub band: Band,
+    /// Each comparison's part in the score.
+    pub explanation: Vec<Contribution>,
+}
+
+/// The result of one matching run.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchOutcome {
+    /// The spec that ran (inferred when none was given).
+    pub spec: MatchSpec,
+    /// The fitted model.
+    pub model: Model,
+    /// Candidate pairs from blocking (left row, right row); in dedupe `left < right`.
+    #[serde(skip)]
+    pub candidates: Vec<(u32, u32)>,
+    /// Pairs decided as matches (after clustering).
+    pub matches: Vec<ScoredPair>,
+    /// Pairs for a person to review.
+    pub review: Vec<ScoredPair>,
+    /// Dedupe: groups of rows that are one entity (singletons left out). Link: empty.
+    pub clusters: Vec<Vec<usize>>,
+}
+
+impl MatchOutcome {
+    /// The matched pairs as rows; in dedupe every pair inside a cluster, smaller row first.
+    pub fn predicted_pairs(&self) -> Vec<(usize, usize)> {
+        if self.spec.mode == MatchMode::Dedupe && self.spec.clustering == ClusterMode::Components {
+            let mut out = Vec::new();
+            for c in &self.clusters {
+                for (x, a) in c.iter().enumerate() {
+                    for b in &c[x + 1..] {
+                        out.push((*a.min(b), *a.max(b)));
+                    }
+                }
+            }
+            out
+        } else {
+            self.matches
+                .iter()
+                .map(|p| {
+                    if self.spec.mode == MatchMode::Dedupe {
+                        (p.left.min(p.right), p.left.max(p.right))
+                    } else {
+                        (p.left, p.right)
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// Links `left` to `right` with `spec`, or with the spec inferred from the data.
+pub fn run_link(left: &Table, right: &Table, spec: Option<&MatchSpec>) -> Result<MatchOutcome> {
+    run(left, Some(right), spec)
+}
+
+/// Finds the duplicates within `records` with `spec`, or with the spec inferred from the data.
+pub fn run_dedupe(records: &Table, spec: Option<&MatchSpec>) -> Result<MatchOutcome> {
+    run(records, None, spec)
+}
+
+fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<MatchOutcome> {
+    let spec = match spec {
+        Some(s) => s.clone(),
+        None => MatchSpec::infer(left, right),
+    };
+    match (spec.mode, right) {
+        (MatchMode::Link, None) => return Err(Error::invalid("a link spec needs two tables")),
+        (MatchMode::Dedupe, Some(_)) => return Err(Error::invalid("a dedupe spec takes one table")),
+        _ => {}
+    }
+    if spec.comparisons.is_empty() {
+        return Err(Error::invalid(
+            "nothing to compare: the tables share no field that could be compared (the spec has no comparisons)",
+        ));
+    }
+    spec.validate(left, right)?;
+    let dedupe = right.is_none();
+    let n_left = left.len();
+    let n_right = right.map_or(n_left, Table::len);
+
+    let prepared: Vec<_> = spec.comparisons.iter().map(|c| compare::prepare(c, left, right)).collect();
+    let candidates = blocking::candidates(&spec.blocking, left, right);
+
+    let width = spec.comparisons.len();
+    let mut levels = vec![scoring::MISSING; candidates.len() * width];
+    let mut patterns: HashMap<Vec<u8>, f64> = HashMap::new();
+    for (p, (i, j)) in candidates.iter().enumerate() {
+        let row = &mut levels[p * width..(p + 1) * width];
+        for (c, (cmp, prep)) in spec.comparisons.iter().zip(&prepared).enumerate() {
+            if let Some(s) = prep.similarity(cmp.comparator, *i as usize, *j as usize) {
+                row[c] = cmp.level_of(s) as u8;
+            }
+        }
+        *patterns.entry(row.to_vec()).or_default() += 1.0;
+    }
+    let u = scoring::estimate_u(&spec.comparisons, &prepared, n_left, n_right, dedupe, U_SAMPLES);
+    // Prior guess: about half the smaller side has a twin among the candidates.
+    let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
+    let model = scoring::fit(&spec.comparisons, &patterns, u, lambda0, EM_ROUNDS);
+    let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
+
+    let review_cut = spec.thresholds.review;
+    let scored: Vec<(usize, usize, f64)> = candidates
+        .iter()
+        .map(|(i, j)| (*i as usize, *j as usize, scorer.score(*i as usize, *j as usize, None)))
+        .filter(|(_, _, s)| scoring::probability(*s) >= review_cut)
+        .collect();
+
+    let other = right.unwrap_or(left);
+    let decide = |i: usize, j: usize, band: Band| -> ScoredPair {
+        let mut explanation = Vec::with_capacity(width);
+        let score = scorer.score(i, j, Some(&mut explanation));
+        ScoredPair {
+            left: i,
+            right: j,
+            left_id: left.id(i).to_string(),
+            right_id: other.id(j).to_string(),
+            score,
+            probability: scoring::probability(score),
+            band,
+            explanation,
+        }
+    };
+    let band_of = |s: f64| {
+        if scoring::probability(s) >= spec.thresholds.matched {
+            Band::Match
+        } else {
+            Band::Review
+        }
+    };
+    let mut matches = Vec::new();
+    let mut review = Vec::new();
+    let mut clusters = Vec::new();
+    match spec.clustering {
+        ClusterMode::OneToOne => {
+            for k in cluster::one_to_one(&scored) {
+                let (i, j, s) = scored[k];
+                let band = band_of(s);
+                let pair = decide(i, j, band);
+                if band == Band::Match {
+                    matches.push(pair);
+                } else {
+                    review.push(pair);
+                }
+            }
+        }
+        ClusterMode::Pairs | ClusterMode::Components => {
+            for (i, j, s) in &scored {
+                let band = band_of(*s);
+                if band == Band::Match {
+                    matches.push(decide(*i, *j, band));
+                }
+            }
+            if spec.clustering == ClusterMode::Components {
+                let n = if dedupe { n_left } else { n_left + n_right };
+                let offset = if dedupe { 0 } else { n_left };
+                let edges = matches.iter().map(|p| (p.left, p.right + offset));
+                clusters = cluster::components(n, edges);
+            }
+            let mut cluster_of = HashMap::new();
+            for (c, members) in clusters.iter().enumerate() {
+                for m in members {
+                    cluster_of.insert(*m, c);
+                }
+            }
+            let offset = if dedupe { 0 } else { n_left };
+            for (i, j, s) in &scored {
+                if band_of(*s) == Band::Review {
+                    let same = matches!((cluster_of.get(i), cluster_of.get(&(j + offset))), (Some(a), Some(b)) if a == b);
+                    if !same {
+                        review.push(decide(*i, *j, Band::Review));
+                    }
+                }
+            }
+        }
+    }
+    Ok(MatchOutcome {
+        spec,
+        model,
+        candidates,
+        matches,
+        review,
+        clusters,
+    })
+}
+
+#[cfg(test)]
+mod tests;
