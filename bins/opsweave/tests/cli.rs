@@ -1,0 +1,175 @@
+//! The `opsweave` binary, run end to end on temporary databases.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data").join(name)
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let db = format!("sqlite://{}", self.dir.path().join("test.db").display());
+        Command::new(env!("CARGO_BIN_EXE_opsweave"))
+            .args(args)
+            .arg("--db")
+            .arg(db)
+            .current_dir(self.dir.path())
+            .env_remove("OPSWEAVE_DB")
+            .env_remove("OPSWEAVE_ORG")
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+fn counts(v: &Value) -> (u64, u64, u64, usize) {
+    (
+        v["inserted"].as_u64().unwrap(),
+        v["updated"].as_u64().unwrap(),
+        v["unchanged"].as_u64().unwrap(),
+        v["rejected"].as_array().unwrap().len(),
+    )
+}
+
+#[test]
+fn demo_prints_at_most_three_tasks_per_horizon_with_breakdowns() {
+    let env = Env::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_opsweave"))
+        .args(["demo", "--json"])
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let focus: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for horizon in ["today", "week", "month"] {
+        let tasks = focus[horizon].as_array().unwrap();
+        assert!(!tasks.is_empty() && tasks.len() <= 3, "{horizon}: {tasks:?}");
+        for t in tasks {
+            assert!(t["id"].as_str().unwrap().len() == 16);
+            assert!(t["score"].as_f64().unwrap() > 0.0);
+            assert!(t["breakdown"]["urgency"]["reason"].is_string());
+            assert!(t["breakdown"]["importance"]["points"].is_number());
+        }
+    }
+    assert_eq!(focus["today"][0]["title"], "OPS-101 Globex migration cutover plan");
+    // The table form names each component.
+    let table = Command::new(env!("CARGO_BIN_EXE_opsweave")).arg("demo").current_dir(env.dir.path()).output().unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("TODAY") && text.contains("WEEK") && text.contains("MONTH"), "{text}");
+    assert!(text.contains("why: urgency"), "{text}");
+}
+
+#[test]
+fn every_preset_sample_ingests_and_reingest_changes_nothing() {
+    let env = Env::new();
+    for (preset, file, n) in [
+        ("odoo-crm-lead", "odoo-crm-lead.csv", 10),
+        ("ace-opportunity", "ace-opportunity.csv", 8),
+        ("gmail-message", "gmail-messages.json", 6),
+        ("jira-issue", "jira-search.json", 8),
+        ("github-issue", "github-issues.json", 6),
+    ] {
+        let path = data(file);
+        let path = path.to_str().unwrap();
+        let first = env.json(&["ingest", path, "--preset", preset, "--json"]);
+        assert_eq!(counts(&first), (n, 0, 0, 0), "{preset} first");
+        let again = env.json(&["ingest", path, "--preset", preset, "--json"]);
+        assert_eq!(counts(&again), (0, 0, n, 0), "{preset} again");
+    }
+    let hits = env.json(&["search", "Globex", "--json"]);
+    assert!(hits.as_array().unwrap().len() >= 4, "{hits}");
+}
+
+#[test]
+fn bad_rows_are_reported_by_line_and_field_and_the_rest_is_stored() {
+    let env = Env::new();
+    let path = data("odoo-crm-lead-bad-rows.csv");
+    let report = env.json(&["ingest", path.to_str().unwrap(), "--preset", "odoo-crm-lead", "--json"]);
+    assert_eq!((report["inserted"].as_u64(), report["rejected"].as_array().unwrap().len()), (Some(2), 5));
+    let first = &report["rejected"][0];
+    assert_eq!((first["line"].as_u64(), first["field"].as_str()), (Some(3), Some("date_deadline")));
+    assert!(first["reason"].as_str().unwrap().contains("2026-13-01"));
+    let written = std::fs::read_to_string(env.dir.path().join("odoo-crm-lead-bad-rows.csv.rejections.csv")).unwrap();
+    assert_eq!(written.lines().count(), 6, "{written}");
+    assert!(written.lines().nth(1).unwrap().contains(",3,date_deadline,"), "{written}");
+    let again = env.json(&["ingest", path.to_str().unwrap(), "--preset", "odoo-crm-lead", "--json"]);
+    assert_eq!(counts(&again), (0, 0, 2, 5));
+}
+
+#[test]
+fn a_file_that_is_not_csv_fails_with_exit_code_2_and_one_line() {
+    let env = Env::new();
+    let png = env.dir.path().join("picture.csv");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00").unwrap();
+    let out = env.run(&["ingest", png.to_str().unwrap(), "--preset", "odoo-crm-lead"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("picture.csv") && stderr.contains("line 1"), "{stderr}");
+    let json = env.dir.path().join("broken.json");
+    std::fs::write(&json, "{ not json").unwrap();
+    let out = env.run(&["ingest", json.to_str().unwrap(), "--preset", "jira-issue"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["ingest", "missing.csv", "--preset", "odoo-crm-lead"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.run(&["ingest", data("odoo-crm-lead.csv").to_str().unwrap(), "--preset", "salesforce"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("odoo-crm-lead"));
+}
+
+#[test]
+fn complete_then_undo_restores_and_graph_shows_past7d() {
+    let env = Env::new();
+    env.json(&["ingest", data("jira-search.json").to_str().unwrap(), "--preset", "jira-issue", "--json"]);
+    let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
+    let top = &focus["today"][0];
+    let id = top["id"].as_str().unwrap().to_string();
+    assert_eq!(top["status"], "doing");
+    let done = env.json(&["complete", &id, "--json"]);
+    assert_eq!((done["previous"].as_str(), done["status"].as_str()), (Some("doing"), Some("done")));
+    let again = env.json(&["complete", &id, "--json"]);
+    assert_eq!(again["status"], "done", "completing twice is harmless");
+    let graph = env.json(&["graph", "--json"]);
+    let past: Vec<&str> = graph["lanes"]["past7d"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(past.contains(&id.as_str()), "{graph}");
+    let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
+    assert_ne!(focus["today"][0]["id"].as_str(), Some(id.as_str()), "a done task leaves focus");
+    let undone = env.json(&["undo", &id, "--json"]);
+    assert_eq!(undone["status"], "doing");
+    let twice = env.json(&["undo", &id, "--json"]);
+    assert_eq!(twice["status"], "doing", "undoing twice is harmless");
+    let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
+    assert_eq!(focus["today"][0]["id"].as_str(), Some(id.as_str()));
+    let graph = env.json(&["graph", "--window", "month", "--json"]);
+    assert!(graph["lanes"]["past7d"].as_array().unwrap().iter().all(|v| v.as_str() != Some(id.as_str())));
+    assert!(graph["lanes"]["month"].is_array());
+    // OPS-105's parent link survives into the graph when both ends are shown.
+    assert!(graph["edges"].is_array());
+}
+
+#[test]
+fn bad_ids_and_arguments_exit_2() {
+    let env = Env::new();
+    assert_eq!(env.run(&["complete", "not-an-id"]).status.code(), Some(2));
+    assert_eq!(env.run(&["focus", "--horizon", "soon"]).status.code(), Some(2));
+    assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
+    let missing = env.run(&["complete", "0000000000000001"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
