@@ -166,7 +166,7 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     let u = scoring::estimate_u(&spec.comparisons, &prepared, n_left, n_right, dedupe, U_SAMPLES);
     // Prior guess: about half the smaller side has a twin among the candidates.
     let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
-    let model = scoring::fit(&spec.comparisons, &patterns, u, lambda0, EM_ROUNDS);
+    let model = scoring::fit(&spec.comparisons, &patterns, u, lambda0, EM_ROUNDS, spec.refine_u);
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 
     let review_cut = spec.thresholds.review;

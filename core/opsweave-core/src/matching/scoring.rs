@@ -112,9 +112,10 @@ pub(crate) fn estimate_u(
 pub(crate) fn fit(
     comparisons: &[Comparison],
     patterns: &HashMap<Vec<u8>, f64>,
-    u: Vec<Vec<f64>>,
+    mut u: Vec<Vec<f64>>,
     lambda0: f64,
     max_iterations: usize,
+    update_u: bool,
 ) -> Model {
     let mut m: Vec<Vec<f64>> = comparisons
         .iter()
@@ -135,6 +136,7 @@ pub(crate) fn fit(
     for _ in 0..max_iterations {
         iterations += 1;
         let mut m_acc: Vec<Vec<f64>> = m.iter().map(|r| vec![0.0; r.len()]).collect();
+        let mut u_acc: Vec<Vec<f64>> = m.iter().map(|r| vec![0.0; r.len()]).collect();
         let mut matched = 0.0;
         for (pattern, count) in &patterns {
             let mut log_ratio = (lambda / (1.0 - lambda)).ln();
@@ -150,6 +152,7 @@ pub(crate) fn fit(
             for (c, level) in pattern.iter().enumerate() {
                 if *level != MISSING {
                     m_acc[c][*level as usize] += w;
+                    u_acc[c][*level as usize] += count - w;
                 }
             }
         }
@@ -161,6 +164,16 @@ pub(crate) fn fit(
                 let next = (a + 1e-3) / s;
                 delta = delta.max((next - *x).abs());
                 *x = next;
+            }
+        }
+        if update_u {
+            for (row, acc) in u.iter_mut().zip(&u_acc) {
+                let s: f64 = acc.iter().sum::<f64>() + 1e-3 * acc.len() as f64;
+                for (x, a) in row.iter_mut().zip(acc) {
+                    let next = (a + 1e-3) / s;
+                    delta = delta.max((next - *x).abs());
+                    *x = next;
+                }
             }
         }
         lambda = new_lambda;
@@ -237,23 +250,27 @@ impl<'a> Scorer<'a> {
         let w = &self.weights[c];
         if level == 0 {
             if cmp.term_frequency && !prep.left_freq.is_empty() {
-                // A shared rare value is stronger evidence than a shared common one.
+                // A shared rare value is stronger evidence than a shared common one. Agreeing
+                // on value v has P(· | match) = m₀·p(v) and P(· | non-match) = p(v)², so the
+                // Bayes factor is m₀ / p(v); two sources' shares meet at their geometric mean.
                 let pl = f64::from(prep.left_freq[i]);
                 let pr = f64::from(prep.right_freq()[j]);
-                let u_value = if self.dedupe { pl * pl } else { pl * pr };
-                if u_value > 0.0 {
-                    return (self.m_top[c] / u_value.max(1e-12)).log2().max(w[0].min(0.0));
+                let share = if self.dedupe { pl } else { (pl * pr).sqrt() };
+                if share > 0.0 {
+                    return (self.m_top[c] / share.max(1e-12)).log2().max(w[0].min(0.0));
                 }
             }
             return w[0];
         }
-        if !continuous(cmp.comparator) {
+        // The last level spans everything from 0 to the lowest cut: sliding there would give
+        // clearly different values part of a similar level's weight.
+        if !continuous(cmp.comparator) || level >= cmp.levels.len() {
             return w[level];
         }
         // Within a level, slide toward the level above by how far the similarity got, so that
         // pairs in one level still rank by similarity (one-to-one assignment needs that).
         let upper = cmp.levels[level - 1];
-        let lower = cmp.levels.get(level).copied().unwrap_or(0.0);
+        let lower = cmp.levels[level];
         if w[level - 1] > w[level] && upper > lower {
             let t = ((s - lower) / (upper - lower)).clamp(0.0, 1.0);
             w[level] + (w[level - 1] - w[level]) * t
@@ -312,7 +329,7 @@ mod tests {
             *patterns.entry(p).or_default() += 1.0;
         }
         let comparisons: Vec<Comparison> = m_true.iter().map(|r| comparison(r.len())).collect();
-        fit(&comparisons, &patterns, u_true.to_vec(), 0.3, 500)
+        fit(&comparisons, &patterns, u_true.to_vec(), 0.3, 500, false)
     }
 
     #[test]

@@ -176,6 +176,15 @@ pub struct MatchSpec {
     pub thresholds: Thresholds,
     /// How decisions are grouped.
     pub clustering: ClusterMode,
+    /// Whether EM also refines u on the candidates (it starts from random pairs either way).
+    /// Blocking keeps the look-alike non-matches, which random pairs under-represent; with u
+    /// fixed, EM tends to call every candidate a match.
+    #[serde(default = "yes")]
+    pub refine_u: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl MatchSpec {
@@ -335,6 +344,7 @@ impl MatchSpec {
             },
             thresholds: Thresholds::default(),
             clustering,
+            refine_u: true,
         }
     }
 }
