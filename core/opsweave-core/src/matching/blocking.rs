@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 /// The candidate pairs (left row, right row), sorted and unique; in dedupe `left < right`.
 pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table>) -> Vec<(u32, u32)> {
-    let mut keys: HashMap<String, u32> = HashMap::new();
+    let mut keys: HashMap<u64, u32> = HashMap::new();
     let left_keys = record_keys(blocking, left, &mut keys);
     let right_keys = right.map(|r| record_keys(blocking, r, &mut keys));
     let n_keys = keys.len();
@@ -156,12 +156,12 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
 }
 
 /// Each record's blocking keys, interned into `keys`, sorted and unique.
-fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<String, u32>) -> Vec<Vec<u32>> {
+fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<u64, u32>) -> Vec<Vec<u32>> {
     let token_cols: Vec<Option<usize>> = blocking.token_fields.iter().map(|f| table.column(f)).collect();
     let qgram_cols: Vec<Option<usize>> = blocking.qgram_fields.iter().map(|f| table.column(f)).collect();
-    let mut intern = |k: String| -> u32 {
+    let mut intern = |tag: u8, k: &str| -> u32 {
         let next = keys.len() as u32;
-        *keys.entry(k).or_insert(next)
+        *keys.entry(key_hash(tag, k)).or_insert(next)
     };
     (0..table.len())
         .map(|row| {
@@ -170,14 +170,18 @@ fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<String, u3
                 for w in text::words(&table.rows[row][*c]) {
                     // One letter says nothing; one digit (a street number) may.
                     if w.chars().count() >= 2 || w.chars().all(|c| c.is_ascii_digit()) {
-                        ks.push(intern(w));
+                        ks.push(intern(b'w', &w));
                     }
                 }
             }
+            let mut gram = String::new();
             for c in qgram_cols.iter().flatten() {
                 for w in text::normalise(&table.rows[row][*c]).split(' ').filter(|w| w.len() >= 3) {
-                    for g in text::qgrams(w, 3) {
-                        ks.push(intern(format!("\u{1f}{g}")));
+                    let chars: Vec<char> = std::iter::once('^').chain(w.chars()).chain(std::iter::once('$')).collect();
+                    for g in chars.windows(3) {
+                        gram.clear();
+                        gram.extend(g);
+                        ks.push(intern(b'q', &gram));
                     }
                 }
             }
@@ -186,6 +190,17 @@ fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<String, u3
             ks
         })
         .collect()
+}
+
+/// FNV-1a over a tag and the key's bytes: keys are only compared, never read back, and at 64
+/// bits a collision merely merges two rare keys.
+fn key_hash(tag: u8, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::iter::once(tag).chain(key.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]

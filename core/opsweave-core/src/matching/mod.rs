@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// How many random pairs estimate u.
-const U_SAMPLES: usize = 50_000;
+const U_SAMPLES: usize = 20_000;
 /// EM stops after this many rounds if it has not converged.
 const EM_ROUNDS: usize = 200;
 
@@ -152,16 +152,21 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     let candidates = blocking::candidates(&spec.blocking, left, right);
 
     let width = spec.comparisons.len();
-    let mut levels = vec![scoring::MISSING; candidates.len() * width];
+    // Similarities are computed once: EM needs their levels, scoring their values.
+    let mut sims = vec![f32::NAN; candidates.len() * width];
     let mut patterns: HashMap<Vec<u8>, f64> = HashMap::new();
+    let mut levels = vec![scoring::MISSING; width];
     for (p, (i, j)) in candidates.iter().enumerate() {
-        let row = &mut levels[p * width..(p + 1) * width];
+        let row = &mut sims[p * width..(p + 1) * width];
         for (c, (cmp, prep)) in spec.comparisons.iter().zip(&prepared).enumerate() {
+            levels[c] = scoring::MISSING;
             if let Some(s) = prep.similarity(cmp.comparator, *i as usize, *j as usize) {
-                row[c] = cmp.level_of(s) as u8;
+                // Levels are cut on the stored (f32) value so that scoring agrees with EM.
+                row[c] = s as f32;
+                levels[c] = cmp.level_of(f64::from(row[c])) as u8;
             }
         }
-        *patterns.entry(row.to_vec()).or_default() += 1.0;
+        *patterns.entry(levels.clone()).or_default() += 1.0;
     }
     let u = scoring::estimate_u(&spec.comparisons, &prepared, n_left, n_right, dedupe, U_SAMPLES);
     // Prior guess: about half the smaller side has a twin among the candidates.
@@ -170,16 +175,23 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 
     let review_cut = spec.thresholds.review;
-    let scored: Vec<(usize, usize, f64)> = candidates
-        .iter()
-        .map(|(i, j)| (*i as usize, *j as usize, scorer.score(*i as usize, *j as usize, None)))
-        .filter(|(_, _, s)| scoring::probability(*s) >= review_cut)
-        .collect();
+    let mut scored: Vec<(usize, usize, f64)> = Vec::new();
+    let mut scored_at: Vec<usize> = Vec::new();
+    for (p, (i, j)) in candidates.iter().enumerate() {
+        let (i, j) = (*i as usize, *j as usize);
+        let s = scorer.score_similarities(i, j, &sims[p * width..(p + 1) * width], None);
+        if scoring::probability(s) >= review_cut {
+            scored.push((i, j, s));
+            scored_at.push(p);
+        }
+    }
 
     let other = right.unwrap_or(left);
-    let decide = |i: usize, j: usize, band: Band| -> ScoredPair {
+    let decide = |k: usize, band: Band| -> ScoredPair {
+        let (i, j, _) = scored[k];
+        let p = scored_at[k];
         let mut explanation = Vec::with_capacity(width);
-        let score = scorer.score(i, j, Some(&mut explanation));
+        let score = scorer.score_similarities(i, j, &sims[p * width..(p + 1) * width], Some(&mut explanation));
         ScoredPair {
             left: i,
             right: j,
@@ -204,9 +216,8 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     match spec.clustering {
         ClusterMode::OneToOne => {
             for k in cluster::one_to_one(&scored) {
-                let (i, j, s) = scored[k];
-                let band = band_of(s);
-                let pair = decide(i, j, band);
+                let band = band_of(scored[k].2);
+                let pair = decide(k, band);
                 if band == Band::Match {
                     matches.push(pair);
                 } else {
@@ -215,10 +226,9 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
             }
         }
         ClusterMode::Pairs | ClusterMode::Components => {
-            for (i, j, s) in &scored {
-                let band = band_of(*s);
-                if band == Band::Match {
-                    matches.push(decide(*i, *j, band));
+            for (k, (_, _, s)) in scored.iter().enumerate() {
+                if band_of(*s) == Band::Match {
+                    matches.push(decide(k, Band::Match));
                 }
             }
             if spec.clustering == ClusterMode::Components {
@@ -234,11 +244,11 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
                 }
             }
             let offset = if dedupe { 0 } else { n_left };
-            for (i, j, s) in &scored {
+            for (k, (i, j, s)) in scored.iter().enumerate() {
                 if band_of(*s) == Band::Review {
                     let same = matches!((cluster_of.get(i), cluster_of.get(&(j + offset))), (Some(a), Some(b)) if a == b);
                     if !same {
-                        review.push(decide(*i, *j, Band::Review));
+                        review.push(decide(k, Band::Review));
                     }
                 }
             }

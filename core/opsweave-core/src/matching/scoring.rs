@@ -219,12 +219,13 @@ impl<'a> Scorer<'a> {
         }
     }
 
-    /// log2 odds that rows `i` and `j` match, with each comparison's part when `explain`.
-    pub fn score(&self, i: usize, j: usize, explain: Option<&mut Vec<Contribution>>) -> f64 {
+    /// log2 odds that rows `i` and `j` match, from their similarities (NaN where missing),
+    /// with each comparison's part when `explain`.
+    pub fn score_similarities(&self, i: usize, j: usize, sims: &[f32], explain: Option<&mut Vec<Contribution>>) -> f64 {
         let mut total = self.prior;
         let mut parts = explain;
         for (c, (cmp, prep)) in self.comparisons.iter().zip(self.prepared).enumerate() {
-            let sim = prep.similarity(cmp.comparator, i, j);
+            let sim = (!sims[c].is_nan()).then(|| f64::from(sims[c]));
             let (level, weight) = match sim {
                 None => (None, 0.0),
                 Some(s) => {
