@@ -151,6 +151,10 @@ pub struct OnnxConfig {
     /// Threads per session inside ONNX Runtime; `None` lets ONNX Runtime choose.
     #[serde(default)]
     pub intra_threads: Option<usize>,
+    /// Graph output holding the vectors; when `None`, a well-known name (`last_hidden_state`,
+    /// `token_embeddings`, `sentence_embedding`, `dense_vecs`) or the only output.
+    #[serde(default)]
+    pub output: Option<String>,
     /// ONNX Runtime library (`libonnxruntime.so.1.x.y`); when `None`, `ORT_DYLIB_PATH` is used.
     #[serde(default)]
     pub ort_dylib_path: Option<PathBuf>,
@@ -184,6 +188,7 @@ impl OnnxConfig {
             token_budget: default_token_budget(),
             sessions: default_sessions(),
             intra_threads: None,
+            output: None,
             ort_dylib_path: None,
             query_prefix: None,
             document_prefix: None,
@@ -250,6 +255,13 @@ impl OnnxConfig {
     #[must_use]
     pub fn with_ort_dylib_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.ort_dylib_path = Some(path.into());
+        self
+    }
+
+    /// Reads the vectors from the graph output `name`.
+    #[must_use]
+    pub fn with_output(mut self, name: impl Into<String>) -> Self {
+        self.output = Some(name.into());
         self
     }
 
@@ -508,8 +520,8 @@ mod tests {
     }
 
     #[test]
-    fn config_reads_from_toml_with_defaults() {
-        let cfg: OnnxConfig = toml_like(
+    fn config_deserialises_with_defaults() {
+        let cfg: OnnxConfig = from_json(
             r#"{"model_dir": "/m", "preset": "bge-m3", "pooling": "mean", "max_tokens": 512}"#,
         );
         assert_eq!(cfg.preset, Some(Preset::BgeM3));
@@ -518,7 +530,7 @@ mod tests {
         assert_eq!(cfg.sessions, 2);
     }
 
-    fn toml_like(json: &str) -> OnnxConfig {
+    fn from_json(json: &str) -> OnnxConfig {
         serde_json::from_str(json).expect("valid config")
     }
 

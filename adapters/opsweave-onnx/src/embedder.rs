@@ -75,7 +75,7 @@ impl OnnxEmbedder {
         )?;
         let model_file = files.model.display().to_string();
         let (inputs, output, static_dim) = pool
-            .peek(inspect)?
+            .peek(|s| inspect(s, config.output.as_deref()))?
             .map_err(|e| e.in_file(model_file.clone()))?;
         let mut engine = Engine {
             info: ModelInfo {
@@ -177,8 +177,78 @@ fn is_int64(outlet: &Outlet) -> bool {
     outlet.dtype().tensor_type() == Some(TensorElementType::Int64)
 }
 
+/// What [`choose_output`] needs to know of a graph output.
+struct OutletShape<'a> {
+    name: &'a str,
+    rank: Option<usize>,
+    float32: bool,
+}
+
+/// Output names of token vectors ([batch, tokens, dim]) in common exports.
+const TOKEN_OUTPUTS: [&str; 2] = ["last_hidden_state", "token_embeddings"];
+/// Output names of sentence vectors ([batch, dim]) in common exports.
+const SENTENCE_OUTPUTS: [&str; 2] = ["sentence_embedding", "dense_vecs"];
+
+/// Picks the output to read (its index, and whether it is already pooled).
+///
+/// Only well-known names, the configured name or a lone output are trusted: exports such as
+/// BGE-M3's carry other float outputs of the same rank (ColBERT vectors), and pooling one of
+/// those would give plausible but wrong vectors.
+fn choose_output(outputs: &[OutletShape<'_>], wanted: Option<&str>) -> Result<(usize, bool)> {
+    let names = || {
+        outputs
+            .iter()
+            .map(|o| o.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shape_of = |i: usize| -> Result<(usize, bool)> {
+        let o = &outputs[i];
+        match (o.float32, o.rank) {
+            (true, Some(3)) => Ok((i, false)),
+            (true, Some(2)) => Ok((i, true)),
+            _ => Err(Error::invalid(format!(
+                "the model's output `{}` is not float32 [batch, tokens, dim] or [batch, dim]",
+                o.name
+            ))
+            .on_field("output")),
+        }
+    };
+    if let Some(wanted) = wanted {
+        let i = outputs
+            .iter()
+            .position(|o| o.name == wanted)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "the model has no output `{wanted}` (outputs: {})",
+                    names()
+                ))
+                .on_field("output")
+            })?;
+        return shape_of(i);
+    }
+    // Token vectors first, so that pooling follows the configuration.
+    for known in TOKEN_OUTPUTS.iter().chain(&SENTENCE_OUTPUTS) {
+        if let Some(i) = outputs.iter().position(|o| o.name == *known) {
+            return shape_of(i);
+        }
+    }
+    if outputs.len() == 1 {
+        return shape_of(0);
+    }
+    Err(Error::invalid(format!(
+        "cannot tell which model output holds the embeddings (outputs: {}); name it with the \
+         `output` option",
+        names()
+    ))
+    .on_field("output"))
+}
+
 /// Finds the inputs and the output to read, and the dimension when the graph states it.
-fn inspect(session: &Session) -> Result<(Inputs, Output, Option<usize>)> {
+fn inspect(
+    session: &Session,
+    wanted_output: Option<&str>,
+) -> Result<(Inputs, Output, Option<usize>)> {
     let mut ids = None;
     let mut mask = None;
     let mut type_ids = None;
@@ -208,33 +278,17 @@ fn inspect(session: &Session) -> Result<(Inputs, Output, Option<usize>)> {
             "the model must take both input_ids and attention_mask",
         ));
     };
-    let rank = |o: &Outlet| o.dtype().tensor_shape().map(|s| s.len());
-    let floats = |o: &&Outlet| o.dtype().tensor_type() == Some(TensorElementType::Float32);
-    let outputs = session.outputs();
-    // Token vectors are preferred so that pooling follows the configuration; a graph that only
-    // gives sentence vectors is used as is.
-    let token_output = outputs
+    let outputs: Vec<OutletShape<'_>> = session
+        .outputs()
         .iter()
-        .filter(floats)
-        .filter(|o| rank(o) == Some(3))
-        .max_by_key(|o| matches!(o.name(), "last_hidden_state" | "token_embeddings"));
-    let chosen = match token_output {
-        Some(o) => Some((o, false)),
-        None => outputs
-            .iter()
-            .filter(floats)
-            .filter(|o| rank(o) == Some(2))
-            .max_by_key(|o| matches!(o.name(), "sentence_embedding" | "dense_vecs"))
-            .map(|o| (o, true)),
-    };
-    let Some((outlet, pooled)) = chosen else {
-        let names: Vec<&str> = outputs.iter().map(Outlet::name).collect();
-        return Err(Error::invalid(format!(
-            "the model has no float32 output of shape [batch, tokens, dim] or [batch, dim] \
-             (outputs: {})",
-            names.join(", ")
-        )));
-    };
+        .map(|o| OutletShape {
+            name: o.name(),
+            rank: o.dtype().tensor_shape().map(|s| s.len()),
+            float32: o.dtype().tensor_type() == Some(TensorElementType::Float32),
+        })
+        .collect();
+    let (index, pooled) = choose_output(&outputs, wanted_output)?;
+    let outlet = &session.outputs()[index];
     let static_dim = outlet
         .dtype()
         .tensor_shape()
@@ -458,6 +512,45 @@ fn normalize(v: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outlet(name: &str, rank: usize) -> OutletShape<'_> {
+        OutletShape {
+            name,
+            rank: Some(rank),
+            float32: true,
+        }
+    }
+
+    #[test]
+    fn output_choice_trusts_known_names_only() {
+        // BGE-M3's multi-vector export: dense_vecs is right, colbert_vecs is rank 3 but wrong.
+        let bge = [
+            outlet("dense_vecs", 2),
+            outlet("sparse_vecs", 3),
+            outlet("colbert_vecs", 3),
+        ];
+        assert_eq!(choose_output(&bge, None).ok(), Some((0, true)));
+        let st = [
+            outlet("token_embeddings", 3),
+            outlet("sentence_embedding", 2),
+        ];
+        assert_eq!(choose_output(&st, None).ok(), Some((0, false)));
+        assert_eq!(
+            choose_output(&[outlet("out", 3)], None).ok(),
+            Some((0, false))
+        );
+        let unknown = [outlet("a", 3), outlet("b", 2)];
+        let err = choose_output(&unknown, None).expect_err("ambiguous");
+        assert!(err.message().contains("a, b"), "{err}");
+        assert_eq!(choose_output(&unknown, Some("b")).ok(), Some((1, true)));
+        assert!(choose_output(&unknown, Some("c")).is_err());
+        let ints = [OutletShape {
+            name: "last_hidden_state",
+            rank: Some(3),
+            float32: false,
+        }];
+        assert!(choose_output(&ints, None).is_err());
+    }
 
     #[test]
     fn mean_pooling_skips_padding() {
