@@ -176,6 +176,15 @@ pub(crate) fn fit(
                 }
             }
         }
+        // Higher similarity must never count as weaker evidence: EM left alone lets a lump of
+        // look-alike non-matches bend a middle level's weight below a lower level's.
+        for (row, u_row) in m.iter_mut().zip(&u) {
+            let before = row.clone();
+            monotone(row, u_row);
+            for (a, b) in before.iter().zip(row.iter()) {
+                delta = delta.max((a - b).abs());
+            }
+        }
         lambda = new_lambda;
         if delta < 1e-6 {
             break;
@@ -194,6 +203,31 @@ pub(crate) fn fit(
             })
             .collect(),
         iterations,
+    }
+}
+
+/// Pools adjacent levels (pool-adjacent-violators) until m/u falls from level to level, keeping
+/// each pool's total m and spreading it in proportion to u.
+fn monotone(m: &mut [f64], u: &[f64]) {
+    let mut pools: Vec<(usize, usize, f64, f64)> = Vec::new();
+    for l in 0..m.len() {
+        pools.push((l, l + 1, m[l], u[l]));
+        while pools.len() >= 2 {
+            let b = pools[pools.len() - 1];
+            let a = pools[pools.len() - 2];
+            if a.2 * b.3 >= b.2 * a.3 {
+                break;
+            }
+            pools.truncate(pools.len() - 2);
+            pools.push((a.0, b.1, a.2 + b.2, a.3 + b.3));
+        }
+    }
+    for (start, end, pm, pu) in pools {
+        if end - start > 1 && pu > 0.0 {
+            for l in start..end {
+                m[l] = pm * u[l] / pu;
+            }
+        }
     }
 }
 
