@@ -335,10 +335,14 @@ async fn concurrent_calls_share_the_session_pool() {
 }
 
 #[test]
-fn embed_works_outside_an_async_runtime() {
+fn embed_works_outside_a_tokio_runtime() {
     let e = embedder();
-    let out = e
-        .embed_blocking(vec!["no runtime here".to_owned()], EmbedKind::Query)
+    let text = vec!["no runtime here".to_owned()];
+    let blocking = e
+        .embed_blocking(text.clone(), EmbedKind::Query)
         .expect("embeds");
-    assert_eq!(out.vectors[0].len(), 384);
+    // Another executor: the trait method must not need tokio's blocking pool.
+    let polled = futures::executor::block_on(e.embed(&text, EmbedKind::Query)).expect("embeds");
+    assert_eq!(blocking.vectors[0].len(), 384);
+    assert_eq!(blocking, polled);
 }
