@@ -9,7 +9,11 @@ use super::text;
 use std::collections::HashMap;
 
 /// The candidate pairs (left row, right row), sorted and unique; in dedupe `left < right`.
-pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table>) -> Vec<(u32, u32)> {
+pub(crate) fn candidates(
+    blocking: &Blocking,
+    left: &Table,
+    right: Option<&Table>,
+) -> Vec<(u32, u32)> {
     let mut keys: HashMap<u64, u32> = HashMap::new();
     let left_keys = record_keys(blocking, left, &mut keys);
     let right_keys = right.map(|r| record_keys(blocking, r, &mut keys));
@@ -39,7 +43,11 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
     let weight: Vec<f32> = (0..n_keys)
         .map(|k| {
             let l = left_post[k].len();
-            let r = if right.is_some() { right_post_ref[k].len() } else { 0 };
+            let r = if right.is_some() {
+                right_post_ref[k].len()
+            } else {
+                0
+            };
             if l > cap || r > cap || (right.is_some() && (l == 0 || r == 0)) {
                 0.0
             } else {
@@ -47,7 +55,13 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
             }
         })
         .collect();
-    let norm = |ks: &[u32]| -> f32 { ks.iter().map(|k| weight[*k as usize]).sum::<f32>().sqrt().max(f32::EPSILON) };
+    let norm = |ks: &[u32]| -> f32 {
+        ks.iter()
+            .map(|k| weight[*k as usize])
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::EPSILON)
+    };
     let left_norm: Vec<f32> = left_keys.iter().map(|k| norm(k)).collect();
     let right_norm: Vec<f32> = right_keys_ref.iter().map(|k| norm(k)).collect();
 
@@ -56,12 +70,12 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
     let k = blocking.top_k;
     // From each side, each record's top-k neighbours on the other side.
     let sweep = |from_keys: &[Vec<u32>],
-                     from_norm: &[f32],
-                     to_post: &[Vec<u32>],
-                     to_norm: &[f32],
-                     n_to: usize,
-                     flip: bool,
-                     pairs: &mut Vec<(u32, u32)>| {
+                 from_norm: &[f32],
+                 to_post: &[Vec<u32>],
+                 to_norm: &[f32],
+                 n_to: usize,
+                 flip: bool,
+                 pairs: &mut Vec<(u32, u32)>| {
         let mut acc = vec![0f32; n_to];
         let mut touched: Vec<u32> = Vec::new();
         for (i, ks) in from_keys.iter().enumerate() {
@@ -97,9 +111,25 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
             }
         }
     };
-    sweep(&left_keys, &left_norm, right_post_ref, &right_norm, n_right, false, &mut pairs);
+    sweep(
+        &left_keys,
+        &left_norm,
+        right_post_ref,
+        &right_norm,
+        n_right,
+        false,
+        &mut pairs,
+    );
     if !dedupe {
-        sweep(right_keys_ref, &right_norm, &left_post, &left_norm, n_left, true, &mut pairs);
+        sweep(
+            right_keys_ref,
+            &right_norm,
+            &left_post,
+            &left_norm,
+            n_left,
+            true,
+            &mut pairs,
+        );
     }
 
     // Equality rules: every pair sharing a rule's full value, unless the block is huge.
@@ -157,8 +187,16 @@ pub(crate) fn candidates(blocking: &Blocking, left: &Table, right: Option<&Table
 
 /// Each record's blocking keys, interned into `keys`, sorted and unique.
 fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<u64, u32>) -> Vec<Vec<u32>> {
-    let token_cols: Vec<Option<usize>> = blocking.token_fields.iter().map(|f| table.column(f)).collect();
-    let qgram_cols: Vec<Option<usize>> = blocking.qgram_fields.iter().map(|f| table.column(f)).collect();
+    let token_cols: Vec<Option<usize>> = blocking
+        .token_fields
+        .iter()
+        .map(|f| table.column(f))
+        .collect();
+    let qgram_cols: Vec<Option<usize>> = blocking
+        .qgram_fields
+        .iter()
+        .map(|f| table.column(f))
+        .collect();
     let mut intern = |tag: u8, k: &str| -> u32 {
         let next = keys.len() as u32;
         *keys.entry(key_hash(tag, k)).or_insert(next)
@@ -176,8 +214,14 @@ fn record_keys(blocking: &Blocking, table: &Table, keys: &mut HashMap<u64, u32>)
             }
             let mut gram = String::new();
             for c in qgram_cols.iter().flatten() {
-                for w in text::normalise(&table.rows[row][*c]).split(' ').filter(|w| w.len() >= 3) {
-                    let chars: Vec<char> = std::iter::once('^').chain(w.chars()).chain(std::iter::once('$')).collect();
+                for w in text::normalise(&table.rows[row][*c])
+                    .split(' ')
+                    .filter(|w| w.len() >= 3)
+                {
+                    let chars: Vec<char> = std::iter::once('^')
+                        .chain(w.chars())
+                        .chain(std::iter::once('$'))
+                        .collect();
                     for g in chars.windows(3) {
                         gram.clear();
                         gram.extend(g);
@@ -204,6 +248,7 @@ fn key_hash(tag: u8, key: &str) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -223,7 +268,10 @@ mod tests {
             equality: vec![],
         };
         let pairs = candidates(&blocking, &l, Some(&r));
-        assert!(pairs.contains(&(0, 0)) && pairs.contains(&(1, 1)), "{pairs:?}");
+        assert!(
+            pairs.contains(&(0, 0)) && pairs.contains(&(1, 1)),
+            "{pairs:?}"
+        );
         assert!(!pairs.iter().any(|p| p.1 == 2), "{pairs:?}");
     }
 

@@ -47,7 +47,8 @@ pub fn components(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
             parent[ra.max(rb)] = ra.min(rb);
         }
     }
-    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> =
+        std::collections::BTreeMap::new();
     for x in 0..n {
         let r = root(&mut parent, x);
         groups.entry(r).or_default().push(x);
@@ -56,6 +57,7 @@ pub fn components(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

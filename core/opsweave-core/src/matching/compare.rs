@@ -14,7 +14,10 @@ pub(crate) enum Prepared {
     Terms(Vec<(u32, f32)>),
     Codes(Vec<String>),
     Number(f64),
-    Date { days: Option<i64>, digits: String },
+    Date {
+        days: Option<i64>,
+        digits: String,
+    },
 }
 
 /// Interns terms and counts in how many records each appears.
@@ -96,10 +99,18 @@ pub(crate) fn raw_value(table: &Table, columns: &[Option<usize>], row: usize) ->
 }
 
 /// Prepares one comparison over both tables (`right` is `None` in dedupe).
-pub(crate) fn prepare(comparison: &Comparison, left: &Table, right: Option<&Table>) -> PreparedComparison {
-    let cols = |t: &Table| -> Vec<Option<usize>> { comparison.fields.iter().map(|f| t.column(f)).collect() };
+pub(crate) fn prepare(
+    comparison: &Comparison,
+    left: &Table,
+    right: Option<&Table>,
+) -> PreparedComparison {
+    let cols = |t: &Table| -> Vec<Option<usize>> {
+        comparison.fields.iter().map(|f| t.column(f)).collect()
+    };
     let left_cols = cols(left);
-    let left_raw: Vec<String> = (0..left.len()).map(|r| raw_value(left, &left_cols, r)).collect();
+    let left_raw: Vec<String> = (0..left.len())
+        .map(|r| raw_value(left, &left_cols, r))
+        .collect();
     let right_raw: Vec<String> = match right {
         Some(t) => {
             let c = cols(t);
@@ -121,7 +132,11 @@ pub(crate) fn prepare(comparison: &Comparison, left: &Table, right: Option<&Tabl
                 .collect();
             for p in l.iter_mut().chain(r.iter_mut()) {
                 if let Prepared::Terms(terms) = p {
-                    let norm: f32 = terms.iter().map(|(t, _)| idf[*t as usize].powi(2)).sum::<f32>().sqrt();
+                    let norm: f32 = terms
+                        .iter()
+                        .map(|(t, _)| idf[*t as usize].powi(2))
+                        .sum::<f32>()
+                        .sqrt();
                     for (t, w) in terms.iter_mut() {
                         *w = idf[*t as usize] / norm.max(f32::EPSILON);
                     }
@@ -139,8 +154,11 @@ pub(crate) fn prepare(comparison: &Comparison, left: &Table, right: Option<&Tabl
                 }
             }
             let cap = (total / 200.0).max(6.0) as usize;
-            let common: std::collections::HashSet<String> =
-                df.into_iter().filter(|(_, n)| *n > cap).map(|(c, _)| c.to_string()).collect();
+            let common: std::collections::HashSet<String> = df
+                .into_iter()
+                .filter(|(_, n)| *n > cap)
+                .map(|(c, _)| c.to_string())
+                .collect();
             for p in l.iter_mut().chain(r.iter_mut()) {
                 if let Prepared::Codes(cs) = p {
                     cs.retain(|c| !common.contains(c));
@@ -183,7 +201,10 @@ fn frequencies(keys: &[Option<String>]) -> Vec<f32> {
         *counts.entry(k.as_str()).or_default() += 1;
     }
     keys.iter()
-        .map(|k| k.as_ref().map_or(0.0, |k| counts[k.as_str()] as f32 / filled))
+        .map(|k| {
+            k.as_ref()
+                .map_or(0.0, |k| counts[k.as_str()] as f32 / filled)
+        })
         .collect()
 }
 
@@ -265,7 +286,11 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
     use Prepared as P;
     let sim = match (comparator, a, b) {
         (_, P::Missing, _) | (_, _, P::Missing) => return None,
-        (Comparator::Exact | Comparator::Email | Comparator::Domain, P::Text(x), P::Text(y)) if x == y => 1.0,
+        (Comparator::Exact | Comparator::Email | Comparator::Domain, P::Text(x), P::Text(y))
+            if x == y =>
+        {
+            1.0
+        }
         (Comparator::Exact | Comparator::Domain, P::Text(_), P::Text(_)) => 0.0,
         (Comparator::Email, P::Text(x), P::Text(y)) => {
             let (xl, xd) = x.split_once('@').unwrap_or((x, ""));
@@ -285,7 +310,9 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
             let shared = shared(x, y) as f64;
             shared / ((x.len() + y.len()) as f64 - shared)
         }
-        (Comparator::TokenSet, P::Terms(x), P::Terms(y)) => shared(x, y) as f64 / x.len().min(y.len()) as f64,
+        (Comparator::TokenSet, P::Terms(x), P::Terms(y)) => {
+            shared(x, y) as f64 / x.len().min(y.len()) as f64
+        }
         (Comparator::Identifier, P::Codes(x), P::Codes(y)) => codes_similarity(x, y),
         (Comparator::Numeric, P::Number(x), P::Number(y)) => {
             let scale = x.abs().max(y.abs());
@@ -295,7 +322,17 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
                 1.0 - (x - y).abs() / scale
             }
         }
-        (Comparator::Date, P::Date { days: dx, digits: gx }, P::Date { days: dy, digits: gy }) => {
+        (
+            Comparator::Date,
+            P::Date {
+                days: dx,
+                digits: gx,
+            },
+            P::Date {
+                days: dy,
+                digits: gy,
+            },
+        ) => {
             if gx == gy {
                 1.0
             } else {
@@ -353,7 +390,8 @@ fn codes_similarity(x: &[String], y: &[String]) -> f64 {
                 return 1.0;
             }
             let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-            if short.len() >= 5 && long.len() - short.len() <= 3 && long.starts_with(short.as_str()) {
+            if short.len() >= 5 && long.len() - short.len() <= 3 && long.starts_with(short.as_str())
+            {
                 best = best.max(0.8);
             } else if short.len() >= 5 && strsim::levenshtein(a, b) == 1 {
                 best = best.max(0.6);
@@ -364,6 +402,7 @@ fn codes_similarity(x: &[String], y: &[String]) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -373,9 +412,26 @@ mod tests {
         assert_eq!(s(Comparator::Exact, "ACME Inc", "acme  inc"), Some(1.0));
         assert_eq!(s(Comparator::Exact, "", "x"), None);
         assert!(s(Comparator::JaroWinkler, "martha", "marhta").unwrap() > 0.95);
-        assert_eq!(s(Comparator::Identifier, "Sony PS-LX350H turntable", "Sony PSLX350H"), Some(1.0));
-        assert_eq!(s(Comparator::Identifier, "Samsung TR72BX stand", "Samsung TR72B"), Some(0.8));
-        assert_eq!(s(Comparator::Identifier, "Harmony EL6985A", "Vacuum EL6985B"), Some(0.6));
+        assert_eq!(
+            s(
+                Comparator::Identifier,
+                "Sony PS-LX350H turntable",
+                "Sony PSLX350H"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            s(
+                Comparator::Identifier,
+                "Samsung TR72BX stand",
+                "Samsung TR72B"
+            ),
+            Some(0.8)
+        );
+        assert_eq!(
+            s(Comparator::Identifier, "Harmony EL6985A", "Vacuum EL6985B"),
+            Some(0.6)
+        );
         assert_eq!(s(Comparator::Identifier, "no code", "EL6985B"), None);
         assert_eq!(s(Comparator::Numeric, "$100", "90"), Some(0.9));
         assert_eq!(s(Comparator::Date, "19560409", "1956-04-09"), Some(1.0));
@@ -383,7 +439,10 @@ mod tests {
         assert_eq!(s(Comparator::Date, "19560409", "19650409"), Some(0.875));
         assert_eq!(s(Comparator::Date, "19560409", "19560409"), Some(1.0));
         assert_eq!(s(Comparator::Email, "a@x.com", "A@y.com"), Some(0.7));
-        assert_eq!(s(Comparator::Domain, "https://www.x.com/a", "bob@x.com"), Some(1.0));
+        assert_eq!(
+            s(Comparator::Domain, "https://www.x.com/a", "bob@x.com"),
+            Some(1.0)
+        );
         assert_eq!(s(Comparator::TokenSet, "a big dog", "big dog"), Some(1.0));
         let cos = s(Comparator::TfidfCosine, "red apple pie", "apple pie").unwrap();
         assert!(cos > 0.5 && cos < 1.0, "{cos}");

@@ -36,13 +36,20 @@ pub struct Evaluation {
 pub fn score_against_gold(outcome: &MatchOutcome, gold: &Gold, seconds: f64) -> Evaluation {
     let predicted: HashSet<(usize, usize)> = outcome.predicted_pairs().into_iter().collect();
     let tp = predicted.iter().filter(|p| gold.pairs.contains(p)).count();
-    let candidates: HashSet<(usize, usize)> =
-        outcome.candidates.iter().map(|(a, b)| (*a as usize, *b as usize)).collect();
+    let candidates: HashSet<(usize, usize)> = outcome
+        .candidates
+        .iter()
+        .map(|(a, b)| (*a as usize, *b as usize))
+        .collect();
     let in_blocks = gold.pairs.iter().filter(|p| candidates.contains(p)).count();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let precision = ratio(tp, predicted.len());
     let recall = ratio(tp, gold.pairs.len());
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
     Evaluation {
         precision,
         recall,
@@ -58,7 +65,12 @@ pub fn score_against_gold(outcome: &MatchOutcome, gold: &Gold, seconds: f64) -> 
 }
 
 /// Links `left` to `right` and scores the result against `gold`.
-pub fn evaluate_link(left: &Table, right: &Table, gold: &Gold, spec: Option<&MatchSpec>) -> Result<(Evaluation, MatchOutcome)> {
+pub fn evaluate_link(
+    left: &Table,
+    right: &Table,
+    gold: &Gold,
+    spec: Option<&MatchSpec>,
+) -> Result<(Evaluation, MatchOutcome)> {
     let start = Instant::now();
     let outcome = run_link(left, right, spec)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -66,7 +78,11 @@ pub fn evaluate_link(left: &Table, right: &Table, gold: &Gold, spec: Option<&Mat
 }
 
 /// Dedupes `records` and scores the result against `gold` (pairs of ids in one table).
-pub fn evaluate_dedupe(records: &Table, gold: &Gold, spec: Option<&MatchSpec>) -> Result<(Evaluation, MatchOutcome)> {
+pub fn evaluate_dedupe(
+    records: &Table,
+    gold: &Gold,
+    spec: Option<&MatchSpec>,
+) -> Result<(Evaluation, MatchOutcome)> {
     let start = Instant::now();
     let outcome = run_dedupe(records, spec)?;
     let seconds = start.elapsed().as_secs_f64();

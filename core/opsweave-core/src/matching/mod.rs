@@ -27,7 +27,10 @@ pub mod text;
 pub use compare::similarity;
 pub use eval::{evaluate_dedupe, evaluate_link, score_against_gold, Evaluation};
 pub use scoring::{probability, Contribution, LevelModel, Model};
-pub use spec::{Blocking, ClusterMode, Comparator, Comparison, FieldKind, InferredField, MatchMode, MatchSpec, Thresholds};
+pub use spec::{
+    Blocking, ClusterMode, Comparator, Comparison, FieldKind, InferredField, MatchMode, MatchSpec,
+    Thresholds,
+};
 pub use table::{Gold, Table};
 
 use crate::{Error, Result};
@@ -135,7 +138,9 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     };
     match (spec.mode, right) {
         (MatchMode::Link, None) => return Err(Error::invalid("a link spec needs two tables")),
-        (MatchMode::Dedupe, Some(_)) => return Err(Error::invalid("a dedupe spec takes one table")),
+        (MatchMode::Dedupe, Some(_)) => {
+            return Err(Error::invalid("a dedupe spec takes one table"))
+        }
         _ => {}
     }
     if spec.comparisons.is_empty() {
@@ -148,7 +153,11 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     let n_left = left.len();
     let n_right = right.map_or(n_left, Table::len);
 
-    let prepared: Vec<_> = spec.comparisons.iter().map(|c| compare::prepare(c, left, right)).collect();
+    let prepared: Vec<_> = spec
+        .comparisons
+        .iter()
+        .map(|c| compare::prepare(c, left, right))
+        .collect();
     let candidates = blocking::candidates(&spec.blocking, left, right);
 
     let width = spec.comparisons.len();
@@ -168,10 +177,24 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
         }
         *patterns.entry(levels.clone()).or_default() += 1.0;
     }
-    let u = scoring::estimate_u(&spec.comparisons, &prepared, n_left, n_right, dedupe, U_SAMPLES);
+    let u = scoring::estimate_u(
+        &spec.comparisons,
+        &prepared,
+        n_left,
+        n_right,
+        dedupe,
+        U_SAMPLES,
+    );
     // Prior guess: about half the smaller side has a twin among the candidates.
     let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
-    let model = scoring::fit(&spec.comparisons, &patterns, u, lambda0, EM_ROUNDS, spec.refine_u);
+    let model = scoring::fit(
+        &spec.comparisons,
+        &patterns,
+        u,
+        lambda0,
+        EM_ROUNDS,
+        spec.refine_u,
+    );
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 
     let review_cut = spec.thresholds.review;
@@ -191,7 +214,12 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
         let (i, j, _) = scored[k];
         let p = scored_at[k];
         let mut explanation = Vec::with_capacity(width);
-        let score = scorer.score_similarities(i, j, &sims[p * width..(p + 1) * width], Some(&mut explanation));
+        let score = scorer.score_similarities(
+            i,
+            j,
+            &sims[p * width..(p + 1) * width],
+            Some(&mut explanation),
+        );
         ScoredPair {
             left: i,
             right: j,
@@ -265,4 +293,5 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -23,7 +23,11 @@ pub struct LevelModel {
 impl LevelModel {
     /// log2(m / u) of each level.
     pub fn weights(&self) -> Vec<f64> {
-        self.m.iter().zip(&self.u).map(|(m, u)| (m / u).log2()).collect()
+        self.m
+            .iter()
+            .zip(&self.u)
+            .map(|(m, u)| (m / u).log2())
+            .collect()
     }
 }
 
@@ -82,8 +86,15 @@ pub(crate) fn estimate_u(
     samples: usize,
 ) -> Vec<Vec<f64>> {
     let mut rng = SplitMix::new(0x0b5e_a7e5);
-    let mut counts: Vec<Vec<f64>> = comparisons.iter().map(|c| vec![0.0; c.level_count()]).collect();
-    let possible = if dedupe { n_left * n_left.saturating_sub(1) / 2 } else { n_left * n_right };
+    let mut counts: Vec<Vec<f64>> = comparisons
+        .iter()
+        .map(|c| vec![0.0; c.level_count()])
+        .collect();
+    let possible = if dedupe {
+        n_left * n_left.saturating_sub(1) / 2
+    } else {
+        n_left * n_right
+    };
     let draws = samples.min(possible.max(1) * 2);
     for _ in 0..draws {
         let i = rng.below(n_left);
@@ -103,7 +114,9 @@ pub(crate) fn estimate_u(
             // Unseen levels keep a little mass so that their weight stays finite.
             let total: f64 = row.iter().sum();
             let levels = row.len() as f64;
-            row.iter().map(|c| (c + 0.5) / (total + 0.5 * levels)).collect()
+            row.iter()
+                .map(|c| (c + 0.5) / (total + 0.5 * levels))
+                .collect()
         })
         .collect()
 }
@@ -242,7 +255,12 @@ pub(crate) struct Scorer<'a> {
 }
 
 impl<'a> Scorer<'a> {
-    pub fn new(model: &Model, comparisons: &'a [Comparison], prepared: &'a [PreparedComparison], dedupe: bool) -> Self {
+    pub fn new(
+        model: &Model,
+        comparisons: &'a [Comparison],
+        prepared: &'a [PreparedComparison],
+        dedupe: bool,
+    ) -> Self {
         Scorer {
             comparisons,
             prepared,
@@ -255,7 +273,13 @@ impl<'a> Scorer<'a> {
 
     /// log2 odds that rows `i` and `j` match, from their similarities (NaN where missing),
     /// with each comparison's part when `explain`.
-    pub fn score_similarities(&self, i: usize, j: usize, sims: &[f32], explain: Option<&mut Vec<Contribution>>) -> f64 {
+    pub fn score_similarities(
+        &self,
+        i: usize,
+        j: usize,
+        sims: &[f32],
+        explain: Option<&mut Vec<Contribution>>,
+    ) -> f64 {
         let mut total = self.prior;
         let mut parts = explain;
         for (c, (cmp, prep)) in self.comparisons.iter().zip(self.prepared).enumerate() {
@@ -281,7 +305,16 @@ impl<'a> Scorer<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn weight(&self, c: usize, cmp: &Comparison, prep: &PreparedComparison, level: usize, s: f64, i: usize, j: usize) -> f64 {
+    fn weight(
+        &self,
+        c: usize,
+        cmp: &Comparison,
+        prep: &PreparedComparison,
+        level: usize,
+        s: f64,
+        i: usize,
+        j: usize,
+    ) -> f64 {
         let w = &self.weights[c];
         if level == 0 {
             if cmp.term_frequency && !prep.left_freq.is_empty() {
@@ -328,6 +361,7 @@ pub fn probability(score: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -343,7 +377,13 @@ mod tests {
     }
 
     /// Draws level patterns from known m / u and checks EM finds them again.
-    fn recover(m_true: &[Vec<f64>], u_true: &[Vec<f64>], lambda: f64, n: usize, seed: u64) -> Model {
+    fn recover(
+        m_true: &[Vec<f64>],
+        u_true: &[Vec<f64>],
+        lambda: f64,
+        n: usize,
+        seed: u64,
+    ) -> Model {
         let mut rng = SplitMix::new(seed);
         let draw = |rng: &mut SplitMix, probs: &[f64]| -> u8 {
             let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;

@@ -208,8 +208,11 @@ impl MatchSpec {
         let check = |field: &str, what: &str| -> Result<()> {
             for t in std::iter::once(left).chain(right) {
                 if t.column(field).is_none() {
-                    return Err(Error::invalid(format!("{what} names field `{field}` that `{}` lacks", t.name))
-                        .on_field(field.to_string()));
+                    return Err(Error::invalid(format!(
+                        "{what} names field `{field}` that `{}` lacks",
+                        t.name
+                    ))
+                    .on_field(field.to_string()));
                 }
             }
             Ok(())
@@ -221,14 +224,21 @@ impl MatchSpec {
             for f in &c.fields {
                 check(f, &format!("comparison `{}`", c.name))?;
             }
-            if c.levels.windows(2).any(|w| w[0] < w[1]) || c.levels.iter().any(|l| !(0.0..=1.0).contains(l)) {
+            if c.levels.windows(2).any(|w| w[0] < w[1])
+                || c.levels.iter().any(|l| !(0.0..=1.0).contains(l))
+            {
                 return Err(Error::invalid(format!(
                     "comparison `{}`: levels must lie in [0, 1], highest first",
                     c.name
                 )));
             }
         }
-        for f in self.blocking.token_fields.iter().chain(&self.blocking.qgram_fields) {
+        for f in self
+            .blocking
+            .token_fields
+            .iter()
+            .chain(&self.blocking.qgram_fields)
+        {
             check(f, "blocking")?;
         }
         for rule in &self.blocking.equality {
@@ -239,8 +249,13 @@ impl MatchSpec {
         if self.blocking.top_k == 0 {
             return Err(Error::invalid("blocking.top_k must be at least 1"));
         }
-        if !(self.thresholds.review <= self.thresholds.matched) {
-            return Err(Error::invalid("thresholds.review must not exceed thresholds.matched"));
+        if self.thresholds.review.partial_cmp(&self.thresholds.matched)
+            == Some(std::cmp::Ordering::Greater)
+            || self.thresholds.review.is_nan()
+        {
+            return Err(Error::invalid(
+                "thresholds.review must not exceed thresholds.matched",
+            ));
         }
         Ok(())
     }
@@ -249,7 +264,11 @@ impl MatchSpec {
     /// values, and each kind its comparisons and blocking keys. The same rules serve every data
     /// set; nothing here knows a data set.
     pub fn infer(left: &Table, right: Option<&Table>) -> MatchSpec {
-        let mode = if right.is_some() { MatchMode::Link } else { MatchMode::Dedupe };
+        let mode = if right.is_some() {
+            MatchMode::Link
+        } else {
+            MatchMode::Dedupe
+        };
         let shared: Vec<String> = left
             .fields()
             .iter()
@@ -272,7 +291,12 @@ impl MatchSpec {
             let one = vec![field.clone()];
             match kind {
                 FieldKind::Name => {
-                    comparisons.push(comparison(field, Comparator::JaroWinkler, &[1.0, 0.92, 0.85, 0.7], true));
+                    comparisons.push(comparison(
+                        field,
+                        Comparator::JaroWinkler,
+                        &[1.0, 0.92, 0.85, 0.7],
+                        true,
+                    ));
                     token_fields.push(field.clone());
                     qgram_fields.push(field.clone());
                 }
@@ -289,7 +313,12 @@ impl MatchSpec {
                     }
                 }
                 FieldKind::Identifier => {
-                    comparisons.push(comparison(field, Comparator::Levenshtein, &[1.0, 0.8, 0.6], true));
+                    comparisons.push(comparison(
+                        field,
+                        Comparator::Levenshtein,
+                        &[1.0, 0.8, 0.6],
+                        true,
+                    ));
                     token_fields.push(field.clone());
                     qgram_fields.push(field.clone());
                     if profile.distinct >= 0.5 {
@@ -297,10 +326,20 @@ impl MatchSpec {
                     }
                 }
                 FieldKind::Number => {
-                    comparisons.push(comparison(field, Comparator::Numeric, &[1.0, 0.999, 0.99, 0.9, 0.75], false));
+                    comparisons.push(comparison(
+                        field,
+                        Comparator::Numeric,
+                        &[1.0, 0.999, 0.99, 0.9, 0.75],
+                        false,
+                    ));
                 }
                 FieldKind::Date => {
-                    comparisons.push(comparison(field, Comparator::Date, &[1.0, 0.97, 0.85, 0.5], true));
+                    comparisons.push(comparison(
+                        field,
+                        Comparator::Date,
+                        &[1.0, 0.97, 0.85, 0.5],
+                        true,
+                    ));
                     token_fields.push(field.clone());
                     if profile.distinct >= 0.5 {
                         equality.push(one);
@@ -349,7 +388,12 @@ impl MatchSpec {
     }
 }
 
-fn comparison(field: &str, comparator: Comparator, levels: &[f64], term_frequency: bool) -> Comparison {
+fn comparison(
+    field: &str,
+    comparator: Comparator,
+    levels: &[f64],
+    term_frequency: bool,
+) -> Comparison {
     Comparison {
         name: field.to_string(),
         fields: vec![field.to_string()],
@@ -505,6 +549,7 @@ impl Profile {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -18,10 +18,16 @@ pub struct Table {
 
 impl Table {
     /// Builds a table from a header and rows, checking ids and row lengths.
-    pub fn new(name: impl Into<String>, columns: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
+    pub fn new(
+        name: impl Into<String>,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> Result<Table> {
         let name = name.into();
         if columns.is_empty() {
-            return Err(Error::invalid("no columns: the first column must be the record id").in_file(name));
+            return Err(
+                Error::invalid("no columns: the first column must be the record id").in_file(name),
+            );
         }
         let mut index = HashMap::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
@@ -38,7 +44,10 @@ impl Table {
             }
             let id = row[0].trim();
             if id.is_empty() {
-                return Err(Error::invalid("empty id").in_file(name).at_line(line).on_field(columns[0].clone()));
+                return Err(Error::invalid("empty id")
+                    .in_file(name)
+                    .at_line(line)
+                    .on_field(columns[0].clone()));
             }
             if index.insert(id.to_string(), i).is_some() {
                 return Err(Error::invalid(format!("duplicate id `{id}`"))
@@ -47,27 +56,48 @@ impl Table {
                     .on_field(columns[0].clone()));
             }
         }
-        Ok(Table { name, columns, rows, index })
+        Ok(Table {
+            name,
+            columns,
+            rows,
+            index,
+        })
     }
 
     /// Reads a CSV with a header whose first column is the id (`id`, `rec_id`, `…_id`, or any
     /// name: the first column is taken as the id, but a header that names an `id` column
     /// elsewhere is refused so that a wrong file is not silently misread).
     pub fn from_csv(reader: impl Read, name: &str) -> Result<Table> {
-        let mut csv = csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(reader);
         let mut records = csv.records();
         let header = match records.next() {
-            None => return Err(Error::invalid("empty file: expected a header row with an id column").in_file(name)),
+            None => {
+                return Err(
+                    Error::invalid("empty file: expected a header row with an id column")
+                        .in_file(name),
+                )
+            }
             Some(Err(e)) => return Err(csv_error(e, name)),
             Some(Ok(h)) => h,
         };
         let columns: Vec<String> = header
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 0 { c.trim_start_matches('\u{feff}').trim().to_string() } else { c.trim().to_string() })
+            .map(|(i, c)| {
+                if i == 0 {
+                    c.trim_start_matches('\u{feff}').trim().to_string()
+                } else {
+                    c.trim().to_string()
+                }
+            })
             .collect();
         if columns.iter().all(String::is_empty) {
-            return Err(Error::invalid("empty header: expected an id column first").in_file(name).at_line(1));
+            return Err(Error::invalid("empty header: expected an id column first")
+                .in_file(name)
+                .at_line(1));
         }
         let first = columns[0].to_ascii_lowercase();
         let id_like = first == "id" || first.ends_with("_id") || first.ends_with("id");
@@ -108,20 +138,27 @@ impl Table {
             lines.push(line);
         }
         if rows.is_empty() {
-            return Err(Error::invalid("no rows after the header").in_file(name).at_line(1));
+            return Err(Error::invalid("no rows after the header")
+                .in_file(name)
+                .at_line(1));
         }
         // Report duplicates by physical line (quoted newlines make row index and line differ).
         let mut seen: HashMap<&str, u64> = HashMap::new();
         for (row, line) in rows.iter().zip(&lines) {
             let id = row[0].trim();
             if id.is_empty() {
-                return Err(Error::invalid("empty id").in_file(name).at_line(*line).on_field(columns[0].clone()));
-            }
-            if let Some(first) = seen.insert(id, *line) {
-                return Err(Error::invalid(format!("duplicate id `{id}` (first on line {first})"))
+                return Err(Error::invalid("empty id")
                     .in_file(name)
                     .at_line(*line)
                     .on_field(columns[0].clone()));
+            }
+            if let Some(first) = seen.insert(id, *line) {
+                return Err(
+                    Error::invalid(format!("duplicate id `{id}` (first on line {first})"))
+                        .in_file(name)
+                        .at_line(*line)
+                        .on_field(columns[0].clone()),
+                );
             }
         }
         Table::new(name, columns, rows)
@@ -184,7 +221,12 @@ pub struct Gold {
 impl Gold {
     /// Reads gold pairs (header, then two id columns) against `left` and `right`; for dedupe
     /// pass `None` as `right` and both ids are looked up in `left`.
-    pub fn from_csv(reader: impl Read, name: &str, left: &Table, right: Option<&Table>) -> Result<Gold> {
+    pub fn from_csv(
+        reader: impl Read,
+        name: &str,
+        left: &Table,
+        right: Option<&Table>,
+    ) -> Result<Gold> {
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
         let header = csv.headers().map_err(|e| csv_error(e, name))?.clone();
         if header.len() < 2 {
@@ -200,7 +242,9 @@ impl Gold {
             let rec = rec.map_err(|e| csv_error(e, name))?;
             let line = rec.position().map_or(0, csv::Position::line);
             let (Some(a), Some(b)) = (rec.get(0), rec.get(1)) else {
-                return Err(Error::invalid("expected two ids").in_file(name).at_line(line));
+                return Err(Error::invalid("expected two ids")
+                    .in_file(name)
+                    .at_line(line));
             };
             let other = right.unwrap_or(left);
             match (left.row_of(a), other.row_of(b)) {
@@ -221,6 +265,7 @@ impl Gold {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -241,7 +286,10 @@ mod tests {
     #[test]
     fn bad_input_names_file_and_line() {
         let e = load("").unwrap_err();
-        assert!(e.to_string().contains("t.csv") && e.message().contains("empty"), "{e}");
+        assert!(
+            e.to_string().contains("t.csv") && e.message().contains("empty"),
+            "{e}"
+        );
         let e = load("name,id\na,1\n").unwrap_err();
         assert!(e.message().contains("missing id column"), "{e}");
         let e = load("id,name\n1,a\n1,b\n").unwrap_err();
@@ -258,7 +306,13 @@ mod tests {
     fn gold_counts_unknown_ids() {
         let l = load("id,n\n1,a\n2,b\n").unwrap();
         let r = load("id,n\nx,a\ny,b\n").unwrap();
-        let g = Gold::from_csv("left_id,right_id\n1,x\n2,y\n3,z\n".as_bytes(), "g.csv", &l, Some(&r)).unwrap();
+        let g = Gold::from_csv(
+            "left_id,right_id\n1,x\n2,y\n3,z\n".as_bytes(),
+            "g.csv",
+            &l,
+            Some(&r),
+        )
+        .unwrap();
         assert_eq!(g.pairs.len(), 2);
         assert_eq!(g.unknown, 1);
         let d = Gold::from_csv("a,b\n2,1\n".as_bytes(), "g.csv", &l, None).unwrap();

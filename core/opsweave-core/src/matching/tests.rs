@@ -56,33 +56,82 @@ proptest! {
 
 /// Small people tables with planted typo twins and strangers.
 fn people() -> (Table, Table, Gold) {
-    let first = ["anna", "bruno", "carla", "dmitri", "elena", "farid", "greta", "hiro", "ines", "jonas",
-        "kofi", "lena", "marco", "nadia", "oscar", "priya", "quinn", "rosa", "sven", "tara"];
-    let last = ["smith", "garcia", "mueller", "rossi", "novak", "khan", "silva", "tanaka", "dubois", "jensen",
-        "okafor", "larsen", "ricci", "haddad", "berg", "patel", "walsh", "moreno", "lind", "fischer"];
+    let first = [
+        "anna", "bruno", "carla", "dmitri", "elena", "farid", "greta", "hiro", "ines", "jonas",
+        "kofi", "lena", "marco", "nadia", "oscar", "priya", "quinn", "rosa", "sven", "tara",
+    ];
+    let last = [
+        "smith", "garcia", "mueller", "rossi", "novak", "khan", "silva", "tanaka", "dubois",
+        "jensen", "okafor", "larsen", "ricci", "haddad", "berg", "patel", "walsh", "moreno",
+        "lind", "fischer",
+    ];
     let towns = ["springfield", "riverton", "lakeside", "hillview", "oakdale"];
-    let mut l = vec![vec!["id".to_string(), "given".into(), "surname".into(), "town".into(), "dob".into(), "phone".into()]];
+    let mut l = vec![vec![
+        "id".to_string(),
+        "given".into(),
+        "surname".into(),
+        "town".into(),
+        "dob".into(),
+        "phone".into(),
+    ]];
     let mut r = l.clone();
     let mut gold = String::from("left_id,right_id\n");
     for i in 0..60usize {
         let given = first[i % 20];
         let sur = last[(i * 7 + i / 20) % 20];
         let town = towns[i % 5];
-        let dob = format!("19{:02}-{:02}-{:02}", 40 + i % 50, 1 + i % 12, 1 + (i * 3) % 28);
+        let dob = format!(
+            "19{:02}-{:02}-{:02}",
+            40 + i % 50,
+            1 + i % 12,
+            1 + (i * 3) % 28
+        );
         let phone = format!("555{:07}", i * 7919 % 10_000_000);
-        l.push(vec![format!("L{i}"), given.into(), sur.into(), town.into(), dob.clone(), phone.clone()]);
+        l.push(vec![
+            format!("L{i}"),
+            given.into(),
+            sur.into(),
+            town.into(),
+            dob.clone(),
+            phone.clone(),
+        ]);
         if i < 45 {
             // A twin with a typo in one field.
-            let typo_given: String = if i % 3 == 0 { given.chars().rev().collect::<String>() } else { given.to_string() };
-            let typo_sur = if i % 3 == 1 { format!("{sur}e") } else { sur.to_string() };
-            let dob2 = if i % 3 == 2 { dob.replace('-', "/") } else { dob.clone() };
-            r.push(vec![format!("R{i}"), typo_given, typo_sur, town.into(), dob2, phone]);
+            let typo_given: String = if i % 3 == 0 {
+                given.chars().rev().collect::<String>()
+            } else {
+                given.to_string()
+            };
+            let typo_sur = if i % 3 == 1 {
+                format!("{sur}e")
+            } else {
+                sur.to_string()
+            };
+            let dob2 = if i % 3 == 2 {
+                dob.replace('-', "/")
+            } else {
+                dob.clone()
+            };
+            r.push(vec![
+                format!("R{i}"),
+                typo_given,
+                typo_sur,
+                town.into(),
+                dob2,
+                phone,
+            ]);
             gold.push_str(&format!("L{i},R{i}\n"));
         }
     }
     for i in 0..20usize {
-        r.push(vec![format!("S{i}"), first[(i * 3) % 20].into(), last[(i * 11 + 3) % 20].into(), towns[(i + 2) % 5].into(),
-            format!("18{:02}-06-15", i), format!("777{:07}", i)]);
+        r.push(vec![
+            format!("S{i}"),
+            first[(i * 3) % 20].into(),
+            last[(i * 11 + 3) % 20].into(),
+            towns[(i + 2) % 5].into(),
+            format!("18{:02}-06-15", i),
+            format!("777{:07}", i),
+        ]);
     }
     let to_table = |name: &str, rows: Vec<Vec<String>>| {
         let mut it = rows.into_iter();

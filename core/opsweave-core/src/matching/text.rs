@@ -73,7 +73,10 @@ pub fn is_code(token: &str) -> bool {
     // A number with a unit ("1080p", "500gb", "12mp") is a size, not an identity.
     let unit = token.starts_with(|c: char| c.is_ascii_digit())
         && letters <= 3
-        && token.trim_end_matches(|c: char| c.is_alphabetic()).chars().all(|c| c.is_ascii_digit());
+        && token
+            .trim_end_matches(|c: char| c.is_alphabetic())
+            .chars()
+            .all(|c| c.is_ascii_digit());
     if unit {
         return false;
     }
@@ -86,10 +89,7 @@ pub fn is_code(token: &str) -> bool {
 /// followed by a short all-letter chunk also gives the two joined (`SD1100 IS` → `sd1100is`),
 /// since sources disagree on where a model suffix starts.
 pub fn codes(raw: &str) -> Vec<String> {
-    let chunks: Vec<String> = raw
-        .split_whitespace()
-        .map(|c| c.to_lowercase())
-        .collect();
+    let chunks: Vec<String> = raw.split_whitespace().map(|c| c.to_lowercase()).collect();
     let mut out: Vec<String> = Vec::new();
     let joined_of = |c: &str| -> String { c.chars().filter(|c| c.is_alphanumeric()).collect() };
     for (i, chunk) in chunks.iter().enumerate() {
@@ -127,7 +127,9 @@ pub fn number(raw: &str) -> Option<f64> {
     let upper = cleaned.to_ascii_uppercase();
     let cleaned = ["USD", "EUR", "GBP", "CHF", "JPY"]
         .iter()
-        .fold(upper.as_str(), |s, code| s.trim_start_matches(code).trim_end_matches(code));
+        .fold(upper.as_str(), |s, code| {
+            s.trim_start_matches(code).trim_end_matches(code)
+        });
     if cleaned.is_empty() || !cleaned.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -137,9 +139,12 @@ pub fn number(raw: &str) -> Option<f64> {
 /// True when the raw text carries a currency marker.
 pub fn has_currency(raw: &str) -> bool {
     raw.chars().any(|c| matches!(c, '$' | '€' | '£' | '¥'))
-        || raw
-            .split_whitespace()
-            .any(|w| matches!(w.to_ascii_uppercase().as_str(), "USD" | "EUR" | "GBP" | "CHF" | "JPY"))
+        || raw.split_whitespace().any(|w| {
+            matches!(
+                w.to_ascii_uppercase().as_str(),
+                "USD" | "EUR" | "GBP" | "CHF" | "JPY"
+            )
+        })
 }
 
 /// Parses a calendar date: ISO (`2026-11-23`, with optional time), `YYYY/MM/DD`, compact
@@ -147,13 +152,17 @@ pub fn has_currency(raw: &str) -> bool {
 pub fn date(raw: &str) -> Option<NaiveDate> {
     let t = raw.trim();
     let head = t.get(..10).unwrap_or(t);
-    for fmt in ["%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d.%m.%Y", "%m/%d/%Y", "%d-%m-%Y"] {
+    for fmt in [
+        "%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%d.%m.%Y", "%m/%d/%Y", "%d-%m-%Y",
+    ] {
         if let Ok(d) = NaiveDate::parse_from_str(head, fmt) {
             return plausible(d);
         }
     }
     if t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()) {
-        return NaiveDate::parse_from_str(t, "%Y%m%d").ok().and_then(plausible);
+        return NaiveDate::parse_from_str(t, "%Y%m%d")
+            .ok()
+            .and_then(plausible);
     }
     None
 }
@@ -197,9 +206,9 @@ pub fn domain(raw: &str) -> Option<String> {
         .trim_start_matches("www.");
     let labels: Vec<&str> = host.split('.').collect();
     let ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         && labels
             .last()
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
@@ -207,6 +216,7 @@ pub fn domain(raw: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -234,10 +244,19 @@ mod tests {
         assert_eq!(number("$1,299.99"), Some(1299.99));
         assert_eq!(number("abc"), None);
         assert_eq!(date("19560409"), NaiveDate::from_ymd_opt(1956, 4, 9));
-        assert_eq!(date("2026-11-23T10:00:00Z"), NaiveDate::from_ymd_opt(2026, 11, 23));
+        assert_eq!(
+            date("2026-11-23T10:00:00Z"),
+            NaiveDate::from_ymd_opt(2026, 11, 23)
+        );
         assert_eq!(date("1804974"), None);
-        assert_eq!(email("Hank <Hank@Globex.com>").as_deref(), Some("hank@globex.com"));
-        assert_eq!(domain("https://www.globex.com/about").as_deref(), Some("globex.com"));
+        assert_eq!(
+            email("Hank <Hank@Globex.com>").as_deref(),
+            Some("hank@globex.com")
+        );
+        assert_eq!(
+            domain("https://www.globex.com/about").as_deref(),
+            Some("globex.com")
+        );
         assert_eq!(domain("bob@globex.com").as_deref(), Some("globex.com"));
         assert_eq!(domain("not a domain"), None);
     }
