@@ -64,9 +64,9 @@ impl Table {
         })
     }
 
-    /// Reads a CSV with a header whose first column is the id (`id`, `rec_id`, `…_id`, or any
-    /// name: the first column is taken as the id, but a header that names an `id` column
-    /// elsewhere is refused so that a wrong file is not silently misread).
+    /// Reads a CSV with a header whose first column is the id: its name must contain `id` or
+    /// `key` (`id`, `rec_id`, `uuid`, `record_key`), so that a file without ids is refused rather
+    /// than silently keyed by its first data column.
     pub fn from_csv(reader: impl Read, name: &str) -> Result<Table> {
         let mut csv = csv::ReaderBuilder::new()
             .flexible(true)
@@ -100,7 +100,7 @@ impl Table {
                 .at_line(1));
         }
         let first = columns[0].to_ascii_lowercase();
-        let id_like = first == "id" || first.ends_with("_id") || first.ends_with("id");
+        let id_like = first.contains("id") || first.contains("key");
         if !id_like {
             if let Some(pos) = columns.iter().position(|c| c.eq_ignore_ascii_case("id")) {
                 return Err(Error::invalid(format!(
@@ -111,7 +111,7 @@ impl Table {
                 .at_line(1));
             }
             return Err(Error::invalid(format!(
-                "missing id column: first column `{}` is not an id (expected `id` or a name ending in `id`)",
+                "missing id column: first column `{}` is not an id (expected `id`, `rec_id` or another name with `id` or `key`)",
                 columns[0]
             ))
             .in_file(name)
@@ -220,7 +220,9 @@ pub struct Gold {
 
 impl Gold {
     /// Reads gold pairs (header, then two id columns) against `left` and `right`; for dedupe
-    /// pass `None` as `right` and both ids are looked up in `left`.
+    /// pass `None` as `right` and both ids are looked up in `left`. A third column named
+    /// `label`, `match` or `is_match` keeps only the rows marked true (`1`, `true`, `yes`), so
+    /// labelled pair files (positives and negatives) read as their positives.
     pub fn from_csv(
         reader: impl Read,
         name: &str,
@@ -237,10 +239,22 @@ impl Gold {
             .in_file(name)
             .at_line(1));
         }
+        let label = header.iter().position(|h| {
+            matches!(
+                h.trim().to_ascii_lowercase().as_str(),
+                "label" | "match" | "is_match" | "is_duplicate"
+            )
+        });
         let mut gold = Gold::default();
         for rec in csv.records() {
             let rec = rec.map_err(|e| csv_error(e, name))?;
             let line = rec.position().map_or(0, csv::Position::line);
+            if let Some(col) = label {
+                let v = rec.get(col).unwrap_or_default().trim().to_ascii_lowercase();
+                if !matches!(v.as_str(), "1" | "true" | "yes" | "y" | "t") {
+                    continue;
+                }
+            }
             let (Some(a), Some(b)) = (rec.get(0), rec.get(1)) else {
                 return Err(Error::invalid("expected two ids")
                     .in_file(name)
@@ -315,6 +329,9 @@ mod tests {
         .unwrap();
         assert_eq!(g.pairs.len(), 2);
         assert_eq!(g.unknown, 1);
+        let labelled = "ltable_id,rtable_id,label\n1,x,1\n2,x,0\n";
+        let g = Gold::from_csv(labelled.as_bytes(), "g.csv", &l, Some(&r)).unwrap();
+        assert_eq!(g.pairs.len(), 1);
         let d = Gold::from_csv("a,b\n2,1\n".as_bytes(), "g.csv", &l, None).unwrap();
         assert!(d.pairs.contains(&(0, 1)));
     }
