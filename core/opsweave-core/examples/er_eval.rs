@@ -4,14 +4,17 @@
 //! cargo run --release -p opsweave-core --example er_eval -- link LEFT.csv RIGHT.csv GOLD.csv [SPEC.toml]
 //! cargo run --release -p opsweave-core --example er_eval -- dedupe RECORDS.csv GOLD.csv [SPEC.toml]
 //! ```
+//! Set `ER_LABELS=N` to run the supervised mode with every Nth gold pair as a label.
 //! Set `ER_SHOW=N` to also print N wrong pairs (false positives and misses) with explanations.
 
 use opsweave_core::matching::{
-    evaluate_dedupe, evaluate_link, Gold, MatchOutcome, MatchSpec, Table,
+    evaluate_dedupe, evaluate_link, run_dedupe_supervised, run_link_supervised, score_against_gold,
+    Gold, MatchOutcome, MatchSpec, Table,
 };
 use std::collections::HashSet;
 use std::fs::File;
 use std::process::ExitCode;
+use std::time::Instant;
 
 fn table(path: &str) -> opsweave_core::Result<Table> {
     let file = File::open(path)
@@ -89,6 +92,18 @@ fn show(outcome: &MatchOutcome, gold: &Gold, left: &Table, right: &Table, n: usi
     }
 }
 
+/// With `ER_LABELS=N`, every Nth gold pair (in sorted order) serves as a label for the
+/// supervised mode; the score is still against all gold pairs.
+fn labels(gold: &Gold) -> Option<Gold> {
+    let every: usize = std::env::var("ER_LABELS").ok()?.parse().ok()?;
+    let mut pairs: Vec<(usize, usize)> = gold.pairs.iter().copied().collect();
+    pairs.sort_unstable();
+    Some(Gold {
+        pairs: pairs.into_iter().step_by(every.max(1)).collect(),
+        unknown: 0,
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let show_n: usize = std::env::var("ER_SHOW")
@@ -103,7 +118,15 @@ fn main() -> ExitCode {
             })?;
             let gold = Gold::from_csv(gold_file, &args[3], &l, Some(&r))?;
             let spec = spec(args.get(4))?;
-            let (eval, outcome) = evaluate_link(&l, &r, &gold, spec.as_ref())?;
+            let (eval, outcome) = match labels(&gold) {
+                Some(sample) => {
+                    let start = Instant::now();
+                    let outcome = run_link_supervised(&l, &r, spec.as_ref(), &sample)?;
+                    let eval = score_against_gold(&outcome, &gold, start.elapsed().as_secs_f64());
+                    (eval, outcome)
+                }
+                None => evaluate_link(&l, &r, &gold, spec.as_ref())?,
+            };
             if show_n > 0 {
                 eprintln!("{}", outcome.spec.to_toml().unwrap_or_default());
                 eprintln!(
@@ -121,7 +144,15 @@ fn main() -> ExitCode {
             })?;
             let gold = Gold::from_csv(gold_file, &args[2], &t, None)?;
             let spec = spec(args.get(3))?;
-            let (eval, outcome) = evaluate_dedupe(&t, &gold, spec.as_ref())?;
+            let (eval, outcome) = match labels(&gold) {
+                Some(sample) => {
+                    let start = Instant::now();
+                    let outcome = run_dedupe_supervised(&t, spec.as_ref(), &sample)?;
+                    let eval = score_against_gold(&outcome, &gold, start.elapsed().as_secs_f64());
+                    (eval, outcome)
+                }
+                None => evaluate_dedupe(&t, &gold, spec.as_ref())?,
+            };
             if show_n > 0 {
                 eprintln!("{}", outcome.spec.to_toml().unwrap_or_default());
                 eprintln!(

@@ -131,7 +131,36 @@ pub fn run_dedupe(records: &Table, spec: Option<&MatchSpec>) -> Result<MatchOutc
     run(records, None, spec)
 }
 
+/// Links `left` to `right` with m taken from known true pairs (`labels`, e.g. a reviewed
+/// sample) instead of EM; u and the match share are still estimated from the data.
+pub fn run_link_supervised(
+    left: &Table,
+    right: &Table,
+    spec: Option<&MatchSpec>,
+    labels: &Gold,
+) -> Result<MatchOutcome> {
+    run_with(left, Some(right), spec, Some(labels))
+}
+
+/// Dedupes `records` with m taken from known duplicate pairs instead of EM.
+pub fn run_dedupe_supervised(
+    records: &Table,
+    spec: Option<&MatchSpec>,
+    labels: &Gold,
+) -> Result<MatchOutcome> {
+    run_with(records, None, spec, Some(labels))
+}
+
 fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<MatchOutcome> {
+    run_with(left, right, spec, None)
+}
+
+fn run_with(
+    left: &Table,
+    right: Option<&Table>,
+    spec: Option<&MatchSpec>,
+    labels: Option<&Gold>,
+) -> Result<MatchOutcome> {
     let spec = match spec {
         Some(s) => s.clone(),
         None => MatchSpec::infer(left, right),
@@ -187,6 +216,10 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
     );
     // Prior guess: about half the smaller side has a twin among the candidates.
     let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
+    let known_m = labels.filter(|g| !g.pairs.is_empty()).map(|g| {
+        let pairs: Vec<(usize, usize)> = g.pairs.iter().copied().collect();
+        scoring::m_from_labels(&spec.comparisons, &prepared, &pairs)
+    });
     let model = scoring::fit(
         &spec.comparisons,
         &patterns,
@@ -194,6 +227,7 @@ fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<
         lambda0,
         EM_ROUNDS,
         spec.refine_u,
+        known_m,
     );
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 

@@ -129,19 +129,23 @@ pub(crate) fn fit(
     lambda0: f64,
     max_iterations: usize,
     update_u: bool,
+    known_m: Option<Vec<Vec<f64>>>,
 ) -> Model {
-    let mut m: Vec<Vec<f64>> = comparisons
-        .iter()
-        .map(|c| {
-            // Start by believing matches sit in the high levels, each level half as likely as
-            // the one above it, and rarely in "different".
-            let n = c.level_count();
-            let mut row: Vec<f64> = (0..n).map(|l| 0.5f64.powi(l as i32)).collect();
-            row[n - 1] = 0.02;
-            let s: f64 = row.iter().sum();
-            row.iter().map(|x| x / s).collect()
-        })
-        .collect();
+    let fixed_m = known_m.is_some();
+    let mut m: Vec<Vec<f64>> = known_m.unwrap_or_else(|| {
+        comparisons
+            .iter()
+            .map(|c| {
+                // Start by believing matches sit in the high levels, each level half as likely as
+                // the one above it, and rarely in "different".
+                let n = c.level_count();
+                let mut row: Vec<f64> = (0..n).map(|l| 0.5f64.powi(l as i32)).collect();
+                row[n - 1] = 0.02;
+                let s: f64 = row.iter().sum();
+                row.iter().map(|x| x / s).collect()
+            })
+            .collect()
+    });
     let mut lambda = lambda0.clamp(1e-4, 0.9);
     let patterns: Vec<(&Vec<u8>, f64)> = patterns.iter().map(|(p, n)| (p, *n)).collect();
     let total: f64 = patterns.iter().map(|(_, n)| n).sum();
@@ -171,7 +175,7 @@ pub(crate) fn fit(
         }
         let new_lambda = (matched / total).clamp(1e-6, 0.999);
         let mut delta = (new_lambda - lambda).abs();
-        for (row, acc) in m.iter_mut().zip(&m_acc) {
+        for (row, acc) in m.iter_mut().zip(&m_acc).filter(|_| !fixed_m) {
             let s: f64 = acc.iter().sum::<f64>() + 1e-3 * acc.len() as f64;
             for (x, a) in row.iter_mut().zip(acc) {
                 let next = (a + 1e-3) / s;
@@ -191,7 +195,7 @@ pub(crate) fn fit(
         }
         // Higher similarity must never count as weaker evidence: EM left alone lets a lump of
         // look-alike non-matches bend a middle level's weight below a lower level's.
-        for (row, u_row) in m.iter_mut().zip(&u) {
+        for (row, u_row) in m.iter_mut().zip(&u).filter(|_| !fixed_m) {
             let before = row.clone();
             monotone(row, u_row);
             for (a, b) in before.iter().zip(row.iter()) {
@@ -217,6 +221,31 @@ pub(crate) fn fit(
             .collect(),
         iterations,
     }
+}
+
+/// m counted from labelled true pairs, smoothed like u.
+pub(crate) fn m_from_labels(
+    comparisons: &[Comparison],
+    prepared: &[PreparedComparison],
+    pairs: &[(usize, usize)],
+) -> Vec<Vec<f64>> {
+    comparisons
+        .iter()
+        .zip(prepared)
+        .map(|(cmp, prep)| {
+            let mut row = vec![0.0; cmp.level_count()];
+            for (i, j) in pairs {
+                if let Some(s) = prep.similarity(cmp.comparator, *i, *j) {
+                    row[cmp.level_of(f64::from(s as f32))] += 1.0;
+                }
+            }
+            let total: f64 = row.iter().sum();
+            let levels = row.len() as f64;
+            row.iter()
+                .map(|c| (c + 0.5) / (total + 0.5 * levels))
+                .collect()
+        })
+        .collect()
 }
 
 /// Pools adjacent levels (pool-adjacent-violators) until m/u falls from level to level, keeping
@@ -404,7 +433,15 @@ mod tests {
             *patterns.entry(p).or_default() += 1.0;
         }
         let comparisons: Vec<Comparison> = m_true.iter().map(|r| comparison(r.len())).collect();
-        fit(&comparisons, &patterns, u_true.to_vec(), 0.3, 500, false)
+        fit(
+            &comparisons,
+            &patterns,
+            u_true.to_vec(),
+            0.3,
+            500,
+            false,
+            None,
+        )
     }
 
     #[test]

@@ -181,3 +181,22 @@ fn a_spec_that_names_a_missing_field_is_refused() {
     assert!(err.message().contains("shoe_size"), "{err}");
     assert!(run_dedupe(&l, Some(&spec)).is_err());
 }
+
+#[test]
+fn supervised_mode_takes_m_from_labels() {
+    let (l, r, gold) = people();
+    // Half the true pairs as labels, as a reviewer would have confirmed them.
+    let labels = Gold {
+        pairs: gold
+            .pairs
+            .iter()
+            .copied()
+            .filter(|(i, _)| i % 2 == 0)
+            .collect(),
+        unknown: 0,
+    };
+    let outcome = run_link_supervised(&l, &r, None, &labels).unwrap();
+    let eval = score_against_gold(&outcome, &gold, 0.0);
+    assert!(eval.f1 > 0.95, "{eval:?}");
+    assert!(outcome.model.comparisons.iter().all(|c| c.m[0] > c.u[0]));
+}
