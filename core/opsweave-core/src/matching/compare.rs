@@ -215,7 +215,12 @@ fn prepare_one(comparator: Comparator, raw: &str, vocab: &mut Vocabulary) -> Pre
     }
     match comparator {
         Comparator::Exact | Comparator::JaroWinkler | Comparator::Levenshtein => {
-            let n = text::normalise(raw);
+            let mut n = text::normalise(raw);
+            if comparator != Comparator::JaroWinkler {
+                // Codes and numbers are written with and without separators ("213/627-6014",
+                // "(213) 627 6014"); spelling matters, spacing does not.
+                n.retain(|c| c != ' ');
+            }
             if n.is_empty() {
                 Prepared::Missing
             } else {
@@ -411,6 +416,10 @@ mod tests {
         let s = |c, a, b| similarity(c, a, b);
         assert_eq!(s(Comparator::Exact, "ACME Inc", "acme  inc"), Some(1.0));
         assert_eq!(s(Comparator::Exact, "", "x"), None);
+        assert_eq!(
+            s(Comparator::Levenshtein, "(213) 627-6014", "213/627 6014"),
+            Some(1.0)
+        );
         assert!(s(Comparator::JaroWinkler, "martha", "marhta").unwrap() > 0.95);
         assert_eq!(
             s(

@@ -414,6 +414,7 @@ struct Profile {
     integer: f64,
     decimal_or_currency: f64,
     year_like: f64,
+    phone_like: f64,
     same_length: f64,
     leading_zero: f64,
     code_token: f64,
@@ -472,6 +473,17 @@ impl Profile {
                     p.year_like += 1.0;
                 }
             }
+            let digits = v.bytes().filter(u8::is_ascii_digit).count();
+            let separated = v
+                .bytes()
+                .any(|b| matches!(b, b'-' | b'/' | b'(' | b')' | b' ' | b'+'));
+            if digits >= 7
+                && separated
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || b"-/()+ .".contains(&b))
+            {
+                p.phone_like += 1.0;
+            }
             if digits_only {
                 p.integer += 1.0;
                 if v.len() > 1 && v.starts_with('0') {
@@ -499,6 +511,7 @@ impl Profile {
             &mut p.integer,
             &mut p.decimal_or_currency,
             &mut p.year_like,
+            &mut p.phone_like,
             &mut p.leading_zero,
             &mut p.code_token,
             &mut p.code_share,
@@ -527,6 +540,11 @@ impl Profile {
         }
         if self.date >= 0.8 {
             return Some(FieldKind::Date);
+        }
+        // Phone and account numbers written with separators: compare their digits, not
+        // their size.
+        if self.phone_like >= 0.8 {
+            return Some(FieldKind::Identifier);
         }
         if self.number >= 0.9 {
             let coded = self.integer >= 0.95
@@ -560,10 +578,10 @@ mod tests {
     #[test]
     fn infer_picks_kinds_from_values() {
         let t = table(
-            "id,name,title,email,site,amount,dob,code,postcode\n\
-             1,Ann Lee,Data platform migration to the cloud,ann@x.com,x.com,$1200.50,1956-04-09,AB12345,0800\n\
-             2,Bob Ray,Managed security operations centre rollout,bob@y.org,https://y.org/a,300,1960-01-02,CD99881,2000\n\
-             3,Cy Dee,Quarterly review of the account plan,cy@z.net,z.net,12.5,1971-12-30,EF11223,3121\n",
+            "id,name,title,email,site,amount,dob,code,postcode,phone\n\
+             1,Ann Lee,Data platform migration to the cloud,ann@x.com,x.com,$1200.50,1956-04-09,AB12345,0800,213/627-6014\n\
+             2,Bob Ray,Managed security operations centre rollout,bob@y.org,https://y.org/a,300,1960-01-02,CD99881,2000,(310) 555-0101\n\
+             3,Cy Dee,Quarterly review of the account plan,cy@z.net,z.net,12.5,1971-12-30,EF11223,3121,+1 415 555 0199\n",
         );
         let spec = MatchSpec::infer(&t, None);
         let kinds: Vec<FieldKind> = spec.fields.iter().map(|f| f.kind).collect();
@@ -576,6 +594,7 @@ mod tests {
                 FieldKind::Domain,
                 FieldKind::Number,
                 FieldKind::Date,
+                FieldKind::Identifier,
                 FieldKind::Identifier,
                 FieldKind::Identifier,
             ]
