@@ -6,7 +6,9 @@ use opsweave_core::{Error, ErrorKind};
 pub(crate) fn map(context: &str, e: sqlx::Error) -> Error {
     let kind = match &e {
         sqlx::Error::RowNotFound => ErrorKind::NotFound,
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => ErrorKind::Unavailable,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            ErrorKind::Unavailable
+        }
         sqlx::Error::Database(db) => {
             let message = db.message();
             if message.contains("locked") || message.contains("busy") {

@@ -32,7 +32,10 @@ impl SqliteStore {
         if path.is_empty() {
             return Err(Error::invalid("empty SQLite database path"));
         }
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             if !parent.is_dir() {
                 return Err(Error::invalid(format!(
                     "cannot open database `{path}`: folder `{}` does not exist",
@@ -57,7 +60,9 @@ impl SqliteStore {
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|e| Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e))?;
+            .map_err(|e| {
+                Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e)
+            })?;
         Ok(Self { pool })
     }
 

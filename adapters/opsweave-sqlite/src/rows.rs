@@ -68,7 +68,11 @@ pub(crate) fn task_of(row: &SqliteRow) -> Result<Task> {
 
 /// Appends `AND client = ? AND project = ?` for the parts of `scope` that are set.
 pub(crate) fn scope_filter(sql: &mut String, scope: &Scope, table: &str) {
-    let prefix = if table.is_empty() { String::new() } else { format!("{table}.") };
+    let prefix = if table.is_empty() {
+        String::new()
+    } else {
+        format!("{table}.")
+    };
     sql.push_str(&format!("{prefix}org = ?"));
     if scope.client.is_some() {
         sql.push_str(&format!(" AND {prefix}client = ?"));

@@ -1,15 +1,17 @@
 //! `RecordStore` and `EventLog` on SQLite.
 
 use crate::error::map;
-use crate::rows::{bind_scope, day_number, get, instant, millis, scope_of, scope_filter, task_of, TASK_COLUMNS};
+use crate::rows::{
+    bind_scope, day_number, get, instant, millis, scope_filter, scope_of, task_of, TASK_COLUMNS,
+};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
-    BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind, NewEvent,
-    Record, RecordId, RecordStore, Result, Scope, SearchHit, Task, TaskStatus,
+    BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
+    NewEvent, Record, RecordId, RecordStore, Result, Scope, SearchHit, Task, TaskStatus,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -63,7 +65,11 @@ impl RecordStore for SqliteStore {
                 sep.push_bind(*id);
             }
             q.push(")");
-            let rows = q.build().fetch_all(&mut *tx).await.map_err(|e| map("read existing", e))?;
+            let rows = q
+                .build()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map("read existing", e))?;
             for row in rows {
                 let status: Option<String> = get(&row, "status")?;
                 let task = match status {
@@ -84,7 +90,9 @@ impl RecordStore for SqliteStore {
                 continue;
             }
             match existing.get(&id) {
-                Some((hash, _)) if *hash == item.normalised.record.content_hash => outcome.unchanged += 1,
+                Some((hash, _)) if *hash == item.normalised.record.content_hash => {
+                    outcome.unchanged += 1
+                }
                 Some(_) => {
                     outcome.updated += 1;
                     changed.push(item);
@@ -103,14 +111,18 @@ impl RecordStore for SqliteStore {
                 .filter_map(|item| {
                     let seed = item.normalised.task.as_ref()?;
                     let source_status = seed.status.unwrap_or(TaskStatus::Todo);
-                    let before = existing.get(&item.normalised.record.id.raw()).and_then(|(_, t)| t.as_ref());
+                    let before = existing
+                        .get(&item.normalised.record.id.raw())
+                        .and_then(|(_, t)| t.as_ref());
                     // The user's complete / undo stands until the source itself changes status.
                     let status = match before {
                         Some(b) if b.source_status == source_status.as_str() => b.status,
                         _ => source_status,
                     };
                     let completed_at = match (status, before) {
-                        (TaskStatus::Done, Some(b)) if b.status == TaskStatus::Done => b.completed_at,
+                        (TaskStatus::Done, Some(b)) if b.status == TaskStatus::Done => {
+                            b.completed_at
+                        }
                         (TaskStatus::Done, _) => Some(millis(item.normalised.record.updated_at)),
                         _ => None,
                     };
@@ -130,7 +142,8 @@ impl RecordStore for SqliteStore {
                 .flat_map(|item| {
                     let record = &item.normalised.record;
                     item.normalised.links.iter().filter_map(move |l| {
-                        let target = RecordId::derive(&record.scope, &l.to_source, &l.to_external_id).raw();
+                        let target =
+                            RecordId::derive(&record.scope, &l.to_source, &l.to_external_id).raw();
                         let (from, to) = if l.evidence.starts_with("reverse:") {
                             (target, record.id.raw())
                         } else {
@@ -141,8 +154,9 @@ impl RecordStore for SqliteStore {
                 })
                 .collect();
             for rows in links.chunks(ROWS_PER_STATEMENT) {
-                let mut q: QueryBuilder<Sqlite> =
-                    QueryBuilder::new("INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ");
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ",
+                );
                 q.push_values(rows, |mut b, (_, kind, from, to, evidence)| {
                     b.push_bind(&scope.org)
                         .push_bind(*kind)
@@ -152,7 +166,10 @@ impl RecordStore for SqliteStore {
                         .push_bind(*evidence);
                 });
                 q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET evidence = excluded.evidence");
-                q.build().execute(&mut *tx).await.map_err(|e| map("write links", e))?;
+                q.build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map("write links", e))?;
             }
         }
         for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
@@ -170,7 +187,10 @@ impl RecordStore for SqliteStore {
                     .push_bind(&r.raw)
                     .push_bind(now);
             });
-            q.build().execute(&mut *tx).await.map_err(|e| map("write rejections", e))?;
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("write rejections", e))?;
         }
         tx.commit().await.map_err(|e| map("commit batch", e))?;
         Ok(outcome)
@@ -219,7 +239,11 @@ impl RecordStore for SqliteStore {
         if let Some(source) = &filter.source {
             query = query.bind(source);
         }
-        let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) };
+        let limit = if filter.limit == 0 {
+            100
+        } else {
+            filter.limit.min(10_000)
+        };
         let rows = query
             .bind(filter.after.map_or(-1, RecordId::raw))
             .bind(limit as i64)
@@ -230,7 +254,8 @@ impl RecordStore for SqliteStore {
     }
 
     async fn rejections(&self, scope: &Scope, limit: usize) -> Result<Vec<(String, Rejection)>> {
-        let mut sql = String::from("SELECT source_file, line, field, reason, raw FROM rejections WHERE ");
+        let mut sql =
+            String::from("SELECT source_file, line, field, reason, raw FROM rejections WHERE ");
         scope_filter(&mut sql, scope, "");
         sql.push_str(" ORDER BY id DESC LIMIT ?");
         let rows = bind_scope(sqlx::query(&sql), scope)
@@ -301,7 +326,9 @@ impl RecordStore for SqliteStore {
         match q.slice {
             Slice::Due(..) => sql.push_str(" AND marked = 0 AND due_day BETWEEN ? AND ?"),
             Slice::DueBefore(_) => sql.push_str(" AND marked = 0 AND due_day < ?"),
-            Slice::Undated(..) => sql.push_str(" AND marked = 0 AND due_day IS NULL AND importance >= ? AND importance < ?"),
+            Slice::Undated(..) => sql.push_str(
+                " AND marked = 0 AND due_day IS NULL AND importance >= ? AND importance < ?",
+            ),
             Slice::Marked => sql.push_str(" AND marked = 1"),
         }
         if q.min_importance > f64::NEG_INFINITY {
@@ -332,10 +359,17 @@ impl RecordStore for SqliteStore {
         rows.iter().map(task_of).collect()
     }
 
-    async fn done_since(&self, scope: &Scope, since: DateTime<Utc>, limit: usize) -> Result<Vec<Task>> {
+    async fn done_since(
+        &self,
+        scope: &Scope,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Task>> {
         let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE ");
         scope_filter(&mut sql, scope, "");
-        sql.push_str(" AND completed_at >= ? AND status = 'done' ORDER BY completed_at DESC, id LIMIT ?");
+        sql.push_str(
+            " AND completed_at >= ? AND status = 'done' ORDER BY completed_at DESC, id LIMIT ?",
+        );
         let rows = bind_scope(sqlx::query(&sql), scope)
             .bind(millis(since))
             .bind(limit as i64)
@@ -345,10 +379,20 @@ impl RecordStore for SqliteStore {
         rows.iter().map(task_of).collect()
     }
 
-    async fn change_status(&self, scope: &Scope, id: RecordId, expected: TaskStatus, event: NewEvent) -> Result<Event> {
+    async fn change_status(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+        expected: TaskStatus,
+        event: NewEvent,
+    ) -> Result<Event> {
         let to = match &event.kind {
             EventKind::StatusChanged { to, .. } | EventKind::Undone { to, .. } => *to,
-            other => return Err(Error::internal(format!("change_status given a non-status event {other:?}"))),
+            other => {
+                return Err(Error::internal(format!(
+                    "change_status given a non-status event {other:?}"
+                )))
+            }
         };
         let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
         let mut sql = String::from("SELECT status, completed_at FROM tasks WHERE id = ? AND ");
@@ -374,7 +418,9 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(|e| map("update task", e))?;
         let appended = append_event(&mut tx, event).await?;
-        tx.commit().await.map_err(|e| map("commit status change", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| map("commit status change", e))?;
         Ok(appended)
     }
 
@@ -382,7 +428,8 @@ impl RecordStore for SqliteStore {
         if !boost.is_finite() {
             return Err(Error::invalid("boost must be a finite number").on_field("boost"));
         }
-        let mut sql = String::from("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE id = ? AND ");
+        let mut sql =
+            String::from("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE id = ? AND ");
         scope_filter(&mut sql, scope, "");
         let done = bind_scope(
             sqlx::query(&sql)
@@ -408,15 +455,20 @@ impl RecordStore for SqliteStore {
         let mut out = Vec::new();
         let wanted: std::collections::HashSet<i64> = ids.iter().map(|i| i.raw()).collect();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT kind, from_id, to_id, weight, evidence FROM links WHERE org = ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT kind, from_id, to_id, weight, evidence FROM links WHERE org = ",
+            );
             q.push_bind(&scope.org).push(" AND from_id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(id.raw());
             }
             q.push(") ORDER BY kind, from_id, to_id");
-            let rows = q.build().fetch_all(&self.pool).await.map_err(|e| map("read links", e))?;
+            let rows = q
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map("read links", e))?;
             for row in rows {
                 let to: i64 = get(&row, "to_id")?;
                 if !wanted.contains(&to) {
@@ -438,13 +490,18 @@ impl RecordStore for SqliteStore {
     async fn put_links(&self, scope: &Scope, links: &[Link]) -> Result<()> {
         for link in links {
             if !(0.0..=1.0).contains(&link.weight) {
-                return Err(Error::invalid(format!("link weight {} is not in [0, 1]", link.weight)).on_field("weight"));
+                return Err(Error::invalid(format!(
+                    "link weight {} is not in [0, 1]",
+                    link.weight
+                ))
+                .on_field("weight"));
             }
         }
         let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
         for chunk in links.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ",
+            );
             q.push_values(chunk, |mut b, l| {
                 b.push_bind(&scope.org)
                     .push_bind(l.kind.as_str())
@@ -454,7 +511,10 @@ impl RecordStore for SqliteStore {
                     .push_bind(&l.evidence);
             });
             q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET weight = excluded.weight, evidence = excluded.evidence");
-            q.build().execute(&mut *tx).await.map_err(|e| map("write links", e))?;
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("write links", e))?;
         }
         tx.commit().await.map_err(|e| map("commit links", e))
     }
@@ -469,7 +529,10 @@ impl RecordStore for SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| map("count", e))?;
-        Ok((get::<i64>(&row, "records")? as u64, get::<i64>(&row, "open_tasks")? as u64))
+        Ok((
+            get::<i64>(&row, "records")? as u64,
+            get::<i64>(&row, "open_tasks")? as u64,
+        ))
     }
 }
 
@@ -482,7 +545,13 @@ impl EventLog for SqliteStore {
         Ok(appended)
     }
 
-    async fn events(&self, scope: &Scope, subject: Option<RecordId>, after: i64, limit: usize) -> Result<Vec<Event>> {
+    async fn events(
+        &self,
+        scope: &Scope,
+        subject: Option<RecordId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         let mut sql = String::from("SELECT * FROM events WHERE ");
         scope_filter(&mut sql, scope, "");
         if subject.is_some() {
@@ -504,7 +573,8 @@ impl EventLog for SqliteStore {
 }
 
 async fn append_event(tx: &mut sqlx::SqliteConnection, event: NewEvent) -> Result<Event> {
-    let kind = serde_json::to_string(&event.kind).map_err(|e| Error::internal(format!("event to JSON: {e}")))?;
+    let kind = serde_json::to_string(&event.kind)
+        .map_err(|e| Error::internal(format!("event to JSON: {e}")))?;
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO events (org, client, project, actor, subject, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
     )
@@ -530,7 +600,8 @@ fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
             scope: scope_of(row)?,
             actor: get(row, "actor")?,
             subject: subject.map(RecordId::from_raw),
-            kind: serde_json::from_str(&kind).map_err(|e| Error::internal(format!("stored event is not valid: {e}")))?,
+            kind: serde_json::from_str(&kind)
+                .map_err(|e| Error::internal(format!("stored event is not valid: {e}")))?,
             at: instant(get(row, "at")?),
         },
     })
@@ -551,15 +622,24 @@ fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
         entity: entity.parse()?,
         title: get(row, "title")?,
         body: get(row, "body")?,
-        fields: serde_json::from_str(&fields).map_err(|e| Error::internal(format!("stored fields are not valid: {e}")))?,
+        fields: serde_json::from_str(&fields)
+            .map_err(|e| Error::internal(format!("stored fields are not valid: {e}")))?,
         created_at: created.map(instant),
         updated_at: instant(get(row, "updated_at")?),
-        content_hash: row.try_get("content_hash").map_err(|e| map("read content_hash", e))?,
+        content_hash: row
+            .try_get("content_hash")
+            .map_err(|e| map("read content_hash", e))?,
     })
 }
 
-async fn upsert_raw(tx: &mut sqlx::SqliteConnection, source_file: &str, chunk: &[&IngestItem], now: i64) -> Result<()> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO raw_items (id, source_file, line, payload, received_at) ");
+async fn upsert_raw(
+    tx: &mut sqlx::SqliteConnection,
+    source_file: &str,
+    chunk: &[&IngestItem],
+    now: i64,
+) -> Result<()> {
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("INSERT INTO raw_items (id, source_file, line, payload, received_at) ");
     q.push_values(chunk, |mut b, item| {
         b.push_bind(item.normalised.record.id.raw())
             .push_bind(source_file)
@@ -571,7 +651,10 @@ async fn upsert_raw(tx: &mut sqlx::SqliteConnection, source_file: &str, chunk: &
         " ON CONFLICT (id) DO UPDATE SET source_file = excluded.source_file, line = excluded.line, \
          payload = excluded.payload, received_at = excluded.received_at",
     );
-    q.build().execute(&mut *tx).await.map_err(|e| map("write raw items", e))?;
+    q.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("write raw items", e))?;
     Ok(())
 }
 
@@ -602,7 +685,10 @@ async fn upsert_records(tx: &mut sqlx::SqliteConnection, chunk: &[&IngestItem]) 
          body = excluded.body, fields = excluded.fields, created_at = excluded.created_at, \
          updated_at = excluded.updated_at, content_hash = excluded.content_hash",
     );
-    q.build().execute(&mut *tx).await.map_err(|e| map("write records", e))?;
+    q.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("write records", e))?;
     Ok(())
 }
 
@@ -613,7 +699,13 @@ async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> 
     );
     q.push_values(rows, |mut b, row| {
         let r = &row.item.normalised.record;
-        let due = row.item.normalised.task.as_ref().and_then(|t| t.due).map(day_number);
+        let due = row
+            .item
+            .normalised
+            .task
+            .as_ref()
+            .and_then(|t| t.due)
+            .map(day_number);
         b.push_bind(r.id.raw())
             .push_bind(r.scope.org.as_str())
             .push_bind(r.scope.client.as_deref())
@@ -636,7 +728,10 @@ async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> 
          importance = excluded.importance, importance_reason = excluded.importance_reason, \
          updated_at = excluded.updated_at, completed_at = excluded.completed_at",
     );
-    q.build().execute(&mut *tx).await.map_err(|e| map("write tasks", e))?;
+    q.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("write tasks", e))?;
     Ok(())
 }
 
@@ -657,8 +752,14 @@ mod tests {
 
     #[test]
     fn fts_query_quotes_words_and_drops_operators() {
-        assert_eq!(fts_query("Globex SOW").as_deref(), Some("\"Globex\" \"SOW\""));
-        assert_eq!(fts_query("a OR b*\" NEAR(").as_deref(), Some("\"a\" \"OR\" \"b\" \"NEAR\""));
+        assert_eq!(
+            fts_query("Globex SOW").as_deref(),
+            Some("\"Globex\" \"SOW\"")
+        );
+        assert_eq!(
+            fts_query("a OR b*\" NEAR(").as_deref(),
+            Some("\"a\" \"OR\" \"b\" \"NEAR\"")
+        );
         assert_eq!(fts_query("  ** "), None);
     }
 }

@@ -12,7 +12,9 @@ async fn sqlite_passes_the_conformance_suite() {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = dir.path().join(format!("store-{n}.db"));
         async move {
-            let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.expect("open store");
+            let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("open store");
             Arc::new(store) as Arc<dyn Backend>
         }
     })
@@ -21,7 +23,9 @@ async fn sqlite_passes_the_conformance_suite() {
 
 #[tokio::test]
 async fn open_reports_a_missing_folder_clearly() {
-    let err = SqliteStore::open("sqlite:///definitely/not/here/x.db").await.unwrap_err();
+    let err = SqliteStore::open("sqlite:///definitely/not/here/x.db")
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), opsweave_core::ErrorKind::InvalidInput);
     assert!(err.message().contains("/definitely/not/here"), "{err}");
 }

@@ -6,7 +6,9 @@ mod output;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
-use opsweave::{Config, Error, ErrorKind, Horizon, Mapping, RecordId, Result, Scope, Weave, Window};
+use opsweave::{
+    Config, Error, ErrorKind, Horizon, Mapping, RecordId, Result, Scope, Weave, Window,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -141,7 +143,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -152,7 +157,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(if e.kind() == ErrorKind::InvalidInput { 2 } else { 1 })
+            ExitCode::from(if e.kind() == ErrorKind::InvalidInput {
+                2
+            } else {
+                1
+            })
         }
     }
 }
@@ -185,7 +194,11 @@ fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
         .ok()
         .and_then(|d| d.and_hms_opt(9, 0, 0))
         .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| Error::invalid(format!("--now `{text}` is not a date (YYYY-MM-DD) or RFC 3339 instant")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "--now `{text}` is not a date (YYYY-MM-DD) or RFC 3339 instant"
+            ))
+        })
 }
 
 fn parse_id(text: &str) -> Result<RecordId> {
@@ -195,13 +208,21 @@ fn parse_id(text: &str) -> Result<RecordId> {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Demo { now, json } => demo(&cli, now.as_deref(), *json).await,
-        Command::Ingest { file, preset, mapping, rejections, json } => {
+        Command::Ingest {
+            file,
+            preset,
+            mapping,
+            rejections,
+            json,
+        } => {
             let mapping = load_mapping(preset.as_deref(), mapping.as_deref())?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let scope = weave.default_scope();
             let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
             let rejections_file = rejections.clone().unwrap_or_else(|| {
-                let name = file.file_name().map_or_else(|| "ingest".into(), |n| n.to_string_lossy().into_owned());
+                let name = file
+                    .file_name()
+                    .map_or_else(|| "ingest".into(), |n| n.to_string_lossy().into_owned());
                 PathBuf::from(format!("{name}.rejections.csv"))
             });
             if report.rejected_total > 0 {
@@ -210,7 +231,12 @@ async fn run(cli: Cli) -> Result<()> {
             output::print_ingest(&report, *json, &rejections_file);
             Ok(())
         }
-        Command::Focus { horizon, limit, now, json } => {
+        Command::Focus {
+            horizon,
+            limit,
+            now,
+            json,
+        } => {
             let horizons = match horizon {
                 Some(h) => vec![h.parse::<Horizon>()?],
                 None => Horizon::FOCUS.to_vec(),
@@ -219,7 +245,14 @@ async fn run(cli: Cli) -> Result<()> {
                 return Err(Error::invalid("--limit must be at most 1000").on_field("limit"));
             }
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let focus = weave.focus(&weave.default_scope(), &horizons, *limit, parse_now(now.as_deref())?).await?;
+            let focus = weave
+                .focus(
+                    &weave.default_scope(),
+                    &horizons,
+                    *limit,
+                    parse_now(now.as_deref())?,
+                )
+                .await?;
             output::print_focus(&focus, &horizons, *json);
             Ok(())
         }
@@ -240,13 +273,22 @@ async fn run(cli: Cli) -> Result<()> {
             let id = parse_id(id)?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let task = weave.mark(&weave.default_scope(), id, *boost, *pin).await?;
-            println!("{} boost {} pinned {}: {}", task.id, task.boost, task.pinned, task.title);
+            println!(
+                "{} boost {} pinned {}: {}",
+                task.id, task.boost, task.pinned, task.title
+            );
             Ok(())
         }
-        Command::Graph { window, now, json: _ } => {
+        Command::Graph {
+            window,
+            now,
+            json: _,
+        } => {
             let window: Window = window.parse()?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let graph = weave.graph(&weave.default_scope(), window, parse_now(now.as_deref())?).await?;
+            let graph = weave
+                .graph(&weave.default_scope(), window, parse_now(now.as_deref())?)
+                .await?;
             output::print_json(&graph);
             Ok(())
         }
@@ -262,11 +304,16 @@ async fn run(cli: Cli) -> Result<()> {
                 None => {
                     for (name, _) in opsweave::mapping::presets::PRESETS {
                         let m = opsweave::preset(name)?;
-                        println!("{name:<16} {:<8} {:<12} {}", m.source, m.entity, m.format.map_or("", |f| match f {
-                            opsweave::Format::Csv => "csv",
-                            opsweave::Format::Jsonl => "jsonl",
-                            opsweave::Format::Json => "json",
-                        }));
+                        println!(
+                            "{name:<16} {:<8} {:<12} {}",
+                            m.source,
+                            m.entity,
+                            m.format.map_or("", |f| match f {
+                                opsweave::Format::Csv => "csv",
+                                opsweave::Format::Jsonl => "jsonl",
+                                opsweave::Format::Json => "json",
+                            })
+                        );
                     }
                 }
             }
@@ -280,9 +327,14 @@ fn load_mapping(preset: Option<&str>, file: Option<&Path>) -> Result<Mapping> {
         (Some(name), _) => opsweave::preset(name),
         (None, Some(path)) => {
             let name = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::invalid(format!("cannot read mapping: {e}")).in_file(name.clone()))?;
-            let mapping = if name.ends_with(".json") { Mapping::from_json(&text) } else { Mapping::from_toml(&text) };
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid(format!("cannot read mapping: {e}")).in_file(name.clone())
+            })?;
+            let mapping = if name.ends_with(".json") {
+                Mapping::from_json(&text)
+            } else {
+                Mapping::from_toml(&text)
+            };
             let mapping = mapping.map_err(|e| e.in_file(name.clone()))?;
             mapping.compile().map_err(|e| e.in_file(name))?;
             Ok(mapping)
@@ -293,11 +345,31 @@ fn load_mapping(preset: Option<&str>, file: Option<&Path>) -> Result<Mapping> {
 
 /// The sample exports, built into the binary so `demo` runs from any folder.
 const SAMPLES: [(&str, &str, &[u8]); 5] = [
-    ("odoo-crm-lead", "odoo-crm-lead.csv", include_bytes!("../../../examples/data/odoo-crm-lead.csv")),
-    ("ace-opportunity", "ace-opportunity.csv", include_bytes!("../../../examples/data/ace-opportunity.csv")),
-    ("gmail-message", "gmail-messages.json", include_bytes!("../../../examples/data/gmail-messages.json")),
-    ("jira-issue", "jira-search.json", include_bytes!("../../../examples/data/jira-search.json")),
-    ("github-issue", "github-issues.json", include_bytes!("../../../examples/data/github-issues.json")),
+    (
+        "odoo-crm-lead",
+        "odoo-crm-lead.csv",
+        include_bytes!("../../../examples/data/odoo-crm-lead.csv"),
+    ),
+    (
+        "ace-opportunity",
+        "ace-opportunity.csv",
+        include_bytes!("../../../examples/data/ace-opportunity.csv"),
+    ),
+    (
+        "gmail-message",
+        "gmail-messages.json",
+        include_bytes!("../../../examples/data/gmail-messages.json"),
+    ),
+    (
+        "jira-issue",
+        "jira-search.json",
+        include_bytes!("../../../examples/data/jira-search.json"),
+    ),
+    (
+        "github-issue",
+        "github-issues.json",
+        include_bytes!("../../../examples/data/github-issues.json"),
+    ),
 ];
 
 /// The day the sample data is dated around.
@@ -305,7 +377,10 @@ const SAMPLE_DAY: &str = "2026-11-23";
 
 async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
     let default_path = "opsweave-demo.db";
-    let db = cli.db.clone().unwrap_or_else(|| format!("sqlite://./{default_path}"));
+    let db = cli
+        .db
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://./{default_path}"));
     let path = db.strip_prefix("sqlite://").unwrap_or(&db).to_string();
     if Path::new(&path).exists() {
         if cli.db.is_none() {
@@ -323,9 +398,20 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
     let scope = weave.default_scope();
     for (preset, file, bytes) in SAMPLES {
         let mapping = opsweave::preset(preset)?;
-        let format = if file.ends_with(".csv") { opsweave::Format::Csv } else { opsweave::Format::Json };
+        let format = if file.ends_with(".csv") {
+            opsweave::Format::Csv
+        } else {
+            opsweave::Format::Json
+        };
         let report = weave
-            .ingest_reader(std::io::Cursor::new(bytes), file, format, &mapping, &scope, None)
+            .ingest_reader(
+                std::io::Cursor::new(bytes),
+                file,
+                format,
+                &mapping,
+                &scope,
+                None,
+            )
             .await?;
         if !json {
             eprintln!(
@@ -357,8 +443,13 @@ mod tests {
             parse_now(Some("2026-11-23")).unwrap().unwrap().to_rfc3339(),
             "2026-11-23T09:00:00+00:00"
         );
-        assert!(parse_now(Some("2026-11-23T10:00:00+02:00")).unwrap().is_some());
-        assert_eq!(parse_now(Some("tomorrow")).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert!(parse_now(Some("2026-11-23T10:00:00+02:00"))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            parse_now(Some("tomorrow")).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
     }
 
     #[test]

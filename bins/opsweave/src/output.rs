@@ -1,7 +1,10 @@
 //! What the CLI prints: tables for people, JSON for programs.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use opsweave::{Error, Focus, Horizon, IngestProgress, IngestReport, Mapping, Result, Scope, SearchHit, Task, TaskStatus, Weave};
+use opsweave::{
+    Error, Focus, Horizon, IngestProgress, IngestReport, Mapping, Result, Scope, SearchHit, Task,
+    TaskStatus, Weave,
+};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -9,16 +12,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Ingests `file`, drawing a progress bar on a terminal for files over 4 MiB.
-pub async fn ingest_with_progress(weave: &Weave, file: &Path, mapping: &Mapping, scope: &Scope) -> Result<IngestReport> {
+pub async fn ingest_with_progress(
+    weave: &Weave,
+    file: &Path,
+    mapping: &Mapping,
+    scope: &Scope,
+) -> Result<IngestReport> {
     let size = std::fs::metadata(file)
-        .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(file.display().to_string()))?
+        .map_err(|e| {
+            Error::invalid(format!("cannot open: {e}")).in_file(file.display().to_string())
+        })?
         .len();
     let progress = Arc::new(IngestProgress::default());
     let bar = (size > 4 << 20).then(|| {
         let bar = ProgressBar::new(size);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {msg} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     });
@@ -32,7 +44,9 @@ pub async fn ingest_with_progress(weave: &Weave, file: &Path, mapping: &Mapping,
             }
         })
     });
-    let report = weave.ingest_path(file, mapping, scope, Some(progress)).await;
+    let report = weave
+        .ingest_path(file, mapping, scope, Some(progress))
+        .await;
     if let Some(t) = ticker {
         t.abort();
     }
@@ -45,15 +59,26 @@ pub async fn ingest_with_progress(weave: &Weave, file: &Path, mapping: &Mapping,
 /// Writes every reported rejection as CSV: file, line, field, reason.
 pub fn write_rejections(path: &Path, report: &IngestReport) -> Result<()> {
     let name = path.display().to_string();
-    let fail = |e: csv::Error| Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone());
+    let fail = |e: csv::Error| {
+        Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone())
+    };
     let mut writer = csv::Writer::from_path(path).map_err(fail)?;
-    writer.write_record(["file", "line", "field", "reason"]).map_err(fail)?;
+    writer
+        .write_record(["file", "line", "field", "reason"])
+        .map_err(fail)?;
     for r in &report.rejected {
         writer
-            .write_record([report.file.as_str(), &r.line.to_string(), r.field.as_deref().unwrap_or(""), &r.reason])
+            .write_record([
+                report.file.as_str(),
+                &r.line.to_string(),
+                r.field.as_deref().unwrap_or(""),
+                &r.reason,
+            ])
             .map_err(fail)?;
     }
-    writer.flush().map_err(|e| Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone()))
+    writer.flush().map_err(|e| {
+        Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone())
+    })
 }
 
 /// Prints an ingest summary.
@@ -76,14 +101,23 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
     }
     println!(
         "{}: {} inserted, {} updated, {} unchanged, {} rejected ({:.2}s, mapping {})",
-        report.file, report.inserted, report.updated, report.unchanged, report.rejected_total, report.seconds, report.mapping
+        report.file,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected_total,
+        report.seconds,
+        report.mapping
     );
     for r in report.rejected.iter().take(20) {
         println!(
             "  rejected {}:{}{}: {}",
             report.file,
             r.line,
-            r.field.as_deref().map(|f| format!(" field `{f}`")).unwrap_or_default(),
+            r.field
+                .as_deref()
+                .map(|f| format!(" field `{f}`"))
+                .unwrap_or_default(),
             r.reason
         );
     }
@@ -139,7 +173,10 @@ pub fn print_focus(focus: &Focus, horizons: &[Horizon], as_json: bool) {
                 i + 1,
                 t.priority.score,
                 t.task.id,
-                t.task.due.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                t.task
+                    .due
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 t.task.source_kind,
                 shorten(&t.task.title, 60)
             );
@@ -152,7 +189,9 @@ pub fn print_focus(focus: &Focus, horizons: &[Horizon], as_json: bool) {
 /// Prints what complete / undo did.
 pub fn print_status_change(task: &Task, before: TaskStatus, as_json: bool) {
     if as_json {
-        print_json(&json!({"id": task.id, "title": task.title, "previous": before, "status": task.status}));
+        print_json(
+            &json!({"id": task.id, "title": task.title, "previous": before, "status": task.status}),
+        );
     } else if before == task.status {
         println!("{} is already {}: {}", task.id, task.status, task.title);
     } else {
@@ -170,7 +209,13 @@ pub fn print_search(hits: &[SearchHit], as_json: bool) {
         println!("no matches");
     }
     for h in hits {
-        println!("{}  {:<8} {:<12} {}", h.id, h.source_kind, h.entity, shorten(&h.title, 70));
+        println!(
+            "{}  {:<8} {:<12} {}",
+            h.id,
+            h.source_kind,
+            h.entity,
+            shorten(&h.title, 70)
+        );
         println!("      {}", shorten(&h.snippet.replace('\n', " "), 100));
     }
 }

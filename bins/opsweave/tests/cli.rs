@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/data")
+        .join(name)
 }
 
 struct Env {
@@ -15,7 +17,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -33,8 +37,13 @@ impl Env {
 
     fn json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 }
 
@@ -55,11 +64,18 @@ fn demo_prints_at_most_three_tasks_per_horizon_with_breakdowns() {
         .current_dir(env.dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let focus: Value = serde_json::from_slice(&out.stdout).unwrap();
     for horizon in ["today", "week", "month"] {
         let tasks = focus[horizon].as_array().unwrap();
-        assert!(!tasks.is_empty() && tasks.len() <= 3, "{horizon}: {tasks:?}");
+        assert!(
+            !tasks.is_empty() && tasks.len() <= 3,
+            "{horizon}: {tasks:?}"
+        );
         for t in tasks {
             assert!(t["id"].as_str().unwrap().len() == 16);
             assert!(t["score"].as_f64().unwrap() > 0.0);
@@ -67,11 +83,21 @@ fn demo_prints_at_most_three_tasks_per_horizon_with_breakdowns() {
             assert!(t["breakdown"]["importance"]["points"].is_number());
         }
     }
-    assert_eq!(focus["today"][0]["title"], "OPS-101 Globex migration cutover plan");
+    assert_eq!(
+        focus["today"][0]["title"],
+        "OPS-101 Globex migration cutover plan"
+    );
     // The table form names each component.
-    let table = Command::new(env!("CARGO_BIN_EXE_opsweave")).arg("demo").current_dir(env.dir.path()).output().unwrap();
+    let table = Command::new(env!("CARGO_BIN_EXE_opsweave"))
+        .arg("demo")
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
-    assert!(text.contains("TODAY") && text.contains("WEEK") && text.contains("MONTH"), "{text}");
+    assert!(
+        text.contains("TODAY") && text.contains("WEEK") && text.contains("MONTH"),
+        "{text}"
+    );
     assert!(text.contains("why: urgency"), "{text}");
 }
 
@@ -100,15 +126,48 @@ fn every_preset_sample_ingests_and_reingest_changes_nothing() {
 fn bad_rows_are_reported_by_line_and_field_and_the_rest_is_stored() {
     let env = Env::new();
     let path = data("odoo-crm-lead-bad-rows.csv");
-    let report = env.json(&["ingest", path.to_str().unwrap(), "--preset", "odoo-crm-lead", "--json"]);
-    assert_eq!((report["inserted"].as_u64(), report["rejected"].as_array().unwrap().len()), (Some(2), 5));
+    let report = env.json(&[
+        "ingest",
+        path.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--json",
+    ]);
+    assert_eq!(
+        (
+            report["inserted"].as_u64(),
+            report["rejected"].as_array().unwrap().len()
+        ),
+        (Some(2), 5)
+    );
     let first = &report["rejected"][0];
-    assert_eq!((first["line"].as_u64(), first["field"].as_str()), (Some(3), Some("date_deadline")));
+    assert_eq!(
+        (first["line"].as_u64(), first["field"].as_str()),
+        (Some(3), Some("date_deadline"))
+    );
     assert!(first["reason"].as_str().unwrap().contains("2026-13-01"));
-    let written = std::fs::read_to_string(env.dir.path().join("odoo-crm-lead-bad-rows.csv.rejections.csv")).unwrap();
+    let written = std::fs::read_to_string(
+        env.dir
+            .path()
+            .join("odoo-crm-lead-bad-rows.csv.rejections.csv"),
+    )
+    .unwrap();
     assert_eq!(written.lines().count(), 6, "{written}");
-    assert!(written.lines().nth(1).unwrap().contains(",3,date_deadline,"), "{written}");
-    let again = env.json(&["ingest", path.to_str().unwrap(), "--preset", "odoo-crm-lead", "--json"]);
+    assert!(
+        written
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains(",3,date_deadline,"),
+        "{written}"
+    );
+    let again = env.json(&[
+        "ingest",
+        path.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--json",
+    ]);
     assert_eq!(counts(&again), (0, 0, 2, 5));
 }
 
@@ -121,14 +180,22 @@ fn a_file_that_is_not_csv_fails_with_exit_code_2_and_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("picture.csv") && stderr.contains("line 1"), "{stderr}");
+    assert!(
+        stderr.contains("picture.csv") && stderr.contains("line 1"),
+        "{stderr}"
+    );
     let json = env.dir.path().join("broken.json");
     std::fs::write(&json, "{ not json").unwrap();
     let out = env.run(&["ingest", json.to_str().unwrap(), "--preset", "jira-issue"]);
     assert_eq!(out.status.code(), Some(2));
     let out = env.run(&["ingest", "missing.csv", "--preset", "odoo-crm-lead"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = env.run(&["ingest", data("odoo-crm-lead.csv").to_str().unwrap(), "--preset", "salesforce"]);
+    let out = env.run(&[
+        "ingest",
+        data("odoo-crm-lead.csv").to_str().unwrap(),
+        "--preset",
+        "salesforce",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("odoo-crm-lead"));
 }
@@ -136,20 +203,38 @@ fn a_file_that_is_not_csv_fails_with_exit_code_2_and_one_line() {
 #[test]
 fn complete_then_undo_restores_and_graph_shows_past7d() {
     let env = Env::new();
-    env.json(&["ingest", data("jira-search.json").to_str().unwrap(), "--preset", "jira-issue", "--json"]);
+    env.json(&[
+        "ingest",
+        data("jira-search.json").to_str().unwrap(),
+        "--preset",
+        "jira-issue",
+        "--json",
+    ]);
     let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
     let top = &focus["today"][0];
     let id = top["id"].as_str().unwrap().to_string();
     assert_eq!(top["status"], "doing");
     let done = env.json(&["complete", &id, "--json"]);
-    assert_eq!((done["previous"].as_str(), done["status"].as_str()), (Some("doing"), Some("done")));
+    assert_eq!(
+        (done["previous"].as_str(), done["status"].as_str()),
+        (Some("doing"), Some("done"))
+    );
     let again = env.json(&["complete", &id, "--json"]);
     assert_eq!(again["status"], "done", "completing twice is harmless");
     let graph = env.json(&["graph", "--json"]);
-    let past: Vec<&str> = graph["lanes"]["past7d"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let past: Vec<&str> = graph["lanes"]["past7d"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(past.contains(&id.as_str()), "{graph}");
     let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
-    assert_ne!(focus["today"][0]["id"].as_str(), Some(id.as_str()), "a done task leaves focus");
+    assert_ne!(
+        focus["today"][0]["id"].as_str(),
+        Some(id.as_str()),
+        "a done task leaves focus"
+    );
     let undone = env.json(&["undo", &id, "--json"]);
     assert_eq!(undone["status"], "doing");
     let twice = env.json(&["undo", &id, "--json"]);
@@ -157,7 +242,11 @@ fn complete_then_undo_restores_and_graph_shows_past7d() {
     let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);
     assert_eq!(focus["today"][0]["id"].as_str(), Some(id.as_str()));
     let graph = env.json(&["graph", "--window", "month", "--json"]);
-    assert!(graph["lanes"]["past7d"].as_array().unwrap().iter().all(|v| v.as_str() != Some(id.as_str())));
+    assert!(graph["lanes"]["past7d"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v.as_str() != Some(id.as_str())));
     assert!(graph["lanes"]["month"].is_array());
     // OPS-105's parent link survives into the graph when both ends are shown.
     assert!(graph["edges"].is_array());
@@ -167,7 +256,10 @@ fn complete_then_undo_restores_and_graph_shows_past7d() {
 fn bad_ids_and_arguments_exit_2() {
     let env = Env::new();
     assert_eq!(env.run(&["complete", "not-an-id"]).status.code(), Some(2));
-    assert_eq!(env.run(&["focus", "--horizon", "soon"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["focus", "--horizon", "soon"]).status.code(),
+        Some(2)
+    );
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
     let missing = env.run(&["complete", "0000000000000001"]);
     assert_eq!(missing.status.code(), Some(1));

@@ -142,11 +142,37 @@ pub async fn focus(
             Horizon::Later => (Vec::new(), None),
         };
         for (near, far) in ranges {
-            let (lo, hi) = if near <= far { (near, far) } else { (far, near) };
-            scan(store, scope, config, &mut top, &rank, Slice::Due(day(lo), day(hi)), Some(near), 1.0, page).await?;
+            let (lo, hi) = if near <= far {
+                (near, far)
+            } else {
+                (far, near)
+            };
+            scan(
+                store,
+                scope,
+                config,
+                &mut top,
+                &rank,
+                Slice::Due(day(lo), day(hi)),
+                Some(near),
+                1.0,
+                page,
+            )
+            .await?;
         }
         if let Some(edge) = before {
-            scan(store, scope, config, &mut top, &rank, Slice::DueBefore(day(edge)), Some(edge - 1), 1.0, page).await?;
+            scan(
+                store,
+                scope,
+                config,
+                &mut top,
+                &rank,
+                Slice::DueBefore(day(edge)),
+                Some(edge - 1),
+                1.0,
+                page,
+            )
+            .await?;
         }
         let band = match horizon {
             Horizon::Today => Some((config.undated_today, f64::INFINITY)),
@@ -155,13 +181,32 @@ pub async fn focus(
             Horizon::Later => None,
         };
         if let Some((min, max)) = band {
-            scan(store, scope, config, &mut top, &rank, Slice::Undated(min, max), None, max.min(1.0), page).await?;
+            scan(
+                store,
+                scope,
+                config,
+                &mut top,
+                &rank,
+                Slice::Undated(min, max),
+                None,
+                max.min(1.0),
+                page,
+            )
+            .await?;
         }
         if *horizon == Horizon::Later {
             // Later is not a focus lane; it is listed only when asked for, by full scan.
             let far = day(31);
             let mut tasks = fetch_all(store, scope, Slice::Due(far, NaiveDate::MAX), page).await?;
-            tasks.extend(fetch_all(store, scope, Slice::Undated(f64::NEG_INFINITY, config.undated_month), page).await?);
+            tasks.extend(
+                fetch_all(
+                    store,
+                    scope,
+                    Slice::Undated(f64::NEG_INFINITY, config.undated_month),
+                    page,
+                )
+                .await?,
+            );
             for task in tasks.into_iter().map(rank) {
                 top.push(task);
             }
@@ -184,7 +229,10 @@ async fn scan(
     max_importance: f64,
     page: usize,
 ) -> Result<()> {
-    let needed = |top: &Top| top.bar().map_or(0.0, |bar| config.importance_needed(nearest_offset, bar));
+    let needed = |top: &Top| {
+        top.bar()
+            .map_or(0.0, |bar| config.importance_needed(nearest_offset, bar))
+    };
     if let Some(bar) = top.bar() {
         if config.upper_bound(nearest_offset, max_importance) < bar {
             return Ok(());
@@ -216,7 +264,12 @@ async fn scan(
     }
 }
 
-async fn fetch_all(store: &dyn RecordStore, scope: &Scope, slice: Slice, page: usize) -> Result<Vec<Task>> {
+async fn fetch_all(
+    store: &dyn RecordStore,
+    scope: &Scope,
+    slice: Slice,
+    page: usize,
+) -> Result<Vec<Task>> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -244,8 +297,14 @@ mod tests {
     fn widening_ranges_cover_every_day_once() {
         assert_eq!(widening(0, -7), vec![(0, 0), (-1, -1), (-2, -3), (-4, -7)]);
         assert_eq!(widening(1, 7), vec![(1, 1), (2, 2), (3, 4), (5, 7)]);
-        assert_eq!(widening(8, 30), vec![(8, 8), (9, 9), (10, 11), (12, 15), (16, 23), (24, 30)]);
-        let days: Vec<i64> = widening(0, -63).into_iter().flat_map(|(a, b)| (b..=a).rev()).collect();
+        assert_eq!(
+            widening(8, 30),
+            vec![(8, 8), (9, 9), (10, 11), (12, 15), (16, 23), (24, 30)]
+        );
+        let days: Vec<i64> = widening(0, -63)
+            .into_iter()
+            .flat_map(|(a, b)| (b..=a).rev())
+            .collect();
         assert_eq!(days, (-63..=0).rev().collect::<Vec<_>>());
     }
 }

@@ -56,7 +56,9 @@ pub async fn graph(
     for lane in window.lanes() {
         out.lanes.insert(*lane, Vec::new());
     }
-    let done = store.done_since(scope, now - Duration::days(7), per_lane).await?;
+    let done = store
+        .done_since(scope, now - Duration::days(7), per_lane)
+        .await?;
     for task in done {
         out.lanes.entry(Lane::Past7d).or_default().push(task.id);
         out.nodes.push(Node {
@@ -82,7 +84,9 @@ pub async fn graph(
         .collect();
     let open = focus(store, config, scope, now, &horizons, per_lane).await?;
     for (horizon, tasks) in open.horizons {
-        let Some(lane) = Lane::for_horizon(horizon) else { continue };
+        let Some(lane) = Lane::for_horizon(horizon) else {
+            continue;
+        };
         for ranked in tasks {
             out.lanes.entry(lane).or_default().push(ranked.task.id);
             out.nodes.push(Node {

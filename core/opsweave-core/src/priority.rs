@@ -333,7 +333,11 @@ impl PriorityConfig {
                     d => format!("changed {d} days ago"),
                 },
             ),
-            source: component(source, self.w_source, format!("source {}", task.source_kind)),
+            source: component(
+                source,
+                self.w_source,
+                format!("source {}", task.source_kind),
+            ),
             boost: Component {
                 value: task.boost,
                 weight: 1.0,
@@ -463,8 +467,10 @@ mod tests {
 
     #[test]
     fn labels_values_and_vips_give_importance_with_reasons() {
-        let mut cfg = PriorityConfig::default();
-        cfg.vip_senders = vec!["@bigcustomer.com".into()];
+        let cfg = PriorityConfig {
+            vip_senders: vec!["@bigcustomer.com".into()],
+            ..PriorityConfig::default()
+        };
         let (v, why) = cfg.importance(&Signals {
             labels: vec!["bug".into(), "P0".into()],
             ..Signals::default()
@@ -501,8 +507,11 @@ mod tests {
         t.boost = 7.0;
         let p = cfg.score(&t, now());
         let b = &p.breakdown;
-        let sum =
-            b.urgency.points + b.importance.points + b.recency.points + b.source.points + b.boost.points;
+        let sum = b.urgency.points
+            + b.importance.points
+            + b.recency.points
+            + b.source.points
+            + b.boost.points;
         assert!((sum - p.score).abs() < 1e-9);
         assert_eq!(b.urgency.reason, "overdue by 3 days");
         assert!(b.boost.points == 7.0);

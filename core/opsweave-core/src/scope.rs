@@ -51,7 +51,10 @@ impl Scope {
     /// True when `other` (a record's scope) falls inside this scope used as a filter.
     pub fn contains(&self, other: &Scope) -> bool {
         self.org == other.org
-            && self.client.as_ref().is_none_or(|c| other.client.as_ref() == Some(c))
+            && self
+                .client
+                .as_ref()
+                .is_none_or(|c| other.client.as_ref() == Some(c))
             && self
                 .project
                 .as_ref()

@@ -78,14 +78,24 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
         .from_reader(reader);
     let header = reader
         .byte_headers()
-        .map_err(|e| Error::invalid(format!("cannot read the CSV header: {e}")).in_file(file).at_line(1))?
+        .map_err(|e| {
+            Error::invalid(format!("cannot read the CSV header: {e}"))
+                .in_file(file)
+                .at_line(1)
+        })?
         .clone();
     if header.is_empty() || header.iter().all(<[u8]>::is_empty) {
-        return Err(Error::invalid("empty file: no CSV header row").in_file(file).at_line(1));
+        return Err(Error::invalid("empty file: no CSV header row")
+            .in_file(file)
+            .at_line(1));
     }
     let mut headers = Vec::with_capacity(header.len());
     for (i, cell) in header.iter().enumerate() {
-        let cell = if i == 0 { cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell) } else { cell };
+        let cell = if i == 0 {
+            cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell)
+        } else {
+            cell
+        };
         let text = std::str::from_utf8(cell)
             .ok()
             .filter(|t| !t.chars().any(|c| c.is_control() && c != '\t'))
@@ -96,16 +106,23 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
             })?;
         let text = text.trim().to_string();
         if headers.contains(&text) {
-            return Err(Error::invalid(format!("duplicate column `{text}` in the CSV header"))
-                .in_file(file)
-                .at_line(1)
-                .on_field(text));
+            return Err(
+                Error::invalid(format!("duplicate column `{text}` in the CSV header"))
+                    .in_file(file)
+                    .at_line(1)
+                    .on_field(text),
+            );
         }
         headers.push(text);
     }
     let missing: Vec<&String> = required.iter().filter(|c| !headers.contains(c)).collect();
     if !missing.is_empty() {
-        let list = |v: &[&String]| v.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[&String]| {
+            v.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let shown: Vec<&String> = headers.iter().take(12).collect();
         return Err(Error::invalid(format!(
             "the CSV header lacks column(s) {} that the mapping reads (header has: {})",
@@ -132,9 +149,11 @@ fn open_jsonl<R: Read>(reader: R, file: &str) -> Result<Inner<R>> {
     let first = peek.iter().find(|b| !b.is_ascii_whitespace());
     if let Some(b) = first {
         if *b != b'{' && *b != b'[' {
-            return Err(Error::invalid("not a JSON Lines file: the first item does not start with `{`")
-                .in_file(file)
-                .at_line(1));
+            return Err(Error::invalid(
+                "not a JSON Lines file: the first item does not start with `{`",
+            )
+            .in_file(file)
+            .at_line(1));
         }
     }
     Ok(Inner::Jsonl {
@@ -150,19 +169,27 @@ fn open_json<R: Read>(mut reader: R, file: &str, records: Option<&str>) -> Resul
         .read_to_end(&mut bytes)
         .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64;
-        Error::invalid("not a JSON file: invalid UTF-8").in_file(file).at_line(line)
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        Error::invalid("not a JSON file: invalid UTF-8")
+            .in_file(file)
+            .at_line(line)
     })?;
     let not_json = |e: serde_json::Error| {
-        Error::invalid(format!("not a JSON file: {e}")).in_file(file).at_line(e.line() as u64)
+        Error::invalid(format!("not a JSON file: {e}"))
+            .in_file(file)
+            .at_line(e.line() as u64)
     };
     let mut current: &RawValue = serde_json::from_str(text).map_err(not_json)?;
     if let Some(pointer) = records.filter(|p| !p.is_empty() && *p != "/") {
         for key in pointer.trim_start_matches('/').split('/') {
             let key = key.replace("~1", "/").replace("~0", "~");
-            let object: HashMap<String, &RawValue> = serde_json::from_str(current.get()).map_err(|_| {
-                Error::invalid(format!("expected an object holding `{pointer}`")).in_file(file)
-            })?;
+            let object: HashMap<String, &RawValue> =
+                serde_json::from_str(current.get()).map_err(|_| {
+                    Error::invalid(format!("expected an object holding `{pointer}`")).in_file(file)
+                })?;
             current = object.get(&key).copied().ok_or_else(|| {
                 Error::invalid(format!("the document has no `{pointer}` array of items"))
                     .in_file(file)
@@ -184,11 +211,18 @@ fn open_json<R: Read>(mut reader: R, file: &str, records: Option<&str>) -> Resul
     let mut counted = 0usize;
     for element in elements {
         let offset = element.get().as_ptr() as usize - start;
-        line += text.as_bytes()[counted..offset].iter().filter(|b| **b == b'\n').count() as u64;
+        line += text.as_bytes()[counted..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
         counted = offset;
         match serde_json::from_str::<Value>(element.get()) {
             Ok(payload) => items.push_back(SourceItem::Raw(RawItem { line, payload })),
-            Err(e) => items.push_back(SourceItem::Rejected(Rejection::new(line, None, format!("invalid JSON: {e}")))),
+            Err(e) => items.push_back(SourceItem::Rejected(Rejection::new(
+                line,
+                None,
+                format!("invalid JSON: {e}"),
+            ))),
         }
     }
     Ok(Inner::Json { items })
@@ -199,27 +233,36 @@ impl<R: Read> Iterator for SourceReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            Inner::Csv { reader, headers, record } => {
-                match reader.read_byte_record(record) {
-                    Ok(false) => None,
-                    Ok(true) => Some(Ok(csv_item(headers, record))),
-                    Err(e) => {
-                        let line = e.position().map_or(0, csv::Position::line);
-                        match e.kind() {
-                            csv::ErrorKind::Io(_) => Some(Err(Error::unavailable(format!("cannot read: {e}"))
-                                .in_file(self.file.clone()))),
-                            _ => Some(Ok(SourceItem::Rejected(Rejection::new(line, None, format!("unreadable CSV row: {e}"))))),
+            Inner::Csv {
+                reader,
+                headers,
+                record,
+            } => match reader.read_byte_record(record) {
+                Ok(false) => None,
+                Ok(true) => Some(Ok(csv_item(headers, record))),
+                Err(e) => {
+                    let line = e.position().map_or(0, csv::Position::line);
+                    match e.kind() {
+                        csv::ErrorKind::Io(_) => {
+                            Some(Err(Error::unavailable(format!("cannot read: {e}"))
+                                .in_file(self.file.clone())))
                         }
+                        _ => Some(Ok(SourceItem::Rejected(Rejection::new(
+                            line,
+                            None,
+                            format!("unreadable CSV row: {e}"),
+                        )))),
                     }
                 }
-            }
+            },
             Inner::Jsonl { reader, line, buf } => loop {
                 buf.clear();
                 match reader.read_until(b'\n', buf) {
                     Ok(0) => return None,
                     Ok(_) => {}
                     Err(e) => {
-                        return Some(Err(Error::unavailable(format!("cannot read: {e}")).in_file(self.file.clone())))
+                        return Some(Err(Error::unavailable(format!("cannot read: {e}"))
+                            .in_file(self.file.clone())))
                     }
                 }
                 *line += 1;
@@ -229,8 +272,15 @@ impl<R: Read> Iterator for SourceReader<R> {
                 let item = match std::str::from_utf8(buf) {
                     Err(_) => SourceItem::Rejected(Rejection::new(*line, None, "invalid UTF-8")),
                     Ok(text) => match serde_json::from_str::<Value>(text) {
-                        Ok(payload) => SourceItem::Raw(RawItem { line: *line, payload }),
-                        Err(e) => SourceItem::Rejected(Rejection::new(*line, None, format!("invalid JSON: {e}"))),
+                        Ok(payload) => SourceItem::Raw(RawItem {
+                            line: *line,
+                            payload,
+                        }),
+                        Err(e) => SourceItem::Rejected(Rejection::new(
+                            *line,
+                            None,
+                            format!("invalid JSON: {e}"),
+                        )),
                     },
                 };
                 return Some(Ok(item));
@@ -274,7 +324,12 @@ fn csv_item(headers: &[String], record: &csv::ByteRecord) -> SourceItem {
 mod tests {
     use super::*;
 
-    fn read(format: Format, data: &[u8], required: &[&str], records: Option<&str>) -> Result<Vec<SourceItem>> {
+    fn read(
+        format: Format,
+        data: &[u8],
+        required: &[&str],
+        records: Option<&str>,
+    ) -> Result<Vec<SourceItem>> {
         let required: Vec<String> = required.iter().map(|s| s.to_string()).collect();
         SourceReader::new(format, data, "f", &required, records)?.collect()
     }
@@ -284,16 +339,29 @@ mod tests {
         let data = b"\xEF\xBB\xBFid,name\n1,Acme\n2\n3,\"multi\nline\"\n4,\xff\xfe\n5,Globex\n";
         let items = read(Format::Csv, data, &["id"], None).unwrap();
         assert_eq!(items.len(), 5);
-        let SourceItem::Raw(first) = &items[0] else { panic!("{:?}", items[0]) };
+        let SourceItem::Raw(first) = &items[0] else {
+            panic!("{:?}", items[0])
+        };
         assert_eq!(first.line, 2);
         assert_eq!(first.payload["id"], "1");
-        let SourceItem::Rejected(ragged) = &items[1] else { panic!() };
-        assert_eq!((ragged.line, ragged.reason.as_str()), (3, "expected 2 columns, found 1"));
-        let SourceItem::Raw(multi) = &items[2] else { panic!() };
+        let SourceItem::Rejected(ragged) = &items[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (ragged.line, ragged.reason.as_str()),
+            (3, "expected 2 columns, found 1")
+        );
+        let SourceItem::Raw(multi) = &items[2] else {
+            panic!()
+        };
         assert_eq!(multi.line, 4);
-        let SourceItem::Rejected(utf8) = &items[3] else { panic!() };
+        let SourceItem::Rejected(utf8) = &items[3] else {
+            panic!()
+        };
         assert_eq!((utf8.line, utf8.field.as_deref()), (6, Some("name")));
-        let SourceItem::Raw(last) = &items[4] else { panic!() };
+        let SourceItem::Raw(last) = &items[4] else {
+            panic!()
+        };
         assert_eq!(last.line, 7);
     }
 
@@ -309,7 +377,13 @@ mod tests {
 
     #[test]
     fn jsonl_rejects_bad_lines_and_refuses_non_json() {
-        let items = read(Format::Jsonl, b"{\"id\":1}\n\n{oops}\n{\"id\":2}\n", &[], None).unwrap();
+        let items = read(
+            Format::Jsonl,
+            b"{\"id\":1}\n\n{oops}\n{\"id\":2}\n",
+            &[],
+            None,
+        )
+        .unwrap();
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], SourceItem::Rejected(r) if r.line == 3));
         assert!(matches!(&items[2], SourceItem::Raw(r) if r.line == 4));

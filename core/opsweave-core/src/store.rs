@@ -1,7 +1,7 @@
 //! The storage seams: what every backend (SQLite, PostgreSQL) implements.
 
 use crate::mapping::{Normalised, Rejection};
-use crate::{Event, Link, NewEvent, Record, RecordId, Result, Scope, Task, TaskStatus, EntityKind};
+use crate::{EntityKind, Event, Link, NewEvent, Record, RecordId, Result, Scope, Task, TaskStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,12 @@ pub trait RecordStore: Send + Sync {
     async fn task_candidates(&self, scope: &Scope, query: &CandidateQuery) -> Result<Vec<Task>>;
 
     /// Tasks completed at or after `since`, most recent first.
-    async fn done_since(&self, scope: &Scope, since: DateTime<Utc>, limit: usize) -> Result<Vec<Task>>;
+    async fn done_since(
+        &self,
+        scope: &Scope,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Task>>;
 
     /// Changes a task's status and appends its event in one transaction; `Conflict` when the
     /// status is no longer `expected` (someone else changed it first).

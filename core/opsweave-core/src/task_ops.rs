@@ -68,17 +68,44 @@ mod tests {
         assert_eq!(plan_complete(TaskStatus::Done), StatusPlan::Nothing);
         assert_eq!(
             plan_complete(TaskStatus::Doing),
-            StatusPlan::Change { from: TaskStatus::Doing, to: TaskStatus::Done, undoes: None }
+            StatusPlan::Change {
+                from: TaskStatus::Doing,
+                to: TaskStatus::Done,
+                undoes: None
+            }
         );
-        let completed = event(7, EventKind::StatusChanged { from: TaskStatus::Doing, to: TaskStatus::Done });
+        let completed = event(
+            7,
+            EventKind::StatusChanged {
+                from: TaskStatus::Doing,
+                to: TaskStatus::Done,
+            },
+        );
         assert_eq!(
             plan_undo(TaskStatus::Done, Some(&completed)),
-            StatusPlan::Change { from: TaskStatus::Done, to: TaskStatus::Doing, undoes: Some(7) }
+            StatusPlan::Change {
+                from: TaskStatus::Done,
+                to: TaskStatus::Doing,
+                undoes: Some(7)
+            }
         );
-        let undone = event(8, EventKind::Undone { undoes: 7, from: TaskStatus::Done, to: TaskStatus::Doing });
-        assert_eq!(plan_undo(TaskStatus::Doing, Some(&undone)), StatusPlan::Nothing);
+        let undone = event(
+            8,
+            EventKind::Undone {
+                undoes: 7,
+                from: TaskStatus::Done,
+                to: TaskStatus::Doing,
+            },
+        );
+        assert_eq!(
+            plan_undo(TaskStatus::Doing, Some(&undone)),
+            StatusPlan::Nothing
+        );
         assert_eq!(plan_undo(TaskStatus::Todo, None), StatusPlan::Nothing);
         // The source changed the status since: undo must not clobber it.
-        assert_eq!(plan_undo(TaskStatus::Todo, Some(&completed)), StatusPlan::Nothing);
+        assert_eq!(
+            plan_undo(TaskStatus::Todo, Some(&completed)),
+            StatusPlan::Nothing
+        );
     }
 }

@@ -10,8 +10,9 @@ use opsweave_core::mapping::{Normalised, Rejection};
 use opsweave_core::store::RecordFilter;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use opsweave_core::{
-    EntityKind, ErrorKind, EventKind, EventLog, Fields, Horizon, IngestItem, Link, LinkKind, LinkRef, NewEvent,
-    PriorityConfig, RankedTask, Record, RecordId, RecordStore, Scope, Signals, SourceRef, TaskSeed, TaskStatus,
+    EntityKind, ErrorKind, EventKind, EventLog, Fields, Horizon, IngestItem, Link, LinkKind,
+    LinkRef, NewEvent, PriorityConfig, RankedTask, Record, RecordId, RecordStore, Scope, Signals,
+    SourceRef, TaskSeed, TaskStatus,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +23,9 @@ impl<T: RecordStore + EventLog> Backend for T {}
 
 /// The instant the suite treats as now.
 pub fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().unwrap()
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
+        .single()
+        .unwrap()
 }
 
 /// A task-like item built directly (no mapping), for store tests.
@@ -136,39 +139,89 @@ where
     rejections_are_kept(open().await).await;
 }
 
-async fn ingest(store: &dyn Backend, scope: &Scope, fixtures: &[TaskFixture]) -> opsweave_core::BatchOutcome {
+async fn ingest(
+    store: &dyn Backend,
+    scope: &Scope,
+    fixtures: &[TaskFixture],
+) -> opsweave_core::BatchOutcome {
     let items: Vec<IngestItem> = fixtures.iter().map(|f| f.item(scope)).collect();
-    store.ingest_batch(scope, "fixtures.csv", &items, &[]).await.unwrap()
+    store
+        .ingest_batch(scope, "fixtures.csv", &items, &[])
+        .await
+        .unwrap()
 }
 
 /// Re-ingesting identical items writes nothing; a changed one is an update.
 pub async fn ingest_is_idempotent(store: Arc<dyn Backend>) {
     let scope = Scope::org("acme");
     let mut fixtures: Vec<TaskFixture> = (0..25)
-        .map(|i| TaskFixture::new(&format!("T-{i}"), &format!("task number {i}"), Some(i % 9), 0.5))
+        .map(|i| {
+            TaskFixture::new(
+                &format!("T-{i}"),
+                &format!("task number {i}"),
+                Some(i % 9),
+                0.5,
+            )
+        })
         .collect();
     let first = ingest(&*store, &scope, &fixtures).await;
-    assert_eq!((first.inserted, first.updated, first.unchanged), (25, 0, 0), "first ingest");
+    assert_eq!(
+        (first.inserted, first.updated, first.unchanged),
+        (25, 0, 0),
+        "first ingest"
+    );
     let again = ingest(&*store, &scope, &fixtures).await;
-    assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 25), "second ingest");
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, 25),
+        "second ingest"
+    );
     fixtures[3].title = "task number three, renamed".into();
     let changed = ingest(&*store, &scope, &fixtures).await;
-    assert_eq!((changed.inserted, changed.updated, changed.unchanged), (0, 1, 24), "changed ingest");
+    assert_eq!(
+        (changed.inserted, changed.updated, changed.unchanged),
+        (0, 1, 24),
+        "changed ingest"
+    );
     let record = store.record(&scope, id_of(&scope, "T-3")).await.unwrap();
     assert_eq!(record.title, "task number three, renamed");
-    let raw = store.raw_payload(&scope, id_of(&scope, "T-3")).await.unwrap();
+    let raw = store
+        .raw_payload(&scope, id_of(&scope, "T-3"))
+        .await
+        .unwrap();
     assert!(raw.contains("renamed"), "raw payload kept verbatim: {raw}");
     let listed = store
-        .records(&scope, &RecordFilter { limit: 10, ..RecordFilter::default() })
+        .records(
+            &scope,
+            &RecordFilter {
+                limit: 10,
+                ..RecordFilter::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(listed.len(), 10);
     let rest = store
-        .records(&scope, &RecordFilter { limit: 100, after: listed.last().map(|r| r.id), ..RecordFilter::default() })
+        .records(
+            &scope,
+            &RecordFilter {
+                limit: 100,
+                after: listed.last().map(|r| r.id),
+                ..RecordFilter::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(rest.len(), 15, "keyset pagination continues after the cursor");
-    assert!(listed.iter().chain(&rest).zip(listed.iter().chain(&rest).skip(1)).all(|(a, b)| a.id < b.id));
+    assert_eq!(
+        rest.len(),
+        15,
+        "keyset pagination continues after the cursor"
+    );
+    assert!(listed
+        .iter()
+        .chain(&rest)
+        .zip(listed.iter().chain(&rest).skip(1))
+        .all(|(a, b)| a.id < b.id));
     assert_eq!(store.counts(&scope).await.unwrap(), (25, 25));
 }
 
@@ -182,30 +235,55 @@ pub async fn failed_batch_leaves_nothing(store: Arc<dyn Backend>) {
     items[4].importance = f64::NAN;
     let result = store.ingest_batch(&scope, "f", &items, &[]).await;
     assert!(result.is_err(), "a batch with an unstorable item must fail");
-    assert_eq!(store.counts(&scope).await.unwrap(), (0, 0), "nothing of a failed batch may stay");
+    assert_eq!(
+        store.counts(&scope).await.unwrap(),
+        (0, 0),
+        "nothing of a failed batch may stay"
+    );
 }
 
 /// Another org's records are invisible: not found, not listed, not searchable.
 pub async fn scopes_are_isolated(store: Arc<dyn Backend>) {
     let a = Scope::org("org-a");
     let b = Scope::org("org-b");
-    ingest(&*store, &a, &[TaskFixture::new("X-1", "secret merger plan", Some(0), 0.9)]).await;
+    ingest(
+        &*store,
+        &a,
+        &[TaskFixture::new("X-1", "secret merger plan", Some(0), 0.9)],
+    )
+    .await;
     let id = id_of(&a, "X-1");
-    assert_eq!(store.record(&b, id).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(store.task(&b, id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.record(&b, id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.task(&b, id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     assert!(store.search(&b, "merger", 10).await.unwrap().is_empty());
     assert_eq!(store.search(&a, "merger", 10).await.unwrap().len(), 1);
     let narrowed = Scope::org("org-a").with_client("globex");
-    assert_eq!(store.record(&narrowed, id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.record(&narrowed, id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     let ev = NewEvent {
         scope: b.clone(),
         actor: "t".into(),
         subject: Some(id),
-        kind: EventKind::StatusChanged { from: TaskStatus::Todo, to: TaskStatus::Done },
+        kind: EventKind::StatusChanged {
+            from: TaskStatus::Todo,
+            to: TaskStatus::Done,
+        },
         at: now(),
     };
     assert_eq!(
-        store.change_status(&b, id, TaskStatus::Todo, ev).await.unwrap_err().kind(),
+        store
+            .change_status(&b, id, TaskStatus::Todo, ev)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound,
         "another org cannot change the task"
     );
@@ -230,7 +308,10 @@ pub async fn search_finds_words_in_scope(store: Arc<dyn Backend>) {
     let hits = store.search(&scope, "Globex", 10).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert!(hits[0].score >= hits[1].score);
-    assert!(store.search(&scope, "\"*() -", 10).await.is_err(), "a query without words is invalid input");
+    assert!(
+        store.search(&scope, "\"*() -", 10).await.is_err(),
+        "a query without words is invalid input"
+    );
 }
 
 /// Complete then undo restores the status; both are events; stale writers get a conflict.
@@ -241,23 +322,50 @@ pub async fn complete_and_undo_are_events(store: Arc<dyn Backend>) {
     ingest(&*store, &scope, &[doing]).await;
     let id = id_of(&scope, "C-1");
     let task = store.task(&scope, id).await.unwrap();
-    let StatusPlan::Change { from, to, .. } = plan_complete(task.status) else { panic!("complete must change") };
-    let event = NewEvent { scope: scope.clone(), actor: "t".into(), subject: Some(id), kind: EventKind::StatusChanged { from, to }, at: now() };
-    let done = store.change_status(&scope, id, from, event.clone()).await.unwrap();
-    assert_eq!(store.task(&scope, id).await.unwrap().status, TaskStatus::Done);
-    assert_eq!(store.task(&scope, id).await.unwrap().completed_at, Some(now()));
-    let stale = store.change_status(&scope, id, TaskStatus::Doing, event).await.unwrap_err();
+    let StatusPlan::Change { from, to, .. } = plan_complete(task.status) else {
+        panic!("complete must change")
+    };
+    let event = NewEvent {
+        scope: scope.clone(),
+        actor: "t".into(),
+        subject: Some(id),
+        kind: EventKind::StatusChanged { from, to },
+        at: now(),
+    };
+    let done = store
+        .change_status(&scope, id, from, event.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.task(&scope, id).await.unwrap().status,
+        TaskStatus::Done
+    );
+    assert_eq!(
+        store.task(&scope, id).await.unwrap().completed_at,
+        Some(now())
+    );
+    let stale = store
+        .change_status(&scope, id, TaskStatus::Doing, event)
+        .await
+        .unwrap_err();
     assert_eq!(stale.kind(), ErrorKind::Conflict);
     let history = store.events(&scope, Some(id), 0, 100).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0], done);
-    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, history.last()) else { panic!("undo must change") };
+    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, history.last())
+    else {
+        panic!("undo must change")
+    };
     assert_eq!(undoes, Some(done.seq));
     let undo = NewEvent {
         scope: scope.clone(),
         actor: "t".into(),
         subject: Some(id),
-        kind: EventKind::Undone { undoes: done.seq, from, to },
+        kind: EventKind::Undone {
+            undoes: done.seq,
+            from,
+            to,
+        },
         at: now(),
     };
     let undone = store.change_status(&scope, id, from, undo).await.unwrap();
@@ -274,21 +382,44 @@ pub async fn user_status_survives_unchanged_source_status(store: Arc<dyn Backend
     let mut fixture = TaskFixture::new("U-1", "reply to Hank", Some(0), 0.5);
     ingest(&*store, &scope, std::slice::from_ref(&fixture)).await;
     let id = id_of(&scope, "U-1");
-    let event = NewEvent { scope: scope.clone(), actor: "t".into(), subject: Some(id), kind: EventKind::StatusChanged { from: TaskStatus::Todo, to: TaskStatus::Done }, at: now() };
-    store.change_status(&scope, id, TaskStatus::Todo, event).await.unwrap();
+    let event = NewEvent {
+        scope: scope.clone(),
+        actor: "t".into(),
+        subject: Some(id),
+        kind: EventKind::StatusChanged {
+            from: TaskStatus::Todo,
+            to: TaskStatus::Done,
+        },
+        at: now(),
+    };
+    store
+        .change_status(&scope, id, TaskStatus::Todo, event)
+        .await
+        .unwrap();
     fixture.title = "reply to Hank (edited)".into();
     ingest(&*store, &scope, std::slice::from_ref(&fixture)).await;
-    assert_eq!(store.task(&scope, id).await.unwrap().status, TaskStatus::Done, "an edit must not reopen the task");
+    assert_eq!(
+        store.task(&scope, id).await.unwrap().status,
+        TaskStatus::Done,
+        "an edit must not reopen the task"
+    );
     fixture.status = TaskStatus::Doing;
     ingest(&*store, &scope, std::slice::from_ref(&fixture)).await;
-    assert_eq!(store.task(&scope, id).await.unwrap().status, TaskStatus::Doing, "a new source status wins");
+    assert_eq!(
+        store.task(&scope, id).await.unwrap().status,
+        TaskStatus::Doing,
+        "a new source status wins"
+    );
 }
 
 /// A tiny deterministic generator, so the suite needs no RNG crate and failures reproduce.
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn below(&mut self, n: u64) -> u64 {
@@ -310,7 +441,12 @@ pub async fn focus_equals_scoring_every_task(store: Arc<dyn Backend>) {
                 };
                 // Coarse importances make ties, which the order must break the same way.
                 let importance = rng.below(11) as f64 / 10.0;
-                let mut f = TaskFixture::new(&format!("F{seed}-{i}"), &format!("task {i}"), due, importance);
+                let mut f = TaskFixture::new(
+                    &format!("F{seed}-{i}"),
+                    &format!("task {i}"),
+                    due,
+                    importance,
+                );
                 f.updated_at = now() - Duration::hours(rng.below(24 * 60) as i64);
                 f.status = match rng.below(6) {
                     0 => TaskStatus::Done,
@@ -321,22 +457,41 @@ pub async fn focus_equals_scoring_every_task(store: Arc<dyn Backend>) {
             })
             .collect();
         ingest(&*store, &scope, &fixtures).await;
-        let horizons = [Horizon::Today, Horizon::Week, Horizon::Month, Horizon::Later];
+        let horizons = [
+            Horizon::Today,
+            Horizon::Week,
+            Horizon::Month,
+            Horizon::Later,
+        ];
         for limit in [1usize, 3, 10] {
-            let got = focus(&*store, &config, &scope, now(), &horizons, limit).await.unwrap();
+            let got = focus(&*store, &config, &scope, now(), &horizons, limit)
+                .await
+                .unwrap();
             let today = config.today(now());
             let mut all: Vec<RankedTask> = Vec::new();
             for f in &fixtures {
-                let task = store.task(&scope, id_of(&scope, &f.external_id)).await.unwrap();
+                let task = store
+                    .task(&scope, id_of(&scope, &f.external_id))
+                    .await
+                    .unwrap();
                 if task.status.is_open() {
                     let horizon = config.horizon(&task, today);
                     let priority = config.score(&task, now());
-                    all.push(RankedTask { task, horizon, priority });
+                    all.push(RankedTask {
+                        task,
+                        horizon,
+                        priority,
+                    });
                 }
             }
             all.sort_by(rank_order);
             for h in horizons {
-                let want: Vec<RecordId> = all.iter().filter(|t| t.horizon == h).take(limit).map(|t| t.task.id).collect();
+                let want: Vec<RecordId> = all
+                    .iter()
+                    .filter(|t| t.horizon == h)
+                    .take(limit)
+                    .map(|t| t.task.id)
+                    .collect();
                 let have: Vec<RecordId> = got.get(h).iter().map(|t| t.task.id).collect();
                 assert_eq!(have, want, "seed {seed}, limit {limit}, horizon {h}");
             }
@@ -358,14 +513,32 @@ pub async fn marked_tasks_rank_first(store: Arc<dyn Backend>) {
         ],
     )
     .await;
-    store.mark(&scope, id_of(&scope, "M-2"), 0.0, true).await.unwrap();
-    store.mark(&scope, id_of(&scope, "M-3"), 500.0, false).await.unwrap();
-    let got = focus(&*store, &config, &scope, now(), &[Horizon::Today, Horizon::Week], 3).await.unwrap();
+    store
+        .mark(&scope, id_of(&scope, "M-2"), 0.0, true)
+        .await
+        .unwrap();
+    store
+        .mark(&scope, id_of(&scope, "M-3"), 500.0, false)
+        .await
+        .unwrap();
+    let got = focus(
+        &*store,
+        &config,
+        &scope,
+        now(),
+        &[Horizon::Today, Horizon::Week],
+        3,
+    )
+    .await
+    .unwrap();
     let today: Vec<RecordId> = got.get(Horizon::Today).iter().map(|t| t.task.id).collect();
     assert_eq!(today, vec![id_of(&scope, "M-2"), id_of(&scope, "M-1")]);
     assert_eq!(got.get(Horizon::Week)[0].task.id, id_of(&scope, "M-3"));
     assert!(got.get(Horizon::Week)[0].priority.score > 500.0);
-    assert!(store.mark(&scope, id_of(&scope, "nope"), 1.0, false).await.is_err());
+    assert!(store
+        .mark(&scope, id_of(&scope, "nope"), 1.0, false)
+        .await
+        .is_err());
 }
 
 /// Links between stored records come back; completed tasks appear in the done lane.
@@ -376,21 +549,57 @@ pub async fn links_and_done_lanes(store: Arc<dyn Backend>) {
     let mut done = TaskFixture::new("L-3", "finished", Some(-1), 0.5);
     done.status = TaskStatus::Done;
     done.updated_at = now() - Duration::days(2);
-    ingest(&*store, &scope, &[TaskFixture::new("L-1", "parent", Some(0), 0.5), child, done]).await;
+    ingest(
+        &*store,
+        &scope,
+        &[TaskFixture::new("L-1", "parent", Some(0), 0.5), child, done],
+    )
+    .await;
     let ids = [id_of(&scope, "L-1"), id_of(&scope, "L-2")];
     let links = store.links_among(&scope, &ids).await.unwrap();
     assert_eq!(links.len(), 1);
-    assert_eq!((links[0].from, links[0].to, links[0].kind), (ids[1], ids[0], LinkKind::References));
+    assert_eq!(
+        (links[0].from, links[0].to, links[0].kind),
+        (ids[1], ids[0], LinkKind::References)
+    );
     store
-        .put_links(&scope, &[Link { kind: LinkKind::SameEntity, from: ids[0], to: ids[1], weight: 0.93, evidence: "match".into() }])
+        .put_links(
+            &scope,
+            &[Link {
+                kind: LinkKind::SameEntity,
+                from: ids[0],
+                to: ids[1],
+                weight: 0.93,
+                evidence: "match".into(),
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(store.links_among(&scope, &ids).await.unwrap().len(), 2);
-    let bad = Link { kind: LinkKind::SameEntity, from: ids[0], to: ids[1], weight: 2.0, evidence: String::new() };
-    assert_eq!(store.put_links(&scope, &[bad]).await.unwrap_err().kind(), ErrorKind::InvalidInput);
-    let recent = store.done_since(&scope, now() - Duration::days(7), 10).await.unwrap();
-    assert_eq!(recent.iter().map(|t| t.id).collect::<Vec<_>>(), vec![id_of(&scope, "L-3")]);
-    assert!(store.done_since(&scope, now() - Duration::days(1), 10).await.unwrap().is_empty());
+    let bad = Link {
+        kind: LinkKind::SameEntity,
+        from: ids[0],
+        to: ids[1],
+        weight: 2.0,
+        evidence: String::new(),
+    };
+    assert_eq!(
+        store.put_links(&scope, &[bad]).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let recent = store
+        .done_since(&scope, now() - Duration::days(7), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        recent.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![id_of(&scope, "L-3")]
+    );
+    assert!(store
+        .done_since(&scope, now() - Duration::days(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Rejections are stored with their file, line, field and reason.
@@ -398,8 +607,15 @@ pub async fn rejections_are_kept(store: Arc<dyn Backend>) {
     let scope = Scope::org("acme");
     let mut r = Rejection::new(7, Some("date_deadline"), "`2026-13-01` is not a date");
     r.raw = Some("1,x,2026-13-01".into());
-    store.ingest_batch(&scope, "leads.csv", &[], &[r.clone()]).await.unwrap();
+    store
+        .ingest_batch(&scope, "leads.csv", &[], &[r.clone()])
+        .await
+        .unwrap();
     let kept = store.rejections(&scope, 10).await.unwrap();
     assert_eq!(kept, vec![("leads.csv".to_string(), r)]);
-    assert!(store.rejections(&Scope::org("other"), 10).await.unwrap().is_empty());
+    assert!(store
+        .rejections(&Scope::org("other"), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

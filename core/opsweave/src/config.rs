@@ -69,7 +69,8 @@ impl Config {
         let mut config = match chosen {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::invalid(format!("cannot read config: {e}")).in_file(path.display().to_string())
+                    Error::invalid(format!("cannot read config: {e}"))
+                        .in_file(path.display().to_string())
                 })?;
                 Self::from_toml(&text).map_err(|e| e.in_file(path.display().to_string()))?
             }
@@ -104,7 +105,8 @@ mod tests {
 
     #[test]
     fn defaults_run_embedded_and_env_overrides_file() {
-        let mut config = Config::from_toml("db = \"sqlite://x.db\"\n[priority]\nw_urgency = 0.5\n").unwrap();
+        let mut config =
+            Config::from_toml("db = \"sqlite://x.db\"\n[priority]\nw_urgency = 0.5\n").unwrap();
         assert_eq!(config.db, "sqlite://x.db");
         assert_eq!(config.priority.w_urgency, 0.5);
         config.apply_env(|name| match name {

@@ -5,7 +5,9 @@ use crate::Weave;
 use chrono::Utc;
 use opsweave_core::mapping::{CompiledMapping, Format, Rejection};
 use opsweave_core::source::{SourceItem, SourceReader};
-use opsweave_core::{BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, Result, Scope};
+use opsweave_core::{
+    BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, Result, Scope,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::Path;
@@ -69,12 +71,18 @@ impl Weave {
         progress: Option<Arc<IngestProgress>>,
     ) -> Result<IngestReport> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| {
-            Error::invalid(format!("cannot open: {e}")).in_file(name.clone())
-        })?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(name.clone()))?;
         let format = format_of(&name, mapping)?;
-        self.ingest_reader(std::io::BufReader::with_capacity(1 << 20, file), &name, format, mapping, scope, progress)
-            .await
+        self.ingest_reader(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            &name,
+            format,
+            mapping,
+            scope,
+            progress,
+        )
+        .await
     }
 
     /// Ingests `reader` (named `name` in reports) as `format` with `mapping` into `scope`.
@@ -94,10 +102,16 @@ impl Weave {
             inner: reader,
             progress: progress.clone(),
         };
-        let required = if format == Format::Csv { compiled.required_columns() } else { Vec::new() };
+        let required = if format == Format::Csv {
+            compiled.required_columns()
+        } else {
+            Vec::new()
+        };
         // Opening reads the header or document: a file that is not of the format fails here, whole.
-        let source = SourceReader::new(format, counted, name, &required, mapping.records.as_deref())?;
-        self.run_pipeline(source, compiled, name, scope, progress).await
+        let source =
+            SourceReader::new(format, counted, name, &required, mapping.records.as_deref())?;
+        self.run_pipeline(source, compiled, name, scope, progress)
+            .await
     }
 
     /// Ingests rows given as JSON objects (from a binding or an API body).
@@ -110,11 +124,14 @@ impl Weave {
     ) -> Result<IngestReport> {
         scope.validate()?;
         let compiled = mapping.compile()?;
-        let items = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, payload)| Ok(SourceItem::Raw(RawItem { line: i as u64 + 1, payload })));
-        self.run_pipeline(items, compiled, name, scope, Arc::default()).await
+        let items = rows.into_iter().enumerate().map(|(i, payload)| {
+            Ok(SourceItem::Raw(RawItem {
+                line: i as u64 + 1,
+                payload,
+            }))
+        });
+        self.run_pipeline(items, compiled, name, scope, Arc::default())
+            .await
     }
 
     async fn run_pipeline<I>(
@@ -164,7 +181,8 @@ impl Weave {
                     SourceItem::Rejected(rejection) => batch.1.push(rejection),
                 }
                 if batch.0.len() + batch.1.len() >= batch_size {
-                    let full = std::mem::replace(&mut batch, (Vec::with_capacity(batch_size), Vec::new()));
+                    let full =
+                        std::mem::replace(&mut batch, (Vec::with_capacity(batch_size), Vec::new()));
                     if tx.blocking_send(Ok(full)).is_err() {
                         return;
                     }
@@ -183,7 +201,10 @@ impl Weave {
         let keep = self.config().ingest.report_rejections;
         while let Some(batch) = rx.recv().await {
             let (items, rejections) = batch?;
-            outcome += self.store().ingest_batch(scope, name, &items, &rejections).await?;
+            outcome += self
+                .store()
+                .ingest_batch(scope, name, &items, &rejections)
+                .await?;
             progress
                 .items
                 .fetch_add((items.len() + rejections.len()) as u64, Ordering::Relaxed);

@@ -44,7 +44,9 @@ pub struct Weave {
 
 impl std::fmt::Debug for Weave {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Weave").field("db", &self.config.db).finish_non_exhaustive()
+        f.debug_struct("Weave")
+            .field("db", &self.config.db)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,7 +85,11 @@ impl Weave {
     }
 
     /// Wraps an already opened store (for tests and other backends).
-    pub fn from_parts(store: Arc<dyn RecordStore>, events: Arc<dyn EventLog>, config: Config) -> Self {
+    pub fn from_parts(
+        store: Arc<dyn RecordStore>,
+        events: Arc<dyn EventLog>,
+        config: Config,
+    ) -> Self {
         Self {
             store,
             events,
@@ -120,16 +126,36 @@ impl Weave {
         now: Option<DateTime<Utc>>,
     ) -> Result<Focus> {
         let now = now.unwrap_or_else(Utc::now);
-        opsweave_core::focus::focus(&*self.store, &self.config.priority, scope, now, horizons, limit).await
+        opsweave_core::focus::focus(
+            &*self.store,
+            &self.config.priority,
+            scope,
+            now,
+            horizons,
+            limit,
+        )
+        .await
     }
 
     /// One task, scored now.
-    pub async fn task(&self, scope: &Scope, id: RecordId, now: Option<DateTime<Utc>>) -> Result<RankedTask> {
+    pub async fn task(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<RankedTask> {
         let task = self.store.task(scope, id).await?;
         let now = now.unwrap_or_else(Utc::now);
         let priority = self.config.priority.score(&task, now);
-        let horizon = self.config.priority.horizon(&task, self.config.priority.today(now));
-        Ok(RankedTask { task, horizon, priority })
+        let horizon = self
+            .config
+            .priority
+            .horizon(&task, self.config.priority.today(now));
+        Ok(RankedTask {
+            task,
+            horizon,
+            priority,
+        })
     }
 
     /// Marks a task done (an event; completing a done task changes nothing).
@@ -144,18 +170,31 @@ impl Weave {
         let task = self.store.task(scope, id).await?;
         let history = self.events.events(scope, Some(id), 0, 100_000).await?;
         let last = history.iter().rev().find(|e| {
-            matches!(e.event.kind, EventKind::StatusChanged { .. } | EventKind::Undone { .. })
+            matches!(
+                e.event.kind,
+                EventKind::StatusChanged { .. } | EventKind::Undone { .. }
+            )
         });
         let plan = plan_undo(task.status, last);
         self.apply(scope, task, plan, actor).await
     }
 
-    async fn apply(&self, scope: &Scope, task: Task, plan: StatusPlan, actor: &str) -> Result<Task> {
+    async fn apply(
+        &self,
+        scope: &Scope,
+        task: Task,
+        plan: StatusPlan,
+        actor: &str,
+    ) -> Result<Task> {
         let StatusPlan::Change { from, to, undoes } = plan else {
             return Ok(task);
         };
         let kind = match undoes {
-            Some(seq) => EventKind::Undone { undoes: seq, from, to },
+            Some(seq) => EventKind::Undone {
+                undoes: seq,
+                from,
+                to,
+            },
             None => EventKind::StatusChanged { from, to },
         };
         let event = NewEvent {
@@ -165,19 +204,33 @@ impl Weave {
             kind,
             at: Utc::now(),
         };
-        self.store.change_status(scope, task.id, from, event).await?;
+        self.store
+            .change_status(scope, task.id, from, event)
+            .await?;
         self.store.task(scope, task.id).await
     }
 
     /// Pins a task to today and/or boosts its score by `boost` points.
-    pub async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task> {
+    pub async fn mark(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+        boost: f64,
+        pinned: bool,
+    ) -> Result<Task> {
         self.store.mark(scope, id, boost, pinned).await
     }
 
     /// The work graph for `window` at `now` (default: the current time).
-    pub async fn graph(&self, scope: &Scope, window: Window, now: Option<DateTime<Utc>>) -> Result<Graph> {
+    pub async fn graph(
+        &self,
+        scope: &Scope,
+        window: Window,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Graph> {
         let now = now.unwrap_or_else(Utc::now);
-        opsweave_core::graph::graph(&*self.store, &self.config.priority, scope, now, window, 50).await
+        opsweave_core::graph::graph(&*self.store, &self.config.priority, scope, now, window, 50)
+            .await
     }
 
     /// Full-text search over titles and bodies.
@@ -191,7 +244,13 @@ impl Weave {
     }
 
     /// Events of `scope` (about `subject` when given) after sequence `after`.
-    pub async fn events(&self, scope: &Scope, subject: Option<RecordId>, after: i64, limit: usize) -> Result<Vec<Event>> {
+    pub async fn events(
+        &self,
+        scope: &Scope,
+        subject: Option<RecordId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         self.events.events(scope, subject, after, limit).await
     }
 }

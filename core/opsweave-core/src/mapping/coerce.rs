@@ -71,7 +71,11 @@ fn integer(raw: &Json) -> Result<i64, String> {
     match raw {
         Json::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
             .ok_or_else(|| format!("`{n}` is not a whole number")),
         other => {
             let s = text_of(other);
@@ -145,7 +149,11 @@ fn parse_amount(text: &str) -> Option<Decimal> {
     if negative {
         t = t[1..t.len() - 1].to_string();
     }
-    if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '+')) {
+    if t.is_empty()
+        || !t
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '+'))
+    {
         return None;
     }
     let last_dot = t.rfind('.');
@@ -186,7 +194,10 @@ fn date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
         return Ok(dt.date_naive());
     }
     Err(match format {
-        Some(f) => format!("`{}` is not a date in format `{f}` or YYYY-MM-DD", shorten(t)),
+        Some(f) => format!(
+            "`{}` is not a date in format `{f}` or YYYY-MM-DD",
+            shorten(t)
+        ),
         None => format!("`{}` is not a date (expected YYYY-MM-DD)", shorten(t)),
     })
 }
@@ -219,21 +230,32 @@ const NAIVE_FORMATS: [&str; 5] = [
     "%Y/%m/%d %H:%M:%S",
 ];
 
-fn parse_datetime_text(t: &str, format: Option<&str>, zone: Option<FixedOffset>) -> Option<DateTime<Utc>> {
+fn parse_datetime_text(
+    t: &str,
+    format: Option<&str>,
+    zone: Option<FixedOffset>,
+) -> Option<DateTime<Utc>> {
     let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
     if let Some(f) = format {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
             return Some(dt.with_timezone(&Utc));
         }
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone.from_local_datetime(&n).single().map(|d| d.with_timezone(&Utc));
+            return zone
+                .from_local_datetime(&n)
+                .single()
+                .map(|d| d.with_timezone(&Utc));
         }
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
     }
     // Jira and friends: 2026-11-20T10:00:00.000+0000
-    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
             return Some(dt.with_timezone(&Utc));
         }
@@ -243,7 +265,10 @@ fn parse_datetime_text(t: &str, format: Option<&str>, zone: Option<FixedOffset>)
     }
     for f in NAIVE_FORMATS {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone.from_local_datetime(&n).single().map(|d| d.with_timezone(&Utc));
+            return zone
+                .from_local_datetime(&n)
+                .single()
+                .map(|d| d.with_timezone(&Utc));
         }
     }
     None
@@ -261,12 +286,18 @@ fn datetime(raw: &Json, rule: &FieldRule) -> Result<DateTime<Utc>, String> {
         dt.ok_or_else(|| format!("`{n}` is not a valid epoch time"))
     };
     if let Json::Number(n) = raw {
-        return n.as_i64().ok_or_else(|| format!("`{n}` is not an epoch time")).and_then(epoch);
+        return n
+            .as_i64()
+            .ok_or_else(|| format!("`{n}` is not an epoch time"))
+            .and_then(epoch);
     }
     let text = text_of(raw);
     let t = text.trim();
     if !t.is_empty() && t.len() <= 14 && t.chars().all(|c| c.is_ascii_digit()) && t.len() >= 10 {
-        return epoch(t.parse().map_err(|_| format!("`{t}` is not an epoch time"))?);
+        return epoch(
+            t.parse()
+                .map_err(|_| format!("`{t}` is not an epoch time"))?,
+        );
     }
     if let Some(dt) = parse_datetime_text(t, rule.format.as_deref(), zone) {
         return Ok(dt);
@@ -325,10 +356,18 @@ fn url(text: &str) -> Result<String, String> {
         .or_else(|| lower.strip_prefix("http://"))
         .ok_or_else(|| format!("`{}` is not an http(s) URL", shorten(t)))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or("").split(':').next().unwrap_or("");
+    let host = host
+        .rsplit('@')
+        .next()
+        .unwrap_or("")
+        .split(':')
+        .next()
+        .unwrap_or("");
     if host.is_empty()
         || !(host.contains('.') || host == "localhost")
-        || with_scheme.chars().any(|c| c.is_whitespace() || c.is_control())
+        || with_scheme
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(format!("`{}` is not an http(s) URL", shorten(t)));
     }
@@ -347,9 +386,9 @@ fn domain(text: &str) -> Result<String, String> {
     let host = host.trim_end_matches('.');
     let host = host.strip_prefix("www.").unwrap_or(host);
     let valid = host.contains('.')
-        && host
-            .split('.')
-            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'));
+        && host.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
     if valid {
         Ok(host.to_string())
     } else {
@@ -395,7 +434,9 @@ fn list(raw: &Json, rule: &FieldRule) -> Result<Vec<Value>, String> {
         other => {
             let text = text_of(other);
             let sep = rule.separator.as_deref().unwrap_or(",");
-            text.split(sep).map(|s| Json::String(s.trim().to_string())).collect()
+            text.split(sep)
+                .map(|s| Json::String(s.trim().to_string()))
+                .collect()
         }
     };
     let mut out = Vec::with_capacity(items.len());
@@ -427,7 +468,15 @@ mod tests {
     #[test]
     fn money_in_common_notations() {
         let r = rule(FieldType::Money);
-        let m = |s: &str| coerce(&json!(s), &FieldRule { currency: Some("usd".into()), ..r.clone() });
+        let m = |s: &str| {
+            coerce(
+                &json!(s),
+                &FieldRule {
+                    currency: Some("usd".into()),
+                    ..r.clone()
+                },
+            )
+        };
         let amount = |s: &str| match m(s).unwrap() {
             Value::Money(m) => (m.amount.to_string(), m.currency),
             other => panic!("{other:?}"),
@@ -442,42 +491,91 @@ mod tests {
         assert!(m("USD 10 EUR").is_err());
         let no_currency = coerce(&json!("10"), &r).unwrap_err();
         assert!(no_currency.contains("currency"), "{no_currency}");
-        assert!(coerce(&json!(15000), &FieldRule { currency: Some("USD".into()), ..r }).is_ok());
+        assert!(coerce(
+            &json!(15000),
+            &FieldRule {
+                currency: Some("USD".into()),
+                ..r
+            }
+        )
+        .is_ok());
     }
 
     #[test]
     fn dates_and_datetimes() {
         let d = |s: &str| coerce(&json!(s), &rule(FieldType::Date));
-        assert_eq!(d("2026-11-30").unwrap(), Value::Date(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()));
-        assert_eq!(d("2026-11-30T23:00:00Z").unwrap().as_date(), NaiveDate::from_ymd_opt(2026, 11, 30));
+        assert_eq!(
+            d("2026-11-30").unwrap(),
+            Value::Date(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap())
+        );
+        assert_eq!(
+            d("2026-11-30T23:00:00Z").unwrap().as_date(),
+            NaiveDate::from_ymd_opt(2026, 11, 30)
+        );
         assert!(d("2026-13-01").unwrap_err().contains("2026-13-01"));
         assert!(d("next friday").is_err());
         let dt = |s: Json, tz: Option<&str>| {
-            coerce(&s, &FieldRule { timezone: tz.map(str::to_string), ..rule(FieldType::Datetime) })
+            coerce(
+                &s,
+                &FieldRule {
+                    timezone: tz.map(str::to_string),
+                    ..rule(FieldType::Datetime)
+                },
+            )
         };
         let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert_eq!(dt(json!("2026-11-20T10:00:00.000+0000"), None).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
-        assert_eq!(dt(json!("2026-11-20T12:00:00+02:00"), None).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
-        assert_eq!(dt(json!("2026-11-20 12:00:00"), Some("+02:00")).unwrap(), Value::DateTime(utc("2026-11-20T10:00:00Z")));
-        assert_eq!(dt(json!("1763632800000"), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
-        assert_eq!(dt(json!(1763632800), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
-        assert_eq!(dt(json!("Thu, 20 Nov 2025 10:00:00 +0000"), None).unwrap(), Value::DateTime(utc("2025-11-20T10:00:00Z")));
+        assert_eq!(
+            dt(json!("2026-11-20T10:00:00.000+0000"), None).unwrap(),
+            Value::DateTime(utc("2026-11-20T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("2026-11-20T12:00:00+02:00"), None).unwrap(),
+            Value::DateTime(utc("2026-11-20T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("2026-11-20 12:00:00"), Some("+02:00")).unwrap(),
+            Value::DateTime(utc("2026-11-20T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("1763632800000"), None).unwrap(),
+            Value::DateTime(utc("2025-11-20T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!(1763632800), None).unwrap(),
+            Value::DateTime(utc("2025-11-20T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("Thu, 20 Nov 2025 10:00:00 +0000"), None).unwrap(),
+            Value::DateTime(utc("2025-11-20T10:00:00Z"))
+        );
         assert!(dt(json!("yesterday"), None).is_err());
     }
 
     #[test]
     fn emails_urls_domains() {
         let e = |s: &str| coerce(&json!(s), &rule(FieldType::Email));
-        assert_eq!(e("Jane Doe <Jane@Acme.COM>").unwrap(), Value::Email("jane@acme.com".into()));
+        assert_eq!(
+            e("Jane Doe <Jane@Acme.COM>").unwrap(),
+            Value::Email("jane@acme.com".into())
+        );
         assert!(e("jane.acme.com").is_err());
         assert!(e("jane@acme").is_err());
         let u = |s: &str| coerce(&json!(s), &rule(FieldType::Url));
-        assert_eq!(u("acme.com/x").unwrap(), Value::Url("https://acme.com/x".into()));
+        assert_eq!(
+            u("acme.com/x").unwrap(),
+            Value::Url("https://acme.com/x".into())
+        );
         assert!(u("ftp://acme.com").is_err());
         assert!(u("not a url").is_err());
         let d = |s: &str| coerce(&json!(s), &rule(FieldType::Domain));
-        assert_eq!(d("https://www.Acme.com/about").unwrap(), Value::Domain("acme.com".into()));
-        assert_eq!(d("sales@acme.co.uk").unwrap(), Value::Domain("acme.co.uk".into()));
+        assert_eq!(
+            d("https://www.Acme.com/about").unwrap(),
+            Value::Domain("acme.com".into())
+        );
+        assert_eq!(
+            d("sales@acme.co.uk").unwrap(),
+            Value::Domain("acme.co.uk".into())
+        );
         assert_eq!(d("acme.io").unwrap(), Value::Domain("acme.io".into()));
         assert!(d("acme").is_err());
     }
@@ -486,7 +584,10 @@ mod tests {
     fn enums_lists_bools_numbers() {
         let mut r = rule(FieldType::Enum);
         r.values.insert("Won".into(), "won".into());
-        assert_eq!(coerce(&json!("WON"), &r).unwrap(), Value::Enum("won".into()));
+        assert_eq!(
+            coerce(&json!("WON"), &r).unwrap(),
+            Value::Enum("won".into())
+        );
         assert!(coerce(&json!("Maybe"), &r).unwrap_err().contains("Won"));
         let mut l = rule(FieldType::List);
         l.item_path = Some("/name".into());
@@ -497,14 +598,31 @@ mod tests {
         let mut split = rule(FieldType::List);
         split.item = Some(FieldType::Integer);
         split.separator = Some(";".into());
-        assert_eq!(coerce(&json!("1; 2;"), &split).unwrap(), Value::List(vec![Value::Integer(1), Value::Integer(2)]));
-        assert!(coerce(&json!("1;x"), &split).unwrap_err().contains("item 2"));
-        assert_eq!(coerce(&json!("Yes"), &rule(FieldType::Bool)).unwrap(), Value::Bool(true));
+        assert_eq!(
+            coerce(&json!("1; 2;"), &split).unwrap(),
+            Value::List(vec![Value::Integer(1), Value::Integer(2)])
+        );
+        assert!(coerce(&json!("1;x"), &split)
+            .unwrap_err()
+            .contains("item 2"));
+        assert_eq!(
+            coerce(&json!("Yes"), &rule(FieldType::Bool)).unwrap(),
+            Value::Bool(true)
+        );
         assert!(coerce(&json!("maybe"), &rule(FieldType::Bool)).is_err());
-        assert_eq!(coerce(&json!("42"), &rule(FieldType::Integer)).unwrap(), Value::Integer(42));
+        assert_eq!(
+            coerce(&json!("42"), &rule(FieldType::Integer)).unwrap(),
+            Value::Integer(42)
+        );
         assert!(coerce(&json!("4.2"), &rule(FieldType::Integer)).is_err());
-        assert_eq!(coerce(&json!(" 4.20 "), &rule(FieldType::Decimal)).unwrap(), Value::Decimal(Decimal::new(420, 2)));
+        assert_eq!(
+            coerce(&json!(" 4.20 "), &rule(FieldType::Decimal)).unwrap(),
+            Value::Decimal(Decimal::new(420, 2))
+        );
         let adf = json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Fix"}, {"type": "text", "text": "login"}]}]});
-        assert_eq!(coerce(&adf, &rule(FieldType::String)).unwrap(), Value::Text("Fix login".into()));
+        assert_eq!(
+            coerce(&adf, &rule(FieldType::String)).unwrap(),
+            Value::Text("Fix login".into())
+        );
     }
 }

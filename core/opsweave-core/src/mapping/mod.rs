@@ -14,7 +14,9 @@ pub use path::Path;
 
 use crate::link::{LinkKind, LinkRef};
 use crate::task::{Signals, TaskSeed, TaskStatus};
-use crate::{EntityKind, Error, Fields, RawItem, Record, RecordId, Result, Scope, SourceRef, Value};
+use crate::{
+    EntityKind, Error, Fields, RawItem, Record, RecordId, Result, Scope, SourceRef, Value,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -307,9 +309,8 @@ impl Mapping {
 
     /// Parses a mapping from JSON.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| {
-            Error::invalid(format!("mapping: {e}")).at_line(e.line() as u64)
-        })
+        serde_json::from_str(text)
+            .map_err(|e| Error::invalid(format!("mapping: {e}")).at_line(e.line() as u64))
     }
 
     /// Serialises the mapping as TOML.
@@ -319,7 +320,10 @@ impl Mapping {
 
     /// Checks the mapping and compiles its paths and templates.
     pub fn compile(&self) -> Result<CompiledMapping> {
-        crate::ensure!(!self.name.trim().is_empty(), "mapping: `name` must not be empty");
+        crate::ensure!(
+            !self.name.trim().is_empty(),
+            "mapping: `name` must not be empty"
+        );
         crate::ensure!(
             !self.source.trim().is_empty(),
             "mapping `{}`: `source` must not be empty",
@@ -347,7 +351,8 @@ impl Mapping {
             fields.push((name.clone(), path, rule.clone()));
         }
         let names: Vec<&str> = self.fields.keys().map(String::as_str).collect();
-        let title = Template::parse(&self.title, &names).map_err(|e| Error::invalid(format!("{}: {e}", at("title"))))?;
+        let title = Template::parse(&self.title, &names)
+            .map_err(|e| Error::invalid(format!("{}: {e}", at("title"))))?;
         let body = self
             .body
             .as_deref()
@@ -463,7 +468,10 @@ impl CompiledMapping {
                 (Some(v), _) => coerce(v, rule),
                 (None, Some(default)) => coerce(&serde_json::Value::String(default.clone()), rule),
                 (None, None) if rule.required => {
-                    return Err(reject(Some(&rule.from), format!("missing required field `{name}`")))
+                    return Err(reject(
+                        Some(&rule.from),
+                        format!("missing required field `{name}`"),
+                    ))
                 }
                 (None, None) => continue,
             };
@@ -478,7 +486,11 @@ impl CompiledMapping {
         if title.trim().is_empty() {
             return Err(reject(Some("title"), "title is empty".into()));
         }
-        let body = self.body.as_ref().map(|t| t.render(&fields, payload)).unwrap_or_default();
+        let body = self
+            .body
+            .as_ref()
+            .map(|t| t.render(&fields, payload))
+            .unwrap_or_default();
         let url = self
             .url
             .as_ref()
@@ -492,15 +504,17 @@ impl CompiledMapping {
             })
         };
         let created_at = instant(&self.mapping.created_at);
-        let updated_at = instant(&self.mapping.updated_at).or(created_at).unwrap_or(now);
+        let updated_at = instant(&self.mapping.updated_at)
+            .or(created_at)
+            .unwrap_or(now);
 
-        let task = match &self.mapping.task {
-            None => None,
-            Some(rule) => Some(self.task_seed(rule, &fields, payload)),
-        };
+        let task = self.mapping.task.as_ref().map(|rule| self.task_seed(rule, &fields, payload));
         let mut links = Vec::new();
         for (path, item_path, rule) in &self.links {
-            let target_source = rule.source.clone().unwrap_or_else(|| self.mapping.source.clone());
+            let target_source = rule
+                .source
+                .clone()
+                .unwrap_or_else(|| self.mapping.source.clone());
             let mut push = |v: &serde_json::Value| {
                 let v = match item_path {
                     Some(p) => p.get(v),
@@ -574,7 +588,10 @@ impl CompiledMapping {
             let lookup = |v: &serde_json::Value| {
                 scalar_text(v).and_then(|s| {
                     let s = s.trim().to_lowercase();
-                    rule.map.iter().find(|(k, _)| k.to_lowercase() == s).map(|(_, st)| *st)
+                    rule.map
+                        .iter()
+                        .find(|(k, _)| k.to_lowercase() == s)
+                        .map(|(_, st)| *st)
                 })
             };
             match path.get(payload) {
@@ -696,8 +713,14 @@ impl Template {
             }
         }
         // Placeholders that were empty leave dangling separators: "Acme — " → "Acme".
-        let trimmed = out.trim().trim_end_matches(['—', '–', ':', '|', '·']).trim_end();
-        trimmed.trim_start_matches(['—', '–', ':', '|', '·']).trim_start().to_string()
+        let trimmed = out
+            .trim()
+            .trim_end_matches(['—', '–', ':', '|', '·'])
+            .trim_end();
+        trimmed
+            .trim_start_matches(['—', '–', ':', '|', '·'])
+            .trim_start()
+            .to_string()
     }
 }
 

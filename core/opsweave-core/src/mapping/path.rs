@@ -33,9 +33,10 @@ impl Path {
         let mut steps = Vec::new();
         for segment in pointer.split('/') {
             let (key, selector) = match segment.find('[') {
-                Some(open) if segment.ends_with(']') => {
-                    (&segment[..open], Some(&segment[open + 1..segment.len() - 1]))
-                }
+                Some(open) if segment.ends_with(']') => (
+                    &segment[..open],
+                    Some(&segment[open + 1..segment.len() - 1]),
+                ),
                 Some(_) => return Err(format!("path `{text}`: `[` without a closing `]`")),
                 None => (segment, None),
             };
@@ -43,9 +44,9 @@ impl Path {
                 steps.push(Step::Key(key.replace("~1", "/").replace("~0", "~")));
             }
             if let Some(sel) = selector {
-                let (k, v) = sel
-                    .split_once('=')
-                    .ok_or_else(|| format!("path `{text}`: selector `[{sel}]` must be `[key=value]`"))?;
+                let (k, v) = sel.split_once('=').ok_or_else(|| {
+                    format!("path `{text}`: selector `[{sel}]` must be `[key=value]`")
+                })?;
                 steps.push(Step::Select {
                     key: k.trim().to_string(),
                     value: v.trim().to_string(),
@@ -61,11 +62,13 @@ impl Path {
             value = match (step, value) {
                 (Step::Key(k), Value::Object(map)) => map.get(k)?,
                 (Step::Key(k), Value::Array(items)) => items.get(k.parse::<usize>().ok()?)?,
-                (Step::Select { key, value: want }, Value::Array(items)) => items.iter().find(|item| {
-                    item.get(key)
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| s.eq_ignore_ascii_case(want))
-                })?,
+                (Step::Select { key, value: want }, Value::Array(items)) => {
+                    items.iter().find(|item| {
+                        item.get(key)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.eq_ignore_ascii_case(want))
+                    })?
+                }
                 _ => return None,
             };
         }
@@ -98,7 +101,10 @@ mod tests {
         assert_eq!(get("Customer Company Name"), Some(json!("Acme")));
         assert_eq!(get("/fields/priority/name"), Some(json!("High")));
         assert_eq!(get("/fields/a~1b"), Some(json!(1)));
-        assert_eq!(get("/payload/headers[name=subject]/value"), Some(json!("Hi")));
+        assert_eq!(
+            get("/payload/headers[name=subject]/value"),
+            Some(json!("Hi"))
+        );
         assert_eq!(get("/labels/0/name"), Some(json!("P1")));
         assert_eq!(get("/payload/headers[name=Cc]/value"), None);
         assert_eq!(get("/nope"), None);

@@ -6,7 +6,10 @@ use crate::{Error, Result};
 /// Every preset: name and TOML source.
 pub const PRESETS: [(&str, &str); 5] = [
     ("odoo-crm-lead", include_str!("presets/odoo-crm-lead.toml")),
-    ("ace-opportunity", include_str!("presets/ace-opportunity.toml")),
+    (
+        "ace-opportunity",
+        include_str!("presets/ace-opportunity.toml"),
+    ),
     ("gmail-message", include_str!("presets/gmail-message.toml")),
     ("jira-issue", include_str!("presets/jira-issue.toml")),
     ("github-issue", include_str!("presets/github-issue.toml")),
@@ -43,6 +46,9 @@ mod tests {
             let json = serde_json::to_string(&mapping).unwrap();
             assert_eq!(Mapping::from_json(&json).unwrap(), mapping);
         }
-        assert!(preset("salesforce").unwrap_err().message().contains("odoo-crm-lead"));
+        assert!(preset("salesforce")
+            .unwrap_err()
+            .message()
+            .contains("odoo-crm-lead"));
     }
 }

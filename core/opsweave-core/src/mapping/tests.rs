@@ -5,7 +5,9 @@ use chrono::TimeZone;
 use proptest::prelude::*;
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 /// Reads a sample file through a preset: (records, rejections).
@@ -36,60 +38,114 @@ fn run(preset_name: &str, data: &[u8]) -> (Vec<Normalised>, Vec<Rejection>) {
 
 #[test]
 fn odoo_sample_maps_every_row() {
-    let (ok, bad) = run("odoo-crm-lead", include_bytes!("../../../../examples/data/odoo-crm-lead.csv"));
+    let (ok, bad) = run(
+        "odoo-crm-lead",
+        include_bytes!("../../../../examples/data/odoo-crm-lead.csv"),
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(ok.len(), 10);
     let globex = &ok[0];
-    assert_eq!(globex.record.title, "Data platform migration to AWS — Globex Corporation");
-    assert_eq!(globex.record.source.external_id, "__export__.crm_lead_101_5f3a1c");
-    assert_eq!(globex.record.fields["website"], Value::Domain("globex.com".into()));
+    assert_eq!(
+        globex.record.title,
+        "Data platform migration to AWS — Globex Corporation"
+    );
+    assert_eq!(
+        globex.record.source.external_id,
+        "__export__.crm_lead_101_5f3a1c"
+    );
+    assert_eq!(
+        globex.record.fields["website"],
+        Value::Domain("globex.com".into())
+    );
     let task = globex.task.as_ref().unwrap();
     assert_eq!(task.status, Some(TaskStatus::Todo));
     assert_eq!(task.due, chrono::NaiveDate::from_ymd_opt(2026, 11, 23));
     assert_eq!(task.signals.labels, vec!["excellent".to_string()]);
     assert_eq!(task.signals.value, Some(480_000.0));
     assert_eq!(task.signals.probability, Some(60.0));
-    let won = ok.iter().find(|n| n.record.title.starts_with("Managed SOC")).unwrap();
+    let won = ok
+        .iter()
+        .find(|n| n.record.title.starts_with("Managed SOC"))
+        .unwrap();
     assert_eq!(won.task.as_ref().unwrap().status, Some(TaskStatus::Done));
 }
 
 #[test]
 fn ace_sample_maps_every_row() {
-    let (ok, bad) = run("ace-opportunity", include_bytes!("../../../../examples/data/ace-opportunity.csv"));
+    let (ok, bad) = run(
+        "ace-opportunity",
+        include_bytes!("../../../../examples/data/ace-opportunity.csv"),
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(ok.len(), 8);
     let first = &ok[0];
     assert_eq!(first.record.source.external_id, "O4518823");
-    assert_eq!(first.record.fields["aws_account_id"], Value::Text("123456789012".into()));
+    assert_eq!(
+        first.record.fields["aws_account_id"],
+        Value::Text("123456789012".into())
+    );
     assert_eq!(first.task.as_ref().unwrap().signals.probability, Some(60.0));
 }
 
 #[test]
 fn gmail_jira_github_samples_map() {
-    let (gmail, bad) = run("gmail-message", include_bytes!("../../../../examples/data/gmail-messages.json"));
+    let (gmail, bad) = run(
+        "gmail-message",
+        include_bytes!("../../../../examples/data/gmail-messages.json"),
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(gmail.len(), 6);
-    assert_eq!(gmail[0].record.title, "Globex migration: signed SOW by Monday?");
-    assert_eq!(gmail[0].record.fields["from"], Value::Email("hank.scorpio@globex.com".into()));
-    assert_eq!(gmail[0].task.as_ref().unwrap().status, Some(TaskStatus::Todo));
-    assert_eq!(gmail[1].task.as_ref().unwrap().status, Some(TaskStatus::Done));
+    assert_eq!(
+        gmail[0].record.title,
+        "Globex migration: signed SOW by Monday?"
+    );
+    assert_eq!(
+        gmail[0].record.fields["from"],
+        Value::Email("hank.scorpio@globex.com".into())
+    );
+    assert_eq!(
+        gmail[0].task.as_ref().unwrap().status,
+        Some(TaskStatus::Todo)
+    );
+    assert_eq!(
+        gmail[1].task.as_ref().unwrap().status,
+        Some(TaskStatus::Done)
+    );
     assert_eq!(gmail[1].links[0].to_external_id, "18c2f1a9b3e4d501");
     assert_eq!(gmail[0].line, 2);
 
-    let (jira, bad) = run("jira-issue", include_bytes!("../../../../examples/data/jira-search.json"));
+    let (jira, bad) = run(
+        "jira-issue",
+        include_bytes!("../../../../examples/data/jira-search.json"),
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(jira.len(), 8);
-    assert_eq!(jira[0].record.title, "OPS-101 Globex migration cutover plan");
-    assert_eq!(jira[0].task.as_ref().unwrap().status, Some(TaskStatus::Doing));
+    assert_eq!(
+        jira[0].record.title,
+        "OPS-101 Globex migration cutover plan"
+    );
+    assert_eq!(
+        jira[0].task.as_ref().unwrap().status,
+        Some(TaskStatus::Doing)
+    );
     assert_eq!(jira[4].links[0].kind, LinkKind::ParentOf);
     assert_eq!(jira[4].links[0].to_external_id, "OPS-101");
     assert_eq!(jira[5].task.as_ref().unwrap().due, None);
 
-    let (github, bad) = run("github-issue", include_bytes!("../../../../examples/data/github-issues.json"));
+    let (github, bad) = run(
+        "github-issue",
+        include_bytes!("../../../../examples/data/github-issues.json"),
+    );
     assert!(bad.is_empty(), "{bad:?}");
     assert_eq!(github.len(), 6);
-    assert_eq!(github[0].record.title, "#412 Login fails for SSO users after IdP certificate rotation");
-    assert_eq!(github[0].task.as_ref().unwrap().signals.labels, vec!["bug".to_string(), "P0".to_string()]);
+    assert_eq!(
+        github[0].record.title,
+        "#412 Login fails for SSO users after IdP certificate rotation"
+    );
+    assert_eq!(
+        github[0].task.as_ref().unwrap().signals.labels,
+        vec!["bug".to_string(), "P0".to_string()]
+    );
     assert_eq!(
         github[0].record.source.url.as_deref(),
         Some("https://github.example/opsweave-demo/platform/issues/412")
@@ -103,7 +159,8 @@ fn bad_rows_are_rejected_by_line_and_field() {
         include_bytes!("../../../../examples/data/odoo-crm-lead-bad-rows.csv"),
     );
     assert_eq!(ok.len(), 2, "{bad:?}");
-    let found: Vec<(u64, Option<&str>)> = bad.iter().map(|r| (r.line, r.field.as_deref())).collect();
+    let found: Vec<(u64, Option<&str>)> =
+        bad.iter().map(|r| (r.line, r.field.as_deref())).collect();
     assert_eq!(
         found,
         vec![
@@ -137,13 +194,19 @@ fn compile_reports_unknown_template_fields_and_bad_paths() {
     let mut m = preset("odoo-crm-lead").unwrap();
     m.title = "{nmae}".into();
     let err = m.compile().unwrap_err();
-    assert!(err.message().contains("nmae") && err.message().contains("title"), "{err}");
+    assert!(
+        err.message().contains("nmae") && err.message().contains("title"),
+        "{err}"
+    );
     let mut m = preset("odoo-crm-lead").unwrap();
     m.task.as_mut().unwrap().due = Some("deadline".into());
     assert!(m.compile().unwrap_err().message().contains("deadline"));
     assert!(Mapping::from_toml("name = 1").is_err());
     let unknown = "name='x'\nsource='s'\nentity='task'\nid='id'\ntitle='{/t}'\nbogus=1\n";
-    assert!(Mapping::from_toml(unknown).unwrap_err().message().contains("bogus"));
+    assert!(Mapping::from_toml(unknown)
+        .unwrap_err()
+        .message()
+        .contains("bogus"));
 }
 
 proptest! {

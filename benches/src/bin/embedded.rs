@@ -1,0 +1,181 @@
+//! Embedded-store benchmark: ingest N synthetic CSV rows into a fresh SQLite database, then time
+//! `focus` (top 3 for today, week and month) over the resulting N tasks.
+//!
+//! `cargo run --release -p opsweave-benches --bin embedded -- [ROWS] [FOCUS_CALLS]`
+//! (defaults: 1,000,000 rows, 2,000 focus calls).
+
+use chrono::{Duration, TimeZone, Utc};
+use opsweave::{Config, Horizon, Mapping, Weave};
+use std::io::Write;
+use std::time::Instant;
+
+const MAPPING: &str = r#"
+name = "bench-tasks"
+source = "tracker"
+entity = "task"
+format = "csv"
+id = "id"
+title = "{title}"
+body = "{body}"
+updated_at = "updated"
+[fields.title]
+from = "title"
+required = true
+[fields.body]
+from = "body"
+[fields.due]
+from = "due"
+type = "date"
+[fields.priority]
+from = "priority"
+[fields.updated]
+from = "updated"
+type = "datetime"
+[task]
+due = "due"
+labels = ["priority"]
+[task.status]
+from = "status"
+map = { "open" = "todo", "in progress" = "doing", "closed" = "done" }
+"#;
+
+const WORDS: [&str; 24] = [
+    "migrate",
+    "database",
+    "customer",
+    "renewal",
+    "invoice",
+    "deploy",
+    "security",
+    "review",
+    "contract",
+    "pipeline",
+    "onboarding",
+    "latency",
+    "backup",
+    "report",
+    "forecast",
+    "upgrade",
+    "cluster",
+    "billing",
+    "audit",
+    "vendor",
+    "search",
+    "index",
+    "support",
+    "launch",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let rows: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let calls: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2_000);
+    let dir = tempfile::tempdir()?;
+    let csv_path = dir.path().join("tasks.csv");
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
+        .single()
+        .ok_or("bad time")?;
+    let today = now.date_naive();
+    let started = Instant::now();
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+        writeln!(out, "id,title,body,due,priority,status,updated")?;
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let priorities = ["P0", "P1", "P2", "P3", "", "High", "Low"];
+        let statuses = ["open", "open", "open", "in progress", "closed", "closed"];
+        for i in 0..rows {
+            let r = next();
+            let title = format!(
+                "{} {} {} #{i}",
+                WORDS[(r % 24) as usize],
+                WORDS[((r >> 8) % 24) as usize],
+                WORDS[((r >> 16) % 24) as usize]
+            );
+            // Due dates from 180 days ago to 365 days ahead; one in ten undated.
+            let due = if (r >> 24) % 10 == 0 {
+                String::new()
+            } else {
+                (today + Duration::days(((r >> 28) % 545) as i64 - 180)).to_string()
+            };
+            let updated = now - Duration::minutes(((r >> 40) % (60 * 24 * 90)) as i64);
+            writeln!(
+                out,
+                "T-{i},{title},Details for {title} and follow-up,{due},{},{},{}",
+                priorities[((r >> 34) % 7) as usize],
+                statuses[((r >> 37) % 6) as usize],
+                updated.to_rfc3339()
+            )?;
+        }
+    }
+    let size = std::fs::metadata(&csv_path)?.len();
+    eprintln!(
+        "generated {rows} rows ({:.1} MiB) in {:.1}s",
+        size as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let weave = Weave::open_with(Config { db, ..Config::default() }).await?;
+        let scope = weave.default_scope();
+        let mapping = Mapping::from_toml(MAPPING)?;
+        let t = Instant::now();
+        let report = weave.ingest_path(&csv_path, &mapping, &scope, None).await?;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "ingest: {rows} rows in {secs:.2}s = {:.0} rows/s (inserted {}, rejected {})",
+            rows as f64 / secs,
+            report.inserted,
+            report.rejected_total
+        );
+        let t = Instant::now();
+        let again = weave.ingest_path(&csv_path, &mapping, &scope, None).await?;
+        let secs2 = t.elapsed().as_secs_f64();
+        println!(
+            "re-ingest (all unchanged): {secs2:.2}s = {:.0} rows/s (unchanged {})",
+            rows as f64 / secs2,
+            again.unchanged
+        );
+        let (records, open) = weave.store().counts(&scope).await?;
+        println!("store: {records} records, {open} open tasks");
+        let mut times = Vec::with_capacity(calls);
+        for i in 0..calls {
+            // Vary "now" by minutes so no call is answered from a warm identical query only.
+            let at = now + Duration::minutes((i % 600) as i64);
+            let t = Instant::now();
+            let focus = weave.focus(&scope, &Horizon::FOCUS, 3, Some(at)).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            if i == 0 {
+                for h in Horizon::FOCUS {
+                    for task in focus.get(h) {
+                        println!("  {h:<5} {:5.1} {}", task.priority.score, task.task.title);
+                    }
+                }
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "focus over {open} open tasks ({calls} calls): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0)
+        );
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
