@@ -508,7 +508,11 @@ impl CompiledMapping {
             .or(created_at)
             .unwrap_or(now);
 
-        let task = self.mapping.task.as_ref().map(|rule| self.task_seed(rule, &fields, payload));
+        let task = self
+            .mapping
+            .task
+            .as_ref()
+            .map(|rule| self.task_seed(rule, &fields, payload));
         let mut links = Vec::new();
         for (path, item_path, rule) in &self.links {
             let target_source = rule
