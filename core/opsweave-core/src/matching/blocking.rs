@@ -8,6 +8,9 @@ use super::table::Table;
 use super::text;
 use std::collections::HashMap;
 
+/// Index work allowed per record (pairs of key holders visited), before common keys are shed.
+const WORK_PER_RECORD: u64 = 4_000;
+
 /// The candidate pairs (left row, right row), sorted and unique; in dedupe `left < right`.
 pub(crate) fn candidates(
     blocking: &Blocking,
@@ -40,19 +43,48 @@ pub(crate) fn candidates(
         .max_key_frequency
         .unwrap_or_else(|| ((n_left.max(n_right) as f64).sqrt() * 3.0).max(20.0) as usize);
     let total = (n_left + if right.is_some() { n_right } else { 0 }) as f64;
+    let sizes = |k: usize| -> (usize, usize) {
+        let l = left_post[k].len();
+        let r = if right.is_some() {
+            right_post_ref[k].len()
+        } else {
+            l
+        };
+        (l, r)
+    };
+    let mut kept: Vec<bool> = (0..n_keys)
+        .map(|k| {
+            let (l, r) = sizes(k);
+            l <= cap && r <= cap && l > 0 && r > 0
+        })
+        .collect();
+    // The index sweep costs the sum over keys of (left holders × right holders). Past a budget
+    // linear in the data, the most common keys go first, so large inputs stay near-linear.
+    let budget = WORK_PER_RECORD * (n_left + n_right) as u64;
+    let work = |k: usize| -> u64 {
+        let (l, r) = sizes(k);
+        l as u64 * r as u64
+    };
+    let mut spent: u64 = (0..n_keys).filter(|k| kept[*k]).map(work).sum();
+    if spent > budget {
+        let mut by_cost: Vec<usize> = (0..n_keys).filter(|k| kept[*k]).collect();
+        by_cost.sort_unstable_by_key(|k| std::cmp::Reverse(work(*k)));
+        for k in by_cost {
+            if spent <= budget {
+                break;
+            }
+            kept[k] = false;
+            spent -= work(k);
+        }
+    }
     let weight: Vec<f32> = (0..n_keys)
         .map(|k| {
-            let l = left_post[k].len();
-            let r = if right.is_some() {
-                right_post_ref[k].len()
-            } else {
-                0
-            };
-            if l > cap || r > cap || (right.is_some() && (l == 0 || r == 0)) {
-                0.0
-            } else {
-                ((total / (l + r) as f64).ln().max(0.0) + 0.1).powi(2) as f32
+            if !kept[k] {
+                return 0.0;
             }
+            let (l, r) = sizes(k);
+            let holders = if right.is_some() { l + r } else { l };
+            ((total / holders as f64).ln().max(0.0) + 0.1).powi(2) as f32
         })
         .collect();
     let norm = |ks: &[u32]| -> f32 {
@@ -68,68 +100,62 @@ pub(crate) fn candidates(
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let dedupe = right.is_none();
     let k = blocking.top_k;
-    // From each side, each record's top-k neighbours on the other side.
-    let sweep = |from_keys: &[Vec<u32>],
-                 from_norm: &[f32],
-                 to_post: &[Vec<u32>],
-                 to_norm: &[f32],
-                 n_to: usize,
-                 flip: bool,
-                 pairs: &mut Vec<(u32, u32)>| {
-        let mut acc = vec![0f32; n_to];
-        let mut touched: Vec<u32> = Vec::new();
-        for (i, ks) in from_keys.iter().enumerate() {
-            for key in ks {
-                let w = weight[*key as usize];
-                if w == 0.0 {
+    // One sweep from the left finds each left record's top-k; the key similarity is symmetric,
+    // so the same scores also fill each right record's top-k, and no second sweep is needed.
+    let mut acc = vec![0f32; n_right];
+    let mut touched: Vec<u32> = Vec::new();
+    let mut best_of_right: Vec<Vec<(f32, u32)>> = if dedupe {
+        Vec::new()
+    } else {
+        vec![Vec::new(); n_right]
+    };
+    let mut floor_of_right: Vec<f32> = vec![0.0; if dedupe { 0 } else { n_right }];
+    let mut scored: Vec<(f32, u32)> = Vec::new();
+    for (i, ks) in left_keys.iter().enumerate() {
+        for key in ks {
+            let w = weight[*key as usize];
+            if w == 0.0 {
+                continue;
+            }
+            for j in &right_post_ref[*key as usize] {
+                if dedupe && *j as usize == i {
                     continue;
                 }
-                for j in &to_post[*key as usize] {
-                    if dedupe && *j as usize == i {
-                        continue;
-                    }
-                    if acc[*j as usize] == 0.0 {
-                        touched.push(*j);
-                    }
-                    acc[*j as usize] += w;
+                if acc[*j as usize] == 0.0 {
+                    touched.push(*j);
                 }
-            }
-            let mut scored: Vec<(f32, u32)> = touched
-                .iter()
-                .map(|j| (acc[*j as usize] / (from_norm[i] * to_norm[*j as usize]), *j))
-                .collect();
-            if scored.len() > k {
-                scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-                scored.truncate(k);
-            }
-            for (_, j) in scored {
-                let (a, b) = if flip { (j, i as u32) } else { (i as u32, j) };
-                pairs.push(if dedupe { (a.min(b), a.max(b)) } else { (a, b) });
-            }
-            for j in touched.drain(..) {
-                acc[j as usize] = 0.0;
+                acc[*j as usize] += w;
             }
         }
-    };
-    sweep(
-        &left_keys,
-        &left_norm,
-        right_post_ref,
-        &right_norm,
-        n_right,
-        false,
-        &mut pairs,
-    );
-    if !dedupe {
-        sweep(
-            right_keys_ref,
-            &right_norm,
-            &left_post,
-            &left_norm,
-            n_left,
-            true,
-            &mut pairs,
-        );
+        scored.clear();
+        for j in touched.drain(..) {
+            let ju = j as usize;
+            let score = acc[ju] / (left_norm[i] * right_norm[ju]);
+            acc[ju] = 0.0;
+            scored.push((score, j));
+            if !dedupe && score > floor_of_right[ju] {
+                let best = &mut best_of_right[ju];
+                if best.len() < k {
+                    best.push((score, i as u32));
+                } else if let Some(weakest) = best.iter_mut().min_by(|a, b| a.0.total_cmp(&b.0)) {
+                    *weakest = (score, i as u32);
+                }
+                if best.len() == k {
+                    floor_of_right[ju] = best.iter().map(|b| b.0).fold(f32::INFINITY, f32::min);
+                }
+            }
+        }
+        if scored.len() > k {
+            scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+            scored.truncate(k);
+        }
+        for (_, j) in &scored {
+            let (a, b) = (i as u32, *j);
+            pairs.push(if dedupe { (a.min(b), a.max(b)) } else { (a, b) });
+        }
+    }
+    for (j, best) in best_of_right.iter().enumerate() {
+        pairs.extend(best.iter().map(|(_, i)| (*i, j as u32)));
     }
 
     // Equality rules: every pair sharing a rule's full value, unless the block is huge.

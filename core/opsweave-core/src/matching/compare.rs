@@ -345,7 +345,7 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
                     (Some(x), Some(y)) => 1.0 - (x - y).abs() as f64 / 365.0,
                     _ => 0.0,
                 };
-                let edits = strsim::damerau_levenshtein(gx, gy) as f64;
+                let edits = digit_edits(gx, gy) as f64;
                 let by_typing = 1.0 - edits / 8.0;
                 by_days.max(by_typing).min(0.999)
             }
@@ -353,6 +353,29 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
         _ => return None,
     };
     Some(sim.clamp(0.0, 1.0))
+}
+
+/// Edits between two digit strings, counting a swap of neighbours as one: same-length strings
+/// (the usual case for dates) by a linear scan, others by Levenshtein.
+fn digit_edits(a: &str, b: &str) -> usize {
+    if a.len() != b.len() {
+        return strsim::levenshtein(a, b);
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut edits = 0;
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] == b[i] {
+            i += 1;
+        } else if i + 1 < a.len() && a[i] == b[i + 1] && a[i + 1] == b[i] {
+            edits += 1;
+            i += 2;
+        } else {
+            edits += 1;
+            i += 1;
+        }
+    }
+    edits
 }
 
 fn shared(x: &[(u32, f32)], y: &[(u32, f32)]) -> usize {
