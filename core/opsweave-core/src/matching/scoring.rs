@@ -155,12 +155,16 @@ pub(crate) fn fit(
         let mut m_acc: Vec<Vec<f64>> = m.iter().map(|r| vec![0.0; r.len()]).collect();
         let mut u_acc: Vec<Vec<f64>> = m.iter().map(|r| vec![0.0; r.len()]).collect();
         let mut matched = 0.0;
+        let ratios: Vec<Vec<f64>> = m
+            .iter()
+            .zip(&u)
+            .map(|(mr, ur)| mr.iter().zip(ur).map(|(a, b)| (a / b).ln()).collect())
+            .collect();
         for (pattern, count) in &patterns {
             let mut log_ratio = (lambda / (1.0 - lambda)).ln();
             for (c, level) in pattern.iter().enumerate() {
                 if *level != MISSING {
-                    let l = *level as usize;
-                    log_ratio += (m[c][l] / u[c][l]).ln();
+                    log_ratio += ratios[c][*level as usize];
                 }
             }
             let p = 1.0 / (1.0 + (-log_ratio).exp());
