@@ -274,7 +274,6 @@ fn key_hash(tag: u8, key: &str) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -57,7 +57,6 @@ pub fn components(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -430,7 +430,6 @@ fn codes_similarity(x: &[String], y: &[String]) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

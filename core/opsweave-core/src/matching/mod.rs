@@ -327,5 +327,4 @@ fn run_with(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;
