@@ -88,6 +88,7 @@ start() {
     as_server_user "$pg/bin/initdb" --pgdata="$dir/data" --username=postgres --auth=trust \
         --encoding=UTF8 --locale=C --no-instructions >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log" >&2
+        rm -rf "$dir"
         exit 1
     }
     port=$(free_port)
@@ -96,9 +97,12 @@ start() {
         -c unix_socket_directories=$dir/socket -c max_connections=300 -c fsync=off \
         -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=256MB" >&2 || {
         cat "$dir/postgres.log" >&2
+        rm -rf "$dir"
         exit 1
     }
     echo "$pg" >"$dir/pginstall"
+    # From here on a failure stops the server it leaves behind.
+    trap 'stop "$dir"' ERR
     local psql=("$pg/bin/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -h "$dir/socket" -p "$port" -U postgres)
     as_server_user "${psql[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS vector" >&2
     as_server_user "${psql[@]}" -d postgres -c "CREATE DATABASE opsweave" >&2

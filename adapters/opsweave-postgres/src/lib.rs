@@ -16,7 +16,7 @@ mod store;
 use error::map;
 use opsweave_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -39,14 +39,13 @@ impl PgStore {
         let options = PgConnectOptions::from_str(&url)
             .map_err(|e| Error::invalid(format!("bad PostgreSQL URL `{shown}`: {e}")))?
             .application_name("opsweave");
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(15))
-            // A dead connection fails its statement; the transaction is then retried on a new one
-            // (see `retry`), which costs less than a ping before every use.
-            .test_before_acquire(false)
-            .connect_with(options)
+        // One direct connection first: a refused or misconfigured connection fails here with its
+        // own message, where the pool would wait out its timeout and say only that it timed out.
+        let first = tokio::time::timeout(Duration::from_secs(15), options.connect())
             .await
+            .map_err(|_| {
+                Error::unavailable(format!("postgres: connect to `{shown}`: no answer in 15 s"))
+            })?
             .map_err(|e| {
                 let err = map(&format!("connect to `{shown}`"), e);
                 if err.kind() == opsweave_core::ErrorKind::Internal {
@@ -55,6 +54,16 @@ impl PgStore {
                     err
                 }
             })?;
+        first.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(15))
+            // A dead connection fails its statement; the transaction is then retried on a new one
+            // (see `retry`), which costs less than a ping before every use.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| map(&format!("connect to `{shown}`"), e))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await

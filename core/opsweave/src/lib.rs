@@ -75,11 +75,21 @@ impl Weave {
                     config: Arc::new(config),
                 })
             }
-            "postgres" | "postgresql" => Err(Error::invalid(format!(
-                "`{url}`: the PostgreSQL backend is not built yet; use sqlite://PATH"
-            ))),
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                let store = Arc::new(opsweave_postgres::PgStore::open(url).await?);
+                Ok(Self {
+                    store: store.clone(),
+                    events: store,
+                    config: Arc::new(config),
+                })
+            }
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => Err(Error::invalid(
+                "this build of opsweave has no PostgreSQL backend: enable the `postgres` feature",
+            )),
             other => Err(Error::invalid(format!(
-                "`{url}`: unknown database scheme `{other}` (expected sqlite://PATH)"
+                "unknown database scheme `{other}` (expected sqlite://PATH or postgres://…)"
             ))),
         }
     }

@@ -1,0 +1,342 @@
+//! What only a server store must get right: lost connections, concurrent writers, batches larger
+//! than one statement, text PostgreSQL cannot hold, and search that folds words like SQLite.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use chrono::Duration;
+use opsweave_core::mapping::Rejection;
+use opsweave_core::{
+    ErrorKind, EventKind, EventLog, IngestItem, LinkKind, NewEvent, RecordStore, Scope, TaskStatus,
+};
+use opsweave_postgres::PgStore;
+use opsweave_testkit::{id_of, now, TaskFixture};
+use sqlx::{Connection, PgConnection};
+use std::sync::Arc;
+
+/// A fresh database with the store open on it, or `None` when the test may skip.
+async fn fresh(test: &str) -> Option<(support::Databases, String, PgStore)> {
+    let server = support::server_url(test)?;
+    let databases = support::Databases::new(&server, test);
+    let url = databases.create().await;
+    let store = PgStore::open(&url).await.unwrap();
+    Some((databases, url, store))
+}
+
+fn fixtures(prefix: &str, n: usize) -> Vec<TaskFixture> {
+    (0..n)
+        .map(|i| {
+            TaskFixture::new(
+                &format!("{prefix}-{i}"),
+                &format!("task {prefix} {i}"),
+                Some((i % 30) as i64 - 10),
+                (i % 11) as f64 / 10.0,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_larger_than_a_statement_commit_whole() {
+    let Some((databases, _, store)) = fresh("big_batch").await else {
+        return;
+    };
+    let scope = Scope::org("acme");
+    let mut fx = fixtures("B", 2_500);
+    for i in (1..2_500).step_by(7) {
+        fx[i]
+            .links
+            .push((LinkKind::References, format!("B-{}", i - 1)));
+        // The same link twice in one batch is one link.
+        fx[i]
+            .links
+            .push((LinkKind::References, format!("B-{}", i - 1)));
+    }
+    let mut items: Vec<IngestItem> = fx.iter().map(|f| f.item(&scope)).collect();
+    // An item given twice: the later one wins and the earlier one counts as an update.
+    let mut twice = fx[5].clone();
+    twice.title = "task B 5, second version".into();
+    items.push(twice.item(&scope));
+    let rejections: Vec<Rejection> = (0..1_500)
+        .map(|i| Rejection::new(i + 2, Some("due"), format!("bad row {i}")))
+        .collect();
+    let first = store
+        .ingest_batch(&scope, "big.csv", &items, &rejections)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.inserted, first.updated, first.unchanged),
+        (2_500, 1, 0)
+    );
+    assert_eq!(
+        store
+            .task(&scope, id_of(&scope, "B-5"))
+            .await
+            .unwrap()
+            .title,
+        "task B 5, second version"
+    );
+    let ids: Vec<_> = (0..2_500)
+        .map(|i| id_of(&scope, &format!("B-{i}")))
+        .collect();
+    let links = store.links_among(&scope, &ids).await.unwrap();
+    assert_eq!(links.len(), 357, "one link per 7th task");
+    let kept = store.rejections(&scope, 2_000).await.unwrap();
+    assert_eq!(kept.len(), 1_500);
+    assert_eq!(
+        kept[0].1.reason, "bad row 1499",
+        "newest first, in file order"
+    );
+    let again = store
+        .ingest_batch(&scope, "big.csv", &items[..2_500], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 1, 2_499)
+    );
+    assert_eq!(store.counts(&scope).await.unwrap(), (2_500, 2_500));
+    drop(store);
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connections_are_retried_and_batches_never_half_applied() {
+    let Some((databases, url, store)) = fresh("lost_conn").await else {
+        return;
+    };
+    let scope = Scope::org("acme");
+    let fx = fixtures("L", 50);
+    store
+        .ingest_batch(&scope, "a.csv", &[fx[0].item(&scope)], &[])
+        .await
+        .unwrap();
+    // Every pooled connection dies (as in a failover); the next batch meets a dead one first.
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+           AND application_name = 'opsweave'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the store had a connection to end");
+    let items: Vec<IngestItem> = fx.iter().map(|f| f.item(&scope)).collect();
+    let outcome = store
+        .ingest_batch(&scope, "a.csv", &items, &[])
+        .await
+        .unwrap();
+    assert_eq!((outcome.inserted, outcome.unchanged), (49, 1));
+    assert_eq!(store.counts(&scope).await.unwrap(), (50, 50));
+
+    // A batch that fails inside the server leaves nothing, also across statements.
+    let mut bad: Vec<IngestItem> = fixtures("X", 1_500)
+        .iter()
+        .map(|f| f.item(&scope))
+        .collect();
+    bad[1_400].importance = f64::NAN;
+    let err = store
+        .ingest_batch(&scope, "x.csv", &bad, &[])
+        .await
+        .unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Unavailable, "not retried: {err}");
+    assert_eq!(store.counts(&scope).await.unwrap(), (50, 50));
+    admin.close().await.unwrap();
+    drop(store);
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_do_not_deadlock_or_double_complete() {
+    let Some((databases, _, store)) = fresh("concurrent").await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let scope = Scope::org("acme");
+    let fx = fixtures("C", 3_000);
+    // Four writers upsert overlapping records in different orders at once.
+    let mut writers = Vec::new();
+    for w in 0..4usize {
+        let store = store.clone();
+        let scope = scope.clone();
+        let mut items: Vec<IngestItem> = fx.iter().map(|f| f.item(&scope)).collect();
+        items.rotate_left(w * 700);
+        if w % 2 == 1 {
+            items.reverse();
+        }
+        writers.push(tokio::spawn(async move {
+            store.ingest_batch(&scope, "c.csv", &items, &[]).await
+        }));
+    }
+    let mut inserted = 0;
+    for w in writers {
+        let outcome = w.await.unwrap().unwrap();
+        assert_eq!(
+            outcome.inserted + outcome.updated + outcome.unchanged,
+            3_000
+        );
+        inserted += outcome.inserted;
+    }
+    assert_eq!(
+        inserted, 3_000,
+        "each record inserted by exactly one writer"
+    );
+    assert_eq!(store.counts(&scope).await.unwrap(), (3_000, 3_000));
+
+    // Eight people complete the same task at once: one wins, the others are told it changed.
+    let id = id_of(&scope, "C-1");
+    let mut tries = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let scope = scope.clone();
+        tries.push(tokio::spawn(async move {
+            let event = NewEvent {
+                scope: scope.clone(),
+                actor: "t".into(),
+                subject: Some(id),
+                kind: EventKind::StatusChanged {
+                    from: TaskStatus::Todo,
+                    to: TaskStatus::Done,
+                },
+                at: now(),
+            };
+            store
+                .change_status(&scope, id, TaskStatus::Todo, event)
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        store.events(&scope, Some(id), 0, 100).await.unwrap().len(),
+        1
+    );
+    drop(store);
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_readers_following_seq_see_every_event() {
+    let Some((databases, _, store)) = fresh("events").await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let scope = Scope::org("acme");
+    let mut appenders = Vec::new();
+    for a in 0..8 {
+        let store = store.clone();
+        let scope = scope.clone();
+        appenders.push(tokio::spawn(async move {
+            for i in 0..25 {
+                store
+                    .append(NewEvent {
+                        scope: scope.clone(),
+                        actor: format!("appender {a}\0"),
+                        subject: None,
+                        kind: EventKind::Ingested {
+                            source: format!("s{i}"),
+                            inserted: i,
+                            updated: 0,
+                            unchanged: 0,
+                            rejected: 0,
+                        },
+                        at: now() + Duration::microseconds(1_234),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // A reader pages through the log while it grows.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    while seen.len() < 200 {
+        let page = store.events(&scope, None, after, 7).await.unwrap();
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        seen.extend(page);
+        tokio::task::yield_now().await;
+    }
+    for a in appenders {
+        a.await.unwrap();
+    }
+    assert_eq!(seen.len(), 200);
+    assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        seen[0].event.at,
+        now() + Duration::milliseconds(1),
+        "kept to the millisecond"
+    );
+    assert!(
+        seen[0].event.actor.ends_with('\u{FFFD}'),
+        "NUL stored as U+FFFD"
+    );
+    drop(store);
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_folds_case_and_diacritics_and_nul_text_is_stored() {
+    let Some((databases, url, store)) = fresh("search").await else {
+        return;
+    };
+    let scope = Scope::org("acme");
+    let items: Vec<IngestItem> = [
+        ("S-1", "Café Müller: renew SOW"),
+        ("S-2", "OPS-101 Globex cutover"),
+        ("S-3", "title with a \0 NUL"),
+    ]
+    .iter()
+    .map(|(id, title)| TaskFixture::new(id, title, Some(1), 0.5).item(&scope))
+    .collect();
+    store
+        .ingest_batch(&scope, "s.csv", &items, &[])
+        .await
+        .unwrap();
+    let hit = |q: &'static str| {
+        let store = &store;
+        let scope = &scope;
+        async move {
+            store
+                .search(scope, q, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(hit("cafe muller").await, vec![id_of(&scope, "S-1")]);
+    assert_eq!(hit("CAFÉ").await, vec![id_of(&scope, "S-1")]);
+    assert_eq!(hit("ops-101").await, vec![id_of(&scope, "S-2")]);
+    assert_eq!(hit("101 globex").await, vec![id_of(&scope, "S-2")]);
+    assert_eq!(hit("nul").await, vec![id_of(&scope, "S-3")]);
+    let hits = store.search(&scope, "globex", 10).await.unwrap();
+    assert_eq!(hits[0].snippet, "body of OPS-101 [Globex] cutover");
+    let record = store.record(&scope, id_of(&scope, "S-3")).await.unwrap();
+    assert_eq!(record.title, "title with a \u{FFFD} NUL");
+    // Opening again (a second process) applies no migration twice.
+    let again = PgStore::open(&url).await.unwrap();
+    assert_eq!(again.counts(&scope).await.unwrap(), (3, 3));
+    drop((store, again));
+    databases.drop_all().await;
+}
+
+#[tokio::test]
+async fn bad_urls_are_invalid_input_and_unreachable_servers_unavailable() {
+    let err = PgStore::open("postgres://h:notaport/db").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = PgStore::open("postgres://u:pw@127.0.0.1:1/db")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(!err.to_string().contains("pw@"), "{err}");
+}
