@@ -1,6 +1,11 @@
--- RAW: every source item verbatim, keyed by the record it became.
+-- Row keys: every record gets `seq`, an insertion-ordered rowid, and keeps its derived id (a 63-bit
+-- hash of scope, source and external id) in a unique index. Keying the wide tables by the hash put
+-- every insert on a random page of a B-tree larger than the cache; keyed by `seq` they append, and
+-- only the narrow id index takes random inserts (ids are unique across orgs: the org is hashed in).
+
+-- RAW: every source item verbatim, keyed by the `seq` of the record it became.
 CREATE TABLE raw_items (
-    id          INTEGER PRIMARY KEY,
+    seq         INTEGER PRIMARY KEY,
     source_file TEXT    NOT NULL,
     line        INTEGER NOT NULL,
     payload     TEXT    NOT NULL,
@@ -9,7 +14,8 @@ CREATE TABLE raw_items (
 
 -- CORE: normalised records. The id is derived from (scope, source kind, external id).
 CREATE TABLE records (
-    id           INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY,
+    id           INTEGER NOT NULL,
     org          TEXT    NOT NULL,
     client       TEXT,
     project      TEXT,
@@ -24,11 +30,13 @@ CREATE TABLE records (
     updated_at   INTEGER NOT NULL,
     content_hash INTEGER NOT NULL
 );
-CREATE INDEX records_org ON records (org, id);
+CREATE UNIQUE INDEX records_id ON records (id);
 
--- CORE: the actionable view of records. `open` and `marked` exist so focus reads one index.
+-- CORE: the actionable view of records (same `seq`). `open` and `marked` exist so focus reads one
+-- small index: only open tasks are in it.
 CREATE TABLE tasks (
-    id                INTEGER PRIMARY KEY,
+    seq               INTEGER PRIMARY KEY,
+    id                INTEGER NOT NULL,
     org               TEXT    NOT NULL,
     client            TEXT,
     project           TEXT,
@@ -47,7 +55,7 @@ CREATE TABLE tasks (
     updated_at        INTEGER NOT NULL,
     completed_at      INTEGER
 );
-CREATE INDEX tasks_focus ON tasks (org, open, marked, due_day, importance DESC, id);
+CREATE INDEX tasks_focus ON tasks (org, marked, due_day, importance DESC, id) WHERE open = 1;
 CREATE INDEX tasks_done ON tasks (org, completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE links (
@@ -92,16 +100,16 @@ CREATE INDEX events_subject ON events (org, subject, seq);
 -- SEARCH: full text over title and body, kept in step with records by triggers.
 CREATE VIRTUAL TABLE records_fts USING fts5 (
     title, body,
-    content = 'records', content_rowid = 'id',
+    content = 'records', content_rowid = 'seq',
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
-    INSERT INTO records_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+    INSERT INTO records_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
 END;
 CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
-    INSERT INTO records_fts (records_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
+    INSERT INTO records_fts (records_fts, rowid, title, body) VALUES ('delete', old.seq, old.title, old.body);
 END;
 CREATE TRIGGER records_fts_update AFTER UPDATE OF title, body ON records BEGIN
-    INSERT INTO records_fts (records_fts, rowid, title, body) VALUES ('delete', old.id, old.title, old.body);
-    INSERT INTO records_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+    INSERT INTO records_fts (records_fts, rowid, title, body) VALUES ('delete', old.seq, old.title, old.body);
+    INSERT INTO records_fts (rowid, title, body) VALUES (new.seq, new.title, new.body);
 END;

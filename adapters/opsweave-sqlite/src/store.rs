@@ -16,8 +16,21 @@ use opsweave_core::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
 
-/// Rows per multi-row INSERT: 14 columns × 500 stays well under SQLite's 32,766 parameters.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Selects the task row of the record with derived id `?2` in org `?1` through the (org, id) index.
+const TASK_BY_ID: &str = "seq = (SELECT r.seq FROM records r WHERE r.org = ? AND r.id = ?)";
+
+/// Rows per multi-row INSERT: 16 columns × 2,000 stays under SQLite's 32,766 parameters.
+const ROWS_PER_STATEMENT: usize = 2_000;
+
+/// What the store already holds for a record.
+struct Existing {
+    /// Its row number.
+    seq: i64,
+    /// Its content hash.
+    hash: i64,
+    /// Its task, when it is one.
+    task: Option<ExistingTask>,
+}
 
 /// What the store already holds for a task, read before an upsert decides its status.
 struct ExistingTask {
@@ -28,6 +41,7 @@ struct ExistingTask {
 
 /// The task row an upsert writes.
 struct TaskRow<'a> {
+    seq: i64,
     item: &'a IngestItem,
     status: TaskStatus,
     source_status: TaskStatus,
@@ -52,14 +66,21 @@ impl RecordStore for SqliteStore {
                 outcome.updated += 1;
             }
         }
-        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
-        let mut existing: HashMap<i64, (i64, Option<ExistingTask>)> = HashMap::new();
+        // IMMEDIATE: the batch reads, then writes; taking the write lock first means no other
+        // process can commit in between and turn the read stale.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        let mut existing: HashMap<i64, Existing> = HashMap::new();
         let ids: Vec<i64> = latest.keys().copied().collect();
         for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT r.id, r.content_hash, t.status, t.source_status, t.completed_at \
-                 FROM records r LEFT JOIN tasks t ON t.id = r.id WHERE r.id IN (",
+                "SELECT r.seq, r.id, r.content_hash, t.status, t.source_status, t.completed_at \
+                 FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE r.org = ",
             );
+            q.push_bind(&scope.org).push(" AND r.id IN (");
             let mut sep = q.separated(", ");
             for id in chunk {
                 sep.push_bind(*id);
@@ -80,26 +101,36 @@ impl RecordStore for SqliteStore {
                     }),
                     None => None,
                 };
-                existing.insert(get(&row, "id")?, (get(&row, "content_hash")?, task));
+                existing.insert(
+                    get(&row, "id")?,
+                    Existing {
+                        seq: get(&row, "seq")?,
+                        hash: get(&row, "content_hash")?,
+                        task,
+                    },
+                );
             }
         }
-        let mut changed: Vec<&IngestItem> = Vec::with_capacity(items.len());
+        let mut next_seq: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) + 1 FROM records")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| map("next row number", e))?;
+        let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let id = item.normalised.record.id.raw();
             if latest.get(&id) != Some(&i) {
                 continue;
             }
             match existing.get(&id) {
-                Some((hash, _)) if *hash == item.normalised.record.content_hash => {
-                    outcome.unchanged += 1
-                }
-                Some(_) => {
+                Some(e) if e.hash == item.normalised.record.content_hash => outcome.unchanged += 1,
+                Some(e) => {
                     outcome.updated += 1;
-                    changed.push(item);
+                    changed.push((e.seq, item));
                 }
                 None => {
                     outcome.inserted += 1;
-                    changed.push(item);
+                    changed.push((next_seq, item));
+                    next_seq += 1;
                 }
             }
         }
@@ -108,12 +139,12 @@ impl RecordStore for SqliteStore {
             upsert_records(&mut tx, chunk).await?;
             let tasks: Vec<TaskRow> = chunk
                 .iter()
-                .filter_map(|item| {
+                .filter_map(|&(seq, item)| {
                     let seed = item.normalised.task.as_ref()?;
                     let source_status = seed.status.unwrap_or(TaskStatus::Todo);
                     let before = existing
                         .get(&item.normalised.record.id.raw())
-                        .and_then(|(_, t)| t.as_ref());
+                        .and_then(|e| e.task.as_ref());
                     // The user's complete / undo stands until the source itself changes status.
                     let status = match before {
                         Some(b) if b.source_status == source_status.as_str() => b.status,
@@ -127,6 +158,7 @@ impl RecordStore for SqliteStore {
                         _ => None,
                     };
                     Some(TaskRow {
+                        seq,
                         item,
                         status,
                         source_status,
@@ -139,7 +171,7 @@ impl RecordStore for SqliteStore {
             }
             let links: Vec<(i64, &str, i64, i64, &str)> = chunk
                 .iter()
-                .flat_map(|item| {
+                .flat_map(|(_, item)| {
                     let record = &item.normalised.record;
                     item.normalised.links.iter().filter_map(move |l| {
                         let target =
@@ -210,8 +242,8 @@ impl RecordStore for SqliteStore {
 
     async fn raw_payload(&self, scope: &Scope, id: RecordId) -> Result<String> {
         let mut sql = String::from(
-            "SELECT raw_items.payload FROM raw_items JOIN records ON records.id = raw_items.id \
-             WHERE raw_items.id = ? AND ",
+            "SELECT raw_items.payload FROM raw_items JOIN records ON records.seq = raw_items.seq \
+             WHERE records.id = ? AND ",
         );
         scope_filter(&mut sql, scope, "records");
         let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
@@ -283,7 +315,7 @@ impl RecordStore for SqliteStore {
         let mut sql = String::from(
             "SELECT records.id, records.title, records.entity, records.source_kind, \
              snippet(records_fts, 1, '[', ']', '…', 12) AS snippet, bm25(records_fts, 3.0, 1.0) AS rank \
-             FROM records_fts JOIN records ON records.id = records_fts.rowid \
+             FROM records_fts JOIN records ON records.seq = records_fts.rowid \
              WHERE records_fts MATCH ? AND ",
         );
         scope_filter(&mut sql, scope, "records");
@@ -309,9 +341,9 @@ impl RecordStore for SqliteStore {
     }
 
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task> {
-        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ? AND ");
+        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");
-        let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
+        let row = bind_scope(sqlx::query(&sql).bind(&scope.org).bind(id.raw()), scope)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| map("read task", e))?
@@ -394,10 +426,14 @@ impl RecordStore for SqliteStore {
                 )))
             }
         };
-        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
-        let mut sql = String::from("SELECT status, completed_at FROM tasks WHERE id = ? AND ");
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        let mut sql = format!("SELECT seq, status FROM tasks WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");
-        let row = bind_scope(sqlx::query(&sql).bind(id.raw()), scope)
+        let row = bind_scope(sqlx::query(&sql).bind(&scope.org).bind(id.raw()), scope)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| map("read task", e))?
@@ -409,11 +445,11 @@ impl RecordStore for SqliteStore {
             )));
         }
         let completed_at = (to == TaskStatus::Done).then(|| millis(event.at));
-        sqlx::query("UPDATE tasks SET status = ?, open = ?, completed_at = ? WHERE id = ?")
+        sqlx::query("UPDATE tasks SET status = ?, open = ?, completed_at = ? WHERE seq = ?")
             .bind(to.as_str())
             .bind(to.is_open())
             .bind(completed_at)
-            .bind(id.raw())
+            .bind(get::<i64>(&row, "seq")?)
             .execute(&mut *tx)
             .await
             .map_err(|e| map("update task", e))?;
@@ -429,17 +465,18 @@ impl RecordStore for SqliteStore {
             return Err(Error::invalid("boost must be a finite number").on_field("boost"));
         }
         let mut sql =
-            String::from("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE id = ? AND ");
+            format!("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");
         let done = bind_scope(
             sqlx::query(&sql)
                 .bind(boost)
                 .bind(pinned)
                 .bind(pinned || boost != 0.0)
+                .bind(&scope.org)
                 .bind(id.raw()),
             scope,
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| map("mark task", e))?;
         if done.rows_affected() == 0 {
@@ -497,7 +534,7 @@ impl RecordStore for SqliteStore {
                 .on_field("weight"));
             }
         }
-        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        let mut tx = self.writer.begin().await.map_err(|e| map("begin", e))?;
         for chunk in links.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ",
@@ -539,7 +576,7 @@ impl RecordStore for SqliteStore {
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn append(&self, event: NewEvent) -> Result<Event> {
-        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        let mut tx = self.writer.begin().await.map_err(|e| map("begin", e))?;
         let appended = append_event(&mut tx, event).await?;
         tx.commit().await.map_err(|e| map("commit event", e))?;
         Ok(appended)
@@ -635,20 +672,20 @@ fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
 async fn upsert_raw(
     tx: &mut sqlx::SqliteConnection,
     source_file: &str,
-    chunk: &[&IngestItem],
+    chunk: &[(i64, &IngestItem)],
     now: i64,
 ) -> Result<()> {
     let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("INSERT INTO raw_items (id, source_file, line, payload, received_at) ");
-    q.push_values(chunk, |mut b, item| {
-        b.push_bind(item.normalised.record.id.raw())
+        QueryBuilder::new("INSERT INTO raw_items (seq, source_file, line, payload, received_at) ");
+    q.push_values(chunk, |mut b, (seq, item)| {
+        b.push_bind(*seq)
             .push_bind(source_file)
             .push_bind(item.normalised.line as i64)
             .push_bind(item.normalised.raw_json.as_str())
             .push_bind(now);
     });
     q.push(
-        " ON CONFLICT (id) DO UPDATE SET source_file = excluded.source_file, line = excluded.line, \
+        " ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, line = excluded.line, \
          payload = excluded.payload, received_at = excluded.received_at",
     );
     q.build()
@@ -658,14 +695,18 @@ async fn upsert_raw(
     Ok(())
 }
 
-async fn upsert_records(tx: &mut sqlx::SqliteConnection, chunk: &[&IngestItem]) -> Result<()> {
+async fn upsert_records(
+    tx: &mut sqlx::SqliteConnection,
+    chunk: &[(i64, &IngestItem)],
+) -> Result<()> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO records (id, org, client, project, source_kind, external_id, url, entity, title, body, \
+        "INSERT INTO records (seq, id, org, client, project, source_kind, external_id, url, entity, title, body, \
          fields, created_at, updated_at, content_hash) ",
     );
-    q.push_values(chunk, |mut b, item| {
+    q.push_values(chunk, |mut b, (seq, item)| {
         let r = &item.normalised.record;
-        b.push_bind(r.id.raw())
+        b.push_bind(*seq)
+            .push_bind(r.id.raw())
             .push_bind(r.scope.org.as_str())
             .push_bind(r.scope.client.as_deref())
             .push_bind(r.scope.project.as_deref())
@@ -681,7 +722,7 @@ async fn upsert_records(tx: &mut sqlx::SqliteConnection, chunk: &[&IngestItem]) 
             .push_bind(r.content_hash);
     });
     q.push(
-        " ON CONFLICT (id) DO UPDATE SET url = excluded.url, entity = excluded.entity, title = excluded.title, \
+        " ON CONFLICT (seq) DO UPDATE SET url = excluded.url, entity = excluded.entity, title = excluded.title, \
          body = excluded.body, fields = excluded.fields, created_at = excluded.created_at, \
          updated_at = excluded.updated_at, content_hash = excluded.content_hash",
     );
@@ -694,7 +735,7 @@ async fn upsert_records(tx: &mut sqlx::SqliteConnection, chunk: &[&IngestItem]) 
 
 async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> Result<()> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO tasks (id, org, client, project, title, source_kind, url, status, source_status, open, \
+        "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, status, source_status, open, \
          due_day, importance, importance_reason, updated_at, completed_at) ",
     );
     q.push_values(rows, |mut b, row| {
@@ -706,7 +747,8 @@ async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> 
             .as_ref()
             .and_then(|t| t.due)
             .map(day_number);
-        b.push_bind(r.id.raw())
+        b.push_bind(row.seq)
+            .push_bind(r.id.raw())
             .push_bind(r.scope.org.as_str())
             .push_bind(r.scope.client.as_deref())
             .push_bind(r.scope.project.as_deref())
@@ -723,7 +765,7 @@ async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> 
             .push_bind(row.completed_at);
     });
     q.push(
-        " ON CONFLICT (id) DO UPDATE SET title = excluded.title, url = excluded.url, status = excluded.status, \
+        " ON CONFLICT (seq) DO UPDATE SET title = excluded.title, url = excluded.url, status = excluded.status, \
          source_status = excluded.source_status, open = excluded.open, due_day = excluded.due_day, \
          importance = excluded.importance, importance_reason = excluded.importance_reason, \
          updated_at = excluded.updated_at, completed_at = excluded.completed_at",
