@@ -12,6 +12,9 @@ mod fulltext;
 mod retry;
 mod rows;
 mod store;
+mod vectors;
+
+pub use vectors::MAX_INDEXED_DIM;
 
 use error::map;
 use opsweave_core::{Error, Result};

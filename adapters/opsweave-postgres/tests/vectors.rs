@@ -1,0 +1,149 @@
+//! The pgvector side of the search schema: one HNSW index per model, and filtered k-NN that keeps
+//! its recall with pgvector 0.8's iterative index scans.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use opsweave_core::ErrorKind;
+use opsweave_postgres::PgStore;
+use sqlx::Row;
+
+const DIM: usize = 16;
+
+/// Deterministic pseudo-random vectors, so a failure reproduces.
+fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            (0..DIM)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_knn_uses_the_model_index_and_keeps_recall() {
+    let Some(server) = support::server_url("filtered_knn_uses_the_model_index_and_keeps_recall")
+    else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "vectors");
+    let store = PgStore::open(&databases.create().await).await.unwrap();
+    let name = store.ensure_vector_index("test-model", DIM).await.unwrap();
+    assert_eq!(
+        store.ensure_vector_index("test-model", DIM).await.unwrap(),
+        name
+    );
+    let err = store
+        .ensure_vector_index("test-model", DIM + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(
+        store
+            .ensure_vector_index("m", 5_000)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+
+    // 4,000 vectors; org `small` owns only one in twenty, the case where a filter after a plain
+    // HNSW scan (ef_search 40) returns too few rows.
+    let all = vectors(4_000, 7);
+    let ids: Vec<i64> = (0..all.len() as i64).collect();
+    let orgs: Vec<&str> = (0..all.len())
+        .map(|i| if i % 20 == 0 { "small" } else { "big" })
+        .collect();
+    let texts: Vec<String> = all
+        .iter()
+        .map(|v| {
+            format!(
+                "[{}]",
+                v.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+            )
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO search.embeddings (model, id, org, entity, source_kind, content_hash, \
+           embedding, embedded_at) \
+         SELECT 'test-model', id, org, 'task', 'fixture', 0, v::halfvec, now() \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS n(id, org, v)",
+    )
+    .bind(&ids)
+    .bind(&orgs)
+    .bind(&texts)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE search.embeddings")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let knn = format!(
+        "SELECT id FROM search.embeddings WHERE model = 'test-model' AND org = 'small' \
+         ORDER BY embedding::halfvec({DIM}) <=> $1::halfvec({DIM}) LIMIT 10"
+    );
+    let queries = vectors(20, 99);
+    let mut found = 0;
+    for q in &queries {
+        let q = format!(
+            "[{}]",
+            q.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+        );
+        let mut tx = store.pool().begin().await.unwrap();
+        // At this size the planner would rightly sort the 200 rows of `small`; forbidding the
+        // sort stands in for a table large enough that walking the HNSW graph is cheaper.
+        sqlx::query("SET LOCAL enable_sort = off")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // Without iterative scans, HNSW hands back ef_search (40) candidates and the filter keeps
+        // about one in twenty of them; with them, the scan goes on until ten rows pass.
+        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN {knn}"))
+            .bind(&q)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        assert!(
+            plan.iter().any(|line| line.contains(&name)),
+            "the k-NN query must use {name}: {plan:#?}"
+        );
+        let approx: Vec<i64> = sqlx::query_scalar(&knn)
+            .bind(&q)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(approx.len(), 10, "the filter must not starve the result");
+        assert!(approx.iter().all(|id| id % 20 == 0), "only org `small`");
+        sqlx::raw_sql("SET LOCAL enable_indexscan = off; SET LOCAL enable_sort = on")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let exact: Vec<i64> = sqlx::query_scalar(&knn)
+            .bind(&q)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        found += approx.iter().filter(|id| exact.contains(id)).count();
+        tx.rollback().await.unwrap();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.9, "recall@10 {recall}");
+    drop(store);
+    databases.drop_all().await;
+}
