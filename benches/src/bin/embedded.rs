@@ -75,7 +75,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(1_000_000);
     let calls: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2_000);
     let dir = tempfile::tempdir()?;
-    let csv_path = dir.path().join("tasks.csv");
+    // OPSWEAVE_BENCH_KEEP=DIR keeps the generated CSV and database there, for inspection.
+    let dir = match std::env::var_os("OPSWEAVE_BENCH_KEEP") {
+        Some(keep) => {
+            std::fs::create_dir_all(&keep)?;
+            tempfile::Builder::new()
+                .prefix("bench")
+                .tempdir_in(keep)?
+                .keep()
+        }
+        None => dir.keep(),
+    };
+    let _cleanup = Cleanup(
+        std::env::var_os("OPSWEAVE_BENCH_KEEP")
+            .is_none()
+            .then(|| dir.clone()),
+    );
+    let csv_path = dir.join("tasks.csv");
     let now = Utc
         .with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
         .single()
@@ -129,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let db = format!("sqlite://{}", dir.join("bench.db").display());
         let weave = Weave::open_with(Config { db, ..Config::default() }).await?;
         let scope = weave.default_scope();
         let mapping = Mapping::from_toml(MAPPING)?;
@@ -213,4 +229,15 @@ fn cpu_seconds() -> Option<(f64, f64)> {
         }
     }
     Some((process, writer))
+}
+
+/// Removes the benchmark's folder on exit unless it is to be kept.
+struct Cleanup(Option<std::path::PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }

@@ -106,15 +106,6 @@ pub async fn focus(
     limit: usize,
 ) -> Result<Focus> {
     let today = config.today(now);
-    let rank = |task: Task| {
-        let priority = config.score(&task, now);
-        let horizon = config.horizon(&task, today);
-        RankedTask {
-            task,
-            horizon,
-            priority,
-        }
-    };
     let mut out = Focus::default();
     if limit == 0 {
         for h in horizons {
@@ -122,19 +113,66 @@ pub async fn focus(
         }
         return Ok(out);
     }
-    let page = limit.max(8) * 2;
-    let marked = fetch_all(store, scope, Slice::Marked, page).await?;
-    for horizon in horizons {
+    let ctx = Ctx {
+        store,
+        config,
+        scope,
+        now,
+        today,
+        limit,
+    };
+    let marked = fetch_all(store, scope, Slice::Marked, FIRST_PAGE).await?;
+    // Horizons are independent reads: run them at once so a call waits for the slowest, not the sum.
+    let lists = futures::future::try_join_all(
+        horizons
+            .iter()
+            .map(|horizon| ctx.horizon_top(*horizon, &marked)),
+    )
+    .await?;
+    for (horizon, list) in horizons.iter().zip(lists) {
+        out.horizons.insert(*horizon, list);
+    }
+    Ok(out)
+}
+
+/// Rows asked for by the first read of a slice; each further read of the same slice asks for
+/// twice as many, so a slice full of near-ties takes a few reads, not dozens.
+const FIRST_PAGE: usize = 32;
+
+/// What every read of one focus call shares.
+struct Ctx<'a> {
+    store: &'a dyn RecordStore,
+    config: &'a PriorityConfig,
+    scope: &'a Scope,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+    limit: usize,
+}
+
+impl Ctx<'_> {
+    fn rank(&self, task: Task) -> RankedTask {
+        let priority = self.config.score(&task, self.now);
+        let horizon = self.config.horizon(&task, self.today);
+        RankedTask {
+            task,
+            horizon,
+            priority,
+        }
+    }
+
+    /// The best `limit` tasks of one horizon.
+    async fn horizon_top(&self, horizon: Horizon, marked: &[Task]) -> Result<Vec<RankedTask>> {
+        let (store, scope, config) = (self.store, self.scope, self.config);
         let mut top = Top {
-            limit,
+            limit: self.limit,
             tasks: Vec::new(),
         };
-        for task in marked.iter().cloned().map(rank) {
-            if task.horizon == *horizon {
+        for task in marked.iter().cloned().map(|t| self.rank(t)) {
+            if task.horizon == horizon {
                 top.push(task);
             }
         }
-        let day = |offset: i64| today + Duration::days(offset);
+        let day = |offset: i64| self.today + Duration::days(offset);
         let (ranges, before): (Vec<(i64, i64)>, Option<i64>) = match horizon {
             Horizon::Today => (widening(0, -63), Some(-63)),
             Horizon::Week => (widening(1, 7), None),
@@ -147,32 +185,12 @@ pub async fn focus(
             } else {
                 (far, near)
             };
-            scan(
-                store,
-                scope,
-                config,
-                &mut top,
-                &rank,
-                Slice::Due(day(lo), day(hi)),
-                Some(near),
-                1.0,
-                page,
-            )
-            .await?;
+            self.scan(&mut top, Slice::Due(day(lo), day(hi)), Some(near), 1.0)
+                .await?;
         }
         if let Some(edge) = before {
-            scan(
-                store,
-                scope,
-                config,
-                &mut top,
-                &rank,
-                Slice::DueBefore(day(edge)),
-                Some(edge - 1),
-                1.0,
-                page,
-            )
-            .await?;
+            self.scan(&mut top, Slice::DueBefore(day(edge)), Some(edge - 1), 1.0)
+                .await?;
         }
         let band = match horizon {
             Horizon::Today => Some((config.undated_today, f64::INFINITY)),
@@ -181,94 +199,83 @@ pub async fn focus(
             Horizon::Later => None,
         };
         if let Some((min, max)) = band {
-            scan(
-                store,
-                scope,
-                config,
-                &mut top,
-                &rank,
-                Slice::Undated(min, max),
-                None,
-                max.min(1.0),
-                page,
-            )
-            .await?;
+            self.scan(&mut top, Slice::Undated(min, max), None, max.min(1.0))
+                .await?;
         }
-        if *horizon == Horizon::Later {
+        if horizon == Horizon::Later {
             // Later is not a focus lane; it is listed only when asked for, by full scan.
             let far = day(31);
-            let mut tasks = fetch_all(store, scope, Slice::Due(far, NaiveDate::MAX), page).await?;
+            let mut tasks =
+                fetch_all(store, scope, Slice::Due(far, NaiveDate::MAX), FIRST_PAGE).await?;
             tasks.extend(
                 fetch_all(
                     store,
                     scope,
                     Slice::Undated(f64::NEG_INFINITY, config.undated_month),
-                    page,
+                    FIRST_PAGE,
                 )
                 .await?,
             );
-            for task in tasks.into_iter().map(rank) {
-                top.push(task);
+            for task in tasks {
+                top.push(self.rank(task));
             }
         }
-        out.horizons.insert(*horizon, top.tasks);
+        Ok(top.tasks)
     }
-    Ok(out)
-}
 
-/// Reads one slice by importance, stopping once no remaining task can make the list.
-#[allow(clippy::too_many_arguments)]
-async fn scan(
-    store: &dyn RecordStore,
-    scope: &Scope,
-    config: &PriorityConfig,
-    top: &mut Top,
-    rank: &impl Fn(Task) -> RankedTask,
-    slice: Slice,
-    nearest_offset: Option<i64>,
-    max_importance: f64,
-    page: usize,
-) -> Result<()> {
-    let needed = |top: &Top| {
-        top.bar()
-            .map_or(0.0, |bar| config.importance_needed(nearest_offset, bar))
-    };
-    if let Some(bar) = top.bar() {
-        if config.upper_bound(nearest_offset, max_importance) < bar {
-            return Ok(());
-        }
-    }
-    let mut after = None;
-    loop {
-        let min_importance = needed(top);
-        if min_importance > max_importance {
-            return Ok(());
-        }
-        let query = CandidateQuery {
-            slice,
-            min_importance,
-            after,
-            limit: page,
+    /// Reads one slice by importance, stopping once no remaining task can make the list.
+    async fn scan(
+        &self,
+        top: &mut Top,
+        slice: Slice,
+        nearest_offset: Option<i64>,
+        max_importance: f64,
+    ) -> Result<()> {
+        let config = self.config;
+        let needed = |top: &Top| {
+            top.bar()
+                .map_or(0.0, |bar| config.importance_needed(nearest_offset, bar))
         };
-        let tasks = store.task_candidates(scope, &query).await?;
-        let full = tasks.len() >= page;
-        if let Some(last) = tasks.last() {
-            after = Some((last.importance, last.id));
+        if let Some(bar) = top.bar() {
+            if config.upper_bound(nearest_offset, max_importance) < bar {
+                return Ok(());
+            }
         }
-        for task in tasks {
-            top.push(rank(task));
-        }
-        if !full {
-            return Ok(());
+        let mut after = None;
+        let mut page = FIRST_PAGE;
+        loop {
+            let min_importance = needed(top);
+            if min_importance > max_importance {
+                return Ok(());
+            }
+            let query = CandidateQuery {
+                slice,
+                min_importance,
+                after,
+                limit: page,
+            };
+            let tasks = self.store.task_candidates(self.scope, &query).await?;
+            let full = tasks.len() >= page;
+            if let Some(last) = tasks.last() {
+                after = Some((last.importance, last.id));
+            }
+            for task in tasks {
+                top.push(self.rank(task));
+            }
+            if !full {
+                return Ok(());
+            }
+            page = (page * 2).min(4096);
         }
     }
 }
 
+/// Every task of a slice, in pages that double.
 async fn fetch_all(
     store: &dyn RecordStore,
     scope: &Scope,
     slice: Slice,
-    page: usize,
+    mut page: usize,
 ) -> Result<Vec<Task>> {
     let mut out = Vec::new();
     let mut after = None;
@@ -286,6 +293,7 @@ async fn fetch_all(
         if !full {
             return Ok(out);
         }
+        page = (page * 2).min(4096);
     }
 }
 
