@@ -1,0 +1,103 @@
+//! Arguments from JavaScript into the facade's types; a bad value is an `InvalidInput` error
+//! naming the argument.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
+
+/// The most results one call returns per list.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// A record id (16 hex digits).
+pub fn parse_id(text: &str) -> Result<RecordId> {
+    text.parse().map_err(|e: Error| e.on_field("id"))
+}
+
+/// Horizon names; all focus horizons (today, week, month) when none are given.
+pub fn parse_horizons(names: Option<Vec<String>>) -> Result<Vec<Horizon>> {
+    match names {
+        None => Ok(Horizon::FOCUS.to_vec()),
+        Some(names) => names
+            .iter()
+            .map(|n| n.parse().map_err(|e: Error| e.on_field("horizons")))
+            .collect(),
+    }
+}
+
+/// A graph window (`week` or `month`).
+pub fn parse_window(text: Option<&str>) -> Result<Window> {
+    text.map_or(Ok(Window::Week), |t| {
+        t.parse().map_err(|e: Error| e.on_field("window"))
+    })
+}
+
+/// `now`: an RFC 3339 instant (what `Date.toISOString()` gives), a naive ISO date-time (taken as
+/// UTC), or a date (09:00 UTC that day, as the CLI's `--now`).
+pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(Some(t.and_utc()));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+            ))
+            .on_field("now")
+        })
+}
+
+/// A limit of at most [`MAX_LIMIT`].
+pub fn limit(value: Option<u32>, default: u32) -> Result<usize> {
+    let value = value.unwrap_or(default);
+    if value > MAX_LIMIT {
+        return Err(Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit"));
+    }
+    Ok(value as usize)
+}
+
+/// The mapping to ingest with: a preset by name, or a mapping given as an object (the mapping's
+/// fields) or a path to a TOML / JSON mapping file. Exactly one of the two.
+pub fn mapping_of(preset: Option<&str>, mapping: Option<&serde_json::Value>) -> Result<Mapping> {
+    let mapping = match (preset, mapping.filter(|m| !m.is_null())) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("give preset or mapping, not both").on_field("mapping"))
+        }
+        (None, None) => return Err(Error::invalid("give preset or mapping").on_field("preset")),
+        (Some(name), None) => opsweave::preset(name).map_err(|e| e.on_field("preset"))?,
+        (None, Some(serde_json::Value::String(path))) => mapping_file(std::path::Path::new(path))?,
+        (None, Some(value @ serde_json::Value::Object(_))) => {
+            Mapping::from_json(&value.to_string()).map_err(|e| e.on_field("mapping"))?
+        }
+        (None, Some(_)) => {
+            return Err(
+                Error::invalid("mapping must be an object or the path of a mapping file")
+                    .on_field("mapping"),
+            )
+        }
+    };
+    match mapping.compile() {
+        Ok(_) => Ok(mapping),
+        Err(e) if e.location().field.is_none() => Err(e.on_field("mapping")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a mapping file: JSON when it ends in `.json`, TOML otherwise.
+fn mapping_file(path: &std::path::Path) -> Result<Mapping> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("cannot read mapping: {e}")).in_file(name.clone()))?;
+    let mapping = if name.ends_with(".json") {
+        Mapping::from_json(&text)
+    } else {
+        Mapping::from_toml(&text)
+    };
+    mapping.map_err(|e| e.in_file(name))
+}

@@ -1,0 +1,330 @@
+//! The `opsweave` npm package's native addon: a thin handle around the `opsweave::Weave` facade.
+//! Every method returns a Promise; the work runs on a libuv worker and the binding's tokio
+//! runtime, never on the main thread. Errors carry a stable `code` per kind (see `errors`).
+
+mod args;
+mod errors;
+mod task;
+mod types;
+
+use args::{limit, mapping_of, parse_horizons, parse_id, parse_now, parse_window};
+use napi::bindgen_prelude::*;
+use napi::{Env, ValueType};
+use napi_derive::napi;
+use opsweave::{Config, Error, Result, Scope};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use task::Op;
+use types::{EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions};
+
+/// Converts a facade result into its JavaScript shape through its JSON form.
+fn shape<T: DeserializeOwned, S: Serialize>(value: &S) -> Result<T> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::internal(format!("cannot convert a result: {e}")))
+}
+
+/// An open opsweave store (embedded SQLite by default).
+#[napi]
+pub struct Weave {
+    inner: Arc<RwLock<Option<opsweave::Weave>>>,
+}
+
+/// Builds the configuration: defaults, then `options.config` (when given), then `OPSWEAVE_*`
+/// variables, then the explicit arguments.
+fn config_of(url: Option<String>, options: OpenOptions) -> Result<Config> {
+    let mut config = match &options.config {
+        Some(path) => Config::load(Some(std::path::Path::new(path)))?,
+        None => {
+            let mut config = Config::default();
+            config.apply_env(|name| std::env::var(name).ok());
+            config
+        }
+    };
+    if let Some(url) = url {
+        config.db = url;
+    }
+    if let Some(org) = options.org {
+        config.scope = Scope::org(org);
+    }
+    if options.client.is_some() {
+        config.scope.client = options.client;
+    }
+    if options.project.is_some() {
+        config.scope.project = options.project;
+    }
+    config.scope.validate()?;
+    Ok(config)
+}
+
+impl Weave {
+    /// The facade handle, or `Unavailable` once closed.
+    fn weave(&self) -> Result<opsweave::Weave> {
+        self.inner
+            .read()
+            .map_err(|_| Error::internal("the handle's lock is poisoned"))?
+            .clone()
+            .ok_or_else(|| Error::unavailable("this Weave is closed"))
+    }
+
+    /// An operation on the handle, as a promise-returning task.
+    fn op<T, F, Fut>(&self, f: F) -> AsyncTask<Op<T>>
+    where
+        T: Send + ToNapiValue + TypeName + 'static,
+        F: FnOnce(opsweave::Weave) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let weave = self.weave();
+        AsyncTask::new(Op::new(async move { f(weave?).await }))
+    }
+}
+
+#[napi]
+impl Weave {
+    /// Opens the store at `url` (`sqlite://PATH`; default from the configuration, then
+    /// `OPSWEAVE_DB`, then `sqlite://./opsweave.db`).
+    #[napi(ts_return_type = "Promise<Weave>")]
+    pub fn open(url: Option<String>, options: Option<OpenOptions>) -> AsyncTask<Op<Weave>> {
+        let config = config_of(url, options.unwrap_or_default());
+        AsyncTask::new(Op::new(async move {
+            let weave = opsweave::Weave::open_with(config?).await?;
+            Ok(Weave {
+                inner: Arc::new(RwLock::new(Some(weave))),
+            })
+        }))
+    }
+
+    /// Releases the store; later calls reject with code `UNAVAILABLE`.
+    #[napi]
+    pub fn close(&self) {
+        if let Ok(mut weave) = self.inner.write() {
+            weave.take();
+        }
+    }
+
+    /// True once closed.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.read().map_or(true, |w| w.is_none())
+    }
+
+    /// The scope this handle works in.
+    #[napi(getter, ts_return_type = "Scope")]
+    pub fn scope(&self, env: Env) -> napi::Result<types::Scope> {
+        self.weave()
+            .and_then(|w| shape(&w.default_scope()))
+            .map_err(|e| errors::to_js(&env, &e))
+    }
+
+    /// Ingests a file (CSV, JSON Lines, JSON) or rows (an array of objects) with a preset or a
+    /// mapping. Bad rows do not stop it: they are in `report.rejected` (line, field, reason).
+    #[napi(
+        ts_args_type = "source: string | Array<Record<string, any>>, options: IngestOptions",
+        ts_return_type = "Promise<IngestReport>"
+    )]
+    pub fn ingest(
+        &self,
+        env: Env,
+        source: Unknown<'_>,
+        options: Option<IngestOptions>,
+    ) -> napi::Result<AsyncTask<Op<types::IngestReport>>> {
+        let options = options.unwrap_or_default();
+        let mapping = mapping_of(options.preset.as_deref(), options.mapping.as_ref());
+        let source = match source.get_type()? {
+            ValueType::String => Source::Path(PathBuf::from(
+                source.coerce_to_string()?.into_utf8()?.as_str()?,
+            )),
+            ValueType::Object if source.is_array()? => {
+                let rows: Vec<serde_json::Value> = env.from_js_value(source)?;
+                Source::Rows(rows)
+            }
+            other => {
+                return Err(errors::type_error(
+                    &env,
+                    &format!(
+                        "The \"source\" argument must be a file path (string) or an array of objects; received {other}"
+                    ),
+                ))
+            }
+        };
+        let name = options.name.unwrap_or_else(|| "rows".to_string());
+        Ok(self.op(move |weave| async move {
+            let mapping = mapping?;
+            let scope = weave.default_scope();
+            let report = match source {
+                Source::Path(path) => weave.ingest_path(&path, &mapping, &scope, None).await?,
+                Source::Rows(rows) => weave.ingest_rows(rows, &name, &mapping, &scope).await?,
+            };
+            shape(&report)
+        }))
+    }
+
+    /// The top `limit` (default 3) open tasks of each horizon (today, week, month by default).
+    #[napi(ts_return_type = "Promise<Focus>")]
+    pub fn focus(&self, options: Option<FocusOptions>) -> AsyncTask<Op<types::Focus>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let limit = limit(options.limit, 3)?;
+            let horizons = parse_horizons(options.horizons)?;
+            let now = parse_now(options.now.as_deref())?;
+            shape(
+                &weave
+                    .focus(&weave.default_scope(), &horizons, limit, now)
+                    .await?,
+            )
+        })
+    }
+
+    /// One task, ranked now (or at `now`).
+    #[napi(ts_return_type = "Promise<RankedTask>")]
+    pub fn task(&self, id: String, now: Option<String>) -> AsyncTask<Op<types::RankedTask>> {
+        self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            let now = parse_now(now.as_deref())?;
+            shape(&weave.task(&weave.default_scope(), id, now).await?)
+        })
+    }
+
+    /// Marks a task done (completing a done task changes nothing).
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn complete(&self, id: String, actor: Option<String>) -> AsyncTask<Op<types::Task>> {
+        self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            let actor = actor.unwrap_or_else(|| "node".to_string());
+            shape(&weave.complete(&weave.default_scope(), id, &actor).await?)
+        })
+    }
+
+    /// Undoes the task's last status change (undoing twice changes nothing more).
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn undo(&self, id: String, actor: Option<String>) -> AsyncTask<Op<types::Task>> {
+        self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            let actor = actor.unwrap_or_else(|| "node".to_string());
+            shape(&weave.undo(&weave.default_scope(), id, &actor).await?)
+        })
+    }
+
+    /// Pins a task to today and/or boosts its score by `boost` points.
+    #[napi(ts_return_type = "Promise<Task>")]
+    pub fn mark(&self, id: String, options: Option<MarkOptions>) -> AsyncTask<Op<types::Task>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            let boost = options.boost.unwrap_or(0.0);
+            if !boost.is_finite() {
+                return Err(Error::invalid("boost must be a finite number").on_field("boost"));
+            }
+            let pinned = options.pinned.unwrap_or(false);
+            shape(
+                &weave
+                    .mark(&weave.default_scope(), id, boost, pinned)
+                    .await?,
+            )
+        })
+    }
+
+    /// The work graph: nodes, edges and lanes (past7d, today, week[, month]).
+    #[napi(ts_return_type = "Promise<Graph>")]
+    pub fn graph(&self, options: Option<GraphOptions>) -> AsyncTask<Op<types::Graph>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let window = parse_window(options.window.as_deref())?;
+            let now = parse_now(options.now.as_deref())?;
+            shape(&weave.graph(&weave.default_scope(), window, now).await?)
+        })
+    }
+
+    /// Full-text search over titles and bodies, best first (default 10 hits).
+    #[napi(ts_return_type = "Promise<Array<SearchHit>>")]
+    pub fn search(
+        &self,
+        query: String,
+        limit: Option<u32>,
+    ) -> AsyncTask<Op<Vec<types::SearchHit>>> {
+        self.op(move |weave| async move {
+            let limit = args::limit(limit, 10)?;
+            shape(&weave.search(&weave.default_scope(), &query, limit).await?)
+        })
+    }
+
+    /// One record.
+    #[napi(ts_return_type = "Promise<StoredRecord>")]
+    pub fn record(&self, id: String) -> AsyncTask<Op<types::StoredRecord>> {
+        self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            shape(&weave.record(&weave.default_scope(), id).await?)
+        })
+    }
+
+    /// Events (about `subject` when given) after sequence `after`, oldest first.
+    #[napi(ts_return_type = "Promise<Array<Event>>")]
+    pub fn events(&self, options: Option<EventsOptions>) -> AsyncTask<Op<Vec<types::Event>>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let subject = options.subject.as_deref().map(parse_id).transpose()?;
+            let limit = options.limit.unwrap_or(100);
+            if limit > 10_000 {
+                return Err(Error::invalid("limit must be at most 10000").on_field("limit"));
+            }
+            let after = options.after.unwrap_or(0);
+            shape(
+                &weave
+                    .events(&weave.default_scope(), subject, after, limit as usize)
+                    .await?,
+            )
+        })
+    }
+}
+
+/// What `ingest` reads.
+enum Source {
+    Path(PathBuf),
+    Rows(Vec<serde_json::Value>),
+}
+
+/// The names of the built-in presets.
+#[napi]
+pub fn presets() -> Vec<&'static str> {
+    opsweave::mapping::presets::names()
+}
+
+/// A built-in preset's mapping as an object, to adapt and pass as `mapping`.
+#[napi(ts_return_type = "Record<string, any>")]
+pub fn preset(env: Env, name: String) -> napi::Result<serde_json::Value> {
+    opsweave::preset(&name)
+        .map_err(|e| e.on_field("preset"))
+        .and_then(|m| shape::<serde_json::Value, _>(&m))
+        .map_err(|e| errors::to_js(&env, &e))
+}
+
+/// Rejects with the error opsweave gives for an error of `kind` (`invalid_input`, `not_found`,
+/// `conflict`, `unauthorized`, `unavailable`, `internal`): lets tests check the error mapping for
+/// kinds a store cannot be made to produce on demand.
+#[napi(js_name = "_errorForTest", ts_return_type = "Promise<void>")]
+pub fn error_for_test(
+    kind: String,
+    message: String,
+    field: Option<String>,
+    cause: Option<String>,
+) -> AsyncTask<Op<()>> {
+    let parsed: std::result::Result<opsweave::ErrorKind, _> =
+        serde_json::from_value(serde_json::Value::String(kind.clone()));
+    let err = match parsed {
+        Ok(kind) => {
+            let mut err = Error::new(kind, message).in_file("test.csv").at_line(7);
+            if let Some(field) = field {
+                err = err.on_field(field);
+            }
+            if let Some(cause) = cause {
+                err = err.with_source(std::io::Error::other(cause));
+            }
+            err
+        }
+        Err(_) => Error::invalid(format!("unknown error kind `{kind}`")).on_field("kind"),
+    };
+    AsyncTask::new(Op::failed(err))
+}

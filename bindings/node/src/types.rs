@@ -1,0 +1,289 @@
+//! The shapes results take in JavaScript. Each is read from the facade's JSON (serde), so field
+//! names follow the core types (in camelCase); napi generates the TypeScript interfaces from them.
+
+#![allow(missing_docs)] // The napi macros add items without docs; every type below has one.
+
+use napi_derive::napi;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Who records belong to: an org, optionally narrowed to a client and a project.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Scope {
+    pub org: String,
+    pub client: Option<String>,
+    pub project: Option<String>,
+}
+
+/// An item that could not be ingested: where it starts, the field at fault, and why.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rejection {
+    pub line: i64,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// What an ingest did.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestReport {
+    pub file: String,
+    pub mapping: String,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub rejected: Vec<Rejection>,
+    pub rejected_total: i64,
+    pub seconds: f64,
+}
+
+/// One part of a score: its raw value, weight, points and reason.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Component {
+    pub value: f64,
+    pub weight: f64,
+    pub points: f64,
+    pub reason: String,
+}
+
+/// How a score was made.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Breakdown {
+    pub urgency: Component,
+    pub importance: Component,
+    pub recency: Component,
+    pub source: Component,
+    pub boost: Component,
+    pub pinned: bool,
+}
+
+/// A score in points (higher first) and its breakdown.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Priority {
+    pub score: f64,
+    pub breakdown: Breakdown,
+}
+
+/// A task as stored: a record's actionable state. Dates are ISO 8601 text.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub scope: Scope,
+    pub title: String,
+    pub source_kind: String,
+    pub url: Option<String>,
+    #[napi(ts_type = "'todo' | 'doing' | 'done' | 'dropped'")]
+    pub status: String,
+    pub due: Option<String>,
+    pub importance: f64,
+    pub importance_reason: String,
+    pub boost: f64,
+    pub pinned: bool,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
+/// A task ranked for focus: the task's fields, its horizon and its explained score.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct RankedTask {
+    pub id: String,
+    pub scope: Scope,
+    pub title: String,
+    pub source_kind: String,
+    pub url: Option<String>,
+    #[napi(ts_type = "'todo' | 'doing' | 'done' | 'dropped'")]
+    pub status: String,
+    pub due: Option<String>,
+    pub importance: f64,
+    pub importance_reason: String,
+    pub boost: f64,
+    pub pinned: bool,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+    #[napi(ts_type = "'today' | 'week' | 'month' | 'later'")]
+    pub horizon: String,
+    pub priority: Priority,
+}
+
+/// The top tasks per horizon asked for, best first.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Focus {
+    pub today: Option<Vec<RankedTask>>,
+    pub week: Option<Vec<RankedTask>>,
+    pub month: Option<Vec<RankedTask>>,
+    pub later: Option<Vec<RankedTask>>,
+}
+
+/// A node of the work graph: one task in one lane.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct GraphNode {
+    pub id: String,
+    pub title: String,
+    pub source_kind: String,
+    #[napi(ts_type = "'todo' | 'doing' | 'done' | 'dropped'")]
+    pub status: String,
+    #[napi(ts_type = "'past7d' | 'today' | 'week' | 'month'")]
+    pub lane: String,
+    pub score: Option<f64>,
+    pub due: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+/// A directed, weighted edge between two records, with its evidence.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Link {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub weight: f64,
+    pub evidence: String,
+}
+
+/// Node ids per lane, best first (past7d: most recent first).
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Lanes {
+    #[napi(js_name = "past7d")]
+    pub past7d: Option<Vec<String>>,
+    pub today: Option<Vec<String>>,
+    pub week: Option<Vec<String>>,
+    pub month: Option<Vec<String>>,
+}
+
+/// Nodes, the links among them, and the node ids of each lane.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<Link>,
+    pub lanes: Lanes,
+}
+
+/// A full-text hit: the record, an excerpt around the match, and its relevance.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchHit {
+    pub id: String,
+    pub title: String,
+    pub entity: String,
+    pub source_kind: String,
+    pub snippet: String,
+    pub score: f64,
+}
+
+/// Where a record came from: the kind of source and the item's id there.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceRef {
+    pub kind: String,
+    pub external_id: String,
+    pub url: Option<String>,
+}
+
+/// A normalised record; `fields` maps each field to `{ type: value }`.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredRecord {
+    pub id: String,
+    pub scope: Scope,
+    pub source: SourceRef,
+    pub entity: String,
+    pub title: String,
+    pub body: String,
+    pub fields: HashMap<String, serde_json::Value>,
+    pub created_at: Option<String>,
+    pub updated_at: String,
+}
+
+/// An entry of the append-only event log; `kind` holds its `type` and details.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    pub scope: Scope,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub kind: serde_json::Value,
+    pub at: String,
+}
+
+/// How to open a store.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// A TOML configuration file.
+    pub config: Option<String>,
+    /// The organisation to work in (default `default`).
+    pub org: Option<String>,
+    /// Narrow to a client.
+    pub client: Option<String>,
+    /// Narrow to a project.
+    pub project: Option<String>,
+}
+
+/// How to ingest: a preset by name, or a mapping (an object of its fields, or a file path).
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    pub preset: Option<String>,
+    #[napi(ts_type = "Record<string, any> | string")]
+    pub mapping: Option<serde_json::Value>,
+    /// The name rows are reported under (default `rows`).
+    pub name: Option<String>,
+}
+
+/// Which focus to compute.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct FocusOptions {
+    /// Tasks per horizon (default 3, at most 1000).
+    pub limit: Option<u32>,
+    /// Horizons to list (default today, week, month).
+    #[napi(ts_type = "Array<'today' | 'week' | 'month' | 'later'>")]
+    pub horizons: Option<Vec<String>>,
+    /// Rank as of this ISO 8601 instant or date (default: now); `date.toISOString()` fits.
+    pub now: Option<String>,
+}
+
+/// Options of `graph`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct GraphOptions {
+    /// `week` (default) or `month`.
+    #[napi(ts_type = "'week' | 'month'")]
+    pub window: Option<String>,
+    /// As of this ISO 8601 instant or date (default: now).
+    pub now: Option<String>,
+}
+
+/// Options of `mark`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct MarkOptions {
+    /// Points added to the score.
+    pub boost: Option<f64>,
+    /// Pin to today.
+    pub pinned: Option<bool>,
+}
+
+/// Options of `events`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct EventsOptions {
+    /// Only events about this record.
+    pub subject: Option<String>,
+    /// Events after this sequence number.
+    pub after: Option<i64>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,434 @@
+"""Results as plain, typed objects. Each is a frozen dataclass built from the engine's JSON, and
+``to_dict()`` gives it back as plain dicts, lists, strings and numbers (dates as ISO text)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from typing import Any, Dict, List, Literal, Mapping, Optional
+
+__all__ = [
+    "Horizon",
+    "Lane",
+    "TaskStatus",
+    "Scope",
+    "Rejection",
+    "IngestReport",
+    "Component",
+    "Breakdown",
+    "Priority",
+    "Task",
+    "RankedTask",
+    "Focus",
+    "GraphNode",
+    "Link",
+    "Graph",
+    "SearchHit",
+    "SourceRef",
+    "Record",
+    "Event",
+]
+
+Horizon = Literal["today", "week", "month", "later"]
+Lane = Literal["past7d", "today", "week", "month"]
+TaskStatus = Literal["todo", "doing", "done", "dropped"]
+
+_HORIZON_ORDER = {"today": 0, "week": 1, "month": 2, "later": 3}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _datetime(text: Optional[str]) -> Optional[_dt.datetime]:
+    if text is None:
+        return None
+    # Python 3.9 and 3.10 do not read a trailing `Z`.
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _date(text: Optional[str]) -> Optional[_dt.date]:
+    return None if text is None else _dt.date.fromisoformat(text)
+
+
+def _required_datetime(text: str) -> _dt.datetime:
+    value = _datetime(text)
+    assert value is not None
+    return value
+
+
+class _Plain:
+    """``to_dict()`` for every result type."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The object as plain dicts, lists, strings and numbers (dates as ISO 8601 text)."""
+        out: Dict[str, Any] = _plain(self)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope(_Plain):
+    """Who records belong to: an org, optionally narrowed to a client and a project."""
+
+    org: str
+    client: Optional[str] = None
+    project: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Scope:
+        return cls(org=d["org"], client=d.get("client"), project=d.get("project"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection(_Plain):
+    """An item that could not be ingested: where it starts, the field at fault, and why."""
+
+    line: int
+    field: Optional[str]
+    reason: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rejection:
+        return cls(line=d["line"], field=d.get("field"), reason=d["reason"])
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestReport(_Plain):
+    """What an ingest did."""
+
+    file: str
+    mapping: str
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: List[Rejection]
+    rejected_total: int
+    seconds: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IngestReport:
+        return cls(
+            file=d["file"],
+            mapping=d["mapping"],
+            inserted=d["inserted"],
+            updated=d["updated"],
+            unchanged=d["unchanged"],
+            rejected=[Rejection.from_dict(r) for r in d["rejected"]],
+            rejected_total=d["rejected_total"],
+            seconds=d["seconds"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Component(_Plain):
+    """One part of a score: its raw value, weight, points and reason."""
+
+    value: float
+    weight: float
+    points: float
+    reason: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Component:
+        return cls(value=d["value"], weight=d["weight"], points=d["points"], reason=d["reason"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Breakdown(_Plain):
+    """How a score was made."""
+
+    urgency: Component
+    importance: Component
+    recency: Component
+    source: Component
+    boost: Component
+    pinned: bool
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Breakdown:
+        return cls(
+            urgency=Component.from_dict(d["urgency"]),
+            importance=Component.from_dict(d["importance"]),
+            recency=Component.from_dict(d["recency"]),
+            source=Component.from_dict(d["source"]),
+            boost=Component.from_dict(d["boost"]),
+            pinned=d["pinned"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Priority(_Plain):
+    """A score in points (higher first) and its breakdown."""
+
+    score: float
+    breakdown: Breakdown
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Priority:
+        return cls(score=d["score"], breakdown=Breakdown.from_dict(d["breakdown"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Task(_Plain):
+    """A task as stored: a record's actionable state."""
+
+    id: str
+    scope: Scope
+    title: str
+    source_kind: str
+    url: Optional[str]
+    status: TaskStatus
+    due: Optional[_dt.date]
+    importance: float
+    importance_reason: str
+    boost: float
+    pinned: bool
+    updated_at: _dt.datetime
+    completed_at: Optional[_dt.datetime]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Task:
+        return cls(
+            id=d["id"],
+            scope=Scope.from_dict(d["scope"]),
+            title=d["title"],
+            source_kind=d["source_kind"],
+            url=d.get("url"),
+            status=d["status"],
+            due=_date(d.get("due")),
+            importance=d["importance"],
+            importance_reason=d["importance_reason"],
+            boost=d["boost"],
+            pinned=d["pinned"],
+            updated_at=_required_datetime(d["updated_at"]),
+            completed_at=_datetime(d.get("completed_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RankedTask(_Plain):
+    """A task ranked for focus: the task, its horizon and its explained score."""
+
+    task: Task
+    horizon: Horizon
+    priority: Priority
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        return self.task.id
+
+    @property
+    def title(self) -> str:
+        """The task's title."""
+        return self.task.title
+
+    @property
+    def score(self) -> float:
+        """The task's score in points."""
+        return self.priority.score
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RankedTask:
+        return cls(
+            task=Task.from_dict(d),
+            horizon=d["horizon"],
+            priority=Priority.from_dict(d["priority"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Focus(_Plain):
+    """The top tasks per horizon, best first."""
+
+    horizons: Dict[str, List[RankedTask]]
+
+    def __getitem__(self, horizon: Horizon) -> List[RankedTask]:
+        return self.horizons.get(horizon, [])
+
+    @property
+    def today(self) -> List[RankedTask]:
+        """Overdue, due today or pinned."""
+        return self["today"]
+
+    @property
+    def week(self) -> List[RankedTask]:
+        """Due within the next 7 days, or very important."""
+        return self["week"]
+
+    @property
+    def month(self) -> List[RankedTask]:
+        """Due within the next 30 days, or important."""
+        return self["month"]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Focus:
+        ordered = sorted(d.items(), key=lambda item: _HORIZON_ORDER.get(item[0], len(_HORIZON_ORDER)))
+        return cls(horizons={h: [RankedTask.from_dict(t) for t in ts] for h, ts in ordered})
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphNode(_Plain):
+    """A node of the work graph: one task in one lane."""
+
+    id: str
+    title: str
+    source_kind: str
+    status: TaskStatus
+    lane: Lane
+    score: Optional[float]
+    due: Optional[_dt.date]
+    completed_at: Optional[_dt.datetime]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GraphNode:
+        return cls(
+            id=d["id"],
+            title=d["title"],
+            source_kind=d["source_kind"],
+            status=d["status"],
+            lane=d["lane"],
+            score=d.get("score"),
+            due=_date(d.get("due")),
+            completed_at=_datetime(d.get("completed_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Link(_Plain):
+    """A directed, weighted edge between two records, with its evidence."""
+
+    kind: str
+    from_id: str
+    to_id: str
+    weight: float
+    evidence: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Link:
+        return cls(
+            kind=d["kind"],
+            from_id=d["from"],
+            to_id=d["to"],
+            weight=d["weight"],
+            evidence=d["evidence"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Graph(_Plain):
+    """Nodes, the links among them, and the node ids of each lane."""
+
+    nodes: List[GraphNode]
+    edges: List[Link]
+    lanes: Dict[str, List[str]]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Graph:
+        return cls(
+            nodes=[GraphNode.from_dict(n) for n in d["nodes"]],
+            edges=[Link.from_dict(e) for e in d["edges"]],
+            lanes={k: list(v) for k, v in d["lanes"].items()},
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchHit(_Plain):
+    """A full-text hit: the record, an excerpt around the match, and its relevance."""
+
+    id: str
+    title: str
+    entity: str
+    source_kind: str
+    snippet: str
+    score: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchHit:
+        return cls(
+            id=d["id"],
+            title=d["title"],
+            entity=d["entity"],
+            source_kind=d["source_kind"],
+            snippet=d["snippet"],
+            score=d["score"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceRef(_Plain):
+    """Where a record came from: the kind of source and the item's id there."""
+
+    kind: str
+    external_id: str
+    url: Optional[str]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SourceRef:
+        return cls(kind=d["kind"], external_id=d["external_id"], url=d.get("url"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Record(_Plain):
+    """A normalised record; ``fields`` maps each field to ``{type: value}``."""
+
+    id: str
+    scope: Scope
+    source: SourceRef
+    entity: str
+    title: str
+    body: str
+    fields: Dict[str, Any]
+    created_at: Optional[_dt.datetime]
+    updated_at: _dt.datetime
+    content_hash: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Record:
+        return cls(
+            id=d["id"],
+            scope=Scope.from_dict(d["scope"]),
+            source=SourceRef.from_dict(d["source"]),
+            entity=d["entity"],
+            title=d["title"],
+            body=d["body"],
+            fields=dict(d["fields"]),
+            created_at=_datetime(d.get("created_at")),
+            updated_at=_required_datetime(d["updated_at"]),
+            content_hash=d["content_hash"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Event(_Plain):
+    """An entry of the append-only event log; ``kind`` names it, ``data`` holds its details."""
+
+    seq: int
+    scope: Scope
+    actor: str
+    subject: Optional[str]
+    kind: str
+    data: Dict[str, Any]
+    at: _dt.datetime
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        detail = dict(d["kind"])
+        kind = detail.pop("type")
+        return cls(
+            seq=d["seq"],
+            scope=Scope.from_dict(d["scope"]),
+            actor=d["actor"],
+            subject=d.get("subject"),
+            kind=kind,
+            data=detail,
+            at=_required_datetime(d["at"]),
+        )

@@ -1,0 +1,128 @@
+"""The compiled engine module. Use the typed ``opsweave`` package instead of this module."""
+
+import asyncio
+from typing import Any, Dict, List, Optional, Sequence, Union, final
+
+__all__ = [
+    "ConflictError",
+    "InternalError",
+    "InvalidInputError",
+    "NativeWeave",
+    "NotFoundError",
+    "OpsweaveError",
+    "UnauthorizedError",
+    "UnavailableError",
+    "__version__",
+    "_raise_error",
+    "preset",
+    "presets",
+]
+__version__: str
+
+_Json = Dict[str, Any]
+_MappingArg = Optional[Union[Dict[str, Any], str]]
+
+class OpsweaveError(Exception):
+    """Base class of every opsweave error."""
+
+    kind: str
+    message: str
+    file: Optional[str]
+    line: Optional[int]
+    field: Optional[str]
+
+class InvalidInputError(OpsweaveError): ...
+class NotFoundError(OpsweaveError): ...
+class ConflictError(OpsweaveError): ...
+class UnauthorizedError(OpsweaveError): ...
+class UnavailableError(OpsweaveError): ...
+class InternalError(OpsweaveError): ...
+
+def presets() -> List[str]: ...
+def preset(name: str) -> Dict[str, Any]: ...
+def _raise_error(
+    kind: str,
+    message: str,
+    *,
+    file: Optional[str] = None,
+    line: Optional[int] = None,
+    field: Optional[str] = None,
+    cause: Optional[str] = None,
+) -> None: ...
+
+@final
+class NativeWeave:
+    @staticmethod
+    def open(
+        url: Optional[str] = None,
+        *,
+        config: Optional[str] = None,
+        org: Optional[str] = None,
+        client: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> NativeWeave: ...
+    @staticmethod
+    def aopen(
+        url: Optional[str] = None,
+        *,
+        config: Optional[str] = None,
+        org: Optional[str] = None,
+        client: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> asyncio.Future[NativeWeave]: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def scope(self) -> _Json: ...
+    def ingest_path(
+        self, path: str, *, preset: Optional[str] = None, mapping: _MappingArg = None
+    ) -> _Json: ...
+    def aingest_path(
+        self, path: str, *, preset: Optional[str] = None, mapping: _MappingArg = None
+    ) -> asyncio.Future[_Json]: ...
+    def ingest_rows(
+        self,
+        rows: Sequence[Any],
+        *,
+        name: str,
+        preset: Optional[str] = None,
+        mapping: _MappingArg = None,
+    ) -> _Json: ...
+    def aingest_rows(
+        self,
+        rows: Sequence[Any],
+        *,
+        name: str,
+        preset: Optional[str] = None,
+        mapping: _MappingArg = None,
+    ) -> asyncio.Future[_Json]: ...
+    def focus(
+        self, *, horizons: Optional[List[str]] = None, limit: int = 3, now: Optional[str] = None
+    ) -> Dict[str, List[_Json]]: ...
+    def afocus(
+        self, *, horizons: Optional[List[str]] = None, limit: int = 3, now: Optional[str] = None
+    ) -> asyncio.Future[Dict[str, List[_Json]]]: ...
+    def task(self, id: str, *, now: Optional[str] = None) -> _Json: ...
+    def atask(self, id: str, *, now: Optional[str] = None) -> asyncio.Future[_Json]: ...
+    def complete(self, id: str, *, actor: str = "python") -> _Json: ...
+    def acomplete(self, id: str, *, actor: str = "python") -> asyncio.Future[_Json]: ...
+    def undo(self, id: str, *, actor: str = "python") -> _Json: ...
+    def aundo(self, id: str, *, actor: str = "python") -> asyncio.Future[_Json]: ...
+    def mark(self, id: str, *, boost: float = 0.0, pinned: bool = False) -> _Json: ...
+    def amark(
+        self, id: str, *, boost: float = 0.0, pinned: bool = False
+    ) -> asyncio.Future[_Json]: ...
+    def graph(self, *, window: str = "week", now: Optional[str] = None) -> _Json: ...
+    def agraph(
+        self, *, window: str = "week", now: Optional[str] = None
+    ) -> asyncio.Future[_Json]: ...
+    def search(self, query: str, *, limit: int = 10) -> List[_Json]: ...
+    def asearch(self, query: str, *, limit: int = 10) -> asyncio.Future[List[_Json]]: ...
+    def record(self, id: str) -> _Json: ...
+    def arecord(self, id: str) -> asyncio.Future[_Json]: ...
+    def events(
+        self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
+    ) -> List[_Json]: ...
+    def aevents(
+        self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
+    ) -> asyncio.Future[List[_Json]]: ...

@@ -1,0 +1,344 @@
+"""``Weave`` (blocking) and ``AsyncWeave`` (asyncio): thin handles over the compiled engine.
+
+Blocking calls release the GIL while the engine works and stop on Ctrl-C (``KeyboardInterrupt``);
+async calls run on the same engine runtime and complete an asyncio future.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from types import TracebackType
+from collections import abc
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Type, Union
+
+from ._models import (
+    Event,
+    Focus,
+    Graph,
+    Horizon,
+    IngestReport,
+    RankedTask,
+    Record,
+    Scope,
+    SearchHit,
+    Task,
+)
+from ._opsweave import NativeWeave
+
+__all__ = ["Weave", "AsyncWeave", "Source", "MappingSpec", "When"]
+
+Source = Union[str, "os.PathLike[str]", Sequence[Mapping[str, Any]]]
+"""What ``ingest`` reads: a CSV / JSON Lines / JSON file, or rows as a list of dicts."""
+
+MappingSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+"""A mapping as a dict of its fields, or the path of a TOML / JSON mapping file."""
+
+When = Union[_dt.datetime, _dt.date, str]
+"""An instant (naive means UTC), a date (09:00 UTC that day) or ISO 8601 text."""
+
+
+def _when(now: Optional[When]) -> Optional[str]:
+    if now is None:
+        return None
+    if isinstance(now, _dt.datetime):
+        if now.tzinfo is not None:
+            now = now.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return now.isoformat()
+    if isinstance(now, _dt.date):
+        return now.isoformat()
+    if isinstance(now, str):
+        return now
+    raise TypeError(f"now must be a datetime, date or str, not {type(now).__name__}")
+
+
+def _id(id: Any) -> str:
+    if isinstance(id, str):
+        return id
+    raise TypeError(f"id must be a str (16 hex digits), not {type(id).__name__}")
+
+
+def _horizons(horizons: Union[Horizon, Iterable[Horizon], None]) -> Optional[List[str]]:
+    if horizons is None:
+        return None
+    if isinstance(horizons, str):
+        return [horizons]
+    return list(horizons)
+
+
+def _mapping(mapping: Optional[MappingSpec]) -> Union[Dict[str, Any], str, None]:
+    if mapping is None or isinstance(mapping, str):
+        return mapping
+    if isinstance(mapping, os.PathLike):
+        return os.fspath(mapping)
+    if isinstance(mapping, abc.Mapping):
+        return dict(mapping)
+    raise TypeError(
+        f"mapping must be a dict or a path to a mapping file, not {type(mapping).__name__}"
+    )
+
+
+def _rows(source: object) -> List[Any]:
+    if isinstance(source, (list, tuple)):
+        return list(source)
+    raise TypeError(
+        f"source must be a file path or a list of dicts, not {type(source).__name__}"
+    )
+
+
+class Weave:
+    """An open opsweave store (embedded SQLite by default); blocking calls.
+
+    >>> with Weave.open("sqlite:///tmp/ops.db") as weave:  # doctest: +SKIP
+    ...     weave.ingest("leads.csv", preset="odoo-crm-lead")
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        config: Optional[Union[str, "os.PathLike[str]"]] = None,
+        org: Optional[str] = None,
+        client: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> None:
+        """Opens the store at ``url`` (``sqlite://PATH``; default from ``config``, then
+        ``OPSWEAVE_DB``, then ``sqlite://./opsweave.db``), working in the given scope."""
+        self._native = NativeWeave.open(
+            url,
+            config=None if config is None else os.fspath(config),
+            org=org,
+            client=client,
+            project=project,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        url: Optional[str] = None,
+        *,
+        config: Optional[Union[str, "os.PathLike[str]"]] = None,
+        org: Optional[str] = None,
+        client: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> Weave:
+        """Opens the store at ``url``; the same as ``Weave(url, ...)``."""
+        return cls(url, config=config, org=org, client=client, project=project)
+
+    def __enter__(self) -> Weave:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<opsweave.Weave {state}>"
+
+    def close(self) -> None:
+        """Releases the store; later calls raise ``UnavailableError``."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._native.closed
+
+    @property
+    def scope(self) -> Scope:
+        """The scope this handle works in."""
+        return Scope.from_dict(self._native.scope())
+
+    def ingest(
+        self,
+        source: Source,
+        *,
+        preset: Optional[str] = None,
+        mapping: Optional[MappingSpec] = None,
+        name: Optional[str] = None,
+    ) -> IngestReport:
+        """Ingests a file (CSV, JSON Lines, JSON) or rows (a list of dicts) with a preset or a
+        mapping. Bad rows do not stop it: they are in ``report.rejected`` (line, field, reason)."""
+        if isinstance(source, (str, os.PathLike)):
+            raw = self._native.ingest_path(
+                os.fspath(source), preset=preset, mapping=_mapping(mapping)
+            )
+        else:
+            raw = self._native.ingest_rows(
+                _rows(source), name=name or "rows", preset=preset, mapping=_mapping(mapping)
+            )
+        return IngestReport.from_dict(raw)
+
+    def focus(
+        self,
+        *,
+        limit: int = 3,
+        horizons: Union[Horizon, Iterable[Horizon], None] = None,
+        now: Optional[When] = None,
+    ) -> Focus:
+        """The top ``limit`` open tasks of each horizon (today, week, month by default)."""
+        return Focus.from_dict(
+            self._native.focus(horizons=_horizons(horizons), limit=limit, now=_when(now))
+        )
+
+    def task(self, id: str, *, now: Optional[When] = None) -> RankedTask:
+        """One task, ranked now."""
+        return RankedTask.from_dict(self._native.task(_id(id), now=_when(now)))
+
+    def complete(self, id: str, *, actor: str = "python") -> Task:
+        """Marks a task done (completing a done task changes nothing)."""
+        return Task.from_dict(self._native.complete(_id(id), actor=actor))
+
+    def undo(self, id: str, *, actor: str = "python") -> Task:
+        """Undoes the task's last status change (undoing twice changes nothing more)."""
+        return Task.from_dict(self._native.undo(_id(id), actor=actor))
+
+    def mark(self, id: str, *, boost: float = 0.0, pinned: bool = False) -> Task:
+        """Pins a task to today and/or boosts its score by ``boost`` points."""
+        return Task.from_dict(self._native.mark(_id(id), boost=boost, pinned=pinned))
+
+    def graph(self, *, window: str = "week", now: Optional[When] = None) -> Graph:
+        """The work graph: nodes, edges and lanes (past7d, today, week[, month])."""
+        return Graph.from_dict(self._native.graph(window=window, now=_when(now)))
+
+    def search(self, query: str, *, limit: int = 10) -> List[SearchHit]:
+        """Full-text search over titles and bodies, best first."""
+        return [SearchHit.from_dict(h) for h in self._native.search(query, limit=limit)]
+
+    def record(self, id: str) -> Record:
+        """One record."""
+        return Record.from_dict(self._native.record(_id(id)))
+
+    def events(
+        self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
+    ) -> List[Event]:
+        """Events (about ``subject`` when given) after sequence ``after``, oldest first."""
+        raw = self._native.events(subject=subject, after=after, limit=limit)
+        return [Event.from_dict(e) for e in raw]
+
+
+class AsyncWeave:
+    """An open opsweave store with ``async`` methods; open it with ``await AsyncWeave.open(...)``.
+
+    >>> async with await AsyncWeave.open("sqlite:///tmp/ops.db") as weave:  # doctest: +SKIP
+    ...     focus = await weave.focus()
+    """
+
+    def __init__(self, native: NativeWeave) -> None:
+        """Wraps an opened engine handle; use ``AsyncWeave.open``."""
+        self._native = native
+
+    @classmethod
+    async def open(
+        cls,
+        url: Optional[str] = None,
+        *,
+        config: Optional[Union[str, "os.PathLike[str]"]] = None,
+        org: Optional[str] = None,
+        client: Optional[str] = None,
+        project: Optional[str] = None,
+    ) -> AsyncWeave:
+        """Opens the store at ``url`` (see ``Weave``)."""
+        native = await NativeWeave.aopen(
+            url,
+            config=None if config is None else os.fspath(config),
+            org=org,
+            client=client,
+            project=project,
+        )
+        return cls(native)
+
+    async def __aenter__(self) -> AsyncWeave:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Releases the store; later calls raise ``UnavailableError``."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._native.closed
+
+    @property
+    def scope(self) -> Scope:
+        """The scope this handle works in."""
+        return Scope.from_dict(self._native.scope())
+
+    async def ingest(
+        self,
+        source: Source,
+        *,
+        preset: Optional[str] = None,
+        mapping: Optional[MappingSpec] = None,
+        name: Optional[str] = None,
+    ) -> IngestReport:
+        """Like ``Weave.ingest``."""
+        if isinstance(source, (str, os.PathLike)):
+            raw = await self._native.aingest_path(
+                os.fspath(source), preset=preset, mapping=_mapping(mapping)
+            )
+        else:
+            raw = await self._native.aingest_rows(
+                _rows(source), name=name or "rows", preset=preset, mapping=_mapping(mapping)
+            )
+        return IngestReport.from_dict(raw)
+
+    async def focus(
+        self,
+        *,
+        limit: int = 3,
+        horizons: Union[Horizon, Iterable[Horizon], None] = None,
+        now: Optional[When] = None,
+    ) -> Focus:
+        """Like ``Weave.focus``."""
+        raw = await self._native.afocus(horizons=_horizons(horizons), limit=limit, now=_when(now))
+        return Focus.from_dict(raw)
+
+    async def task(self, id: str, *, now: Optional[When] = None) -> RankedTask:
+        """Like ``Weave.task``."""
+        return RankedTask.from_dict(await self._native.atask(_id(id), now=_when(now)))
+
+    async def complete(self, id: str, *, actor: str = "python") -> Task:
+        """Like ``Weave.complete``."""
+        return Task.from_dict(await self._native.acomplete(_id(id), actor=actor))
+
+    async def undo(self, id: str, *, actor: str = "python") -> Task:
+        """Like ``Weave.undo``."""
+        return Task.from_dict(await self._native.aundo(_id(id), actor=actor))
+
+    async def mark(self, id: str, *, boost: float = 0.0, pinned: bool = False) -> Task:
+        """Like ``Weave.mark``."""
+        return Task.from_dict(await self._native.amark(_id(id), boost=boost, pinned=pinned))
+
+    async def graph(self, *, window: str = "week", now: Optional[When] = None) -> Graph:
+        """Like ``Weave.graph``."""
+        return Graph.from_dict(await self._native.agraph(window=window, now=_when(now)))
+
+    async def search(self, query: str, *, limit: int = 10) -> List[SearchHit]:
+        """Like ``Weave.search``."""
+        return [SearchHit.from_dict(h) for h in await self._native.asearch(query, limit=limit)]
+
+    async def record(self, id: str) -> Record:
+        """Like ``Weave.record``."""
+        return Record.from_dict(await self._native.arecord(_id(id)))
+
+    async def events(
+        self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
+    ) -> List[Event]:
+        """Like ``Weave.events``."""
+        raw = await self._native.aevents(subject=subject, after=after, limit=limit)
+        return [Event.from_dict(e) for e in raw]

@@ -1,0 +1,582 @@
+//! `opsweave._opsweave`: the compiled half of the Python package. A thin handle around the
+//! `opsweave::Weave` facade; the pure-Python `opsweave` package turns its dicts into typed objects.
+//!
+//! Every operation exists twice: `name` blocks with the GIL released (Ctrl-C cancels it) and
+//! `aname` returns an asyncio future. Both run the same future on the binding's tokio runtime.
+
+mod args;
+mod convert;
+mod errors;
+mod runtime;
+
+use args::{mapping_of, parse_horizons, parse_id, parse_now, parse_window, MAX_LIMIT};
+use convert::{from_python, to_python};
+use errors::to_py;
+use opsweave::{Config, Error, Result, Scope, Weave};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use runtime::{awaitable, block, Output};
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+/// The result of an operation as JSON, ready for `to_python`.
+fn json<T: Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::internal(format!("cannot serialise a result: {e}")))
+}
+
+/// An open store: the facade's `Weave` and the scope calls work in.
+#[pyclass(frozen, module = "opsweave._opsweave")]
+pub struct NativeWeave {
+    weave: RwLock<Option<Weave>>,
+}
+
+impl Output for NativeWeave {
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, self)?.into_any())
+    }
+}
+
+/// Builds the configuration: defaults, then `config_file` (when given), then `OPSWEAVE_*`
+/// variables, then the explicit arguments.
+fn config_of(
+    url: Option<String>,
+    config_file: Option<PathBuf>,
+    org: Option<String>,
+    client: Option<String>,
+    project: Option<String>,
+) -> Result<Config> {
+    let mut config = match &config_file {
+        Some(path) => Config::load(Some(path))?,
+        None => {
+            let mut config = Config::default();
+            config.apply_env(|name| std::env::var(name).ok());
+            config
+        }
+    };
+    if let Some(url) = url {
+        config.db = url;
+    }
+    if let Some(org) = org {
+        config.scope = Scope::org(org);
+    }
+    if client.is_some() {
+        config.scope.client = client;
+    }
+    if project.is_some() {
+        config.scope.project = project;
+    }
+    config.scope.validate()?;
+    Ok(config)
+}
+
+async fn open_op(config: Result<Config>) -> Result<NativeWeave> {
+    let weave = Weave::open_with(config?).await?;
+    Ok(NativeWeave {
+        weave: RwLock::new(Some(weave)),
+    })
+}
+
+impl NativeWeave {
+    /// The facade handle, or `Unavailable` once closed.
+    fn weave(&self) -> Result<Weave> {
+        self.weave
+            .read()
+            .map_err(|_| Error::internal("the handle's lock is poisoned"))?
+            .clone()
+            .ok_or_else(|| Error::unavailable("this Weave is closed"))
+    }
+
+    /// Runs `f` with the handle, as a future that owns everything it needs.
+    fn with<F, Fut>(&self, f: F) -> impl Future<Output = Result<Value>> + Send + 'static
+    where
+        F: FnOnce(Weave) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Value>> + Send + 'static,
+    {
+        let weave = self.weave();
+        async move { f(weave?).await }
+    }
+
+    fn ingest_path_op(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        preset: Option<String>,
+        mapping: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<impl Future<Output = Result<Value>> + Send + 'static> {
+        let mapping = mapping_of(py, preset.as_deref(), mapping)?;
+        Ok(self.with(move |weave| async move {
+            let scope = weave.default_scope();
+            json(&weave.ingest_path(&path, &mapping, &scope, None).await?)
+        }))
+    }
+
+    fn ingest_rows_op(
+        &self,
+        rows: &Bound<'_, PyAny>,
+        name: String,
+        preset: Option<String>,
+        mapping: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<impl Future<Output = Result<Value>> + Send + 'static> {
+        if !rows.is_instance_of::<PyList>() && !rows.is_instance_of::<pyo3::types::PyTuple>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "rows must be a list of dicts, not {}",
+                convert::type_name(rows)
+            )));
+        }
+        let py = rows.py();
+        let Value::Array(rows) = from_python(rows, "rows")? else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "rows must be a list of dicts",
+            ));
+        };
+        let mapping = mapping_of(py, preset.as_deref(), mapping)?;
+        Ok(self.with(move |weave| async move {
+            let scope = weave.default_scope();
+            json(&weave.ingest_rows(rows, &name, &mapping, &scope).await?)
+        }))
+    }
+
+    fn focus_op(
+        &self,
+        horizons: Option<Vec<String>>,
+        limit: usize,
+        now: Option<String>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            if limit > MAX_LIMIT {
+                return Err(
+                    Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit")
+                );
+            }
+            let horizons = parse_horizons(horizons)?;
+            let now = parse_now(now.as_deref())?;
+            let scope = weave.default_scope();
+            json(&weave.focus(&scope, &horizons, limit, now).await?)
+        })
+    }
+
+    fn task_op(
+        &self,
+        id: String,
+        now: Option<String>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            let now = parse_now(now.as_deref())?;
+            json(&weave.task(&weave.default_scope(), id, now).await?)
+        })
+    }
+
+    fn status_op(
+        &self,
+        id: String,
+        actor: String,
+        complete: bool,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            let scope = weave.default_scope();
+            let task = if complete {
+                weave.complete(&scope, id, &actor).await?
+            } else {
+                weave.undo(&scope, id, &actor).await?
+            };
+            json(&task)
+        })
+    }
+
+    fn mark_op(
+        &self,
+        id: String,
+        boost: f64,
+        pinned: bool,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            if !boost.is_finite() {
+                return Err(Error::invalid("boost must be a finite number").on_field("boost"));
+            }
+            json(
+                &weave
+                    .mark(&weave.default_scope(), id, boost, pinned)
+                    .await?,
+            )
+        })
+    }
+
+    fn graph_op(
+        &self,
+        window: String,
+        now: Option<String>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let window = parse_window(&window)?;
+            let now = parse_now(now.as_deref())?;
+            json(&weave.graph(&weave.default_scope(), window, now).await?)
+        })
+    }
+
+    fn search_op(
+        &self,
+        query: String,
+        limit: usize,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            if limit > MAX_LIMIT {
+                return Err(
+                    Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit")
+                );
+            }
+            json(&weave.search(&weave.default_scope(), &query, limit).await?)
+        })
+    }
+
+    fn record_op(&self, id: String) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            json(&weave.record(&weave.default_scope(), id).await?)
+        })
+    }
+
+    fn events_op(
+        &self,
+        subject: Option<String>,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let subject = subject.as_deref().map(parse_id).transpose()?;
+            if limit > 10_000 {
+                return Err(Error::invalid("limit must be at most 10000").on_field("limit"));
+            }
+            json(
+                &weave
+                    .events(&weave.default_scope(), subject, after, limit)
+                    .await?,
+            )
+        })
+    }
+}
+
+#[pymethods]
+impl NativeWeave {
+    /// Opens the store named by `url` (default: configuration, then `sqlite://./opsweave.db`).
+    #[staticmethod]
+    #[pyo3(signature = (url=None, *, config=None, org=None, client=None, project=None))]
+    fn open(
+        py: Python<'_>,
+        url: Option<String>,
+        config: Option<PathBuf>,
+        org: Option<String>,
+        client: Option<String>,
+        project: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, open_op(config_of(url, config, org, client, project)))
+    }
+
+    /// Like `open`, as an awaitable.
+    #[staticmethod]
+    #[pyo3(signature = (url=None, *, config=None, org=None, client=None, project=None))]
+    fn aopen(
+        py: Python<'_>,
+        url: Option<String>,
+        config: Option<PathBuf>,
+        org: Option<String>,
+        client: Option<String>,
+        project: Option<String>,
+    ) -> PyResult<Bound<'_, PyAny>> {
+        awaitable(py, open_op(config_of(url, config, org, client, project)))
+    }
+
+    /// Releases the store; later calls raise `UnavailableError`.
+    fn close(&self) -> PyResult<()> {
+        if let Ok(mut weave) = self.weave.write() {
+            weave.take();
+        }
+        Ok(())
+    }
+
+    /// True once `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.weave.read().map_or(true, |w| w.is_none())
+    }
+
+    /// The scope calls work in, as a dict.
+    fn scope(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let weave = self.weave().map_err(|e| to_py(py, &e))?;
+        let value = json(&weave.default_scope()).map_err(|e| to_py(py, &e))?;
+        to_python(py, &value)
+    }
+
+    /// Ingests the file at `path` with a preset or a mapping.
+    #[pyo3(signature = (path, *, preset=None, mapping=None))]
+    fn ingest_path(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        preset: Option<String>,
+        mapping: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.ingest_path_op(py, path, preset, mapping)?)
+    }
+
+    /// Like `ingest_path`, as an awaitable.
+    #[pyo3(signature = (path, *, preset=None, mapping=None))]
+    fn aingest_path<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        preset: Option<String>,
+        mapping: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.ingest_path_op(py, path, preset, mapping)?)
+    }
+
+    /// Ingests rows (a list of dicts), named `name` in reports.
+    #[pyo3(signature = (rows, *, name, preset=None, mapping=None))]
+    fn ingest_rows(
+        &self,
+        py: Python<'_>,
+        rows: &Bound<'_, PyAny>,
+        name: String,
+        preset: Option<String>,
+        mapping: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.ingest_rows_op(rows, name, preset, mapping)?)
+    }
+
+    /// Like `ingest_rows`, as an awaitable.
+    #[pyo3(signature = (rows, *, name, preset=None, mapping=None))]
+    fn aingest_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &Bound<'py, PyAny>,
+        name: String,
+        preset: Option<String>,
+        mapping: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.ingest_rows_op(rows, name, preset, mapping)?)
+    }
+
+    /// The top `limit` open tasks per horizon.
+    #[pyo3(signature = (*, horizons=None, limit=3, now=None))]
+    fn focus(
+        &self,
+        py: Python<'_>,
+        horizons: Option<Vec<String>>,
+        limit: usize,
+        now: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.focus_op(horizons, limit, now))
+    }
+
+    /// Like `focus`, as an awaitable.
+    #[pyo3(signature = (*, horizons=None, limit=3, now=None))]
+    fn afocus<'py>(
+        &self,
+        py: Python<'py>,
+        horizons: Option<Vec<String>>,
+        limit: usize,
+        now: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.focus_op(horizons, limit, now))
+    }
+
+    /// One task, ranked now.
+    #[pyo3(signature = (id, *, now=None))]
+    fn task(&self, py: Python<'_>, id: String, now: Option<String>) -> PyResult<Py<PyAny>> {
+        block(py, self.task_op(id, now))
+    }
+
+    /// Like `task`, as an awaitable.
+    #[pyo3(signature = (id, *, now=None))]
+    fn atask<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        now: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.task_op(id, now))
+    }
+
+    /// Marks a task done.
+    #[pyo3(signature = (id, *, actor="python"))]
+    fn complete(&self, py: Python<'_>, id: String, actor: &str) -> PyResult<Py<PyAny>> {
+        block(py, self.status_op(id, actor.to_string(), true))
+    }
+
+    /// Like `complete`, as an awaitable.
+    #[pyo3(signature = (id, *, actor="python"))]
+    fn acomplete<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        actor: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.status_op(id, actor.to_string(), true))
+    }
+
+    /// Undoes a task's last status change.
+    #[pyo3(signature = (id, *, actor="python"))]
+    fn undo(&self, py: Python<'_>, id: String, actor: &str) -> PyResult<Py<PyAny>> {
+        block(py, self.status_op(id, actor.to_string(), false))
+    }
+
+    /// Like `undo`, as an awaitable.
+    #[pyo3(signature = (id, *, actor="python"))]
+    fn aundo<'py>(&self, py: Python<'py>, id: String, actor: &str) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.status_op(id, actor.to_string(), false))
+    }
+
+    /// Pins a task to today and/or boosts its score.
+    #[pyo3(signature = (id, *, boost=0.0, pinned=false))]
+    fn mark(&self, py: Python<'_>, id: String, boost: f64, pinned: bool) -> PyResult<Py<PyAny>> {
+        block(py, self.mark_op(id, boost, pinned))
+    }
+
+    /// Like `mark`, as an awaitable.
+    #[pyo3(signature = (id, *, boost=0.0, pinned=false))]
+    fn amark<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        boost: f64,
+        pinned: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.mark_op(id, boost, pinned))
+    }
+
+    /// The work graph for a window (`week` or `month`).
+    #[pyo3(signature = (*, window="week", now=None))]
+    fn graph(&self, py: Python<'_>, window: &str, now: Option<String>) -> PyResult<Py<PyAny>> {
+        block(py, self.graph_op(window.to_string(), now))
+    }
+
+    /// Like `graph`, as an awaitable.
+    #[pyo3(signature = (*, window="week", now=None))]
+    fn agraph<'py>(
+        &self,
+        py: Python<'py>,
+        window: &str,
+        now: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.graph_op(window.to_string(), now))
+    }
+
+    /// Full-text search over titles and bodies.
+    #[pyo3(signature = (query, *, limit=10))]
+    fn search(&self, py: Python<'_>, query: String, limit: usize) -> PyResult<Py<PyAny>> {
+        block(py, self.search_op(query, limit))
+    }
+
+    /// Like `search`, as an awaitable.
+    #[pyo3(signature = (query, *, limit=10))]
+    fn asearch<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.search_op(query, limit))
+    }
+
+    /// One record.
+    fn record(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        block(py, self.record_op(id))
+    }
+
+    /// Like `record`, as an awaitable.
+    fn arecord<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.record_op(id))
+    }
+
+    /// Events (about `subject` when given) after sequence `after`, oldest first.
+    #[pyo3(signature = (*, subject=None, after=0, limit=100))]
+    fn events(
+        &self,
+        py: Python<'_>,
+        subject: Option<String>,
+        after: i64,
+        limit: usize,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.events_op(subject, after, limit))
+    }
+
+    /// Like `events`, as an awaitable.
+    #[pyo3(signature = (*, subject=None, after=0, limit=100))]
+    fn aevents<'py>(
+        &self,
+        py: Python<'py>,
+        subject: Option<String>,
+        after: i64,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.events_op(subject, after, limit))
+    }
+}
+
+/// The names of the built-in presets.
+#[pyfunction]
+fn presets() -> Vec<&'static str> {
+    opsweave::mapping::presets::names()
+}
+
+/// A built-in preset's mapping as a dict, to adapt and pass as `mapping=`.
+#[pyfunction]
+fn preset(py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+    let value = opsweave::preset(name)
+        .and_then(|m| json(&m))
+        .map_err(|e| to_py(py, &e.on_field("preset")))?;
+    to_python(py, &value)
+}
+
+/// Raises the exception opsweave raises for an error of `kind` (`invalid_input`, `not_found`,
+/// `conflict`, `unauthorized`, `unavailable`, `internal`): lets tests check the error mapping for
+/// kinds a store cannot be made to produce on demand.
+#[pyfunction]
+#[pyo3(signature = (kind, message, *, file=None, line=None, field=None, cause=None))]
+fn _raise_error(
+    py: Python<'_>,
+    kind: &str,
+    message: &str,
+    file: Option<String>,
+    line: Option<u64>,
+    field: Option<String>,
+    cause: Option<String>,
+) -> PyResult<()> {
+    let kind: opsweave::ErrorKind = serde_json::from_value(Value::String(kind.to_string()))
+        .map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("unknown error kind `{kind}`"))
+        })?;
+    let mut err = Error::new(kind, message);
+    if let Some(file) = file {
+        err = err.in_file(file);
+    }
+    if let Some(line) = line {
+        err = err.at_line(line);
+    }
+    if let Some(field) = field {
+        err = err.on_field(field);
+    }
+    if let Some(cause) = cause {
+        err = err.with_source(std::io::Error::other(cause));
+    }
+    Err(to_py(py, &err))
+}
+
+/// The compiled module `opsweave._opsweave`.
+#[pymodule]
+fn _opsweave(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(module)?;
+    module.add_class::<NativeWeave>()?;
+    module.add_function(wrap_pyfunction!(presets, module)?)?;
+    module.add_function(wrap_pyfunction!(preset, module)?)?;
+    module.add_function(wrap_pyfunction!(_raise_error, module)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The binding's own tokio runtime, and the two ways Python waits on it: blocking with the GIL
+//! released (Ctrl-C cancels the call), or awaiting an asyncio future. Both run the same futures.
+
+use crate::convert::to_python;
+use crate::errors::to_py;
+use opsweave::Error;
+use pyo3::prelude::*;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::task::{AbortHandle, JoinError};
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// How often a blocking call looks for Ctrl-C.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// The runtime every call of this process runs on, started on first use.
+fn runtime() -> opsweave::Result<&'static Runtime> {
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("opsweave")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::unavailable(format!("cannot start the opsweave runtime: {e}")))
+}
+
+/// What an operation hands back to Python.
+pub trait Output: Send + 'static {
+    /// Converts the result, with the GIL held.
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>>;
+}
+
+impl Output for Value {
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_python(py, &self)
+    }
+}
+
+/// A finished task's result; a panic becomes an internal error, not a crashed interpreter.
+fn joined<T>(joined: Result<opsweave::Result<T>, JoinError>) -> opsweave::Result<T> {
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Error::internal(format!("opsweave panicked: {text}")))
+        }
+        Err(_) => Err(Error::internal("the operation was cancelled")),
+    }
+}
+
+enum Waited<T> {
+    Done(opsweave::Result<T>),
+    Interrupted(PyErr),
+}
+
+/// Runs `op` on the runtime and waits for it with the GIL released; a pending signal (Ctrl-C)
+/// cancels the operation and is raised (`KeyboardInterrupt`).
+pub fn block<T: Output>(
+    py: Python<'_>,
+    op: impl Future<Output = opsweave::Result<T>> + Send + 'static,
+) -> PyResult<Py<PyAny>> {
+    let rt = runtime().map_err(|e| to_py(py, &e))?;
+    let waited = py.detach(|| {
+        let mut task = rt.spawn(op);
+        rt.block_on(async {
+            loop {
+                tokio::select! {
+                    done = &mut task => return Waited::Done(joined(done)),
+                    () = tokio::time::sleep(SIGNAL_POLL) => {
+                        if let Err(signal) = Python::attach(|py| py.check_signals()) {
+                            task.abort();
+                            // Wait until the task has stopped, so nothing writes after we return.
+                            let _ = (&mut task).await;
+                            return Waited::Interrupted(signal);
+                        }
+                    }
+                }
+            }
+        })
+    });
+    match waited {
+        Waited::Done(Ok(value)) => value.into_python(py),
+        Waited::Done(Err(e)) => Err(to_py(py, &e)),
+        Waited::Interrupted(signal) => Err(signal),
+    }
+}
+
+/// Runs `op` on the runtime and returns an `asyncio.Future` of the running loop that completes
+/// with its result; cancelling the future cancels the operation.
+pub fn awaitable<'py, T: Output>(
+    py: Python<'py>,
+    op: impl Future<Output = opsweave::Result<T>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    let rt = runtime().map_err(|e| to_py(py, &e))?;
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
+    let task = rt.spawn(op);
+    future.call_method1(
+        "add_done_callback",
+        (CancelOnCancelled {
+            task: task.abort_handle(),
+        },),
+    )?;
+    let event_loop = event_loop.unbind();
+    let target = future.clone().unbind();
+    rt.spawn(async move {
+        let result = joined(task.await);
+        // Converting needs the GIL, which may be busy: wait for it off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || {
+            Python::attach(|py| {
+                let (ok, value) = match result.map(|v| v.into_python(py)) {
+                    Ok(Ok(value)) => (true, value),
+                    Ok(Err(conversion)) => (false, conversion.into_value(py).into_any()),
+                    Err(e) => (false, to_py(py, &e).into_value(py).into_any()),
+                };
+                let settle = Settle {
+                    future: target,
+                    ok,
+                    value,
+                };
+                // Fails only when the loop is closed: then nobody is waiting any more.
+                let _ = event_loop.call_method1(py, "call_soon_threadsafe", (settle,));
+            });
+        })
+        .await;
+    });
+    Ok(future)
+}
+
+/// Sets an asyncio future's result or exception on its loop, unless it was cancelled meanwhile.
+#[pyclass(frozen)]
+struct Settle {
+    future: Py<PyAny>,
+    ok: bool,
+    value: Py<PyAny>,
+}
+
+#[pymethods]
+impl Settle {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let future = self.future.bind(py);
+        if future.call_method0("done")?.is_truthy()? {
+            return Ok(());
+        }
+        let method = if self.ok {
+            "set_result"
+        } else {
+            "set_exception"
+        };
+        future.call_method1(method, (self.value.clone_ref(py),))?;
+        Ok(())
+    }
+}
+
+/// Aborts the operation behind an asyncio future when the future is cancelled.
+#[pyclass(frozen)]
+struct CancelOnCancelled {
+    task: AbortHandle,
+}
+
+#[pymethods]
+impl CancelOnCancelled {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            self.task.abort();
+        }
+        Ok(())
+    }
+}
