@@ -11,7 +11,8 @@ use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
     BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
-    NewEvent, Record, RecordId, RecordStore, Result, Scope, SearchHit, Task, TaskStatus,
+    MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope,
+    SearchHit, Task, TaskStatus,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -169,40 +170,29 @@ impl RecordStore for SqliteStore {
             if !tasks.is_empty() {
                 upsert_tasks(&mut tx, &tasks).await?;
             }
-            let links: Vec<(i64, &str, i64, i64, &str)> = chunk
+            let links: Vec<Link> = chunk
                 .iter()
                 .flat_map(|(_, item)| {
                     let record = &item.normalised.record;
                     item.normalised.links.iter().filter_map(move |l| {
                         let target =
-                            RecordId::derive(&record.scope, &l.to_source, &l.to_external_id).raw();
+                            RecordId::derive(&record.scope, &l.to_source, &l.to_external_id);
                         let (from, to) = if l.evidence.starts_with("reverse:") {
-                            (target, record.id.raw())
+                            (target, record.id)
                         } else {
-                            (record.id.raw(), target)
+                            (record.id, target)
                         };
-                        (from != to).then_some((0, l.kind.as_str(), from, to, l.evidence.as_str()))
+                        (from != to).then(|| Link {
+                            kind: l.kind,
+                            from,
+                            to,
+                            weight: 1.0,
+                            evidence: l.evidence.clone(),
+                        })
                     })
                 })
                 .collect();
-            for rows in links.chunks(ROWS_PER_STATEMENT) {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ",
-                );
-                q.push_values(rows, |mut b, (_, kind, from, to, evidence)| {
-                    b.push_bind(&scope.org)
-                        .push_bind(*kind)
-                        .push_bind(*from)
-                        .push_bind(*to)
-                        .push_bind(1.0f64)
-                        .push_bind(*evidence);
-                });
-                q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET evidence = excluded.evidence");
-                q.build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| map("write links", e))?;
-            }
+            write_links(&mut tx, scope, &links, false).await?;
         }
         for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -568,24 +558,7 @@ impl RecordStore for SqliteStore {
             }
         }
         let mut tx = self.writer.begin().await.map_err(|e| map("begin", e))?;
-        for chunk in links.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ",
-            );
-            q.push_values(chunk, |mut b, l| {
-                b.push_bind(&scope.org)
-                    .push_bind(l.kind.as_str())
-                    .push_bind(l.from.raw())
-                    .push_bind(l.to.raw())
-                    .push_bind(l.weight)
-                    .push_bind(&l.evidence);
-            });
-            q.push(" ON CONFLICT (kind, from_id, to_id) DO UPDATE SET weight = excluded.weight, evidence = excluded.evidence");
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("write links", e))?;
-        }
+        write_links(&mut tx, scope, links, true).await?;
         tx.commit().await.map_err(|e| map("commit links", e))
     }
 
@@ -603,6 +576,223 @@ impl RecordStore for SqliteStore {
             get::<i64>(&row, "records")? as u64,
             get::<i64>(&row, "open_tasks")? as u64,
         ))
+    }
+
+    async fn save_match_run(&self, scope: &Scope, run: &MatchRun) -> Result<()> {
+        let now = millis(Utc::now());
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        if run.replace {
+            let prefix = match_evidence_prefix(&run.resolver);
+            sqlx::query("DELETE FROM links WHERE org = ? AND substr(evidence, 1, length(?)) = ?")
+                .bind(&scope.org)
+                .bind(&prefix)
+                .bind(&prefix)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("clear match links", e))?;
+            for table in ["match_members", "match_review"] {
+                let extra = if table == "match_review" {
+                    " AND status = 'pending'"
+                } else {
+                    ""
+                };
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE org = ? AND resolver = ?{extra}"
+                ))
+                .bind(&scope.org)
+                .bind(&run.resolver)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("clear match run", e))?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO match_state (org, resolver, state, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (org, resolver) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(&scope.org)
+        .bind(&run.resolver)
+        .bind(&run.state)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("save match state", e))?;
+        for chunk in run.members.chunks(ROWS_PER_STATEMENT) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO match_members (org, resolver, record_id) ",
+            );
+            q.push_values(chunk, |mut b, id| {
+                b.push_bind(&scope.org)
+                    .push_bind(&run.resolver)
+                    .push_bind(id.raw());
+            });
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("save match members", e))?;
+        }
+        let explanations = run
+            .review
+            .iter()
+            .map(|r| {
+                serde_json::to_string(&r.explanation)
+                    .map_err(|e| Error::internal(format!("explanation to JSON: {e}")))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let review: Vec<(&ReviewItem, &String)> = run.review.iter().zip(&explanations).collect();
+        for chunk in review.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO match_review (org, resolver, left_id, right_id, score, probability, explanation, status) ",
+            );
+            q.push_values(chunk, |mut b, (item, explanation)| {
+                b.push_bind(&scope.org)
+                    .push_bind(&run.resolver)
+                    .push_bind(item.left.raw())
+                    .push_bind(item.right.raw())
+                    .push_bind(item.score)
+                    .push_bind(item.probability)
+                    .push_bind(explanation.as_str())
+                    .push_bind("pending");
+            });
+            // A pair a person decided stays decided.
+            q.push(
+                " ON CONFLICT (org, resolver, left_id, right_id) DO UPDATE SET score = excluded.score, \
+                 probability = excluded.probability, explanation = excluded.explanation \
+                 WHERE match_review.status = 'pending'",
+            );
+            q.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("save review queue", e))?;
+        }
+        write_links(&mut tx, scope, &run.links, true).await?;
+        tx.commit().await.map_err(|e| map("commit match run", e))
+    }
+
+    async fn match_state(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+    ) -> Result<Option<(String, Vec<RecordId>)>> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM match_state WHERE org = ? AND resolver = ?")
+                .bind(&scope.org)
+                .bind(resolver)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map("read match state", e))?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let members: Vec<i64> = sqlx::query_scalar(
+            "SELECT record_id FROM match_members WHERE org = ? AND resolver = ? ORDER BY record_id",
+        )
+        .bind(&scope.org)
+        .bind(resolver)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map("read match members", e))?;
+        Ok(Some((
+            state,
+            members.into_iter().map(RecordId::from_raw).collect(),
+        )))
+    }
+
+    async fn review_queue(
+        &self,
+        scope: &Scope,
+        resolver: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReviewItem>> {
+        let mut sql = String::from(
+            "SELECT resolver, left_id, right_id, score, probability, explanation, status \
+             FROM match_review WHERE org = ? AND status = 'pending'",
+        );
+        if resolver.is_some() {
+            sql.push_str(" AND resolver = ?");
+        }
+        sql.push_str(" ORDER BY probability DESC, left_id, right_id LIMIT ?");
+        let mut query = sqlx::query(&sql).bind(&scope.org);
+        if let Some(r) = resolver {
+            query = query.bind(r);
+        }
+        let rows = query
+            .bind(limit.clamp(1, 10_000) as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("read review queue", e))?;
+        rows.iter().map(review_of).collect()
+    }
+
+    async fn decide_review(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+        pair: (RecordId, RecordId),
+        accept: bool,
+        link: Option<Link>,
+    ) -> Result<ReviewItem> {
+        let status = if accept {
+            ReviewStatus::Accepted
+        } else {
+            ReviewStatus::Rejected
+        };
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        let select = "SELECT resolver, left_id, right_id, score, probability, explanation, status \
+             FROM match_review WHERE org = ? AND resolver = ? AND left_id = ? AND right_id = ?";
+        let row = sqlx::query(select)
+            .bind(&scope.org)
+            .bind(resolver)
+            .bind(pair.0.raw())
+            .bind(pair.1.raw())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map("read review pair", e))?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "no review pair {} / {} for resolver `{resolver}` in scope {scope}",
+                    pair.0, pair.1
+                ))
+            })?;
+        let mut item = review_of(&row)?;
+        if item.status == status {
+            return Ok(item);
+        }
+        if item.status != ReviewStatus::Pending {
+            return Err(Error::conflict(format!(
+                "review pair {} / {} was already {}",
+                pair.0,
+                pair.1,
+                item.status.as_str()
+            )));
+        }
+        sqlx::query(
+            "UPDATE match_review SET status = ?, decided_at = ? \
+             WHERE org = ? AND resolver = ? AND left_id = ? AND right_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(millis(Utc::now()))
+        .bind(&scope.org)
+        .bind(resolver)
+        .bind(pair.0.raw())
+        .bind(pair.1.raw())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("decide review pair", e))?;
+        if let (true, Some(link)) = (accept, link) {
+            write_links(&mut tx, scope, std::slice::from_ref(&link), true).await?;
+        }
+        tx.commit().await.map_err(|e| map("commit review", e))?;
+        item.status = status;
+        Ok(item)
     }
 }
 
@@ -640,6 +830,57 @@ impl EventLog for SqliteStore {
             .map_err(|e| map("read events", e))?;
         rows.iter().map(event_of).collect()
     }
+}
+
+/// The evidence prefix of the links a resolver writes, so a full run can replace its own.
+pub(crate) fn match_evidence_prefix(resolver: &str) -> String {
+    format!("resolve:{resolver}:")
+}
+
+fn review_of(row: &sqlx::sqlite::SqliteRow) -> Result<ReviewItem> {
+    let explanation: String = get(row, "explanation")?;
+    let status: String = get(row, "status")?;
+    Ok(ReviewItem {
+        resolver: get(row, "resolver")?,
+        left: RecordId::from_raw(get(row, "left_id")?),
+        right: RecordId::from_raw(get(row, "right_id")?),
+        score: get(row, "score")?,
+        probability: get(row, "probability")?,
+        explanation: serde_json::from_str(&explanation)
+            .map_err(|e| Error::internal(format!("stored explanation is not valid: {e}")))?,
+        status: ReviewStatus::parse(&status)?,
+    })
+}
+
+/// Writes links; existing (kind, from, to) links take the new weight and evidence.
+async fn write_links(
+    tx: &mut sqlx::SqliteConnection,
+    scope: &Scope,
+    links: &[Link],
+    with_weight: bool,
+) -> Result<()> {
+    for chunk in links.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO links (org, kind, from_id, to_id, weight, evidence) ");
+        q.push_values(chunk, |mut b, l| {
+            b.push_bind(&scope.org)
+                .push_bind(l.kind.as_str())
+                .push_bind(l.from.raw())
+                .push_bind(l.to.raw())
+                .push_bind(l.weight)
+                .push_bind(&l.evidence);
+        });
+        q.push(if with_weight {
+            " ON CONFLICT (kind, from_id, to_id) DO UPDATE SET weight = excluded.weight, evidence = excluded.evidence"
+        } else {
+            " ON CONFLICT (kind, from_id, to_id) DO UPDATE SET evidence = excluded.evidence"
+        });
+        q.build()
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map("write links", e))?;
+    }
+    Ok(())
 }
 
 async fn append_event(tx: &mut sqlx::SqliteConnection, event: NewEvent) -> Result<Event> {

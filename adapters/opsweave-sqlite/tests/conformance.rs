@@ -29,3 +29,13 @@ async fn open_reports_a_missing_folder_clearly() {
     assert_eq!(err.kind(), opsweave_core::ErrorKind::InvalidInput);
     assert!(err.message().contains("/definitely/not/here"), "{err}");
 }
+
+#[tokio::test]
+async fn sqlite_stores_match_runs_and_reviews() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("match.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open store");
+    opsweave_testkit::match_runs_and_review(Arc::new(store)).await;
+}

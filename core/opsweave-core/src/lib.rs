@@ -32,5 +32,7 @@ pub use mapping::{Format, Mapping, Rejection};
 pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};
 pub use priority::{Breakdown, Priority, PriorityConfig};
 pub use scope::Scope;
-pub use store::{BatchOutcome, EventLog, IngestItem, RecordStore, SearchHit};
+pub use store::{
+    BatchOutcome, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem, ReviewStatus, SearchHit,
+};
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};

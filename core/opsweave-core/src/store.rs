@@ -1,6 +1,7 @@
 //! The storage seams: what every backend (SQLite, PostgreSQL) implements.
 
 use crate::mapping::{Normalised, Rejection};
+use crate::matching::Contribution;
 use crate::{EntityKind, Event, Link, NewEvent, Record, RecordId, Result, Scope, Task, TaskStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -92,6 +93,78 @@ pub struct CandidateQuery {
     pub limit: usize,
 }
 
+/// Where a pair in a resolver's review queue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Waiting for a person.
+    Pending,
+    /// A person said: same entity (a link was written).
+    Accepted,
+    /// A person said: different (later runs will not ask again).
+    Rejected,
+}
+
+impl ReviewStatus {
+    /// The name used in SQL and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Parses the name [`as_str`](Self::as_str) gives.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "pending" => Ok(Self::Pending),
+            "accepted" => Ok(Self::Accepted),
+            "rejected" => Ok(Self::Rejected),
+            other => Err(crate::Error::internal(format!(
+                "unknown review status `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A pair in a resolver's review band, with the explanation of its score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewItem {
+    /// The resolver that scored it.
+    pub resolver: String,
+    /// Left (or first) record.
+    pub left: RecordId,
+    /// Right (or second) record.
+    pub right: RecordId,
+    /// log2 odds of a match.
+    pub score: f64,
+    /// Match probability.
+    pub probability: f64,
+    /// Each comparison's part in the score.
+    pub explanation: Vec<Contribution>,
+    /// Pending, accepted or rejected.
+    pub status: ReviewStatus,
+}
+
+/// What one resolver run leaves in the store, written in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchRun {
+    /// The resolver's name.
+    pub resolver: String,
+    /// The spec and fitted model as JSON, for incremental runs.
+    pub state: String,
+    /// Records this run has seen (incremental runs only score records not seen before).
+    pub members: Vec<RecordId>,
+    /// Links decided as matches.
+    pub links: Vec<Link>,
+    /// Pairs for the review queue; pairs a person already decided are left as they are.
+    pub review: Vec<ReviewItem>,
+    /// A full run: the resolver's earlier match links (evidence starting `resolve:{resolver}:`),
+    /// pending reviews and members are replaced; links a person accepted stay.
+    pub replace: bool,
+}
+
 /// RAW + CORE records, tasks, links and their events.
 #[async_trait]
 pub trait RecordStore: Send + Sync {
@@ -155,6 +228,51 @@ pub trait RecordStore: Send + Sync {
 
     /// Counts of records and of open tasks in `scope`.
     async fn counts(&self, scope: &Scope) -> Result<(u64, u64)>;
+
+    /// Stores a resolver run: links, review queue, members and model, in one transaction.
+    async fn save_match_run(&self, scope: &Scope, run: &MatchRun) -> Result<()> {
+        let _ = (scope, run);
+        Err(unsupported("saving match runs"))
+    }
+
+    /// The saved state (spec and model JSON) and members of a resolver, if it has run.
+    async fn match_state(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+    ) -> Result<Option<(String, Vec<RecordId>)>> {
+        let _ = (scope, resolver);
+        Err(unsupported("reading match state"))
+    }
+
+    /// Pending review pairs (of one resolver, or all), most likely matches first.
+    async fn review_queue(
+        &self,
+        scope: &Scope,
+        resolver: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReviewItem>> {
+        let _ = (scope, resolver, limit);
+        Err(unsupported("the review queue"))
+    }
+
+    /// Records a person's decision on a review pair; accepting writes `link` in the same
+    /// transaction. Deciding the same way twice is harmless; `NotFound` when there is no such pair.
+    async fn decide_review(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+        pair: (RecordId, RecordId),
+        accept: bool,
+        link: Option<Link>,
+    ) -> Result<ReviewItem> {
+        let _ = (scope, resolver, pair, accept, link);
+        Err(unsupported("the review queue"))
+    }
+}
+
+fn unsupported(what: &str) -> crate::Error {
+    crate::Error::unavailable(format!("this storage backend does not support {what} yet"))
 }
 
 /// The append-only event log.

@@ -619,3 +619,111 @@ pub async fn rejections_are_kept(store: Arc<dyn Backend>) {
         .unwrap()
         .is_empty());
 }
+
+/// A review pair of resolver `r` between records `a` and `b`.
+fn review_item(r: &str, a: i64, b: i64, p: f64) -> opsweave_core::ReviewItem {
+    opsweave_core::ReviewItem {
+        resolver: r.into(),
+        left: RecordId::from_raw(a),
+        right: RecordId::from_raw(b),
+        score: (p / (1.0 - p)).log2(),
+        probability: p,
+        explanation: vec![opsweave_core::matching::Contribution {
+            name: "company".into(),
+            similarity: Some(0.8),
+            level: Some(1),
+            weight: 3.5,
+        }],
+        status: opsweave_core::ReviewStatus::Pending,
+    }
+}
+
+/// Resolver runs: links and queue are stored whole, a full run replaces its own links and
+/// pending pairs, decisions stick and write their link. Backends that store match runs call this
+/// beside [`run_conformance`].
+pub async fn match_runs_and_review(store: Arc<dyn Backend>) {
+    use opsweave_core::{MatchRun, ReviewStatus};
+    let scope = Scope::org("acme");
+    assert!(store.match_state(&scope, "r").await.unwrap().is_none());
+    let link = |a: i64, b: i64| Link {
+        kind: LinkKind::SameEntity,
+        from: RecordId::from_raw(a),
+        to: RecordId::from_raw(b),
+        weight: 0.99,
+        evidence: "resolve:r: p=0.99".into(),
+    };
+    let mut run = MatchRun {
+        resolver: "r".into(),
+        state: "{\"model\":1}".into(),
+        members: (1..=6).map(RecordId::from_raw).collect(),
+        links: vec![link(1, 2)],
+        review: vec![review_item("r", 3, 4, 0.6), review_item("r", 5, 6, 0.8)],
+        replace: true,
+    };
+    store.save_match_run(&scope, &run).await.unwrap();
+    let (state, members) = store.match_state(&scope, "r").await.unwrap().unwrap();
+    assert_eq!(state, "{\"model\":1}");
+    assert_eq!(members.len(), 6);
+    let queue = store.review_queue(&scope, Some("r"), 10).await.unwrap();
+    assert_eq!(
+        queue.iter().map(|q| q.probability).collect::<Vec<_>>(),
+        vec![0.8, 0.6],
+        "most likely first"
+    );
+    assert_eq!(queue[0].explanation[0].name, "company");
+    let other = Scope::org("globex");
+    assert!(store
+        .review_queue(&other, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Accepting writes the link; accepting again is harmless; rejecting it now conflicts.
+    let pair = (RecordId::from_raw(5), RecordId::from_raw(6));
+    let accepted_link = |a: i64, b: i64| Link {
+        evidence: "review:r: accepted".into(),
+        ..link(a, b)
+    };
+    let accepted = store
+        .decide_review(&scope, "r", pair, true, Some(accepted_link(5, 6)))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, ReviewStatus::Accepted);
+    store
+        .decide_review(&scope, "r", pair, true, Some(accepted_link(5, 6)))
+        .await
+        .unwrap();
+    let err = store
+        .decide_review(&scope, "r", pair, false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let ids: Vec<RecordId> = (1..=6).map(RecordId::from_raw).collect();
+    assert_eq!(store.links_among(&scope, &ids).await.unwrap().len(), 2);
+    let err = store
+        .decide_review(
+            &scope,
+            "r",
+            (RecordId::from_raw(9), RecordId::from_raw(8)),
+            true,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    // A full re-run replaces the run's own links and pending pairs; the decided pair stays.
+    run.links = vec![link(3, 4)];
+    run.review = vec![review_item("r", 5, 6, 0.7), review_item("r", 1, 2, 0.65)];
+    store.save_match_run(&scope, &run).await.unwrap();
+    let links = store.links_among(&scope, &ids).await.unwrap();
+    let pairs: Vec<(i64, i64)> = links.iter().map(|l| (l.from.raw(), l.to.raw())).collect();
+    assert!(
+        pairs.contains(&(3, 4)) && pairs.contains(&(5, 6)),
+        "{pairs:?}"
+    );
+    assert!(!pairs.contains(&(1, 2)), "old run link replaced: {pairs:?}");
+    let queue = store.review_queue(&scope, Some("r"), 10).await.unwrap();
+    assert_eq!(queue.len(), 1, "decided pair not queued again: {queue:?}");
+    assert_eq!((queue[0].left.raw(), queue[0].right.raw()), (1, 2));
+}

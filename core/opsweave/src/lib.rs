@@ -18,10 +18,12 @@
 
 mod config;
 mod ingest;
+mod resolve;
 
 pub use config::{Config, IngestConfig};
 pub use ingest::{IngestProgress, IngestReport};
 pub use opsweave_core::*;
+pub use resolve::ResolveReport;
 
 use chrono::{DateTime, Utc};
 use opsweave_core::mapping::presets;

@@ -19,6 +19,7 @@ mod blocking;
 pub mod cluster;
 mod compare;
 mod eval;
+mod resolve;
 mod scoring;
 mod spec;
 mod table;
@@ -26,6 +27,7 @@ pub mod text;
 
 pub use compare::similarity;
 pub use eval::{evaluate_dedupe, evaluate_link, score_against_gold, Evaluation};
+pub use resolve::{resolver_preset, Resolver, Side, RESOLVER_PRESETS};
 pub use scoring::{probability, Contribution, LevelModel, Model};
 pub use spec::{
     Blocking, ClusterMode, Comparator, Comparison, FieldKind, InferredField, MatchMode, MatchSpec,
@@ -151,6 +153,24 @@ pub fn run_dedupe_supervised(
     run_with(records, None, spec, Some(labels))
 }
 
+/// Scores `left` against `right` (or `left` within itself when `right` is `None`) with a model
+/// fitted by an earlier run: no EM, so records that arrive later are judged by the same weights.
+pub fn run_with_model(
+    left: &Table,
+    right: Option<&Table>,
+    spec: &MatchSpec,
+    model: &Model,
+) -> Result<MatchOutcome> {
+    if model.comparisons.len() != spec.comparisons.len() {
+        return Err(Error::invalid(format!(
+            "the saved model has {} comparisons but the spec has {}: run the full match again",
+            model.comparisons.len(),
+            spec.comparisons.len()
+        )));
+    }
+    run_inner(left, right, Some(spec), None, Some(model))
+}
+
 fn run(left: &Table, right: Option<&Table>, spec: Option<&MatchSpec>) -> Result<MatchOutcome> {
     run_with(left, right, spec, None)
 }
@@ -160,6 +180,16 @@ fn run_with(
     right: Option<&Table>,
     spec: Option<&MatchSpec>,
     labels: Option<&Gold>,
+) -> Result<MatchOutcome> {
+    run_inner(left, right, spec, labels, None)
+}
+
+fn run_inner(
+    left: &Table,
+    right: Option<&Table>,
+    spec: Option<&MatchSpec>,
+    labels: Option<&Gold>,
+    fixed: Option<&Model>,
 ) -> Result<MatchOutcome> {
     let spec = match spec {
         Some(s) => s.clone(),
@@ -206,29 +236,34 @@ fn run_with(
         }
         *patterns.entry(levels.clone()).or_default() += 1.0;
     }
-    let u = scoring::estimate_u(
-        &spec.comparisons,
-        &prepared,
-        n_left,
-        n_right,
-        dedupe,
-        U_SAMPLES,
-    );
-    // Prior guess: about half the smaller side has a twin among the candidates.
-    let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
-    let known_m = labels.filter(|g| !g.pairs.is_empty()).map(|g| {
-        let pairs: Vec<(usize, usize)> = g.pairs.iter().copied().collect();
-        scoring::m_from_labels(&spec.comparisons, &prepared, &pairs)
-    });
-    let model = scoring::fit(
-        &spec.comparisons,
-        &patterns,
-        u,
-        lambda0,
-        EM_ROUNDS,
-        spec.refine_u,
-        known_m,
-    );
+    let model = match fixed {
+        Some(model) => model.clone(),
+        None => {
+            let u = scoring::estimate_u(
+                &spec.comparisons,
+                &prepared,
+                n_left,
+                n_right,
+                dedupe,
+                U_SAMPLES,
+            );
+            // Prior guess: about half the smaller side has a twin among the candidates.
+            let lambda0 = 0.5 * n_left.min(n_right) as f64 / candidates.len().max(1) as f64;
+            let known_m = labels.filter(|g| !g.pairs.is_empty()).map(|g| {
+                let pairs: Vec<(usize, usize)> = g.pairs.iter().copied().collect();
+                scoring::m_from_labels(&spec.comparisons, &prepared, &pairs)
+            });
+            scoring::fit(
+                &spec.comparisons,
+                &patterns,
+                u,
+                lambda0,
+                EM_ROUNDS,
+                spec.refine_u,
+                known_m,
+            )
+        }
+    };
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 
     let review_cut = spec.thresholds.review;
