@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 2 bad input (including usage errors), 1 anything else.
 
 mod output;
+mod resolving;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
@@ -127,6 +128,13 @@ enum Command {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Find the same entity across sources (or duplicates within one) and link them.
+    Match(resolving::MatchArgs),
+    /// The pairs matching was unsure about: list, accept, reject.
+    Review {
+        #[command(subcommand)]
+        command: resolving::ReviewCommand,
     },
     /// List the built-in mappings, or print one as TOML to start your own.
     Presets {
@@ -297,6 +305,14 @@ async fn run(cli: Cli) -> Result<()> {
             let hits = weave.search(&weave.default_scope(), query, *limit).await?;
             output::print_search(&hits, *json);
             Ok(())
+        }
+        Command::Match(args) => {
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            resolving::run_match(&weave, args).await
+        }
+        Command::Review { command } => {
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            resolving::run_review(&weave, command).await
         }
         Command::Presets { name } => {
             match name {
