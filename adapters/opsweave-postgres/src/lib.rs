@@ -9,6 +9,7 @@
 
 mod error;
 mod fulltext;
+mod matching;
 mod retry;
 mod rows;
 mod store;

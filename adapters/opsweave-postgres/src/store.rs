@@ -17,7 +17,8 @@ use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
     BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
-    NewEvent, Record, RecordId, RecordStore, Result, Scope, SearchHit, Task, TaskStatus,
+    MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, Scope, SearchHit, Task,
+    TaskStatus,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::QueryBuilder;
@@ -25,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Rows per `UNNEST` statement.
-const ROWS_PER_STATEMENT: usize = 1_000;
+pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The advisory lock that serialises event appends (any constant unique to opsweave).
 const EVENT_APPEND_LOCK: i64 = 0x6f70_7377_6576_6531;
@@ -471,6 +472,54 @@ impl RecordStore for PgStore {
         })
         .await
     }
+
+    async fn save_match_run(&self, scope: &Scope, run: &MatchRun) -> Result<()> {
+        let explanations = run
+            .review
+            .iter()
+            .map(|r| {
+                serde_json::to_string(&r.explanation)
+                    .map_err(|e| Error::internal(format!("explanation to JSON: {e}")))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let explanations = &explanations;
+        with_retries(|| async move {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            self.save_match_run_tx(&mut tx, scope, run, explanations)
+                .await?;
+            tx.commit().await.map_err(|e| map("commit match run", e))
+        })
+        .await
+    }
+
+    async fn match_state(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+    ) -> Result<Option<(String, Vec<RecordId>)>> {
+        with_retries(|| self.match_state_once(scope, resolver)).await
+    }
+
+    async fn review_queue(
+        &self,
+        scope: &Scope,
+        resolver: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ReviewItem>> {
+        with_retries(|| self.review_queue_once(scope, resolver, limit)).await
+    }
+
+    async fn decide_review(
+        &self,
+        scope: &Scope,
+        resolver: &str,
+        pair: (RecordId, RecordId),
+        accept: bool,
+        link: Option<Link>,
+    ) -> Result<ReviewItem> {
+        let link = link.as_ref();
+        with_retries(|| self.decide_review_once(scope, resolver, pair, accept, link)).await
+    }
 }
 
 #[async_trait]
@@ -767,12 +816,17 @@ async fn upsert_tasks(tx: &mut PgConnection, chunk: &[&IngestItem]) -> Result<()
 }
 
 /// One link row to write.
-struct LinkRow<'a> {
-    kind: &'a str,
-    from: i64,
-    to: i64,
-    weight: f64,
-    evidence: &'a str,
+pub(crate) struct LinkRow<'a> {
+    /// The link kind's name.
+    pub(crate) kind: &'a str,
+    /// Raw id of the source end.
+    pub(crate) from: i64,
+    /// Raw id of the target end.
+    pub(crate) to: i64,
+    /// Weight in [0, 1].
+    pub(crate) weight: f64,
+    /// Why the link exists.
+    pub(crate) evidence: &'a str,
 }
 
 /// Writes the links the items of `chunk` carry (weight 1; an existing link keeps its weight).
@@ -810,7 +864,7 @@ async fn upsert_item_links(
 
 /// Upserts links; on an existing (kind, from, to) the evidence is replaced, and the weight too
 /// when `set_weight`. A link given twice counts once, the later one winning.
-async fn upsert_links(
+pub(crate) async fn upsert_links(
     tx: &mut PgConnection,
     scope: &Scope,
     rows: &[LinkRow<'_>],

@@ -20,3 +20,16 @@ async fn postgres_passes_the_conformance_suite() {
     .await;
     databases.drop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_match_runs_and_reviews() {
+    let Some(server) = support::server_url("postgres_stores_match_runs_and_reviews") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "match");
+    let store = PgStore::open(&databases.create().await)
+        .await
+        .expect("open store");
+    opsweave_testkit::match_runs_and_review(Arc::new(store)).await;
+    databases.drop_all().await;
+}
