@@ -5,6 +5,7 @@
 //! the binary and applied on open.
 
 mod error;
+mod jobs;
 mod rows;
 mod store;
 

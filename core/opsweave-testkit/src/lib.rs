@@ -4,6 +4,10 @@
 //! every check panics with a message naming what the backend got wrong.
 #![allow(clippy::unwrap_used)]
 
+mod queue;
+
+pub use queue::*;
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use opsweave_core::focus::{focus, rank_order};
 use opsweave_core::mapping::{Normalised, Rejection};

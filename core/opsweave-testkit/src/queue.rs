@@ -1,0 +1,408 @@
+//! The conformance suite every [`JobQueue`] must pass.
+//!
+//! Leases in these checks are short (200 ms) and the waits past them generous (several times
+//! longer), so a slow machine makes the suite slower, never wrong.
+
+use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress};
+use opsweave_core::{ErrorKind, Scope};
+use serde_json::json;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A lease long enough that no check outlives it by accident.
+const LONG_LEASE: Duration = Duration::from_secs(60);
+/// A lease the lease-expiry checks wait out.
+const SHORT_LEASE: Duration = Duration::from_millis(200);
+/// How long the checks wait for a short lease to expire.
+const PAST_SHORT_LEASE: Duration = Duration::from_millis(800);
+
+/// Runs every queue check, each on a fresh queue from `open`.
+pub async fn run_queue_conformance<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn JobQueue>>,
+{
+    enqueue_get_and_list(open().await).await;
+    enqueue_is_idempotent(open().await).await;
+    claim_heartbeat_complete(open().await).await;
+    concurrent_claimers_never_share_a_job(open().await).await;
+    expired_lease_passes_to_another_worker(open().await).await;
+    failures_back_off_then_fail(open().await).await;
+    cancel_stops_a_job(open().await).await;
+    bad_input_is_rejected(open().await).await;
+}
+
+fn acme() -> Scope {
+    Scope::org("acme")
+}
+
+fn job(kind: &str, n: u64) -> NewJob {
+    NewJob::new(kind, acme(), json!({ "n": n }))
+}
+
+async fn claim(queue: &dyn JobQueue, worker: &str, lease: Duration) -> Option<Job> {
+    queue.claim(worker, &[], lease).await.unwrap()
+}
+
+/// An enqueued job is queued, readable in its scope only, and listed by status.
+pub async fn enqueue_get_and_list(queue: Arc<dyn JobQueue>) {
+    let first = queue.enqueue(job("embed", 1)).await.unwrap();
+    assert_eq!(first.status, JobStatus::Queued);
+    assert_eq!((first.attempts, first.max_attempts), (0, 3));
+    assert_eq!(first.payload, json!({ "n": 1 }));
+    assert_eq!(first.kind, "embed");
+    assert!(first.lease_owner.is_none() && first.error.is_none());
+    let got = queue.get(&acme(), first.id).await.unwrap();
+    assert_eq!(got, first, "get returns what enqueue stored");
+    let other = Scope::org("globex");
+    let err = queue.get(&other, first.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "another org's job: {err}");
+    let missing = queue.get(&acme(), JobId(first.id.0 + 1000)).await;
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
+
+    let second = queue.enqueue(job("embed", 2)).await.unwrap();
+    let narrow = Scope::org("acme").with_client("initech");
+    let third = queue
+        .enqueue(NewJob::new("match", narrow.clone(), json!(null)))
+        .await
+        .unwrap();
+    let running = claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    assert_eq!(
+        running.id, first.id,
+        "the oldest runnable job is claimed first"
+    );
+
+    let queued = queue
+        .list(&acme(), Some(JobStatus::Queued), 10)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = queued.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![third.id, second.id], "newest first");
+    let all = queue.list(&acme(), None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(queue.list(&acme(), None, 1).await.unwrap().len(), 1);
+    let running_only = queue
+        .list(&acme(), Some(JobStatus::Running), 10)
+        .await
+        .unwrap();
+    assert_eq!(running_only.len(), 1);
+    assert_eq!(running_only[0].id, first.id);
+    let narrowed = queue.list(&narrow, None, 10).await.unwrap();
+    assert_eq!(narrowed.len(), 1, "a client scope sees its own jobs only");
+    assert_eq!(narrowed[0].id, third.id);
+    assert!(queue.list(&other, None, 10).await.unwrap().is_empty());
+}
+
+/// The same key in the same scope returns the same job, also when enqueued concurrently.
+pub async fn enqueue_is_idempotent(queue: Arc<dyn JobQueue>) {
+    let first = queue
+        .enqueue(job("ingest", 1).with_idempotency_key("upload-42"))
+        .await
+        .unwrap();
+    let again = queue
+        .enqueue(job("ingest", 2).with_idempotency_key("upload-42"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, first,
+        "same key, same scope: the first job, unchanged"
+    );
+    let other_key = queue
+        .enqueue(job("ingest", 1).with_idempotency_key("upload-43"))
+        .await
+        .unwrap();
+    assert_ne!(other_key.id, first.id);
+    let other_scope = queue
+        .enqueue(
+            NewJob::new("ingest", acme().with_client("initech"), json!(1))
+                .with_idempotency_key("upload-42"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(other_scope.id, first.id, "keys are per scope");
+    let unkeyed_a = queue.enqueue(job("ingest", 1)).await.unwrap();
+    let unkeyed_b = queue.enqueue(job("ingest", 1)).await.unwrap();
+    assert_ne!(unkeyed_a.id, unkeyed_b.id, "no key: every enqueue is a job");
+
+    // The key holds after the job ran.
+    let running = claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    assert_eq!(running.id, first.id);
+    queue.complete(first.id, "w1").await.unwrap();
+    let after = queue
+        .enqueue(job("ingest", 3).with_idempotency_key("upload-42"))
+        .await
+        .unwrap();
+    assert_eq!((after.id, after.status), (first.id, JobStatus::Done));
+
+    let mut racing = Vec::new();
+    for n in 0..8 {
+        let queue = queue.clone();
+        racing.push(tokio::spawn(async move {
+            queue
+                .enqueue(job("ingest", n).with_idempotency_key("race"))
+                .await
+                .unwrap()
+                .id
+        }));
+    }
+    let mut ids = HashSet::new();
+    for task in racing {
+        ids.insert(task.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1, "concurrent enqueues of one key make one job");
+}
+
+/// A claimed job is leased to its worker, reports progress, and completes.
+pub async fn claim_heartbeat_complete(queue: Arc<dyn JobQueue>) {
+    assert!(claim(&*queue, "w1", LONG_LEASE).await.is_none(), "empty");
+    let embed = queue.enqueue(job("embed", 1)).await.unwrap();
+    let matching = queue.enqueue(job("match", 2)).await.unwrap();
+    let only_match = queue
+        .claim("w1", &["match".to_string()], LONG_LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(only_match.id, matching.id, "claim honours kinds");
+    let held = claim(&*queue, "w2", LONG_LEASE).await.unwrap();
+    assert_eq!(held.id, embed.id);
+    assert_eq!(held.status, JobStatus::Running);
+    assert_eq!(held.attempts, 1);
+    assert_eq!(held.lease_owner.as_deref(), Some("w2"));
+    let expires = held.lease_expires_at.unwrap();
+    assert!(expires > held.updated_at);
+    assert!(
+        claim(&*queue, "w3", LONG_LEASE).await.is_none(),
+        "held jobs are not claimed again"
+    );
+
+    let beat = queue
+        .heartbeat(
+            embed.id,
+            "w2",
+            LONG_LEASE * 2,
+            Some(Progress::new(0.25, "batch 1 of 4")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(beat.progress, 0.25);
+    assert_eq!(beat.message.as_deref(), Some("batch 1 of 4"));
+    assert!(
+        beat.lease_expires_at.unwrap() > expires,
+        "heartbeat extends"
+    );
+    let plain = queue
+        .heartbeat(embed.id, "w2", LONG_LEASE, None)
+        .await
+        .unwrap();
+    assert_eq!(plain.progress, 0.25, "a bare heartbeat keeps progress");
+    let stolen = queue.heartbeat(embed.id, "w3", LONG_LEASE, None).await;
+    assert_eq!(stolen.unwrap_err().kind(), ErrorKind::Conflict);
+    let err = queue.complete(embed.id, "w3").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "only the holder completes");
+
+    let done = queue.complete(embed.id, "w2").await.unwrap();
+    assert_eq!(done.status, JobStatus::Done);
+    assert_eq!(done.progress, 1.0);
+    assert!(done.finished_at.is_some() && done.lease_owner.is_none());
+    let again = queue.complete(embed.id, "w2").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict);
+    let late = queue.heartbeat(embed.id, "w2", LONG_LEASE, None).await;
+    assert_eq!(late.unwrap_err().kind(), ErrorKind::Conflict);
+    let missing = queue.complete(JobId(embed.id.0 + 1000), "w2").await;
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// N workers claiming M jobs at once: each job is claimed once and all end done.
+pub async fn concurrent_claimers_never_share_a_job(queue: Arc<dyn JobQueue>) {
+    const JOBS: u64 = 60;
+    const WORKERS: usize = 6;
+    let mut enqueued = HashSet::new();
+    for n in 0..JOBS {
+        enqueued.insert(queue.enqueue(job("embed", n)).await.unwrap().id);
+    }
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let queue = queue.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("worker-{w}");
+            let mut mine = Vec::new();
+            while let Some(job) = queue.claim(&name, &[], LONG_LEASE).await.unwrap() {
+                assert_eq!(job.lease_owner.as_deref(), Some(name.as_str()));
+                queue
+                    .heartbeat(job.id, &name, LONG_LEASE, Some(Progress::new(0.5, "half")))
+                    .await
+                    .unwrap();
+                queue.complete(job.id, &name).await.unwrap();
+                mine.push(job.id);
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    for worker in workers {
+        for id in worker.await.unwrap() {
+            assert!(seen.insert(id), "job {id} was claimed twice");
+        }
+    }
+    assert_eq!(seen, enqueued, "every job was claimed once");
+    let done = queue
+        .list(&acme(), Some(JobStatus::Done), 1000)
+        .await
+        .unwrap();
+    assert_eq!(done.len() as u64, JOBS);
+    assert!(done.iter().all(|j| j.attempts == 1));
+}
+
+/// A worker that stops heartbeating loses its job to another once the lease expires.
+pub async fn expired_lease_passes_to_another_worker(queue: Arc<dyn JobQueue>) {
+    let enqueued = queue.enqueue(job("embed", 1)).await.unwrap();
+    let first = claim(&*queue, "crashed", SHORT_LEASE).await.unwrap();
+    assert_eq!(first.id, enqueued.id);
+    assert!(claim(&*queue, "rescuer", LONG_LEASE).await.is_none());
+    tokio::time::sleep(PAST_SHORT_LEASE).await;
+    let rescued = claim(&*queue, "rescuer", LONG_LEASE)
+        .await
+        .expect("an expired lease returns the job to the queue");
+    assert_eq!(rescued.id, enqueued.id);
+    assert_eq!(rescued.attempts, 2, "the lost attempt counts");
+    assert_eq!(rescued.lease_owner.as_deref(), Some("rescuer"));
+    let err = queue
+        .heartbeat(enqueued.id, "crashed", LONG_LEASE, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "the old worker lost it");
+    let err = queue.complete(enqueued.id, "crashed").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let err = queue
+        .fail(enqueued.id, "crashed", "boom")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let done = queue.complete(enqueued.id, "rescuer").await.unwrap();
+    assert_eq!(done.status, JobStatus::Done);
+
+    // A lease lost on the last allowed attempt fails the job instead of running it again.
+    let once = queue
+        .enqueue(job("embed", 2).with_max_attempts(1))
+        .await
+        .unwrap();
+    claim(&*queue, "crashed", SHORT_LEASE).await.unwrap();
+    tokio::time::sleep(PAST_SHORT_LEASE).await;
+    assert!(claim(&*queue, "rescuer", LONG_LEASE).await.is_none());
+    let failed = queue.get(&acme(), once.id).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error.is_some() && failed.finished_at.is_some());
+}
+
+/// A failed attempt waits out its backoff (`run_after`); the last one fails the job.
+pub async fn failures_back_off_then_fail(queue: Arc<dyn JobQueue>) {
+    let backoff = Duration::from_millis(1000);
+    let enqueued = queue
+        .enqueue(job("embed", 1).with_max_attempts(2).with_backoff(backoff))
+        .await
+        .unwrap();
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    let retry = queue.fail(enqueued.id, "w1", "rate limited").await.unwrap();
+    assert_eq!(retry.status, JobStatus::Queued);
+    assert_eq!(retry.error.as_deref(), Some("rate limited"));
+    assert!(retry.lease_owner.is_none() && retry.finished_at.is_none());
+    let wait = (retry.run_after - retry.updated_at).to_std().unwrap();
+    assert!(wait >= backoff - Duration::from_millis(5), "{wait:?}");
+    assert!(
+        claim(&*queue, "w2", LONG_LEASE).await.is_none(),
+        "not claimed before run_after"
+    );
+    tokio::time::sleep(backoff + Duration::from_millis(500)).await;
+    let second = claim(&*queue, "w2", LONG_LEASE).await.unwrap();
+    assert_eq!((second.id, second.attempts), (enqueued.id, 2));
+    let failed = queue
+        .fail(enqueued.id, "w2", "still limited")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("still limited"));
+    assert!(failed.finished_at.is_some());
+    assert!(claim(&*queue, "w3", LONG_LEASE).await.is_none());
+
+    // A job enqueued to run later waits too.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    queue
+        .enqueue(job("embed", 2).run_after(later))
+        .await
+        .unwrap();
+    assert!(claim(&*queue, "w3", LONG_LEASE).await.is_none());
+}
+
+/// Cancelling stops a queued job before it runs and takes a running one from its worker.
+pub async fn cancel_stops_a_job(queue: Arc<dyn JobQueue>) {
+    let queued = queue.enqueue(job("embed", 1)).await.unwrap();
+    let err = queue
+        .cancel(&Scope::org("globex"), queued.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "another org cannot cancel");
+    let cancelled = queue.cancel(&acme(), queued.id).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    assert!(claim(&*queue, "w1", LONG_LEASE).await.is_none());
+    let again = queue.cancel(&acme(), queued.id).await.unwrap();
+    assert_eq!(again.status, JobStatus::Cancelled, "cancel is idempotent");
+
+    let running = queue.enqueue(job("embed", 2)).await.unwrap();
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    queue.cancel(&acme(), running.id).await.unwrap();
+    let err = queue
+        .heartbeat(running.id, "w1", LONG_LEASE, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "the worker learns to stop");
+    let err = queue.complete(running.id, "w1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(
+        queue.get(&acme(), running.id).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+
+    let finished = queue.enqueue(job("embed", 3)).await.unwrap();
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    queue.complete(finished.id, "w1").await.unwrap();
+    let err = queue.cancel(&acme(), finished.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "a done job stays done");
+}
+
+/// Bad arguments are `InvalidInput` and change nothing.
+pub async fn bad_input_is_rejected(queue: Arc<dyn JobQueue>) {
+    let err = queue.enqueue(job("", 1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = queue
+        .enqueue(job("embed", 1).with_max_attempts(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(queue.list(&acme(), None, 10).await.unwrap().is_empty());
+
+    let held = queue.enqueue(job("embed", 1)).await.unwrap();
+    let err = queue.claim("", &[], LONG_LEASE).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = queue.claim("w1", &[], Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    let err = queue
+        .heartbeat(
+            held.id,
+            "w1",
+            LONG_LEASE,
+            Some(Progress::new(1.5, "too far")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let now = queue.get(&acme(), held.id).await.unwrap();
+    assert_eq!((now.progress, now.status), (0.0, JobStatus::Running));
+    let long_error = "x".repeat(100_000);
+    let failed = queue.fail(held.id, "w1", &long_error).await.unwrap();
+    assert!(failed.error.unwrap().len() <= opsweave_core::jobs::MAX_MESSAGE_BYTES);
+}
