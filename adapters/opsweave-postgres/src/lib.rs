@@ -9,6 +9,7 @@
 
 mod error;
 mod fulltext;
+mod jobs;
 mod matching;
 mod retry;
 mod rows;

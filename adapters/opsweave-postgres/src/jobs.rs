@@ -1,0 +1,375 @@
+//! `JobQueue` on PostgreSQL: claims pick a row with `FOR UPDATE SKIP LOCKED`, so concurrent
+//! workers never wait on each other or take the same job; every change is one statement or one
+//! transaction, retried on transient failures. Leases and backoff use the server's clock.
+
+use crate::error::map;
+use crate::retry::with_retries;
+use crate::rows::{get, opt_text, push_scope, scope_of, text};
+use crate::PgStore;
+use async_trait::async_trait;
+use opsweave_core::jobs::{
+    check_lease, check_progress, clip_message, lease_lost, retry_delay, scope_key, Job, JobId,
+    JobQueue, JobStatus, NewJob, Progress,
+};
+use opsweave_core::{Error, Result, Scope};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{Postgres, QueryBuilder};
+use std::time::Duration;
+
+/// Milliseconds of a duration, saturating (durations here are capped far below that).
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn job_of(row: &PgRow) -> Result<Job> {
+    let status: String = get(row, "status")?;
+    let count = |column: &str| -> Result<u32> {
+        u32::try_from(get::<i32>(row, column)?)
+            .map_err(|_| Error::internal(format!("postgres: job column `{column}` out of range")))
+    };
+    Ok(Job {
+        id: JobId(get(row, "id")?),
+        kind: get(row, "kind")?,
+        payload: get(row, "payload")?,
+        scope: scope_of(row)?,
+        status: status.parse()?,
+        attempts: count("attempts")?,
+        max_attempts: count("max_attempts")?,
+        backoff: Duration::from_millis(u64::try_from(get::<i64>(row, "backoff_ms")?).unwrap_or(0)),
+        progress: get(row, "progress")?,
+        message: get(row, "message")?,
+        idempotency_key: get(row, "idempotency_key")?,
+        lease_owner: get(row, "lease_owner")?,
+        lease_expires_at: get(row, "lease_expires_at")?,
+        run_after: get(row, "run_after")?,
+        error: get(row, "error")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        finished_at: get(row, "finished_at")?,
+    })
+}
+
+/// What a worker-side change writes; times are the server's `now()` plus the given delays.
+struct Change {
+    status: JobStatus,
+    progress: f64,
+    message: Option<String>,
+    lease_owner: Option<String>,
+    /// Lease from now, or no lease.
+    lease_ms: Option<i64>,
+    /// Runnable again after this delay from now, or `run_after` unchanged.
+    run_after_ms: Option<i64>,
+    error: Option<String>,
+    finished: bool,
+}
+
+impl Change {
+    /// The job as it stands, to be changed field by field.
+    fn from(job: &Job) -> Self {
+        Self {
+            status: job.status,
+            progress: job.progress,
+            message: job.message.clone(),
+            lease_owner: job.lease_owner.clone(),
+            lease_ms: None,
+            run_after_ms: None,
+            error: job.error.clone(),
+            finished: false,
+        }
+    }
+}
+
+/// Writes `change` to job `id` and returns the job as stored.
+async fn apply(conn: &mut PgConnection, id: JobId, change: &Change) -> Result<Job> {
+    let row = sqlx::query(
+        "UPDATE ops.jobs SET status = $2, progress = $3, message = $4, lease_owner = $5, \
+         lease_expires_at = CASE WHEN $6::bigint IS NULL THEN NULL \
+                                 ELSE now() + $6::bigint * interval '1 millisecond' END, \
+         run_after = CASE WHEN $7::bigint IS NULL THEN run_after \
+                          ELSE now() + $7::bigint * interval '1 millisecond' END, \
+         error = $8, updated_at = now(), \
+         finished_at = CASE WHEN $9 THEN now() ELSE finished_at END \
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id.0)
+    .bind(change.status.as_str())
+    .bind(change.progress)
+    .bind(opt_text(change.message.as_deref()))
+    .bind(opt_text(change.lease_owner.as_deref()))
+    .bind(change.lease_ms)
+    .bind(change.run_after_ms)
+    .bind(opt_text(change.error.as_deref()))
+    .bind(change.finished)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| map("update job", e))?;
+    job_of(&row)
+}
+
+/// Locks job `id` and checks `worker` still holds it.
+async fn held(conn: &mut PgConnection, id: JobId, worker: &str) -> Result<Job> {
+    let row = sqlx::query("SELECT * FROM ops.jobs WHERE id = $1 FOR UPDATE")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| map("read job", e))?
+        .ok_or_else(|| Error::not_found(format!("no job {id}")))?;
+    let job = job_of(&row)?;
+    if job.status != JobStatus::Running || job.lease_owner.as_deref() != Some(worker) {
+        return Err(lease_lost(
+            id,
+            worker,
+            job.status,
+            job.lease_owner.as_deref(),
+        ));
+    }
+    Ok(job)
+}
+
+impl PgStore {
+    /// Runs `edit` on the job `worker` holds, in one retried transaction.
+    async fn change_held<F>(&self, id: JobId, worker: &str, edit: F) -> Result<Job>
+    where
+        F: Fn(&Job) -> Change + Send + Sync,
+    {
+        let edit = &edit;
+        with_retries(move || async move {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            let job = held(&mut tx, id, worker).await?;
+            let changed = apply(&mut tx, id, &edit(&job)).await?;
+            tx.commit().await.map_err(|e| map("commit job", e))?;
+            Ok(changed)
+        })
+        .await
+    }
+
+    /// Leases the first job that `candidates` (a `WHERE` clause on `ops.jobs`) selects.
+    async fn claim_where(
+        &self,
+        candidates: &str,
+        worker: &str,
+        kinds: &[String],
+        lease: Duration,
+    ) -> Result<Option<Job>> {
+        let sql = format!(
+            "UPDATE ops.jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
+             lease_expires_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() \
+             WHERE id = (SELECT id FROM ops.jobs WHERE {candidates} \
+                         AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+                         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING *"
+        );
+        let row = with_retries(|| async {
+            sqlx::query(&sql)
+                .bind(text(worker))
+                .bind(ms(lease))
+                .bind(kinds)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map("claim job", e))
+        })
+        .await?;
+        row.as_ref().map(job_of).transpose()
+    }
+}
+
+#[async_trait]
+impl JobQueue for PgStore {
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        job.validate()?;
+        let key = scope_key(&job.scope);
+        let job = &job;
+        let key = &key;
+        with_retries(move || async move {
+            let inserted = sqlx::query(
+                "INSERT INTO ops.jobs (org, client, project, scope_key, kind, payload, status, \
+                 attempts, max_attempts, backoff_ms, progress, idempotency_key, run_after, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8, 0, $9, \
+                         coalesce($10, now()), now(), now()) \
+                 ON CONFLICT (scope_key, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                 DO NOTHING RETURNING *",
+            )
+            .bind(text(&job.scope.org))
+            .bind(opt_text(job.scope.client.as_deref()))
+            .bind(opt_text(job.scope.project.as_deref()))
+            .bind(text(key))
+            .bind(text(&job.kind))
+            .bind(&job.payload)
+            .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+            .bind(ms(job.backoff))
+            .bind(opt_text(job.idempotency_key.as_deref()))
+            .bind(job.run_after)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("insert job", e))?;
+            if let Some(row) = inserted {
+                return job_of(&row);
+            }
+            // The key was taken: the insert waited for its holder to commit, so it is readable.
+            let row =
+                sqlx::query("SELECT * FROM ops.jobs WHERE scope_key = $1 AND idempotency_key = $2")
+                    .bind(text(key))
+                    .bind(opt_text(job.idempotency_key.as_deref()))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| map("read job by idempotency key", e))?;
+            job_of(&row)
+        })
+        .await
+    }
+
+    async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
+        check_lease(worker, lease)?;
+        // Leases lost on the last allowed attempt fail their job instead of returning it.
+        with_retries(|| async {
+            sqlx::query(
+                "UPDATE ops.jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, \
+                 error = 'lease expired on the last attempt (worker stopped heartbeating)', \
+                 updated_at = now(), finished_at = now() \
+                 WHERE id IN (SELECT id FROM ops.jobs WHERE status = 'running' \
+                              AND lease_expires_at < now() AND attempts >= max_attempts \
+                              FOR UPDATE SKIP LOCKED)",
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(|e| map("fail exhausted jobs", e))
+        })
+        .await?;
+        let stale = "status = 'running' AND lease_expires_at < now() AND attempts < max_attempts";
+        if let Some(job) = self.claim_where(stale, worker, kinds, lease).await? {
+            return Ok(Some(job));
+        }
+        self.claim_where(
+            "status = 'queued' AND run_after <= now()",
+            worker,
+            kinds,
+            lease,
+        )
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        progress: Option<Progress>,
+    ) -> Result<Job> {
+        check_lease(worker, lease)?;
+        let message = progress.as_ref().map(check_progress).transpose()?;
+        self.change_held(id, worker, |job| {
+            let mut change = Change::from(job);
+            if let (Some(p), Some(message)) = (&progress, &message) {
+                change.progress = p.fraction;
+                change.message.clone_from(message);
+            }
+            change.lease_ms = Some(ms(lease));
+            change
+        })
+        .await
+    }
+
+    async fn complete(&self, id: JobId, worker: &str) -> Result<Job> {
+        self.change_held(id, worker, |job| Change {
+            status: JobStatus::Done,
+            progress: 1.0,
+            lease_owner: None,
+            finished: true,
+            ..Change::from(job)
+        })
+        .await
+    }
+
+    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
+        let error = clip_message(error);
+        self.change_held(id, worker, |job| {
+            let mut change = Change {
+                lease_owner: None,
+                error: Some(error.clone()),
+                ..Change::from(job)
+            };
+            if job.attempts < job.max_attempts {
+                change.status = JobStatus::Queued;
+                change.run_after_ms = Some(ms(retry_delay(job.backoff, job.attempts)));
+            } else {
+                change.status = JobStatus::Failed;
+                change.finished = true;
+            }
+            change
+        })
+        .await
+    }
+
+    async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        with_retries(|| async {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            let mut q: QueryBuilder<Postgres> =
+                QueryBuilder::new("SELECT * FROM ops.jobs WHERE id = ");
+            q.push_bind(id.0).push(" AND ");
+            push_scope(&mut q, scope, "");
+            q.push(" FOR UPDATE");
+            let row = q
+                .build()
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| map("read job", e))?
+                .ok_or_else(|| Error::not_found(format!("no job {id} in scope {scope}")))?;
+            let job = job_of(&row)?;
+            match job.status {
+                JobStatus::Cancelled => return Ok(job),
+                JobStatus::Done | JobStatus::Failed => {
+                    return Err(Error::conflict(format!(
+                        "job {id} is already {}: it cannot be cancelled",
+                        job.status
+                    )))
+                }
+                JobStatus::Queued | JobStatus::Running => {}
+            }
+            let change = Change {
+                status: JobStatus::Cancelled,
+                lease_owner: None,
+                finished: true,
+                ..Change::from(&job)
+            };
+            let cancelled = apply(&mut tx, id, &change).await?;
+            tx.commit().await.map_err(|e| map("commit cancel", e))?;
+            Ok(cancelled)
+        })
+        .await
+    }
+
+    async fn get(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM ops.jobs WHERE id = ");
+        q.push_bind(id.0).push(" AND ");
+        push_scope(&mut q, scope, "");
+        let row = q
+            .build()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read job", e))?
+            .ok_or_else(|| Error::not_found(format!("no job {id} in scope {scope}")))?;
+        job_of(&row)
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT * FROM ops.jobs WHERE ");
+        push_scope(&mut q, scope, "");
+        if let Some(status) = status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("list jobs", e))?;
+        rows.iter().map(job_of).collect()
+    }
+}

@@ -1,0 +1,62 @@
+//! The PostgreSQL store passes the job queue conformance suite, each check on a fresh database.
+
+mod support;
+
+use opsweave_core::jobs::JobQueue;
+use opsweave_postgres::PgStore;
+use opsweave_testkit::run_queue_conformance;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_passes_the_queue_conformance_suite() {
+    let Some(server) = support::server_url("postgres_passes_the_queue_conformance_suite") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "jobs");
+    run_queue_conformance(|| async {
+        let url = databases.create().await;
+        let store = PgStore::open(&url).await.expect("open store");
+        Arc::new(store) as Arc<dyn JobQueue>
+    })
+    .await;
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_database_share_the_queue() {
+    let Some(server) = support::server_url("two_stores_on_one_database_share_the_queue") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "jobs_shared");
+    let url = databases.create().await;
+    // Two pools stand in for two worker processes.
+    let a = Arc::new(PgStore::open(&url).await.expect("open a"));
+    let b = Arc::new(PgStore::open(&url).await.expect("open b"));
+    let scope = opsweave_core::Scope::org("acme");
+    let mut enqueued = std::collections::HashSet::new();
+    for n in 0..100 {
+        let job = opsweave_core::NewJob::new("embed", scope.clone(), serde_json::json!(n));
+        enqueued.insert(a.enqueue(job).await.expect("enqueue").id);
+    }
+    let mut workers = Vec::new();
+    for (w, store) in [a.clone(), b.clone(), a, b].into_iter().enumerate() {
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let lease = std::time::Duration::from_secs(60);
+            let mut mine = Vec::new();
+            while let Some(job) = store.claim(&name, &[], lease).await.expect("claim") {
+                store.complete(job.id, &name).await.expect("complete");
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for worker in workers {
+        for id in worker.await.expect("worker") {
+            assert!(seen.insert(id), "job {id} ran twice");
+        }
+    }
+    assert_eq!(seen, enqueued);
+    databases.drop_all().await;
+}
