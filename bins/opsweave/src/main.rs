@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 ok, 2 bad input (including usage errors), 1 anything else.
 
+mod eval;
 mod output;
 mod resolving;
 
@@ -136,6 +137,8 @@ enum Command {
         #[command(subcommand)]
         command: resolving::ReviewCommand,
     },
+    /// Score the matcher on CSV files against known true pairs (link two files or dedupe one).
+    Eval(eval::EvalArgs),
     /// List the built-in mappings, or print one as TOML to start your own.
     Presets {
         /// Print this preset's mapping
@@ -314,6 +317,7 @@ async fn run(cli: Cli) -> Result<()> {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             resolving::run_review(&weave, command).await
         }
+        Command::Eval(args) => eval::run(args),
         Command::Presets { name } => {
             match name {
                 Some(name) => print!("{}", opsweave::preset(name)?.to_toml()?),

@@ -231,6 +231,12 @@ impl Gold {
     ) -> Result<Gold> {
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
         let header = csv.headers().map_err(|e| csv_error(e, name))?.clone();
+        if header.iter().all(|h| h.trim().is_empty()) {
+            return Err(Error::invalid(
+                "empty file: expected a header row with two id columns (left_id,right_id)",
+            )
+            .in_file(name));
+        }
         if header.len() < 2 {
             return Err(Error::invalid(format!(
                 "expected two id columns (left_id,right_id), found {}",
@@ -246,9 +252,14 @@ impl Gold {
             )
         });
         let mut gold = Gold::default();
+        let mut rows = 0usize;
         for rec in csv.records() {
             let rec = rec.map_err(|e| csv_error(e, name))?;
             let line = rec.position().map_or(0, csv::Position::line);
+            if rec.iter().all(|f| f.trim().is_empty()) {
+                continue;
+            }
+            rows += 1;
             if let Some(col) = label {
                 let v = rec.get(col).unwrap_or_default().trim().to_ascii_lowercase();
                 if !matches!(v.as_str(), "1" | "true" | "yes" | "y" | "t") {
@@ -273,6 +284,11 @@ impl Gold {
                 }
                 _ => gold.unknown += 1,
             }
+        }
+        if rows == 0 {
+            return Err(Error::invalid("no pairs after the header")
+                .in_file(name)
+                .at_line(1));
         }
         Ok(gold)
     }
@@ -333,5 +349,25 @@ mod tests {
         assert_eq!(g.pairs.len(), 1);
         let d = Gold::from_csv("a,b\n2,1\n".as_bytes(), "g.csv", &l, None).unwrap();
         assert!(d.pairs.contains(&(0, 1)));
+    }
+
+    #[test]
+    fn empty_or_short_gold_files_name_file_and_line() {
+        let l = load("id,n\n1,a\n2,b\n").unwrap();
+        let gold = |text: &str| Gold::from_csv(text.as_bytes(), "g.csv", &l, None);
+        let e = gold("").unwrap_err();
+        assert!(e.message().contains("empty file"), "{e}");
+        assert_eq!(e.location().file.as_deref(), Some("g.csv"));
+        let e = gold("left_id,right_id\n").unwrap_err();
+        assert!(e.message().contains("no pairs"), "{e}");
+        assert_eq!(e.location().line, Some(1));
+        let e = gold("left_id,right_id\n1,2\n1\n").unwrap_err();
+        assert!(e.message().contains("two ids"), "{e}");
+        assert_eq!(e.location().line, Some(3));
+        let e = gold("left_id\n1\n").unwrap_err();
+        assert!(e.message().contains("two id columns"), "{e}");
+        // Blank lines are skipped, not counted as pairs.
+        let g = gold("a,b\n\n1,2\n\n").unwrap();
+        assert_eq!(g.pairs.len(), 1);
     }
 }
