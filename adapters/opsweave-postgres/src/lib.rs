@@ -2,8 +2,8 @@
 //!
 //! Four schemas hold what the embedded store holds in one file: `raw` (source items verbatim and
 //! rejected rows), `core` (records, tasks, links), `search` (full-text documents with a GIN index,
-//! and pgvector embeddings) and `ops` (the event log). Migrations are embedded in the binary and
-//! applied on open. Batches are written with `UNNEST` arrays, about 1,000 rows per round trip, in
+//! and pgvector embeddings) and `ops` (the event log and the job queue). Migrations are embedded
+//! in the binary and applied on open. Batches are written with `UNNEST` arrays, about 1,000 rows per round trip, in
 //! one transaction; transactions that fail for a transient reason (serialization failure,
 //! deadlock, lost connection) run again with backoff.
 

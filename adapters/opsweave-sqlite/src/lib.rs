@@ -1,8 +1,8 @@
 //! The embedded SQLite backend of opsweave.
 //!
 //! One file in WAL mode holds RAW (verbatim payloads), CORE (records, tasks, links), SEARCH (an
-//! FTS5 index kept in step by triggers) and OPS (events, rejections). Migrations are embedded in
-//! the binary and applied on open.
+//! FTS5 index kept in step by triggers) and OPS (events, rejections, jobs). Migrations are
+//! embedded in the binary and applied on open.
 
 mod error;
 mod jobs;

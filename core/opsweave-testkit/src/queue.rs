@@ -261,7 +261,6 @@ pub async fn expired_lease_passes_to_another_worker(queue: Arc<dyn JobQueue>) {
     let enqueued = queue.enqueue(job("embed", 1)).await.unwrap();
     let first = claim(&*queue, "crashed", SHORT_LEASE).await.unwrap();
     assert_eq!(first.id, enqueued.id);
-    assert!(claim(&*queue, "rescuer", LONG_LEASE).await.is_none());
     tokio::time::sleep(PAST_SHORT_LEASE).await;
     let rescued = claim(&*queue, "rescuer", LONG_LEASE)
         .await
