@@ -36,11 +36,12 @@ pub fn preset(name: &str) -> Result<Mapping> {
     presets::preset(name)
 }
 
-/// The handle users hold: a store, its event log and the configuration.
+/// The handle users hold: a store, its event log, its job queue and the configuration.
 #[derive(Clone)]
 pub struct Weave {
     store: Arc<dyn RecordStore>,
     events: Arc<dyn EventLog>,
+    jobs: Option<Arc<dyn opsweave_core::JobQueue>>,
     config: Arc<Config>,
 }
 
@@ -73,7 +74,8 @@ impl Weave {
                 let store = Arc::new(opsweave_sqlite::SqliteStore::open(url).await?);
                 Ok(Self {
                     store: store.clone(),
-                    events: store,
+                    events: store.clone(),
+                    jobs: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -82,7 +84,8 @@ impl Weave {
                 let store = Arc::new(opsweave_postgres::PgStore::open(url).await?);
                 Ok(Self {
                     store: store.clone(),
-                    events: store,
+                    events: store.clone(),
+                    jobs: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -105,8 +108,20 @@ impl Weave {
         Self {
             store,
             events,
+            jobs: None,
             config: Arc::new(config),
         }
+    }
+
+    /// Adds a job queue to a handle made with [`Self::from_parts`].
+    pub fn with_jobs(mut self, jobs: Arc<dyn opsweave_core::JobQueue>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// The job queue behind this handle (always present when opened from a URL).
+    pub fn jobs(&self) -> Option<&Arc<dyn opsweave_core::JobQueue>> {
+        self.jobs.as_ref()
     }
 
     /// The configuration in force.
