@@ -8,7 +8,8 @@ CREATE TABLE ops.jobs (
     -- All scope parts in one value, so that idempotency keys are per exact scope (NULLs included).
     scope_key        text             NOT NULL,
     kind             text             NOT NULL,
-    payload          jsonb            NOT NULL,
+    -- json, not jsonb: kept as sent, and jsonb refuses \u0000 in strings.
+    payload          json             NOT NULL,
     status           text             NOT NULL
         CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
     attempts         integer          NOT NULL DEFAULT 0,

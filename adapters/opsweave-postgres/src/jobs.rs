@@ -30,7 +30,7 @@ fn job_of(row: &PgRow) -> Result<Job> {
     Ok(Job {
         id: JobId(get(row, "id")?),
         kind: get(row, "kind")?,
-        payload: get(row, "payload")?,
+        payload: get::<sqlx::types::Json<serde_json::Value>>(row, "payload")?.0,
         scope: scope_of(row)?,
         status: status.parse()?,
         attempts: count("attempts")?,
@@ -185,7 +185,7 @@ impl JobQueue for PgStore {
                 "INSERT INTO ops.jobs (org, client, project, scope_key, kind, payload, status, \
                  attempts, max_attempts, backoff_ms, progress, idempotency_key, run_after, \
                  created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8, 0, $9, \
+                 VALUES ($1, $2, $3, $4, $5, $6::json, 'queued', 0, $7, $8, 0, $9, \
                          coalesce($10, now()), now(), now()) \
                  ON CONFLICT (scope_key, idempotency_key) WHERE idempotency_key IS NOT NULL \
                  DO NOTHING RETURNING *",
@@ -195,7 +195,7 @@ impl JobQueue for PgStore {
             .bind(opt_text(job.scope.project.as_deref()))
             .bind(text(key))
             .bind(text(&job.kind))
-            .bind(&job.payload)
+            .bind(job.payload.to_string())
             .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
             .bind(ms(job.backoff))
             .bind(opt_text(job.idempotency_key.as_deref()))

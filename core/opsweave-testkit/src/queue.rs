@@ -401,7 +401,26 @@ pub async fn bad_input_is_rejected(queue: Arc<dyn JobQueue>) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let now = queue.get(&acme(), held.id).await.unwrap();
     assert_eq!((now.progress, now.status), (0.0, JobStatus::Running));
+    let odd = queue
+        .enqueue(NewJob::new(
+            "embed",
+            acme(),
+            json!({ "note": "nul \u{0} here", "n": [1, 2.5] }),
+        ))
+        .await
+        .unwrap();
+    let read_back = queue.get(&acme(), odd.id).await.unwrap();
+    assert_eq!(
+        read_back.payload,
+        json!({ "note": "nul \u{0} here", "n": [1, 2.5] })
+    );
     let long_error = "x".repeat(100_000);
     let failed = queue.fail(held.id, "w1", &long_error).await.unwrap();
     assert!(failed.error.unwrap().len() <= opsweave_core::jobs::MAX_MESSAGE_BYTES);
+    // The failed job waits out its backoff, so the next claim is the odd one; a NUL in an
+    // error message is stored (PostgreSQL: as U+FFFD), not refused.
+    let next = claim(&*queue, "w2", LONG_LEASE).await.unwrap();
+    assert_eq!(next.id, odd.id);
+    let kept = queue.fail(odd.id, "w2", "bad \u{0} byte").await.unwrap();
+    assert!(kept.error.is_some_and(|e| e.starts_with("bad ")));
 }
