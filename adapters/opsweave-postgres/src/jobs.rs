@@ -143,35 +143,77 @@ impl PgStore {
         .await
     }
 
-    /// Leases the first job that `candidates` (a `WHERE` clause on `ops.jobs`) selects.
-    async fn claim_where(
+    /// Runs `update` (one statement, retried) on the job `worker` holds: `id`, `worker`, the
+    /// lease in milliseconds and the progress fraction and message are `$1` to `$5` (as given). When no row matched, tells a missing
+    /// job (`NotFound`) from one the worker no longer holds (`Conflict`).
+    async fn update_held(
         &self,
-        candidates: &str,
+        update: &str,
+        id: JobId,
         worker: &str,
-        kinds: &[String],
-        lease: Duration,
-    ) -> Result<Option<Job>> {
-        let sql = format!(
-            "UPDATE ops.jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1, \
-             lease_expires_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() \
-             WHERE id = (SELECT id FROM ops.jobs WHERE {candidates} \
-                         AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-                         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING *"
-        );
+        lease: Option<Duration>,
+        progress: Option<(f64, Option<String>)>,
+    ) -> Result<Job> {
         let row = with_retries(|| async {
-            sqlx::query(&sql)
-                .bind(text(worker))
-                .bind(ms(lease))
-                .bind(kinds)
-                .fetch_optional(&self.pool)
+            let mut q = sqlx::query(update).bind(id.0).bind(text(worker));
+            if let Some(lease) = lease {
+                q = q.bind(ms(lease));
+            }
+            if let Some((fraction, message)) = &progress {
+                q = q.bind(*fraction).bind(opt_text(message.as_deref()));
+            }
+            q.fetch_optional(&self.pool)
                 .await
-                .map_err(|e| map("claim job", e))
+                .map_err(|e| map("update job", e))
         })
         .await?;
-        row.as_ref().map(job_of).transpose()
+        if let Some(row) = row {
+            return job_of(&row);
+        }
+        let row = sqlx::query("SELECT * FROM ops.jobs WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read job", e))?
+            .ok_or_else(|| Error::not_found(format!("no job {id}")))?;
+        let job = job_of(&row)?;
+        Err(lease_lost(
+            id,
+            worker,
+            job.status,
+            job.lease_owner.as_deref(),
+        ))
     }
 }
+
+/// Leases one job in one statement: the oldest expired lease if any (failing it instead when its
+/// attempts are spent), else the oldest runnable queued job; `SKIP LOCKED` passes over rows
+/// other claimers hold. `$1` worker, `$2` lease in ms, `$3` kinds (empty: any); `exhausted` is
+/// replaced by [`EXHAUSTED`].
+const CLAIM_TEMPLATE: &str = "\
+    UPDATE ops.jobs SET \
+        status = CASE WHEN exhausted THEN 'failed' ELSE 'running' END, \
+        attempts = CASE WHEN exhausted THEN attempts ELSE attempts + 1 END, \
+        lease_owner = CASE WHEN exhausted THEN NULL ELSE $1 END, \
+        lease_expires_at = CASE WHEN exhausted THEN NULL \
+                                ELSE now() + $2::bigint * interval '1 millisecond' END, \
+        error = CASE WHEN exhausted \
+                     THEN 'lease expired on the last attempt (worker stopped heartbeating)' \
+                     ELSE error END, \
+        finished_at = CASE WHEN exhausted THEN now() ELSE finished_at END, \
+        updated_at = now() \
+    WHERE ops.jobs.id = (SELECT coalesce( \
+            (SELECT id FROM ops.jobs WHERE status = 'running' AND lease_expires_at < now() \
+               AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+             ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED), \
+            (SELECT id FROM ops.jobs WHERE status = 'queued' AND run_after <= now() \
+               AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+             ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED))) \
+    RETURNING *";
+
+/// Replaces `exhausted` in [`CLAIM_TEMPLATE`]: true, on the locked row, for an expired lease with
+/// no attempts left.
+const EXHAUSTED: &str = "(status = 'running' AND attempts >= max_attempts)";
 
 #[async_trait]
 impl JobQueue for PgStore {
@@ -221,32 +263,25 @@ impl JobQueue for PgStore {
 
     async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
         check_lease(worker, lease)?;
-        // Leases lost on the last allowed attempt fail their job instead of returning it.
-        with_retries(|| async {
-            sqlx::query(
-                "UPDATE ops.jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, \
-                 error = 'lease expired on the last attempt (worker stopped heartbeating)', \
-                 updated_at = now(), finished_at = now() \
-                 WHERE id IN (SELECT id FROM ops.jobs WHERE status = 'running' \
-                              AND lease_expires_at < now() AND attempts >= max_attempts \
-                              FOR UPDATE SKIP LOCKED)",
-            )
-            .execute(&self.pool)
-            .await
-            .map_err(|e| map("fail exhausted jobs", e))
-        })
-        .await?;
-        let stale = "status = 'running' AND lease_expires_at < now() AND attempts < max_attempts";
-        if let Some(job) = self.claim_where(stale, worker, kinds, lease).await? {
-            return Ok(Some(job));
+        let claim = CLAIM_TEMPLATE.replace("exhausted", EXHAUSTED);
+        loop {
+            let row = with_retries(|| async {
+                sqlx::query(&claim)
+                    .bind(text(worker))
+                    .bind(ms(lease))
+                    .bind(kinds)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| map("claim job", e))
+            })
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let job = job_of(&row)?;
+            // A job failed for a lease lost on its last attempt: look for another.
+            if job.status == JobStatus::Running {
+                return Ok(Some(job));
+            }
         }
-        self.claim_where(
-            "status = 'queued' AND run_after <= now()",
-            worker,
-            kinds,
-            lease,
-        )
-        .await
     }
 
     async fn heartbeat(
@@ -258,26 +293,32 @@ impl JobQueue for PgStore {
     ) -> Result<Job> {
         check_lease(worker, lease)?;
         let message = progress.as_ref().map(check_progress).transpose()?;
-        self.change_held(id, worker, |job| {
-            let mut change = Change::from(job);
-            if let (Some(p), Some(message)) = (&progress, &message) {
-                change.progress = p.fraction;
-                change.message.clone_from(message);
+        let renew = "UPDATE ops.jobs SET \
+             lease_expires_at = now() + $3::bigint * interval '1 millisecond', updated_at = now()";
+        let held = "WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING *";
+        match (progress, message) {
+            (Some(p), Some(message)) => {
+                let sql = format!("{renew}, progress = $4, message = $5 {held}");
+                self.update_held(&sql, id, worker, Some(lease), Some((p.fraction, message)))
+                    .await
             }
-            change.lease_ms = Some(ms(lease));
-            change
-        })
-        .await
+            _ => {
+                let sql = format!("{renew} {held}");
+                self.update_held(&sql, id, worker, Some(lease), None).await
+            }
+        }
     }
 
     async fn complete(&self, id: JobId, worker: &str) -> Result<Job> {
-        self.change_held(id, worker, |job| Change {
-            status: JobStatus::Done,
-            progress: 1.0,
-            lease_owner: None,
-            finished: true,
-            ..Change::from(job)
-        })
+        self.update_held(
+            "UPDATE ops.jobs SET status = 'done', progress = 1, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = now(), finished_at = now() \
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING *",
+            id,
+            worker,
+            None,
+            None,
+        )
         .await
     }
 

@@ -60,3 +60,51 @@ async fn two_stores_on_one_database_share_the_queue() {
     assert_eq!(seen, enqueued);
     databases.drop_all().await;
 }
+
+/// Prints how many jobs per second 8 workers claim and complete (a measurement, not a check):
+/// `cargo test --release -p opsweave-postgres --test jobs -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run by hand"]
+async fn queue_throughput() {
+    let Some(server) = support::server_url("queue_throughput") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "jobs_speed");
+    let store = Arc::new(
+        PgStore::open(&format!("{}?max_connections=16", databases.create().await))
+            .await
+            .expect("open"),
+    );
+    let scope = opsweave_core::Scope::org("acme");
+    const JOBS: usize = 5_000;
+    for n in 0..JOBS {
+        let job = opsweave_core::NewJob::new("embed", scope.clone(), serde_json::json!(n));
+        store.enqueue(job).await.expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let lease = std::time::Duration::from_secs(60);
+            let mut done = 0usize;
+            while let Some(job) = store.claim(&name, &[], lease).await.expect("claim") {
+                store.complete(job.id, &name).await.expect("complete");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(total, JOBS);
+    println!(
+        "postgres queue: {JOBS} jobs claimed and completed by 8 workers in {secs:.2} s = {:.0} jobs/s",
+        JOBS as f64 / secs
+    );
+    databases.drop_all().await;
+}
