@@ -249,7 +249,11 @@ pub struct Job {
 /// - **Get**, **list** and **cancel** see only jobs inside the caller's scope (a job elsewhere is
 ///   `NotFound`); list returns the newest first.
 ///
-/// Leases are compared with one clock: the store's (SQLite: the process; PostgreSQL: the server).
+/// Claim, heartbeat, complete and fail are worker-side and take no scope (a worker serves every
+/// org); enqueue, get, list and cancel are caller-side and scoped. Delivery is at least once: a
+/// job whose worker died (or lost its connection) runs again after its lease expires, so jobs
+/// should be safe to repeat. Leases are compared with one clock: the store's (SQLite: the
+/// process; PostgreSQL: the server).
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Stores a queued job, or returns the job an earlier enqueue with the same key stored.
