@@ -43,6 +43,15 @@ export declare class Weave {
   search(query: string, limit?: number | undefined | null): Promise<Array<SearchHit>>
   /** One record. */
   record(id: string): Promise<StoredRecord>
+  /**
+   * Matches stored records with a resolver (a preset name such as `odoo-ace-opportunities`,
+   * or an object of its fields): writes links and queues unsure pairs for review.
+   */
+  resolve(resolver: string | Record<string, any>, incremental?: boolean | undefined | null): Promise<ResolveReport>
+  /** Pending review pairs, most likely matches first. */
+  reviewQueue(options?: ReviewQueueOptions | undefined | null): Promise<Array<ReviewItem>>
+  /** Accepts (links the pair) or rejects a review pair of `resolver`. */
+  decideReview(resolver: string | Record<string, any>, left: string, right: string, accept: boolean): Promise<ReviewItem>
   /** Events (about `subject` when given) after sequence `after`, oldest first. */
   events(options?: EventsOptions | undefined | null): Promise<Array<Event>>
 }
@@ -230,6 +239,39 @@ export interface Rejection {
   line: number
   field?: string
   reason: string
+}
+
+/** What a resolve (matching) run did. */
+export interface ResolveReport {
+  resolver: string
+  /** `full` (model fitted anew) or `incremental`. */
+  mode: string
+  leftRecords: number
+  rightRecords: number
+  newRecords: number
+  candidates: number
+  matched: number
+  review: number
+  seconds: number
+}
+
+/** A pair a resolver was unsure about, with each comparison's part in its score. */
+export interface ReviewItem {
+  resolver: string
+  left: string
+  right: string
+  score: number
+  probability: number
+  explanation: Array<any>
+  status: 'pending' | 'accepted' | 'rejected'
+}
+
+/** Options of `reviewQueue`. */
+export interface ReviewQueueOptions {
+  /** Only this resolver's pairs. */
+  resolver?: string
+  /** At most this many (default 100). */
+  limit?: number
 }
 
 /** Who records belong to: an org, optionally narrowed to a client and a project. */

@@ -169,3 +169,26 @@ test('calls run off the main thread, side by side', async () => {
 test('presets are listed', () => {
   assert.deepEqual(opsweave.presets(), SAMPLES.map(([p]) => p))
 })
+
+test('resolve links twins and queues reviews', async () => {
+  const weave = await loaded()
+  const report = await weave.resolve('odoo-ace-opportunities')
+  assert.deepEqual([report.mode, report.leftRecords, report.rightRecords], ['full', 10, 8])
+  assert.ok(report.matched >= 1)
+  const graph = await weave.graph({ window: 'month', now: SAMPLE_DAY })
+  assert.ok(graph.edges.some((e) => e.kind === 'same_entity'))
+  const again = await weave.resolve('odoo-ace-opportunities', true)
+  assert.deepEqual([again.mode, again.newRecords], ['incremental', 0])
+
+  const dedupe = await weave.resolve('task-dedupe')
+  const queue = await weave.reviewQueue({ resolver: 'task-dedupe' })
+  assert.ok(queue.length > 0)
+  assert.equal(queue.length, dedupe.review)
+  const [first] = queue
+  assert.equal(first.status, 'pending')
+  const decided = await weave.decideReview('task-dedupe', first.left, first.right, false)
+  assert.equal(decided.status, 'rejected')
+  const rest = await weave.reviewQueue({ resolver: 'task-dedupe' })
+  assert.deepEqual(rest.map((q) => [q.left, q.right]), queue.slice(1).map((q) => [q.left, q.right]))
+  await assert.rejects(weave.resolve('salesforce-dedupe'), { code: 'INVALID_INPUT', field: 'resolver' })
+})

@@ -2,6 +2,7 @@
 //! naming the argument.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
 
 /// The most results one call returns per list.
@@ -87,6 +88,20 @@ pub fn mapping_of(preset: Option<&str>, mapping: Option<&serde_json::Value>) -> 
         Err(e) if e.location().field.is_none() => Err(e.on_field("mapping")),
         Err(e) => Err(e),
     }
+}
+
+/// The resolver to match with: a built-in resolver by name, or an object of its fields.
+pub fn resolver_of(resolver: &serde_json::Value) -> Result<Resolver> {
+    let parsed = match resolver {
+        serde_json::Value::String(name) => resolver_preset(name),
+        value @ serde_json::Value::Object(_) => Resolver::from_json(&value.to_string()),
+        _ => Err(Error::invalid(
+            "resolver must be a preset name or an object of its fields",
+        )),
+    }
+    .map_err(|e| e.on_field("resolver"))?;
+    parsed.validate()?;
+    Ok(parsed)
 }
 
 /// Reads a mapping file: JSON when it ends in `.json`, TOML otherwise.

@@ -7,7 +7,7 @@ mod errors;
 mod task;
 mod types;
 
-use args::{limit, mapping_of, parse_horizons, parse_id, parse_now, parse_window};
+use args::{limit, mapping_of, parse_horizons, parse_id, parse_now, parse_window, resolver_of};
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
 use napi_derive::napi;
@@ -18,7 +18,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use task::Op;
-use types::{EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions};
+use types::{
+    EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions,
+    ReviewQueueOptions,
+};
 
 /// Converts a facade result into its JavaScript shape through its JSON form.
 fn shape<T: DeserializeOwned, S: Serialize>(value: &S) -> Result<T> {
@@ -257,6 +260,71 @@ impl Weave {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
             shape(&weave.record(&weave.default_scope(), id).await?)
+        })
+    }
+
+    /// Matches stored records with a resolver (a preset name such as `odoo-ace-opportunities`,
+    /// or an object of its fields): writes links and queues unsure pairs for review.
+    #[napi(
+        ts_args_type = "resolver: string | Record<string, any>, incremental?: boolean | undefined | null",
+        ts_return_type = "Promise<ResolveReport>"
+    )]
+    pub fn resolve(
+        &self,
+        resolver: serde_json::Value,
+        incremental: Option<bool>,
+    ) -> AsyncTask<Op<types::ResolveReport>> {
+        self.op(move |weave| async move {
+            let resolver = resolver_of(&resolver)?;
+            let incremental = incremental.unwrap_or(false);
+            shape(
+                &weave
+                    .resolve(&weave.default_scope(), &resolver, incremental)
+                    .await?,
+            )
+        })
+    }
+
+    /// Pending review pairs, most likely matches first.
+    #[napi(ts_return_type = "Promise<Array<ReviewItem>>")]
+    pub fn review_queue(
+        &self,
+        options: Option<ReviewQueueOptions>,
+    ) -> AsyncTask<Op<Vec<types::ReviewItem>>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let limit = limit(options.limit, 100)?;
+            shape(
+                &weave
+                    .review_queue(&weave.default_scope(), options.resolver.as_deref(), limit)
+                    .await?,
+            )
+        })
+    }
+
+    /// Accepts (links the pair) or rejects a review pair of `resolver`.
+    #[napi(
+        ts_args_type = "resolver: string | Record<string, any>, left: string, right: string, accept: boolean",
+        ts_return_type = "Promise<ReviewItem>"
+    )]
+    pub fn decide_review(
+        &self,
+        resolver: serde_json::Value,
+        left: String,
+        right: String,
+        accept: bool,
+    ) -> AsyncTask<Op<types::ReviewItem>> {
+        self.op(move |weave| async move {
+            let resolver = resolver_of(&resolver)?;
+            let pair = (
+                left.parse().map_err(|e: Error| e.on_field("left"))?,
+                right.parse().map_err(|e: Error| e.on_field("right"))?,
+            );
+            shape(
+                &weave
+                    .decide_review(&weave.default_scope(), &resolver, pair, accept)
+                    .await?,
+            )
         })
     }
 

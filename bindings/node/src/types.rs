@@ -217,6 +217,46 @@ pub struct Event {
     pub at: String,
 }
 
+/// What a resolve (matching) run did.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolveReport {
+    pub resolver: String,
+    /// `full` (model fitted anew) or `incremental`.
+    pub mode: String,
+    pub left_records: i64,
+    pub right_records: i64,
+    pub new_records: i64,
+    pub candidates: i64,
+    pub matched: i64,
+    pub review: i64,
+    pub seconds: f64,
+}
+
+/// A pair a resolver was unsure about, with each comparison's part in its score.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewItem {
+    pub resolver: String,
+    pub left: String,
+    pub right: String,
+    pub score: f64,
+    pub probability: f64,
+    pub explanation: Vec<serde_json::Value>,
+    #[napi(ts_type = "'pending' | 'accepted' | 'rejected'")]
+    pub status: String,
+}
+
+/// Options of `reviewQueue`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct ReviewQueueOptions {
+    /// Only this resolver's pairs.
+    pub resolver: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
 /// How to open a store.
 #[napi(object)]
 #[derive(Debug, Clone, Default)]

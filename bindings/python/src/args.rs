@@ -4,6 +4,7 @@
 use crate::convert::{from_python, type_name};
 use crate::errors::to_py;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -92,6 +93,24 @@ pub fn mapping_of(
             Err(e) if e.location().field.is_none() => Err(e.on_field("mapping")),
             Err(e) => Err(e),
         })
+        .map_err(|e| to_py(py, &e))
+}
+
+/// The resolver to match with: a built-in resolver by name, or a dict of its fields.
+pub fn resolver_of(py: Python<'_>, resolver: &Bound<'_, PyAny>) -> PyResult<Resolver> {
+    let parsed = if let Ok(name) = resolver.cast::<PyString>() {
+        resolver_preset(name.to_str()?).map_err(|e| e.on_field("resolver"))
+    } else if resolver.is_instance_of::<PyDict>() {
+        let json = from_python(resolver, "resolver")?;
+        Resolver::from_json(&json.to_string()).map_err(|e| e.on_field("resolver"))
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "resolver must be a preset name (str) or a dict, not {}",
+            type_name(resolver)
+        )));
+    };
+    parsed
+        .and_then(|r| r.validate().map(|()| r))
         .map_err(|e| to_py(py, &e))
 }
 

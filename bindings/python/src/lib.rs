@@ -9,9 +9,10 @@ mod convert;
 mod errors;
 mod runtime;
 
-use args::{mapping_of, parse_horizons, parse_id, parse_now, parse_window, MAX_LIMIT};
+use args::{mapping_of, parse_horizons, parse_id, parse_now, parse_window, resolver_of, MAX_LIMIT};
 use convert::{from_python, to_python};
 use errors::to_py;
+use opsweave::matching::Resolver;
 use opsweave::{Config, Error, Result, Scope, Weave};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -239,6 +240,59 @@ impl NativeWeave {
         self.with(move |weave| async move {
             let id = parse_id(&id)?;
             json(&weave.record(&weave.default_scope(), id).await?)
+        })
+    }
+
+    fn resolve_op(
+        &self,
+        resolver: Resolver,
+        incremental: bool,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            json(
+                &weave
+                    .resolve(&weave.default_scope(), &resolver, incremental)
+                    .await?,
+            )
+        })
+    }
+
+    fn review_queue_op(
+        &self,
+        resolver: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            if limit > MAX_LIMIT {
+                return Err(
+                    Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit")
+                );
+            }
+            json(
+                &weave
+                    .review_queue(&weave.default_scope(), resolver.as_deref(), limit)
+                    .await?,
+            )
+        })
+    }
+
+    fn decide_review_op(
+        &self,
+        resolver: Resolver,
+        left: String,
+        right: String,
+        accept: bool,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let pair = (
+                left.parse().map_err(|e: Error| e.on_field("left"))?,
+                right.parse().map_err(|e: Error| e.on_field("right"))?,
+            );
+            json(
+                &weave
+                    .decide_review(&weave.default_scope(), &resolver, pair, accept)
+                    .await?,
+            )
         })
     }
 
@@ -493,6 +547,78 @@ impl NativeWeave {
     /// Like `record`, as an awaitable.
     fn arecord<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.record_op(id))
+    }
+
+    /// Matches stored records with a resolver (a preset name or a dict).
+    #[pyo3(signature = (resolver, *, incremental=false))]
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        resolver: &Bound<'_, PyAny>,
+        incremental: bool,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.resolve_op(resolver_of(py, resolver)?, incremental))
+    }
+
+    /// Like `resolve`, as an awaitable.
+    #[pyo3(signature = (resolver, *, incremental=false))]
+    fn aresolve<'py>(
+        &self,
+        py: Python<'py>,
+        resolver: &Bound<'py, PyAny>,
+        incremental: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.resolve_op(resolver_of(py, resolver)?, incremental))
+    }
+
+    /// Pending review pairs (of `resolver` when given), most likely matches first.
+    #[pyo3(signature = (*, resolver=None, limit=100))]
+    fn review_queue(
+        &self,
+        py: Python<'_>,
+        resolver: Option<String>,
+        limit: usize,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.review_queue_op(resolver, limit))
+    }
+
+    /// Like `review_queue`, as an awaitable.
+    #[pyo3(signature = (*, resolver=None, limit=100))]
+    fn areview_queue<'py>(
+        &self,
+        py: Python<'py>,
+        resolver: Option<String>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.review_queue_op(resolver, limit))
+    }
+
+    /// Accepts (links the pair) or rejects a review pair of `resolver`.
+    #[pyo3(signature = (resolver, left, right, *, accept))]
+    fn decide_review(
+        &self,
+        py: Python<'_>,
+        resolver: &Bound<'_, PyAny>,
+        left: String,
+        right: String,
+        accept: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let resolver = resolver_of(py, resolver)?;
+        block(py, self.decide_review_op(resolver, left, right, accept))
+    }
+
+    /// Like `decide_review`, as an awaitable.
+    #[pyo3(signature = (resolver, left, right, *, accept))]
+    fn adecide_review<'py>(
+        &self,
+        py: Python<'py>,
+        resolver: &Bound<'py, PyAny>,
+        left: String,
+        right: String,
+        accept: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let resolver = resolver_of(py, resolver)?;
+        awaitable(py, self.decide_review_op(resolver, left, right, accept))
     }
 
     /// Events (about `subject` when given) after sequence `after`, oldest first.

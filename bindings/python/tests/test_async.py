@@ -32,6 +32,9 @@ async def _scenario(db_url: str) -> None:
         assert (await weave.record(hits[0].id)).title == hits[0].title
         assert again.today[0].id == first.id
         assert set(graph.lanes) == {"past7d", "today", "week"}
+        resolved = await weave.resolve("odoo-ace-opportunities")
+        assert resolved.matched >= 1
+        assert isinstance(await weave.review_queue(), list)
         events = await weave.events(subject=first.id)
         assert [e.kind for e in events] == ["status_changed", "undone"]
 

@@ -139,31 +139,31 @@ def _big_csv(path: pathlib.Path, rows: int) -> None:
             )
 
 
-BIG_ROWS = 15_000
+BIG_ROWS = 50_000
 
 
 def test_ctrl_c_stops_a_long_call(weave: opsweave.Weave, tmp_path: pathlib.Path) -> None:
     big = tmp_path / "big.csv"
     _big_csv(big, BIG_ROWS)
-    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
     started = time.monotonic()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         weave.ingest(big, preset="odoo-crm-lead")
-        # Only reached if the ingest beat the timer: then wait for the interrupt here.
-        time.sleep(5)
-        pytest.fail("no KeyboardInterrupt")
+        # Reached only if the ingest beat the timer: a late interrupt lands in this loop.
+        while time.monotonic() < started + 30:
+            pass
     timer.join()
-    stopped = time.monotonic() - started
-    # The store is still usable, and holds at most what committed before the interrupt.
-    done = weave.ingest(big, preset="odoo-crm-lead")
-    assert done.inserted + done.unchanged == BIG_ROWS
-    assert done.inserted > 0, f"the first ingest should have stopped early (after {stopped:.2f}s)"
+    took = time.monotonic() - started
+    # The ingest stopped before it finished (a finished ingest logs an `ingested` event) ...
+    assert [e.kind for e in weave.events()] == [], f"the ingest ran to completion in {took:.1f}s"
+    # ... and the store is still usable.
+    assert weave.ingest(DATA / "odoo-crm-lead.csv", preset="odoo-crm-lead").inserted == 10
 
 
 def test_long_calls_release_the_gil(weave: opsweave.Weave, tmp_path: pathlib.Path) -> None:
     big = tmp_path / "big.csv"
-    _big_csv(big, BIG_ROWS // 4)
+    _big_csv(big, BIG_ROWS // 10)
     counted = 0
     stop = threading.Event()
 

@@ -166,3 +166,27 @@ def test_graph_has_lanes_nodes_and_edges(loaded: opsweave.Weave) -> None:
 def test_presets_are_listed() -> None:
     names = opsweave.presets()
     assert [n for n, _ in SAMPLES] == names
+
+
+def test_resolve_links_twins_and_queues_reviews(loaded: opsweave.Weave) -> None:
+    report = loaded.resolve("odoo-ace-opportunities")
+    assert (report.mode, report.left_records, report.right_records) == ("full", 10, 8)
+    assert report.matched >= 1
+    edges = loaded.graph(window="month", now=SAMPLE_DAY).edges
+    assert any(e.kind == "same_entity" for e in edges)
+    again = loaded.resolve("odoo-ace-opportunities", incremental=True)
+    assert (again.mode, again.new_records) == ("incremental", 0)
+
+    dedupe = loaded.resolve("task-dedupe")
+    queue = loaded.review_queue(resolver="task-dedupe")
+    assert len(queue) == dedupe.review > 0
+    first = queue[0]
+    assert first.status == "pending" and first.explanation
+    decided = loaded.decide_review("task-dedupe", first.left, first.right, accept=False)
+    assert decided.status == "rejected"
+    assert [(q.left, q.right) for q in loaded.review_queue(resolver="task-dedupe")] == [
+        (q.left, q.right) for q in queue[1:]
+    ]
+    with pytest.raises(opsweave.InvalidInputError) as unknown:
+        loaded.resolve("salesforce-dedupe")
+    assert unknown.value.field == "resolver"

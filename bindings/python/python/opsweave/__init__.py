@@ -25,6 +25,8 @@ from ._models import (
     RankedTask,
     Record,
     Rejection,
+    ResolveReport,
+    ReviewItem,
     Scope,
     SearchHit,
     SourceRef,
@@ -43,7 +45,7 @@ from ._opsweave import (
     preset,
     presets,
 )
-from ._weave import AsyncWeave, MappingSpec, Source, Weave, When
+from ._weave import AsyncWeave, MappingSpec, ResolverSpec, Source, Weave, When
 
 __all__ = [
     "AsyncWeave",
@@ -67,6 +69,9 @@ __all__ = [
     "RankedTask",
     "Record",
     "Rejection",
+    "ResolveReport",
+    "ResolverSpec",
+    "ReviewItem",
     "Scope",
     "SearchHit",
     "Source",

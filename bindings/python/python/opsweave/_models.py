@@ -27,6 +27,8 @@ __all__ = [
     "SourceRef",
     "Record",
     "Event",
+    "ResolveReport",
+    "ReviewItem",
 ]
 
 Horizon = Literal["today", "week", "month", "later"]
@@ -431,4 +433,58 @@ class Event(_Plain):
             kind=kind,
             data=detail,
             at=_required_datetime(d["at"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolveReport(_Plain):
+    """What a resolve (matching) run did."""
+
+    resolver: str
+    mode: str
+    left_records: int
+    right_records: int
+    new_records: int
+    candidates: int
+    matched: int
+    review: int
+    seconds: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ResolveReport:
+        return cls(
+            resolver=d["resolver"],
+            mode=d["mode"],
+            left_records=d["left_records"],
+            right_records=d["right_records"],
+            new_records=d["new_records"],
+            candidates=d["candidates"],
+            matched=d["matched"],
+            review=d["review"],
+            seconds=d["seconds"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewItem(_Plain):
+    """A pair a resolver was unsure about, with each comparison's part in its score."""
+
+    resolver: str
+    left: str
+    right: str
+    score: float
+    probability: float
+    explanation: List[Dict[str, Any]]
+    status: Literal["pending", "accepted", "rejected"]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReviewItem:
+        return cls(
+            resolver=d["resolver"],
+            left=d["left"],
+            right=d["right"],
+            score=d["score"],
+            probability=d["probability"],
+            explanation=[dict(e) for e in d["explanation"]],
+            status=d["status"],
         )

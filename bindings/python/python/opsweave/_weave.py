@@ -20,19 +20,24 @@ from ._models import (
     IngestReport,
     RankedTask,
     Record,
+    ResolveReport,
+    ReviewItem,
     Scope,
     SearchHit,
     Task,
 )
 from ._opsweave import NativeWeave
 
-__all__ = ["Weave", "AsyncWeave", "Source", "MappingSpec", "When"]
+__all__ = ["Weave", "AsyncWeave", "Source", "MappingSpec", "ResolverSpec", "When"]
 
 Source = Union[str, "os.PathLike[str]", Sequence[Mapping[str, Any]]]
 """What ``ingest`` reads: a CSV / JSON Lines / JSON file, or rows as a list of dicts."""
 
 MappingSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 """A mapping as a dict of its fields, or the path of a TOML / JSON mapping file."""
+
+ResolverSpec = Union[str, Mapping[str, Any]]
+"""A built-in resolver's name (``odoo-ace-opportunities``, ``task-dedupe``) or a dict of its fields."""
 
 When = Union[_dt.datetime, _dt.date, str]
 """An instant (naive means UTC), a date (09:00 UTC that day) or ISO 8601 text."""
@@ -76,6 +81,14 @@ def _mapping(mapping: Optional[MappingSpec]) -> Union[Dict[str, Any], str, None]
     raise TypeError(
         f"mapping must be a dict or a path to a mapping file, not {type(mapping).__name__}"
     )
+
+
+def _resolver(resolver: ResolverSpec) -> Union[str, Dict[str, Any]]:
+    if isinstance(resolver, str):
+        return resolver
+    if isinstance(resolver, abc.Mapping):
+        return dict(resolver)
+    raise TypeError(f"resolver must be a preset name or a dict, not {type(resolver).__name__}")
 
 
 def _rows(source: object) -> List[Any]:
@@ -214,6 +227,24 @@ class Weave:
         """One record."""
         return Record.from_dict(self._native.record(_id(id)))
 
+    def resolve(self, resolver: ResolverSpec, *, incremental: bool = False) -> ResolveReport:
+        """Matches stored records (e.g. Odoo opportunities with their ACE twins), writes
+        ``same_entity`` / ``duplicate_of`` links and queues unsure pairs for review."""
+        raw = self._native.resolve(_resolver(resolver), incremental=incremental)
+        return ResolveReport.from_dict(raw)
+
+    def review_queue(self, *, resolver: Optional[str] = None, limit: int = 100) -> List[ReviewItem]:
+        """Pending review pairs, most likely matches first."""
+        raw = self._native.review_queue(resolver=resolver, limit=limit)
+        return [ReviewItem.from_dict(r) for r in raw]
+
+    def decide_review(
+        self, resolver: ResolverSpec, left: str, right: str, *, accept: bool
+    ) -> ReviewItem:
+        """Accepts (links the pair) or rejects a review pair of ``resolver``."""
+        raw = self._native.decide_review(_resolver(resolver), left, right, accept=accept)
+        return ReviewItem.from_dict(raw)
+
     def events(
         self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
     ) -> List[Event]:
@@ -335,6 +366,27 @@ class AsyncWeave:
     async def record(self, id: str) -> Record:
         """Like ``Weave.record``."""
         return Record.from_dict(await self._native.arecord(_id(id)))
+
+    async def resolve(
+        self, resolver: ResolverSpec, *, incremental: bool = False
+    ) -> ResolveReport:
+        """Like ``Weave.resolve``."""
+        raw = await self._native.aresolve(_resolver(resolver), incremental=incremental)
+        return ResolveReport.from_dict(raw)
+
+    async def review_queue(
+        self, *, resolver: Optional[str] = None, limit: int = 100
+    ) -> List[ReviewItem]:
+        """Like ``Weave.review_queue``."""
+        raw = await self._native.areview_queue(resolver=resolver, limit=limit)
+        return [ReviewItem.from_dict(r) for r in raw]
+
+    async def decide_review(
+        self, resolver: ResolverSpec, left: str, right: str, *, accept: bool
+    ) -> ReviewItem:
+        """Like ``Weave.decide_review``."""
+        raw = await self._native.adecide_review(_resolver(resolver), left, right, accept=accept)
+        return ReviewItem.from_dict(raw)
 
     async def events(
         self, *, subject: Optional[str] = None, after: int = 0, limit: int = 100
