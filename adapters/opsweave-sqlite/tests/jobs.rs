@@ -40,3 +40,44 @@ async fn jobs_survive_reopening_the_file() {
     let reopened = SqliteStore::open(&url).await.expect("reopen");
     assert_eq!(reopened.get(&scope, job.id).await.expect("get"), job);
 }
+
+/// Prints how many jobs per second 4 workers claim and complete (a measurement, not a check):
+/// `cargo test --release -p opsweave-sqlite --test jobs -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run by hand"]
+async fn queue_throughput() {
+    use opsweave_core::{NewJob, Scope};
+    const JOBS: usize = 5_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("speed.db").display());
+    let store = Arc::new(SqliteStore::open(&url).await.expect("open store"));
+    for n in 0..JOBS {
+        let job = NewJob::new("embed", Scope::org("acme"), serde_json::json!(n));
+        store.enqueue(job).await.expect("enqueue");
+    }
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let lease = std::time::Duration::from_secs(60);
+            let mut done = 0usize;
+            while let Some(job) = store.claim(&name, &[], lease).await.expect("claim") {
+                store.complete(job.id, &name).await.expect("complete");
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(total, JOBS);
+    println!(
+        "sqlite queue: {JOBS} jobs claimed and completed by 4 workers in {secs:.2} s = {:.0} jobs/s",
+        JOBS as f64 / secs
+    );
+}
