@@ -95,7 +95,8 @@ def section(results, command):
         "```",
         "",
         f"Result on {today}, commit `{commit}`, {platform.machine()} with {versions['cpus']} cores "
-        f"(shared with other builds while it ran), {versions['splink']}, {versions['pyjedai']}, "
+        f"(shared with other engineers' builds: load average {versions.get('load', '?')} at the start), "
+        f"{versions['splink']}, {versions['pyjedai']}, "
         f"Python {versions['python']}.",
         "",
         "| data set | tool | own threshold | precision | recall | F1 | best-threshold F1 (oracle) "

@@ -49,6 +49,7 @@ json.dump({
     "pyjedai": "pyJedAI " + m.version("pyjedai"),
     "python": platform.python_version(),
     "cpus": os.cpu_count(),
+    "load": round(os.getloadavg()[0], 1),
 }, open(sys.argv[1], "w"))
 EOF
 
