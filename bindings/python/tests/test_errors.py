@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import csv
 import pathlib
+import signal
 import threading
 import time
 
@@ -142,9 +143,15 @@ def _big_csv(path: pathlib.Path, rows: int) -> None:
 BIG_ROWS = 50_000
 
 
-def test_ctrl_c_stops_a_long_call(weave: opsweave.Weave, tmp_path: pathlib.Path) -> None:
+def test_ctrl_c_stops_a_long_call(
+    weave: opsweave.Weave, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
     big = tmp_path / "big.csv"
     _big_csv(big, BIG_ROWS)
+    # A shell starts background jobs with SIGINT ignored, and then Python installs no handler
+    # (interrupt_main would do nothing): put Python's own handler in place for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     timer = threading.Timer(0.3, _thread.interrupt_main)
     started = time.monotonic()
     timer.start()
