@@ -1,7 +1,6 @@
 //! Arguments from JavaScript into the facade's types; a bad value is an `InvalidInput` error
 //! naming the argument.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
 
@@ -29,29 +28,6 @@ pub fn parse_window(text: Option<&str>) -> Result<Window> {
     text.map_or(Ok(Window::Week), |t| {
         t.parse().map_err(|e: Error| e.on_field("window"))
     })
-}
-
-/// `now`: an RFC 3339 instant (what `Date.toISOString()` gives), a naive ISO date-time (taken as
-/// UTC), or a date (09:00 UTC that day, as the CLI's `--now`).
-pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    let Some(text) = text else { return Ok(None) };
-    let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(Some(t.and_utc()));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
-            ))
-            .on_field("now")
-        })
 }
 
 /// A limit of at most [`MAX_LIMIT`].

@@ -7,7 +7,7 @@ mod errors;
 mod task;
 mod types;
 
-use args::{limit, mapping_of, parse_horizons, parse_id, parse_now, parse_window, resolver_of};
+use args::{limit, mapping_of, parse_horizons, parse_id, parse_window, resolver_of};
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
 use napi_derive::napi;
@@ -172,7 +172,7 @@ impl Weave {
         self.op(move |weave| async move {
             let limit = limit(options.limit, 3)?;
             let horizons = parse_horizons(options.horizons)?;
-            let now = parse_now(options.now.as_deref())?;
+            let now = opsweave::parse_now(options.now.as_deref())?;
             shape(
                 &weave
                     .focus(&weave.default_scope(), &horizons, limit, now)
@@ -186,7 +186,7 @@ impl Weave {
     pub fn task(&self, id: String, now: Option<String>) -> AsyncTask<Op<types::RankedTask>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
-            let now = parse_now(now.as_deref())?;
+            let now = opsweave::parse_now(now.as_deref())?;
             shape(&weave.task(&weave.default_scope(), id, now).await?)
         })
     }
@@ -236,7 +236,7 @@ impl Weave {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
             let window = parse_window(options.window.as_deref())?;
-            let now = parse_now(options.now.as_deref())?;
+            let now = opsweave::parse_now(options.now.as_deref())?;
             shape(&weave.graph(&weave.default_scope(), window, now).await?)
         })
     }

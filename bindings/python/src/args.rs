@@ -3,7 +3,6 @@
 
 use crate::convert::{from_python, type_name};
 use crate::errors::to_py;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
 use pyo3::exceptions::PyTypeError;
@@ -33,29 +32,6 @@ pub fn parse_horizons(names: Option<Vec<String>>) -> Result<Vec<Horizon>> {
 /// A graph window (`week` or `month`).
 pub fn parse_window(text: &str) -> Result<Window> {
     text.parse().map_err(|e: Error| e.on_field("window"))
-}
-
-/// `now`: an RFC 3339 instant, a naive ISO date-time (taken as UTC), or a date (09:00 UTC that
-/// day, as the CLI's `--now`).
-pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    let Some(text) = text else { return Ok(None) };
-    let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(Some(t.and_utc()));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
-            ))
-            .on_field("now")
-        })
 }
 
 /// The mapping to ingest with: a preset by name, or `mapping` given as a dict (the mapping's

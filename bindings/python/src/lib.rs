@@ -9,7 +9,7 @@ mod convert;
 mod errors;
 mod runtime;
 
-use args::{mapping_of, parse_horizons, parse_id, parse_now, parse_window, resolver_of, MAX_LIMIT};
+use args::{mapping_of, parse_horizons, parse_id, parse_window, resolver_of, MAX_LIMIT};
 use convert::{from_python, to_python};
 use errors::to_py;
 use opsweave::matching::Resolver;
@@ -154,7 +154,7 @@ impl NativeWeave {
                 );
             }
             let horizons = parse_horizons(horizons)?;
-            let now = parse_now(now.as_deref())?;
+            let now = opsweave::parse_now(now.as_deref())?;
             let scope = weave.default_scope();
             json(&weave.focus(&scope, &horizons, limit, now).await?)
         })
@@ -167,7 +167,7 @@ impl NativeWeave {
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let id = parse_id(&id)?;
-            let now = parse_now(now.as_deref())?;
+            let now = opsweave::parse_now(now.as_deref())?;
             json(&weave.task(&weave.default_scope(), id, now).await?)
         })
     }
@@ -216,7 +216,7 @@ impl NativeWeave {
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let window = parse_window(&window)?;
-            let now = parse_now(now.as_deref())?;
+            let now = opsweave::parse_now(now.as_deref())?;
             json(&weave.graph(&weave.default_scope(), window, now).await?)
         })
     }

@@ -6,7 +6,6 @@ mod eval;
 mod output;
 mod resolving;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use opsweave::{
     Config, Error, ErrorKind, Horizon, Mapping, RecordId, Result, Scope, Weave, Window,
@@ -195,23 +194,6 @@ fn config_for(cli: &Cli, db_override: Option<String>) -> Result<Config> {
     Ok(config)
 }
 
-/// Parses `--now`: a date (09:00 UTC that day) or an RFC 3339 instant.
-fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    let Some(text) = text else { return Ok(None) };
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "--now `{text}` is not a date (YYYY-MM-DD) or RFC 3339 instant"
-            ))
-        })
-}
-
 fn parse_id(text: &str) -> Result<RecordId> {
     text.parse().map_err(|e: Error| e.on_field("id"))
 }
@@ -261,7 +243,7 @@ async fn run(cli: Cli) -> Result<()> {
                     &weave.default_scope(),
                     &horizons,
                     *limit,
-                    parse_now(now.as_deref())?,
+                    opsweave::parse_now(now.as_deref())?,
                 )
                 .await?;
             output::print_focus(&focus, &horizons, *json);
@@ -298,7 +280,11 @@ async fn run(cli: Cli) -> Result<()> {
             let window: Window = window.parse()?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let graph = weave
-                .graph(&weave.default_scope(), window, parse_now(now.as_deref())?)
+                .graph(
+                    &weave.default_scope(),
+                    window,
+                    opsweave::parse_now(now.as_deref())?,
+                )
                 .await?;
             output::print_json(&graph);
             Ok(())
@@ -441,7 +427,7 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
             );
         }
     }
-    let as_of = parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
+    let as_of = opsweave::parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
     let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
     if !json {
         eprintln!(
@@ -456,21 +442,6 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn now_accepts_dates_and_instants() {
-        assert_eq!(
-            parse_now(Some("2026-11-23")).unwrap().unwrap().to_rfc3339(),
-            "2026-11-23T09:00:00+00:00"
-        );
-        assert!(parse_now(Some("2026-11-23T10:00:00+02:00"))
-            .unwrap()
-            .is_some());
-        assert_eq!(
-            parse_now(Some("tomorrow")).unwrap_err().kind(),
-            ErrorKind::InvalidInput
-        );
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -30,6 +30,29 @@ use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use std::sync::Arc;
 
+/// Parses the "as of" instant callers pass to focus and graph: an RFC 3339 instant, a naive ISO
+/// date-time (taken as UTC), or a date (09:00 UTC that day). `None` stays `None` (now).
+pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(Some(t.and_utc()));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+            ))
+            .on_field("now")
+        })
+}
+
 /// The mapping of a built-in preset (`odoo-crm-lead`, `ace-opportunity`, `gmail-message`,
 /// `jira-issue`, `github-issue`).
 pub fn preset(name: &str) -> Result<Mapping> {
@@ -279,5 +302,36 @@ impl Weave {
         limit: usize,
     ) -> Result<Vec<Event>> {
         self.events.events(scope, subject, after, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_accepts_dates_date_times_and_instants() {
+        assert_eq!(
+            parse_now(Some("2026-11-23")).unwrap().unwrap().to_rfc3339(),
+            "2026-11-23T09:00:00+00:00"
+        );
+        assert_eq!(
+            parse_now(Some("2026-11-23T10:00:00+02:00"))
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T08:00:00+00:00"
+        );
+        assert_eq!(
+            parse_now(Some("2026-11-23T10:00:00"))
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-23T10:00:00+00:00"
+        );
+        assert_eq!(parse_now(None).unwrap(), None);
+        let err = parse_now(Some("tomorrow")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.location().field.as_deref(), Some("now"));
     }
 }
