@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use opsweave_core::embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
-use opsweave_core::{Error, Result};
+use opsweave_core::{Error, ModelCall, Result};
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Outlet, Tensor, TensorElementType};
 use tokenizers::Encoding;
@@ -151,10 +151,7 @@ impl Embedder for OnnxEmbedder {
 
     async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings> {
         if texts.is_empty() {
-            return Ok(Embeddings {
-                vectors: Vec::new(),
-                tokens: 0,
-            });
+            return Ok(Embeddings::default());
         }
         let texts = texts.to_vec();
         // Inference is CPU-bound for milliseconds to seconds: keep it off the async workers.
@@ -312,10 +309,7 @@ fn inspect(
 impl Engine {
     fn embed_texts(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Embeddings> {
         if texts.is_empty() {
-            return Ok(Embeddings {
-                vectors: Vec::new(),
-                tokens: 0,
-            });
+            return Ok(Embeddings::default());
         }
         if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
             return Err(
@@ -343,6 +337,7 @@ impl Engine {
         }
         // What the model read: special tokens and the overlap of chunks count, padding does not.
         let tokens: u64 = chunks.iter().map(|c| c.encoding.len() as u64).sum();
+        let started = std::time::Instant::now();
         let chunk_vectors = self.run_batches(&chunks)?;
 
         let dim = chunk_vectors.first().map_or(0, Vec::len);
@@ -367,7 +362,16 @@ impl Engine {
                 v
             })
             .collect();
-        Ok(Embeddings { vectors, tokens })
+        let call = ModelCall {
+            embedding_tokens: tokens,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..ModelCall::default()
+        };
+        Ok(Embeddings {
+            vectors,
+            tokens,
+            calls: vec![call],
+        })
     }
 
     /// Runs every chunk, longest first, in batches that fit the token budget; vectors come back

@@ -26,12 +26,16 @@ pub struct ModelInfo {
 }
 
 /// Vectors for a batch of texts, with the tokens it cost.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Embeddings {
     /// One vector per input text, in input order.
     pub vectors: Vec<Vec<f32>>,
     /// Tokens consumed (for usage metering).
     pub tokens: u64,
+    /// One entry per provider call made (an in-process model reports one per `embed`); the
+    /// caller turns them into [`UsageEvent`](crate::usage::UsageEvent)s with scope and job.
+    #[serde(default)]
+    pub calls: Vec<crate::usage::ModelCall>,
 }
 
 /// Turns texts into vectors.

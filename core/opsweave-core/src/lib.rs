@@ -21,6 +21,8 @@ pub mod source;
 pub mod store;
 mod task;
 pub mod task_ops;
+pub mod usage;
+pub mod vector;
 
 pub use embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
 pub use error::{Error, ErrorKind, Location, Result};
@@ -38,3 +40,7 @@ pub use store::{
     BatchOutcome, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem, ReviewStatus, SearchHit,
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
+pub use usage::{
+    ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
+};
+pub use vector::{StaleVector, VectorFilter, VectorHit, VectorIndex, VectorItem};

@@ -1,0 +1,107 @@
+//! Metering: every model call is a [`UsageEvent`]; a [`UsageLedger`] stores and sums them.
+
+use crate::{JobId, Result, Scope};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a model call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Texts to vectors.
+    Embed,
+    /// Messages to text or JSON.
+    Chat,
+}
+
+/// One model call, attributed to a scope (and a job when it ran in one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageEvent {
+    /// Who pays for it.
+    pub scope: Scope,
+    /// What kind of call.
+    pub operation: Operation,
+    /// Model name as the provider knows it (e.g. `text-embedding-3-small`, `bge-m3`).
+    pub model: String,
+    /// Prompt / input tokens (chat).
+    pub input_tokens: u64,
+    /// Completion tokens (chat).
+    pub output_tokens: u64,
+    /// Tokens embedded (embeddings).
+    pub embedding_tokens: u64,
+    /// Wall time of the call in milliseconds.
+    pub latency_ms: u64,
+    /// The job it ran in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobId>,
+    /// When the call finished.
+    pub at: DateTime<Utc>,
+}
+
+/// Tokens and time of one call, as an adapter reports it (the caller adds scope and job).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCall {
+    /// Prompt / input tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Tokens embedded.
+    pub embedding_tokens: u64,
+    /// Wall time in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// How usage aggregates are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageGroup {
+    /// By org.
+    Org,
+    /// By client (absent client is its own group).
+    Client,
+    /// By project (absent project is its own group).
+    Project,
+    /// By model.
+    Model,
+}
+
+/// Which usage to sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    /// Scope as a filter (org always; client and project when set).
+    pub scope: Scope,
+    /// From this instant, inclusive.
+    pub from: DateTime<Utc>,
+    /// To this instant, exclusive.
+    pub to: DateTime<Utc>,
+    /// Grouping key.
+    pub group_by: UsageGroup,
+}
+
+/// Sums for one group and model (cost comes from a price book, per model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotal {
+    /// The group's key (org, client, project or model name; empty when the scope part is absent).
+    pub key: String,
+    /// The model these sums are for.
+    pub model: String,
+    /// Number of calls.
+    pub calls: u64,
+    /// Sum of input tokens.
+    pub input_tokens: u64,
+    /// Sum of output tokens.
+    pub output_tokens: u64,
+    /// Sum of embedding tokens.
+    pub embedding_tokens: u64,
+}
+
+/// Append-only store of usage events with aggregates.
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Stores events, all or none.
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<()>;
+
+    /// Sums by `query.group_by` and model, ordered by key then model.
+    async fn usage_totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>>;
+}
