@@ -36,7 +36,8 @@ cargo clippy --manifest-path bindings/Cargo.toml --workspace --all-targets -- -D
 echo "== Python package: maturin wheel into a venv, pytest, mypy, stubtest"
 py_venv="${OPSWEAVE_PY_VENV:-$HOME/.cache/opsweave-py-venv}"
 [ -x "$py_venv/bin/python" ] || python3 -m venv "$py_venv"
-"$py_venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'mypy>=1.10'
+"$py_venv/bin/pip" install --quiet --disable-pip-version-check 'maturin>=1.9,<2' 'pytest>=8' 'mypy>=1.10' \
+    'pandas>=2' 'pyarrow>=14'
 wheels="$CARGO_TARGET_DIR/wheels-opsweave"
 rm -rf "$wheels"
 # The napi CLI always passes `--target`; building the wheel for the same explicit target lets the

@@ -9,35 +9,7 @@ use opsweave::{Config, Horizon, Mapping, Weave};
 use std::io::Write;
 use std::time::Instant;
 
-const MAPPING: &str = r#"
-name = "bench-tasks"
-source = "tracker"
-entity = "task"
-format = "csv"
-id = "id"
-title = "{title}"
-body = "{body}"
-updated_at = "updated"
-[fields.title]
-from = "title"
-required = true
-[fields.body]
-from = "body"
-[fields.due]
-from = "due"
-type = "date"
-[fields.priority]
-from = "priority"
-[fields.updated]
-from = "updated"
-type = "datetime"
-[task]
-due = "due"
-labels = ["priority"]
-[task.status]
-from = "status"
-map = { "open" = "todo", "in progress" = "doing", "closed" = "done" }
-"#;
+const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
 
 const WORDS: [&str; 24] = [
     "migrate",
@@ -96,51 +68,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ymd_and_hms(2026, 11, 23, 9, 0, 0)
         .single()
         .ok_or("bad time")?;
-    let today = now.date_naive();
-    let started = Instant::now();
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
-        writeln!(out, "id,title,body,due,priority,status,updated")?;
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let priorities = ["P0", "P1", "P2", "P3", "", "High", "Low"];
-        let statuses = ["open", "open", "open", "in progress", "closed", "closed"];
-        for i in 0..rows {
-            let r = next();
-            let title = format!(
-                "{} {} {} #{i}",
-                WORDS[(r % 24) as usize],
-                WORDS[((r >> 8) % 24) as usize],
-                WORDS[((r >> 16) % 24) as usize]
-            );
-            // Due dates from 180 days ago to 365 days ahead; one in ten undated.
-            let due = if (r >> 24) % 10 == 0 {
-                String::new()
-            } else {
-                (today + Duration::days(((r >> 28) % 545) as i64 - 180)).to_string()
-            };
-            let updated = now - Duration::minutes(((r >> 40) % (60 * 24 * 90)) as i64);
-            writeln!(
-                out,
-                "T-{i},{title},Details for {title} and follow-up,{due},{},{},{}",
-                priorities[((r >> 34) % 7) as usize],
-                statuses[((r >> 37) % 6) as usize],
-                updated.to_rfc3339()
-            )?;
-        }
+    // OPSWEAVE_BENCH_CSV=FILE reuses that CSV when it exists (or writes it there), so the Python and
+    // Node benchmarks (benches/bindings/run.sh) read the very same rows.
+    let csv_path = match std::env::var_os("OPSWEAVE_BENCH_CSV") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => csv_path,
+    };
+    if csv_path.exists() {
+        eprintln!("reusing {}", csv_path.display());
+    } else {
+        write_csv(&csv_path, rows, now)?;
     }
-    let size = std::fs::metadata(&csv_path)?.len();
-    eprintln!(
-        "generated {rows} rows ({:.1} MiB) in {:.1}s",
-        size as f64 / 1048576.0,
-        started.elapsed().as_secs_f64()
-    );
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -177,6 +115,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (records, open) = weave.store().counts(&scope).await?;
         println!("store: {records} records, {open} open tasks");
         let mut times = Vec::with_capacity(calls);
+        let focus_cpu = cpu_seconds();
+        let focus_started = Instant::now();
         for i in 0..calls {
             // Vary "now" by minutes so no call is answered from a warm identical query only.
             let at = now + Duration::minutes((i % 600) as i64);
@@ -194,6 +134,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if times.is_empty() {
             return Ok(());
         }
+        let focus_wall = focus_started.elapsed().as_secs_f64();
+        if let Some(((after, _), (before, _))) = cpu_seconds().zip(focus_cpu) {
+            println!(
+                "focus loop: {calls} calls in {focus_wall:.2}s wall, {:.2}s process CPU",
+                after - before
+            );
+        }
         times.sort_by(f64::total_cmp);
         let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
         println!(
@@ -204,6 +151,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
+    Ok(())
+}
+
+/// Writes `rows` synthetic task rows (deterministic) to `csv_path`.
+fn write_csv(
+    csv_path: &std::path::Path,
+    rows: usize,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let today = now.date_naive();
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(csv_path)?);
+        writeln!(out, "id,title,body,due,priority,status,updated")?;
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let priorities = ["P0", "P1", "P2", "P3", "", "High", "Low"];
+        let statuses = ["open", "open", "open", "in progress", "closed", "closed"];
+        for i in 0..rows {
+            let r = next();
+            let title = format!(
+                "{} {} {} #{i}",
+                WORDS[(r % 24) as usize],
+                WORDS[((r >> 8) % 24) as usize],
+                WORDS[((r >> 16) % 24) as usize]
+            );
+            // Due dates from 180 days ago to 365 days ahead; one in ten undated.
+            let due = if (r >> 24) % 10 == 0 {
+                String::new()
+            } else {
+                (today + Duration::days(((r >> 28) % 545) as i64 - 180)).to_string()
+            };
+            let updated = now - Duration::minutes(((r >> 40) % (60 * 24 * 90)) as i64);
+            writeln!(
+                out,
+                "T-{i},{title},Details for {title} and follow-up,{due},{},{},{}",
+                priorities[((r >> 34) % 7) as usize],
+                statuses[((r >> 37) % 6) as usize],
+                updated.to_rfc3339()
+            )?;
+        }
+    }
+    let size = std::fs::metadata(csv_path)?.len();
+    eprintln!(
+        "generated {rows} rows ({:.1} MiB) in {:.1}s",
+        size as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+
     Ok(())
 }
 

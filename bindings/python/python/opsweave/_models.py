@@ -7,6 +7,8 @@ import dataclasses
 import datetime as _dt
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
+from . import _frames
+
 __all__ = [
     "Horizon",
     "Lane",
@@ -36,6 +38,18 @@ Lane = Literal["past7d", "today", "week", "month"]
 TaskStatus = Literal["todo", "doing", "done", "dropped"]
 
 _HORIZON_ORDER = {"today": 0, "week": 1, "month": 2, "later": 3}
+_FOCUS_COLUMNS = (
+    "horizon",
+    "rank",
+    "id",
+    "title",
+    "score",
+    "due",
+    "status",
+    "source_kind",
+    "importance",
+    "pinned",
+)
 
 
 def _plain(value: Any) -> Any:
@@ -270,6 +284,34 @@ class Focus(_Plain):
     def month(self) -> List[RankedTask]:
         """Due within the next 30 days, or important."""
         return self["month"]
+
+    def rows(self) -> List[Dict[str, Any]]:
+        """One flat dict per ranked task (horizon, rank, id, title, score, due, status, source,
+        importance, pinned), in horizon then rank order: the shape of a table."""
+        return [
+            {
+                "horizon": horizon,
+                "rank": rank,
+                "id": t.task.id,
+                "title": t.task.title,
+                "score": t.priority.score,
+                "due": t.task.due,
+                "status": t.task.status,
+                "source_kind": t.task.source_kind,
+                "importance": t.task.importance,
+                "pinned": t.priority.breakdown.pinned,
+            }
+            for horizon, tasks in self.horizons.items()
+            for rank, t in enumerate(tasks, start=1)
+        ]
+
+    def to_pandas(self) -> Any:
+        """The focus as a pandas ``DataFrame`` (one row per task; needs pandas installed)."""
+        return _frames.to_pandas(self.rows(), columns=list(_FOCUS_COLUMNS))
+
+    def to_arrow(self) -> Any:
+        """The focus as a pyarrow ``Table`` (one row per task; needs pyarrow installed)."""
+        return _frames.to_arrow(self.rows())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Focus:

@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 from types import TracebackType
 from collections import abc
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Type, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Type, Union
 
 from ._models import (
     Event,
@@ -26,12 +26,26 @@ from ._models import (
     SearchHit,
     Task,
 )
+from . import _frames
 from ._opsweave import NativeWeave
 
 __all__ = ["Weave", "AsyncWeave", "Source", "MappingSpec", "ResolverSpec", "When"]
 
-Source = Union[str, "os.PathLike[str]", Sequence[Mapping[str, Any]]]
-"""What ``ingest`` reads: a CSV / JSON Lines / JSON file, or rows as a list of dicts."""
+class TableLike(Protocol):
+    """A pandas ``DataFrame`` (anything with ``to_dict(orient=...)``)."""
+
+    def to_dict(self, orient: Any = ...) -> Any: ...
+
+
+class ArrowLike(Protocol):
+    """A pyarrow ``Table`` or ``RecordBatch`` (anything with ``to_pylist()``)."""
+
+    def to_pylist(self) -> Any: ...
+
+
+Source = Union[str, "os.PathLike[str]", Sequence[Mapping[str, Any]], TableLike, ArrowLike]
+"""What ``ingest`` reads: a CSV / JSON Lines / JSON file, rows as a list of dicts, or a pandas
+``DataFrame`` / pyarrow ``Table`` (missing cells become absent values, timestamps ISO text)."""
 
 MappingSpec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 """A mapping as a dict of its fields, or the path of a TOML / JSON mapping file."""
@@ -94,8 +108,11 @@ def _resolver(resolver: ResolverSpec) -> Union[str, Dict[str, Any]]:
 def _rows(source: object) -> List[Any]:
     if isinstance(source, (list, tuple)):
         return list(source)
+    if _frames.is_table(source):
+        return _frames.table_rows(source)
     raise TypeError(
-        f"source must be a file path or a list of dicts, not {type(source).__name__}"
+        "source must be a file path, a list of dicts, a pandas DataFrame or a pyarrow Table, "
+        f"not {type(source).__name__}"
     )
 
 
@@ -175,8 +192,9 @@ class Weave:
         mapping: Optional[MappingSpec] = None,
         name: Optional[str] = None,
     ) -> IngestReport:
-        """Ingests a file (CSV, JSON Lines, JSON) or rows (a list of dicts) with a preset or a
-        mapping. Bad rows do not stop it: they are in ``report.rejected`` (line, field, reason)."""
+        """Ingests a file (CSV, JSON Lines, JSON), rows (a list of dicts) or a table (pandas
+        ``DataFrame``, pyarrow ``Table``) with a preset or a mapping. Bad rows do not stop it: they are in
+        ``report.rejected`` (line, field, reason)."""
         if isinstance(source, (str, os.PathLike)):
             raw = self._native.ingest_path(
                 os.fspath(source), preset=preset, mapping=_mapping(mapping)
