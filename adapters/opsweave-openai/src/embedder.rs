@@ -1,0 +1,671 @@
+//! The [`Embedder`] over `POST {base_url}/embeddings`: batch, send with retries, check, reorder.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use opsweave_core::embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
+use opsweave_core::{Error, ErrorKind, ModelCall, Result};
+use reqwest::{StatusCode, Url};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{known_model, ApiKey, OpenAiConfig, OPENAI_MAX_TOKENS};
+use crate::retry::{backoff, is_retryable, server_wait};
+
+/// Embeds texts through OpenAI's embeddings API or any server that speaks it (vLLM, llama.cpp,
+/// Ollama, LiteLLM, Text Embeddings Inference, …).
+///
+/// Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct OpenAiEmbedder {
+    client: Arc<Client>,
+}
+
+impl std::fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("endpoint", &self.client.endpoint.as_str())
+            .field("info", &self.client.info)
+            .field("has_api_key", &self.client.config.api_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    endpoint: Url,
+    config: OpenAiConfig,
+    info: ModelInfo,
+}
+
+/// The request body of `POST /embeddings`.
+#[derive(Serialize)]
+struct EmbeddingRequest<'a> {
+    model: &'a str,
+    input: &'a [String],
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<usize>,
+}
+
+/// The response body of `POST /embeddings` (fields this crate reads).
+#[derive(Deserialize)]
+struct EmbeddingResponse {
+    data: Vec<EmbeddingItem>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+/// Vectors of one batch, in the batch's order, and what the call cost.
+struct BatchResult {
+    vectors: Vec<Vec<f32>>,
+    call: ModelCall,
+}
+
+impl OpenAiEmbedder {
+    /// Checks the configuration and builds the HTTP client; sends nothing.
+    ///
+    /// The vector dimension must be known: from `dimensions`, `dim`, or because the model is
+    /// one of OpenAI's (`text-embedding-3-small`, `-3-large`, `ada-002`). For other models use
+    /// [`connect`](Self::connect), which asks the server.
+    pub fn new(config: OpenAiConfig) -> Result<Self> {
+        let dim = resolve_dim(&config)?.ok_or_else(|| {
+            Error::invalid(format!(
+                "the vector dimension of model `{}` is not known: set `dim` (or `dimensions`), \
+                 or open it with `OpenAiEmbedder::connect`, which asks the server",
+                config.model
+            ))
+        })?;
+        Self::build(config, dim)
+    }
+
+    /// Like [`new`](Self::new), but when the dimension is not known it embeds one probe text to
+    /// learn it (one billed request of a few tokens).
+    pub async fn connect(config: OpenAiConfig) -> Result<Self> {
+        if let Some(dim) = resolve_dim(&config)? {
+            return Self::build(config, dim);
+        }
+        let mut client = Client::build(config, 0)?;
+        let probe = client.send_batch(&["opsweave".to_owned()], 0..1).await?;
+        let dim = probe.vectors.first().map_or(0, Vec::len);
+        if dim == 0 {
+            return Err(Error::unavailable(format!(
+                "{} returned an empty vector for a probe text with model `{}`",
+                client.endpoint, client.config.model
+            )));
+        }
+        client.info.dim = dim;
+        Ok(Self {
+            client: Arc::new(client),
+        })
+    }
+
+    /// The URL requests go to.
+    pub fn endpoint(&self) -> &str {
+        self.client.endpoint.as_str()
+    }
+
+    fn build(config: OpenAiConfig, dim: usize) -> Result<Self> {
+        Ok(Self {
+            client: Arc::new(Client::build(config, dim)?),
+        })
+    }
+}
+
+#[async_trait]
+impl Embedder for OpenAiEmbedder {
+    fn info(&self) -> &ModelInfo {
+        &self.client.info
+    }
+
+    /// Embeds `texts` in as few requests as the limits allow. The API has no query/document
+    /// distinction, so `kind` is not sent.
+    async fn embed(&self, texts: &[String], _kind: EmbedKind) -> Result<Embeddings> {
+        if let Some(i) = texts.iter().position(String::is_empty) {
+            return Err(Error::invalid(format!(
+                "text {i} is empty: the embeddings API rejects empty input"
+            )));
+        }
+        if texts.is_empty() {
+            return Ok(Embeddings::default());
+        }
+        let config = &self.client.config;
+        let batches = plan_batches(texts, config.max_batch_inputs, config.max_batch_tokens);
+        let results: Vec<BatchResult> = futures::stream::iter(batches)
+            .map(|range| self.client.send_batch(&texts[range.clone()], range))
+            .buffered(config.max_concurrent_requests)
+            .try_collect()
+            .await?;
+        let mut out = Embeddings {
+            vectors: Vec::with_capacity(texts.len()),
+            tokens: 0,
+            calls: Vec::with_capacity(results.len()),
+        };
+        for result in results {
+            out.vectors.extend(result.vectors);
+            out.tokens += result.call.embedding_tokens;
+            out.calls.push(result.call);
+        }
+        Ok(out)
+    }
+}
+
+impl Client {
+    /// Checks the configuration and builds the HTTP client; `dim` 0 means "not known yet".
+    fn build(config: OpenAiConfig, dim: usize) -> Result<Self> {
+        validate(&config)?;
+        let endpoint = endpoint(&config.base_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("opsweave/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::internal(format!("cannot build the HTTP client: {e}")).with_source(e)
+            })?;
+        let info = ModelInfo {
+            name: config.model.clone(),
+            dim,
+            max_tokens: config
+                .max_tokens
+                .or_else(|| known_model(&config.model).map(|m| m.max_tokens))
+                .unwrap_or(OPENAI_MAX_TOKENS),
+        };
+        Ok(Self {
+            http,
+            endpoint,
+            config,
+            info,
+        })
+    }
+
+    /// Sends one batch (`range` is its place in the caller's input, for messages), retrying as
+    /// the policy says. A dimension of 0 in `info` means "not known yet": any length is taken.
+    async fn send_batch(&self, texts: &[String], range: Range<usize>) -> Result<BatchResult> {
+        let body = EmbeddingRequest {
+            model: &self.config.model,
+            input: texts,
+            encoding_format: "float",
+            dimensions: self.config.dimensions,
+        };
+        let policy = &self.config.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let last = attempt >= policy.max_attempts;
+            let failure = match self.attempt(&body, texts.len(), &range).await {
+                Ok(result) => return Ok(result),
+                Err(Attempt::Fatal(err)) => return Err(err),
+                Err(Attempt::Retryable { reason, wait }) => (reason, wait),
+            };
+            let (reason, wait) = failure;
+            if last {
+                return Err(Error::unavailable(format!(
+                    "{} failed {attempt} time(s) for inputs {}..{}; last: {reason}",
+                    self.endpoint, range.start, range.end
+                )));
+            }
+            let delay = match wait {
+                Some(asked) if asked > policy.max_retry_after => {
+                    return Err(Error::unavailable(format!(
+                        "{} asked to wait {:.1}s before retrying (more than the {:.0}s allowed) \
+                         for inputs {}..{}; last: {reason}",
+                        self.endpoint,
+                        asked.as_secs_f64(),
+                        policy.max_retry_after.as_secs_f64(),
+                        range.start,
+                        range.end
+                    )));
+                }
+                Some(asked) => asked,
+                None => backoff(policy, attempt),
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP exchange.
+    async fn attempt(
+        &self,
+        body: &EmbeddingRequest<'_>,
+        count: usize,
+        range: &Range<usize>,
+    ) -> std::result::Result<BatchResult, Attempt> {
+        let started = Instant::now();
+        let mut request = self
+            .http
+            .post(self.endpoint.clone())
+            .timeout(self.config.request_timeout)
+            .json(body);
+        if let Some(key) = &self.config.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        let wait = server_wait(response.headers(), SystemTime::now());
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        let latency = started.elapsed();
+        if !status.is_success() {
+            let message = redact(&server_message(&bytes), self.config.api_key.as_ref());
+            return Err(self.status_error(status, message, wait, range));
+        }
+        let parsed: EmbeddingResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            Attempt::Fatal(
+                Error::unavailable(format!(
+                    "{} sent a response that is not an embeddings response (inputs {}..{}): {e}",
+                    self.endpoint, range.start, range.end
+                ))
+                .with_source(e),
+            )
+        })?;
+        self.order(parsed, count, latency, range)
+            .map_err(Attempt::Fatal)
+    }
+
+    /// Puts the vectors in input order and checks count, indices and dimension.
+    fn order(
+        &self,
+        response: EmbeddingResponse,
+        count: usize,
+        latency: Duration,
+        range: &Range<usize>,
+    ) -> Result<BatchResult> {
+        let from = || format!("{} (inputs {}..{})", self.endpoint, range.start, range.end);
+        if response.data.len() != count {
+            return Err(Error::unavailable(format!(
+                "{} returned {} vectors for {count} texts",
+                from(),
+                response.data.len()
+            )));
+        }
+        let mut slots: Vec<Option<Vec<f32>>> = vec![None; count];
+        for item in response.data {
+            let slot = slots.get_mut(item.index).ok_or_else(|| {
+                Error::unavailable(format!(
+                    "{} returned index {} for a batch of {count}",
+                    from(),
+                    item.index
+                ))
+            })?;
+            if slot.is_some() {
+                return Err(Error::unavailable(format!(
+                    "{} returned index {} twice",
+                    from(),
+                    item.index
+                )));
+            }
+            let dim = self.info.dim;
+            if dim != 0 && item.embedding.len() != dim {
+                return Err(Error::invalid(format!(
+                    "{} returned a {}-dimensional vector for text {}, but model `{}` is \
+                     configured for {dim} dimensions",
+                    from(),
+                    item.embedding.len(),
+                    range.start + item.index,
+                    self.config.model
+                )));
+            }
+            if item.embedding.is_empty() || item.embedding.iter().any(|x| !x.is_finite()) {
+                return Err(Error::unavailable(format!(
+                    "{} returned an empty or non-finite vector for text {}",
+                    from(),
+                    range.start + item.index
+                )));
+            }
+            *slot = Some(item.embedding);
+        }
+        // Count matched and no index repeated, so every slot is filled.
+        let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
+        if let Some(first) = vectors.first() {
+            if vectors.iter().any(|v| v.len() != first.len()) {
+                return Err(Error::unavailable(format!(
+                    "{} returned vectors of different lengths in one response",
+                    from()
+                )));
+            }
+        }
+        let tokens = response
+            .usage
+            .map_or(0, |u| u.total_tokens.max(u.prompt_tokens));
+        Ok(BatchResult {
+            vectors,
+            call: ModelCall {
+                embedding_tokens: tokens,
+                latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                ..ModelCall::default()
+            },
+        })
+    }
+
+    /// Maps a transport failure: timeouts and connection failures are worth retrying.
+    fn transport(&self, e: reqwest::Error) -> Attempt {
+        // reqwest's message includes the URL, which never carries the key (it goes in a header).
+        if e.is_timeout() {
+            Attempt::Retryable {
+                reason: format!(
+                    "no response within {:.1}s",
+                    self.config.request_timeout.as_secs_f64()
+                ),
+                wait: None,
+            }
+        } else if e.is_connect() || e.is_request() || e.is_body() || e.is_decode() {
+            Attempt::Retryable {
+                reason: format!("connection failed: {}", error_chain(&e)),
+                wait: None,
+            }
+        } else {
+            Attempt::Fatal(
+                Error::internal(format!("request to {} failed: {e}", self.endpoint)).with_source(e),
+            )
+        }
+    }
+
+    fn status_error(
+        &self,
+        status: StatusCode,
+        message: String,
+        wait: Option<Duration>,
+        range: &Range<usize>,
+    ) -> Attempt {
+        if is_retryable(status) {
+            return Attempt::Retryable {
+                reason: format!("{status}: {message}"),
+                wait,
+            };
+        }
+        let base = &self.config.base_url;
+        let err = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "{base} refused the request ({status}){}: {message}",
+                    if self.config.api_key.is_some() {
+                        "; check the API key"
+                    } else {
+                        "; no API key was set (OPENAI_API_KEY)"
+                    }
+                ),
+            ),
+            StatusCode::NOT_FOUND => Error::not_found(format!(
+                "{} has no model `{}` or no embeddings endpoint ({status}): {message}",
+                base, self.config.model
+            )),
+            _ => Error::invalid(format!(
+                "{base} rejected inputs {}..{} ({status}): {message}",
+                range.start, range.end
+            )),
+        };
+        Attempt::Fatal(err)
+    }
+}
+
+/// How one attempt failed.
+enum Attempt {
+    /// Do not try again.
+    Fatal(Error),
+    /// Try again, after `wait` when the server named it.
+    Retryable {
+        reason: String,
+        wait: Option<Duration>,
+    },
+}
+
+/// The dimension the configuration fixes, if any.
+fn resolve_dim(config: &OpenAiConfig) -> Result<Option<usize>> {
+    match (config.dimensions, config.dim) {
+        (Some(asked), Some(stated)) if asked != stated => Err(Error::invalid(format!(
+            "`dimensions` ({asked}) and `dim` ({stated}) disagree for model `{}`",
+            config.model
+        ))),
+        (Some(0), _) | (_, Some(0)) => Err(Error::invalid(format!(
+            "the vector dimension of model `{}` must be at least 1",
+            config.model
+        ))),
+        (Some(d), _) | (None, Some(d)) => Ok(Some(d)),
+        (None, None) => Ok(known_model(&config.model).map(|m| m.dim)),
+    }
+}
+
+fn validate(config: &OpenAiConfig) -> Result<()> {
+    let bad = |what: &str| Err(Error::invalid(format!("OpenAI embedder: {what}")));
+    if config.model.trim().is_empty() {
+        return bad("the model name is empty");
+    }
+    if config.max_batch_inputs == 0 {
+        return bad("`max_batch_inputs` must be at least 1");
+    }
+    if config.max_batch_tokens == 0 {
+        return bad("`max_batch_tokens` must be at least 1");
+    }
+    if config.max_concurrent_requests == 0 {
+        return bad("`max_concurrent_requests` must be at least 1");
+    }
+    if config.retry.max_attempts == 0 {
+        return bad("`retry.max_attempts` must be at least 1");
+    }
+    if config.request_timeout.is_zero() || config.connect_timeout.is_zero() {
+        return bad("timeouts must be longer than zero");
+    }
+    if let Some(key) = &config.api_key {
+        // A key with a newline or other control character cannot be sent in a header.
+        if key.expose().is_empty() || key.expose().chars().any(char::is_control) {
+            return bad("the API key is empty or holds control characters");
+        }
+    }
+    Ok(())
+}
+
+/// `{base_url}/embeddings`, from a base URL with or without a trailing slash.
+fn endpoint(base_url: &str) -> Result<Url> {
+    let trimmed = base_url.trim().trim_end_matches('/');
+    let url = Url::parse(&format!("{trimmed}/embeddings")).map_err(|e| {
+        Error::invalid(format!("base URL `{base_url}` is not a URL: {e}")).with_source(e)
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid(format!(
+            "base URL `{base_url}` must be http:// or https://"
+        )));
+    }
+    Ok(url)
+}
+
+/// Estimated tokens of a text: one per three bytes, rounding up (see
+/// [`OpenAiConfig::max_batch_tokens`]).
+fn estimated_tokens(text: &str) -> usize {
+    text.len().div_ceil(3).max(1)
+}
+
+/// Splits `texts` into consecutive ranges of at most `max_inputs` texts and `max_tokens`
+/// estimated tokens; a text over the token budget goes alone.
+fn plan_batches(texts: &[String], max_inputs: usize, max_tokens: usize) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut tokens = 0;
+    for (i, text) in texts.iter().enumerate() {
+        let t = estimated_tokens(text);
+        if i > start && (i - start >= max_inputs || tokens + t > max_tokens) {
+            batches.push(start..i);
+            start = i;
+            tokens = 0;
+        }
+        tokens += t;
+    }
+    if start < texts.len() {
+        batches.push(start..texts.len());
+    }
+    batches
+}
+
+/// The human part of an error body: OpenAI's `{"error":{"message"}}`, or the `error`,
+/// `message` or `detail` strings other servers use, else the body itself (shortened).
+fn server_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+        let pick = [
+            json.pointer("/error/message"),
+            json.get("error"),
+            json.get("message"),
+            json.get("detail"),
+        ];
+        if let Some(s) = pick.into_iter().flatten().find_map(|v| v.as_str()) {
+            return s.to_owned();
+        }
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let mut short: String = text.chars().take(300).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// Removes the key, and anything shaped like an OpenAI key, from a server message.
+fn redact(message: &str, key: Option<&ApiKey>) -> String {
+    let mut out = match key {
+        Some(k) if !k.expose().is_empty() => message.replace(k.expose(), "[redacted]"),
+        _ => message.to_owned(),
+    };
+    // OpenAI echoes a masked key ("sk-abc***xyz"); keep none of it.
+    out = out
+        .split(' ')
+        .map(|word| {
+            if word.starts_with("sk-") {
+                "[redacted]"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    out
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lens: &[usize]) -> Vec<String> {
+        lens.iter().map(|n| "a".repeat(*n)).collect()
+    }
+
+    #[test]
+    fn batches_respect_count_and_token_budget() {
+        assert_eq!(
+            plan_batches(&texts(&[3; 5]), 2, 100),
+            vec![0..2, 2..4, 4..5]
+        );
+        // 30 bytes = 10 estimated tokens each; budget 25 fits two.
+        assert_eq!(
+            plan_batches(&texts(&[30; 5]), 100, 25),
+            vec![0..2, 2..4, 4..5]
+        );
+        // A text over the budget goes alone.
+        assert_eq!(
+            plan_batches(&texts(&[3, 300, 3]), 100, 10),
+            vec![0..1, 1..2, 2..3]
+        );
+        assert!(plan_batches(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn endpoint_joins_with_or_without_slash() {
+        assert_eq!(
+            endpoint("http://127.0.0.1:8080/v1/").unwrap().as_str(),
+            "http://127.0.0.1:8080/v1/embeddings"
+        );
+        assert_eq!(
+            endpoint("https://api.openai.com/v1").unwrap().as_str(),
+            "https://api.openai.com/v1/embeddings"
+        );
+        assert_eq!(
+            endpoint("not a url").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            endpoint("ftp://host/v1").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn server_messages_from_common_shapes() {
+        assert_eq!(
+            server_message(br#"{"error":{"message":"bad model","type":"x"}}"#),
+            "bad model"
+        );
+        assert_eq!(server_message(br#"{"error":"overloaded"}"#), "overloaded");
+        assert_eq!(server_message(br#"{"detail":"Not Found"}"#), "Not Found");
+        assert_eq!(
+            server_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+        assert_eq!(server_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn redaction_removes_key_and_masked_keys() {
+        let key = ApiKey::new("sk-live-abcdef");
+        let out = redact(
+            "Incorrect API key provided: sk-liv***cdef. You sent sk-live-abcdef",
+            Some(&key),
+        );
+        assert!(!out.contains("abcdef"), "{out}");
+        assert!(!out.contains("cdef"), "{out}");
+        let other = ApiKey::new("local-token-42");
+        assert_eq!(
+            redact("token local-token-42 expired", Some(&other)),
+            "token [redacted] expired"
+        );
+    }
+
+    #[test]
+    fn dimension_comes_from_config_or_known_models() {
+        let base = OpenAiConfig::new("text-embedding-3-small");
+        assert_eq!(resolve_dim(&base).unwrap(), Some(1536));
+        assert_eq!(
+            resolve_dim(&base.clone().with_dimensions(256)).unwrap(),
+            Some(256)
+        );
+        assert_eq!(
+            resolve_dim(&base.clone().with_dimensions(256).with_dim(512))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            resolve_dim(&OpenAiConfig::new("nomic-embed-text")).unwrap(),
+            None
+        );
+        let err = OpenAiEmbedder::new(OpenAiConfig::new("nomic-embed-text")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.message().contains("nomic-embed-text"), "{err}");
+    }
+}

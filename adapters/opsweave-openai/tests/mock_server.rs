@@ -1,0 +1,593 @@
+//! The embedder against a local server speaking OpenAI's wire format, scripted per test.
+#![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use opsweave_core::embed::{EmbedKind, Embedder};
+use opsweave_core::ErrorKind;
+use opsweave_openai::{OpenAiConfig, OpenAiEmbedder, RetryPolicy};
+use serde_json::{json, Value};
+
+/// What the server does with one request.
+#[derive(Clone)]
+enum Reply {
+    /// 200 with a proper response: vectors of `dim` for each input (value = input length and
+    /// position), indices reversed so the client must reorder.
+    Ok { dim: usize },
+    /// 200 with vectors of the wrong length.
+    WrongDim { dim: usize },
+    /// A status with an OpenAI-style error body and extra headers.
+    Status {
+        code: u16,
+        message: &'static str,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// 200 with this raw body.
+    Raw(&'static str),
+    /// Waits this long, then answers like `Ok`.
+    Slow { delay: Duration, dim: usize },
+}
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    body: Value,
+    authorization: Option<String>,
+    at: std::time::Instant,
+}
+
+#[derive(Clone, Default)]
+struct Script {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    /// Used once the script runs out.
+    fallback: Arc<Mutex<Option<Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Script {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The vector the mock gives an input: recognisable from the text and position.
+fn vector_for(text: &str, dim: usize) -> Vec<f32> {
+    (0..dim)
+        .map(|j| text.len() as f32 + j as f32 / 1000.0)
+        .collect()
+}
+
+fn tokens_of(inputs: &[Value]) -> u64 {
+    inputs
+        .iter()
+        .map(|t| t.as_str().unwrap_or("").split_whitespace().count() as u64)
+        .sum()
+}
+
+fn ok_body(inputs: &[Value], dim: usize) -> Value {
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, t)| {
+            json!({"object": "embedding", "index": i,
+                   "embedding": vector_for(t.as_str().unwrap_or(""), dim)})
+        })
+        .collect();
+    let tokens = tokens_of(inputs);
+    json!({"object": "list", "data": data, "model": "mock-embed",
+           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+async fn embeddings(State(script): State<Script>, headers: HeaderMap, body: String) -> Response {
+    let body: Value = serde_json::from_str(&body).expect("client sent JSON");
+    script.seen.lock().unwrap().push(Seen {
+        body: body.clone(),
+        authorization: headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        at: std::time::Instant::now(),
+    });
+    let reply = {
+        let next = script.replies.lock().unwrap().pop_front();
+        next.or_else(|| script.fallback.lock().unwrap().clone())
+            .expect("the test scripted a reply for every request")
+    };
+    let inputs = body["input"].as_array().cloned().unwrap_or_default();
+    match reply {
+        Reply::Ok { dim } => axum::Json(ok_body(&inputs, dim)).into_response(),
+        Reply::WrongDim { dim } => axum::Json(ok_body(&inputs, dim)).into_response(),
+        Reply::Slow { delay, dim } => {
+            tokio::time::sleep(delay).await;
+            axum::Json(ok_body(&inputs, dim)).into_response()
+        }
+        Reply::Raw(text) => (StatusCode::OK, text).into_response(),
+        Reply::Status {
+            code,
+            message,
+            headers,
+        } => {
+            let mut response = (
+                StatusCode::from_u16(code).unwrap(),
+                axum::Json(json!({"error": {"message": message, "type": "mock_error",
+                                            "param": null, "code": null}})),
+            )
+                .into_response();
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+    }
+}
+
+/// Starts the mock on 127.0.0.1:0 with `replies`; returns its base URL and the script.
+async fn serve(replies: Vec<Reply>, fallback: Option<Reply>) -> (String, Script) {
+    let script = Script {
+        replies: Arc::new(Mutex::new(replies.into())),
+        fallback: Arc::new(Mutex::new(fallback)),
+        seen: Arc::default(),
+    };
+    let app = Router::new()
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/v1"), script)
+}
+
+/// A config for the mock: a stated dimension and fast retries.
+fn config(base_url: &str, dim: usize) -> OpenAiConfig {
+    OpenAiConfig::new("mock-embed")
+        .with_base_url(base_url)
+        .with_dim(dim)
+        .with_retry(RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            max_retry_after: Duration::from_secs(5),
+        })
+}
+
+fn texts(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn status(code: u16, message: &'static str) -> Reply {
+    Reply::Status {
+        code,
+        message,
+        headers: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn vectors_come_back_in_input_order_with_usage() {
+    let (url, script) = serve(vec![Reply::Ok { dim: 4 }], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 4).with_api_key("sk-test-key")).unwrap();
+    let input = texts(&["a", "renewal call", "the Q3 renewal for Acme"]);
+    let out = embedder.embed(&input, EmbedKind::Query).await.unwrap();
+
+    assert_eq!(out.vectors.len(), 3);
+    for (text, vector) in input.iter().zip(&out.vectors) {
+        assert_eq!(vector, &vector_for(text, 4), "vector of {text:?}");
+    }
+    assert_eq!(out.tokens, 1 + 2 + 5);
+    assert_eq!(out.calls.len(), 1);
+    assert_eq!(out.calls[0].embedding_tokens, 8);
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].body,
+        json!({"model": "mock-embed", "input": input, "encoding_format": "float"})
+    );
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer sk-test-key"));
+}
+
+#[tokio::test]
+async fn dimensions_are_sent_and_no_key_means_no_header() {
+    let (url, script) = serve(vec![Reply::Ok { dim: 8 }], None).await;
+    let embedder = OpenAiEmbedder::new(
+        OpenAiConfig::new("text-embedding-3-small")
+            .with_base_url(format!("{url}/"))
+            .with_dimensions(8),
+    )
+    .unwrap();
+    assert_eq!(embedder.info().dim, 8);
+    assert_eq!(embedder.info().max_tokens, 8191);
+    embedder
+        .embed(&texts(&["x"]), EmbedKind::Document)
+        .await
+        .unwrap();
+    let seen = script.seen();
+    assert_eq!(seen[0].body["dimensions"], json!(8));
+    assert_eq!(seen[0].authorization, None);
+}
+
+#[tokio::test]
+async fn batches_split_by_count_and_token_budget_and_usage_sums() {
+    let (url, script) = serve(Vec::new(), Some(Reply::Ok { dim: 3 })).await;
+    let input: Vec<String> = (0..7).map(|i| format!("text number {i}")).collect();
+    let embedder = OpenAiEmbedder::new(config(&url, 3).with_max_batch_inputs(3)).unwrap();
+    let out = embedder.embed(&input, EmbedKind::Document).await.unwrap();
+    let seen = script.seen();
+    let sizes: Vec<usize> = seen
+        .iter()
+        .map(|s| s.body["input"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![3, 3, 1]);
+    assert_eq!(out.calls.len(), 3);
+    assert_eq!(out.tokens, 7 * 3);
+    assert_eq!(
+        out.calls
+            .iter()
+            .map(|c| c.embedding_tokens)
+            .collect::<Vec<_>>(),
+        vec![9, 9, 3]
+    );
+    for (text, vector) in input.iter().zip(&out.vectors) {
+        assert_eq!(vector, &vector_for(text, 3));
+    }
+
+    // "text number N" is 13 bytes = 5 estimated tokens: a budget of 10 holds two per request.
+    let (url, script) = serve(Vec::new(), Some(Reply::Ok { dim: 3 })).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 3).with_max_batch_tokens(10)).unwrap();
+    let out = embedder.embed(&input, EmbedKind::Document).await.unwrap();
+    let sizes: Vec<usize> = script
+        .seen()
+        .iter()
+        .map(|s| s.body["input"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![2, 2, 2, 1]);
+    assert_eq!(out.vectors.len(), 7);
+    assert_eq!(out.vectors[6], vector_for(&input[6], 3));
+}
+
+#[tokio::test]
+async fn concurrent_requests_keep_input_order() {
+    let (url, script) = serve(Vec::new(), Some(Reply::Ok { dim: 2 })).await;
+    let input: Vec<String> = (0..50).map(|i| "w ".repeat(i + 1)).collect();
+    let embedder = OpenAiEmbedder::new(
+        config(&url, 2)
+            .with_max_batch_inputs(4)
+            .with_max_concurrent_requests(4),
+    )
+    .unwrap();
+    let out = embedder.embed(&input, EmbedKind::Document).await.unwrap();
+    assert_eq!(script.seen().len(), 13);
+    for (text, vector) in input.iter().zip(&out.vectors) {
+        assert_eq!(vector, &vector_for(text, 2));
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
+    let (url, script) = serve(
+        vec![
+            Reply::Status {
+                code: 429,
+                message: "Rate limit reached",
+                headers: vec![("retry-after", "1".to_owned())],
+            },
+            Reply::Ok { dim: 2 },
+        ],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let out = embedder
+        .embed(&texts(&["hello"]), EmbedKind::Document)
+        .await
+        .unwrap();
+    assert_eq!(out.vectors, vec![vector_for("hello", 2)]);
+    assert_eq!(
+        out.calls.len(),
+        1,
+        "only the request that returned vectors is a call"
+    );
+    let seen = script.seen();
+    assert_eq!(seen.len(), 2);
+    // The client's own backoff is at most 5 ms here; a gap of about a second is Retry-After.
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= Duration::from_millis(950), "waited only {gap:?}");
+}
+
+#[tokio::test]
+async fn retry_after_ms_is_honoured() {
+    let (url, script) = serve(
+        vec![
+            Reply::Status {
+                code: 429,
+                message: "slow down",
+                headers: vec![
+                    ("retry-after-ms", "300".to_owned()),
+                    ("retry-after", "60".to_owned()),
+                ],
+            },
+            Reply::Ok { dim: 2 },
+        ],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    embedder
+        .embed(&texts(&["hello"]), EmbedKind::Document)
+        .await
+        .unwrap();
+    let seen = script.seen();
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= Duration::from_millis(290), "waited only {gap:?}");
+    // The 60 s Retry-After was not used (the test would have timed out in practice).
+    assert!(gap < Duration::from_secs(30), "waited {gap:?}");
+}
+
+#[tokio::test]
+async fn two_500s_then_success_takes_three_attempts() {
+    let (url, script) = serve(
+        vec![
+            status(500, "internal"),
+            status(502, "bad gateway"),
+            Reply::Ok { dim: 2 },
+        ],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let out = embedder
+        .embed(&texts(&["a b", "c"]), EmbedKind::Document)
+        .await
+        .unwrap();
+    assert_eq!(script.seen().len(), 3);
+    assert_eq!(out.vectors.len(), 2);
+    assert_eq!(out.calls.len(), 1);
+    assert_eq!(out.tokens, 3);
+}
+
+#[tokio::test]
+async fn persistent_500_is_unavailable_after_max_attempts() {
+    let (url, script) = serve(Vec::new(), Some(status(503, "overloaded right now"))).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2).with_max_attempts(3)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message().contains("3 time(s)"), "{err}");
+    assert!(err.message().contains("overloaded right now"), "{err}");
+    assert_eq!(script.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_limit_stops_at_once() {
+    let (url, script) = serve(
+        vec![Reply::Status {
+            code: 429,
+            message: "quota",
+            headers: vec![("retry-after", "3600".to_owned())],
+        }],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message().contains("3600"), "{err}");
+    assert_eq!(script.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_401_is_unauthorized_names_the_server_and_never_the_key() {
+    let (url, script) = serve(
+        vec![status(
+            401,
+            "Incorrect API key provided: sk-sec***4242. You can find your API key at \
+             https://platform.openai.com/account/api-keys.",
+        )],
+        None,
+    )
+    .await;
+    let key = "sk-secret-key-4242";
+    let embedder = OpenAiEmbedder::new(config(&url, 2).with_api_key(key)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains(&url), "{shown}");
+    assert!(!shown.contains(key), "{shown}");
+    assert!(!shown.contains("4242"), "{shown}");
+    assert!(!format!("{embedder:?}").contains(key));
+    assert_eq!(script.seen().len(), 1, "401 is not retried");
+}
+
+#[tokio::test]
+async fn a_403_is_unauthorized_too() {
+    let (url, _script) = serve(vec![status(403, "not allowed in this project")], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert!(err.message().contains("no API key was set"), "{err}");
+}
+
+#[tokio::test]
+async fn a_400_is_invalid_input_with_the_server_message() {
+    let (url, script) = serve(
+        vec![status(
+            400,
+            "This model's maximum context length is 8192 tokens",
+        )],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a", "b"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("maximum context length"), "{err}");
+    assert!(err.message().contains("inputs 0..2"), "{err}");
+    assert_eq!(script.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_404_is_not_found_naming_the_model() {
+    let (url, _script) = serve(
+        vec![status(404, "The model `mock-embed` does not exist")],
+        None,
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("`mock-embed`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_dimension_is_an_error_not_a_vector() {
+    let (url, _script) = serve(vec![Reply::WrongDim { dim: 3 }], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 4)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a", "b"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("3-dimensional"), "{err}");
+    assert!(err.message().contains("4 dimensions"), "{err}");
+}
+
+#[tokio::test]
+async fn malformed_or_incomplete_responses_are_errors() {
+    for raw in [
+        "{not json",
+        r#"{"data": [{"index": 0, "embedding": "AAAA"}]}"#,
+        r#"{"data": []}"#,
+        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 0, "embedding": [1.0, 2.0]}]}"#,
+        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 5, "embedding": [1.0, 2.0]}]}"#,
+    ] {
+        let (url, script) = serve(vec![Reply::Raw(raw)], None).await;
+        let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+        let err = embedder
+            .embed(&texts(&["a", "b"]), EmbedKind::Document)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{raw}: {err}");
+        assert!(err.message().contains(&url), "{err}");
+        assert_eq!(script.seen().len(), 1, "{raw} is not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_then_reported() {
+    let slow = Reply::Slow {
+        delay: Duration::from_secs(3),
+        dim: 2,
+    };
+    let (url, script) = serve(Vec::new(), Some(slow)).await;
+    let embedder = OpenAiEmbedder::new(
+        config(&url, 2)
+            .with_request_timeout(Duration::from_millis(200))
+            .with_max_attempts(2),
+    )
+    .unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message().contains("no response within 0.2s"), "{err}");
+    assert_eq!(script.seen().len(), 2);
+
+    // A slow first answer, then a quick one: the retry succeeds.
+    let (url, _script) = serve(
+        vec![
+            Reply::Slow {
+                delay: Duration::from_secs(3),
+                dim: 2,
+            },
+            Reply::Ok { dim: 2 },
+        ],
+        None,
+    )
+    .await;
+    let embedder =
+        OpenAiEmbedder::new(config(&url, 2).with_request_timeout(Duration::from_millis(200)))
+            .unwrap();
+    let out = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap();
+    assert_eq!(out.vectors.len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_unavailable_after_retries() {
+    // Bind then drop a listener so the port is very likely closed.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let embedder =
+        OpenAiEmbedder::new(config(&format!("http://127.0.0.1:{port}/v1"), 2).with_max_attempts(2))
+            .unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message().contains("connection failed"), "{err}");
+    assert!(err.message().contains("2 time(s)"), "{err}");
+}
+
+#[tokio::test]
+async fn empty_text_is_invalid_input_naming_its_index_and_sends_nothing() {
+    let (url, script) = serve(Vec::new(), Some(Reply::Ok { dim: 2 })).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a", "b", ""]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("text 2"), "{err}");
+    assert!(script.seen().is_empty());
+    let out = embedder.embed(&[], EmbedKind::Document).await.unwrap();
+    assert!(out.vectors.is_empty() && out.calls.is_empty());
+}
+
+#[tokio::test]
+async fn connect_probes_an_unknown_models_dimension() {
+    let (url, script) = serve(vec![Reply::Ok { dim: 5 }], None).await;
+    let embedder =
+        OpenAiEmbedder::connect(OpenAiConfig::new("nomic-embed-text").with_base_url(&url))
+            .await
+            .unwrap();
+    assert_eq!(embedder.info().dim, 5);
+    assert_eq!(embedder.info().name, "nomic-embed-text");
+    assert_eq!(script.seen().len(), 1);
+
+    // A known dimension needs no probe.
+    let (url, script) = serve(Vec::new(), None).await;
+    let embedder = OpenAiEmbedder::connect(config(&url, 7)).await.unwrap();
+    assert_eq!(embedder.info().dim, 7);
+    assert!(script.seen().is_empty());
+}
