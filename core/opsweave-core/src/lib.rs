@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod matching;
 mod model;
 pub mod priority;
+pub mod recall;
 mod scope;
 pub mod source;
 pub mod store;
@@ -35,9 +36,11 @@ pub use link::{Link, LinkKind, LinkRef};
 pub use mapping::{Format, Mapping, Rejection};
 pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};
 pub use priority::{Breakdown, Priority, PriorityConfig};
+pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use scope::Scope;
 pub use store::{
     BatchOutcome, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem, ReviewStatus, SearchHit,
+    TextQuery,
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{

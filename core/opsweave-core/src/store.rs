@@ -67,6 +67,21 @@ pub struct SearchHit {
     pub score: f64,
 }
 
+/// A ranked full-text query for recall: records holding any of the words, best BM25 first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextQuery {
+    /// Free text; its words are looked for (operators are not interpreted).
+    pub text: String,
+    /// At most this many hits (the store caps it at 1,000).
+    pub limit: usize,
+    /// Only these entity kinds (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<EntityKind>,
+    /// Only these source kinds (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_kinds: Vec<String>,
+}
+
 /// The part of the open tasks a focus query asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Slice {
@@ -192,6 +207,33 @@ pub trait RecordStore: Send + Sync {
 
     /// Full-text search over titles and bodies.
     async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>>;
+
+    /// Records holding any word of `query.text`, best BM25 first, within the filters (recall's
+    /// full-text ranker; [`search`](Self::search) wants every word).
+    async fn rank_text(&self, scope: &Scope, query: &TextQuery) -> Result<Vec<SearchHit>> {
+        let _ = (scope, query);
+        Err(unsupported("ranked full-text queries"))
+    }
+
+    /// The records of `ids` in `scope` that exist, in no particular order.
+    async fn records_by_id(&self, scope: &Scope, ids: &[RecordId]) -> Result<Vec<Record>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.record(scope, *id).await {
+                Ok(record) => found.push(record),
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes records of `scope` with their raw payloads, tasks, links and full-text rows, in
+    /// one transaction; returns how many records went. Events stay (the log is append-only).
+    async fn delete_records(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
+        let _ = (scope, ids);
+        Err(unsupported("deleting records"))
+    }
 
     /// One task; `NotFound` when it is not a task in `scope`.
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task>;
