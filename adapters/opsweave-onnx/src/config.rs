@@ -145,6 +145,10 @@ pub struct OnnxConfig {
     /// Padded tokens (rows × longest row) one inference call may hold.
     #[serde(default = "default_token_budget")]
     pub token_budget: usize,
+    /// Whether chunks are sorted by length before batching (the default), so that each batch
+    /// pads little; `false` batches them in input order, which only benchmarks want.
+    #[serde(default = "default_sorted_batches")]
+    pub sorted_batches: bool,
     /// Most ONNX sessions kept for concurrent calls; each holds its own copy of the weights.
     #[serde(default = "default_sessions")]
     pub sessions: usize,
@@ -170,6 +174,10 @@ fn default_token_budget() -> usize {
     8192
 }
 
+fn default_sorted_batches() -> bool {
+    true
+}
+
 fn default_sessions() -> usize {
     2
 }
@@ -186,6 +194,7 @@ impl OnnxConfig {
             max_tokens: None,
             chunk_overlap: None,
             token_budget: default_token_budget(),
+            sorted_batches: default_sorted_batches(),
             sessions: default_sessions(),
             intra_threads: None,
             output: None,
@@ -234,6 +243,13 @@ impl OnnxConfig {
     #[must_use]
     pub fn with_token_budget(mut self, budget: usize) -> Self {
         self.token_budget = budget;
+        self
+    }
+
+    /// Sorts chunks by length before batching (`true`, the default) or keeps input order.
+    #[must_use]
+    pub fn with_sorted_batches(mut self, sorted: bool) -> Self {
+        self.sorted_batches = sorted;
         self
     }
 

@@ -54,6 +54,7 @@ struct Engine {
     inputs: Inputs,
     output: Output,
     token_budget: usize,
+    sorted_batches: bool,
     query_prefix: Option<String>,
     document_prefix: Option<String>,
 }
@@ -89,6 +90,7 @@ impl OnnxEmbedder {
             inputs,
             output,
             token_budget: config.token_budget,
+            sorted_batches: config.sorted_batches,
             query_prefix: config.query_prefix,
             document_prefix: config.document_prefix,
         };
@@ -374,21 +376,22 @@ impl Engine {
         })
     }
 
-    /// Runs every chunk, longest first, in batches that fit the token budget; vectors come back
-    /// in chunk order.
+    /// Runs every chunk, longest first (unless `sorted_batches` is off), in batches that fit
+    /// the token budget; vectors come back in chunk order.
     fn run_batches(&self, chunks: &[Chunk]) -> Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..chunks.len()).collect();
-        // Similar lengths share a batch, so little of each batch is padding.
-        order.sort_by_key(|&i| std::cmp::Reverse(chunks[i].encoding.len()));
+        if self.sorted_batches {
+            // Similar lengths share a batch, so little of each batch is padding.
+            order.sort_by_key(|&i| std::cmp::Reverse(chunks[i].encoding.len()));
+        }
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
         let mut session = self.pool.take()?;
         let mut start = 0;
         while start < order.len() {
-            // Sorted longest first, so the first chunk sets the padded length of the batch.
-            let longest = chunks[order[start]].encoding.len().max(1);
-            let rows = (self.token_budget / longest).max(1);
-            let end = (start + rows).min(order.len());
-            let batch = &order[start..end];
+            let rows = batch_rows(&order[start..], self.token_budget, |i| {
+                chunks[i].encoding.len()
+            });
+            let batch = &order[start..start + rows];
             let mut encodings: Vec<Encoding> =
                 batch.iter().map(|&i| chunks[i].encoding.clone()).collect();
             self.tokenizer.pad(&mut encodings)?;
@@ -396,7 +399,7 @@ impl Engine {
             for (&i, v) in batch.iter().zip(pooled) {
                 vectors[i] = v;
             }
-            start = end;
+            start += rows;
         }
         Ok(vectors)
     }
@@ -483,6 +486,23 @@ impl Engine {
     }
 }
 
+/// How many of `order`'s next chunks form one batch: as many as fit `budget` padded tokens
+/// (rows × longest row), at least one. On chunks sorted longest first this is
+/// `budget / longest`.
+fn batch_rows(order: &[usize], budget: usize, len: impl Fn(usize) -> usize) -> usize {
+    let mut longest = 0;
+    let mut rows = 0;
+    for &i in order {
+        let next_longest = longest.max(len(i)).max(1);
+        if rows > 0 && (rows + 1) * next_longest > budget {
+            break;
+        }
+        longest = next_longest;
+        rows += 1;
+    }
+    rows
+}
+
 /// Pools one row of token vectors (`tokens`: len × dim, row-major).
 fn pool(pooling: Pooling, tokens: &[f32], mask: &[i64], dim: usize) -> Vec<f32> {
     match pooling {
@@ -554,6 +574,22 @@ mod tests {
             float32: false,
         }];
         assert!(choose_output(&ints, None).is_err());
+    }
+
+    #[test]
+    fn batches_fill_the_padded_token_budget() {
+        let lens = [10, 10, 8, 3, 3, 2];
+        let len = |i: usize| lens[i];
+        let all: Vec<usize> = (0..lens.len()).collect();
+        // Longest first: 30 / 10 = 3 rows.
+        assert_eq!(batch_rows(&all, 30, len), 3);
+        // A long chunk after short ones ends the batch when the padded size would overflow.
+        let mixed = [3, 4, 0, 1];
+        assert_eq!(batch_rows(&mixed, 25, len), 2);
+        assert_eq!(batch_rows(&mixed, 40, len), 4);
+        // One chunk over the budget still goes, alone.
+        assert_eq!(batch_rows(&all, 5, len), 1);
+        assert_eq!(batch_rows(&[], 5, len), 0);
     }
 
     #[test]

@@ -173,6 +173,22 @@ async fn batching_does_not_change_vectors() {
 }
 
 #[tokio::test]
+async fn fixed_order_batching_gives_the_same_vectors() {
+    let texts = texts();
+    // A budget of 512 padded tokens splits the reference texts into several batches, and in
+    // input order the long text shares them with short ones.
+    let fixed = OnnxEmbedder::open(config().with_sorted_batches(false).with_token_budget(512))
+        .expect("opens");
+    let out = fixed
+        .embed(&texts, EmbedKind::Document)
+        .await
+        .expect("embeds");
+    for (got, want) in out.vectors.iter().zip(&reference().texts) {
+        assert_close(got, &want.vector, "fixed order");
+    }
+}
+
+#[tokio::test]
 async fn long_text_is_chunked_with_overlap_and_pooled() {
     let long = reference()
         .texts
