@@ -4,6 +4,7 @@
 //! runtime, no SQL: backends implement [`RecordStore`] and [`EventLog`]; the facade crate
 //! `opsweave` wires them together.
 
+pub mod cache;
 pub mod embed;
 mod error;
 mod event;
@@ -16,6 +17,7 @@ pub mod mapping;
 pub mod matching;
 mod model;
 pub mod priority;
+pub mod rate;
 pub mod recall;
 mod scope;
 pub mod source;
@@ -25,6 +27,7 @@ pub mod task_ops;
 pub mod usage;
 pub mod vector;
 
+pub use cache::{Cache, MemoryCache};
 pub use embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
 pub use error::{Error, ErrorKind, Location, Result};
 pub use event::{Event, EventKind, NewEvent};
@@ -37,6 +40,7 @@ pub use mapping::{Format, Mapping, Rejection};
 pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};
 pub use priority::{Breakdown, Priority, PriorityConfig};
 pub use recall::{RecallHit, RecallMode, RecallOptions};
+pub use rate::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter, WhenUnavailable};
 pub use scope::Scope;
 pub use store::{
     BatchOutcome, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem, ReviewStatus, SearchHit,

@@ -4,8 +4,10 @@
 //! every check panics with a message naming what the backend got wrong.
 #![allow(clippy::unwrap_used)]
 
+mod cache;
 mod queue;
 
+pub use cache::*;
 pub use queue::*;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};

@@ -1,0 +1,30 @@
+-- enqueue: ARGV = prefix, idempotency redis key or '', org, kind, payload, scope json,
+-- max_attempts, backoff_ms, run_after_ms or '', idempotency key or ''
+local now = now_ms()
+local idem = ARGV[2]
+if idem ~= '' then
+  local existing = redis.call('GET', idem)
+  if existing then return reply(existing) end
+end
+local id = redis.call('INCR', P .. ':next_id')
+local kind = ARGV[4]
+local run_after = now
+if ARGV[9] ~= '' then run_after = tonumber(ARGV[9]) end
+local key = jkey(id)
+redis.call('HSET', key, 'id', id, 'kind', kind, 'payload', ARGV[5], 'scope', ARGV[6],
+  'status', 'queued', 'attempts', 0, 'max_attempts', ARGV[7], 'backoff_ms', ARGV[8],
+  'progress', '0', 'run_after_ms', run_after, 'created_ms', now, 'updated_ms', now)
+if idem ~= '' then
+  redis.call('HSET', key, 'idem', ARGV[10])
+  redis.call('SET', idem, id, 'NX')
+end
+redis.call('ZADD', P .. ':org:' .. ARGV[3], id, id)
+if redis.call('SADD', P .. ':kinds', kind) == 1 then
+  redis.call('XGROUP', 'CREATE', skey(kind), GROUP, '0', 'MKSTREAM')
+end
+if run_after > now then
+  redis.call('ZADD', P .. ':delayed', run_after, id)
+else
+  redis.call('HSET', key, 'entry', redis.call('XADD', skey(kind), '*', 'job', id))
+end
+return reply(id)

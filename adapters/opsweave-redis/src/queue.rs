@@ -1,0 +1,394 @@
+//! The job queue on Redis.
+//!
+//! Layout (all under the prefix): `job:ID` hashes hold each job's state; `stream:KIND` is a stream
+//! per kind with one consumer group, `workers`, whose entries are the runnable jobs; `delayed` is
+//! a sorted set of jobs waiting out a backoff or `run_after` (score: when); `leases` a sorted set
+//! of running jobs (score: when the lease runs out); `org:ORG` indexes jobs for listing;
+//! `idem:SCOPE:KEY` holds the job an idempotency key made.
+//!
+//! Every change is one Lua script, so it is atomic and costs one round trip. A claim moves due
+//! delayed jobs into their streams, fails jobs whose lease ran out on their last attempt, hands
+//! out a job whose lease ran out (XCLAIM moves its entry to the new worker's pending list), or
+//! else reads the oldest undelivered entry among the wanted kinds' streams (XREADGROUP).
+//! Complete, fail and cancel acknowledge (XACK) and delete the entry.
+//!
+//! Why not XAUTOCLAIM for stale entries: its one `min-idle-time` per call cannot express leases
+//! whose length each worker picks at claim and renews with heartbeats; the `leases` set holds the
+//! exact deadline of each job instead, on the server's clock.
+
+use crate::error::map;
+use crate::events::channel;
+use crate::Redis;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use opsweave_core::jobs::{
+    check_lease, check_progress, clip_message, lease_lost, scope_key, Job, JobId, JobQueue,
+    JobStatus, NewJob, Progress, MAX_BACKOFF,
+};
+use opsweave_core::{Error, Result, Scope};
+use redis::Script;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!($file)
+        ))
+    };
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    heartbeat: Script,
+    complete: Script,
+    fail: Script,
+    cancel: Script,
+}
+
+/// A [`JobQueue`] on Redis Streams; see the module documentation for the layout.
+#[derive(Clone)]
+pub struct RedisQueue {
+    redis: Redis,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a script answered: the job, or why not.
+enum Outcome {
+    Job(Box<Job>),
+    NotFound,
+    Conflict(String, Option<String>),
+    Nothing,
+}
+
+impl RedisQueue {
+    pub(crate) fn new(redis: Redis) -> Self {
+        Self {
+            redis,
+            scripts: Arc::new(Scripts {
+                enqueue: script!("lua/enqueue.lua"),
+                claim: script!("lua/claim.lua"),
+                heartbeat: script!("lua/heartbeat.lua"),
+                complete: script!("lua/complete.lua"),
+                fail: script!("lua/fail.lua"),
+                cancel: script!("lua/cancel.lua"),
+            }),
+        }
+    }
+
+    /// The pub/sub channel this queue publishes job updates on.
+    pub fn channel(&self) -> String {
+        channel(&self.redis)
+    }
+
+    /// Every update of this queue's jobs from now on (see [`crate::JobUpdates`]).
+    pub async fn subscribe(&self) -> Result<crate::JobUpdates> {
+        crate::JobUpdates::subscribe(&self.redis).await
+    }
+
+    async fn run(&self, what: &str, call: redis::ScriptInvocation<'_>) -> Result<Outcome> {
+        let mut conn = self.redis.conn();
+        let reply: Vec<String> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| map(what, e))?;
+        parse_outcome(reply)
+    }
+
+    async fn held(
+        &self,
+        what: &str,
+        id: JobId,
+        worker: &str,
+        call: redis::ScriptInvocation<'_>,
+    ) -> Result<Job> {
+        match self.run(what, call).await? {
+            Outcome::Job(job) => Ok(*job),
+            Outcome::NotFound => Err(Error::not_found(format!("no job {id}"))),
+            Outcome::Conflict(status, owner) => {
+                let status: JobStatus = status.parse()?;
+                Err(lease_lost(id, worker, status, owner.as_deref()))
+            }
+            Outcome::Nothing => Err(Error::internal(format!("redis: {what}: empty answer"))),
+        }
+    }
+
+    async fn load(&self, id: JobId) -> Result<Option<Job>> {
+        let mut conn = self.redis.conn();
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.redis.key(&format!("job:{id}")))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| map("read job", e))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        parse_job(&fields).map(Some)
+    }
+}
+
+#[async_trait]
+impl JobQueue for RedisQueue {
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        job.validate()?;
+        let scope = serde_json::to_string(&job.scope)
+            .map_err(|e| Error::internal(format!("scope to JSON: {e}")))?;
+        let payload = serde_json::to_string(&job.payload)
+            .map_err(|e| Error::invalid(format!("payload to JSON: {e}")).on_field("payload"))?;
+        let idem_key = job
+            .idempotency_key
+            .as_ref()
+            .map(|k| {
+                self.redis
+                    .key(&format!("idem:{}:{k}", scope_key(&job.scope)))
+            })
+            .unwrap_or_default();
+        let mut call = self.scripts.enqueue.prepare_invoke();
+        call.arg(&self.redis.prefix)
+            .arg(idem_key)
+            .arg(&job.scope.org)
+            .arg(&job.kind)
+            .arg(payload)
+            .arg(scope)
+            .arg(job.max_attempts)
+            .arg(millis(job.backoff))
+            .arg(
+                job.run_after
+                    .map(|t| t.timestamp_millis().to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(job.idempotency_key.as_deref().unwrap_or(""));
+        match self.run("enqueue", call).await? {
+            Outcome::Job(job) => Ok(*job),
+            _ => Err(Error::internal("redis: enqueue: no job in the answer")),
+        }
+    }
+
+    async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
+        check_lease(worker, lease)?;
+        let mut call = self.scripts.claim.prepare_invoke();
+        call.arg(&self.redis.prefix)
+            .arg(worker)
+            .arg(millis(lease).max(1))
+            .arg("lease expired on the last attempt (worker stopped heartbeating)");
+        for kind in kinds {
+            call.arg(kind);
+        }
+        match self.run("claim", call).await? {
+            Outcome::Job(job) => Ok(Some(*job)),
+            Outcome::Nothing => Ok(None),
+            _ => Err(Error::internal("redis: claim: unexpected answer")),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        progress: Option<Progress>,
+    ) -> Result<Job> {
+        check_lease(worker, lease)?;
+        let (given, fraction, message) = match &progress {
+            Some(p) => (true, p.fraction, check_progress(p)?),
+            None => (false, 0.0, None),
+        };
+        let mut call = self.scripts.heartbeat.prepare_invoke();
+        call.arg(&self.redis.prefix)
+            .arg(id.0)
+            .arg(worker)
+            .arg(millis(lease).max(1))
+            .arg(if given { "1" } else { "0" })
+            .arg(fraction.to_string())
+            .arg(if message.is_some() { "1" } else { "0" })
+            .arg(message.unwrap_or_default());
+        self.held("heartbeat", id, worker, call).await
+    }
+
+    async fn complete(&self, id: JobId, worker: &str) -> Result<Job> {
+        let mut call = self.scripts.complete.prepare_invoke();
+        call.arg(&self.redis.prefix).arg(id.0).arg(worker);
+        self.held("complete", id, worker, call).await
+    }
+
+    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
+        let mut call = self.scripts.fail.prepare_invoke();
+        call.arg(&self.redis.prefix)
+            .arg(id.0)
+            .arg(worker)
+            .arg(clip_message(error))
+            .arg(millis(MAX_BACKOFF));
+        self.held("fail", id, worker, call).await
+    }
+
+    async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        // The scope check reads first: a job's scope never changes, and the script then
+        // changes the status atomically.
+        self.get(scope, id).await?;
+        let mut call = self.scripts.cancel.prepare_invoke();
+        call.arg(&self.redis.prefix).arg(id.0);
+        match self.run("cancel", call).await? {
+            Outcome::Job(job) => Ok(*job),
+            Outcome::NotFound => Err(Error::not_found(format!("no job {id} in this scope"))),
+            Outcome::Conflict(status, _) => Err(Error::conflict(format!(
+                "job {id} is {status}: only queued or running jobs can be cancelled"
+            ))),
+            Outcome::Nothing => Err(Error::internal("redis: cancel: empty answer")),
+        }
+    }
+
+    async fn get(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        match self.load(id).await? {
+            Some(job) if scope.contains(&job.scope) => Ok(job),
+            _ => Err(Error::not_found(format!("no job {id} in this scope"))),
+        }
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        // Newest first through the org's index, a page of hashes per round trip, filtered by
+        // the narrower scope parts and the status here.
+        const PAGE: isize = 500;
+        let index = self.redis.key(&format!("org:{}", scope.org));
+        let mut found = Vec::new();
+        let mut start: isize = 0;
+        let mut conn = self.redis.conn();
+        while found.len() < limit {
+            let ids: Vec<i64> = redis::cmd("ZREVRANGE")
+                .arg(&index)
+                .arg(start)
+                .arg(start + PAGE - 1)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| map("list jobs", e))?;
+            if ids.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGETALL")
+                    .arg(self.redis.key(&format!("job:{id}")));
+            }
+            let pages: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| map("list jobs", e))?;
+            for fields in pages.iter().filter(|f| !f.is_empty()) {
+                let job = parse_job(fields)?;
+                if scope.contains(&job.scope) && status.is_none_or(|s| s == job.status) {
+                    found.push(job);
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+            start += PAGE;
+        }
+        Ok(found)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn parse_outcome(reply: Vec<String>) -> Result<Outcome> {
+    let mut parts = reply.into_iter();
+    match parts.next().as_deref() {
+        Some("ok") => {
+            let rest: Vec<String> = parts.collect();
+            let fields: HashMap<String, String> = rest
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [k, v] => Some((k.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect();
+            Ok(Outcome::Job(Box::new(parse_job(&fields)?)))
+        }
+        Some("notfound") => Ok(Outcome::NotFound),
+        Some("conflict") => {
+            let status = parts.next().unwrap_or_default();
+            let owner = parts.next().filter(|o| !o.is_empty());
+            Ok(Outcome::Conflict(status, owner))
+        }
+        Some("none") => Ok(Outcome::Nothing),
+        other => Err(Error::internal(format!(
+            "redis: unexpected script answer {other:?}"
+        ))),
+    }
+}
+
+fn parse_job(fields: &HashMap<String, String>) -> Result<Job> {
+    let text = |name: &str| -> Result<&str> {
+        fields
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| Error::internal(format!("redis: job hash without `{name}`")))
+    };
+    let int = |name: &str| -> Result<i64> {
+        text(name)?
+            .parse::<i64>()
+            .map_err(|e| Error::internal(format!("redis: job field `{name}`: {e}")))
+    };
+    let time = |name: &str| -> Result<DateTime<Utc>> {
+        let ms = int(name)?;
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| Error::internal(format!("redis: job field `{name}` out of range")))
+    };
+    let opt_time = |name: &str| -> Result<Option<DateTime<Utc>>> {
+        if fields.contains_key(name) {
+            time(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let json = |name: &str| -> Result<serde_json::Value> {
+        serde_json::from_str(text(name)?)
+            .map_err(|e| Error::internal(format!("redis: job field `{name}`: {e}")))
+    };
+    let count = |name: &str| -> Result<u32> {
+        u32::try_from(int(name)?)
+            .map_err(|e| Error::internal(format!("redis: job field `{name}`: {e}")))
+    };
+    let scope: Scope = serde_json::from_value(json("scope")?)
+        .map_err(|e| Error::internal(format!("redis: job scope: {e}")))?;
+    Ok(Job {
+        id: JobId(int("id")?),
+        kind: text("kind")?.to_string(),
+        payload: json("payload")?,
+        scope,
+        status: text("status")?.parse()?,
+        attempts: count("attempts")?,
+        max_attempts: count("max_attempts")?,
+        backoff: Duration::from_millis(u64::try_from(int("backoff_ms")?).unwrap_or(0)),
+        progress: text("progress")?
+            .parse()
+            .map_err(|e| Error::internal(format!("redis: job progress: {e}")))?,
+        message: fields.get("message").cloned(),
+        idempotency_key: fields.get("idem").cloned(),
+        lease_owner: fields.get("owner").cloned(),
+        lease_expires_at: opt_time("lease_ms")?,
+        run_after: time("run_after_ms")?,
+        error: fields.get("error").cloned(),
+        created_at: time("created_ms")?,
+        updated_at: time("updated_ms")?,
+        finished_at: opt_time("finished_ms")?,
+    })
+}
