@@ -1,9 +1,23 @@
-//! The HNSW index of each embedding model on `search.embeddings` (see migration 0002).
+//! `VectorIndex` on pgvector: vectors in `search.embeddings` (halfvec), one HNSW index per model
+//! (see migration 0002), filtered k-NN with pgvector 0.8's iterative index scans and an exact
+//! fallback, so a filter never makes a query return fewer rows than match.
 
 use crate::error::map;
 use crate::retry::with_retries;
 use crate::PgStore;
-use opsweave_core::{Error, Result};
+use async_trait::async_trait;
+use opsweave_core::vector::{
+    check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
+};
+use opsweave_core::{
+    Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorFilter, VectorHit, VectorIndex,
+    VectorItem,
+};
+use pgvector::HalfVector;
+use std::collections::HashMap;
+
+/// Rows per `UNNEST` statement of an upsert.
+const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The largest dimension pgvector indexes for `halfvec`.
 pub const MAX_INDEXED_DIM: usize = 4_000;
@@ -15,12 +29,7 @@ impl PgStore {
     /// a literal (a bound parameter cannot prove the partial index's predicate in a generic plan).
     /// `Conflict` when the model already has an index of another dimension.
     pub async fn ensure_vector_index(&self, model: &str, dim: usize) -> Result<String> {
-        if model.trim().is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
-            return Err(Error::invalid(format!(
-                "model name `{model}` must be 1 to 200 printable characters"
-            ))
-            .on_field("model"));
-        }
+        check_model_name(model)?;
         if !(1..=MAX_INDEXED_DIM).contains(&dim) {
             return Err(Error::invalid(format!(
                 "dimension {dim} is not in 1..={MAX_INDEXED_DIM} (pgvector's HNSW limit for halfvec)"
@@ -28,63 +37,399 @@ impl PgStore {
             .on_field("dim"));
         }
         let name = index_name(model);
-        let name = &name;
-        with_retries(|| async move {
-            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
-            // One creator at a time; the others then find the row it wrote.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('opsweave:' || $1, 0))")
-                .bind(model)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("lock vector index", e))?;
-            let known: Option<(i32, String)> = sqlx::query_as(
-                "SELECT dim, index_name FROM search.vector_indexes WHERE model = $1",
-            )
+        // A named async fn, not a closure's async block: its future is Send for any lifetime,
+        // which the `VectorIndex` methods (boxed by async_trait) need.
+        with_retries(|| create_vector_index(&self.pool, model, dim, &name)).await
+    }
+}
+
+/// Records `model`'s index (creating it) under an advisory lock; see `ensure_vector_index`.
+async fn create_vector_index(
+    pool: &sqlx::PgPool,
+    model: &str,
+    dim: usize,
+    name: &str,
+) -> Result<String> {
+    let mut tx = pool.begin().await.map_err(|e| map("begin", e))?;
+    // One creator at a time; the others then find the row it wrote.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('opsweave:' || $1, 0))")
+        .bind(model)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("lock vector index", e))?;
+    let known: Option<(i32, String)> =
+        sqlx::query_as("SELECT dim, index_name FROM search.vector_indexes WHERE model = $1")
             .bind(model)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| map("read vector indexes", e))?;
-            if let Some((known_dim, known_name)) = known {
-                return if known_dim as usize == dim {
-                    Ok(known_name)
-                } else {
-                    Err(Error::conflict(format!(
-                        "model `{model}` is indexed with {known_dim} dimensions, not {dim}: \
-                         re-embed under another model name"
-                    )))
-                };
-            }
-            // The server quotes the name and the model (format's %I and %L).
-            let create: String = sqlx::query_scalar(
-                "SELECT format('CREATE INDEX IF NOT EXISTS %I ON search.embeddings \
-                 USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) WHERE model = %L', \
-                 $1::text, $2::int, $3::text)",
+    if let Some((known_dim, known_name)) = known {
+        return if known_dim as usize == dim {
+            Ok(known_name)
+        } else {
+            Err(Error::conflict(format!(
+                "model `{model}` is indexed with {known_dim} dimensions, not {dim}: \
+                 re-embed under another model name"
+            )))
+        };
+    }
+    // The server quotes the name and the model (format's %I and %L).
+    let create: String = sqlx::query_scalar(
+        "SELECT format('CREATE INDEX IF NOT EXISTS %I ON search.embeddings \
+         USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) WHERE model = %L', \
+         $1::text, $2::int, $3::text)",
+    )
+    .bind(name)
+    .bind(dim as i32)
+    .bind(model)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| map("build vector index statement", e))?;
+    // A plain (extended-protocol) statement: raw_sql's future is not Send for every lifetime.
+    sqlx::query(&create)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("create vector index", e))?;
+    sqlx::query("INSERT INTO search.vector_indexes (model, dim, index_name) VALUES ($1, $2, $3)")
+        .bind(model)
+        .bind(dim as i32)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("record vector index", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| map("commit vector index", e))?;
+    Ok(name.to_string())
+}
+
+/// `model` as an SQL string literal. A k-NN query names its model as a literal so the planner can
+/// prove the partial HNSW index's predicate; the escape-string form (`E'…'`) reads the same
+/// whatever `standard_conforming_strings` says.
+fn model_literal(model: &str) -> String {
+    format!("E'{}'", model.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The filter columns of `search.embeddings`, as parameters `$first..$first+3`: org, client,
+/// project (NULL: any), entities and source kinds (empty: any).
+fn filter_sql(first: usize) -> String {
+    format!(
+        "org = ${a} AND (${b}::text IS NULL OR client = ${b}) \
+         AND (${c}::text IS NULL OR project = ${c}) \
+         AND (cardinality(${d}::text[]) = 0 OR entity = ANY(${d})) \
+         AND (cardinality(${e}::text[]) = 0 OR source_kind = ANY(${e}))",
+        a = first,
+        b = first + 1,
+        c = first + 2,
+        d = first + 3,
+        e = first + 4
+    )
+}
+
+/// The values [`filter_sql`] names, in order.
+type FilterValues = (
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Vec<String>,
+);
+
+fn filter_values(filter: &VectorFilter) -> FilterValues {
+    (
+        filter.scope.org.clone(),
+        filter.scope.client.clone(),
+        filter.scope.project.clone(),
+        filter
+            .entities
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .collect(),
+        filter.source_kinds.clone(),
+    )
+}
+
+/// The columns of one `UNNEST` upsert statement.
+struct Columns {
+    ids: Vec<i64>,
+    orgs: Vec<String>,
+    clients: Vec<Option<String>>,
+    projects: Vec<Option<String>>,
+    entities: Vec<String>,
+    source_kinds: Vec<String>,
+    hashes: Vec<i64>,
+    vectors: Vec<HalfVector>,
+}
+
+impl Columns {
+    fn of(items: &[&VectorItem]) -> Self {
+        Self {
+            ids: items.iter().map(|i| i.id.raw()).collect(),
+            orgs: items.iter().map(|i| i.scope.org.clone()).collect(),
+            clients: items.iter().map(|i| i.scope.client.clone()).collect(),
+            projects: items.iter().map(|i| i.scope.project.clone()).collect(),
+            entities: items
+                .iter()
+                .map(|i| i.entity.as_str().to_string())
+                .collect(),
+            source_kinds: items.iter().map(|i| i.source_kind.clone()).collect(),
+            hashes: items.iter().map(|i| i.content_hash as i64).collect(),
+            vectors: items
+                .iter()
+                .map(|i| HalfVector::from_f32_slice(&i.vector))
+                .collect(),
+        }
+    }
+}
+
+/// Writes all batches of vectors of `model` in one transaction.
+async fn write_batches(pool: &sqlx::PgPool, model: &str, batches: &[Columns]) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(|e| map("begin", e))?;
+    for columns in batches {
+        write_columns(&mut tx, model, columns).await?;
+    }
+    tx.commit().await.map_err(|e| map("commit vectors", e))
+}
+
+/// Writes one batch of vectors of `model`.
+async fn write_columns(
+    conn: &mut sqlx::PgConnection,
+    model: &str,
+    columns: &Columns,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO search.embeddings (model, id, org, client, project, entity, \
+             source_kind, content_hash, embedding, embedded_at) \
+             SELECT $1, n.id, n.org, n.client, n.project, n.entity, n.source_kind, \
+             n.content_hash, n.embedding, now() \
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::bigint[], $9::halfvec[]) \
+             AS n(id, org, client, project, entity, source_kind, content_hash, embedding) \
+             ON CONFLICT (model, id) DO UPDATE SET org = excluded.org, \
+             client = excluded.client, project = excluded.project, \
+             entity = excluded.entity, source_kind = excluded.source_kind, \
+             content_hash = excluded.content_hash, embedding = excluded.embedding, \
+             embedded_at = excluded.embedded_at",
+    )
+    .bind(model)
+    .bind(&columns.ids)
+    .bind(&columns.orgs)
+    .bind(&columns.clients)
+    .bind(&columns.projects)
+    .bind(&columns.entities)
+    .bind(&columns.source_kinds)
+    .bind(&columns.hashes)
+    .bind(&columns.vectors)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| map("write vectors", e))?;
+    Ok(())
+}
+
+/// The HNSW candidate list for a query of `k` (pgvector's default is 40).
+fn ef_search(k: usize) -> usize {
+    (2 * k).clamp(64, 1_000)
+}
+
+#[async_trait]
+impl VectorIndex for PgStore {
+    async fn upsert(&self, model: &ModelInfo, items: Vec<VectorItem>) -> Result<()> {
+        check_upsert(model, &items)?;
+        // Every vector is stored as halfvec.
+        check_half_precision(&items)?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.ensure_vector_index(&model.name, model.dim).await?;
+        // The same record twice in one batch: the later vector wins (ON CONFLICT cannot touch a
+        // row twice in one statement).
+        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            latest.insert(item.id.raw(), i);
+        }
+        let items: Vec<&VectorItem> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| latest.get(&item.id.raw()) == Some(i))
+            .map(|(_, item)| item)
+            .collect();
+        let batches: Vec<Columns> = items.chunks(ROWS_PER_STATEMENT).map(Columns::of).collect();
+        with_retries(|| write_batches(&self.pool, &model.name, &batches)).await
+    }
+
+    async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
+        scope.validate()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let raw: Vec<i64> = ids.iter().map(|id| id.raw()).collect();
+        let raw = &raw;
+        with_retries(|| async move {
+            let done = sqlx::query(
+                "DELETE FROM search.embeddings WHERE id = ANY($1) AND org = $2 \
+                 AND ($3::text IS NULL OR client = $3) AND ($4::text IS NULL OR project = $4)",
             )
-            .bind(name)
-            .bind(dim as i32)
-            .bind(model)
-            .fetch_one(&mut *tx)
+            .bind(raw)
+            .bind(&scope.org)
+            .bind(&scope.client)
+            .bind(&scope.project)
+            .execute(&self.pool)
             .await
-            .map_err(|e| map("build vector index statement", e))?;
-            sqlx::raw_sql(&create)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("create vector index", e))?;
-            sqlx::query(
-                "INSERT INTO search.vector_indexes (model, dim, index_name) VALUES ($1, $2, $3)",
-            )
-            .bind(model)
-            .bind(dim as i32)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map("record vector index", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| map("commit vector index", e))?;
-            Ok(name.clone())
+            .map_err(|e| map("delete vectors", e))?;
+            Ok(done.rows_affected())
         })
         .await
+    }
+
+    async fn knn(
+        &self,
+        model: &str,
+        query: &[f32],
+        k: usize,
+        filter: &VectorFilter,
+    ) -> Result<Vec<VectorHit>> {
+        check_query(model, query, k, filter)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let query = HalfVector::from_f32_slice(query);
+        let query = &query;
+        let values = filter_values(filter);
+        let (org, client, project, entities, source_kinds) = &values;
+        let dims = query.as_slice().len();
+        let mut hits = with_retries(|| async move {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            // Iterative scans go on walking the graph until `k` rows pass the filter (up to
+            // hnsw.max_scan_tuples); relaxed order lets them, and the hits are re-sorted below.
+            let dim: Option<i32> = sqlx::query_scalar(
+                "SELECT dim FROM search.vector_indexes, \
+                 set_config('hnsw.iterative_scan', 'relaxed_order', true), \
+                 set_config('hnsw.ef_search', $2, true) WHERE model = $1",
+            )
+            .bind(model)
+            .bind(ef_search(k).to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map("read vector model", e))?;
+            let Some(dim) = dim else {
+                return Ok(Vec::new());
+            };
+            if dims != dim as usize {
+                return Err(Error::invalid(format!(
+                    "the query vector has {dims} dimensions; model `{model}` has {dim}"
+                ))
+                .on_field("vector"));
+            }
+            let knn = format!(
+                "SELECT id, (embedding::halfvec({dim}) <=> $1::halfvec({dim}))::real AS distance \
+                 FROM search.embeddings WHERE model = {} AND {} \
+                 ORDER BY embedding::halfvec({dim}) <=> $1::halfvec({dim}) LIMIT $7",
+                model_literal(model),
+                filter_sql(2)
+            );
+            let rows: Vec<(i64, f32)> = sqlx::query_as(&knn)
+                .bind(query)
+                .bind(org)
+                .bind(client)
+                .bind(project)
+                .bind(entities)
+                .bind(source_kinds)
+                .bind(k as i64)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map("k-NN", e))?;
+            if rows.len() < k {
+                // The graph walk stopped early (max_scan_tuples, a sparse filter): if more rows
+                // match, compare them all instead.
+                let matching: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM search.embeddings \
+                     WHERE model = {} AND {} LIMIT $6) AS m",
+                    model_literal(model),
+                    filter_sql(1)
+                ))
+                .bind(org)
+                .bind(client)
+                .bind(project)
+                .bind(entities)
+                .bind(source_kinds)
+                .bind(k as i64)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map("count matching vectors", e))?;
+                if matching as usize > rows.len() {
+                    sqlx::query("SELECT set_config('enable_indexscan', 'off', true)")
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map("exact k-NN", e))?;
+                    let rows: Vec<(i64, f32)> = sqlx::query_as(&knn)
+                        .bind(query)
+                        .bind(org)
+                        .bind(client)
+                        .bind(project)
+                        .bind(entities)
+                        .bind(source_kinds)
+                        .bind(k as i64)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| map("exact k-NN", e))?;
+                    tx.commit().await.map_err(|e| map("commit", e))?;
+                    return Ok(rows);
+                }
+            }
+            tx.commit().await.map_err(|e| map("commit", e))?;
+            Ok(rows)
+        })
+        .await?
+        .into_iter()
+        .map(|(id, distance)| VectorHit {
+            id: RecordId::from_raw(id),
+            similarity: 1.0 - distance,
+        })
+        .collect::<Vec<_>>();
+        hits.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.id.raw().cmp(&b.id.raw()))
+        });
+        Ok(hits)
+    }
+
+    async fn stale(
+        &self,
+        model: &str,
+        scope: &Scope,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<StaleVector>> {
+        check_model_name(model)?;
+        scope.validate()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT r.id, r.content_hash FROM core.records r \
+             LEFT JOIN search.embeddings e ON e.model = $1 AND e.id = r.id \
+             WHERE r.org = $2 AND ($3::text IS NULL OR r.client = $3) \
+             AND ($4::text IS NULL OR r.project = $4) AND r.id > $5 \
+             AND (e.id IS NULL OR e.content_hash <> r.content_hash) \
+             ORDER BY r.id LIMIT $6",
+        )
+        .bind(model)
+        .bind(&scope.org)
+        .bind(&scope.client)
+        .bind(&scope.project)
+        .bind(after.map_or(-1, RecordId::raw))
+        .bind(limit.min(MAX_K) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map("stale vectors", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, hash)| StaleVector {
+                id: RecordId::from_raw(id),
+                content_hash: hash as u64,
+            })
+            .collect())
     }
 }
 
@@ -100,7 +445,13 @@ fn index_name(model: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::index_name;
+    use super::{index_name, model_literal};
+
+    #[test]
+    fn model_literals_escape_quotes_and_backslashes() {
+        assert_eq!(model_literal("bge-m3"), "E'bge-m3'");
+        assert_eq!(model_literal(r"it's\x"), r"E'it''s\\x'");
+    }
 
     #[test]
     fn index_names_are_stable_and_short() {

@@ -5,15 +5,20 @@
 //! embedded in the binary and applied on open.
 
 mod error;
+mod hnsw;
 mod jobs;
 mod rows;
 mod store;
+mod vectors;
+
+pub use hnsw::{VectorOptions, VectorPlan, VectorStorage};
 
 use error::map;
 use opsweave_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The embedded store: one SQLite file, read through a pool and written through one connection.
@@ -25,6 +30,10 @@ pub struct SqliteStore {
     /// (a connection's cache is dropped whenever another connection has written) and lets a batch
     /// allocate row numbers without racing another batch.
     writer: SqlitePool,
+    /// The path as opened (where the vector index files go, beside it).
+    path: String,
+    /// Vector models' graphs (see `vectors`).
+    vectors: Arc<vectors::Vectors>,
 }
 
 impl SqliteStore {
@@ -81,7 +90,12 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", "-65536"))
             .await
             .map_err(|e| map(&format!("open `{path}`"), e))?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            path: path.to_string(),
+            vectors: Arc::new(vectors::Vectors::new(path, VectorOptions::default())),
+        })
     }
 
     /// Answers when the database can be read (for readiness checks).
@@ -93,8 +107,10 @@ impl SqliteStore {
             .map_err(|e| map("ping", e))
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Saves changed vector graphs and closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        // A graph that cannot be saved is rebuilt from the rows on next use.
+        let _ = self.save_vector_indexes().await;
         self.pool.close().await;
         self.writer.close().await;
     }

@@ -88,3 +88,137 @@ pub trait VectorIndex: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
 }
+
+/// The most hits one k-NN query may ask for.
+pub const MAX_K: usize = 10_000;
+
+/// Checks a model name the same way on every backend: 1 to 200 printable characters.
+pub fn check_model_name(model: &str) -> Result<()> {
+    if model.trim().is_empty() || model.len() > 200 || model.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(format!(
+            "model name `{model}` must be 1 to 200 printable characters"
+        ))
+        .on_field("model"));
+    }
+    Ok(())
+}
+
+/// Checks a batch before any of it is written: every vector has the model's dimension, finite
+/// values and a direction (not all zeros), and every scope is valid.
+pub fn check_upsert(model: &ModelInfo, items: &[VectorItem]) -> Result<()> {
+    check_model_name(&model.name)?;
+    if model.dim == 0 {
+        return Err(
+            crate::Error::invalid(format!("model `{}` has dimension 0", model.name))
+                .on_field("dim"),
+        );
+    }
+    for (i, item) in items.iter().enumerate() {
+        let what = format!("vector {i} (record {})", item.id);
+        if item.vector.len() != model.dim {
+            return Err(crate::Error::invalid(format!(
+                "{what} has {} dimensions; model `{}` has {}",
+                item.vector.len(),
+                model.name,
+                model.dim
+            ))
+            .on_field("vector"));
+        }
+        check_vector(&item.vector, &what)?;
+        item.scope.validate()?;
+        if item.id.raw() < 0 {
+            return Err(
+                crate::Error::invalid(format!("{what}: record id is negative")).on_field("id"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks a k-NN query: a valid model name and filter scope, `k` at most [`MAX_K`], and a query
+/// vector that has a direction. Its dimension is the backend's to check against the model.
+pub fn check_query(model: &str, query: &[f32], k: usize, filter: &VectorFilter) -> Result<()> {
+    check_model_name(model)?;
+    filter.scope.validate()?;
+    if k > MAX_K {
+        return Err(crate::Error::invalid(format!("k is {k}; at most {MAX_K}")).on_field("k"));
+    }
+    check_vector(query, "the query vector")
+}
+
+/// Checks that every value fits IEEE half precision (|x| ≤ 65,504), for backends that store
+/// vectors as f16: a larger value would turn into infinity.
+pub fn check_half_precision(items: &[VectorItem]) -> Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        if let Some(p) = item.vector.iter().position(|x| x.abs() > 65_504.0) {
+            return Err(crate::Error::invalid(format!(
+                "vector {i} (record {}) has {} at position {p}: out of half-precision range \
+                 (±65,504) this model is stored in",
+                item.id, item.vector[p]
+            ))
+            .on_field("vector"));
+        }
+    }
+    Ok(())
+}
+
+/// Finite values, not all zero: what cosine similarity needs.
+fn check_vector(vector: &[f32], what: &str) -> Result<()> {
+    if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(crate::Error::invalid(format!(
+            "{what} has a non-finite value at position {i}"
+        ))
+        .on_field("vector"));
+    }
+    if vector.iter().all(|x| *x == 0.0) {
+        return Err(crate::Error::invalid(format!(
+            "{what} is all zeros: it has no direction to compare"
+        ))
+        .on_field("vector"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn item(vector: Vec<f32>) -> VectorItem {
+        VectorItem {
+            id: RecordId::from_raw(1),
+            scope: Scope::org("acme"),
+            entity: EntityKind::Note,
+            source_kind: "memory".into(),
+            content_hash: 0,
+            vector,
+        }
+    }
+
+    #[test]
+    fn bad_batches_are_named() {
+        let model = ModelInfo {
+            name: "m".into(),
+            dim: 2,
+            max_tokens: 8,
+        };
+        assert!(check_upsert(&model, &[item(vec![1.0, 0.0])]).is_ok());
+        for (bad, field) in [
+            (vec![1.0], "vector"),
+            (vec![f32::NAN, 1.0], "vector"),
+            (vec![0.0, 0.0], "vector"),
+        ] {
+            let err = check_upsert(&model, &[item(vec![1.0, 0.0]), item(bad)]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert_eq!(err.location().field.as_deref(), Some(field));
+            assert!(err.message().contains("vector 1"), "{err}");
+        }
+        let filter = VectorFilter {
+            scope: Scope::org("acme"),
+            ..VectorFilter::default()
+        };
+        assert!(check_query("m", &[1.0], MAX_K + 1, &filter).is_err());
+        assert!(check_query("", &[1.0], 1, &filter).is_err());
+        assert!(check_query("m", &[1.0], 1, &filter).is_ok());
+    }
+}

@@ -65,6 +65,7 @@ pub struct Weave {
     store: Arc<dyn RecordStore>,
     events: Arc<dyn EventLog>,
     jobs: Option<Arc<dyn opsweave_core::JobQueue>>,
+    vectors: Option<Arc<dyn opsweave_core::VectorIndex>>,
     config: Arc<Config>,
 }
 
@@ -98,7 +99,8 @@ impl Weave {
                 Ok(Self {
                     store: store.clone(),
                     events: store.clone(),
-                    jobs: Some(store),
+                    jobs: Some(store.clone()),
+                    vectors: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -108,7 +110,8 @@ impl Weave {
                 Ok(Self {
                     store: store.clone(),
                     events: store.clone(),
-                    jobs: Some(store),
+                    jobs: Some(store.clone()),
+                    vectors: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -132,6 +135,7 @@ impl Weave {
             store,
             events,
             jobs: None,
+            vectors: None,
             config: Arc::new(config),
         }
     }
@@ -140,6 +144,17 @@ impl Weave {
     pub fn with_jobs(mut self, jobs: Arc<dyn opsweave_core::JobQueue>) -> Self {
         self.jobs = Some(jobs);
         self
+    }
+
+    /// Adds a vector index to a handle.
+    pub fn with_vectors(mut self, vectors: Arc<dyn opsweave_core::VectorIndex>) -> Self {
+        self.vectors = Some(vectors);
+        self
+    }
+
+    /// The vector index behind this handle (always present when opened from a URL).
+    pub fn vectors(&self) -> Option<&Arc<dyn opsweave_core::VectorIndex>> {
+        self.vectors.as_ref()
     }
 
     /// The job queue behind this handle (always present when opened from a URL).

@@ -1,0 +1,667 @@
+//! The in-memory HNSW graph of one embedding model (usearch), the scope groups its filters read,
+//! the planner that picks exact scan or graph walk, and the file the graph is saved to.
+//!
+//! The graph is a cache of the `vectors` rows: it carries the generation of the rows it was built
+//! from, and a saved file is only loaded when its generation, size and checksum all agree with the
+//! database; anything else means a rebuild from the rows.
+
+use opsweave_core::{Error, Result, VectorFilter, VectorHit};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+/// How a model's vectors are stored, in SQLite and in its graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorStorage {
+    /// 4 bytes a dimension.
+    F32,
+    /// 2 bytes a dimension (IEEE half precision): for big models such as BGE-M3's 1,024 dims.
+    F16,
+}
+
+impl VectorStorage {
+    /// The name stored in `vector_models.storage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+
+    /// Reads a stored name.
+    pub(crate) fn parse(text: &str) -> Result<Self> {
+        match text {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            other => Err(Error::internal(format!(
+                "sqlite: unknown vector storage `{other}` in vector_models"
+            ))),
+        }
+    }
+
+    /// Encodes a vector as a BLOB (little-endian).
+    pub(crate) fn encode(self, vector: &[f32]) -> Vec<u8> {
+        match self {
+            Self::F32 => vector.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::F16 => vector
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+        }
+    }
+
+    /// Decodes a BLOB of `dim` values; `None` when its length is wrong.
+    pub(crate) fn decode(self, blob: &[u8], dim: usize) -> Option<Vec<f32>> {
+        match self {
+            Self::F32 if blob.len() == dim * 4 => Some(
+                blob.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            Self::F16 if blob.len() == dim * 2 => Some(
+                blob.chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn scalar(self) -> ScalarKind {
+        match self {
+            Self::F32 => ScalarKind::F32,
+            Self::F16 => ScalarKind::F16,
+        }
+    }
+}
+
+/// Tuning of the embedded vector index; the defaults suit 384- to 1,024-dimension text embeddings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorOptions {
+    /// Models with at least this many dimensions store their vectors as f16.
+    pub half_precision_from: usize,
+    /// A filtered query with at most this many candidates compares them all exactly: cheaper
+    /// than a graph walk that has to skip most nodes, and exact.
+    pub exact_scan_limit: usize,
+    /// Links per graph node (HNSW `M`).
+    pub connectivity: usize,
+    /// Candidates kept while inserting (HNSW `ef_construction`).
+    pub expansion_add: usize,
+    /// Candidates kept while searching (HNSW `ef`); a query for more than this many hits keeps `k`.
+    pub expansion_search: usize,
+}
+
+impl Default for VectorOptions {
+    fn default() -> Self {
+        Self {
+            half_precision_from: 1_024,
+            exact_scan_limit: 4_096,
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+        }
+    }
+}
+
+/// How a k-NN query is answered (see [`crate::SqliteStore::plan_knn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorPlan {
+    /// No vector matches the filter.
+    Empty,
+    /// Every vector of the model matches: a plain graph search.
+    Graph {
+        /// Vectors the filter allows.
+        matching: usize,
+    },
+    /// Few vectors match: each is compared with the query.
+    Exact {
+        /// Vectors the filter allows.
+        matching: usize,
+    },
+    /// Many but not all match: a graph walk that only returns allowed nodes, widened (and in the
+    /// end replaced by an exact scan) until it has `min(k, matching)` hits.
+    FilteredGraph {
+        /// Vectors the filter allows.
+        matching: usize,
+    },
+}
+
+/// The filter columns of a vector; vectors sharing them form one group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct GroupKey {
+    pub org: String,
+    pub client: Option<String>,
+    pub project: Option<String>,
+    pub entity: String,
+    pub source_kind: String,
+}
+
+impl GroupKey {
+    fn allowed_by(&self, filter: &VectorFilter) -> bool {
+        let scope = &filter.scope;
+        self.org == scope.org
+            && scope
+                .client
+                .as_ref()
+                .is_none_or(|c| self.client.as_ref() == Some(c))
+            && scope
+                .project
+                .as_ref()
+                .is_none_or(|p| self.project.as_ref() == Some(p))
+            && (filter.entities.is_empty()
+                || filter.entities.iter().any(|e| e.as_str() == self.entity))
+            && (filter.source_kinds.is_empty() || filter.source_kinds.contains(&self.source_kind))
+    }
+}
+
+/// One vector to put in a graph.
+pub(crate) struct GraphEntry {
+    pub key: u64,
+    pub group: GroupKey,
+    pub vector: Vec<f32>,
+}
+
+/// Concurrent searches (and inserts) a graph has working memory for; callers hold a permit.
+pub(crate) fn search_slots() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get() * 2)
+        .clamp(4, 32)
+}
+
+/// A model's HNSW graph and the groups its filters read.
+pub(crate) struct Graph {
+    index: Index,
+    /// The `vector_models.generation` the graph reflects.
+    pub generation: i64,
+    dim: usize,
+    storage: VectorStorage,
+    exact_scan_limit: usize,
+    expansion_search: usize,
+    group_of: HashMap<u64, u32>,
+    groups: Vec<(GroupKey, HashSet<u64>)>,
+    group_ids: HashMap<GroupKey, u32>,
+    /// Changed since it was last saved.
+    pub dirty: bool,
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph")
+            .field("dim", &self.dim)
+            .field("size", &self.index.size())
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn usearch_error(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("vector index: {context}: {e}"))
+}
+
+impl Graph {
+    /// An empty graph with room for `capacity` vectors.
+    pub fn new(
+        dim: usize,
+        storage: VectorStorage,
+        options: &VectorOptions,
+        capacity: usize,
+    ) -> Result<Self> {
+        let index = Index::new(&Self::index_options(dim, storage, options))
+            .map_err(|e| usearch_error("create", e))?;
+        index
+            .reserve_capacity_and_threads(capacity.max(64), search_slots())
+            .map_err(|e| usearch_error("reserve", e))?;
+        Ok(Self::around(index, dim, storage, options))
+    }
+
+    fn index_options(dim: usize, storage: VectorStorage, options: &VectorOptions) -> IndexOptions {
+        IndexOptions {
+            dimensions: dim,
+            metric: MetricKind::Cos,
+            quantization: storage.scalar(),
+            connectivity: options.connectivity,
+            expansion_add: options.expansion_add,
+            expansion_search: options.expansion_search,
+            multi: false,
+        }
+    }
+
+    fn around(index: Index, dim: usize, storage: VectorStorage, options: &VectorOptions) -> Self {
+        Self {
+            index,
+            generation: 0,
+            dim,
+            storage,
+            exact_scan_limit: options.exact_scan_limit,
+            expansion_search: options.expansion_search.max(1),
+            group_of: HashMap::new(),
+            groups: Vec::new(),
+            group_ids: HashMap::new(),
+            dirty: false,
+        }
+    }
+
+    /// Vectors in the graph.
+    pub fn len(&self) -> usize {
+        self.index.size()
+    }
+
+    fn group_id(&mut self, group: GroupKey) -> u32 {
+        if let Some(id) = self.group_ids.get(&group) {
+            return *id;
+        }
+        let id = self.groups.len() as u32;
+        self.groups.push((group.clone(), HashSet::new()));
+        self.group_ids.insert(group, id);
+        id
+    }
+
+    fn forget(&mut self, key: u64) -> Result<bool> {
+        let Some(group) = self.group_of.remove(&key) else {
+            return Ok(false);
+        };
+        self.groups[group as usize].1.remove(&key);
+        self.index
+            .remove(key)
+            .map_err(|e| usearch_error("remove", e))?;
+        Ok(true)
+    }
+
+    fn make_room(&mut self, more: usize) -> Result<()> {
+        let needed = self.index.size() + more;
+        if needed > self.index.capacity() {
+            let capacity = needed.max(self.index.capacity() * 2);
+            self.index
+                .reserve(capacity)
+                .map_err(|e| usearch_error("reserve", e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces `entries`, inserting on up to `threads` threads.
+    pub fn insert(&mut self, entries: Vec<GraphEntry>, threads: usize) -> Result<()> {
+        for entry in &entries {
+            self.forget(entry.key)?;
+        }
+        self.make_room(entries.len())?;
+        let mut keyed = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let group = self.group_id(entry.group);
+            self.group_of.insert(entry.key, group);
+            self.groups[group as usize].1.insert(entry.key);
+            keyed.push((entry.key, entry.vector));
+        }
+        let threads = threads.clamp(1, search_slots());
+        let index = &self.index;
+        let chunk = keyed.len().div_ceil(threads).max(1);
+        let failed: Option<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = keyed
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        for (key, vector) in part {
+                            index.add(*key, vector).map_err(|e| e.to_string())?;
+                        }
+                        Ok::<(), String>(())
+                    })
+                })
+                .collect();
+            workers.into_iter().find_map(|w| match w.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("an insert thread panicked".to_string()),
+            })
+        });
+        self.dirty = true;
+        match failed {
+            Some(e) => Err(usearch_error("add", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes `keys` (those absent are skipped).
+    pub fn remove(&mut self, keys: &[u64]) -> Result<()> {
+        for key in keys {
+            self.forget(*key)?;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Groups allowed by `filter` and how many vectors they hold.
+    fn allowed(&self, filter: &VectorFilter) -> (Vec<bool>, usize) {
+        let mut matching = 0;
+        let mask = self
+            .groups
+            .iter()
+            .map(|(key, members)| {
+                let ok = key.allowed_by(filter);
+                if ok {
+                    matching += members.len();
+                }
+                ok
+            })
+            .collect();
+        (mask, matching)
+    }
+
+    /// How a query with `filter` would be answered.
+    pub fn plan(&self, filter: &VectorFilter) -> VectorPlan {
+        let (_, matching) = self.allowed(filter);
+        self.plan_for(matching)
+    }
+
+    fn plan_for(&self, matching: usize) -> VectorPlan {
+        if matching == 0 {
+            VectorPlan::Empty
+        } else if matching == self.index.size() {
+            VectorPlan::Graph { matching }
+        } else if matching <= self.exact_scan_limit {
+            VectorPlan::Exact { matching }
+        } else {
+            VectorPlan::FilteredGraph { matching }
+        }
+    }
+
+    /// The `k` nearest allowed vectors, best first; always `min(k, matching)` of them.
+    pub fn knn(&self, query: &[f32], k: usize, filter: &VectorFilter) -> Result<Vec<VectorHit>> {
+        let (mask, matching) = self.allowed(filter);
+        let want = k.min(matching);
+        match self.plan_for(matching) {
+            VectorPlan::Empty => Ok(Vec::new()),
+            VectorPlan::Exact { .. } => self.exact(query, k, &mask),
+            plan => {
+                let filtered = matches!(plan, VectorPlan::FilteredGraph { .. });
+                // Asking for more results widens the walk (usearch keeps max(ef, count)
+                // candidates); past a few thousand an exact scan is as cheap and certain.
+                let mut count = k;
+                loop {
+                    let found = if filtered {
+                        self.index.filtered_search(query, count, |key| {
+                            self.group_of.get(&key).is_some_and(|g| mask[*g as usize])
+                        })
+                    } else {
+                        self.index.search(query, count)
+                    }
+                    .map_err(|e| usearch_error("search", e))?;
+                    if found.keys.len() >= want {
+                        let mut hits: Vec<VectorHit> = found
+                            .keys
+                            .iter()
+                            .zip(&found.distances)
+                            .map(|(key, distance)| hit(*key, 1.0 - distance))
+                            .collect();
+                        sort_hits(&mut hits);
+                        hits.truncate(k);
+                        return Ok(hits);
+                    }
+                    if count >= 4 * self.expansion_search.max(k).max(1_024) {
+                        break;
+                    }
+                    count *= 4;
+                }
+                self.exact(query, k, &mask)
+            }
+        }
+    }
+
+    /// Compares the query with every allowed vector.
+    fn exact(&self, query: &[f32], k: usize, mask: &[bool]) -> Result<Vec<VectorHit>> {
+        let query_norm = norm(query);
+        let mut buffer = vec![0f32; self.dim];
+        // A min-heap of the best k so far.
+        let mut best: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+        for (group, (_, members)) in self.groups.iter().enumerate() {
+            if !mask[group] {
+                continue;
+            }
+            for key in members {
+                let got = self
+                    .index
+                    .get(*key, &mut buffer)
+                    .map_err(|e| usearch_error("read vector", e))?;
+                if got == 0 {
+                    return Err(usearch_error(
+                        "read vector",
+                        format!("key {key} is grouped but not in the graph"),
+                    ));
+                }
+                let denominator = query_norm * norm(&buffer);
+                let similarity = if denominator > 0.0 {
+                    dot(query, &buffer) / denominator
+                } else {
+                    0.0
+                };
+                best.push(Worst(hit(*key, similarity)));
+                if best.len() > k {
+                    best.pop();
+                }
+            }
+        }
+        let mut hits: Vec<VectorHit> = best.into_iter().map(|w| w.0).collect();
+        sort_hits(&mut hits);
+        Ok(hits)
+    }
+
+    /// Whether every grouped key is in the graph and the graph holds nothing else.
+    fn is_whole(&self) -> bool {
+        self.index.size() == self.group_of.len()
+            && self.group_of.keys().all(|key| self.index.contains(*key))
+    }
+
+    /// Saves the graph into `dir` as the file of `model`, with a sidecar naming the generation,
+    /// size and checksum it must match to be loaded again.
+    pub fn save(&mut self, dir: &Path, model: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error("create folder", dir, e))?;
+        let (file, meta) = files(dir, model);
+        let temp = file.with_extension("usearch.tmp");
+        let temp_text = temp
+            .to_str()
+            .ok_or_else(|| Error::internal(format!("path {} is not UTF-8", temp.display())))?;
+        self.index
+            .save(temp_text)
+            .map_err(|e| usearch_error(&format!("save {}", temp.display()), e))?;
+        let checksum = checksum(&temp)?;
+        std::fs::rename(&temp, &file).map_err(|e| io_error("rename", &temp, e))?;
+        let sidecar = serde_json::json!({
+            "model": model,
+            "generation": self.generation,
+            "count": self.index.size(),
+            "dim": self.dim,
+            "storage": self.storage.as_str(),
+            "blake3": checksum,
+        });
+        let temp = meta.with_extension("json.tmp");
+        std::fs::write(&temp, sidecar.to_string()).map_err(|e| io_error("write", &temp, e))?;
+        std::fs::rename(&temp, &meta).map_err(|e| io_error("rename", &temp, e))?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Loads the saved graph of `model` when it matches `generation`, `count` vectors and its
+    /// checksum; `None` when there is no usable file (missing, stale or corrupt).
+    pub fn load(
+        dir: &Path,
+        model: &str,
+        dim: usize,
+        storage: VectorStorage,
+        options: &VectorOptions,
+        generation: i64,
+        groups: HashMap<u64, GroupKey>,
+    ) -> Option<Self> {
+        let (file, meta) = files(dir, model);
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta).ok()?).ok()?;
+        let matches = sidecar["generation"].as_i64() == Some(generation)
+            && sidecar["count"].as_u64() == Some(groups.len() as u64)
+            && sidecar["dim"].as_u64() == Some(dim as u64)
+            && sidecar["storage"].as_str() == Some(storage.as_str());
+        if !matches {
+            return None;
+        }
+        // A file whose bytes are not the ones saved is never handed to the loader.
+        if sidecar["blake3"].as_str() != Some(checksum(&file).ok()?.as_str()) {
+            return None;
+        }
+        let index = Index::new(&Self::index_options(dim, storage, options)).ok()?;
+        index.load(file.to_str()?).ok()?;
+        if index.dimensions() != dim || index.scalar_kind() != storage.scalar() {
+            return None;
+        }
+        index
+            .reserve_capacity_and_threads(index.size().max(64), search_slots())
+            .ok()?;
+        index.change_expansion_search(options.expansion_search);
+        let mut graph = Self::around(index, dim, storage, options);
+        graph.generation = generation;
+        for (key, group) in groups {
+            let id = graph.group_id(group);
+            graph.group_of.insert(key, id);
+            graph.groups[id as usize].1.insert(key);
+        }
+        graph.is_whole().then_some(graph)
+    }
+}
+
+/// Whether `model`'s saved sidecar names `generation` and `count` (a cheap look before reading
+/// anything else; the checksum is verified when loading).
+pub(crate) fn sidecar_matches(dir: &Path, model: &str, generation: i64, count: i64) -> bool {
+    let (file, meta) = files(dir, model);
+    let Some(sidecar) = std::fs::read(&meta)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+    else {
+        return false;
+    };
+    file.is_file()
+        && sidecar["generation"].as_i64() == Some(generation)
+        && sidecar["count"].as_i64() == Some(count)
+}
+
+/// The graph file and its sidecar for `model` in `dir`: a readable name plus a hash, since model
+/// names may hold characters no file name should.
+pub(crate) fn files(dir: &Path, model: &str) -> (PathBuf, PathBuf) {
+    let readable: String = model
+        .chars()
+        .take(60)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = blake3::hash(model.as_bytes()).to_hex();
+    let stem = format!("{readable}-{}", &hash.as_str()[..12]);
+    (
+        dir.join(format!("{stem}.usearch")),
+        dir.join(format!("{stem}.json")),
+    )
+}
+
+fn checksum(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| io_error("open", path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| io_error("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::internal(format!("vector index: {what} {}: {e}", path.display())).with_source(e)
+}
+
+fn hit(key: u64, similarity: f32) -> VectorHit {
+    VectorHit {
+        id: opsweave_core::RecordId::from_raw(key as i64),
+        similarity,
+    }
+}
+
+/// Best first; equal similarities in id order, so answers are stable.
+pub(crate) fn sort_hits(hits: &mut [VectorHit]) {
+    hits.sort_by(|a, b| {
+        b.similarity
+            .total_cmp(&a.similarity)
+            .then(a.id.raw().cmp(&b.id.raw()))
+    });
+}
+
+/// Orders hits so the heap's top is the worst one (lowest similarity, then highest id).
+struct Worst(VectorHit);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .0
+            .similarity
+            .total_cmp(&self.0.similarity)
+            .then(self.0.id.raw().cmp(&other.0.id.raw()))
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn norm(a: &[f32]) -> f32 {
+    dot(a, a).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_round_trips_blobs() {
+        let v = vec![0.5f32, -1.25, 3.0];
+        for storage in [VectorStorage::F32, VectorStorage::F16] {
+            let blob = storage.encode(&v);
+            assert_eq!(storage.decode(&blob, 3), Some(v.clone()));
+            assert_eq!(storage.decode(&blob, 4), None, "wrong length is refused");
+        }
+    }
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        let dir = Path::new("/x");
+        let (a, _) = files(dir, "org/model:v1");
+        let (b, _) = files(dir, "org_model_v1");
+        assert_ne!(a, b);
+        assert!(a.file_name().is_some_and(|n| n
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
+    }
+
+    #[test]
+    fn worst_hit_is_on_top_of_the_heap() {
+        let mut heap = BinaryHeap::new();
+        for (id, s) in [(1, 0.9f32), (2, 0.1), (3, 0.5)] {
+            heap.push(Worst(hit(id, s)));
+        }
+        assert_eq!(heap.pop().map(|w| w.0.id.raw()), Some(2));
+    }
+}
