@@ -7,6 +7,7 @@
 mod error;
 mod hnsw;
 mod jobs;
+mod recall;
 mod rows;
 mod store;
 mod vectors;

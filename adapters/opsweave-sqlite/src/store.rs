@@ -12,7 +12,7 @@ use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
     BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
     MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope,
-    SearchHit, Task, TaskStatus,
+    SearchHit, Task, TaskStatus, TextQuery,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -328,6 +328,18 @@ impl RecordStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn rank_text(&self, scope: &Scope, query: &TextQuery) -> Result<Vec<SearchHit>> {
+        crate::recall::rank_text(self, scope, query).await
+    }
+
+    async fn records_by_id(&self, scope: &Scope, ids: &[RecordId]) -> Result<Vec<Record>> {
+        crate::recall::records_by_id(self, scope, ids).await
+    }
+
+    async fn delete_records(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
+        crate::recall::delete_records(self, scope, ids).await
     }
 
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task> {
@@ -918,7 +930,7 @@ fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
     })
 }
 
-fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
+pub(crate) fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
     let entity: String = get(row, "entity")?;
     let fields: String = get(row, "fields")?;
     let created: Option<i64> = get(row, "created_at")?;

@@ -2,7 +2,7 @@
 
 use opsweave_core::{Error, PriorityConfig, Result, Scope};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Everything opsweave can be configured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,41 @@ pub struct Config {
     pub priority: PriorityConfig,
     /// Ingest settings.
     pub ingest: IngestConfig,
+    /// Embedding settings.
+    pub embed: EmbedConfig,
+}
+
+/// Embedding settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// The model recall and memory use: `onnx:DIR`, `onnx:bge-m3`, `onnx:all-minilm-l6-v2` or
+    /// `openai:MODEL` (`OPSWEAVE_EMBED_MODEL`).
+    pub model: Option<String>,
+    /// Where `onnx:PRESET` models live: a folder holding the model, or one with a subfolder per
+    /// preset (`OPSWEAVE_MODEL_DIR`).
+    pub model_dir: Option<PathBuf>,
+    /// The ONNX Runtime library; `ORT_DYLIB_PATH` when not set.
+    pub ort_dylib_path: Option<PathBuf>,
+    /// Base URL of an OpenAI-compatible server; `OPENAI_BASE_URL` or OpenAI's when not set.
+    pub openai_base_url: Option<String>,
+    /// Ask an OpenAI model for vectors of this many dimensions.
+    pub dimensions: Option<usize>,
+    /// Records per embedding call while embedding a store.
+    pub batch_size: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            model_dir: None,
+            ort_dylib_path: None,
+            openai_base_url: None,
+            dimensions: None,
+            batch_size: 256,
+        }
+    }
 }
 
 /// Ingest settings.
@@ -45,6 +80,7 @@ impl Default for Config {
             scope: Scope::default(),
             priority: PriorityConfig::default(),
             ingest: IngestConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -63,7 +99,8 @@ impl Config {
     }
 
     /// Loads `file` (when given, or `./opsweave.toml` when it exists), then applies the
-    /// environment: `OPSWEAVE_DB`, `OPSWEAVE_ORG`, `OPSWEAVE_CLIENT`, `OPSWEAVE_PROJECT`.
+    /// environment: `OPSWEAVE_DB`, `OPSWEAVE_ORG`, `OPSWEAVE_CLIENT`, `OPSWEAVE_PROJECT`,
+    /// `OPSWEAVE_EMBED_MODEL`, `OPSWEAVE_MODEL_DIR`.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let default_file = Path::new("opsweave.toml");
         let chosen = file.or_else(|| default_file.exists().then_some(default_file));
@@ -96,6 +133,12 @@ impl Config {
         }
         if let Some(project) = set(var("OPSWEAVE_PROJECT")) {
             self.scope.project = Some(project);
+        }
+        if let Some(model) = set(var("OPSWEAVE_EMBED_MODEL")) {
+            self.embed.model = Some(model);
+        }
+        if let Some(dir) = set(var("OPSWEAVE_MODEL_DIR")) {
+            self.embed.model_dir = Some(PathBuf::from(dir));
         }
     }
 }

@@ -17,10 +17,14 @@
 //! ```
 
 mod config;
+mod embedding;
+mod hybrid;
 mod ingest;
 mod resolve;
 
-pub use config::{Config, IngestConfig};
+pub use config::{Config, EmbedConfig, IngestConfig};
+pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
+pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
@@ -66,6 +70,10 @@ pub struct Weave {
     events: Arc<dyn EventLog>,
     jobs: Option<Arc<dyn opsweave_core::JobQueue>>,
     vectors: Option<Arc<dyn opsweave_core::VectorIndex>>,
+    embedder: Option<Arc<dyn Embedder>>,
+    /// The model `embed.model` names, opened on first use and shared by clones.
+    opened_embedder: Arc<tokio::sync::OnceCell<Arc<dyn Embedder>>>,
+    usage: Option<Arc<dyn UsageLedger>>,
     config: Arc<Config>,
 }
 
@@ -101,6 +109,9 @@ impl Weave {
                     events: store.clone(),
                     jobs: Some(store.clone()),
                     vectors: Some(store),
+                    embedder: None,
+                    opened_embedder: Arc::default(),
+                    usage: None,
                     config: Arc::new(config),
                 })
             }
@@ -112,6 +123,9 @@ impl Weave {
                     events: store.clone(),
                     jobs: Some(store.clone()),
                     vectors: Some(store),
+                    embedder: None,
+                    opened_embedder: Arc::default(),
+                    usage: None,
                     config: Arc::new(config),
                 })
             }
@@ -136,6 +150,9 @@ impl Weave {
             events,
             jobs: None,
             vectors: None,
+            embedder: None,
+            opened_embedder: Arc::default(),
+            usage: None,
             config: Arc::new(config),
         }
     }
@@ -155,6 +172,18 @@ impl Weave {
     /// The vector index behind this handle (always present when opened from a URL).
     pub fn vectors(&self) -> Option<&Arc<dyn opsweave_core::VectorIndex>> {
         self.vectors.as_ref()
+    }
+
+    /// Sets the embedding model recall and memory use (instead of `embed.model` in the config).
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// Adds a usage ledger: every model call this handle makes is then recorded in it.
+    pub fn with_usage_ledger(mut self, ledger: Arc<dyn UsageLedger>) -> Self {
+        self.usage = Some(ledger);
+        self
     }
 
     /// The job queue behind this handle (always present when opened from a URL).

@@ -1,0 +1,351 @@
+//! Embedding runs, hybrid recall and memory on SQLite with the real all-MiniLM-L6-v2 model.
+//!
+//! Needs the test model and ONNX Runtime (`eval "$(adapters/opsweave-onnx/fetch-test-model.sh)"`);
+//! the tests fail, never skip, when they are missing.
+#![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
+
+use async_trait::async_trait;
+use opsweave::recall::{Ranker, Recency};
+use opsweave::{
+    Config, EmbedKind, Embedder, Embeddings, EntityKind, ErrorKind, Mapping, ModelInfo, RecallMode,
+    RecallOptions, Result, Scope, TextQuery, Weave,
+};
+use opsweave_onnx::{OnnxConfig, OnnxEmbedder, Preset};
+use opsweave_sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+fn model() -> Arc<OnnxEmbedder> {
+    static MODEL: OnceLock<Arc<OnnxEmbedder>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = std::env::var_os("OPSWEAVE_TEST_MODEL_DIR")
+                .map(PathBuf::from)
+                .expect(
+                    "OPSWEAVE_TEST_MODEL_DIR is not set: run \
+                     `eval \"$(adapters/opsweave-onnx/fetch-test-model.sh)\"` first",
+                );
+            Arc::new(
+                OnnxEmbedder::open(OnnxConfig::new(dir).with_preset(Preset::AllMiniLmL6V2))
+                    .expect("the test model opens (is ORT_DYLIB_PATH set?)"),
+            )
+        })
+        .clone()
+}
+
+const MAPPING: &str = r#"
+name = "notes-test"
+source = "wiki"
+entity = "document"
+id = "/id"
+title = "{/title}"
+body = "{/text}"
+updated_at = "updated"
+
+[fields.updated]
+from = "/updated"
+type = "datetime"
+"#;
+
+fn docs() -> Vec<serde_json::Value> {
+    [
+        ("1", "Acme renewal", "Acme asked for a 10% discount on the Q3 renewal of their licence.", "2026-11-20T10:00:00Z"),
+        ("2", "Kitchen rota", "Whoever empties the dishwasher last on Friday buys coffee beans.", "2026-11-01T10:00:00Z"),
+        ("3", "Incident 42", "The payment service returned 502 errors for twenty minutes after a deploy.", "2026-10-01T10:00:00Z"),
+        ("4", "Hiring plan", "We will open two backend engineering positions in January.", "2026-11-15T10:00:00Z"),
+        ("5", "Globex contract", "Globex signed the statement of work for the data migration project.", "2026-11-18T10:00:00Z"),
+    ]
+    .iter()
+    .map(|(id, title, text, updated)| {
+        serde_json::json!({"id": id, "title": title, "text": text, "updated": updated})
+    })
+    .collect()
+}
+
+async fn weave(dir: &tempfile::TempDir, batch_size: usize) -> (Weave, Arc<SqliteStore>) {
+    let path = dir.path().join("t.db");
+    let store = Arc::new(
+        SqliteStore::open(&path.display().to_string())
+            .await
+            .unwrap(),
+    );
+    let mut config = Config::default();
+    config.embed.batch_size = batch_size;
+    let weave = Weave::from_parts(store.clone(), store.clone(), config)
+        .with_vectors(store.clone())
+        .with_embedder(model());
+    (weave, store)
+}
+
+/// An embedder that works for `ok_calls` calls and then fails, like a process killed mid-run.
+struct Failing {
+    inner: Arc<OnnxEmbedder>,
+    ok_calls: usize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for Failing {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.ok_calls {
+            return Err(opsweave::Error::unavailable("killed"));
+        }
+        self.inner.embed(texts, kind).await
+    }
+}
+
+#[tokio::test]
+async fn embedding_skips_unchanged_records_and_resumes_after_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, _store) = weave(&dir, 2).await;
+    let scope = Scope::org("acme");
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &scope)
+        .await
+        .unwrap();
+
+    // Dies on its second batch: the first batch's two vectors stay.
+    let failing = Failing {
+        inner: model(),
+        ok_calls: 1,
+        calls: AtomicUsize::new(0),
+    };
+    let err = weave.embed(&scope, &failing, None).await.unwrap_err();
+    assert_eq!(err.message(), "killed");
+
+    let progress = Arc::new(opsweave::EmbedProgress::default());
+    let report = weave
+        .embed(&scope, &*model(), Some(progress.clone()))
+        .await
+        .unwrap();
+    assert_eq!(report.stale, 3, "{report:?}");
+    assert_eq!(report.embedded, 3);
+    assert_eq!(report.model, "all-minilm-l6-v2");
+    assert_eq!(report.dim, 384);
+    assert_eq!(progress.done.load(Ordering::Relaxed), 3);
+    assert_eq!(progress.total.load(Ordering::Relaxed), 3);
+
+    let again = weave.embed(&scope, &*model(), None).await.unwrap();
+    assert_eq!((again.stale, again.embedded), (0, 0));
+
+    // A changed record is stale again, and only it.
+    let mut changed = docs();
+    changed[2]["text"] = "The payment service was down for an hour on Sunday.".into();
+    weave
+        .ingest_rows(changed, "docs", &mapping, &scope)
+        .await
+        .unwrap();
+    let third = weave.embed(&scope, &*model(), None).await.unwrap();
+    assert_eq!((third.stale, third.embedded), (1, 1));
+}
+
+#[tokio::test]
+async fn hybrid_recall_explains_hits_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, _store) = weave(&dir, 64).await;
+    let scope = Scope::org("acme");
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &scope)
+        .await
+        .unwrap();
+    weave.embed(&scope, &*model(), None).await.unwrap();
+
+    // No word in common with doc 3: only the dense ranker can find it.
+    let options = RecallOptions {
+        k: 3,
+        ..RecallOptions::default()
+    };
+    let hits = weave
+        .recall(&scope, "website outage", &options)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].title, "Incident 42", "{hits:#?}");
+    let rankers: Vec<Ranker> = hits[0]
+        .explanation
+        .found_by
+        .iter()
+        .map(|h| h.ranker)
+        .collect();
+    assert_eq!(rankers, [Ranker::Dense]);
+    assert_eq!(hits.len(), 3);
+
+    // Both rankers agree on a keyword-and-meaning match.
+    let hits = weave
+        .recall(&scope, "Acme discount renewal", &options)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].title, "Acme renewal");
+    let found = &hits[0].explanation.found_by;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|h| h.rank == 1));
+    let rrf = 1.0 / 61.0 + 1.0 / 61.0;
+    assert!((hits[0].explanation.score - rrf).abs() < 1e-12);
+    assert!(
+        hits[0].snippet.contains('['),
+        "BM25 marks the match: {}",
+        hits[0].snippet
+    );
+
+    // BM25 alone: only records holding a word; dense alone: always k.
+    let bm25 = RecallOptions {
+        mode: RecallMode::Bm25,
+        ..options.clone()
+    };
+    let hits = weave.recall(&scope, "Globex", &bm25).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].explanation.found_by[0].ranker, Ranker::Bm25);
+    let dense = RecallOptions {
+        mode: RecallMode::Dense,
+        ..options.clone()
+    };
+    assert_eq!(
+        weave.recall(&scope, "Globex", &dense).await.unwrap().len(),
+        3
+    );
+
+    // Filters: no record is a note yet.
+    let notes = RecallOptions {
+        entities: vec![EntityKind::Note],
+        ..options.clone()
+    };
+    assert!(weave
+        .recall(&scope, "Acme", &notes)
+        .await
+        .unwrap()
+        .is_empty());
+    // Another org sees nothing.
+    assert!(weave
+        .recall(&Scope::org("other"), "Acme", &options)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Recency: the October incident loses to newer records on a vague query.
+    let recent = RecallOptions {
+        k: 5,
+        recency: Some(Recency::half_life(7.0)),
+        ..options.clone()
+    };
+    let hits = weave.recall(&scope, "news", &recent).await.unwrap();
+    let incident = hits.iter().find(|h| h.title == "Incident 42").unwrap();
+    assert!(incident.explanation.recency.unwrap() < 0.1, "{incident:?}");
+    assert!(incident.explanation.age_days.unwrap() > 30.0);
+
+    let err = weave.recall(&scope, "  ", &options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = weave
+        .recall(&scope, "x", &RecallOptions { k: 0, ..options })
+        .await
+        .unwrap_err();
+    assert_eq!(err.location().field.as_deref(), Some("k"));
+}
+
+#[tokio::test]
+async fn memories_are_found_at_once_replaced_and_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, store) = weave(&dir, 64).await;
+    let scope = Scope::org("acme");
+    let options = RecallOptions {
+        k: 3,
+        ..RecallOptions::default()
+    };
+    // Warm the model so the timing below is one note's work.
+    weave.remember(&scope, "warm up", &[]).await.unwrap();
+
+    let started = Instant::now();
+    let id = weave
+        .remember(
+            &scope,
+            "Acme wants the Q3 renewal invoiced in euros",
+            &["acme".into()],
+        )
+        .await
+        .unwrap();
+    eprintln!("remember took {:?}", started.elapsed());
+    let hits = weave
+        .recall(&scope, "which currency does Acme pay in?", &options)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, id, "{hits:#?}");
+    assert_eq!(hits[0].entity, EntityKind::Note);
+    assert_eq!(hits[0].source_kind, "memory");
+
+    // Nothing is stale: remember stored the vector itself.
+    let report = weave.embed(&scope, &*model(), None).await.unwrap();
+    assert_eq!(report.stale, 0);
+
+    let updated = weave
+        .update_memory(&scope, id, "Globex prefers phone calls to email", None)
+        .await
+        .unwrap();
+    assert_eq!(updated.id, id);
+    assert_eq!(
+        updated.fields.get("tags"),
+        Some(&opsweave::Value::List(vec![opsweave::Value::Text(
+            "acme".into()
+        )]))
+    );
+    let bm25 = RecallOptions {
+        mode: RecallMode::Bm25,
+        ..options.clone()
+    };
+    assert!(weave
+        .recall(&scope, "euros", &bm25)
+        .await
+        .unwrap()
+        .is_empty());
+    let hits = weave
+        .recall(&scope, "how to contact Globex", &options)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, id);
+    assert_eq!(weave.embed(&scope, &*model(), None).await.unwrap().stale, 0);
+
+    weave.forget(&scope, id).await.unwrap();
+    assert_eq!(
+        weave.record(&scope, id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let text = TextQuery {
+        text: "Globex phone".into(),
+        limit: 10,
+        ..TextQuery::default()
+    };
+    use opsweave::RecordStore;
+    assert!(store.rank_text(&scope, &text).await.unwrap().is_empty());
+    let dense = RecallOptions {
+        mode: RecallMode::Dense,
+        ..options.clone()
+    };
+    let hits = weave
+        .recall(&scope, "how to contact Globex", &dense)
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.id != id), "{hits:#?}");
+    assert_eq!(
+        weave.forget(&scope, id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    // Bad notes write nothing; ingested records are not memories.
+    let err = weave.remember(&scope, "   ", &[]).await.unwrap_err();
+    assert_eq!(err.location().field.as_deref(), Some("text"));
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &scope)
+        .await
+        .unwrap();
+    let doc = opsweave::RecordId::derive(&scope, "wiki", "1");
+    let err = weave.forget(&scope, doc).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("not a memory"), "{err}");
+    assert!(weave.record(&scope, doc).await.is_ok());
+}
