@@ -302,9 +302,9 @@ impl VectorIndex for PgStore {
             // Iterative scans go on walking the graph until `k` rows pass the filter (up to
             // hnsw.max_scan_tuples); relaxed order lets them, and the hits are re-sorted below.
             let dim: Option<i32> = sqlx::query_scalar(
-                "SELECT dim FROM search.vector_indexes, \
-                 set_config('hnsw.iterative_scan', 'relaxed_order', true), \
-                 set_config('hnsw.ef_search', $2, true) WHERE model = $1",
+                "SELECT dim, set_config('hnsw.iterative_scan', 'relaxed_order', true), \
+                 set_config('hnsw.ef_search', $2, true) FROM search.vector_indexes \
+                 WHERE model = $1",
             )
             .bind(model)
             .bind(ef_search(k).to_string())

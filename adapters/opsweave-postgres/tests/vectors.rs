@@ -147,3 +147,71 @@ async fn filtered_knn_uses_the_model_index_and_keeps_recall() {
     drop(store);
     databases.drop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_vector_conformance_suite() {
+    let Some(server) = support::server_url("postgres_passes_the_vector_conformance_suite") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "vector_conformance");
+    opsweave_testkit::run_vector_conformance(|| async {
+        let url = databases.create().await;
+        let store = PgStore::open(&url).await.unwrap();
+        std::sync::Arc::new(store) as std::sync::Arc<dyn opsweave_testkit::VectorBackend>
+    })
+    .await;
+    databases.drop_all().await;
+}
+
+/// A filter so sparse that the graph walk stops (max_scan_tuples) before k rows pass: the exact
+/// fallback still returns k.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starved_graph_walk_falls_back_to_exact() {
+    use opsweave_core::{Scope, VectorFilter, VectorIndex};
+    let Some(server) = support::server_url("a_starved_graph_walk_falls_back_to_exact") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "vector_starved");
+    let url = databases.create().await;
+    // Every connection of the store's pool walks the graph (sorting is what a small table would
+    // rather do) and gives up after 50 tuples: 6 rare rows in 3,000 are unlikely to be met.
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DO $$ BEGIN \
+         EXECUTE format('ALTER DATABASE %I SET hnsw.max_scan_tuples = 50', current_database()); \
+         EXECUTE format('ALTER DATABASE %I SET enable_sort = off', current_database()); END $$",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    drop(admin);
+    let store = PgStore::open(&url).await.unwrap();
+    let items: Vec<_> = opsweave_testkit::random_vectors(3_000, DIM, 31)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let org = if i % 500 == 0 { "rare" } else { "common" };
+            opsweave_testkit::vector_item(i as i64 + 1, &Scope::org(org), v)
+        })
+        .collect();
+    store
+        .upsert(&opsweave_testkit::model("starved", DIM), items.clone())
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE search.embeddings")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let filter = VectorFilter {
+        scope: Scope::org("rare"),
+        ..VectorFilter::default()
+    };
+    for query in opsweave_testkit::random_vectors(5, DIM, 32) {
+        let hits = store.knn("starved", &query, 10, &filter).await.unwrap();
+        assert_eq!(hits.len(), 6, "all six rare rows, whatever the walk found");
+    }
+    drop(store);
+    databases.drop_all().await;
+}

@@ -243,11 +243,6 @@ impl Graph {
         }
     }
 
-    /// Vectors in the graph.
-    pub fn len(&self) -> usize {
-        self.index.size()
-    }
-
     fn group_id(&mut self, group: GroupKey) -> u32 {
         if let Some(id) = self.group_ids.get(&group) {
             return *id;

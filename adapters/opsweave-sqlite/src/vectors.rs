@@ -166,10 +166,7 @@ impl SqliteStore {
         }
         drop(guard);
         let mut guard = slot.write_owned().await;
-        if !guard
-            .as_ref()
-            .is_some_and(|g| g.generation >= row.generation)
-        {
+        if guard.as_ref().is_none_or(|g| g.generation < row.generation) {
             *guard = None;
             *guard = Some(self.open_graph(model).await?);
         }
@@ -212,15 +209,7 @@ impl SqliteStore {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut after = -1i64;
         loop {
-            let rows: Vec<(
-                i64,
-                String,
-                Option<String>,
-                Option<String>,
-                String,
-                String,
-                Vec<u8>,
-            )> = sqlx::query_as(
+            let rows: Vec<VectorRow> = sqlx::query_as(
                 "SELECT id, org, client, project, entity, source_kind, vector FROM vectors \
                      WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
             )
@@ -292,9 +281,9 @@ impl SqliteStore {
     ) -> Result<()> {
         let slot = self.vectors.slot(model);
         let mut guard = slot.write_owned().await;
-        if !guard
+        if guard
             .as_ref()
-            .is_some_and(|g| g.generation == from_generation)
+            .is_none_or(|g| g.generation != from_generation)
         {
             *guard = None;
             return Ok(());
@@ -319,6 +308,20 @@ impl SqliteStore {
     }
 }
 
+/// id, org, client, project, entity, source kind: a vector's filter columns as read.
+type GroupRow = (i64, String, Option<String>, Option<String>, String, String);
+
+/// A [`GroupRow`] followed by the vector's BLOB.
+type VectorRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Vec<u8>,
+);
+
 /// A committed change to apply to a graph.
 enum GraphChange {
     Insert(Vec<GraphEntry>),
@@ -326,7 +329,7 @@ enum GraphChange {
 }
 
 async fn read_groups(conn: &mut SqliteConnection, model: &str) -> Result<HashMap<u64, GroupKey>> {
-    let rows: Vec<(i64, String, Option<String>, Option<String>, String, String)> = sqlx::query_as(
+    let rows: Vec<GroupRow> = sqlx::query_as(
         "SELECT id, org, client, project, entity, source_kind FROM vectors WHERE model = ?",
     )
     .bind(model)

@@ -6,9 +6,11 @@
 
 mod cache;
 mod queue;
+mod vectors;
 
 pub use cache::*;
 pub use queue::*;
+pub use vectors::*;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use opsweave_core::focus::{focus, rank_order};

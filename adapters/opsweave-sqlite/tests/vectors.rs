@@ -1,0 +1,329 @@
+//! The SQLite vector index: the shared conformance suite (on both the exact and the graph path),
+//! and what only an embedded index has to survive: a deleted, corrupt or stale graph file.
+#![allow(clippy::unwrap_used)]
+
+use opsweave_core::{ErrorKind, RecordId, Scope, VectorFilter, VectorHit, VectorIndex};
+use opsweave_sqlite::{SqliteStore, VectorOptions, VectorPlan};
+use opsweave_testkit::{model, random_vectors, run_vector_conformance, vector_item, VectorBackend};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+async fn open(path: &Path, options: VectorOptions) -> SqliteStore {
+    SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+        .with_vector_options(options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_vector_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = AtomicUsize::new(0);
+    run_vector_conformance(|| {
+        let path = dir
+            .path()
+            .join(format!("v-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
+        async move { Arc::new(open(&path, VectorOptions::default()).await) as Arc<dyn VectorBackend> }
+    })
+    .await;
+}
+
+/// With a low exact-scan limit every filtered check walks the graph, so the graph path must keep
+/// the contract (k rows, recall) on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = AtomicUsize::new(0);
+    let options = VectorOptions {
+        exact_scan_limit: 16,
+        ..VectorOptions::default()
+    };
+    run_vector_conformance(|| {
+        let path = dir
+            .path()
+            .join(format!("g-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
+        let options = options.clone();
+        async move { Arc::new(open(&path, options).await) as Arc<dyn VectorBackend> }
+    })
+    .await;
+
+    // The planner really chose the graph for the 1 % org, and exact scans below the limit.
+    let store = open(&dir.path().join("plan.db"), options).await;
+    let scope = Scope::org("big");
+    let items: Vec<_> = random_vectors(2_000, 8, 9)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let org = if i % 100 == 0 { "small" } else { "big" };
+            vector_item(i as i64 + 1, &Scope::org(org), v)
+        })
+        .collect();
+    store.upsert(&model("plan", 8), items).await.unwrap();
+    let plan = |org: &str| VectorFilter {
+        scope: Scope::org(org),
+        ..VectorFilter::default()
+    };
+    assert_eq!(
+        store.plan_knn("plan", &plan("small")).await.unwrap(),
+        VectorPlan::FilteredGraph { matching: 20 }
+    );
+    assert_eq!(
+        store.plan_knn("plan", &plan("nobody")).await.unwrap(),
+        VectorPlan::Empty
+    );
+    let narrow = VectorFilter {
+        scope: scope.clone(),
+        source_kinds: vec!["nothing-like-this".into()],
+        ..VectorFilter::default()
+    };
+    assert_eq!(
+        store.plan_knn("plan", &narrow).await.unwrap(),
+        VectorPlan::Empty
+    );
+    store.close().await;
+}
+
+/// The graph file and its sidecar, as the store names them.
+fn graph_files(db: &Path) -> Vec<PathBuf> {
+    let dir = PathBuf::from(format!("{}.vectors", db.display()));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The answers are those of a graph over the same rows: a rebuilt graph is another approximate
+/// graph, so most (not necessarily all) hits agree.
+fn assert_agree(got: &[Vec<VectorHit>], want: &[Vec<VectorHit>], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let mut same = 0;
+    let mut total = 0;
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len(), "{what}: k rows");
+        same += g.iter().filter(|h| w.iter().any(|x| x.id == h.id)).count();
+        total += w.len();
+    }
+    assert!(
+        same as f64 >= 0.9 * total as f64,
+        "{what}: {same} of {total} hits agree"
+    );
+}
+
+async fn answers(store: &SqliteStore, queries: &[Vec<f32>]) -> Vec<Vec<VectorHit>> {
+    let filter = VectorFilter {
+        scope: Scope::org("acme"),
+        ..VectorFilter::default()
+    };
+    let mut out = Vec::new();
+    for q in queries {
+        out.push(store.knn("files", q, 10, &filter).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_corrupt_or_stale_graph_file_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("files.db");
+    let scope = Scope::org("acme");
+    let items: Vec<_> = random_vectors(3_000, 24, 11)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| vector_item(i as i64 + 1, &scope, v))
+        .collect();
+    let queries = random_vectors(8, 24, 12);
+
+    let store = open(&db, VectorOptions::default()).await;
+    store
+        .upsert(&model("files", 24), items[..2_000].to_vec())
+        .await
+        .unwrap();
+    let before = answers(&store, &queries).await;
+    store.close().await;
+    let files = graph_files(&db);
+    assert_eq!(files.len(), 2, "a graph file and its sidecar: {files:?}");
+    let graph = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "usearch"))
+        .unwrap()
+        .clone();
+
+    // Loaded from the file: same answers.
+    let store = open(&db, VectorOptions::default()).await;
+    assert_eq!(answers(&store, &queries).await, before, "loaded from file");
+    store.close().await;
+
+    // Deleted: rebuilt from the rows, same answers, file written again.
+    std::fs::remove_file(&graph).unwrap();
+    let store = open(&db, VectorOptions::default()).await;
+    assert_agree(&answers(&store, &queries).await, &before, "after deleting");
+    assert!(graph.is_file(), "the rebuilt graph is saved");
+    store.close().await;
+
+    // Garbage of the same length, then a truncated file, then a garbage sidecar: rebuilt.
+    let length = std::fs::metadata(&graph).unwrap().len() as usize;
+    let garbage: Vec<u8> = (0..length).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&graph, &garbage).unwrap();
+    let store = open(&db, VectorOptions::default()).await;
+    assert_agree(&answers(&store, &queries).await, &before, "after garbage");
+    store.close().await;
+    let bytes = std::fs::read(&graph).unwrap();
+    std::fs::write(&graph, &bytes[..bytes.len() / 3]).unwrap();
+    let store = open(&db, VectorOptions::default()).await;
+    assert_agree(
+        &answers(&store, &queries).await,
+        &before,
+        "after truncation",
+    );
+    store.close().await;
+    let sidecar = graph.with_extension("json");
+    std::fs::write(&sidecar, b"{not json").unwrap();
+    let store = open(&db, VectorOptions::default()).await;
+    assert_agree(
+        &answers(&store, &queries).await,
+        &before,
+        "after a bad sidecar",
+    );
+    store.close().await;
+
+    // Stale: another handle writes more vectors and never saves; the file's generation is old.
+    let writer = open(&db, VectorOptions::default()).await;
+    writer
+        .upsert(&model("files", 24), items[2_000..].to_vec())
+        .await
+        .unwrap();
+    let reader = open(&db, VectorOptions::default()).await;
+    let after = answers(&reader, &queries).await;
+    let filter = VectorFilter {
+        scope: scope.clone(),
+        ..VectorFilter::default()
+    };
+    let newest = reader
+        .knn("files", &items[2_999].vector, 1, &filter)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest[0].id,
+        RecordId::from_raw(3_000),
+        "rows written after the file was saved are found"
+    );
+    assert_eq!(after.len(), before.len());
+    // The first handle sees its own and the other's later writes too (generation check).
+    reader
+        .delete(&scope, &[RecordId::from_raw(3_000)])
+        .await
+        .unwrap();
+    let gone = writer
+        .knn("files", &items[2_999].vector, 1, &filter)
+        .await
+        .unwrap();
+    assert_ne!(
+        gone[0].id,
+        RecordId::from_raw(3_000),
+        "a delete by another handle is seen"
+    );
+    writer.close().await;
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_models_store_half_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("half.db");
+    let store = open(&db, VectorOptions::default()).await;
+    let scope = Scope::org("acme");
+    let items: Vec<_> = random_vectors(300, 1_024, 13)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| vector_item(i as i64 + 1, &scope, v))
+        .collect();
+    store
+        .upsert(&model("bge-m3", 1_024), items.clone())
+        .await
+        .unwrap();
+    let filter = VectorFilter {
+        scope: scope.clone(),
+        ..VectorFilter::default()
+    };
+    let hits = store
+        .knn("bge-m3", &items[17].vector, 3, &filter)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, items[17].id);
+    assert!((hits[0].similarity - 1.0).abs() < 1e-3, "{hits:?}");
+    let mut too_big = items[0].clone();
+    too_big.vector[5] = 1.0e6;
+    let err = store
+        .upsert(&model("bge-m3", 1_024), vec![too_big])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (storage, bytes): (String, i64) = sqlx::query_as(
+        "SELECT m.storage, length(v.vector) FROM vector_models m \
+         JOIN vectors v ON v.model = m.name WHERE m.name = 'bge-m3' LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((storage.as_str(), bytes), ("f16", 2_048));
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn searches_run_beside_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir.path().join("busy.db"), VectorOptions::default()).await);
+    let scope = Scope::org("acme");
+    let vectors = random_vectors(4_000, 16, 21);
+    let items: Vec<_> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| vector_item(i as i64 + 1, &scope, v.clone()))
+        .collect();
+    store
+        .upsert(&model("busy", 16), items[..1_000].to_vec())
+        .await
+        .unwrap();
+    let writer = {
+        let store = store.clone();
+        let items = items.clone();
+        tokio::spawn(async move {
+            for chunk in items[1_000..].chunks(250) {
+                store.upsert(&model("busy", 16), chunk.to_vec()).await?;
+            }
+            Ok::<_, opsweave_core::Error>(())
+        })
+    };
+    let readers: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            let query = vectors[i * 7].clone();
+            tokio::spawn(async move {
+                let filter = VectorFilter {
+                    scope: Scope::org("acme"),
+                    ..VectorFilter::default()
+                };
+                store.knn("busy", &query, 10, &filter).await
+            })
+        })
+        .collect();
+    writer.await.unwrap().unwrap();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap().unwrap().len(), 10);
+    }
+    let filter = VectorFilter {
+        scope,
+        ..VectorFilter::default()
+    };
+    let all = store
+        .knn("busy", &vectors[3_999], 10_000, &filter)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4_000, "every write reached the graph");
+}
