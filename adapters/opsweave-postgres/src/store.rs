@@ -263,16 +263,22 @@ impl RecordStore for PgStore {
             if c.min_importance > f64::NEG_INFINITY {
                 q.push(" AND importance >= ").push_bind(c.min_importance);
             }
-            if let Some((importance, id)) = c.after {
-                q.push(" AND (importance < ")
-                    .push_bind(importance)
-                    .push(" OR (importance = ")
-                    .push_bind(importance)
-                    .push(" AND id > ")
-                    .push_bind(id.raw())
-                    .push("))");
+            if let Some(after) = c.after {
+                q.push(" AND (importance < ").push_bind(after.importance);
+                if let Some(updated) = after.updated_at {
+                    q.push(" OR (importance = ")
+                        .push_bind(after.importance)
+                        .push(" AND (updated_at < ")
+                        .push_bind(stored(updated))
+                        .push(" OR (updated_at = ")
+                        .push_bind(stored(updated))
+                        .push(" AND id > ")
+                        .push_bind(after.id.raw())
+                        .push(")))");
+                }
+                q.push(")");
             }
-            q.push(" ORDER BY importance DESC, id LIMIT ")
+            q.push(" ORDER BY importance DESC, updated_at DESC, id LIMIT ")
                 .push_bind(c.limit.clamp(1, i64::MAX as usize) as i64);
             let rows = q
                 .build()

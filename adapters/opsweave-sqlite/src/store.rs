@@ -393,10 +393,15 @@ impl RecordStore for SqliteStore {
         if q.min_importance > f64::NEG_INFINITY {
             sql.push_str(" AND importance >= ?");
         }
-        if q.after.is_some() {
-            sql.push_str(" AND (importance < ? OR (importance = ? AND id > ?))");
+        match q.after.map(|c| c.updated_at.is_some()) {
+            Some(true) => sql.push_str(
+                " AND (importance < ? OR (importance = ? AND (updated_at < ? \
+                 OR (updated_at = ? AND id > ?))))",
+            ),
+            Some(false) => sql.push_str(" AND importance < ?"),
+            None => {}
         }
-        sql.push_str(" ORDER BY importance DESC, id LIMIT ?");
+        sql.push_str(" ORDER BY importance DESC, updated_at DESC, id LIMIT ?");
         let mut query = sqlx::query(&sql);
         if let Some((lo, hi)) = days {
             query = query
@@ -415,8 +420,16 @@ impl RecordStore for SqliteStore {
         if q.min_importance > f64::NEG_INFINITY {
             query = query.bind(q.min_importance);
         }
-        if let Some((importance, id)) = q.after {
-            query = query.bind(importance).bind(importance).bind(id.raw());
+        if let Some(after) = q.after {
+            query = query.bind(after.importance);
+            if let Some(updated) = after.updated_at {
+                let updated = millis(updated);
+                query = query
+                    .bind(after.importance)
+                    .bind(updated)
+                    .bind(updated)
+                    .bind(after.id.raw());
+            }
         }
         let rows = query
             .bind(q.limit.max(1) as i64)

@@ -8,7 +8,7 @@
 //! `opsweave-testkit` check the result equals scoring every task.
 
 use crate::priority::PriorityConfig;
-use crate::store::{CandidateQuery, RecordStore, Slice};
+use crate::store::{CandidateCursor, CandidateQuery, RecordStore, Slice};
 use crate::task::RankedTask;
 use crate::{Horizon, Result, Scope, Task};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -256,15 +256,26 @@ impl Ctx<'_> {
             };
             let tasks = self.store.task_candidates(self.scope, &query).await?;
             let full = tasks.len() >= page;
-            if let Some(last) = tasks.last() {
-                after = Some((last.importance, last.id));
-            }
+            let last = tasks.last().map(|t| {
+                let recency = config.recency(t.updated_at, self.now);
+                (
+                    CandidateCursor::after(t),
+                    CandidateCursor::below(t),
+                    recency,
+                )
+            });
             for task in tasks {
                 top.push(self.rank(task));
             }
-            if !full {
+            let Some((next, below, recency)) = last.filter(|_| full) else {
                 return Ok(());
-            }
+            };
+            // The unread tasks of the last importance were updated no later than the last one
+            // read, so none of them beats the bar once that task's recency cannot: skip the level.
+            let beaten = top.bar().is_some_and(|bar| {
+                config.upper_bound_at(nearest_offset, next.importance, recency) < bar
+            });
+            after = Some(if beaten { below } else { next });
             page = (page * 2).min(4096);
         }
     }
@@ -288,7 +299,7 @@ async fn fetch_all(
         };
         let tasks = store.task_candidates(scope, &query).await?;
         let full = tasks.len() >= page;
-        after = tasks.last().map(|t| (t.importance, t.id));
+        after = tasks.last().map(CandidateCursor::after);
         out.extend(tasks);
         if !full {
             return Ok(out);

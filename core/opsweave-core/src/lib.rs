@@ -43,8 +43,8 @@ pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use rate::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter, WhenUnavailable};
 pub use scope::Scope;
 pub use store::{
-    BatchOutcome, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem, ReviewStatus, SearchHit,
-    TextQuery,
+    BatchOutcome, CandidateCursor, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem,
+    ReviewStatus, SearchHit, TextQuery,
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{

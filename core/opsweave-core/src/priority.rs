@@ -361,11 +361,17 @@ impl PriorityConfig {
     /// Highest score any unboosted, unpinned task due `days` from today with importance at most
     /// `importance` can reach; the focus search stops once this falls below its k-th best.
     pub fn upper_bound(&self, days: Option<i64>, importance: f64) -> f64 {
+        self.upper_bound_at(days, importance, 1.0)
+    }
+
+    /// Like [`upper_bound`](Self::upper_bound) for tasks whose recency is at most `recency`
+    /// (tasks last updated no later than one already read).
+    pub fn upper_bound_at(&self, days: Option<i64>, importance: f64, recency: f64) -> f64 {
         let urgency = days.map_or(0.0, |d| self.urgency(d));
         100.0
             * (self.w_urgency * urgency
                 + self.w_importance * importance
-                + self.w_recency
+                + self.w_recency * recency
                 + self.w_source * self.max_source_weight())
     }
 

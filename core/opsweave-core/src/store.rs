@@ -95,17 +95,49 @@ pub enum Slice {
     Marked,
 }
 
-/// A page of open tasks from a slice, ordered by importance (high first) then id.
+/// A page of open tasks from a slice, ordered by importance (high first), then last update (most
+/// recent first), then id: within one importance the scores fall along the page, so a focus
+/// search can stop reading a level once its most recent unread task cannot make the list.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CandidateQuery {
     /// Which tasks.
     pub slice: Slice,
     /// Only tasks at least this important.
     pub min_importance: f64,
-    /// Keyset cursor: tasks after this (importance, id) in the order.
-    pub after: Option<(f64, RecordId)>,
+    /// Keyset cursor: tasks after this one in the order.
+    pub after: Option<CandidateCursor>,
     /// Page size.
     pub limit: usize,
+}
+
+/// A position in the candidate order (importance desc, updated_at desc, id).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CandidateCursor {
+    /// The importance of the last task read.
+    pub importance: f64,
+    /// Its last update; `None` skips every remaining task of this importance.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Its id.
+    pub id: RecordId,
+}
+
+impl CandidateCursor {
+    /// The cursor just after `task`.
+    pub fn after(task: &Task) -> Self {
+        Self {
+            importance: task.importance,
+            updated_at: Some(task.updated_at),
+            id: task.id,
+        }
+    }
+
+    /// The cursor past every task as important as `task`.
+    pub fn below(task: &Task) -> Self {
+        Self {
+            updated_at: None,
+            ..Self::after(task)
+        }
+    }
 }
 
 /// Where a pair in a resolver's review queue stands.

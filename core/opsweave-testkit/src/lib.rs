@@ -142,6 +142,7 @@ where
     complete_and_undo_are_events(open().await).await;
     user_status_survives_unchanged_source_status(open().await).await;
     focus_equals_scoring_every_task(open().await).await;
+    candidate_pages_follow_the_order(open().await).await;
     marked_tasks_rank_first(open().await).await;
     links_and_done_lanes(open().await).await;
     rejections_are_kept(open().await).await;
@@ -438,24 +439,37 @@ impl Lcg {
 /// The focus search returns exactly what scoring every open task would.
 pub async fn focus_equals_scoring_every_task(store: Arc<dyn Backend>) {
     let config = PriorityConfig::default();
-    for seed in [1u64, 7, 42] {
+    // The last seed crowds 800 tasks onto five days, two importances and 40 update times: each
+    // (day, importance) holds far more tasks than a page, with exact ties on every sort key.
+    for seed in [1u64, 7, 42, 99] {
+        let crowded = seed == 99;
         let scope = Scope::org(format!("acme-{seed}"));
         let mut rng = Lcg(seed);
-        let fixtures: Vec<TaskFixture> = (0..600)
+        let fixtures: Vec<TaskFixture> = (0..if crowded { 800 } else { 600 })
             .map(|i| {
-                let due = match rng.below(10) {
-                    0 | 1 => None,
-                    _ => Some(rng.below(200) as i64 - 120),
+                let due = match (crowded, rng.below(10)) {
+                    (false, 0 | 1) | (true, 0) => None,
+                    (false, _) => Some(rng.below(200) as i64 - 120),
+                    (true, _) => Some(rng.below(5) as i64 - 2),
                 };
                 // Coarse importances make ties, which the order must break the same way.
-                let importance = rng.below(11) as f64 / 10.0;
+                let importance = if crowded {
+                    0.5 + rng.below(2) as f64 / 2.0
+                } else {
+                    rng.below(11) as f64 / 10.0
+                };
                 let mut f = TaskFixture::new(
                     &format!("F{seed}-{i}"),
                     &format!("task {i}"),
                     due,
                     importance,
                 );
-                f.updated_at = now() - Duration::hours(rng.below(24 * 60) as i64);
+                let hours = if crowded {
+                    rng.below(40) * 12
+                } else {
+                    rng.below(24 * 60)
+                };
+                f.updated_at = now() - Duration::hours(hours as i64);
                 f.status = match rng.below(6) {
                     0 => TaskStatus::Done,
                     1 => TaskStatus::Doing,
@@ -505,6 +519,83 @@ pub async fn focus_equals_scoring_every_task(store: Arc<dyn Backend>) {
             }
         }
     }
+}
+
+/// Candidate pages walk (importance desc, updated_at desc, id) with exact ties on every key, and
+/// a `below` cursor skips the rest of an importance level.
+pub async fn candidate_pages_follow_the_order(store: Arc<dyn Backend>) {
+    use opsweave_core::store::{CandidateQuery, Slice};
+    use opsweave_core::{CandidateCursor, Task};
+    let scope = Scope::org("pages");
+    let mut rng = Lcg(5);
+    let fixtures: Vec<TaskFixture> = (0..90)
+        .map(|i| {
+            let mut f = TaskFixture::new(
+                &format!("P-{i}"),
+                &format!("page task {i}"),
+                Some(0),
+                [0.2, 0.5, 0.9][rng.below(3) as usize],
+            );
+            f.updated_at = now() - Duration::hours(rng.below(6) as i64);
+            f
+        })
+        .collect();
+    ingest(&*store, &scope, &fixtures).await;
+    let today = PriorityConfig::default().today(now());
+    let slice = Slice::Due(today, today);
+    let mut want: Vec<Task> = Vec::new();
+    for f in &fixtures {
+        want.push(
+            store
+                .task(&scope, id_of(&scope, &f.external_id))
+                .await
+                .unwrap(),
+        );
+    }
+    want.sort_by(|a, b| {
+        b.importance
+            .total_cmp(&a.importance)
+            .then(b.updated_at.cmp(&a.updated_at))
+            .then(a.id.cmp(&b.id))
+    });
+    let mut have: Vec<Task> = Vec::new();
+    let mut after = None;
+    loop {
+        let query = CandidateQuery {
+            slice,
+            min_importance: f64::NEG_INFINITY,
+            after,
+            limit: 7,
+        };
+        let page = store.task_candidates(&scope, &query).await.unwrap();
+        after = page.last().map(CandidateCursor::after);
+        let done = page.len() < 7;
+        have.extend(page);
+        if done {
+            break;
+        }
+    }
+    let ids = |tasks: &[Task]| tasks.iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(&have), ids(&want), "pages of 7 walk the whole order");
+    // Past the first task with a `below` cursor: only less important tasks remain.
+    let query = CandidateQuery {
+        slice,
+        min_importance: f64::NEG_INFINITY,
+        after: Some(CandidateCursor::below(&want[0])),
+        limit: 1000,
+    };
+    let rest = store.task_candidates(&scope, &query).await.unwrap();
+    let lower: Vec<Task> = want
+        .iter()
+        .filter(|t| t.importance < want[0].importance)
+        .cloned()
+        .collect();
+    assert!(!lower.is_empty() && lower.len() < want.len());
+    assert_eq!(
+        ids(&rest),
+        ids(&lower),
+        "below skips the whole importance level"
+    );
 }
 
 /// Pinned tasks go to today and rank first; boosts add points.
