@@ -14,6 +14,7 @@ mod matching;
 mod retry;
 mod rows;
 mod store;
+mod usage;
 mod vectors;
 
 pub use vectors::MAX_INDEXED_DIM;

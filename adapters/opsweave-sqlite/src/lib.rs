@@ -10,6 +10,7 @@ mod jobs;
 mod recall;
 mod rows;
 mod store;
+mod usage;
 mod vectors;
 
 pub use hnsw::{VectorOptions, VectorPlan, VectorStorage};

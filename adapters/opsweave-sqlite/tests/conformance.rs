@@ -39,3 +39,20 @@ async fn sqlite_stores_match_runs_and_reviews() {
         .expect("open store");
     opsweave_testkit::match_runs_and_review(Arc::new(store)).await;
 }
+
+#[tokio::test]
+async fn sqlite_passes_the_metering_suite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    opsweave_testkit::run_metering_conformance(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.path().join(format!("metering-{n}.db"));
+        async move {
+            let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+                .await
+                .expect("open store");
+            Arc::new(store) as Arc<dyn opsweave_testkit::Metering>
+        }
+    })
+    .await;
+}

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 2 bad input (including usage errors), 1 anything else.
 
 mod eval;
+mod http;
 mod output;
 mod resolving;
 
@@ -138,6 +139,12 @@ enum Command {
     },
     /// Score the matcher on CSV files against known true pairs (link two files or dedupe one).
     Eval(eval::EvalArgs),
+    /// Serve the HTTP API (embedded on ./opsweave.db unless --db or the config says otherwise).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080, or `server.addr`]
+        #[arg(long)]
+        addr: Option<String>,
+    },
     /// List the built-in mappings, or print one as TOML to start your own.
     Presets {
         /// Print this preset's mapping
@@ -304,6 +311,12 @@ async fn run(cli: Cli) -> Result<()> {
             resolving::run_review(&weave, command).await
         }
         Command::Eval(args) => eval::run(args),
+        Command::Serve { addr } => {
+            let config = config_for(&cli, None)?;
+            let addr = addr.clone().unwrap_or_else(|| config.server.addr.clone());
+            let weave = Weave::open_with(config).await?;
+            http::serve(weave, &addr).await
+        }
         Command::Presets { name } => {
             match name {
                 Some(name) => print!("{}", opsweave::preset(name)?.to_toml()?),

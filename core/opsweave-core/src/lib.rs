@@ -4,6 +4,7 @@
 //! runtime, no SQL: backends implement [`RecordStore`] and [`EventLog`]; the facade crate
 //! `opsweave` wires them together.
 
+pub mod access;
 pub mod cache;
 pub mod embed;
 mod error;
@@ -16,6 +17,7 @@ mod link;
 pub mod mapping;
 pub mod matching;
 mod model;
+pub mod price;
 pub mod priority;
 pub mod rate;
 pub mod recall;
@@ -27,6 +29,7 @@ pub mod task_ops;
 pub mod usage;
 pub mod vector;
 
+pub use access::{ApiKey, KeyId, KeyStore, NewApiKey, Role};
 pub use cache::{Cache, MemoryCache};
 pub use embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
 pub use error::{Error, ErrorKind, Location, Result};
@@ -38,9 +41,10 @@ pub use jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress};
 pub use link::{Link, LinkKind, LinkRef};
 pub use mapping::{Format, Mapping, Rejection};
 pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};
+pub use price::{Price, PriceBook, PricedTotal, TokenKind};
 pub use priority::{Breakdown, Priority, PriorityConfig};
-pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use rate::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter, WhenUnavailable};
+pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use scope::Scope;
 pub use store::{
     BatchOutcome, CandidateCursor, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem,

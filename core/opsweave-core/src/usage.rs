@@ -39,6 +39,35 @@ pub struct UsageEvent {
     pub at: DateTime<Utc>,
 }
 
+impl UsageEvent {
+    /// Checks scope and model name, and that every count fits a signed 64-bit column.
+    pub fn validate(&self) -> Result<()> {
+        self.scope.validate()?;
+        if self.model.trim().is_empty()
+            || self.model.len() > 200
+            || self.model.contains(char::is_control)
+        {
+            return Err(crate::Error::invalid(
+                "model must be 1 to 200 bytes without control characters",
+            )
+            .on_field("model"));
+        }
+        for (field, value) in [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("embedding_tokens", self.embedding_tokens),
+            ("latency_ms", self.latency_ms),
+        ] {
+            if i64::try_from(value).is_err() {
+                return Err(
+                    crate::Error::invalid(format!("{field} is too large: {value}")).on_field(field),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Tokens and time of one call, as an adapter reports it (the caller adds scope and job).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelCall {
@@ -77,6 +106,22 @@ pub struct UsageQuery {
     pub to: DateTime<Utc>,
     /// Grouping key.
     pub group_by: UsageGroup,
+}
+
+impl UsageQuery {
+    /// Checks the scope and that the range is not empty or reversed.
+    pub fn validate(&self) -> Result<()> {
+        self.scope.validate()?;
+        if self.from >= self.to {
+            return Err(crate::Error::invalid(format!(
+                "usage range is empty: from {} is not before to {}",
+                self.from.to_rfc3339(),
+                self.to.to_rfc3339()
+            ))
+            .on_field("from"));
+        }
+        Ok(())
+    }
 }
 
 /// Sums for one group and model (cost comes from a price book, per model).

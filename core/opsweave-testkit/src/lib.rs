@@ -6,10 +6,12 @@
 
 mod cache;
 mod queue;
+mod usage;
 mod vectors;
 
 pub use cache::*;
 pub use queue::*;
+pub use usage::*;
 pub use vectors::*;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};

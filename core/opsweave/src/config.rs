@@ -1,6 +1,6 @@
 //! One typed configuration: defaults that run embedded, a TOML file, then `OPSWEAVE_*` variables.
 
-use opsweave_core::{Error, PriorityConfig, Result, Scope};
+use opsweave_core::{Error, PriceBook, PriorityConfig, Result, Scope};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,98 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Embedding settings.
     pub embed: EmbedConfig,
+    /// Prices of model calls (`[[prices]]`: model, kind, usd_per_million, from).
+    pub prices: PriceBook,
+    /// The HTTP service (`opsweave serve`).
+    pub server: ServerConfig,
+}
+
+/// The HTTP service's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (`OPSWEAVE_ADDR`).
+    pub addr: String,
+    /// Largest request body in bytes (uploads included).
+    pub max_body_bytes: usize,
+    /// Longest a request may take, in seconds (event streams excepted).
+    pub request_timeout_secs: u64,
+    /// Origins allowed by CORS (`*` for any); none: no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Requests per minute per key (and a burst of a tenth of it, at least 10).
+    pub rate_limit_per_minute: u32,
+    /// Trust an `X-Dev-User` header instead of keys (`OPSWEAVE_DEV_MODE=1`). Never in production.
+    pub dev_mode: bool,
+    /// The org dev-mode requests act in.
+    pub dev_org: String,
+    /// 64 hex digits: the AES-256-GCM key sealing stored secrets (`OPSWEAVE_SECRET_KEY`).
+    #[serde(skip_serializing)]
+    pub secret_key: Option<Secret>,
+    /// In-process workers running queued jobs (0: none, when `opsweave worker` processes do it).
+    pub workers: usize,
+    /// Webhook sources by name (`[server.webhooks.github]`).
+    pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            request_timeout_secs: 30,
+            cors_origins: Vec::new(),
+            rate_limit_per_minute: 6_000,
+            dev_mode: false,
+            dev_org: "default".into(),
+            secret_key: None,
+            workers: 2,
+            webhooks: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// A secret from configuration: readable with [`Secret::expose`], shown as `***` by `Debug`, so
+/// printing a config never prints it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A secret holding `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One webhook source: who may call it and how its payloads become records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The shared secret of the `X-Opsweave-Signature: t=UNIX,v1=HEX` HMAC-SHA256 signature.
+    #[serde(skip_serializing)]
+    pub secret: Secret,
+    /// The preset that maps a payload (e.g. `github-issue`).
+    pub preset: String,
+    /// The scope payloads are stored in.
+    pub scope: Scope,
+    /// Oldest signature timestamp accepted, in seconds (replays after that are refused).
+    #[serde(default = "default_replay_window")]
+    pub replay_window_secs: u64,
+}
+
+fn default_replay_window() -> u64 {
+    300
 }
 
 /// Embedding settings.
@@ -81,6 +173,8 @@ impl Default for Config {
             priority: PriorityConfig::default(),
             ingest: IngestConfig::default(),
             embed: EmbedConfig::default(),
+            prices: PriceBook::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -116,6 +210,7 @@ impl Config {
         };
         config.apply_env(|name| std::env::var(name).ok());
         config.scope.validate()?;
+        config.prices.validate()?;
         Ok(config)
     }
 
@@ -133,6 +228,15 @@ impl Config {
         }
         if let Some(project) = set(var("OPSWEAVE_PROJECT")) {
             self.scope.project = Some(project);
+        }
+        if let Some(addr) = set(var("OPSWEAVE_ADDR")) {
+            self.server.addr = addr;
+        }
+        if let Some(dev) = set(var("OPSWEAVE_DEV_MODE")) {
+            self.server.dev_mode = matches!(dev.trim(), "1" | "true" | "yes");
+        }
+        if let Some(key) = set(var("OPSWEAVE_SECRET_KEY")) {
+            self.server.secret_key = Some(Secret::new(key));
         }
         if let Some(model) = set(var("OPSWEAVE_EMBED_MODEL")) {
             self.embed.model = Some(model);

@@ -20,12 +20,14 @@ mod config;
 mod embedding;
 mod hybrid;
 mod ingest;
+mod metering;
 mod resolve;
 
-pub use config::{Config, EmbedConfig, IngestConfig};
+pub use config::{Config, EmbedConfig, IngestConfig, Secret, ServerConfig, WebhookConfig};
 pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
 pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
+pub use metering::SecretBox;
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
 
@@ -74,6 +76,7 @@ pub struct Weave {
     /// The model `embed.model` names, opened on first use and shared by clones.
     opened_embedder: Arc<tokio::sync::OnceCell<Arc<dyn Embedder>>>,
     usage: Option<Arc<dyn UsageLedger>>,
+    keys: Option<Arc<dyn KeyStore>>,
     config: Arc<Config>,
 }
 
@@ -108,10 +111,11 @@ impl Weave {
                     store: store.clone(),
                     events: store.clone(),
                     jobs: Some(store.clone()),
-                    vectors: Some(store),
+                    vectors: Some(store.clone()),
                     embedder: None,
                     opened_embedder: Arc::default(),
-                    usage: None,
+                    usage: Some(store.clone()),
+                    keys: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -122,10 +126,11 @@ impl Weave {
                     store: store.clone(),
                     events: store.clone(),
                     jobs: Some(store.clone()),
-                    vectors: Some(store),
+                    vectors: Some(store.clone()),
                     embedder: None,
                     opened_embedder: Arc::default(),
-                    usage: None,
+                    usage: Some(store.clone()),
+                    keys: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -153,6 +158,7 @@ impl Weave {
             embedder: None,
             opened_embedder: Arc::default(),
             usage: None,
+            keys: None,
             config: Arc::new(config),
         }
     }

@@ -1,0 +1,474 @@
+//! Jobs: enqueue (idempotent by key), read, list, cancel, follow as Server-Sent Events; and
+//! ingest, which queues an `ingest` job the in-process workers run.
+
+use super::auth::Caller;
+use super::problem::{ApiResult, Body, Path, Problem, Query};
+use super::AppState;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use base64::Engine as _;
+use futures::Stream;
+use opsweave::access::Action;
+use opsweave::{Job, JobId, JobQueue, JobStatus, Mapping, NewJob};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// The job kind of an ingest.
+pub const INGEST_JOB: &str = "ingest";
+/// The job kind of a matching run.
+pub const MATCH_JOB: &str = "match";
+
+pub(super) fn queue(state: &AppState) -> ApiResult<Arc<dyn JobQueue>> {
+    state
+        .weave
+        .jobs()
+        .cloned()
+        .ok_or_else(|| Problem::from(opsweave::Error::unavailable("this server has no job queue")))
+}
+
+/// The wire view of a job (payloads can be large, so they are left out).
+pub(super) fn view(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "kind": job.kind,
+        "scope": job.scope,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "idempotency_key": job.idempotency_key,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+    })
+}
+
+/// Queues `job` and wakes the in-process workers.
+pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job = queue(state)?.enqueue(job).await?;
+    state
+        .metrics
+        .jobs_enqueued
+        .with_label_values(&[&job.kind])
+        .inc();
+    state.job_queued.notify_waiters();
+    Ok((StatusCode::ACCEPTED, Json(view(&job))))
+}
+
+/// A job to queue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobBody {
+    /// What to run: `ingest`, `match`, `embed`, or a kind external workers serve.
+    pub kind: String,
+    /// The job's arguments.
+    #[serde(default)]
+    pub payload: Value,
+    /// The same key in the same scope returns the first job instead of a new one.
+    pub idempotency_key: Option<String>,
+    /// Attempts before the job fails (1 to 100, default 3).
+    pub max_attempts: Option<u32>,
+    /// Narrow the job's scope to a client.
+    pub client: Option<String>,
+    /// Narrow the job's scope to a project.
+    pub project: Option<String>,
+}
+
+/// Queues a job (202; the same idempotency key returns the same job).
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
+    responses((status = 202, description = "the job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn enqueue(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(body): Body<NewJobBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Write)?;
+    let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
+    let mut job = NewJob::new(body.kind, scope, body.payload);
+    job.idempotency_key = body.idempotency_key;
+    if let Some(n) = body.max_attempts {
+        job.max_attempts = n;
+    }
+    job.validate()?;
+    submit(&state, job).await
+}
+
+/// Which jobs to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// queued, running, done, failed or cancelled.
+    pub status: Option<String>,
+    /// Jobs (1 to 1000, default 50), newest first.
+    pub limit: Option<usize>,
+}
+
+/// Jobs of the caller's scope, newest first.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(JobsQuery), security(("key" = [])),
+    responses((status = 200, description = "jobs", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<JobsQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 1000 {
+        return Err(Problem::invalid("limit must be between 1 and 1000").on_field("limit"));
+    }
+    let jobs = queue(&state)?.list(&caller.scope, status, limit).await?;
+    Ok(Json(
+        json!({ "jobs": jobs.iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", security(("key" = [])),
+    params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_job(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let job = queue(&state)?.get(&caller.scope, JobId(id)).await?;
+    Ok(Json(view(&job)))
+}
+
+/// Cancels a queued or running job (409 when it already finished).
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs", security(("key" = [])),
+    params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub async fn cancel(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Write)?;
+    let job = queue(&state)?.cancel(&caller.scope, JobId(id)).await?;
+    Ok(Json(view(&job)))
+}
+
+/// One step of a job's life as an event stream sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Step {
+    status: JobStatus,
+    progress: f64,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+/// How often a followed job is read again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The job's life as Server-Sent Events: one event per change (`queued`, `running` with
+/// progress, then `done`, `failed` or `cancelled`), sent as it happens; the stream ends with the job.
+#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "jobs", security(("key" = [])),
+    params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "text/event-stream of job states", content_type = "text/event-stream"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn events(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    caller.require(Action::Read)?;
+    let queue = queue(&state)?;
+    let scope = caller.scope.clone();
+    // The first read answers 404 before the stream starts, for ids outside the caller's scope.
+    let first = queue.get(&scope, JobId(id)).await?;
+    let stream = futures::stream::unfold(
+        (Some(first), None::<Step>, false),
+        move |(pending, last, finished)| {
+            let queue = queue.clone();
+            let scope = scope.clone();
+            async move {
+                if finished {
+                    return None;
+                }
+                let mut pending = pending;
+                loop {
+                    let job = match pending.take() {
+                        Some(job) => job,
+                        None => {
+                            tokio::time::sleep(POLL).await;
+                            match queue.get(&scope, JobId(id)).await {
+                                Ok(job) => job,
+                                Err(e) => {
+                                    let event = Event::default()
+                                        .event("error")
+                                        .data(json!({ "error": e.message() }).to_string());
+                                    return Some((Ok(event), (None, last, true)));
+                                }
+                            }
+                        }
+                    };
+                    let step = Step {
+                        status: job.status,
+                        progress: job.progress,
+                        message: job.message.clone(),
+                        error: job.error.clone(),
+                    };
+                    if last.as_ref() == Some(&step) {
+                        continue;
+                    }
+                    let data = json!({
+                        "id": job.id,
+                        "status": step.status,
+                        "progress": step.progress,
+                        "percent": (step.progress * 100.0).round(),
+                        "message": step.message,
+                        "error": step.error,
+                    });
+                    let event = Event::default()
+                        .event(step.status.as_str())
+                        .data(data.to_string());
+                    let done = step.status.is_final();
+                    return Some((Ok(event), (None, Some(step), done)));
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// An ingest as a JSON body: a preset or a mapping, and rows or file content.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    /// A built-in mapping (`odoo-crm-lead`, `ace-opportunity`, `gmail-message`, `jira-issue`,
+    /// `github-issue`).
+    pub preset: Option<String>,
+    /// A mapping (the JSON form of a mapping file).
+    #[schema(value_type = Object)]
+    pub mapping: Option<Value>,
+    /// Items as JSON objects.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Option<Vec<Value>>,
+    /// File content (CSV, JSON Lines or JSON), as text.
+    pub content: Option<String>,
+    /// The format of `content`: csv, jsonl or json (default: the mapping's, else from `name`).
+    pub format: Option<String>,
+    /// A name for reports and rejections (default `upload`).
+    pub name: Option<String>,
+    /// The same key in the same scope returns the first job.
+    pub idempotency_key: Option<String>,
+}
+
+/// What an ingest job carries.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct IngestPayload {
+    pub mapping: Mapping,
+    pub name: String,
+    #[serde(default)]
+    pub rows: Option<Vec<Value>>,
+    /// File bytes, base64 (uploads need not be UTF-8: bad rows become rejections).
+    #[serde(default)]
+    pub content_b64: Option<String>,
+    #[serde(default)]
+    pub format: Option<opsweave::Format>,
+}
+
+fn mapping_of(preset: Option<&str>, mapping: Option<Mapping>) -> ApiResult<Mapping> {
+    let mapping = match (preset, mapping) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid("give a preset or a mapping, not both").on_field("mapping"))
+        }
+        (Some(name), None) => opsweave::preset(name).map_err(|e| e.on_field("preset"))?,
+        (None, Some(m)) => m,
+        (None, None) => {
+            return Err(Problem::invalid("give a preset or a mapping").on_field("preset"))
+        }
+    };
+    mapping.compile().map_err(|e| {
+        let field = e
+            .location()
+            .field
+            .clone()
+            .unwrap_or_else(|| "mapping".into());
+        e.on_field(field)
+    })?;
+    Ok(mapping)
+}
+
+fn format_of(
+    text: Option<&str>,
+    name: &str,
+    mapping: &Mapping,
+) -> ApiResult<Option<opsweave::Format>> {
+    let format = match text {
+        Some("csv") => Some(opsweave::Format::Csv),
+        Some("jsonl") => Some(opsweave::Format::Jsonl),
+        Some("json") => Some(opsweave::Format::Json),
+        Some(other) => {
+            return Err(
+                Problem::invalid(format!("unknown format `{other}` (csv, jsonl, json)"))
+                    .on_field("format"),
+            )
+        }
+        None => mapping.format.or_else(|| {
+            let lower = name.to_ascii_lowercase();
+            if lower.ends_with(".csv") {
+                Some(opsweave::Format::Csv)
+            } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+                Some(opsweave::Format::Jsonl)
+            } else if lower.ends_with(".json") {
+                Some(opsweave::Format::Json)
+            } else {
+                None
+            }
+        }),
+    };
+    Ok(format)
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() || name.len() > 200 || name.contains(char::is_control) {
+        return Err(
+            Problem::invalid("name must be 1 to 200 bytes without control characters")
+                .on_field("name"),
+        );
+    }
+    Ok(())
+}
+
+/// Ingests a file upload (multipart: `file`, and `preset` or `mapping` as TOML / JSON text) or a
+/// JSON body; answers 202 with the `ingest` job, whose events show its progress.
+#[utoipa::path(post, path = "/api/ingest", tag = "ingest", request_body(content = IngestBody, description = "JSON body, or multipart/form-data with `file` and `preset` / `mapping`"), security(("key" = [])),
+    responses((status = 202, description = "the ingest job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
+pub async fn ingest(
+    caller: Caller,
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::Write)?;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (payload, key) = if multipart {
+        (
+            from_upload(
+                Multipart::from_request(request, &state)
+                    .await
+                    .map_err(Problem::from)?,
+            )
+            .await?,
+            None,
+        )
+    } else {
+        let Body(body) = Body::<IngestBody>::from_request(request, &state).await?;
+        let mapping = body
+            .mapping
+            .map(|m| {
+                serde_json::from_value::<Mapping>(m)
+                    .map_err(|e| Problem::invalid(format!("mapping: {e}")).on_field("mapping"))
+            })
+            .transpose()?;
+        let mapping = mapping_of(body.preset.as_deref(), mapping)?;
+        let name = body.name.unwrap_or_else(|| "upload".into());
+        check_name(&name)?;
+        let payload = match (body.rows, body.content) {
+            (Some(rows), None) => IngestPayload {
+                mapping,
+                name,
+                rows: Some(rows),
+                content_b64: None,
+                format: None,
+            },
+            (None, Some(content)) => {
+                let format = format_of(body.format.as_deref(), &name, &mapping)?;
+                IngestPayload {
+                    mapping,
+                    name,
+                    rows: None,
+                    content_b64: Some(
+                        base64::engine::general_purpose::STANDARD.encode(content.as_bytes()),
+                    ),
+                    format,
+                }
+            }
+            _ => {
+                return Err(
+                    Problem::invalid("give rows or content, not both or neither").on_field("rows"),
+                )
+            }
+        };
+        (payload, body.idempotency_key)
+    };
+    if payload.rows.is_none() && payload.format.is_none() {
+        return Err(Problem::invalid(format!(
+            "cannot tell the format of `{}`: give format (csv, jsonl, json)",
+            payload.name
+        ))
+        .on_field("format"));
+    }
+    let value = serde_json::to_value(&payload)
+        .map_err(|e| Problem::from(opsweave::Error::internal(format!("ingest payload: {e}"))))?;
+    let mut job = NewJob::new(INGEST_JOB, caller.scope.clone(), value).with_max_attempts(1);
+    job.idempotency_key = key;
+    job.validate()?;
+    super::jobs::submit(&state, job).await
+}
+
+async fn from_upload(mut form: Multipart) -> ApiResult<IngestPayload> {
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut preset = None;
+    let mut mapping_text = None;
+    let mut format = None;
+    while let Some(field) = form.next_field().await? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" => {
+                let file_name = field.file_name().unwrap_or("upload").to_string();
+                let bytes = field.bytes().await?;
+                file = Some((file_name, bytes.to_vec()));
+            }
+            "preset" => preset = Some(field.text().await?),
+            "mapping" => mapping_text = Some(field.text().await?),
+            "format" => format = Some(field.text().await?),
+            other => {
+                return Err(Problem::invalid(format!(
+                    "unknown form field `{other}` (file, preset, mapping, format)"
+                ))
+                .on_field(other.to_string()))
+            }
+        }
+    }
+    let (name, bytes) =
+        file.ok_or_else(|| Problem::invalid("the form has no `file` field").on_field("file"))?;
+    check_name(&name)?;
+    let mapping = mapping_text
+        .map(|text| {
+            let trimmed = text.trim_start();
+            if trimmed.starts_with('{') {
+                Mapping::from_json(&text)
+            } else {
+                Mapping::from_toml(&text)
+            }
+            .map_err(|e| Problem::from(e.on_field("mapping")))
+        })
+        .transpose()?;
+    let mapping = mapping_of(preset.as_deref(), mapping)?;
+    let format = format_of(format.as_deref(), &name, &mapping)?;
+    Ok(IngestPayload {
+        mapping,
+        name,
+        rows: None,
+        content_b64: Some(base64::engine::general_purpose::STANDARD.encode(&bytes)),
+        format,
+    })
+}

@@ -1,0 +1,250 @@
+//! Usage events and aggregates with cost, and the admin endpoints for API keys.
+
+use super::auth::Caller;
+use super::problem::{ApiResult, Body, Path, Problem, Query};
+use super::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use opsweave::access::Action;
+use opsweave::usage::Operation;
+use opsweave::{JobId, KeyId, Role, UsageEvent, UsageGroup, UsageQuery};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// The most events one request may report.
+const MAX_EVENTS: usize = 10_000;
+
+/// One model call reported by a service.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageEventBody {
+    /// `embed` or `chat`.
+    #[schema(value_type = String)]
+    pub operation: Operation,
+    /// Model name as the provider knows it.
+    pub model: String,
+    /// Prompt tokens.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Tokens embedded.
+    #[serde(default)]
+    pub embedding_tokens: u64,
+    /// Wall time of the call.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// The job it ran in.
+    pub job: Option<i64>,
+    /// When it finished (default: now).
+    pub at: Option<DateTime<Utc>>,
+    /// The client it is for (inside the key's org).
+    pub client: Option<String>,
+    /// The project it is for.
+    pub project: Option<String>,
+}
+
+/// A batch of usage events.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageEventsBody {
+    /// The events (at most 10,000), stored all or none.
+    pub events: Vec<UsageEventBody>,
+}
+
+/// Records usage events of model calls made elsewhere (service or admin keys), all or none.
+#[utoipa::path(post, path = "/api/usage/events", tag = "usage", request_body = UsageEventsBody, security(("key" = [])),
+    responses((status = 201, description = "recorded", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn record_events(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(body): Body<UsageEventsBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::ReportUsage)?;
+    if body.events.len() > MAX_EVENTS {
+        return Err(
+            Problem::invalid(format!("at most {MAX_EVENTS} events per request")).on_field("events"),
+        );
+    }
+    let now = Utc::now();
+    let mut events = Vec::with_capacity(body.events.len());
+    for (i, e) in body.events.into_iter().enumerate() {
+        let scope = caller
+            .narrowed(e.client.as_deref(), e.project.as_deref())
+            .map_err(|p| {
+                let field = p.field.clone().unwrap_or_default();
+                p.on_field(format!("events[{i}].{field}"))
+            })?;
+        events.push(UsageEvent {
+            scope,
+            operation: e.operation,
+            model: e.model,
+            input_tokens: e.input_tokens,
+            output_tokens: e.output_tokens,
+            embedding_tokens: e.embedding_tokens,
+            latency_ms: e.latency_ms,
+            job: e.job.map(JobId),
+            at: e.at.unwrap_or(now),
+        });
+    }
+    state.weave.record_usage(&events).await?;
+    for e in &events {
+        let op = match e.operation {
+            Operation::Embed => "embed",
+            Operation::Chat => "chat",
+        };
+        state
+            .metrics
+            .model_seconds
+            .with_label_values(&[op, &e.model])
+            .observe(e.latency_ms as f64 / 1000.0);
+        for (kind, n) in [
+            ("input", e.input_tokens),
+            ("output", e.output_tokens),
+            ("embedding", e.embedding_tokens),
+        ] {
+            if n > 0 {
+                state
+                    .metrics
+                    .tokens
+                    .with_label_values(&[kind, &e.model])
+                    .inc_by(n);
+            }
+        }
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "recorded": events.len() })),
+    ))
+}
+
+/// Which usage to sum.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQueryParams {
+    /// From this instant, inclusive (RFC 3339 or a date; default: 30 days ago).
+    pub from: Option<String>,
+    /// To this instant, exclusive (default: now).
+    pub to: Option<String>,
+    /// org, client, project or model (default: model).
+    pub group_by: Option<String>,
+    /// Narrow to a client.
+    pub client: Option<String>,
+    /// Narrow to a project.
+    pub project: Option<String>,
+}
+
+fn instant(text: Option<&str>, field: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(text) = text else { return Ok(None) };
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| {
+            Problem::invalid(format!("`{text}` is not a date or an RFC 3339 instant"))
+                .on_field(field)
+        })
+}
+
+/// Tokens, calls and cost (from the configured price book) per group and model.
+#[utoipa::path(get, path = "/api/usage", tag = "usage", params(UsageQueryParams), security(("key" = [])),
+    responses((status = 200, description = "totals", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn totals(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<UsageQueryParams>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
+    let to = instant(q.to.as_deref(), "to")?.unwrap_or_else(Utc::now);
+    let from = instant(q.from.as_deref(), "from")?.unwrap_or(to - chrono::Duration::days(30));
+    let group_by = match q.group_by.as_deref().unwrap_or("model") {
+        "org" => UsageGroup::Org,
+        "client" => UsageGroup::Client,
+        "project" => UsageGroup::Project,
+        "model" => UsageGroup::Model,
+        other => {
+            return Err(Problem::invalid(format!(
+                "unknown group_by `{other}` (org, client, project, model)"
+            ))
+            .on_field("group_by"))
+        }
+    };
+    let query = UsageQuery {
+        scope,
+        from,
+        to,
+        group_by,
+    };
+    let totals = state.weave.usage_report(&query).await?;
+    Ok(Json(
+        json!({ "from": from, "to": to, "group_by": group_by, "totals": totals }),
+    ))
+}
+
+/// A key to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    /// What it is for.
+    pub name: String,
+    /// admin, member, viewer or service.
+    pub role: String,
+    /// Limit the key to a client of the org.
+    pub client: Option<String>,
+    /// Limit the key to a project.
+    pub project: Option<String>,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Makes a key in the caller's org (admin keys); the answer holds the key, shown only this once.
+#[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = NewKeyBody, security(("key" = [])),
+    responses((status = 201, description = "the key, with its secret", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(body): Body<NewKeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Action::ManageKeys)?;
+    let role: Role = body.role.parse()?;
+    let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
+    let (secret, key) = state
+        .weave
+        .create_key(&body.name, scope, role, body.expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "secret": secret, "key": key })),
+    ))
+}
+
+/// Keys of the caller's org (without secrets), newest first.
+#[utoipa::path(get, path = "/api/keys", tag = "keys", security(("key" = [])),
+    responses((status = 200, description = "keys", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_keys(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    caller.require(Action::ManageKeys)?;
+    let keys = state.weave.list_keys(&caller.scope.org).await?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// Revokes a key of the caller's org; it stops working at once.
+#[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "keys", security(("key" = [])),
+    params(("id" = i64, Path, description = "key id")),
+    responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn revoke_key(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::ManageKeys)?;
+    let key = state.weave.revoke_key(&caller.scope.org, KeyId(id)).await?;
+    Ok(Json(json!(key)))
+}

@@ -1,0 +1,157 @@
+//! Prometheus metrics: request latency per route, job durations, queue depth, model calls and
+//! tokens, at `GET /metrics` in the text format.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use opsweave::{JobStatus, Result};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Instant;
+
+/// The metrics of one server.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Request latency by method, route and status.
+    pub requests: HistogramVec,
+    /// Job run time by kind and outcome (in-process workers).
+    pub job_seconds: HistogramVec,
+    /// Jobs queued through this server, by kind.
+    pub jobs_enqueued: IntCounterVec,
+    /// Jobs of the dev org's queue by status, read at scrape time.
+    pub queue_depth: IntGaugeVec,
+    /// Model call latency by operation and model (reported usage).
+    pub model_seconds: HistogramVec,
+    /// Tokens by kind and model (reported usage).
+    pub tokens: IntCounterVec,
+}
+
+fn internal(e: prometheus::Error) -> opsweave::Error {
+    opsweave::Error::internal(format!("metrics: {e}"))
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Result<Self> {
+        let registry = Registry::new();
+        let requests = HistogramVec::new(
+            HistogramOpts::new(
+                "opsweave_http_request_duration_seconds",
+                "HTTP request latency",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["method", "route", "status"],
+        )
+        .map_err(internal)?;
+        let job_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "opsweave_job_duration_seconds",
+                "Job run time in this process",
+            )
+            .buckets(vec![0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0]),
+            &["kind", "outcome"],
+        )
+        .map_err(internal)?;
+        let jobs_enqueued = IntCounterVec::new(
+            Opts::new(
+                "opsweave_jobs_enqueued_total",
+                "Jobs queued through this server",
+            ),
+            &["kind"],
+        )
+        .map_err(internal)?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "opsweave_job_queue_depth",
+                "Jobs by status in the default org's queue (at most 10,000 counted)",
+            ),
+            &["status"],
+        )
+        .map_err(internal)?;
+        let model_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "opsweave_model_call_duration_seconds",
+                "Model call latency (reported usage)",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["operation", "model"],
+        )
+        .map_err(internal)?;
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "opsweave_model_tokens_total",
+                "Tokens of model calls (reported usage)",
+            ),
+            &["kind", "model"],
+        )
+        .map_err(internal)?;
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(job_seconds.clone()),
+            Box::new(jobs_enqueued.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(model_seconds.clone()),
+            Box::new(tokens.clone()),
+        ] {
+            registry.register(collector).map_err(internal)?;
+        }
+        Ok(Self {
+            registry,
+            requests,
+            job_seconds,
+            jobs_enqueued,
+            queue_depth,
+            model_seconds,
+            tokens,
+        })
+    }
+}
+
+/// Times every request under its route template (never the raw path: ids would explode the labels).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[method.as_str(), route.as_str(), response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The metrics in Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    if let Some(queue) = state.weave.jobs() {
+        let scope = opsweave::Scope::org(state.dev_org.clone());
+        for status in [JobStatus::Queued, JobStatus::Running] {
+            if let Ok(jobs) = queue.list(&scope, Some(status), 10_000).await {
+                state
+                    .metrics
+                    .queue_depth
+                    .with_label_values(&[status.as_str()])
+                    .set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
+            }
+        }
+    }
+    let mut buffer = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer) {
+        return super::Problem::from(internal(e)).into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        buffer,
+    )
+        .into_response()
+}

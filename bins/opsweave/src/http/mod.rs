@@ -1,0 +1,276 @@
+//! `opsweave serve`: the HTTP service over a [`Weave`]. [`app`] builds the whole router, so tests
+//! drive it in-process; [`serve`] binds a socket, makes the first admin key on a fresh store,
+//! starts the in-process job workers and serves until Ctrl-C.
+
+mod auth;
+mod jobs;
+mod matching;
+mod metering;
+mod metrics;
+mod openapi;
+mod problem;
+mod tasks;
+mod webhooks;
+mod workers;
+
+pub use metrics::Metrics;
+pub use problem::Problem;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use opsweave::{MemoryRateLimiter, RateLimit, RateLimiter, Result, Weave, WebhookConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The shared parts of [`AppState`].
+pub struct Shared {
+    /// The store and everything on it.
+    pub weave: Weave,
+    /// Per-key request limits.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The limit each key gets.
+    pub rate_limit: RateLimit,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Whether `X-Dev-User` is trusted.
+    pub dev_mode: bool,
+    /// The org dev-mode requests act in.
+    pub dev_org: String,
+    /// Webhook sources by name.
+    pub webhooks: BTreeMap<String, WebhookConfig>,
+    /// Webhook signatures seen inside their replay window.
+    pub seen_signatures: webhooks::SeenSignatures,
+    /// Wakes in-process workers when a job is queued here.
+    pub job_queued: tokio::sync::Notify,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// State for `weave` with its configuration's `[server]` settings and an in-process limiter.
+    pub fn new(weave: Weave) -> Result<Self> {
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::new());
+        Self::with_limiter(weave, limiter)
+    }
+
+    /// State with another rate limiter (e.g. one shared through Redis).
+    pub fn with_limiter(weave: Weave, limiter: Arc<dyn RateLimiter>) -> Result<Self> {
+        let server = weave.config().server.clone();
+        let rate_limit = auth::rate_limit(server.rate_limit_per_minute);
+        rate_limit.validate()?;
+        for (name, hook) in &server.webhooks {
+            opsweave::preset(&hook.preset)
+                .map_err(|e| e.on_field(format!("server.webhooks.{name}.preset")))?;
+            hook.scope.validate()?;
+        }
+        Ok(Self(Arc::new(Shared {
+            weave,
+            limiter,
+            rate_limit,
+            metrics: Metrics::new()?,
+            dev_mode: server.dev_mode,
+            dev_org: server.dev_org,
+            webhooks: server.webhooks,
+            seen_signatures: webhooks::SeenSignatures::default(),
+            job_queued: tokio::sync::Notify::new(),
+        })))
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let server = state.weave.config().server.clone();
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::scrape))
+        .route("/api/tasks", get(tasks::list_tasks))
+        .route("/api/tasks/{id}/complete", post(tasks::complete))
+        .route("/api/tasks/{id}/undo", post(tasks::undo))
+        .route("/api/records/{id}", get(tasks::record))
+        .route("/api/search", get(tasks::search))
+        .route("/api/graph", get(tasks::graph))
+        .route("/api/graph/filters", get(tasks::graph_filters))
+        .route("/api/match/runs", post(matching::start_run))
+        .route("/api/match/review", get(matching::review))
+        .route("/api/match/review/accept", post(matching::accept))
+        .route("/api/match/review/reject", post(matching::reject))
+        .route("/api/jobs", post(jobs::enqueue).get(jobs::list))
+        .route("/api/jobs/{id}", get(jobs::get_job))
+        .route("/api/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/ingest", post(jobs::ingest))
+        .route("/api/webhooks/{source}", post(webhooks::receive))
+        .route("/api/usage/events", post(metering::record_events))
+        .route("/api/usage", get(metering::totals))
+        .route(
+            "/api/keys",
+            post(metering::create_key).get(metering::list_keys),
+        )
+        .route("/api/keys/{id}/revoke", post(metering::revoke_key))
+        .route("/openapi.json", get(openapi::spec))
+        .merge(openapi::docs())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(server.request_timeout_secs.max(1)),
+        ));
+    // Event streams live as long as their job, so they are outside the request timeout.
+    let streams = Router::new().route("/api/jobs/{id}/events", get(jobs::events));
+    let request_id = HeaderName::from_static("x-request-id");
+    api.merge(streams)
+        .fallback(problem::no_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(server.max_body_bytes))
+        .layer(cors(&server.cors_origins))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // Method, path and request id only: headers (keys) and query strings stay out of logs.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            },
+        ))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "up")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The store answers (503 otherwise).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "the store does not answer", body = Problem, content_type = "application/problem+json")
+))]
+pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    let ping = tokio::time::timeout(Duration::from_secs(3), state.weave.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "Not ready",
+            format!("the store does not answer: {}", e.message()),
+        )
+        .into_response(),
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "Not ready",
+            "the store did not answer within 3 s",
+        )
+        .into_response(),
+    }
+}
+
+/// Binds `addr`, prepares the store (a first admin key when there is none) and serves until
+/// Ctrl-C, with the configured number of in-process workers running queued jobs.
+pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
+    init_logging();
+    let server = weave.config().server.clone();
+    if server.dev_mode {
+        let banner = "!".repeat(78);
+        eprintln!(
+            "{banner}\n!! DEV MODE: requests with an `X-Dev-User` header act as admin of org `{}`\n!! WITHOUT A KEY. Never expose this server to anyone else.\n{banner}",
+            server.dev_org
+        );
+        tracing::warn!(org = %server.dev_org, "dev mode: X-Dev-User is trusted without a key");
+    }
+    if weave.key_count().await? == 0 {
+        let scope = weave.default_scope();
+        let (secret, key) = weave
+            .create_key(
+                "first admin",
+                opsweave::Scope::org(scope.org.clone()),
+                opsweave::Role::Admin,
+                None,
+            )
+            .await?;
+        // Shown once, on the terminal only (never logged): store it now.
+        eprintln!(
+            "First start: an admin key for org `{}` (id {}). It is shown only now:\n\n    {secret}\n",
+            scope.org, key.id
+        );
+    }
+    let state = AppState::new(weave)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        opsweave::Error::invalid(format!("cannot listen on {addr}: {e}")).on_field("addr")
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| opsweave::Error::internal(format!("no local address: {e}")))?;
+    let stop = tokio::sync::watch::channel(false);
+    let workers = workers::spawn(state.clone(), server.workers, stop.1.clone());
+    tracing::info!(%local, workers = server.workers, "listening");
+    eprintln!("opsweave serve: listening on http://{local} (docs at /docs)");
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| opsweave::Error::unavailable(format!("server stopped: {e}")));
+    let _ = stop.0.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    result
+}
+
+/// JSON logs on stderr; `RUST_LOG` filters them (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The one place errors become HTTP answers: `application/problem+json` (RFC 9457) with a stable
+//! `code`, mapped from the core [`ErrorKind`] and from axum's extractor rejections.
+
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opsweave::{Error, ErrorKind};
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// The HTTP status, repeated in the body.
+    pub status: u16,
+    /// Stable machine-readable code (`invalid_input`, `not_found`, `unauthorized`, …).
+    pub code: &'static str,
+    /// Short human title of the code.
+    pub title: &'static str,
+    /// What was wrong, specifically.
+    pub detail: String,
+    /// The field at fault, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The line at fault in an uploaded file, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// Seconds to wait before retrying (rate limits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// A problem of `status` with `code`, `title` and `detail`.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status: status.as_u16(),
+            code,
+            title,
+            detail: detail.into(),
+            field: None,
+            line: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 with code `invalid_input`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "Invalid input",
+            detail,
+        )
+    }
+
+    /// 404 with code `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+    }
+
+    /// 401 with code `unauthorized`.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    /// 403 with code `forbidden`.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    /// 429 with code `rate_limited`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!("rate limit reached for this key: retry in {retry_after_secs} s"),
+        );
+        p.retry_after = Some(retry_after_secs);
+        p
+    }
+
+    /// Names the field at fault.
+    pub fn on_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// A rejection from one of axum's extractors (its status and text).
+    fn rejection(status: StatusCode, text: String) -> Self {
+        let (code, title) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "Request body too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "Unsupported media type")
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => ("invalid_body", "Invalid request body"),
+            _ if status.is_client_error() => ("malformed_request", "Malformed request"),
+            _ => ("internal", "Internal error"),
+        };
+        Self::new(status, code, title, text)
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        let (status, code, title) = match e.kind() {
+            ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input", "Invalid input"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ErrorKind::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        };
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // The cause goes to the log (with the request id), not to the caller.
+            tracing::error!(error = %e, "internal error");
+            "an internal error occurred; the server log has the details".to_string()
+        } else {
+            e.message().to_string()
+        };
+        Self {
+            field: e.location().field.clone(),
+            line: e.location().line,
+            ..Self::new(status, code, title, detail)
+        }
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(r: JsonRejection) -> Self {
+        Self::rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for Problem {
+    fn from(r: QueryRejection) -> Self {
+        Self::rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<PathRejection> for Problem {
+    fn from(r: PathRejection) -> Self {
+        // A path that does not parse (a bad id) is a bad request, never a server error.
+        let status = if r.status().is_server_error() {
+            StatusCode::BAD_REQUEST
+        } else {
+            r.status()
+        };
+        Self::rejection(status, r.body_text())
+    }
+}
+
+impl From<MultipartRejection> for Problem {
+    fn from(r: MultipartRejection) -> Self {
+        Self::rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<MultipartError> for Problem {
+    fn from(r: MultipartError) -> Self {
+        Self::rejection(r.status(), r.body_text())
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(&self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<T, Problem>;
+
+/// A JSON request body whose rejections (malformed JSON, wrong types, unknown fields, too large,
+/// wrong content type) are problems.
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct Body<T>(pub T);
+
+/// A query string whose rejections are problems.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct Query<T>(pub T);
+
+/// Path parameters whose rejections (a bad id) are problems.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct Path<T>(pub T);
+
+/// A fallback for unknown routes: a problem, like every other error.
+pub async fn no_route() -> Problem {
+    Problem::not_found("no such endpoint (see /openapi.json)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_4xx_or_5xx_with_a_code() {
+        let cases = [
+            (Error::invalid("x").on_field("limit"), 400, "invalid_input"),
+            (Error::not_found("x"), 404, "not_found"),
+            (Error::conflict("x"), 409, "conflict"),
+            (
+                Error::new(ErrorKind::Unauthorized, "x"),
+                401,
+                "unauthorized",
+            ),
+            (Error::unavailable("x"), 503, "unavailable"),
+            (Error::internal("secret detail"), 500, "internal"),
+        ];
+        for (err, status, code) in cases {
+            let p = Problem::from(err);
+            assert_eq!((p.status, p.code), (status, code));
+        }
+        let p = Problem::from(Error::internal("secret detail"));
+        assert!(
+            !p.detail.contains("secret"),
+            "internal causes are not shown"
+        );
+        let p = Problem::from(Error::invalid("bad").on_field("limit"));
+        assert_eq!(p.field.as_deref(), Some("limit"));
+    }
+}

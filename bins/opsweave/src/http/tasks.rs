@@ -1,0 +1,251 @@
+//! Tasks (focus per horizon, complete, undo), records, search and the graph.
+
+use super::auth::Caller;
+use super::problem::{ApiResult, Path, Problem, Query};
+use super::AppState;
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use opsweave::access::Action;
+use opsweave::{Horizon, Lane, RecordId, Window};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+
+/// The most tasks or hits one request returns.
+const MAX_LIMIT: usize = 1000;
+
+fn limit_of(limit: Option<usize>, default: usize) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(
+            Problem::invalid(format!("limit must be between 1 and {MAX_LIMIT}")).on_field("limit"),
+        );
+    }
+    Ok(limit)
+}
+
+fn id_of(text: &str) -> ApiResult<RecordId> {
+    text.parse::<RecordId>()
+        .map_err(|e| Problem::from(e.on_field("id")))
+}
+
+/// Scope narrowing every read may ask for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TasksQuery {
+    /// today, week, month, later, or past7d (done in the last 7 days).
+    pub horizon: Option<String>,
+    /// Tasks to return (1 to 1000, default 3).
+    pub limit: Option<usize>,
+    /// Rank as of this date or RFC 3339 instant (default: now).
+    pub now: Option<String>,
+    /// Narrow to a client.
+    pub client: Option<String>,
+    /// Narrow to a project.
+    pub project: Option<String>,
+}
+
+/// The top tasks of one horizon, best first, each with the breakdown of its score.
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TasksQuery), security(("key" = [])),
+    responses((status = 200, description = "tasks", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn list_tasks(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<TasksQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
+    let limit = limit_of(q.limit, 3)?;
+    let now = opsweave::parse_now(q.now.as_deref())?;
+    let horizon = q.horizon.as_deref().unwrap_or("today");
+    if horizon == Lane::Past7d.as_str() {
+        let since = now.unwrap_or_else(Utc::now) - chrono::Duration::days(7);
+        let done = state.weave.store().done_since(&scope, since, limit).await?;
+        return Ok(Json(json!({ "horizon": horizon, "tasks": done })));
+    }
+    let horizon: Horizon = horizon
+        .parse()
+        .map_err(|e: opsweave::Error| e.on_field("horizon"))?;
+    let focus = state.weave.focus(&scope, &[horizon], limit, now).await?;
+    Ok(Json(
+        json!({ "horizon": horizon.as_str(), "tasks": focus.get(horizon) }),
+    ))
+}
+
+/// Marks a task done (an event; completing a done task changes nothing).
+#[utoipa::path(post, path = "/api/tasks/{id}/complete", tag = "tasks", security(("key" = [])),
+    params(("id" = String, Path, description = "task id (16 hex digits)")),
+    responses((status = 200, description = "the task", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn complete(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Write)?;
+    let id = id_of(&id)?;
+    let task = state
+        .weave
+        .complete(&caller.scope, id, &caller.name)
+        .await?;
+    Ok(Json(json!(task)))
+}
+
+/// Undoes a task's last status change.
+#[utoipa::path(post, path = "/api/tasks/{id}/undo", tag = "tasks", security(("key" = [])),
+    params(("id" = String, Path, description = "task id (16 hex digits)")),
+    responses((status = 200, description = "the task", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn undo(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Write)?;
+    let id = id_of(&id)?;
+    let task = state.weave.undo(&caller.scope, id, &caller.name).await?;
+    Ok(Json(json!(task)))
+}
+
+/// One record.
+#[utoipa::path(get, path = "/api/records/{id}", tag = "records", security(("key" = [])),
+    params(("id" = String, Path, description = "record id (16 hex digits)")),
+    responses((status = 200, description = "the record", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn record(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let id = id_of(&id)?;
+    let record = state.weave.record(&caller.scope, id).await?;
+    Ok(Json(json!(record)))
+}
+
+/// Full-text search parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Words to look for.
+    pub q: String,
+    /// Hits (1 to 1000, default 10).
+    pub limit: Option<usize>,
+    /// Narrow to a client.
+    pub client: Option<String>,
+    /// Narrow to a project.
+    pub project: Option<String>,
+}
+
+/// Full-text search over titles and bodies.
+#[utoipa::path(get, path = "/api/search", tag = "records", params(SearchQuery), security(("key" = [])),
+    responses((status = 200, description = "hits", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn search(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
+    let limit = limit_of(q.limit, 10)?;
+    if q.q.trim().is_empty() || q.q.len() > 1000 {
+        return Err(Problem::invalid("q must be 1 to 1000 bytes of words").on_field("q"));
+    }
+    let hits = state.weave.search(&scope, &q.q, limit).await?;
+    Ok(Json(json!({ "hits": hits })))
+}
+
+/// Graph parameters and filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GraphQuery {
+    /// week (default) or month.
+    pub window: Option<String>,
+    /// Only nodes from this source kind (see /api/graph/filters).
+    pub source: Option<String>,
+    /// Only nodes in this lane: past7d, today, week, month.
+    pub lane: Option<String>,
+    /// As of this date or RFC 3339 instant (default: now).
+    pub now: Option<String>,
+    /// Narrow to a client.
+    pub client: Option<String>,
+    /// Narrow to a project.
+    pub project: Option<String>,
+}
+
+/// The work graph: nodes in lanes and the links among them, optionally filtered.
+#[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphQuery), security(("key" = [])),
+    responses((status = 200, description = "nodes, edges and lanes", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+pub async fn graph(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(q): Query<GraphQuery>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
+    let window: Window = q
+        .window
+        .as_deref()
+        .unwrap_or("week")
+        .parse()
+        .map_err(|e: opsweave::Error| e.on_field("window"))?;
+    let lane = match q.lane.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Lane::ALL
+                .into_iter()
+                .find(|l| l.as_str() == text)
+                .ok_or_else(|| {
+                    Problem::invalid(format!(
+                        "unknown lane `{text}` (past7d, today, week, month)"
+                    ))
+                    .on_field("lane")
+                })?,
+        ),
+    };
+    let now = opsweave::parse_now(q.now.as_deref())?;
+    let mut graph = state.weave.graph(&scope, window, now).await?;
+    if q.source.is_some() || lane.is_some() {
+        graph.nodes.retain(|n| {
+            q.source.as_deref().is_none_or(|s| n.source_kind == s)
+                && lane.is_none_or(|l| n.lane == l)
+        });
+        let kept: std::collections::HashSet<RecordId> = graph.nodes.iter().map(|n| n.id).collect();
+        graph
+            .edges
+            .retain(|e| kept.contains(&e.from) && kept.contains(&e.to));
+        for ids in graph.lanes.values_mut() {
+            ids.retain(|id| kept.contains(id));
+        }
+        graph
+            .lanes
+            .retain(|l, _| lane.is_none_or(|want| *l == want));
+    }
+    Ok(Json(json!(graph)))
+}
+
+/// What the graph can be filtered by: windows, lanes, and the source kinds and link kinds
+/// present in the caller's month graph.
+#[utoipa::path(get, path = "/api/graph/filters", tag = "graph", security(("key" = [])),
+    responses((status = 200, description = "filter values", body = Object)))]
+pub async fn graph_filters(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Read)?;
+    let graph = state
+        .weave
+        .graph(&caller.scope, Window::Month, None)
+        .await?;
+    let sources: std::collections::BTreeSet<&str> =
+        graph.nodes.iter().map(|n| n.source_kind.as_str()).collect();
+    let links: std::collections::BTreeSet<String> = graph
+        .edges
+        .iter()
+        .map(|e| json!(e.kind).as_str().unwrap_or_default().to_string())
+        .collect();
+    Ok(Json(json!({
+        "windows": ["week", "month"],
+        "lanes": Lane::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+        "sources": sources,
+        "link_kinds": links,
+    })))
+}

@@ -1,0 +1,1183 @@
+//! The HTTP API in-process (`oneshot` on the router) and once over a real socket.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use axum::body::Body as HttpBody;
+use axum::http::{header, Request};
+use http_body_util::BodyExt;
+use opsweave::{Config, Price, PriceBook, Role, Scope, TokenKind, WebhookConfig};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const JIRA: &str = include_str!("../../../../examples/data/jira-search.json");
+const ODOO: &str = include_str!("../../../../examples/data/odoo-crm-lead.csv");
+const SAMPLE_DAY: &str = "2026-11-23";
+const WEBHOOK_SECRET: &str = "whsec-test-only";
+
+struct Server {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    /// Admin of org `acme`.
+    acme: String,
+    /// Admin of org `initech`.
+    initech: String,
+}
+
+impl Server {
+    async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            db: format!("sqlite://{}", dir.path().join("serve.db").display()),
+            ..Config::default()
+        };
+        config.prices = PriceBook::new(vec![Price {
+            model: "text-embedding-3-small".into(),
+            kind: TokenKind::Embedding,
+            usd_per_million: "0.02".parse().unwrap(),
+            from: None,
+        }])
+        .unwrap();
+        config.server.webhooks.insert(
+            "github".into(),
+            WebhookConfig {
+                secret: opsweave::Secret::new(WEBHOOK_SECRET),
+                preset: "github-issue".into(),
+                scope: Scope::org("acme"),
+                replay_window_secs: 300,
+            },
+        );
+        tweak(&mut config);
+        let weave = Weave::open_with(config).await.unwrap();
+        let (acme, _) = weave
+            .create_key("acme admin", Scope::org("acme"), Role::Admin, None)
+            .await
+            .unwrap();
+        let (initech, _) = weave
+            .create_key("initech admin", Scope::org("initech"), Role::Admin, None)
+            .await
+            .unwrap();
+        let state = AppState::new(weave).unwrap();
+        Self {
+            _dir: dir,
+            state,
+            acme,
+            initech,
+        }
+    }
+
+    fn app(&self) -> Router {
+        app(self.state.clone())
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                HttpBody::from(v.to_string())
+            }
+            None => HttpBody::empty(),
+        };
+        self.raw(request.body(body).unwrap()).await
+    }
+
+    async fn raw(&self, request: Request<HttpBody>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let response = self.app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, value)
+    }
+
+    async fn key(&self, admin: &str, role: &str) -> String {
+        let (status, _, body) = self
+            .call(
+                "POST",
+                "/api/keys",
+                Some(admin),
+                Some(json!({ "name": role, "role": role })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["secret"].as_str().unwrap().to_string()
+    }
+
+    /// Runs queued jobs with an in-process worker until `id` is final; returns it.
+    async fn finish_job(&self, key: &str, id: i64) -> Value {
+        let queue = self.state.weave.jobs().unwrap().clone();
+        for _ in 0..100 {
+            if let Some(job) = queue
+                .claim("test-worker", &[], std::time::Duration::from_secs(60))
+                .await
+                .unwrap()
+            {
+                workers::run(&self.state, &*queue, "test-worker", job).await;
+            }
+            let (_, _, job) = self
+                .call("GET", &format!("/api/jobs/{id}"), Some(key), None)
+                .await;
+            if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or_default())
+            {
+                return job;
+            }
+        }
+        panic!("job {id} did not finish");
+    }
+
+    async fn ingest_jira(&self, key: &str) -> Value {
+        let issues: Value = serde_json::from_str::<Value>(JIRA).unwrap()["issues"].clone();
+        let (status, _, job) = self
+            .call(
+                "POST",
+                "/api/ingest",
+                Some(key),
+                Some(json!({ "preset": "jira-issue", "rows": issues, "name": "jira.json" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        let done = self.finish_job(key, job["id"].as_i64().unwrap()).await;
+        assert_eq!(done["status"], "done", "{done}");
+        done
+    }
+
+    async fn first_task(&self, key: &str) -> String {
+        let (status, _, body) = self
+            .call(
+                "GET",
+                &format!("/api/tasks?horizon=today&limit=5&now={SAMPLE_DAY}"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["tasks"][0]["id"]
+            .as_str()
+            .expect("a task today")
+            .to_string()
+    }
+}
+
+fn assert_problem(
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], want.as_u16(), "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap_or_default().is_empty(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn health_ready_metrics_openapi_and_docs() {
+    let s = Server::start(|_| {}).await;
+    let (status, headers, body) = s.call("GET", "/healthz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    assert!(
+        headers.contains_key("x-request-id"),
+        "a request id is made when none is sent"
+    );
+    let (status, _, _) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, spec) = s.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/tasks",
+        "/api/jobs/{id}/events",
+        "/api/usage",
+        "/api/ingest",
+        "/api/webhooks/{source}",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+    let (status, _, page) = s.call("GET", "/docs", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.as_str().unwrap_or_default().contains("openapi"),
+        "docs page embeds the spec"
+    );
+    let (status, _, text) = s.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    assert!(
+        text.contains("opsweave_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/readyz\""), "{text}");
+
+    // A request id sent in comes back out.
+    let request = Request::get("/healthz")
+        .header("x-request-id", "abc-123")
+        .body(HttpBody::empty())
+        .unwrap();
+    let (_, headers, _) = s.raw(request).await;
+    assert_eq!(headers["x-request-id"], "abc-123");
+}
+
+/// A key store that cannot be reached: what readiness sees when the database is down.
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl opsweave::KeyStore for Unreachable {
+    async fn create_key(&self, _: opsweave::NewApiKey) -> opsweave::Result<opsweave::ApiKey> {
+        Err(opsweave::Error::unavailable("database down"))
+    }
+    async fn key_by_hash(&self, _: &str) -> opsweave::Result<Option<opsweave::ApiKey>> {
+        Err(opsweave::Error::unavailable("database down"))
+    }
+    async fn keys(&self, _: &str) -> opsweave::Result<Vec<opsweave::ApiKey>> {
+        Err(opsweave::Error::unavailable("database down"))
+    }
+    async fn revoke_key(&self, _: &str, _: opsweave::KeyId) -> opsweave::Result<opsweave::ApiKey> {
+        Err(opsweave::Error::unavailable("database down"))
+    }
+    async fn key_count(&self) -> opsweave::Result<u64> {
+        Err(opsweave::Error::unavailable("database down"))
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_store_does_not_answer() {
+    let s = Server::start(|_| {}).await;
+    let weave = s
+        .state
+        .weave
+        .clone()
+        .with_key_store(std::sync::Arc::new(Unreachable));
+    let down = Server {
+        state: AppState::new(weave).unwrap(),
+        ..s
+    };
+    let (status, headers, body) = down.call("GET", "/readyz", None, None).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+    );
+    let (status, headers, body) = down.call("GET", "/api/tasks", Some(&down.acme), None).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    );
+}
+
+#[tokio::test]
+async fn keys_roles_and_dev_mode() {
+    let s = Server::start(|_| {}).await;
+    let (status, headers, body) = s.call("GET", "/api/tasks", None, None).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    let fake = format!("ow_{}", "0".repeat(64));
+    let (status, headers, body) = s.call("GET", "/api/tasks", Some(&fake), None).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert!(!body.to_string().contains(&fake), "the key is never echoed");
+    let (status, _, _) = s.call("GET", "/api/tasks", Some("not-a-key"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Dev mode is off: the header is ignored.
+    let request = Request::get("/api/tasks")
+        .header("x-dev-user", "ann")
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, _, _) = s.raw(request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    s.ingest_jira(&s.acme).await;
+    let task = s.first_task(&s.acme).await;
+    let viewer = s.key(&s.acme, "viewer").await;
+    let (status, _, _) = s
+        .call("GET", &format!("/api/records/{task}"), Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, body) = s
+        .call(
+            "POST",
+            &format!("/api/tasks/{task}/complete"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_problem(status, &headers, &body, StatusCode::FORBIDDEN, "forbidden");
+    let (status, _, _) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&viewer),
+            Some(json!({"name": "x", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only admins make keys");
+
+    // Listing shows no secrets; revoking stops a key at once.
+    let member = s.key(&s.acme, "member").await;
+    let (_, _, list) = s.call("GET", "/api/keys", Some(&s.acme), None).await;
+    assert!(
+        !list.to_string().contains(&member),
+        "secrets are shown once only"
+    );
+    let id = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "member")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _, _) = s.call("GET", "/api/tasks", Some(&member), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = s
+        .call(
+            "POST",
+            &format!("/api/keys/{id}/revoke"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = s.call("GET", "/api/tasks", Some(&member), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    // Expired keys are refused too.
+    let (status, _, made) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&s.acme),
+            Some(json!({"name": "old", "role": "member", "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, body) = s
+        .call(
+            "GET",
+            "/api/tasks",
+            Some(made["secret"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    // With dev mode on, X-Dev-User acts as admin of the dev org.
+    let dev = Server::start(|c| {
+        c.server.dev_mode = true;
+        c.server.dev_org = "acme".into();
+    })
+    .await;
+    let request = Request::get("/api/jobs")
+        .header("x-dev-user", "ann")
+        .body(HttpBody::empty())
+        .unwrap();
+    let (status, _, body) = dev.raw(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn tasks_complete_undo_records_search_and_graph() {
+    let s = Server::start(|_| {}).await;
+    let job = s.ingest_jira(&s.acme).await;
+    assert_eq!(job["progress"], 1.0);
+    assert!(
+        job["message"].as_str().unwrap().contains("\"inserted\":8"),
+        "{job}"
+    );
+    let (status, _, body) = s
+        .call(
+            "GET",
+            &format!("/api/tasks?horizon=week&limit=3&now={SAMPLE_DAY}"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["tasks"].as_array().unwrap().len() <= 3);
+
+    let task = s.first_task(&s.acme).await;
+    let (status, _, done) = s
+        .call(
+            "POST",
+            &format!("/api/tasks/{task}/complete"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, done["status"].as_str()),
+        (StatusCode::OK, Some("done")),
+        "{done}"
+    );
+    let (_, _, past) = s
+        .call("GET", "/api/tasks?horizon=past7d", Some(&s.acme), None)
+        .await;
+    assert!(
+        past["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == task.as_str()),
+        "{past}"
+    );
+    let (status, _, undone) = s
+        .call(
+            "POST",
+            &format!("/api/tasks/{task}/undo"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(undone["status"], "done", "{undone}");
+
+    let (status, _, record) = s
+        .call("GET", &format!("/api/records/{task}"), Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(record["id"], task.as_str());
+    let (status, _, hits) = s
+        .call("GET", "/api/search?q=cutover", Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!hits["hits"].as_array().unwrap().is_empty(), "{hits}");
+
+    let (status, _, graph) = s
+        .call(
+            "GET",
+            &format!("/api/graph?window=month&now={SAMPLE_DAY}"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let all = graph["nodes"].as_array().unwrap().len();
+    assert!(all > 0, "{graph}");
+    let (_, _, filtered) = s
+        .call(
+            "GET",
+            &format!("/api/graph?window=month&lane=today&now={SAMPLE_DAY}"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert!(
+        filtered["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["lane"] == "today"),
+        "{filtered}"
+    );
+    let (status, _, filters) = s
+        .call("GET", "/api/graph/filters", Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(filters["windows"], json!(["week", "month"]));
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
+    let s = Server::start(|c| c.server.max_body_bytes = 64 * 1024).await;
+    let json_request = |uri: &str, body: &str| {
+        Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(HttpBody::from(body.to_string()))
+            .unwrap()
+    };
+    let cases: Vec<(Request<HttpBody>, StatusCode, &str)> = vec![
+        (
+            json_request("/api/jobs", "{\"kind\": "),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            json_request("/api/jobs", "{\"kind\": \"embed\", \"colour\": 1}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json_request("/api/jobs", "{\"kind\": 7}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            json_request("/api/jobs", "{\"kind\": \"\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request(
+                "/api/jobs",
+                &format!(
+                    "{{\"kind\": \"x\", \"payload\": \"{}\"}}",
+                    "a".repeat(100_000)
+                ),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            json_request("/api/ingest", "{\"preset\": \"nope\", \"rows\": []}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request("/api/ingest", "{\"preset\": \"jira-issue\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request(
+                "/api/ingest",
+                "{\"preset\": \"jira-issue\", \"content\": \"x\", \"format\": \"xml\"}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request(
+                "/api/usage/events",
+                "{\"events\": [{\"operation\": \"embed\", \"model\": \"\"}]}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request("/api/match/runs", "{\"preset\": \"nope\"}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request("/api/tasks/zzz/complete", ""),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request("/api/jobs/abc/cancel", ""),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            Request::post("/api/jobs")
+                .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+                .body(HttpBody::from("{}"))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for (request, want, code) in cases {
+        let uri = request.uri().to_string();
+        let (status, headers, body) = s.raw(request).await;
+        assert_eq!(status, want, "{uri}: {body}");
+        assert_problem(status, &headers, &body, want, code);
+    }
+    for (uri, code) in [
+        ("/api/tasks?horizon=someday", "invalid_input"),
+        ("/api/tasks?limit=0", "invalid_input"),
+        ("/api/tasks?limit=-1", "malformed_request"),
+        ("/api/tasks?colour=red", "malformed_request"),
+        ("/api/search?q=", "invalid_input"),
+        ("/api/jobs?status=later", "invalid_input"),
+        ("/api/usage?group_by=planet", "invalid_input"),
+        ("/api/usage?from=yesterday", "invalid_input"),
+        ("/api/records/ffffffffffffffffff", "invalid_input"),
+        ("/api/graph?window=year", "invalid_input"),
+    ] {
+        let (status, headers, body) = s.call("GET", uri, Some(&s.acme), None).await;
+        assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST, code);
+    }
+    let (status, headers, body) = s.call("GET", "/api/nowhere", Some(&s.acme), None).await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, headers, body) = s
+        .call("GET", "/api/records/00000000000000ff", Some(&s.acme), None)
+        .await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+
+    // Nothing was queued or recorded by any of it.
+    let (_, _, jobs) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+    assert_eq!(jobs["jobs"], json!([]), "{jobs}");
+    let (_, _, usage) = s
+        .call("GET", "/api/usage?group_by=org", Some(&s.acme), None)
+        .await;
+    assert_eq!(usage["totals"], json!([]), "{usage}");
+}
+
+#[tokio::test]
+async fn org_a_cannot_read_change_or_detect_org_b() {
+    let s = Server::start(|_| {}).await;
+    s.ingest_jira(&s.acme).await;
+    let task = s.first_task(&s.acme).await;
+    let (_, _, job) = s
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&s.acme),
+            Some(json!({"kind": "agent", "payload": {"q": 1}})),
+        )
+        .await;
+    let job = job["id"].as_i64().unwrap();
+    let b = s.initech.clone();
+
+    // Another org's ids answer exactly like ids that do not exist.
+    for (method, uri) in [
+        ("GET", format!("/api/records/{task}")),
+        ("POST", format!("/api/tasks/{task}/complete")),
+        ("POST", format!("/api/tasks/{task}/undo")),
+    ] {
+        let (status, headers, body) = s.call(method, &uri, Some(&b), None).await;
+        assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+        let missing = s
+            .call(
+                method,
+                &uri.replace(&task, "0000000000000001"),
+                Some(&b),
+                None,
+            )
+            .await;
+        assert_eq!(
+            body["detail"].as_str().map(|d| d.replace(&task, "ID")),
+            missing.2["detail"]
+                .as_str()
+                .map(|d| d.replace("0000000000000001", "ID")),
+            "{uri}: another org's id reads like a missing one"
+        );
+    }
+    for (method, uri) in [
+        ("GET", format!("/api/jobs/{job}")),
+        ("POST", format!("/api/jobs/{job}/cancel")),
+        ("GET", format!("/api/jobs/{job}/events")),
+    ] {
+        let (status, headers, body) = s.call(method, &uri, Some(&b), None).await;
+        assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+    }
+    let (_, _, hits) = s.call("GET", "/api/search?q=cutover", Some(&b), None).await;
+    assert_eq!(hits["hits"], json!([]));
+    let (_, _, tasks) = s
+        .call(
+            "GET",
+            &format!("/api/tasks?horizon=today&now={SAMPLE_DAY}"),
+            Some(&b),
+            None,
+        )
+        .await;
+    assert_eq!(tasks["tasks"], json!([]));
+    let (_, _, jobs) = s.call("GET", "/api/jobs", Some(&b), None).await;
+    assert_eq!(jobs["jobs"], json!([]));
+    let (_, _, keys) = s.call("GET", "/api/keys", Some(&b), None).await;
+    assert_eq!(
+        keys["keys"].as_array().unwrap().len(),
+        1,
+        "only its own key: {keys}"
+    );
+    let acme_key_id = s.state.weave.list_keys("acme").await.unwrap()[0].id;
+    let (status, _, _) = s
+        .call(
+            "POST",
+            &format!("/api/keys/{acme_key_id}/revoke"),
+            Some(&b),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // And nothing of org A changed.
+    let (_, _, record) = s
+        .call(
+            "GET",
+            &format!("/api/tasks?horizon=today&limit=5&now={SAMPLE_DAY}"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(record["tasks"][0]["id"], task.as_str());
+    let (_, _, still) = s
+        .call("GET", &format!("/api/jobs/{job}"), Some(&s.acme), None)
+        .await;
+    assert_eq!(still["status"], "queued");
+    let (status, _, _) = s.call("GET", "/api/tasks", Some(&s.acme), None).await;
+    assert_eq!(status, StatusCode::OK, "org A's key still works");
+
+    // A key limited to a client cannot widen to another client.
+    let (_, _, made) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&s.acme),
+            Some(json!({"name": "globex only", "role": "viewer", "client": "globex"})),
+        )
+        .await;
+    let narrow = made["secret"].as_str().unwrap().to_string();
+    let (status, _, _) = s
+        .call("GET", "/api/tasks?client=initech", Some(&narrow), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, none) = s
+        .call("GET", &format!("/api/records/{task}"), Some(&narrow), None)
+        .await;
+    assert_eq!(
+        none["code"], "not_found",
+        "the unscoped record is outside the client: {none}"
+    );
+}
+
+#[tokio::test]
+async fn jobs_are_idempotent_listed_cancelled_and_streamed() {
+    let s = Server::start(|_| {}).await;
+    let body =
+        json!({"kind": "agent", "payload": {"task": "summarise"}, "idempotency_key": "run-1"});
+    let (status, _, first) = s
+        .call("POST", "/api/jobs", Some(&s.acme), Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (_, _, again) = s.call("POST", "/api/jobs", Some(&s.acme), Some(body)).await;
+    assert_eq!(
+        first["id"], again["id"],
+        "the same key returns the same job"
+    );
+    let (_, _, queued) = s
+        .call("GET", "/api/jobs?status=queued", Some(&s.acme), None)
+        .await;
+    assert_eq!(queued["jobs"].as_array().unwrap().len(), 1);
+    let id = first["id"].as_i64().unwrap();
+    let (status, _, cancelled) = s
+        .call(
+            "POST",
+            &format!("/api/jobs/{id}/cancel"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (_, _, queued) = s
+        .call("GET", "/api/jobs?status=queued", Some(&s.acme), None)
+        .await;
+    assert_eq!(queued["jobs"], json!([]));
+    let (_, _, stream) = s
+        .call(
+            "GET",
+            &format!("/api/jobs/{id}/events"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    let stream = stream.as_str().unwrap().to_string();
+    assert!(stream.contains("event: cancelled"), "{stream}");
+
+    // An ingest followed live: queued, running with progress, done.
+    let (_, _, job) = s
+        .call(
+            "POST",
+            "/api/ingest",
+            Some(&s.acme),
+            Some(json!({"preset": "odoo-crm-lead", "content": ODOO, "name": "odoo.csv"})),
+        )
+        .await;
+    let id = job["id"].as_i64().unwrap();
+    let request = Request::get(format!("/api/jobs/{id}/events"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+        .body(HttpBody::empty())
+        .unwrap();
+    let response = s.app().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("event: queued"),
+        "the first state arrives before the job runs"
+    );
+    let job = s.finish_job(&s.acme, id).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let rest = body.collect().await.unwrap().to_bytes();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("event: done"), "{rest}");
+    assert!(rest.contains("\"percent\":100.0"), "{rest}");
+}
+
+#[tokio::test]
+async fn usage_is_reported_by_services_and_summed_with_cost() {
+    let s = Server::start(|_| {}).await;
+    let service = s.key(&s.acme, "service").await;
+    let member = s.key(&s.acme, "member").await;
+    let events = json!({"events": [
+        {"operation": "embed", "model": "text-embedding-3-small", "embedding_tokens": 1500000, "latency_ms": 120, "client": "globex", "at": "2026-11-20T10:00:00Z"},
+        {"operation": "embed", "model": "text-embedding-3-small", "embedding_tokens": 500000, "latency_ms": 80, "at": "2026-11-21T10:00:00Z"},
+        {"operation": "chat", "model": "local-llm", "input_tokens": 100, "output_tokens": 20, "at": "2026-11-21T11:00:00Z"}
+    ]});
+    let (status, _, _) = s
+        .call(
+            "POST",
+            "/api/usage/events",
+            Some(&member),
+            Some(events.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "members do not report usage");
+    let (status, _, body) = s
+        .call(
+            "POST",
+            "/api/usage/events",
+            Some(&service),
+            Some(events.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Another org's usage stays its own.
+    let (status, _, _) = s
+        .call("POST", "/api/usage/events", Some(&s.initech), Some(events))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, _, by_model) = s
+        .call(
+            "GET",
+            "/api/usage?from=2026-11-01&to=2026-12-01&group_by=model",
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_model}");
+    let totals = by_model["totals"].as_array().unwrap();
+    assert_eq!(totals.len(), 2, "{by_model}");
+    let embed = totals
+        .iter()
+        .find(|t| t["model"] == "text-embedding-3-small")
+        .unwrap();
+    assert_eq!(embed["embedding_tokens"], 2_000_000);
+    assert_eq!(embed["calls"], 2);
+    assert_eq!(embed["cost_usd"], "0.04");
+    let chat = totals.iter().find(|t| t["model"] == "local-llm").unwrap();
+    assert_eq!(
+        chat["cost_usd"],
+        Value::Null,
+        "no price for local-llm: {chat}"
+    );
+
+    let (_, _, by_client) = s
+        .call(
+            "GET",
+            "/api/usage?from=2026-11-01&to=2026-12-01&group_by=client",
+            Some(&member),
+            None,
+        )
+        .await;
+    let keys: Vec<_> = by_client["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, vec!["", "", "globex"], "{by_client}");
+    let (_, _, globex) = s
+        .call(
+            "GET",
+            "/api/usage?from=2026-11-01&to=2026-12-01&group_by=org&client=globex",
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(
+        globex["totals"][0]["embedding_tokens"], 1_500_000,
+        "{globex}"
+    );
+}
+
+#[tokio::test]
+async fn webhooks_need_a_fresh_valid_signature() {
+    let s = Server::start(|_| {}).await;
+    let body = json!([{"id": 9001, "number": 42, "title": "Webhook issue", "state": "open", "html_url": "https://github.example/acme/x/issues/42",
+        "body": "from a webhook", "created_at": "2026-11-20T10:00:00Z", "updated_at": "2026-11-21T10:00:00Z", "labels": [], "user": {"login": "octo"}}])
+    .to_string();
+    let post = |signature: Option<String>, source: &str| {
+        let mut request = Request::post(format!("/api/webhooks/{source}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(sig) = signature {
+            request = request.header(webhooks::SIGNATURE_HEADER, sig);
+        }
+        request.body(HttpBody::from(body.clone())).unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let good = webhooks::sign(WEBHOOK_SECRET, now, body.as_bytes());
+    let (status, _, report) = s.raw(post(Some(good.clone()), "github")).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["inserted"].as_u64().unwrap() + report["unchanged"].as_u64().unwrap(),
+        1,
+        "{report}"
+    );
+    let (status, headers, problem) = s.raw(post(Some(good), "github")).await;
+    assert_problem(status, &headers, &problem, StatusCode::CONFLICT, "replayed");
+    let (status, headers, problem) = s
+        .raw(post(
+            Some(webhooks::sign("wrong", now + 1, body.as_bytes())),
+            "github",
+        ))
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+    );
+    let (status, headers, problem) = s
+        .raw(post(
+            Some(webhooks::sign(WEBHOOK_SECRET, now - 3600, body.as_bytes())),
+            "github",
+        ))
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::UNAUTHORIZED,
+        "signature_expired",
+    );
+    let (status, headers, problem) = s.raw(post(None, "github")).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let (status, headers, problem) = s.raw(post(Some("t=1,v1=zz".into()), "github")).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let (status, headers, problem) = s
+        .raw(post(
+            Some(webhooks::sign(WEBHOOK_SECRET, now, body.as_bytes())),
+            "jira",
+        ))
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, _, hits) = s
+        .call("GET", "/api/search?q=webhook", Some(&s.acme), None)
+        .await;
+    assert_eq!(hits["hits"].as_array().unwrap().len(), 1, "{hits}");
+}
+
+#[tokio::test]
+async fn match_runs_are_jobs_and_review_decisions_need_a_pair() {
+    let s = Server::start(|_| {}).await;
+    s.ingest_jira(&s.acme).await;
+    let (status, _, job) = s
+        .call(
+            "POST",
+            "/api/match/runs",
+            Some(&s.acme),
+            Some(json!({"preset": "task-dedupe"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = s.finish_job(&s.acme, job["id"].as_i64().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let (status, _, review) = s
+        .call(
+            "GET",
+            "/api/match/review?resolver=task-dedupe",
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{review}");
+    let (status, headers, body) = s
+        .call("POST", "/api/match/review/accept", Some(&s.acme), Some(json!({"resolver": "task-dedupe", "left": "0000000000000001", "right": "0000000000000002"})))
+        .await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let s = Server::start(|c| c.server.rate_limit_per_minute = 10).await;
+    let mut limited = None;
+    for _ in 0..30 {
+        let (status, headers, body) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((headers, body));
+            break;
+        }
+    }
+    let (headers, body) = limited.expect("the limit is reached within 30 requests");
+    assert_eq!(body["code"], "rate_limited");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    let (status, _, _) = s.call("GET", "/api/jobs", Some(&s.initech), None).await;
+    assert_eq!(status, StatusCode::OK, "limits are per key");
+}
+
+/// Over a real socket, with the server's own workers: upload a file, follow the job's events to
+/// the end, see the tasks, complete and undo one, and read usage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_over_a_socket() {
+    let s = Server::start(|_| {}).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio::sync::watch::channel(false);
+    let workers = workers::spawn(s.state.clone(), 1, stop.1.clone());
+    let app = s.app();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {}", s.acme);
+
+    let boundary = "opsweave-test-boundary";
+    let mut form = String::new();
+    form.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"preset\"\r\n\r\nodoo-crm-lead\r\n"
+    ));
+    form.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"odoo.csv\"\r\nContent-Type: text/csv\r\n\r\n{ODOO}\r\n"));
+    form.push_str(&format!("--{boundary}--\r\n"));
+    let job: Value = client
+        .post(format!("{base}/api/ingest"))
+        .header("authorization", &auth)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_i64().unwrap_or_else(|| panic!("{job}"));
+
+    let mut events = client
+        .get(format!("{base}/api/jobs/{id}/events"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let mut chunks = 0;
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(30), events.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        chunks += 1;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: done"), "{seen}");
+    assert!(
+        chunks >= 2,
+        "states arrive as they happen, not in one piece: {seen}"
+    );
+
+    let tasks: Value = client
+        .get(format!("{base}/api/tasks?horizon=today&now={SAMPLE_DAY}"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = tasks["tasks"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{tasks}"))
+        .to_string();
+    for (action, want) in [("complete", "done"), ("undo", "todo")] {
+        let response = client
+            .post(format!("{base}/api/tasks/{task}/{action}"))
+            .header("authorization", &auth)
+            .header("x-request-id", format!("e2e-{action}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["x-request-id"],
+            format!("e2e-{action}").as_str()
+        );
+        let body: Value = response.json().await.unwrap();
+        if action == "complete" {
+            assert_eq!(body["status"], want, "{body}");
+        } else {
+            assert_ne!(body["status"], "done", "{body}");
+        }
+    }
+    // No embedding model is configured in this test, so no model calls were metered; the
+    // aggregate answers with an empty list rather than failing.
+    let usage: Value = client
+        .get(format!("{base}/api/usage?group_by=model"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(usage["totals"].is_array(), "{usage}");
+
+    let _ = stop.0.send(true);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    server.abort();
+}

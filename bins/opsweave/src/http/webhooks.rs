@@ -1,0 +1,150 @@
+//! Webhooks: `POST /api/webhooks/{source}` with `X-Opsweave-Signature: t=UNIX,v1=HEX`, where HEX
+//! is HMAC-SHA256 of `"{t}.{body}"` under the source's secret. Signatures older than the replay
+//! window, or seen before inside it, are refused; the payload (an object or an array of them) is
+//! ingested with the source's preset into its configured scope.
+
+use super::problem::{ApiResult, Path, Problem};
+use super::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "x-opsweave-signature";
+
+/// Signatures accepted recently, kept until their window ends (per process: a replay to another
+/// process behind a load balancer is still bounded by the window).
+#[derive(Debug, Default)]
+pub struct SeenSignatures(Mutex<HashMap<String, i64>>);
+
+impl SeenSignatures {
+    /// True the first time `signature` is offered before `expires` (unix seconds).
+    fn first_use(&self, signature: &str, now: i64, expires: i64) -> bool {
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.retain(|_, until| *until >= now);
+        seen.insert(signature.to_string(), expires).is_none()
+    }
+}
+
+/// The signature a sender computes for `body` at unix time `t` (for clients and tests).
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={hex}")
+}
+
+fn parse_signature(header: &str) -> Option<(i64, Vec<u8>)> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) if value.len() == 64 => {
+                v1 = (0..64)
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&value[i..i + 2], 16).ok())
+                    .collect::<Option<Vec<u8>>>();
+            }
+            _ => {}
+        }
+    }
+    Some((t?, v1?))
+}
+
+/// Receives a signed webhook and ingests its payload.
+#[utoipa::path(post, path = "/api/webhooks/{source}", tag = "ingest",
+    params(("source" = String, Path, description = "a configured webhook source"),
+           ("X-Opsweave-Signature" = String, Header, description = "t=UNIX,v1=HEX (HMAC-SHA256 of `{t}.{body}`)")),
+    request_body(content = Object, description = "an item or an array of items"),
+    responses((status = 200, description = "ingest report", body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let hook = state
+        .webhooks
+        .get(&source)
+        .ok_or_else(|| Problem::not_found(format!("no webhook source `{source}`")))?;
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Problem::unauthorized("missing X-Opsweave-Signature header"))?;
+    let (t, given) = parse_signature(header).ok_or_else(|| {
+        Problem::unauthorized("malformed X-Opsweave-Signature (expected t=UNIX,v1=64 hex digits)")
+    })?;
+    let now = chrono::Utc::now().timestamp();
+    let window = i64::try_from(hook.replay_window_secs).unwrap_or(i64::MAX);
+    if (now - t).abs() > window {
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_expired",
+            "Signature expired",
+            format!("the signature's timestamp is outside the {window} s replay window"),
+        ));
+    }
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(hook.secret.expose().as_bytes())
+        .map_err(|_| Problem::from(opsweave::Error::internal("webhook secret unusable")))?;
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    // Constant-time comparison.
+    mac.verify_slice(&given).map_err(|_| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "Bad signature",
+            "the signature does not match the body",
+        )
+    })?;
+    if !state.seen_signatures.first_use(header, now, t + window) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "replayed",
+            "Replayed",
+            "this signature was already used",
+        ));
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}")))?;
+    let rows = match payload {
+        Value::Array(items) => items,
+        item @ Value::Object(_) => vec![item],
+        _ => {
+            return Err(Problem::invalid(
+                "the body must be a JSON object or an array of objects",
+            ))
+        }
+    };
+    let mapping = opsweave::preset(&hook.preset)?;
+    let report = state
+        .weave
+        .ingest_rows(rows, &format!("webhook:{source}"), &mapping, &hook.scope)
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected,
+        })),
+    ))
+}

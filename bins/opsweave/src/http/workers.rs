@@ -1,0 +1,192 @@
+//! In-process workers: claim `ingest` and `match` jobs from the store's queue, run them with
+//! progress heartbeats, and complete or fail them. A cancelled job loses its lease; the next
+//! heartbeat sees that and the run is dropped.
+
+use super::jobs::{IngestPayload, INGEST_JOB, MATCH_JOB};
+use super::AppState;
+use base64::Engine as _;
+use opsweave::{Error, IngestProgress, Job, JobQueue, Progress, Result};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long a worker holds a job between heartbeats before another may take it.
+const LEASE: Duration = Duration::from_secs(60);
+/// How often a running job reports progress (and learns of cancellation).
+const BEAT: Duration = Duration::from_millis(200);
+/// The longest a worker sleeps when the queue is empty (a local enqueue wakes it sooner).
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Starts `count` workers; they stop when `stop` turns true.
+pub fn spawn(state: AppState, count: usize, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let Some(queue) = state.weave.jobs().cloned() else {
+        return Vec::new();
+    };
+    (0..count)
+        .map(|n| {
+            let state = state.clone();
+            let queue = queue.clone();
+            let mut stop = stop.clone();
+            let name = format!("serve-{}-{n}", std::process::id());
+            tokio::spawn(async move {
+                let kinds = [INGEST_JOB.to_string(), MATCH_JOB.to_string()];
+                while !*stop.borrow() {
+                    match queue.claim(&name, &kinds, LEASE).await {
+                        Ok(Some(job)) => run(&state, &*queue, &name, job).await,
+                        Ok(None) => {
+                            tokio::select! {
+                                _ = state.job_queued.notified() => {}
+                                _ = tokio::time::sleep(IDLE) => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(worker = %name, error = %e, "claim failed");
+                            tokio::time::sleep(IDLE).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Runs one claimed job to its end.
+pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job) {
+    let started = Instant::now();
+    let progress = Arc::new(IngestProgress::default());
+    let total = total_bytes(&job);
+    let work = execute(state, &job, progress.clone());
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval(BEAT);
+    let outcome = loop {
+        tokio::select! {
+            result = &mut work => break Some(result),
+            _ = beat.tick() => {
+                let report = match total {
+                    Some(total) if total > 0 => {
+                        let read = progress.bytes.load(Ordering::Relaxed);
+                        // Reading is most of an ingest; storing the last batch is the rest.
+                        let fraction = (read as f64 / total as f64).min(1.0) * 0.95;
+                        Progress::new(fraction, format!("{} items", progress.items.load(Ordering::Relaxed)))
+                    }
+                    _ => Progress::new(0.0, format!("{} items", progress.items.load(Ordering::Relaxed))),
+                };
+                if let Err(e) = queue.heartbeat(job.id, worker, LEASE, Some(report)).await {
+                    if e.kind() == opsweave::ErrorKind::Conflict {
+                        tracing::info!(job = %job.id, "job cancelled or taken over; stopping");
+                        break None;
+                    }
+                    tracing::warn!(job = %job.id, error = %e, "heartbeat failed");
+                }
+            }
+        }
+    };
+    let status = match outcome {
+        None => "cancelled",
+        Some(Ok(summary)) => {
+            let finish = async {
+                queue
+                    .heartbeat(job.id, worker, LEASE, Some(Progress::new(1.0, summary)))
+                    .await?;
+                queue.complete(job.id, worker).await
+            };
+            match finish.await {
+                Ok(_) => "done",
+                Err(e) => {
+                    tracing::warn!(job = %job.id, error = %e, "completing failed");
+                    "lost"
+                }
+            }
+        }
+        Some(Err(e)) => {
+            // The message is the caller's own input error or a store failure; never a secret.
+            match queue.fail(job.id, worker, &e.to_string()).await {
+                Ok(job) if job.status == opsweave::JobStatus::Failed => "failed",
+                Ok(_) => "retrying",
+                Err(_) => "lost",
+            }
+        }
+    };
+    state
+        .metrics
+        .job_seconds
+        .with_label_values(&[job.kind.as_str(), status])
+        .observe(started.elapsed().as_secs_f64());
+}
+
+fn total_bytes(job: &Job) -> Option<u64> {
+    let b64 = job.payload.get("content_b64")?.as_str()?;
+    Some(b64.len() as u64 / 4 * 3)
+}
+
+/// Does the job's work; the text is its summary.
+async fn execute(state: &AppState, job: &Job, progress: Arc<IngestProgress>) -> Result<String> {
+    match job.kind.as_str() {
+        INGEST_JOB => {
+            let payload: IngestPayload = serde_json::from_value(job.payload.clone())
+                .map_err(|e| Error::invalid(format!("ingest job payload: {e}")))?;
+            let report = match (payload.rows, payload.content_b64) {
+                (Some(rows), _) => {
+                    state
+                        .weave
+                        .ingest_rows(rows, &payload.name, &payload.mapping, &job.scope)
+                        .await?
+                }
+                (None, Some(b64)) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|e| Error::invalid(format!("ingest job content: {e}")))?;
+                    let format = payload.format.ok_or_else(|| {
+                        Error::invalid("ingest job has no format").on_field("format")
+                    })?;
+                    state
+                        .weave
+                        .ingest_reader(
+                            std::io::Cursor::new(bytes),
+                            &payload.name,
+                            format,
+                            &payload.mapping,
+                            &job.scope,
+                            Some(progress),
+                        )
+                        .await?
+                }
+                (None, None) => return Err(Error::invalid("ingest job has no rows or content")),
+            };
+            Ok(serde_json::json!({
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "rejected": report.rejected_total,
+                "rejections": report.rejected.iter().take(20).collect::<Vec<_>>(),
+            })
+            .to_string())
+        }
+        MATCH_JOB => {
+            let preset = job
+                .payload
+                .get("preset")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| {
+                    Error::invalid("match job payload needs a preset").on_field("preset")
+                })?;
+            let incremental = job
+                .payload
+                .get("incremental")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false);
+            let resolver = opsweave::matching::resolver_preset(preset)?;
+            let report = state
+                .weave
+                .resolve(&job.scope, &resolver, incremental)
+                .await?;
+            Ok(serde_json::to_string(&report).unwrap_or_default())
+        }
+        other => Err(Error::invalid(format!(
+            "no worker here runs `{other}` jobs"
+        ))),
+    }
+}
