@@ -59,9 +59,12 @@ impl Redis {
 
     /// A handle on `url` that connects on first use (and again after a lost connection), so a
     /// process starts even while Redis is down; calls fail with `Unavailable` until it is back.
+    ///
+    /// A `prefix=NAME` query parameter puts the keys under `{NAME}` (see [`Self::with_prefix`]).
     pub fn lazy(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::invalid(format!("redis URL `{}`: {e}", mask_password(url))).on_field("redis")
+        let (url, prefix) = split_prefix(url);
+        let client = redis::Client::open(url.as_str()).map_err(|e| {
+            Error::invalid(format!("redis URL `{}`: {e}", mask_password(&url))).on_field("redis")
         })?;
         // Short timeouts and few retries: a cache or limiter that waits long for a dead server
         // is worse than none. The manager keeps reconnecting in the background.
@@ -72,12 +75,16 @@ impl Redis {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| map("open a connection", e))?;
-        Ok(Self {
+        let redis = Self {
             client,
             conn,
             prefix: format!("{{{DEFAULT_PREFIX}}}"),
-            url: mask_password(url),
-        })
+            url: mask_password(&url),
+        };
+        match prefix {
+            Some(prefix) => redis.with_prefix(&prefix),
+            None => Ok(redis),
+        }
     }
 
     /// The same server with keys under `{prefix}` (several queues or tenants on one Redis).
@@ -135,6 +142,29 @@ impl Redis {
     }
 }
 
+/// `url` without its `prefix=` query parameter, and that parameter's value.
+fn split_prefix(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut prefix = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("prefix=") {
+            Some(value) => {
+                prefix = Some(value.to_string());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_string(), prefix)
+    } else {
+        (format!("{base}?{}", rest.join("&")), prefix)
+    }
+}
+
 /// `url` with the password (if any) replaced by `***`, for messages and logs.
 pub fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -178,6 +208,9 @@ mod tests {
         assert_eq!(err.kind(), opsweave_core::ErrorKind::InvalidInput);
         let redis = Redis::lazy("redis://127.0.0.1:1").unwrap();
         let err = redis.with_prefix("a{b").unwrap_err();
+        let named = Redis::lazy("redis://127.0.0.1:1/0?prefix=jobs-a").unwrap();
+        assert_eq!(named.key("x"), "{jobs-a}:x");
+        assert_eq!(named.url(), "redis://127.0.0.1:1/0");
         assert_eq!(err.location().field.as_deref(), Some("prefix"));
     }
 }

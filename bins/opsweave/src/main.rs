@@ -6,6 +6,7 @@ mod eval;
 mod http;
 mod output;
 mod resolving;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use opsweave::{
@@ -33,6 +34,12 @@ struct Cli {
     /// Narrow the scope to a project
     #[arg(long, global = true, env = "OPSWEAVE_PROJECT")]
     project: Option<String>,
+    /// Shared cache on Redis (redis://…) [default: none]
+    #[arg(long, global = true, env = "OPSWEAVE_REDIS")]
+    cache: Option<String>,
+    /// Job queue when it is not the database's own (redis://…, postgres://…, sqlite://…)
+    #[arg(long, global = true, env = "OPSWEAVE_QUEUE")]
+    queue: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,6 +152,8 @@ enum Command {
         #[arg(long)]
         addr: Option<String>,
     },
+    /// Claim and run jobs from the queue (the database's, or --queue) until SIGTERM or Ctrl-C.
+    Worker(worker::WorkerArgs),
     /// List the built-in mappings, or print one as TOML to start your own.
     Presets {
         /// Print this preset's mapping
@@ -187,6 +196,12 @@ fn config_for(cli: &Cli, db_override: Option<String>) -> Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(db) = db_override.or_else(|| cli.db.clone()) {
         config.db = db;
+    }
+    if let Some(cache) = &cli.cache {
+        config.redis = Some(cache.clone());
+    }
+    if let Some(queue) = &cli.queue {
+        config.queue = Some(queue.clone());
     }
     if let Some(org) = &cli.org {
         config.scope = Scope::org(org.clone());
@@ -316,6 +331,10 @@ async fn run(cli: Cli) -> Result<()> {
             let addr = addr.clone().unwrap_or_else(|| config.server.addr.clone());
             let weave = Weave::open_with(config).await?;
             http::serve(weave, &addr).await
+        }
+        Command::Worker(args) => {
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            worker::run(weave, args).await
         }
         Command::Presets { name } => {
             match name {

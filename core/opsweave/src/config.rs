@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Database URL: `sqlite://./opsweave.db` (default) or a path.
     pub db: String,
+    /// Shared cache on Redis (`redis://…`, `OPSWEAVE_REDIS`); none: no shared cache.
+    pub redis: Option<String>,
+    /// Job queue URL when it is not the database's own (`redis://…`, `OPSWEAVE_QUEUE`).
+    pub queue: Option<String>,
     /// The default scope of commands.
     pub scope: Scope,
     /// Prioritisation weights and knobs.
@@ -169,6 +173,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             db: "sqlite://./opsweave.db".into(),
+            redis: None,
+            queue: None,
             scope: Scope::default(),
             priority: PriorityConfig::default(),
             ingest: IngestConfig::default(),
@@ -194,7 +200,7 @@ impl Config {
 
     /// Loads `file` (when given, or `./opsweave.toml` when it exists), then applies the
     /// environment: `OPSWEAVE_DB`, `OPSWEAVE_ORG`, `OPSWEAVE_CLIENT`, `OPSWEAVE_PROJECT`,
-    /// `OPSWEAVE_EMBED_MODEL`, `OPSWEAVE_MODEL_DIR`.
+    /// `OPSWEAVE_EMBED_MODEL`, `OPSWEAVE_MODEL_DIR`, `OPSWEAVE_REDIS`, `OPSWEAVE_QUEUE`.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let default_file = Path::new("opsweave.toml");
         let chosen = file.or_else(|| default_file.exists().then_some(default_file));
@@ -219,6 +225,12 @@ impl Config {
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         if let Some(db) = set(var("OPSWEAVE_DB")) {
             self.db = db;
+        }
+        if let Some(redis) = set(var("OPSWEAVE_REDIS")) {
+            self.redis = Some(redis);
+        }
+        if let Some(queue) = set(var("OPSWEAVE_QUEUE")) {
+            self.queue = Some(queue);
         }
         if let Some(org) = set(var("OPSWEAVE_ORG")) {
             self.scope.org = org;

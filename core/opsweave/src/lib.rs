@@ -22,6 +22,8 @@ mod hybrid;
 mod ingest;
 mod metering;
 mod resolve;
+mod scale_out;
+pub mod worker;
 
 pub use config::{Config, EmbedConfig, IngestConfig, Secret, ServerConfig, WebhookConfig};
 pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
@@ -77,6 +79,7 @@ pub struct Weave {
     opened_embedder: Arc<tokio::sync::OnceCell<Arc<dyn Embedder>>>,
     usage: Option<Arc<dyn UsageLedger>>,
     keys: Option<Arc<dyn KeyStore>>,
+    cache: Option<Arc<dyn opsweave_core::Cache>>,
     config: Arc<Config>,
 }
 
@@ -98,8 +101,16 @@ impl Weave {
         .await
     }
 
-    /// Opens the backend named by `config.db`.
+    /// Opens the backend named by `config.db`, with the shared cache `config.redis` and the job
+    /// queue `config.queue` when they are set.
     pub async fn open_with(config: Config) -> Result<Self> {
+        let mut weave = Self::open_store(config).await?;
+        weave.open_scale_out().await?;
+        Ok(weave)
+    }
+
+    /// Opens the store named by `config.db` (with its own job queue).
+    async fn open_store(config: Config) -> Result<Self> {
         config.scope.validate()?;
         let url = config.db.trim();
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
@@ -116,6 +127,7 @@ impl Weave {
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
                     keys: Some(store),
+                    cache: None,
                     config: Arc::new(config),
                 })
             }
@@ -131,6 +143,7 @@ impl Weave {
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
                     keys: Some(store),
+                    cache: None,
                     config: Arc::new(config),
                 })
             }
@@ -159,8 +172,20 @@ impl Weave {
             opened_embedder: Arc::default(),
             usage: None,
             keys: None,
+            cache: None,
             config: Arc::new(config),
         }
+    }
+
+    /// The shared cache behind this handle, when one is configured.
+    pub fn cache(&self) -> Option<&Arc<dyn opsweave_core::Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// Adds a shared cache to this handle.
+    pub fn with_cache(mut self, cache: Arc<dyn opsweave_core::Cache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Adds a job queue to a handle made with [`Self::from_parts`].

@@ -1,0 +1,62 @@
+//! The scale-out parts of a handle: a shared cache and a job queue that is not the database's.
+
+use crate::Weave;
+use opsweave_core::{Error, JobQueue, Result};
+use std::sync::Arc;
+
+impl Weave {
+    /// Opens `config.redis` as the shared cache and `config.queue` as the job queue, when set.
+    pub(crate) async fn open_scale_out(&mut self) -> Result<()> {
+        if let Some(url) = self.config.redis.clone() {
+            self.cache = Some(open_cache(&url)?);
+        }
+        if let Some(url) = self.config.queue.clone() {
+            self.jobs = Some(open_queue(&url).await?);
+        }
+        Ok(())
+    }
+}
+
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("", |(s, _)| s)
+}
+
+/// The shared cache at `url`. It connects lazily: a cache that is down at start reads as misses
+/// (and says so in the log) rather than stopping the process.
+fn open_cache(url: &str) -> Result<Arc<dyn opsweave_core::Cache>> {
+    match scheme(url.trim()) {
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(opsweave_redis::Redis::lazy(url.trim())?.cache())),
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(no_redis()),
+        other => Err(Error::invalid(format!(
+            "unknown cache scheme `{other}` (expected redis://…)"
+        ))
+        .on_field("redis")),
+    }
+}
+
+/// The job queue at `url`: Redis, or another database's own queue. It must answer now: a
+/// worker without its queue has nothing to do.
+async fn open_queue(url: &str) -> Result<Arc<dyn JobQueue>> {
+    let url = url.trim();
+    match scheme(url) {
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(opsweave_redis::Redis::connect(url).await?.queue())),
+        #[cfg(not(feature = "redis"))]
+        "redis" | "rediss" => Err(no_redis()),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(opsweave_postgres::PgStore::open(url).await?)),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(opsweave_sqlite::SqliteStore::open(url).await?)),
+        other => Err(Error::invalid(format!(
+            "unknown queue scheme `{other}` (expected redis://…, postgres://… or sqlite://…)"
+        ))
+        .on_field("queue")),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn no_redis() -> Error {
+    Error::invalid("this build of opsweave has no Redis support: enable the `redis` feature")
+}
