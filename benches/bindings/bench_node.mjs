@@ -3,8 +3,11 @@
 //     node bench_node.mjs CSV MAPPING DB CALLS
 //
 // Prints one JSON line, like bench_python.py and the Rust `embedded` harness.
-import { Weave } from 'opsweave'
+import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
+
+// The addon as built in bindings/node (release, by run.sh), not an installed copy.
+const { Weave } = createRequire(import.meta.url)('../../bindings/node')
 
 const [csv, mapping, db, callsArg] = process.argv.slice(2)
 const calls = Number(callsArg)
