@@ -102,7 +102,9 @@ impl UsageLedger for PgStore {
                 .push_bind(stored(query.from))
                 .push(" AND at < ")
                 .push_bind(stored(query.to))
-                .push(" GROUP BY 1, 2 ORDER BY 1 COLLATE \"C\", 2 COLLATE \"C\"");
+                .push(format!(
+                    " GROUP BY 1, 2 ORDER BY {key} COLLATE \"C\", model COLLATE \"C\""
+                ));
             let rows = q
                 .build()
                 .fetch_all(&self.pool)
