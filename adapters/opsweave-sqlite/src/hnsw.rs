@@ -184,6 +184,10 @@ pub(crate) struct Graph {
     group_ids: HashMap<GroupKey, u32>,
     /// Changed since it was last saved.
     pub dirty: bool,
+    /// Vectors added or removed since it was last saved.
+    pub unsaved: usize,
+    /// When it was last saved (or made).
+    pub saved_at: std::time::Instant,
 }
 
 impl std::fmt::Debug for Graph {
@@ -240,6 +244,8 @@ impl Graph {
             groups: Vec::new(),
             group_ids: HashMap::new(),
             dirty: false,
+            unsaved: 0,
+            saved_at: std::time::Instant::now(),
         }
     }
 
@@ -310,6 +316,7 @@ impl Graph {
             })
         });
         self.dirty = true;
+        self.unsaved += keyed.len();
         match failed {
             Some(e) => Err(usearch_error("add", e)),
             None => Ok(()),
@@ -322,6 +329,7 @@ impl Graph {
             self.forget(*key)?;
         }
         self.dirty = true;
+        self.unsaved += keys.len();
         Ok(())
     }
 
@@ -472,6 +480,8 @@ impl Graph {
         std::fs::write(&temp, sidecar.to_string()).map_err(|e| io_error("write", &temp, e))?;
         std::fs::rename(&temp, &meta).map_err(|e| io_error("rename", &temp, e))?;
         self.dirty = false;
+        self.unsaved = 0;
+        self.saved_at = std::time::Instant::now();
         Ok(())
     }
 

@@ -23,6 +23,11 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock, Semaphore};
 /// Rows per multi-row INSERT: 10 columns × 3,000 stays under SQLite's 32,766 parameters.
 const ROWS_PER_STATEMENT: usize = 3_000;
 
+/// A graph that has taken this many changes since it was saved is saved again ...
+const AUTOSAVE_CHANGES: usize = 10_000;
+/// ... when it was last saved at least this long ago.
+const AUTOSAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Rows read per page while rebuilding a graph.
 const REBUILD_PAGE: i64 = 16_384;
 
@@ -289,6 +294,8 @@ impl SqliteStore {
             return Ok(());
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let dir = self.vectors.dir.clone();
+        let model = model.to_string();
         tokio::task::spawn_blocking(move || {
             let Some(graph) = guard.as_mut() else {
                 return;
@@ -301,6 +308,14 @@ impl SqliteStore {
                 Ok(()) => graph.generation = from_generation + 1,
                 // The rows are committed; a graph that missed them is rebuilt from them.
                 Err(_) => *guard = None,
+            }
+            // A process that ends without `close` leaves a file at most a minute behind, so the
+            // next one rebuilds a big graph only when it really changed since.
+            if let (Some(graph), Some(dir)) = (guard.as_mut(), dir) {
+                if graph.unsaved >= AUTOSAVE_CHANGES && graph.saved_at.elapsed() >= AUTOSAVE_EVERY {
+                    // Not saved: the next save (or `close`) tries again.
+                    let _ = graph.save(&dir, &model);
+                }
             }
         })
         .await

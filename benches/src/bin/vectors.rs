@@ -1,0 +1,280 @@
+//! Vector search through opsweave's `VectorIndex` on the data set `benches/vectors/peers.py gen`
+//! wrote: build (batched upserts), then 1,000 queries one at a time, plain and filtered to a 1 %
+//! tenant, against exact ground truth. Prints one JSON line; `benches/vectors/run.sh` runs it
+//! beside hnswlib and faiss.
+//!
+//! ```text
+//! vectors --data DIR --db sqlite://PATH|postgres://URL [--batch 5000]
+//! ```
+
+use opsweave_core::{ModelInfo, RecordId, Scope, VectorFilter, VectorIndex, VectorItem};
+use opsweave_postgres::PgStore;
+use opsweave_sqlite::SqliteStore;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+const K: usize = 10;
+
+struct Data {
+    n: usize,
+    dim: usize,
+    base: Vec<f32>,
+    queries: Vec<f32>,
+    gt: Vec<i32>,
+    gt_tenant: Vec<i32>,
+}
+
+fn floats(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn ints(path: &Path) -> Vec<i32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn load(dir: &Path) -> Data {
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("meta.json")).expect("meta.json (run peers.py gen first)"),
+    )
+    .expect("meta.json is JSON");
+    let n = meta["n"].as_u64().expect("n") as usize;
+    let dim = meta["dim"].as_u64().expect("dim") as usize;
+    Data {
+        n,
+        dim,
+        base: floats(&dir.join("base.f32")),
+        queries: floats(&dir.join("queries.f32")),
+        gt: ints(&dir.join("gt.i32")),
+        gt_tenant: ints(&dir.join("gt_tenant.i32")),
+    }
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the state field).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory in MiB (VmHWM).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn measure(
+    vectors: &dyn VectorIndex,
+    data: &Data,
+    filter: &VectorFilter,
+    truth: &[i32],
+) -> serde_json::Value {
+    let query = |i: usize| &data.queries[i * data.dim..(i + 1) * data.dim];
+    let count = data.queries.len() / data.dim;
+    for i in 0..count.min(50) {
+        vectors
+            .knn("bench", query(i), K, filter)
+            .await
+            .expect("knn");
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let (mut found, mut full) = (0usize, 0usize);
+    for i in 0..count {
+        let started = Instant::now();
+        let hits = vectors
+            .knn("bench", query(i), K, filter)
+            .await
+            .expect("knn");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        full += usize::from(hits.len() == K);
+        let expected = &truth[i * K..(i + 1) * K];
+        found += hits
+            .iter()
+            .filter(|h| expected.contains(&((h.id.raw() - 1) as i32)))
+            .count();
+    }
+    let total: f64 = latencies.iter().sum();
+    latencies.sort_by(f64::total_cmp);
+    json!({
+        "recall@10": found as f64 / (K * count) as f64,
+        "full_k": full as f64 / count as f64,
+        "qps": count as f64 / (total / 1000.0),
+        "p50_ms": percentile(&latencies, 0.5),
+        "p99_ms": percentile(&latencies, 0.99),
+    })
+}
+
+async fn open_sqlite(db: &str) -> opsweave_core::Result<Arc<SqliteStore>> {
+    Ok(Arc::new(SqliteStore::open(db).await?))
+}
+
+/// Time of the first query of a fresh handle (it loads or rebuilds the graph).
+async fn first_query(vectors: &dyn VectorIndex, data: &Data, filter: &VectorFilter) -> f64 {
+    let started = Instant::now();
+    vectors
+        .knn("bench", &data.queries[..data.dim], K, filter)
+        .await
+        .expect("first query");
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> opsweave_core::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut data_dir, mut db, mut batch) = (None, None, 5_000usize);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--data" => data_dir = args.next().map(PathBuf::from),
+            "--db" => db = args.next(),
+            "--batch" => batch = args.next().and_then(|b| b.parse().ok()).unwrap_or(batch),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let data = load(&data_dir.expect("--data DIR"));
+    let db = db.expect("--db URL");
+    let postgres = db.starts_with("postgres");
+    let sqlite = if postgres {
+        None
+    } else {
+        Some(open_sqlite(&db).await?)
+    };
+    // On PostgreSQL: a fresh database on the server `--db` names, dropped at the end.
+    let fresh = format!("opsweave_bench_vectors_{}", std::process::id());
+    let server = if postgres {
+        let server = PgStore::open(&db).await?;
+        sqlx::query(&format!("CREATE DATABASE {fresh}"))
+            .execute(server.pool())
+            .await
+            .expect("create the bench database");
+        Some(server)
+    } else {
+        None
+    };
+    let vectors: Arc<dyn VectorIndex> = match &sqlite {
+        Some(store) => store.clone(),
+        None => {
+            let (base, _) = db.split_once('?').unwrap_or((&db, ""));
+            let url = format!("{}/{fresh}", base.rsplit_once('/').map_or(base, |(s, _)| s));
+            Arc::new(PgStore::open(&url).await?)
+        }
+    };
+    let model = ModelInfo {
+        name: "bench".into(),
+        dim: data.dim,
+        max_tokens: 512,
+    };
+    let org = Scope::org("acme");
+    let tenant = Scope::org("acme").with_client("tenant");
+    let (started, cpu) = (Instant::now(), cpu_seconds());
+    for start in (0..data.n).step_by(batch) {
+        let items: Vec<VectorItem> = (start..(start + batch).min(data.n))
+            .map(|i| VectorItem {
+                id: RecordId::from_raw(i as i64 + 1),
+                scope: if i % 100 == 0 {
+                    tenant.clone()
+                } else {
+                    org.clone()
+                },
+                entity: opsweave_core::EntityKind::Document,
+                source_kind: "bench".into(),
+                content_hash: i as u64,
+                vector: data.base[i * data.dim..(i + 1) * data.dim].to_vec(),
+            })
+            .collect();
+        vectors.upsert(&model, items).await?;
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let build_cpu_s = cpu_seconds() - cpu;
+    let all = VectorFilter {
+        scope: org.clone(),
+        ..VectorFilter::default()
+    };
+    let only_tenant = VectorFilter {
+        scope: tenant.clone(),
+        ..VectorFilter::default()
+    };
+    let cpu = cpu_seconds();
+    let plain = measure(&*vectors, &data, &all, &data.gt).await;
+    let filtered = measure(&*vectors, &data, &only_tenant, &data.gt_tenant).await;
+    let query_cpu_s = cpu_seconds() - cpu;
+    let rss = peak_rss_mib();
+    let mut reopen = json!({});
+    drop(vectors);
+    if let Some(server) = server {
+        sqlx::query(&format!("DROP DATABASE {fresh} WITH (FORCE)"))
+            .execute(server.pool())
+            .await
+            .expect("drop the bench database");
+    }
+    if let Some(store) = sqlite {
+        // Save, reopen (the first query loads the file), then delete the file and reopen (the
+        // first query rebuilds the graph from the rows).
+        let started = Instant::now();
+        store.save_vector_indexes().await?;
+        let save_s = started.elapsed().as_secs_f64();
+        store.close().await;
+        drop(store);
+        let store = open_sqlite(&db).await?;
+        let load_s = first_query(&*store, &data, &all).await;
+        drop(store);
+        // The tenant again with the planner's exact scan turned off: the filtered graph walk.
+        let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(
+            opsweave_sqlite::VectorOptions {
+                exact_scan_limit: 0,
+                ..opsweave_sqlite::VectorOptions::default()
+            },
+        ));
+        let tenant_graph = measure(&*store, &data, &only_tenant, &data.gt_tenant).await;
+        drop(store);
+        let path = db.trim_start_matches("sqlite://");
+        std::fs::remove_dir_all(format!("{path}.vectors")).ok();
+        let store = open_sqlite(&db).await?;
+        let rebuild_s = first_query(&*store, &data, &all).await;
+        store.close().await;
+        reopen = json!({"save_s": save_s, "load_s": load_s, "rebuild_s": rebuild_s,
+            "tenant_graph_path": tenant_graph});
+    }
+    println!(
+        "{}",
+        json!({
+            "engine": if postgres { "opsweave PostgreSQL (pgvector HNSW, halfvec)" } else { "opsweave SQLite (usearch HNSW)" },
+            "n": data.n,
+            "dim": data.dim,
+            "build_s": build_s,
+            "build_cpu_s": build_cpu_s,
+            "query_cpu_s": query_cpu_s,
+            "peak_rss_mib": rss,
+            "plain": plain,
+            "tenant": filtered,
+            "reopen": reopen,
+        })
+    );
+    Ok(())
+}
