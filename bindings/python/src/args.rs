@@ -4,7 +4,8 @@
 use crate::convert::{from_python, type_name};
 use crate::errors::to_py;
 use opsweave::matching::{resolver_preset, Resolver};
-use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
+use opsweave::recall::{Recency, MAX_K};
+use opsweave::{Error, Horizon, Mapping, RecallOptions, RecordId, Result, Window};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -32,6 +33,40 @@ pub fn parse_horizons(names: Option<Vec<String>>) -> Result<Vec<Horizon>> {
 /// A graph window (`week` or `month`).
 pub fn parse_window(text: &str) -> Result<Window> {
     text.parse().map_err(|e: Error| e.on_field("window"))
+}
+
+/// What `recall` asks for: `k` hits by `mode` (`hybrid`, `bm25`, `dense`), only of these entity
+/// and source kinds, favouring records younger than `half_life_days` when given.
+pub fn recall_options(
+    k: i64,
+    mode: &str,
+    entities: Option<Vec<String>>,
+    sources: Option<Vec<String>>,
+    half_life_days: Option<f64>,
+    recency_weight: f64,
+) -> Result<RecallOptions> {
+    if !(1..=MAX_K as i64).contains(&k) {
+        return Err(
+            Error::invalid(format!("k must be between 1 and {MAX_K}, not {k}")).on_field("k"),
+        );
+    }
+    let options = RecallOptions {
+        k: k as usize,
+        mode: mode.parse()?,
+        entities: entities
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.parse().map_err(|e: Error| e.on_field("entities")))
+            .collect::<Result<_>>()?,
+        source_kinds: sources.unwrap_or_default(),
+        recency: half_life_days.map(|days| Recency {
+            half_life_days: days,
+            weight: recency_weight,
+        }),
+        ..RecallOptions::default()
+    };
+    options.validate()?;
+    Ok(options)
 }
 
 /// The mapping to ingest with: a preset by name, or `mapping` given as a dict (the mapping's

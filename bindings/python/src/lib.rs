@@ -9,11 +9,13 @@ mod convert;
 mod errors;
 mod runtime;
 
-use args::{mapping_of, parse_horizons, parse_id, parse_window, resolver_of, MAX_LIMIT};
+use args::{
+    mapping_of, parse_horizons, parse_id, parse_window, recall_options, resolver_of, MAX_LIMIT,
+};
 use convert::{from_python, to_python};
 use errors::to_py;
 use opsweave::matching::Resolver;
-use opsweave::{Config, Error, Result, Scope, Weave};
+use opsweave::{Config, Error, RecallOptions, Result, Scope, Weave};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use runtime::{awaitable, block, Output};
@@ -310,6 +312,66 @@ impl NativeWeave {
             json(
                 &weave
                     .events(&weave.default_scope(), subject, after, limit)
+                    .await?,
+            )
+        })
+    }
+
+    fn recall_op(
+        &self,
+        query: String,
+        options: Result<RecallOptions>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let options = options?;
+            json(
+                &weave
+                    .recall(&weave.default_scope(), &query, &options)
+                    .await?,
+            )
+        })
+    }
+
+    fn remember_op(
+        &self,
+        text: String,
+        tags: Vec<String>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            json(&weave.remember(&weave.default_scope(), &text, &tags).await?)
+        })
+    }
+
+    fn update_memory_op(
+        &self,
+        id: String,
+        text: String,
+        tags: Option<Vec<String>>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            json(
+                &weave
+                    .update_memory(&weave.default_scope(), id, &text, tags.as_deref())
+                    .await?,
+            )
+        })
+    }
+
+    fn forget_op(&self, id: String) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let id = parse_id(&id)?;
+            weave.forget(&weave.default_scope(), id).await?;
+            Ok(Value::Null)
+        })
+    }
+
+    fn embed_op(&self) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let embedder = weave.embedder().await?;
+            json(
+                &weave
+                    .embed(&weave.default_scope(), embedder.as_ref(), None)
                     .await?,
             )
         })
@@ -643,6 +705,103 @@ impl NativeWeave {
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.events_op(subject, after, limit))
+    }
+
+    /// Hybrid recall: the records that best answer `query`, each with why it ranked.
+    #[pyo3(signature = (query, *, k=10, mode="hybrid", entities=None, sources=None, half_life_days=None, recency_weight=1.0))]
+    #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python call
+    fn recall(
+        &self,
+        py: Python<'_>,
+        query: String,
+        k: i64,
+        mode: &str,
+        entities: Option<Vec<String>>,
+        sources: Option<Vec<String>>,
+        half_life_days: Option<f64>,
+        recency_weight: f64,
+    ) -> PyResult<Py<PyAny>> {
+        let options = recall_options(k, mode, entities, sources, half_life_days, recency_weight);
+        block(py, self.recall_op(query, options))
+    }
+
+    /// Like `recall`, as an awaitable.
+    #[pyo3(signature = (query, *, k=10, mode="hybrid", entities=None, sources=None, half_life_days=None, recency_weight=1.0))]
+    #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python call
+    fn arecall<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        k: i64,
+        mode: &str,
+        entities: Option<Vec<String>>,
+        sources: Option<Vec<String>>,
+        half_life_days: Option<f64>,
+        recency_weight: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = recall_options(k, mode, entities, sources, half_life_days, recency_weight);
+        awaitable(py, self.recall_op(query, options))
+    }
+
+    /// Stores a memory note, embedded at once; returns its id.
+    #[pyo3(signature = (text, *, tags=Vec::new()))]
+    fn remember(&self, py: Python<'_>, text: String, tags: Vec<String>) -> PyResult<Py<PyAny>> {
+        block(py, self.remember_op(text, tags))
+    }
+
+    /// Like `remember`, as an awaitable.
+    #[pyo3(signature = (text, *, tags=Vec::new()))]
+    fn aremember<'py>(
+        &self,
+        py: Python<'py>,
+        text: String,
+        tags: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.remember_op(text, tags))
+    }
+
+    /// Replaces a memory's text (and tags, when given); returns the record.
+    #[pyo3(signature = (id, text, *, tags=None))]
+    fn update_memory(
+        &self,
+        py: Python<'_>,
+        id: String,
+        text: String,
+        tags: Option<Vec<String>>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.update_memory_op(id, text, tags))
+    }
+
+    /// Like `update_memory`, as an awaitable.
+    #[pyo3(signature = (id, text, *, tags=None))]
+    fn aupdate_memory<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        text: String,
+        tags: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.update_memory_op(id, text, tags))
+    }
+
+    /// Removes a memory: its record, full-text row and vectors.
+    fn forget(&self, py: Python<'_>, id: String) -> PyResult<Py<PyAny>> {
+        block(py, self.forget_op(id))
+    }
+
+    /// Like `forget`, as an awaitable.
+    fn aforget<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.forget_op(id))
+    }
+
+    /// Embeds every record changed since its last vector with the configured model.
+    fn embed(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        block(py, self.embed_op())
+    }
+
+    /// Like `embed`, as an awaitable.
+    fn aembed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.embed_op())
     }
 }
 

@@ -31,11 +31,20 @@ __all__ = [
     "Event",
     "ResolveReport",
     "ReviewItem",
+    "RecallMode",
+    "Ranker",
+    "Recency",
+    "RankerHit",
+    "RecallExplanation",
+    "RecallHit",
+    "EmbedReport",
 ]
 
 Horizon = Literal["today", "week", "month", "later"]
 Lane = Literal["past7d", "today", "week", "month"]
 TaskStatus = Literal["todo", "doing", "done", "dropped"]
+RecallMode = Literal["hybrid", "bm25", "dense"]
+Ranker = Literal["dense", "bm25"]
 
 _HORIZON_ORDER = {"today": 0, "week": 1, "month": 2, "later": 3}
 _FOCUS_COLUMNS = (
@@ -529,4 +538,115 @@ class ReviewItem(_Plain):
             probability=d["probability"],
             explanation=[dict(e) for e in d["explanation"]],
             status=d["status"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Recency(_Plain):
+    """How much age lowers a recall hit: its score is multiplied by
+    ``(1 - weight) + weight * 0.5 ** (age_days / half_life_days)``."""
+
+    half_life_days: float
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerHit(_Plain):
+    """Where one ranker placed a recall hit: its rank (1 = first), raw score and share of the
+    fused score."""
+
+    ranker: Ranker
+    rank: int
+    score: float
+    contribution: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RankerHit:
+        return cls(
+            ranker=d["ranker"], rank=d["rank"], score=d["score"], contribution=d["contribution"]
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RecallExplanation(_Plain):
+    """Why a recall hit ranked where it did: the fused score, its reciprocal-rank part, the
+    recency factor and age when recency was asked for, and each ranker that found it."""
+
+    id: str
+    score: float
+    rrf: float
+    recency: Optional[float]
+    age_days: Optional[float]
+    found_by: List[RankerHit]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RecallExplanation:
+        return cls(
+            id=d["id"],
+            score=d["score"],
+            rrf=d["rrf"],
+            recency=d.get("recency"),
+            age_days=d.get("age_days"),
+            found_by=[RankerHit.from_dict(h) for h in d["found_by"]],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RecallHit(_Plain):
+    """A recall hit: the record, the start of its text, and the explained fused score."""
+
+    id: str
+    title: str
+    entity: str
+    source_kind: str
+    snippet: str
+    explanation: RecallExplanation
+
+    @property
+    def score(self) -> float:
+        """The fused score (higher first)."""
+        return self.explanation.score
+
+    @property
+    def rankers(self) -> List[Ranker]:
+        """The rankers that found this record, best rank first."""
+        return [h.ranker for h in sorted(self.explanation.found_by, key=lambda h: h.rank)]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RecallHit:
+        return cls(
+            id=d["id"],
+            title=d["title"],
+            entity=d["entity"],
+            source_kind=d["source_kind"],
+            snippet=d["snippet"],
+            explanation=RecallExplanation.from_dict(d["explanation"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedReport(_Plain):
+    """What an embedding run did: the model, records found stale, embedded and skipped (no
+    text), model calls and tokens, and the wall time."""
+
+    model: str
+    dim: int
+    stale: int
+    embedded: int
+    skipped_empty: int
+    calls: int
+    tokens: int
+    seconds: float
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EmbedReport:
+        return cls(
+            model=d["model"],
+            dim=d["dim"],
+            stale=d["stale"],
+            embedded=d["embedded"],
+            skipped_empty=d["skipped_empty"],
+            calls=d["calls"],
+            tokens=d["tokens"],
+            seconds=d["seconds"],
         )

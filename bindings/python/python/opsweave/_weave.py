@@ -10,15 +10,31 @@ import datetime as _dt
 import os
 from types import TracebackType
 from collections import abc
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Type, Union
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
 
 from ._models import (
+    EmbedReport,
     Event,
     Focus,
     Graph,
     Horizon,
     IngestReport,
     RankedTask,
+    RecallHit,
+    RecallMode,
+    Recency,
     Record,
     ResolveReport,
     ReviewItem,
@@ -103,6 +119,71 @@ def _resolver(resolver: ResolverSpec) -> Union[str, Dict[str, Any]]:
     if isinstance(resolver, abc.Mapping):
         return dict(resolver)
     raise TypeError(f"resolver must be a preset name or a dict, not {type(resolver).__name__}")
+
+
+def _text(value: object, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+def _names(values: object, name: str) -> Optional[List[str]]:
+    """A list of str from a str (one name) or an iterable of str; None stays None."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        return [values]
+    if not isinstance(values, abc.Iterable):
+        raise TypeError(f"{name} must be a str or a list of str, not {type(values).__name__}")
+    out: List[str] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{i}] must be a str, not {type(value).__name__}")
+        out.append(value)
+    return out
+
+
+def _k(k: object) -> int:
+    if isinstance(k, int) and not isinstance(k, bool):
+        return k
+    raise TypeError(f"k must be an int, not {type(k).__name__}")
+
+
+def _recency(recency: object) -> Tuple[Optional[float], float]:
+    """The half-life in days and the weight of a ``Recency`` or a bare half-life."""
+    if recency is None:
+        return None, 1.0
+    if isinstance(recency, Recency):
+        return float(recency.half_life_days), float(recency.weight)
+    if isinstance(recency, (int, float)) and not isinstance(recency, bool):
+        return float(recency), 1.0
+    raise TypeError(
+        "recency must be a half-life in days (a number) or an opsweave.Recency, "
+        f"not {type(recency).__name__}"
+    )
+
+
+def _recall_args(
+    query: object,
+    k: object,
+    mode: object,
+    entities: object,
+    sources: object,
+    recency: object,
+) -> Tuple[str, Dict[str, Any]]:
+    half_life, weight = _recency(recency)
+    return _text(query, "query"), {
+        "k": _k(k),
+        "mode": _text(mode, "mode"),
+        "entities": _names(entities, "entities"),
+        "sources": _names(sources, "sources"),
+        "half_life_days": half_life,
+        "recency_weight": weight,
+    }
+
+
+def _tags(tags: object) -> List[str]:
+    return _names(tags, "tags") or []
 
 
 def _rows(source: object) -> List[Any]:
@@ -271,6 +352,51 @@ class Weave:
         return [Event.from_dict(e) for e in raw]
 
 
+    def recall(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: RecallMode = "hybrid",
+        entities: Union[str, Iterable[str], None] = None,
+        sources: Union[str, Iterable[str], None] = None,
+        recency: Union[Recency, float, None] = None,
+    ) -> List[RecallHit]:
+        """The ``k`` records that best answer ``query``, best first: dense k-NN over the
+        embedding model's vectors and BM25 over the full-text index (``mode="hybrid"``), or
+        either alone (``"dense"``, ``"bm25"``), fused by reciprocal rank; only of these
+        ``entities`` (``note``, ``task``, ...) and ``sources`` (source kinds) when given;
+        ``recency`` (a half-life in days, or a ``Recency``) favours recent records. Each hit's
+        ``explanation`` says which rankers found it and why it ranked."""
+        text, options = _recall_args(query, k, mode, entities, sources, recency)
+        return [RecallHit.from_dict(h) for h in self._native.recall(text, **options)]
+
+    def remember(self, text: str, *, tags: Union[str, Iterable[str]] = ()) -> str:
+        """Stores a memory note (entity ``note``, source ``memory``) and its vector, so recall
+        finds it at once; returns its id. Needs an embedding model (``embed.model``)."""
+        result: str = self._native.remember(_text(text, "text"), tags=_tags(tags))
+        return result
+
+    def update_memory(
+        self, id: str, text: str, *, tags: Union[str, Iterable[str], None] = None
+    ) -> Record:
+        """Replaces a memory's text (and its tags, when given) and its vector."""
+        raw = self._native.update_memory(
+            _id(id), _text(text, "text"), tags=None if tags is None else _tags(tags)
+        )
+        return Record.from_dict(raw)
+
+    def forget(self, id: str) -> None:
+        """Removes a memory for good: its record, full-text row and vectors."""
+        self._native.forget(_id(id))
+
+    def embed(self) -> EmbedReport:
+        """Embeds every record whose text changed since its last vector (or that has none)
+        with the configured model (``embed.model``), in batches that each commit; a run that
+        is stopped resumes where it left off."""
+        return EmbedReport.from_dict(self._native.embed())
+
+
 class AsyncWeave:
     """An open opsweave store with ``async`` methods; open it with ``await AsyncWeave.open(...)``.
 
@@ -412,3 +538,40 @@ class AsyncWeave:
         """Like ``Weave.events``."""
         raw = await self._native.aevents(subject=subject, after=after, limit=limit)
         return [Event.from_dict(e) for e in raw]
+
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: RecallMode = "hybrid",
+        entities: Union[str, Iterable[str], None] = None,
+        sources: Union[str, Iterable[str], None] = None,
+        recency: Union[Recency, float, None] = None,
+    ) -> List[RecallHit]:
+        """Like ``Weave.recall``."""
+        text, options = _recall_args(query, k, mode, entities, sources, recency)
+        return [RecallHit.from_dict(h) for h in await self._native.arecall(text, **options)]
+
+    async def remember(self, text: str, *, tags: Union[str, Iterable[str]] = ()) -> str:
+        """Like ``Weave.remember``."""
+        result: str = await self._native.aremember(_text(text, "text"), tags=_tags(tags))
+        return result
+
+    async def update_memory(
+        self, id: str, text: str, *, tags: Union[str, Iterable[str], None] = None
+    ) -> Record:
+        """Like ``Weave.update_memory``."""
+        raw = await self._native.aupdate_memory(
+            _id(id), _text(text, "text"), tags=None if tags is None else _tags(tags)
+        )
+        return Record.from_dict(raw)
+
+    async def forget(self, id: str) -> None:
+        """Like ``Weave.forget``."""
+        await self._native.aforget(_id(id))
+
+    async def embed(self) -> EmbedReport:
+        """Like ``Weave.embed``."""
+        return EmbedReport.from_dict(await self._native.aembed())
