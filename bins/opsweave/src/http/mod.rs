@@ -81,6 +81,13 @@ impl AppState {
                 .map_err(|e| e.on_field(format!("server.webhooks.{name}.preset")))?;
             hook.scope.validate()?;
         }
+        // A configured secret key must be usable before the server starts (the connectors use it).
+        server
+            .secret_key
+            .as_ref()
+            .map(|key| opsweave::SecretBox::from_hex(key.expose()))
+            .transpose()
+            .map_err(|e| e.on_field("server.secret_key"))?;
         Ok(Self(Arc::new(Shared {
             weave,
             limiter,
