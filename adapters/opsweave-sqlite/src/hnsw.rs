@@ -85,6 +85,11 @@ pub struct VectorOptions {
     /// A filtered query with at most this many candidates compares them all exactly: cheaper
     /// than a graph walk that has to skip most nodes, and exact.
     pub exact_scan_limit: usize,
+    /// Also scan exactly when that costs less than the filtered walk is estimated to: the walk
+    /// keeps expanding nodes until `ef` allowed ones are found, about `ef / selectivity`
+    /// expansions of up to `2 M` distances each, so a 1 % filter costs a scan of most of the
+    /// graph. `false` leaves only `exact_scan_limit` (tests use it to force the walk).
+    pub plan_by_cost: bool,
     /// Links per graph node (HNSW `M`).
     pub connectivity: usize,
     /// Candidates kept while inserting (HNSW `ef_construction`).
@@ -98,6 +103,7 @@ impl Default for VectorOptions {
         Self {
             half_precision_from: 1_024,
             exact_scan_limit: 4_096,
+            plan_by_cost: true,
             connectivity: 16,
             expansion_add: 128,
             expansion_search: 64,
@@ -178,6 +184,8 @@ pub(crate) struct Graph {
     dim: usize,
     storage: VectorStorage,
     exact_scan_limit: usize,
+    plan_by_cost: bool,
+    connectivity: usize,
     expansion_search: usize,
     group_of: HashMap<u64, u32>,
     groups: Vec<(GroupKey, HashSet<u64>)>,
@@ -239,6 +247,8 @@ impl Graph {
             dim,
             storage,
             exact_scan_limit: options.exact_scan_limit,
+            plan_by_cost: options.plan_by_cost,
+            connectivity: options.connectivity.max(1),
             expansion_search: options.expansion_search.max(1),
             group_of: HashMap::new(),
             groups: Vec::new(),
@@ -361,11 +371,22 @@ impl Graph {
             VectorPlan::Empty
         } else if matching == self.index.size() {
             VectorPlan::Graph { matching }
-        } else if matching <= self.exact_scan_limit {
+        } else if matching <= self.exact_scan_limit
+            || (self.plan_by_cost && self.walk_costs_more(matching))
+        {
             VectorPlan::Exact { matching }
         } else {
             VectorPlan::FilteredGraph { matching }
         }
+    }
+
+    /// Whether a filtered walk is expected to compute more distances than scanning the
+    /// `matching` vectors: `ef / selectivity` expansions of `2 M` neighbours each.
+    fn walk_costs_more(&self, matching: usize) -> bool {
+        let size = self.index.size() as f64;
+        let walk =
+            self.expansion_search as f64 * size / matching as f64 * 2.0 * self.connectivity as f64;
+        walk.min(size) >= matching as f64
     }
 
     /// The `k` nearest allowed vectors, best first; always `min(k, matching)` of them.
@@ -400,7 +421,10 @@ impl Graph {
                         hits.truncate(k);
                         return Ok(hits);
                     }
-                    if count >= 4 * self.expansion_search.max(k).max(1_024) {
+                    // A filtered walk that came back short has already expanded about as many
+                    // nodes as it could reach; a wider one costs more than scanning the allowed
+                    // vectors, which is exact.
+                    if filtered || count >= 4 * self.expansion_search.max(k).max(1_024) {
                         break;
                     }
                     count *= 4;
@@ -627,8 +651,23 @@ impl Ord for Worst {
     }
 }
 
+/// Eight partial sums, so the compiler can keep them in one SIMD register (a single running sum
+/// of floats must be added in order and is not vectorised).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut lanes = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 fn norm(a: &[f32]) -> f32 {
@@ -659,6 +698,19 @@ mod tests {
             .to_string_lossy()
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
+    }
+
+    #[test]
+    fn dot_products_of_any_length() {
+        for n in [0, 1, 7, 8, 9, 384] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!(
+                (dot(&a, &b) - plain).abs() <= 1e-3 * plain.abs().max(1.0),
+                "{n}"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
     let counter = AtomicUsize::new(0);
     let options = VectorOptions {
         exact_scan_limit: 16,
+        plan_by_cost: false,
         ..VectorOptions::default()
     };
     run_vector_conformance(|| {
@@ -80,6 +81,22 @@ async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
     assert_eq!(
         store.plan_knn("plan", &narrow).await.unwrap(),
         VectorPlan::Empty
+    );
+    store.close().await;
+
+    // Left to cost, a 1 % filter scans (the walk would expand most of the graph to find `ef`
+    // allowed nodes), even above the exact-scan limit.
+    let store = open(
+        &dir.path().join("plan.db"),
+        VectorOptions {
+            exact_scan_limit: 16,
+            ..VectorOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        store.plan_knn("plan", &plan("small")).await.unwrap(),
+        VectorPlan::Exact { matching: 20 }
     );
     store.close().await;
 }
