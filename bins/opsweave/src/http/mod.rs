@@ -9,6 +9,7 @@ mod metering;
 mod metrics;
 mod openapi;
 mod problem;
+mod recall;
 mod tasks;
 mod webhooks;
 mod workers;
@@ -114,6 +115,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/tasks/{id}/undo", post(tasks::undo))
         .route("/api/records/{id}", get(tasks::record))
         .route("/api/search", get(tasks::search))
+        .route("/api/recall", post(recall::recall))
+        .route("/api/memory", post(recall::remember))
         .route("/api/graph", get(tasks::graph))
         .route("/api/graph/filters", get(tasks::graph_filters))
         .route("/api/match/runs", post(matching::start_run))

@@ -1,6 +1,6 @@
 //! The OpenAPI description, generated from the handlers' annotations, and interactive docs.
 
-use super::{jobs, matching, metering, metrics, problem, tasks, webhooks, AppState};
+use super::{jobs, matching, metering, metrics, problem, recall, tasks, webhooks, AppState};
 use axum::Json;
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -13,13 +13,17 @@ use utoipa_scalar::{Scalar, Servable};
     paths(
         super::healthz, super::readyz, metrics::scrape,
         tasks::list_tasks, tasks::complete, tasks::undo, tasks::record, tasks::search, tasks::graph, tasks::graph_filters,
+        recall::recall,
+        recall::remember,
         matching::start_run, matching::review, matching::accept, matching::reject,
         jobs::enqueue, jobs::list, jobs::get_job, jobs::cancel, jobs::events, jobs::ingest,
         webhooks::receive,
         metering::record_events, metering::totals, metering::create_key, metering::list_keys, metering::revoke_key,
     ),
     components(schemas(problem::Problem, jobs::NewJobBody, jobs::IngestBody, matching::MatchRunBody, matching::DecisionBody,
-        metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody)),
+        metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody,
+        recall::RecallBody,
+        recall::MemoryBody)),
     modifiers(&KeyAuth)
 )]
 struct ApiDoc;

@@ -487,6 +487,52 @@ async fn tasks_complete_undo_records_search_and_graph() {
     assert_eq!(status, StatusCode::OK);
     assert!(!hits["hits"].as_array().unwrap().is_empty(), "{hits}");
 
+    let (status, _, recalled) = s
+        .call(
+            "POST",
+            "/api/recall",
+            Some(&s.acme),
+            Some(json!({"query": "cutover runbook", "options": {"mode": "bm25", "k": 3}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{recalled}");
+    assert!(
+        !recalled["hits"].as_array().unwrap().is_empty(),
+        "{recalled}"
+    );
+    let (status, headers, body) = s
+        .call(
+            "POST",
+            "/api/recall",
+            Some(&s.acme),
+            Some(json!({"query": "x", "options": {"mode": "psychic"}})),
+        )
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    // No embedding model is configured here: a note cannot be embedded, and nothing is stored.
+    let (status, _, body) = s
+        .call(
+            "POST",
+            "/api/memory",
+            Some(&s.acme),
+            Some(json!({"text": "remember the milk"})),
+        )
+        .await;
+    assert!(
+        status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE,
+        "{status} {body}"
+    );
+    let (_, _, none) = s
+        .call("GET", "/api/search?q=milk", Some(&s.acme), None)
+        .await;
+    assert_eq!(none["hits"], json!([]), "{none}");
+
     let (status, _, graph) = s
         .call(
             "GET",
