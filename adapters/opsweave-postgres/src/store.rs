@@ -18,7 +18,7 @@ use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
     BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
     MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, Scope, SearchHit, Task,
-    TaskStatus,
+    TaskStatus, TextQuery,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::QueryBuilder;
@@ -53,6 +53,19 @@ impl RecordStore for PgStore {
         unique.sort_unstable_by_key(|item| item.normalised.record.id);
         let now = stored(Utc::now());
         let unique = &unique;
+        // Drawn once, outside the retried transaction: a retry after a lost COMMIT writes the
+        // same keys, and the rows the first attempt committed are skipped.
+        let batch_key = if rejections.is_empty() {
+            0
+        } else {
+            with_retries(|| async {
+                sqlx::query_scalar::<_, i64>("SELECT nextval('raw.rejection_batches')")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| map("draw a rejection batch key", e))
+            })
+            .await?
+        };
         let mut outcome = with_retries(move || async move {
             let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
             let mut outcome = BatchOutcome::default();
@@ -75,8 +88,10 @@ impl RecordStore for PgStore {
                 upsert_tasks(&mut tx, &changed).await?;
                 upsert_item_links(&mut tx, scope, &changed).await?;
             }
-            for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
-                insert_rejections(&mut tx, scope, source_file, chunk, now).await?;
+            for (n, chunk) in rejections.chunks(ROWS_PER_STATEMENT).enumerate() {
+                let first = (n * ROWS_PER_STATEMENT) as i64;
+                let key = (batch_key, first);
+                insert_rejections(&mut tx, scope, source_file, chunk, now, key).await?;
             }
             tx.commit().await.map_err(|e| map("commit batch", e))?;
             Ok(outcome)
@@ -174,6 +189,18 @@ impl RecordStore for PgStore {
                 .collect()
         })
         .await
+    }
+
+    async fn rank_text(&self, scope: &Scope, query: &TextQuery) -> Result<Vec<SearchHit>> {
+        crate::recall::rank_text(self, scope, query).await
+    }
+
+    async fn records_by_id(&self, scope: &Scope, ids: &[RecordId]) -> Result<Vec<Record>> {
+        crate::recall::records_by_id(self, scope, ids).await
+    }
+
+    async fn delete_records(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
+        crate::recall::delete_records(self, scope, ids).await
     }
 
     async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
@@ -920,6 +947,7 @@ async fn insert_rejections(
     source_file: &str,
     chunk: &[Rejection],
     now: DateTime<Utc>,
+    (batch_key, first): (i64, i64),
 ) -> Result<()> {
     let line: Vec<i64> = chunk
         .iter()
@@ -929,11 +957,13 @@ async fn insert_rejections(
     let reason: Vec<Cow<str>> = chunk.iter().map(|r| text(&r.reason)).collect();
     let raw: Vec<Option<Cow<str>>> = chunk.iter().map(|r| opt_text(r.raw.as_deref())).collect();
     sqlx::query(
-        "INSERT INTO raw.rejections (org, client, project, source_file, line, field, reason, raw, at) \
-         SELECT $1, $2, $3, $4, n.line, n.field, n.reason, n.raw, $5 \
+        "INSERT INTO raw.rejections \
+           (org, client, project, source_file, line, field, reason, raw, at, batch_key, batch_ord) \
+         SELECT $1, $2, $3, $4, n.line, n.field, n.reason, n.raw, $5, $10, $11 + n.ord \
          FROM UNNEST($6::bigint[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY \
            AS n(line, field, reason, raw, ord) \
-         ORDER BY n.ord",
+         ORDER BY n.ord \
+         ON CONFLICT (batch_key, batch_ord) DO NOTHING",
     )
     .bind(scope.org.as_str())
     .bind(scope.client.as_deref())
@@ -944,6 +974,8 @@ async fn insert_rejections(
     .bind(field)
     .bind(reason)
     .bind(raw)
+    .bind(batch_key)
+    .bind(first)
     .execute(&mut *tx)
     .await
     .map_err(|e| map("write rejections", e))?;

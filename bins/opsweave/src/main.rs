@@ -463,7 +463,8 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
     let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
     if !json {
         eprintln!(
-            "database: {path}; focus as of {} (the sample data's day; try --now)\n",
+            "database: {}; focus as of {} (the sample data's day; try --now)\n",
+            opsweave::mask_password(&path),
             as_of.map(|t| t.to_rfc3339()).unwrap_or_default()
         );
     }

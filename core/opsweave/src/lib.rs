@@ -32,6 +32,7 @@ pub use ingest::{IngestProgress, IngestReport};
 pub use metering::SecretBox;
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
+pub use scale_out::mask_password;
 
 use chrono::{DateTime, Utc};
 use opsweave_core::mapping::presets;
@@ -86,7 +87,7 @@ pub struct Weave {
 impl std::fmt::Debug for Weave {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Weave")
-            .field("db", &self.config.db)
+            .field("db", &mask_password(&self.config.db))
             .finish_non_exhaustive()
     }
 }

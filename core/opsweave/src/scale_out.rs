@@ -60,3 +60,37 @@ async fn open_queue(url: &str) -> Result<Arc<dyn JobQueue>> {
 fn no_redis() -> Error {
     Error::invalid("this build of opsweave has no Redis support: enable the `redis` feature")
 }
+
+/// `url` with its password (if any) replaced by `***`, for messages and logs.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            mask_password("postgres://app:s3cret@db.internal:5432/ops?sslmode=require"),
+            "postgres://app:***@db.internal:5432/ops?sslmode=require"
+        );
+        assert_eq!(mask_password("redis://:pw@cache/0"), "redis://:***@cache/0");
+        assert_eq!(
+            mask_password("postgres://app@db/ops"),
+            "postgres://app@db/ops"
+        );
+        assert_eq!(mask_password("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

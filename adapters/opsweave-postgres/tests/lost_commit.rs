@@ -1,0 +1,116 @@
+//! A batch whose COMMIT reached the server but whose answer was lost is retried, and the retry
+//! writes nothing twice: records are upserts, and rejections carry the batch's key.
+//!
+//! A TCP proxy between the store and the server forwards a COMMIT, lets the server run it, and
+//! then cuts the connection before the answer gets back (once).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use opsweave_core::{RecordStore, Rejection, Scope};
+use opsweave_postgres::PgStore;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_retried_after_a_lost_commit_writes_its_rejections_once() {
+    let Some(server) = support::server_url("lost_commit") else {
+        return;
+    };
+    let dbs = support::Databases::new(&server, "lost_commit");
+    let url = dbs.create().await;
+    let (_, rest) = url.split_once('@').unwrap();
+    let upstream = rest.split('/').next().unwrap().to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let cuts = Arc::new(AtomicUsize::new(0));
+    {
+        let (armed, cuts) = (armed.clone(), cuts.clone());
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let server = TcpStream::connect(&upstream).await.unwrap();
+                tokio::spawn(relay(client, server, armed.clone(), cuts.clone()));
+            }
+        });
+    }
+    let proxied = url.replacen(&rest[..rest.find('/').unwrap()], &proxy.to_string(), 1);
+    let store = PgStore::open(&proxied).await.unwrap();
+    let scope = Scope::org("acme");
+    let rejections: Vec<Rejection> = (1..=3)
+        .map(|line| Rejection {
+            line,
+            field: Some("due".into()),
+            reason: format!("bad date on line {line}"),
+            raw: Some(format!("row {line}")),
+        })
+        .collect();
+    armed.store(true, Ordering::SeqCst);
+    store
+        .ingest_batch(&scope, "tasks.csv", &[], &rejections)
+        .await
+        .expect("the batch is retried after the lost answer");
+    assert_eq!(
+        cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut one COMMIT's answer"
+    );
+    let kept = store.rejections(&scope, 100).await.unwrap();
+    assert_eq!(kept.len(), 3, "each rejection once: {kept:?}");
+    store.close().await;
+    dbs.drop_all().await;
+}
+
+/// Pumps bytes both ways; when armed, the first COMMIT from the client goes to the server, the
+/// server gets time to run it while its answers are dropped, and then both connections close.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    armed: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let mute = Arc::new(AtomicBool::new(false));
+    let muted = mute.clone();
+    let back = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) if muted.load(Ordering::SeqCst) => {}
+                Ok(n) => {
+                    if client_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match client_rx.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // sqlx sends COMMIT as a simple query: the statement text, NUL-terminated.
+        let commit = buf[..n].windows(7).any(|w| w == b"COMMIT\0");
+        if commit && armed.swap(false, Ordering::SeqCst) {
+            mute.store(true, Ordering::SeqCst);
+            server_tx.write_all(&buf[..n]).await.unwrap();
+            // The server commits and answers; the answer is dropped.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cuts.fetch_add(1, Ordering::SeqCst);
+            break;
+        }
+        if server_tx.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    // Dropping the halves (the client's write half lives in `back`) closes both connections.
+    back.abort();
+}
