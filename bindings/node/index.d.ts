@@ -54,6 +54,28 @@ export declare class Weave {
   decideReview(resolver: string | Record<string, any>, left: string, right: string, accept: boolean): Promise<ReviewItem>
   /** Events (about `subject` when given) after sequence `after`, oldest first. */
   events(options?: EventsOptions | undefined | null): Promise<Array<Event>>
+  /**
+   * The `k` (default 10) records that best answer `query`, best first: dense k-NN over the
+   * embedding model's vectors and BM25 over the full-text index (`mode: 'hybrid'`), or either
+   * alone (`'dense'`, `'bm25'`), fused by reciprocal rank; only of `entities` and `sources`
+   * when given; `recency` favours recent records. Each hit's `explanation` says which rankers
+   * found it and why it ranked.
+   */
+  recall(query: string, options?: RecallOptions | undefined | null): Promise<Array<RecallHit>>
+  /**
+   * Stores a memory note (entity `note`, source `memory`) and its vector, so recall finds it
+   * at once; resolves to its id. Needs an embedding model (`embed.model`).
+   */
+  remember(text: string, tags?: Array<string> | undefined | null): Promise<string>
+  /** Replaces a memory's text (and its tags, when given) and its vector. */
+  updateMemory(id: string, text: string, tags?: Array<string> | undefined | null): Promise<StoredRecord>
+  /** Removes a memory for good: its record, full-text row and vectors. */
+  forget(id: string): Promise<void>
+  /**
+   * Embeds every record whose text changed since its last vector (or that has none) with the
+   * configured model (`embed.model`), in batches that each commit; a stopped run resumes.
+   */
+  embed(): Promise<EmbedReport>
 }
 
 /**
@@ -79,6 +101,21 @@ export interface Component {
   weight: number
   points: number
   reason: string
+}
+
+/**
+ * What an embedding run did: the model, records found stale, embedded and skipped (no text),
+ * model calls and tokens, and the wall time.
+ */
+export interface EmbedReport {
+  model: string
+  dim: number
+  stale: number
+  embedded: number
+  skippedEmpty: number
+  calls: number
+  tokens: number
+  seconds: number
 }
 
 /** An entry of the append-only event log; `kind` holds its `type` and details. */
@@ -232,6 +269,65 @@ export interface RankedTask {
   completedAt?: string
   horizon: 'today' | 'week' | 'month' | 'later'
   priority: Priority
+}
+
+/**
+ * Where one ranker placed a recall hit: its rank (1 = first), raw score and share of the
+ * fused score.
+ */
+export interface RankerHit {
+  ranker: 'dense' | 'bm25'
+  rank: number
+  score: number
+  contribution: number
+}
+
+/**
+ * Why a recall hit ranked where it did: the fused score, its reciprocal-rank part, the recency
+ * factor and age when recency was asked for, and each ranker that found it.
+ */
+export interface RecallExplanation {
+  id: string
+  score: number
+  rrf: number
+  recency?: number
+  ageDays?: number
+  foundBy: Array<RankerHit>
+}
+
+/** A recall hit: the record, the start of its text, and the explained fused score. */
+export interface RecallHit {
+  id: string
+  title: string
+  entity: string
+  sourceKind: string
+  snippet: string
+  explanation: RecallExplanation
+}
+
+/** Options of `recall`. */
+export interface RecallOptions {
+  /** Hits to return (default 10, at most 1000). */
+  k?: number
+  /** Which rankers run (default `hybrid`). */
+  mode?: 'hybrid' | 'bm25' | 'dense'
+  /** Only these entity kinds (`note`, `task`, `issue`, ...). */
+  entities?: Array<string>
+  /** Only these source kinds (`memory`, `jira`, ...). */
+  sources?: Array<string>
+  /** Favour recent records. */
+  recency?: RecencyOptions
+}
+
+/**
+ * How much age lowers a recall hit: its score is multiplied by
+ * `(1 - weight) + weight * 0.5 ** (ageDays / halfLifeDays)`.
+ */
+export interface RecencyOptions {
+  /** Age in days at which the decaying part is halved. */
+  halfLifeDays: number
+  /** Share of the score that decays, in [0, 1] (default 1). */
+  weight?: number
 }
 
 /** An item that could not be ingested: where it starts, the field at fault, and why. */

@@ -1,5 +1,5 @@
 // Shared fixtures: a fresh embedded store per test, and the sample exports.
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -32,4 +32,23 @@ export async function loaded() {
     if (report.rejectedTotal !== 0) throw new Error(`${file}: ${JSON.stringify(report.rejected)}`)
   }
   return weave
+}
+
+// A store whose recall and memory use the real MiniLM test model (fetched by
+// adapters/opsweave-onnx/fetch-test-model.sh, which sets OPSWEAVE_TEST_MODEL_DIR and
+// ORT_DYLIB_PATH); fails, never skips, without it.
+export async function withModel() {
+  const modelDir = process.env.OPSWEAVE_TEST_MODEL_DIR
+  if (!modelDir) {
+    throw new Error('OPSWEAVE_TEST_MODEL_DIR is not set: run `eval "$(adapters/opsweave-onnx/fetch-test-model.sh)"` first')
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'opsweave-node-'))
+  const config = join(dir, 'opsweave.toml')
+  writeFileSync(
+    config,
+    `db = ${JSON.stringify(`sqlite://${join(dir, 'memory.db')}`)}\n` +
+      '[embed]\nmodel = "onnx:all-minilm-l6-v2"\n' +
+      `model_dir = ${JSON.stringify(modelDir)}\n`,
+  )
+  return opsweave.Weave.open(undefined, { config })
 }

@@ -1,8 +1,13 @@
 //! Arguments from JavaScript into the facade's types; a bad value is an `InvalidInput` error
 //! naming the argument.
 
+use crate::errors::type_error;
+use crate::types;
+use napi::bindgen_prelude::{JsValue, Unknown};
+use napi::{Env, ValueType};
 use opsweave::matching::{resolver_preset, Resolver};
-use opsweave::{Error, Horizon, Mapping, RecordId, Result, Window};
+use opsweave::recall::{Recency, MAX_K};
+use opsweave::{Error, Horizon, Mapping, RecallOptions, RecordId, Result, Window};
 
 /// The most results one call returns per list.
 pub const MAX_LIMIT: u32 = 1000;
@@ -37,6 +42,78 @@ pub fn limit(value: Option<u32>, default: u32) -> Result<usize> {
         return Err(Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit"));
     }
     Ok(value as usize)
+}
+
+/// A string argument, or a `TypeError` naming it.
+pub fn text_arg(env: &Env, value: Unknown<'_>, name: &str) -> napi::Result<String> {
+    match value.get_type()? {
+        ValueType::String => Ok(value.coerce_to_string()?.into_utf8()?.as_str()?.to_string()),
+        other => Err(type_error(
+            env,
+            &format!("The \"{name}\" argument must be a string; received {other}"),
+        )),
+    }
+}
+
+/// An optional array of strings (absent, `undefined` or `null`: none), or a `TypeError` naming
+/// the argument.
+pub fn texts_arg(
+    env: &Env,
+    value: Option<Unknown<'_>>,
+    name: &str,
+) -> napi::Result<Option<Vec<String>>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let wrong = |what: &str| {
+        type_error(
+            env,
+            &format!("The \"{name}\" argument must be an array of strings; received {what}"),
+        )
+    };
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        ValueType::Object if value.is_array()? => {
+            let items: Vec<serde_json::Value> = env.from_js_value(value)?;
+            items
+                .into_iter()
+                .map(|item| match item {
+                    serde_json::Value::String(text) => Ok(text),
+                    other => Err(wrong(&format!("an array holding {other}"))),
+                })
+                .collect::<napi::Result<_>>()
+                .map(Some)
+        }
+        other => Err(wrong(&other.to_string())),
+    }
+}
+
+/// What `recall` asks for, each option checked and named when wrong.
+pub fn recall_options(options: types::RecallOptions) -> Result<RecallOptions> {
+    let k = options.k.unwrap_or(10);
+    if !(1..=MAX_K as u32).contains(&k) {
+        return Err(
+            Error::invalid(format!("k must be between 1 and {MAX_K}, not {k}")).on_field("k"),
+        );
+    }
+    let options = RecallOptions {
+        k: k as usize,
+        mode: options.mode.as_deref().unwrap_or("hybrid").parse()?,
+        entities: options
+            .entities
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.parse().map_err(|e: Error| e.on_field("entities")))
+            .collect::<Result<_>>()?,
+        source_kinds: options.sources.unwrap_or_default(),
+        recency: options.recency.map(|r| Recency {
+            half_life_days: r.half_life_days,
+            weight: r.weight.unwrap_or(1.0),
+        }),
+        ..RecallOptions::default()
+    };
+    options.validate()?;
+    Ok(options)
 }
 
 /// The mapping to ingest with: a preset by name, or a mapping given as an object (the mapping's

@@ -7,7 +7,10 @@ mod errors;
 mod task;
 mod types;
 
-use args::{limit, mapping_of, parse_horizons, parse_id, parse_window, resolver_of};
+use args::{
+    limit, mapping_of, parse_horizons, parse_id, parse_window, recall_options, resolver_of,
+    text_arg, texts_arg,
+};
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
 use napi_derive::napi;
@@ -20,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use task::Op;
 use types::{
     EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions,
-    ReviewQueueOptions,
+    RecallOptions, ReviewQueueOptions,
 };
 
 /// Converts a facade result into its JavaScript shape through its JSON form.
@@ -342,6 +345,102 @@ impl Weave {
             shape(
                 &weave
                     .events(&weave.default_scope(), subject, after, limit as usize)
+                    .await?,
+            )
+        })
+    }
+
+    /// The `k` (default 10) records that best answer `query`, best first: dense k-NN over the
+    /// embedding model's vectors and BM25 over the full-text index (`mode: 'hybrid'`), or either
+    /// alone (`'dense'`, `'bm25'`), fused by reciprocal rank; only of `entities` and `sources`
+    /// when given; `recency` favours recent records. Each hit's `explanation` says which rankers
+    /// found it and why it ranked.
+    #[napi(
+        ts_args_type = "query: string, options?: RecallOptions | undefined | null",
+        ts_return_type = "Promise<Array<RecallHit>>"
+    )]
+    pub fn recall(
+        &self,
+        env: Env,
+        query: Unknown<'_>,
+        options: Option<RecallOptions>,
+    ) -> napi::Result<AsyncTask<Op<Vec<types::RecallHit>>>> {
+        let query = text_arg(&env, query, "query")?;
+        let options = recall_options(options.unwrap_or_default());
+        Ok(self.op(move |weave| async move {
+            let options = options?;
+            shape(
+                &weave
+                    .recall(&weave.default_scope(), &query, &options)
+                    .await?,
+            )
+        }))
+    }
+
+    /// Stores a memory note (entity `note`, source `memory`) and its vector, so recall finds it
+    /// at once; resolves to its id. Needs an embedding model (`embed.model`).
+    #[napi(
+        ts_args_type = "text: string, tags?: Array<string> | undefined | null",
+        ts_return_type = "Promise<string>"
+    )]
+    pub fn remember(
+        &self,
+        env: Env,
+        text: Unknown<'_>,
+        tags: Option<Unknown<'_>>,
+    ) -> napi::Result<AsyncTask<Op<String>>> {
+        let text = text_arg(&env, text, "text")?;
+        let tags = texts_arg(&env, tags, "tags")?.unwrap_or_default();
+        Ok(self.op(move |weave| async move {
+            let id = weave.remember(&weave.default_scope(), &text, &tags).await?;
+            Ok(id.to_string())
+        }))
+    }
+
+    /// Replaces a memory's text (and its tags, when given) and its vector.
+    #[napi(
+        ts_args_type = "id: string, text: string, tags?: Array<string> | undefined | null",
+        ts_return_type = "Promise<StoredRecord>"
+    )]
+    pub fn update_memory(
+        &self,
+        env: Env,
+        id: Unknown<'_>,
+        text: Unknown<'_>,
+        tags: Option<Unknown<'_>>,
+    ) -> napi::Result<AsyncTask<Op<types::StoredRecord>>> {
+        let id = text_arg(&env, id, "id")?;
+        let text = text_arg(&env, text, "text")?;
+        let tags = texts_arg(&env, tags, "tags")?;
+        Ok(self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            shape(
+                &weave
+                    .update_memory(&weave.default_scope(), id, &text, tags.as_deref())
+                    .await?,
+            )
+        }))
+    }
+
+    /// Removes a memory for good: its record, full-text row and vectors.
+    #[napi(ts_args_type = "id: string", ts_return_type = "Promise<void>")]
+    pub fn forget(&self, env: Env, id: Unknown<'_>) -> napi::Result<AsyncTask<Op<()>>> {
+        let id = text_arg(&env, id, "id")?;
+        Ok(self.op(move |weave| async move {
+            let id = parse_id(&id)?;
+            weave.forget(&weave.default_scope(), id).await
+        }))
+    }
+
+    /// Embeds every record whose text changed since its last vector (or that has none) with the
+    /// configured model (`embed.model`), in batches that each commit; a stopped run resumes.
+    #[napi(ts_return_type = "Promise<EmbedReport>")]
+    pub fn embed(&self) -> AsyncTask<Op<types::EmbedReport>> {
+        self.op(move |weave| async move {
+            let embedder = weave.embedder().await?;
+            shape(
+                &weave
+                    .embed(&weave.default_scope(), embedder.as_ref(), None)
                     .await?,
             )
         })

@@ -327,3 +327,83 @@ pub struct EventsOptions {
     /// At most this many (default 100).
     pub limit: Option<u32>,
 }
+
+/// Where one ranker placed a recall hit: its rank (1 = first), raw score and share of the
+/// fused score.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct RankerHit {
+    #[napi(ts_type = "'dense' | 'bm25'")]
+    pub ranker: String,
+    pub rank: i64,
+    pub score: f64,
+    pub contribution: f64,
+}
+
+/// Why a recall hit ranked where it did: the fused score, its reciprocal-rank part, the recency
+/// factor and age when recency was asked for, and each ranker that found it.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecallExplanation {
+    pub id: String,
+    pub score: f64,
+    pub rrf: f64,
+    pub recency: Option<f64>,
+    pub age_days: Option<f64>,
+    pub found_by: Vec<RankerHit>,
+}
+
+/// A recall hit: the record, the start of its text, and the explained fused score.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecallHit {
+    pub id: String,
+    pub title: String,
+    pub entity: String,
+    pub source_kind: String,
+    pub snippet: String,
+    pub explanation: RecallExplanation,
+}
+
+/// What an embedding run did: the model, records found stale, embedded and skipped (no text),
+/// model calls and tokens, and the wall time.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbedReport {
+    pub model: String,
+    pub dim: i64,
+    pub stale: i64,
+    pub embedded: i64,
+    pub skipped_empty: i64,
+    pub calls: i64,
+    pub tokens: i64,
+    pub seconds: f64,
+}
+
+/// How much age lowers a recall hit: its score is multiplied by
+/// `(1 - weight) + weight * 0.5 ** (ageDays / halfLifeDays)`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct RecencyOptions {
+    /// Age in days at which the decaying part is halved.
+    pub half_life_days: f64,
+    /// Share of the score that decays, in [0, 1] (default 1).
+    pub weight: Option<f64>,
+}
+
+/// Options of `recall`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct RecallOptions {
+    /// Hits to return (default 10, at most 1000).
+    pub k: Option<u32>,
+    /// Which rankers run (default `hybrid`).
+    #[napi(ts_type = "'hybrid' | 'bm25' | 'dense'")]
+    pub mode: Option<String>,
+    /// Only these entity kinds (`note`, `task`, `issue`, ...).
+    pub entities: Option<Vec<String>>,
+    /// Only these source kinds (`memory`, `jira`, ...).
+    pub sources: Option<Vec<String>>,
+    /// Favour recent records.
+    pub recency: Option<RecencyOptions>,
+}
