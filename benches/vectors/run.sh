@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q numpy==2.4.6 hnswlib==0.8.0 faiss-cpu==1.13.2
+    "$VENV/bin/pip" install -q numpy==2.4.6 hnswlib==0.8.0 faiss-cpu==1.15.1
 fi
 PY="$VENV/bin/python"
 [[ -f "$DATA/meta.json" ]] || "$PY" benches/vectors/peers.py gen --n "$N" --out "$DATA"

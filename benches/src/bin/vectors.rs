@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! vectors --data DIR --db sqlite://PATH|postgres://URL [--batch 5000]
+//! vectors --data DIR --db sqlite://PATH --existing --ef 128   # queries only, at another ef
 //! ```
 
 use opsweave_core::{ModelInfo, RecordId, Scope, VectorFilter, VectorIndex, VectorItem};
@@ -149,8 +150,11 @@ async fn first_query(vectors: &dyn VectorIndex, data: &Data, filter: &VectorFilt
 async fn main() -> opsweave_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut data_dir, mut db, mut batch) = (None, None, 5_000usize);
+    let (mut existing, mut ef) = (false, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--existing" => existing = true,
+            "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
             "--data" => data_dir = args.next().map(PathBuf::from),
             "--db" => db = args.next(),
             "--batch" => batch = args.next().and_then(|b| b.parse().ok()).unwrap_or(batch),
@@ -160,6 +164,27 @@ async fn main() -> opsweave_core::Result<()> {
     let data = load(&data_dir.expect("--data DIR"));
     let db = db.expect("--db URL");
     let postgres = db.starts_with("postgres");
+    if existing {
+        // A database a full run left (copied aside): the graph loads from its file, and only the
+        // queries run, with the given ef.
+        let options = opsweave_sqlite::VectorOptions {
+            expansion_search: ef.unwrap_or(64),
+            ..opsweave_sqlite::VectorOptions::default()
+        };
+        let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(options));
+        let all = VectorFilter {
+            scope: Scope::org("acme"),
+            ..VectorFilter::default()
+        };
+        let load_s = first_query(&*store, &data, &all).await;
+        let plain = measure(&*store, &data, &all, &data.gt).await;
+        println!(
+            "{}",
+            json!({"engine": "opsweave SQLite (usearch HNSW)", "ef": ef.unwrap_or(64),
+                   "load_s": load_s, "plain": plain})
+        );
+        return Ok(());
+    }
     let sqlite = if postgres {
         None
     } else {
