@@ -11,6 +11,7 @@ mod error;
 mod fulltext;
 mod jobs;
 mod matching;
+mod recall;
 mod retry;
 mod rows;
 mod store;

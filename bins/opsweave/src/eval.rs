@@ -54,12 +54,29 @@ enum EvalTask {
         #[arg(long)]
         json: bool,
     },
+    /// Index a BEIR-layout corpus and score recall (recall@k, nDCG@10, MRR) against qrels.
+    Recall(crate::recall::EvalRecallArgs),
+}
+
+impl EvalArgs {
+    /// The arguments of `eval recall`, which runs on the async runtime (see `recall::eval_recall`).
+    pub fn recall_args(&self) -> Option<&crate::recall::EvalRecallArgs> {
+        match &self.task {
+            EvalTask::Recall(args) => Some(args),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `opsweave eval link|dedupe` and prints the evaluation.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let load_start = Instant::now();
     match &args.task {
+        EvalTask::Recall(_) => {
+            return Err(Error::internal(
+                "eval recall runs through recall::eval_recall, not eval::run",
+            ))
+        }
         EvalTask::Link {
             left,
             right,

@@ -5,6 +5,7 @@
 mod eval;
 mod http;
 mod output;
+mod recall;
 mod resolving;
 mod worker;
 
@@ -144,8 +145,16 @@ enum Command {
         #[command(subcommand)]
         command: resolving::ReviewCommand,
     },
-    /// Score the matcher on CSV files against known true pairs (link two files or dedupe one).
+    /// Score the matcher (link, dedupe) or recall on plain files against known answers.
     Eval(eval::EvalArgs),
+    /// Embed records whose text changed since their last vector (resumable).
+    Embed(recall::EmbedArgs),
+    /// Find records by meaning and words (hybrid: dense + BM25), each hit explained.
+    Recall(recall::RecallArgs),
+    /// Store a memory note that recall finds at once; prints its id.
+    Remember(recall::RememberArgs),
+    /// Remove a memory note for good (record, full-text row and vectors).
+    Forget(recall::ForgetArgs),
     /// Serve the HTTP API (embedded on ./opsweave.db unless --db or the config says otherwise).
     Serve {
         /// Address to listen on [default: 127.0.0.1:8080, or `server.addr`]
@@ -325,7 +334,25 @@ async fn run(cli: Cli) -> Result<()> {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             resolving::run_review(&weave, command).await
         }
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => match args.recall_args() {
+            Some(args) => recall::eval_recall(config_for(&cli, None)?, args).await,
+            None => eval::run(args),
+        },
+        Command::Embed(args) => {
+            let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
+            recall::embed(&Weave::open_with(config).await?, args).await
+        }
+        Command::Recall(args) => {
+            let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
+            recall::recall(&Weave::open_with(config).await?, args).await
+        }
+        Command::Remember(args) => {
+            let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
+            recall::remember(&Weave::open_with(config).await?, args).await
+        }
+        Command::Forget(args) => {
+            recall::forget(&Weave::open_with(config_for(&cli, None)?).await?, args).await
+        }
         Command::Serve { addr } => {
             let config = config_for(&cli, None)?;
             let addr = addr.clone().unwrap_or_else(|| config.server.addr.clone());

@@ -6,11 +6,13 @@
 
 mod cache;
 mod queue;
+mod recall;
 mod usage;
 mod vectors;
 
 pub use cache::*;
 pub use queue::*;
+pub use recall::*;
 pub use usage::*;
 pub use vectors::*;
 

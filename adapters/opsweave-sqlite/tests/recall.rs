@@ -1,0 +1,14 @@
+//! The recall and memory store checks of the testkit on SQLite.
+
+use opsweave_sqlite::SqliteStore;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn sqlite_ranks_any_word_and_deletes_records_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("recall.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open store");
+    opsweave_testkit::recall_text_and_delete(Arc::new(store)).await;
+}

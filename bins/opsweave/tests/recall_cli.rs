@@ -1,0 +1,281 @@
+//! `opsweave embed`, `recall`, `remember`, `forget` and `eval recall` end to end with the real
+//! all-MiniLM-L6-v2 model. They need `eval "$(adapters/opsweave-onnx/fetch-test-model.sh)"`
+//! (ORT_DYLIB_PATH and OPSWEAVE_TEST_MODEL_DIR) and fail, never skip, without it.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+struct Dir(tempfile::TempDir);
+
+fn model_spec() -> String {
+    let dir = std::env::var("OPSWEAVE_TEST_MODEL_DIR").expect(
+        "OPSWEAVE_TEST_MODEL_DIR is not set: run \
+         `eval \"$(adapters/opsweave-onnx/fetch-test-model.sh)\"` first",
+    );
+    assert!(
+        std::env::var_os("ORT_DYLIB_PATH").is_some(),
+        "ORT_DYLIB_PATH is not set: run the fetch script first"
+    );
+    format!("onnx:{dir}")
+}
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opsweave"));
+        cmd.args(args)
+            .current_dir(self.0.path())
+            .env_remove("OPSWEAVE_DB")
+            .env("OPSWEAVE_EMBED_MODEL", model_spec());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.ok(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    }
+
+    fn bad_input(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        stderr
+    }
+}
+
+#[test]
+fn remember_recall_forget() {
+    let dir = Dir::new();
+    let id = dir
+        .ok(&[
+            "remember",
+            "Acme wants the Q3 renewal invoiced in euros",
+            "--tag",
+            "acme",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 16, "{id}");
+    dir.ok(&["remember", "The office plants need water on Mondays"]);
+
+    let hits = dir.json(&[
+        "recall",
+        "which currency does Acme pay in",
+        "--k",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(hits[0]["id"], id.as_str(), "{hits:#}");
+    let found_by = hits[0]["explanation"]["found_by"].as_array().unwrap();
+    assert!(!found_by.is_empty());
+    assert!(hits[0]["explanation"]["score"].as_f64().unwrap() > 0.0);
+
+    let text = dir.ok(&["recall", "euros", "--mode", "bm25"]);
+    assert!(text.contains(&id) && text.contains("bm25 #1"), "{text}");
+    let notes = dir.json(&["recall", "plants", "--entity", "task", "--json"]);
+    assert_eq!(notes.as_array().unwrap().len(), 0);
+
+    dir.ok(&["forget", &id]);
+    let hits = dir.json(&["recall", "which currency does Acme pay in", "--json"]);
+    assert!(hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["id"] != id.as_str()));
+    let err = dir.run(&["forget", &id]);
+    assert_eq!(err.status.code(), Some(1));
+
+    assert!(dir.bad_input(&["remember", "  "]).contains("text"));
+    assert!(dir
+        .bad_input(&["recall", "x", "--mode", "fuzzy"])
+        .contains("fuzzy"));
+    assert!(dir
+        .bad_input(&["recall", "x", "--entity", "ticket"])
+        .contains("ticket"));
+    let err = dir.bad_input(&["recall", "x", "--model", "cohere:embed"]);
+    assert!(err.contains("openai:MODEL"), "{err}");
+}
+
+fn notes_jsonl(n: usize) -> String {
+    let topics = [
+        "renewal pricing for the enterprise plan",
+        "database migration to the new cluster",
+        "hiring a backend engineer",
+        "quarterly board meeting agenda",
+        "customer complaint about late delivery",
+    ];
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"n{i}\",\"title\":\"Note {i}\",\"text\":\"Note {i} about {} and item {}\"}}\n",
+                topics[i % topics.len()],
+                i * 7
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn embed_is_resumable_after_a_kill() {
+    let dir = Dir::new();
+    dir.write(
+        "notes.toml",
+        "name = \"notes\"\nsource = \"notes\"\nentity = \"note\"\nformat = \"jsonl\"\nid = \"/id\"\n\
+         title = \"{/title}\"\nbody = \"{/text}\"\n",
+    );
+    dir.write("opsweave.toml", "[embed]\nbatch_size = 8\n");
+    let total = 1500;
+    dir.write("notes.jsonl", &notes_jsonl(total));
+    dir.ok(&["ingest", "notes.jsonl", "--mapping", "notes.toml"]);
+
+    let mut child = dir
+        .command(&["embed"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = child.kill();
+    child.wait().unwrap();
+
+    let resumed = dir.json(&["embed", "--json"]);
+    let stale = resumed["stale"].as_u64().unwrap();
+    eprintln!("after the kill {stale} of {total} records were still stale");
+    assert!(stale <= total as u64);
+    assert_eq!(resumed["embedded"].as_u64().unwrap(), stale);
+    let again = dir.json(&["embed", "--json"]);
+    assert_eq!(again["stale"], 0);
+    let hits = dir.json(&["recall", "hiring engineers", "--mode", "dense", "--json"]);
+    assert_eq!(hits.as_array().unwrap().len(), 10);
+}
+
+const CORPUS: &str = r#"{"_id":"d1","title":"Wing flutter","text":"Flutter of aircraft wings at high speed and how to damp it."}
+{"_id":"d2","title":"","text":"Heat transfer in composite slabs under transient conditions."}
+{"_id":"d3","title":"Boundary layers","text":"Laminar boundary layer separation on a flat plate."}
+{"_id":"d4","title":"Shock waves","text":"Shock wave interaction with a turbulent boundary layer."}
+{"_id":5,"title":"Cooking","text":"A recipe for tomato soup with basil."}
+"#;
+
+const QUERIES: &str = r#"{"_id":"q1","text":"wing flutter at high speed"}
+{"_id":"q2","text":"heat conduction in composite slabs"}
+{"_id":"q3","text":"boundary layer separation"}
+{"_id":"q4","text":"a query nobody judged"}
+"#;
+
+const QRELS: &str =
+    "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq3\td3\t1\nq3\td4\t1\nq3\t5\t0\n";
+
+#[test]
+fn eval_recall_scores_each_mode_and_names_bad_lines() {
+    let dir = Dir::new();
+    dir.write("corpus.jsonl", CORPUS);
+    dir.write("queries.jsonl", QUERIES);
+    dir.write("qrels.tsv", QRELS);
+    let args = |mode: &'static str| {
+        vec![
+            "eval",
+            "recall",
+            "--corpus",
+            "corpus.jsonl",
+            "--queries",
+            "queries.jsonl",
+            "--qrels",
+            "qrels.tsv",
+            "--mode",
+            mode,
+            "--json",
+        ]
+    };
+    for mode in ["bm25", "dense", "hybrid"] {
+        let report = dir.json(&args(mode));
+        for key in [
+            "recall@1",
+            "recall@5",
+            "recall@10",
+            "recall@20",
+            "ndcg@10",
+            "mrr",
+            "p50_ms",
+            "p99_ms",
+        ] {
+            assert!(report[key].is_number(), "{mode}: no {key}: {report:#}");
+        }
+        assert_eq!(report["queries"], 3, "{report:#}");
+        assert_eq!(report["documents"], 5);
+        // Every judged document shares words and meaning with its query.
+        assert_eq!(report["recall@10"], 1.0, "{mode}: {report:#}");
+        assert!(report["mrr"].as_f64().unwrap() > 0.6, "{mode}: {report:#}");
+    }
+
+    dir.write(
+        "bad.jsonl",
+        "{\"_id\":\"d1\",\"text\":\"ok\"}\n{\"_id\": \"d2\", \"text\": 7\n",
+    );
+    let err = dir.bad_input(&[
+        "eval",
+        "recall",
+        "--corpus",
+        "bad.jsonl",
+        "--queries",
+        "queries.jsonl",
+        "--qrels",
+        "qrels.tsv",
+        "--mode",
+        "bm25",
+    ]);
+    assert!(err.contains("bad.jsonl") && err.contains("line 2"), "{err}");
+    dir.write("bad2.jsonl", "{\"_id\":\"d1\",\"text\":[1]}\n");
+    let err = dir.bad_input(&[
+        "eval",
+        "recall",
+        "--corpus",
+        "bad2.jsonl",
+        "--queries",
+        "queries.jsonl",
+        "--qrels",
+        "qrels.tsv",
+        "--mode",
+        "bm25",
+    ]);
+    assert!(err.contains("line 1") && err.contains("`text`"), "{err}");
+    dir.write("bad.tsv", "q1\td1\t1\nq2\td2\n");
+    let err = dir.bad_input(&[
+        "eval",
+        "recall",
+        "--corpus",
+        "corpus.jsonl",
+        "--queries",
+        "queries.jsonl",
+        "--qrels",
+        "bad.tsv",
+        "--mode",
+        "bm25",
+    ]);
+    assert!(err.contains("bad.tsv") && err.contains("line 2"), "{err}");
+}
