@@ -24,8 +24,17 @@ def load(results, impl, order, threads):
 
 def section(results, command):
     machine = json.loads((results / "machine.json").read_text())
+    # Thread counts whose four runs all finished (a cut-short run still reports the rest).
     threads_run = sorted(
-        {int(p.stem.rsplit("-", 1)[1]) for p in results.glob("rust-sorted-*.json")}
+        t
+        for t in {int(p.stem.rsplit("-", 1)[1]) for p in results.glob("rust-sorted-*.json")}
+        if all(
+            (results / f"{impl}-{order}-{t}.json").stat().st_size > 0
+            if (results / f"{impl}-{order}-{t}.json").exists()
+            else False
+            for impl, _ in IMPLS
+            for order in ("sorted", "fixed")
+        )
     )
     runs = {}
     for t in threads_run:
