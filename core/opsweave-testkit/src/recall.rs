@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub async fn recall_text_and_delete(store: Arc<dyn Backend>) {
     let scope = Scope::org("recall");
     let other = Scope::org("elsewhere");
-    let mut fixtures = vec![
+    let mut fixtures = [
         TaskFixture::new("a", "Acme renewal discount", None, 0.5),
         TaskFixture::new("b", "Acme invoice overdue", None, 0.5),
         TaskFixture::new("c", "Globex renewal call", None, 0.5),
