@@ -235,6 +235,9 @@ fn print_hit(hit: &RecallHit) {
 
 /// `opsweave remember`.
 pub async fn remember(weave: &Weave, args: &RememberArgs) -> Result<()> {
+    // Open the model first, so `ms` is the note's own cost (embed + store), as in a long-lived
+    // process that has the model loaded.
+    weave.embedder().await?;
     let started = Instant::now();
     let id = weave
         .remember(&weave.default_scope(), &args.text, &args.tag)
