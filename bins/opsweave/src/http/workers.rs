@@ -61,6 +61,7 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
     let work = execute(state, &job, progress.clone());
     tokio::pin!(work);
     let mut beat = tokio::time::interval(BEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         tokio::select! {
             result = &mut work => break Some(result),
@@ -74,7 +75,16 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
                     }
                     _ => Progress::new(0.0, format!("{} items", progress.items.load(Ordering::Relaxed))),
                 };
-                if let Err(e) = queue.heartbeat(job.id, worker, LEASE, Some(report)).await {
+                // The heartbeat needs the store's writer, which the job may hold mid-transaction:
+                // keep polling the job while the heartbeat waits, or each waits for the other
+                // until the pool's acquire timeout.
+                let heartbeat = queue.heartbeat(job.id, worker, LEASE, Some(report));
+                tokio::pin!(heartbeat);
+                let beat_result = tokio::select! {
+                    result = &mut heartbeat => result,
+                    result = &mut work => break Some(result),
+                };
+                if let Err(e) = beat_result {
                     if e.kind() == opsweave::ErrorKind::Conflict {
                         tracing::info!(job = %job.id, "job cancelled or taken over; stopping");
                         break None;
