@@ -4,9 +4,9 @@
 use crate::error::map;
 use crate::fulltext::query_words;
 use crate::retry::with_retries;
-use crate::rows::{get, push_scope, record_of};
+use crate::rows::{get, push_scope, record_of, search_hit_of};
 use crate::PgStore;
-use opsweave_core::{EntityKind, Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
+use opsweave_core::{Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
 use sqlx::QueryBuilder;
 
 /// Words ranking gains nothing from (Lucene's English stop set, as the embedded store).
@@ -81,19 +81,7 @@ pub(crate) async fn rank_text(
             .fetch_all(&store.pool)
             .await
             .map_err(|e| map("ranked search", e))?;
-        rows.iter()
-            .map(|row| {
-                let entity: String = get(row, "entity")?;
-                Ok(SearchHit {
-                    id: RecordId::from_raw(get(row, "id")?),
-                    title: get(row, "title")?,
-                    entity: entity.parse::<EntityKind>()?,
-                    source_kind: get(row, "source_kind")?,
-                    snippet: get(row, "snippet")?,
-                    score: get(row, "rank")?,
-                })
-            })
-            .collect()
+        rows.iter().map(search_hit_of).collect()
     })
     .await
 }

@@ -120,3 +120,17 @@ pub(crate) fn event_of(row: &PgRow) -> Result<Event> {
         },
     })
 }
+
+/// A full-text hit from a row with `id`, `title`, `entity`, `source_kind`, `snippet` and `rank`
+/// (ts_rank: higher is better).
+pub(crate) fn search_hit_of(row: &PgRow) -> Result<opsweave_core::SearchHit> {
+    let entity: String = get(row, "entity")?;
+    Ok(opsweave_core::SearchHit {
+        id: RecordId::from_raw(get(row, "id")?),
+        title: get(row, "title")?,
+        entity: entity.parse::<opsweave_core::EntityKind>()?,
+        source_kind: get(row, "source_kind")?,
+        snippet: get(row, "snippet")?,
+        score: get(row, "rank")?,
+    })
+}

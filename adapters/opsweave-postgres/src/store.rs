@@ -8,7 +8,8 @@ use crate::error::map;
 use crate::fulltext::{document_words, query_words};
 use crate::retry::with_retries;
 use crate::rows::{
-    event_of, get, opt_text, push_scope, record_of, stored, task_of, text, TASK_COLUMNS,
+    event_of, get, opt_text, push_scope, record_of, search_hit_of, stored, task_of, text,
+    TASK_COLUMNS,
 };
 use crate::PgStore;
 use async_trait::async_trait;
@@ -16,8 +17,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
-    BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
-    MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, Scope, SearchHit, Task,
+    BatchOutcome, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind, MatchRun,
+    NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, Scope, SearchHit, Task,
     TaskStatus, TextQuery,
 };
 use sqlx::postgres::PgConnection;
@@ -229,19 +230,7 @@ impl RecordStore for PgStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| map("search", e))?;
-            rows.iter()
-                .map(|row| {
-                    let entity: String = get(row, "entity")?;
-                    Ok(SearchHit {
-                        id: RecordId::from_raw(get(row, "id")?),
-                        title: get(row, "title")?,
-                        entity: entity.parse::<EntityKind>()?,
-                        source_kind: get(row, "source_kind")?,
-                        snippet: get(row, "snippet")?,
-                        score: get(row, "rank")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(search_hit_of).collect()
         })
         .await
     }

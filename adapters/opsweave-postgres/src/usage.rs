@@ -7,9 +7,7 @@ use crate::PgStore;
 use async_trait::async_trait;
 use chrono::Utc;
 use opsweave_core::access::{ApiKey, KeyId, KeyStore, NewApiKey};
-use opsweave_core::usage::{
-    Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
-};
+use opsweave_core::usage::{UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal};
 use opsweave_core::{Error, Result};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
@@ -17,13 +15,6 @@ use sqlx::{Postgres, QueryBuilder};
 /// A checked count as the column holds it ([`UsageEvent::validate`] ran first).
 fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Embed => "embed",
-        Operation::Chat => "chat",
-    }
 }
 
 fn sum(row: &PgRow, column: &str) -> Result<u64> {
@@ -34,12 +25,7 @@ fn sum(row: &PgRow, column: &str) -> Result<u64> {
 #[async_trait]
 impl UsageLedger for PgStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
-        for (i, event) in events.iter().enumerate() {
-            event.validate().map_err(|e| {
-                let field = e.location().field.clone().unwrap_or_default();
-                e.on_field(format!("events[{i}].{field}"))
-            })?;
-        }
+        UsageEvent::validate_all(events)?;
         if events.is_empty() {
             return Ok(());
         }
@@ -55,7 +41,7 @@ impl UsageLedger for PgStore {
                     row.push_bind(text(&e.scope.org).into_owned())
                         .push_bind(e.scope.client.as_deref().map(|c| text(c).into_owned()))
                         .push_bind(e.scope.project.as_deref().map(|p| text(p).into_owned()))
-                        .push_bind(operation_name(e.operation))
+                        .push_bind(e.operation.as_str())
                         .push_bind(text(&e.model).into_owned())
                         .push_bind(count(e.input_tokens))
                         .push_bind(count(e.output_tokens))

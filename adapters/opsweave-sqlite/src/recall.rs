@@ -2,10 +2,10 @@
 //! records by id, and deleting records with everything derived from them.
 
 use crate::error::map;
-use crate::rows::{bind_scope, get, scope_filter};
+use crate::rows::{bind_scope, get, scope_filter, search_hit_of};
 use crate::store::record_of;
 use crate::SqliteStore;
-use opsweave_core::{EntityKind, Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
+use opsweave_core::{Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
 
 /// Words BM25 gains nothing from (Lucene's English stop set): an OR query over them would match
 /// nearly every row and rank them all.
@@ -92,19 +92,7 @@ pub(crate) async fn rank_text(
         .fetch_all(&store.pool)
         .await
         .map_err(|e| map("ranked search", e))?;
-    rows.iter()
-        .map(|row| {
-            let entity: String = get(row, "entity")?;
-            Ok(SearchHit {
-                id: RecordId::from_raw(get(row, "id")?),
-                title: get(row, "title")?,
-                entity: entity.parse::<EntityKind>()?,
-                source_kind: get(row, "source_kind")?,
-                snippet: get(row, "snippet")?,
-                score: -get::<f64>(row, "rank")?,
-            })
-        })
-        .collect()
+    rows.iter().map(search_hit_of).collect()
 }
 
 pub(crate) async fn records_by_id(

@@ -96,3 +96,17 @@ pub(crate) fn bind_scope<'q>(
     }
     query
 }
+
+/// A full-text hit from a row with `id`, `title`, `entity`, `source_kind`, `snippet` and `rank`
+/// (BM25 negated: higher is better).
+pub(crate) fn search_hit_of(row: &SqliteRow) -> Result<opsweave_core::SearchHit> {
+    let entity: String = get(row, "entity")?;
+    Ok(opsweave_core::SearchHit {
+        id: RecordId::from_raw(get(row, "id")?),
+        title: get(row, "title")?,
+        entity: entity.parse::<opsweave_core::EntityKind>()?,
+        source_kind: get(row, "source_kind")?,
+        snippet: get(row, "snippet")?,
+        score: -get::<f64>(row, "rank")?,
+    })
+}

@@ -2,7 +2,8 @@
 
 use crate::error::map;
 use crate::rows::{
-    bind_scope, day_number, get, instant, millis, scope_filter, scope_of, task_of, TASK_COLUMNS,
+    bind_scope, day_number, get, instant, millis, scope_filter, scope_of, search_hit_of, task_of,
+    TASK_COLUMNS,
 };
 use crate::SqliteStore;
 use async_trait::async_trait;
@@ -10,9 +11,9 @@ use chrono::{DateTime, Utc};
 use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
-    BatchOutcome, EntityKind, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
-    MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope,
-    SearchHit, Task, TaskStatus, TextQuery,
+    BatchOutcome, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind, MatchRun,
+    NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope, SearchHit,
+    Task, TaskStatus, TextQuery,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
@@ -315,19 +316,7 @@ impl RecordStore for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map("search", e))?;
-        rows.iter()
-            .map(|row| {
-                let entity: String = get(row, "entity")?;
-                Ok(SearchHit {
-                    id: RecordId::from_raw(get(row, "id")?),
-                    title: get(row, "title")?,
-                    entity: entity.parse::<EntityKind>()?,
-                    source_kind: get(row, "source_kind")?,
-                    snippet: get(row, "snippet")?,
-                    score: -get::<f64>(row, "rank")?,
-                })
-            })
-            .collect()
+        rows.iter().map(search_hit_of).collect()
     }
 
     async fn rank_text(&self, scope: &Scope, query: &TextQuery) -> Result<Vec<SearchHit>> {

@@ -6,9 +6,7 @@ use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::Utc;
 use opsweave_core::access::{ApiKey, KeyId, KeyStore, NewApiKey};
-use opsweave_core::usage::{
-    Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
-};
+use opsweave_core::usage::{UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal};
 use opsweave_core::{Error, Result};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
@@ -16,13 +14,6 @@ use sqlx::{QueryBuilder, Sqlite};
 /// A checked count as the column holds it ([`UsageEvent::validate`] ran first).
 fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn operation_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Embed => "embed",
-        Operation::Chat => "chat",
-    }
 }
 
 fn sum(row: &SqliteRow, column: &str) -> Result<u64> {
@@ -33,12 +24,7 @@ fn sum(row: &SqliteRow, column: &str) -> Result<u64> {
 #[async_trait]
 impl UsageLedger for SqliteStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
-        for (i, event) in events.iter().enumerate() {
-            event.validate().map_err(|e| {
-                let field = e.location().field.clone().unwrap_or_default();
-                e.on_field(format!("events[{i}].{field}"))
-            })?;
-        }
+        UsageEvent::validate_all(events)?;
         if events.is_empty() {
             return Ok(());
         }
@@ -57,7 +43,7 @@ impl UsageLedger for SqliteStore {
                 row.push_bind(e.scope.org.as_str())
                     .push_bind(e.scope.client.as_deref())
                     .push_bind(e.scope.project.as_deref())
-                    .push_bind(operation_name(e.operation))
+                    .push_bind(e.operation.as_str())
                     .push_bind(e.model.as_str())
                     .push_bind(count(e.input_tokens))
                     .push_bind(count(e.output_tokens))

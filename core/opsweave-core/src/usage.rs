@@ -39,7 +39,28 @@ pub struct UsageEvent {
     pub at: DateTime<Utc>,
 }
 
+impl Operation {
+    /// The name used in SQL and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embed => "embed",
+            Self::Chat => "chat",
+        }
+    }
+}
+
 impl UsageEvent {
+    /// Checks every event of a batch, naming the failing one as `events[i].field`.
+    pub fn validate_all(events: &[UsageEvent]) -> Result<()> {
+        for (i, event) in events.iter().enumerate() {
+            event.validate().map_err(|e| {
+                let field = e.location().field.clone().unwrap_or_default();
+                e.on_field(format!("events[{i}].{field}"))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Checks scope and model name, and that every count fits a signed 64-bit column.
     pub fn validate(&self) -> Result<()> {
         self.scope.validate()?;
