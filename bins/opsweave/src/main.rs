@@ -340,18 +340,30 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Embed(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            recall::embed(&Weave::open_with(config).await?, args).await
+            let weave = Weave::open_with(config).await?;
+            let result = recall::embed(&weave, args).await;
+            weave.close().await;
+            result
         }
         Command::Recall(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            recall::recall(&Weave::open_with(config).await?, args).await
+            let weave = Weave::open_with(config).await?;
+            let result = recall::recall(&weave, args).await;
+            weave.close().await;
+            result
         }
         Command::Remember(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            recall::remember(&Weave::open_with(config).await?, args).await
+            let weave = Weave::open_with(config).await?;
+            let result = recall::remember(&weave, args).await;
+            weave.close().await;
+            result
         }
         Command::Forget(args) => {
-            recall::forget(&Weave::open_with(config_for(&cli, None)?).await?, args).await
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let result = recall::forget(&weave, args).await;
+            weave.close().await;
+            result
         }
         Command::Serve { addr } => {
             let config = config_for(&cli, None)?;

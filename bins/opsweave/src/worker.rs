@@ -44,6 +44,8 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
     options.concurrency = args.concurrency;
     options.lease = Duration::from_secs_f64(args.lease_secs);
     options.idle_poll = Duration::from_millis(args.poll_ms);
+    // Kept to close the store (saving vector graphs the embed jobs changed) once the worker stops.
+    let closing = weave.clone();
     let worker = Worker::new(weave, options)?;
     eprintln!(
         "worker {name}: {} at once, kinds {}; stop with SIGTERM or Ctrl-C",
@@ -67,6 +69,7 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
         "worker {name} stopped: {} done, {} failed, {} lost",
         report.done, report.failed, report.lost
     );
+    closing.close().await;
     Ok(())
 }
 

@@ -122,6 +122,27 @@ fn remember_recall_forget() {
     assert!(err.contains("openai:MODEL"), "{err}");
 }
 
+/// The vector graph each command changed is saved when the command ends, so the next command
+/// loads it instead of rebuilding it from every row.
+#[test]
+fn commands_save_the_vector_graph_they_changed() {
+    let dir = Dir::new();
+    dir.ok(&["remember", "Acme wants the Q3 renewal invoiced in euros"]);
+    // The second command builds the graph from the first note, then adds its own.
+    dir.ok(&["remember", "The office plants need water on Mondays"]);
+    let saved: Vec<Value> = std::fs::read_dir(dir.0.path().join("opsweave.db.vectors"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(
+        saved[0]["count"], 2,
+        "the saved graph misses the last note: {saved:?}"
+    );
+}
+
 fn notes_jsonl(n: usize) -> String {
     let topics = [
         "renewal pricing for the enterprise plan",

@@ -81,7 +81,32 @@ pub struct Weave {
     usage: Option<Arc<dyn UsageLedger>>,
     keys: Option<Arc<dyn KeyStore>>,
     cache: Option<Arc<dyn opsweave_core::Cache>>,
+    /// The backend's own shutdown (saving in-memory state, closing connections), when it has one.
+    backend: Option<Arc<dyn Backend>>,
     config: Arc<Config>,
+}
+
+/// What an opened backend does when its handle closes.
+#[async_trait::async_trait]
+trait Backend: Send + Sync {
+    /// Saves what it keeps in memory and closes its connections.
+    async fn close(&self);
+}
+
+#[cfg(feature = "sqlite")]
+#[async_trait::async_trait]
+impl Backend for opsweave_sqlite::SqliteStore {
+    async fn close(&self) {
+        opsweave_sqlite::SqliteStore::close(self).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait::async_trait]
+impl Backend for opsweave_postgres::PgStore {
+    async fn close(&self) {
+        opsweave_postgres::PgStore::close(self).await;
+    }
 }
 
 impl std::fmt::Debug for Weave {
@@ -127,8 +152,9 @@ impl Weave {
                     embedder: None,
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
-                    keys: Some(store),
+                    keys: Some(store.clone()),
                     cache: None,
+                    backend: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -143,8 +169,9 @@ impl Weave {
                     embedder: None,
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
-                    keys: Some(store),
+                    keys: Some(store.clone()),
                     cache: None,
+                    backend: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -174,7 +201,18 @@ impl Weave {
             usage: None,
             keys: None,
             cache: None,
+            backend: None,
             config: Arc::new(config),
+        }
+    }
+
+    /// Saves what the backend keeps in memory (the embedded store's vector graphs, so the next
+    /// process loads them instead of rebuilding) and closes its connections. Clones share the
+    /// backend: none of them can be used afterwards. Dropping a handle without closing it loses no
+    /// data, only the saved graphs, which are rebuilt from the rows when next needed.
+    pub async fn close(&self) {
+        if let Some(backend) = &self.backend {
+            backend.close().await;
         }
     }
 

@@ -247,6 +247,7 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
             scope.org, key.id
         );
     }
+    let closing = weave.clone();
     let state = AppState::new(weave)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         opsweave::Error::invalid(format!("cannot listen on {addr}: {e}")).on_field("addr")
@@ -268,6 +269,7 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
     for worker in workers {
         let _ = worker.await;
     }
+    closing.close().await;
     result
 }
 
