@@ -33,6 +33,11 @@ echo "== cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+echo "== HTTP API fuzzing: schemathesis against the real \`opsweave serve\` (fails on any finding)"
+fuzz_started=$SECONDS
+scripts/fuzz-http.sh
+echo "== fuzzing took $((SECONDS - fuzz_started)) s"
+
 echo "== bindings: cargo fmt, clippy (own workspace: bindings/)"
 bindings_started=$SECONDS
 # `-p`, not `--all`: `--all` would also format the path dependencies in core/.

@@ -393,13 +393,32 @@ impl Weave {
                 }
             })
         });
-        let result = self
-            .embed_in_job(&job.scope, &*embedder, Some(progress), Some(job.id))
-            .await;
+        let result = self.embed_for_job(job, &*embedder, Some(progress)).await;
         if let Some(beat) = beat {
             beat.abort();
         }
         result
+    }
+}
+
+impl Weave {
+    /// Runs a claimed [`EMBED_JOB`] with an embedder already open (a server's configured model,
+    /// shared by its jobs); every model call is metered with the job's id. The caller reports
+    /// progress, and completes or fails the job.
+    pub async fn embed_for_job(
+        &self,
+        job: &opsweave_core::Job,
+        embedder: &dyn Embedder,
+        progress: Option<Arc<EmbedProgress>>,
+    ) -> Result<EmbedReport> {
+        if job.kind != EMBED_JOB {
+            return Err(Error::invalid(format!(
+                "job {} is a `{}` job, not `{EMBED_JOB}`",
+                job.id, job.kind
+            )));
+        }
+        self.embed_in_job(&job.scope, embedder, progress, Some(job.id))
+            .await
     }
 }
 

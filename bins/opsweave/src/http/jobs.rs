@@ -5,13 +5,13 @@ use super::auth::Caller;
 use super::problem::{ApiResult, Body, Path, Problem, Query};
 use super::AppState;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use base64::Engine as _;
 use futures::Stream;
 use opsweave::access::Action;
-use opsweave::{Job, JobId, JobQueue, JobStatus, Mapping, NewJob};
+use opsweave::{EmbedderSpec, Job, JobId, JobQueue, JobStatus, Mapping, NewJob, EMBED_JOB};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -50,6 +50,96 @@ pub(super) fn view(job: &Job) -> Value {
     })
 }
 
+/// The standard header that carries an idempotency key; the body's `idempotency_key` may too.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The request's idempotency key: the `Idempotency-Key` header, else the body's field. Both
+/// given and different is a bad request (which one was meant cannot be told).
+pub(super) fn idempotency_key(
+    headers: &HeaderMap,
+    in_body: Option<String>,
+) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(in_body);
+    };
+    let header = value
+        .to_str()
+        .map_err(|_| {
+            Problem::invalid("the Idempotency-Key header must be visible ASCII")
+                .on_field("Idempotency-Key")
+        })?
+        .to_string();
+    match in_body {
+        Some(body) if body != header => Err(Problem::invalid(format!(
+            "the Idempotency-Key header (`{header}`) and the body's idempotency_key (`{body}`) \
+             differ: give one, or the same in both"
+        ))
+        .on_field("idempotency_key")),
+        _ => Ok(Some(header)),
+    }
+}
+
+/// The payload of an `embed` job queued here: `{"model": SPEC}`. Without a model the server's
+/// own `embed.model` is used; a server with a model embeds only with it (its workers would run
+/// the job), one without one queues for external workers (`opsweave worker`), which need a model.
+fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
+    let asked = match &payload {
+        Value::Null => None,
+        Value::Object(fields) => {
+            if let Some(other) = fields.keys().find(|k| k.as_str() != "model") {
+                return Err(Problem::invalid(format!(
+                    "an embed job's payload takes only `model`, not `{other}`"
+                ))
+                .on_field("payload"));
+            }
+            match fields.get("model") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => Some(
+                    text.parse::<EmbedderSpec>()
+                        .map_err(|e| e.on_field("payload.model"))?,
+                ),
+                Some(_) => {
+                    return Err(
+                        Problem::invalid("payload.model must be a model spec string")
+                            .on_field("payload.model"),
+                    )
+                }
+            }
+        }
+        _ => {
+            return Err(Problem::invalid(
+                "an embed job's payload is an object: {\"model\": \"onnx:…\" | \"openai:…\"}",
+            )
+            .on_field("payload"))
+        }
+    };
+    let configured = state
+        .weave
+        .config()
+        .embed
+        .model
+        .as_deref()
+        .map(str::parse::<EmbedderSpec>)
+        .transpose()?;
+    let spec = match (asked, configured) {
+        (Some(asked), Some(own)) if asked != own => {
+            return Err(Problem::invalid(format!(
+                "this server embeds with `{own}`, not `{asked}`: leave payload.model out"
+            ))
+            .on_field("payload.model"))
+        }
+        (Some(spec), _) | (None, Some(spec)) => spec,
+        (None, None) => {
+            return Err(Problem::invalid(
+                "this server has no embedding model (embed.model): name one in payload.model \
+                 for an external worker",
+            )
+            .on_field("payload.model"))
+        }
+    };
+    Ok(json!({ "model": spec.to_string() }))
+}
+
 /// Queues `job` and wakes the in-process workers.
 pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
     let job = queue(state)?.enqueue(job).await?;
@@ -64,6 +154,7 @@ pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCo
 
 /// A job to queue.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"kind": "agent", "payload": {"task": "summarise"}, "max_attempts": 3}))]
 #[serde(deny_unknown_fields)]
 pub struct NewJobBody {
     /// What to run: `ingest`, `match`, `embed`, or a kind external workers serve.
@@ -74,6 +165,7 @@ pub struct NewJobBody {
     /// The same key in the same scope returns the first job instead of a new one.
     pub idempotency_key: Option<String>,
     /// Attempts before the job fails (1 to 100, default 3).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<u32>,
     /// Narrow the job's scope to a client.
     pub client: Option<String>,
@@ -81,18 +173,27 @@ pub struct NewJobBody {
     pub project: Option<String>,
 }
 
-/// Queues a job (202; the same idempotency key returns the same job).
+/// Queues a job (202; the same idempotency key returns the same job). An `embed` job embeds the
+/// records of the caller's scope whose text changed, with the server's model.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (or give `idempotency_key` in the body)")),
     responses((status = 202, description = "the job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn enqueue(
     caller: Caller,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Body(body): Body<NewJobBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
     let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
-    let mut job = NewJob::new(body.kind, scope, body.payload);
-    job.idempotency_key = body.idempotency_key;
+    let key = idempotency_key(&headers, body.idempotency_key)?;
+    let payload = if body.kind == EMBED_JOB {
+        embed_payload(&state, body.payload)?
+    } else {
+        body.payload
+    };
+    let mut job = NewJob::new(body.kind, scope, payload);
+    job.idempotency_key = key;
     if let Some(n) = body.max_attempts {
         job.max_attempts = n;
     }
@@ -107,6 +208,7 @@ pub struct JobsQuery {
     /// queued, running, done, failed or cancelled.
     pub status: Option<String>,
     /// Jobs (1 to 1000, default 50), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -246,6 +348,9 @@ pub async fn events(
 
 /// An ingest as a JSON body: a preset or a mapping, and rows or file content.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"preset": "odoo-crm-lead", "name": "odoo.csv", "content":
+    "id,name,partner_name,email_from,website,expected_revenue,probability,date_deadline,stage_id,user_id,priority\n\
+     __export__.crm_lead_900_fz,Fuzzed opportunity,Globex Corporation,hank@globex.com,globex.com,1000,50,2026-11-23,Qualified,Alan Turing,2\n"}))]
 #[serde(deny_unknown_fields)]
 pub struct IngestBody {
     /// A built-in mapping (`odoo-crm-lead`, `ace-opportunity`, `gmail-message`, `jira-issue`,
@@ -347,6 +452,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 /// Ingests a file upload (multipart: `file`, and `preset` or `mapping` as TOML / JSON text) or a
 /// JSON body; answers 202 with the `ingest` job, whose events show its progress.
 #[utoipa::path(post, path = "/api/ingest", tag = "ingest", request_body(content = IngestBody, description = "JSON body, or multipart/form-data with `file` and `preset` / `mapping`"), security(("key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job")),
     responses((status = 202, description = "the ingest job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
 pub async fn ingest(
     caller: Caller,
@@ -354,6 +460,7 @@ pub async fn ingest(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
+    let headers = request.headers().clone();
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -419,7 +526,7 @@ pub async fn ingest(
     let value = serde_json::to_value(&payload)
         .map_err(|e| Problem::from(opsweave::Error::internal(format!("ingest payload: {e}"))))?;
     let mut job = NewJob::new(INGEST_JOB, caller.scope.clone(), value).with_max_attempts(1);
-    job.idempotency_key = key;
+    job.idempotency_key = idempotency_key(&headers, key)?;
     job.validate()?;
     super::jobs::submit(&state, job).await
 }

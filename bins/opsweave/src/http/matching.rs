@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// A matching run to start.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"preset": "task-dedupe", "incremental": false}))]
 #[serde(deny_unknown_fields)]
 pub struct MatchRunBody {
     /// A built-in resolver: `odoo-ace-opportunities` or `task-dedupe`.
@@ -29,10 +30,12 @@ pub struct MatchRunBody {
 
 /// Starts a resolver run as a `match` job (202 with the job).
 #[utoipa::path(post, path = "/api/match/runs", tag = "matching", request_body = MatchRunBody, security(("key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job")),
     responses((status = 202, description = "the match job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn start_run(
     caller: Caller,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Body(body): Body<MatchRunBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
@@ -43,7 +46,7 @@ pub async fn start_run(
         json!({ "preset": body.preset, "incremental": body.incremental }),
     )
     .with_max_attempts(1);
-    job.idempotency_key = body.idempotency_key;
+    job.idempotency_key = super::jobs::idempotency_key(&headers, body.idempotency_key)?;
     job.validate()?;
     super::jobs::submit(&state, job).await
 }
@@ -55,6 +58,7 @@ pub struct ReviewQuery {
     /// Only this resolver's pairs.
     pub resolver: Option<String>,
     /// Pairs (1 to 1000, default 20).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -80,6 +84,7 @@ pub async fn review(
 
 /// A decision on one review pair.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"resolver": "task-dedupe", "left": "0000000000000001", "right": "0000000000000002"}))]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// The built-in resolver that queued the pair.

@@ -22,7 +22,7 @@ const MAX_EVENTS: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct UsageEventBody {
     /// `embed` or `chat`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = super::openapi::operations)]
     pub operation: Operation,
     /// Model name as the provider knows it.
     pub model: String,
@@ -50,6 +50,7 @@ pub struct UsageEventBody {
 
 /// A batch of usage events.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"events": [{"operation": "embed", "model": "text-embedding-3-small", "embedding_tokens": 1200, "latency_ms": 40}]}))]
 #[serde(deny_unknown_fields)]
 pub struct UsageEventsBody {
     /// The events (at most 10,000), stored all or none.
@@ -131,6 +132,7 @@ pub struct UsageQueryParams {
     /// To this instant, exclusive (default: now).
     pub to: Option<String>,
     /// org, client, project or model (default: model).
+    #[param(schema_with = super::openapi::usage_groups)]
     pub group_by: Option<String>,
     /// Narrow to a client.
     pub client: Option<String>,
@@ -191,11 +193,13 @@ pub async fn totals(
 
 /// A key to make.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "dashboard", "role": "viewer"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     /// What it is for.
     pub name: String,
     /// admin, member, viewer or service.
+    #[schema(schema_with = super::openapi::roles)]
     pub role: String,
     /// Limit the key to a client of the org.
     pub client: Option<String>,

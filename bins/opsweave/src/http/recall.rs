@@ -14,9 +14,11 @@ use utoipa::ToSchema;
 
 /// A recall request.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"query": "cutover runbook", "options": {"mode": "bm25", "k": 3}}))]
 #[serde(deny_unknown_fields)]
 pub struct RecallBody {
     /// What to look for.
+    #[schema(min_length = 1)]
     pub query: String,
     /// k, mode (hybrid | bm25 | dense), entities, source_kinds, recency, depth, fusion.
     #[serde(default)]
@@ -42,9 +44,11 @@ pub async fn recall(
 
 /// A memory note to store.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"text": "Globex wants the migration invoiced in euros", "tags": ["globex"]}))]
 #[serde(deny_unknown_fields)]
 pub struct MemoryBody {
     /// The note.
+    #[schema(min_length = 1)]
     pub text: String,
     /// Tags recall can filter on.
     #[serde(default)]

@@ -37,6 +37,7 @@ pub struct TasksQuery {
     /// today, week, month, later, or past7d (done in the last 7 days).
     pub horizon: Option<String>,
     /// Tasks to return (1 to 1000, default 3).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Rank as of this date or RFC 3339 instant (default: now).
     pub now: Option<String>,
@@ -126,8 +127,10 @@ pub async fn record(
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words to look for.
+    #[param(min_length = 1, max_length = 1000)]
     pub q: String,
     /// Hits (1 to 1000, default 10).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Narrow to a client.
     pub client: Option<String>,
@@ -162,6 +165,7 @@ pub struct GraphQuery {
     /// Only nodes from this source kind (see /api/graph/filters).
     pub source: Option<String>,
     /// Only nodes in this lane: past7d, today, week, month.
+    #[param(schema_with = super::openapi::lanes)]
     pub lane: Option<String>,
     /// As of this date or RFC 3339 instant (default: now).
     pub now: Option<String>,

@@ -1115,11 +1115,63 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert_eq!(status, StatusCode::OK, "limits are per key");
 }
 
+/// Whether tests may skip what needs a server or the test model: only with
+/// `OPSWEAVE_REQUIRE_SERVERS` unset (the project's test command sets it).
+fn skip_or_fail(test: &str, what: &str) {
+    assert!(
+        std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_none(),
+        "{test}: {what} is not set but OPSWEAVE_REQUIRE_SERVERS is"
+    );
+    eprintln!("\n*** SKIPPED {test}: {what} is not set ***\n");
+}
+
+/// The real test embedding model (`onnx:DIR`), from
+/// `eval "$(adapters/opsweave-onnx/fetch-test-model.sh)"`.
+fn test_model(test: &str) -> Option<String> {
+    match (
+        std::env::var("OPSWEAVE_TEST_MODEL_DIR"),
+        std::env::var_os("ORT_DYLIB_PATH"),
+    ) {
+        (Ok(dir), Some(_)) if !dir.trim().is_empty() => Some(format!("onnx:{dir}")),
+        _ => {
+            skip_or_fail(test, "OPSWEAVE_TEST_MODEL_DIR (or ORT_DYLIB_PATH)");
+            None
+        }
+    }
+}
+
+/// Follows a job's event stream over the socket to its end: the text and how many chunks it
+/// arrived in.
+async fn follow(client: &reqwest::Client, base: &str, auth: &str, id: i64) -> (String, usize) {
+    let mut events = client
+        .get(format!("{base}/api/jobs/{id}/events"))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let mut chunks = 0;
+    // A bound on the wait, so a stream that never ends fails the test instead of hanging it.
+    while let Some(chunk) =
+        tokio::time::timeout(std::time::Duration::from_secs(120), events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("job {id}'s stream stalled: {seen}"))
+            .unwrap()
+    {
+        chunks += 1;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    (seen, chunks)
+}
+
 /// Over a real socket, with the server's own workers: upload a file, follow the job's events to
-/// the end, see the tasks, complete and undo one, and read usage.
+/// the end, see the tasks, complete and undo one; then embed the records with the real test
+/// model as an `embed` job and find its tokens in the org's usage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_over_a_socket() {
-    let s = Server::start(|_| {}).await;
+    let model = test_model("end_to_end_over_a_socket");
+    let s = Server::start(|c| c.embed.model = model.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio::sync::watch::channel(false);
@@ -1152,24 +1204,7 @@ async fn end_to_end_over_a_socket() {
         .await
         .unwrap();
     let id = job["id"].as_i64().unwrap_or_else(|| panic!("{job}"));
-
-    let mut events = client
-        .get(format!("{base}/api/jobs/{id}/events"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(events.headers()["content-type"], "text/event-stream");
-    let mut seen = String::new();
-    let mut chunks = 0;
-    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(30), events.chunk())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        chunks += 1;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let (seen, chunks) = follow(&client, &base, &auth, id).await;
     assert!(seen.contains("event: done"), "{seen}");
     assert!(
         chunks >= 2,
@@ -1208,22 +1243,346 @@ async fn end_to_end_over_a_socket() {
             assert_ne!(body["status"], "done", "{body}");
         }
     }
-    // No embedding model is configured in this test, so no model calls were metered; the
-    // aggregate answers with an empty list rather than failing.
-    let usage: Value = client
-        .get(format!("{base}/api/usage?group_by=model"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(usage["totals"].is_array(), "{usage}");
+
+    if model.is_some() {
+        // Embedding runs as a job on the server's model; each model call is metered to the org.
+        let response = client
+            .post(format!("{base}/api/jobs"))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "e2e-embed")
+            .body(json!({ "kind": "embed" }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let job: Value = response.json().await.unwrap();
+        let id = job["id"].as_i64().unwrap_or_else(|| panic!("{job}"));
+        let (seen, _) = follow(&client, &base, &auth, id).await;
+        assert!(seen.contains("event: done"), "{seen}");
+        let job: Value = client
+            .get(format!("{base}/api/jobs/{id}"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let report: Value = serde_json::from_str(job["message"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{e}: {job}"));
+        let tokens = report["tokens"].as_u64().unwrap();
+        let calls = report["calls"].as_u64().unwrap();
+        assert!(report["embedded"].as_u64().unwrap() > 0, "{report}");
+        assert!(tokens > 0 && calls > 0, "{report}");
+
+        let usage: Value = client
+            .get(format!("{base}/api/usage?group_by=model"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let totals = usage["totals"].as_array().unwrap();
+        assert_eq!(totals.len(), 1, "only the embedding model ran: {usage}");
+        assert_eq!(totals[0]["model"], report["model"], "{usage}");
+        assert_eq!(totals[0]["embedding_tokens"], tokens, "{usage} vs {report}");
+        assert_eq!(totals[0]["calls"], calls, "{usage} vs {report}");
+        let by_org: Value = client
+            .get(format!("{base}/api/usage?group_by=org"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(by_org["totals"][0]["key"], "acme", "{by_org}");
+        assert_eq!(by_org["totals"][0]["embedding_tokens"], tokens, "{by_org}");
+        let other: Value = client
+            .get(format!("{base}/api/usage?group_by=org"))
+            .header("authorization", format!("Bearer {}", s.initech))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            other["totals"],
+            json!([]),
+            "acme's usage is acme's: {other}"
+        );
+    }
 
     let _ = stop.0.send(true);
     for worker in workers {
         worker.await.unwrap();
     }
     server.abort();
+}
+
+#[tokio::test]
+async fn idempotency_key_header_or_body_and_embed_jobs_need_a_model() {
+    let s = Server::start(|_| {}).await;
+    let post = |key: Option<&str>, body: Value| {
+        let mut request = Request::post("/api/jobs")
+            .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.body(HttpBody::from(body.to_string())).unwrap()
+    };
+    let (status, _, first) = s
+        .raw(post(
+            Some("h-1"),
+            json!({"kind": "agent", "payload": {"n": 1}}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["idempotency_key"], "h-1");
+    let (_, _, again) = s
+        .raw(post(
+            Some("h-1"),
+            json!({"kind": "agent", "payload": {"n": 1}}),
+        ))
+        .await;
+    assert_eq!(
+        again["id"], first["id"],
+        "the same header key: the same job"
+    );
+    let (_, _, same) = s
+        .raw(post(
+            Some("h-1"),
+            json!({"kind": "agent", "idempotency_key": "h-1"}),
+        ))
+        .await;
+    assert_eq!(same["id"], first["id"], "header and body agreeing is fine");
+    let (_, _, by_body) = s
+        .raw(post(
+            None,
+            json!({"kind": "agent", "idempotency_key": "h-1"}),
+        ))
+        .await;
+    assert_eq!(by_body["id"], first["id"], "the body's key is the same key");
+    let (status, headers, body) = s
+        .raw(post(
+            Some("h-2"),
+            json!({"kind": "agent", "idempotency_key": "h-3"}),
+        ))
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_eq!(body["field"], "idempotency_key", "{body}");
+
+    // The header works on ingest too.
+    let issues: Value = serde_json::from_str::<Value>(JIRA).unwrap()["issues"].clone();
+    let ingest = || {
+        Request::post("/api/ingest")
+            .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "upload-1")
+            .body(HttpBody::from(
+                json!({"preset": "jira-issue", "rows": issues}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (status, _, one) = s.raw(ingest()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{one}");
+    let (_, _, two) = s.raw(ingest()).await;
+    assert_eq!(one["id"], two["id"]);
+
+    // No model here: an embed job must name one (for an external worker), and a valid one.
+    for (payload, field) in [
+        (json!({}), "payload.model"),
+        (json!({"model": "tfidf:x"}), "payload.model"),
+        (json!({"model": 7}), "payload.model"),
+        (json!({"model": "onnx:x", "batch": 9}), "payload"),
+        (json!([1]), "payload"),
+    ] {
+        let (status, headers, body) = s
+            .raw(post(None, json!({"kind": "embed", "payload": payload})))
+            .await;
+        assert_problem(
+            status,
+            &headers,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        );
+        assert_eq!(body["field"], field, "{payload}: {body}");
+    }
+    let (status, _, queued) = s
+        .raw(post(
+            None,
+            json!({"kind": "embed", "payload": {"model": "openai:text-embedding-3-small"}}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let (_, _, jobs) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        3,
+        "agent, ingest and embed jobs, each once: {jobs}"
+    );
+
+    // A server with a model embeds with it only.
+    let with_model = Server::start(|c| c.embed.model = Some("onnx:all-minilm-l6-v2".into())).await;
+    let (status, _, body) = with_model
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&with_model.acme),
+            Some(json!({"kind": "embed", "payload": {"model": "openai:other"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("payload.model")),
+        "{body}"
+    );
+    let (status, _, job) = with_model
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&with_model.acme),
+            Some(json!({"kind": "embed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+}
+
+/// A TCP relay in front of a server that can be cut (connections go silent, new ones are
+/// accepted and never answered, as on a network partition) and restored (the silent ones are
+/// closed, new ones relayed).
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let watch = up.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut state = watch.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if *state.borrow_and_update() {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                            _ = state.wait_for(|up| !*up) => {}
+                        }
+                        // Cut: hold both ends open and silent until restored, then close them.
+                        let _ = state.wait_for(|up| *up).await;
+                    } else {
+                        let _ = state.wait_for(|up| *up).await;
+                    }
+                });
+            }
+        });
+        Self { addr, up, task }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `/readyz` on PostgreSQL through a proxy: 200, 503 naming the store once the proxy is cut
+/// (answered, not hung on the pool), 200 again once it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_postgres_through_a_cut_and_a_restore() {
+    let test = "readyz_follows_postgres_through_a_cut_and_a_restore";
+    let url = match std::env::var("OPSWEAVE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            skip_or_fail(test, "OPSWEAVE_TEST_POSTGRES_URL");
+            return;
+        }
+    };
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let target = format!("{}:{}", options.get_host(), options.get_port());
+    let proxy = Proxy::start(target.clone()).await;
+    assert!(url.contains(&target), "{url} names {target}");
+    let proxied = url.replacen(&target, &proxy.addr.to_string(), 1);
+    let weave = Weave::open_with(Config {
+        db: proxied,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let app = app(AppState::new(weave).unwrap());
+    let ready = || async {
+        let request = Request::get("/readyz").body(HttpBody::empty()).unwrap();
+        // Far above the readiness check's own limit: a hang fails here instead of stalling.
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            app.clone().oneshot(request),
+        )
+        .await
+        .expect("/readyz answers instead of hanging")
+        .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        (status, headers, body)
+    };
+    let (status, _, body) = ready().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    proxy.set_up(false);
+    let (status, headers, body) = ready().await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("postgres store"),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains(&proxy.addr.to_string()),
+        "the store's address is not shown to unauthenticated callers: {body}"
+    );
+
+    proxy.set_up(true);
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        let (status, _, body) = ready().await;
+        if status == StatusCode::OK {
+            return;
+        }
+        last = body;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("/readyz did not recover once the store was back: {last}");
 }

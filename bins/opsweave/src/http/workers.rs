@@ -1,11 +1,12 @@
-//! In-process workers: claim `ingest` and `match` jobs from the store's queue, run them with
-//! progress heartbeats, and complete or fail them. A cancelled job loses its lease; the next
+//! In-process workers: claim `ingest` and `match` jobs (and `embed` jobs when the server has an
+//! embedding model) from the store's queue, run them with progress heartbeats, and complete or
+//! fail them. A cancelled job loses its lease; the next
 //! heartbeat sees that and the run is dropped.
 
 use super::jobs::{IngestPayload, INGEST_JOB, MATCH_JOB};
 use super::AppState;
 use base64::Engine as _;
-use opsweave::{Error, IngestProgress, Job, JobQueue, Progress, Result};
+use opsweave::{EmbedProgress, Error, IngestProgress, Job, JobQueue, Progress, Result, EMBED_JOB};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +32,11 @@ pub fn spawn(state: AppState, count: usize, stop: watch::Receiver<bool>) -> Vec<
             let mut stop = stop.clone();
             let name = format!("serve-{}-{n}", std::process::id());
             tokio::spawn(async move {
-                let kinds = [INGEST_JOB.to_string(), MATCH_JOB.to_string()];
+                let mut kinds = vec![INGEST_JOB.to_string(), MATCH_JOB.to_string()];
+                // Without a model, embed jobs are left to external workers that have one.
+                if state.weave.config().embed.model.is_some() {
+                    kinds.push(EMBED_JOB.to_string());
+                }
                 while !*stop.borrow() {
                     match queue.claim(&name, &kinds, LEASE).await {
                         Ok(Some(job)) => run(&state, &*queue, &name, job).await,
@@ -57,8 +62,9 @@ pub fn spawn(state: AppState, count: usize, stop: watch::Receiver<bool>) -> Vec<
 pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job) {
     let started = Instant::now();
     let progress = Arc::new(IngestProgress::default());
+    let embedding = Arc::new(EmbedProgress::default());
     let total = total_bytes(&job);
-    let work = execute(state, &job, progress.clone());
+    let work = execute(state, &job, progress.clone(), embedding.clone());
     tokio::pin!(work);
     let mut beat = tokio::time::interval(BEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,6 +73,12 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
             result = &mut work => break Some(result),
             _ = beat.tick() => {
                 let report = match total {
+                    _ if job.kind == EMBED_JOB => {
+                        let planned = embedding.total.load(Ordering::Relaxed);
+                        let done = embedding.done.load(Ordering::Relaxed);
+                        let fraction = if planned == 0 { 0.0 } else { done as f64 / planned as f64 };
+                        Progress::new(fraction.min(1.0) * 0.99, format!("{done}/{planned} records"))
+                    }
                     Some(total) if total > 0 => {
                         let read = progress.bytes.load(Ordering::Relaxed);
                         // Reading is most of an ingest; storing the last batch is the rest.
@@ -133,7 +145,12 @@ fn total_bytes(job: &Job) -> Option<u64> {
 }
 
 /// Does the job's work; the text is its summary.
-async fn execute(state: &AppState, job: &Job, progress: Arc<IngestProgress>) -> Result<String> {
+async fn execute(
+    state: &AppState,
+    job: &Job,
+    progress: Arc<IngestProgress>,
+    embedding: Arc<EmbedProgress>,
+) -> Result<String> {
     match job.kind.as_str() {
         INGEST_JOB => {
             let payload: IngestPayload = serde_json::from_value(job.payload.clone())
@@ -192,6 +209,25 @@ async fn execute(state: &AppState, job: &Job, progress: Arc<IngestProgress>) -> 
             let report = state
                 .weave
                 .resolve(&job.scope, &resolver, incremental)
+                .await?;
+            Ok(serde_json::to_string(&report).unwrap_or_default())
+        }
+        EMBED_JOB => {
+            let embedder = state.weave.embedder().await?;
+            // Queued here with the server's own model; one queued elsewhere may name another.
+            let own = state.weave.config().embed.model.clone().unwrap_or_default();
+            let asked = job.payload.get("model").and_then(|m| m.as_str());
+            if let Some(asked) = asked
+                .filter(|asked| asked.parse::<opsweave::EmbedderSpec>().ok() != own.parse().ok())
+            {
+                return Err(Error::invalid(format!(
+                    "this server embeds with `{own}`, not `{asked}`"
+                ))
+                .on_field("model"));
+            }
+            let report = state
+                .weave
+                .embed_for_job(job, &*embedder, Some(embedding))
                 .await?;
             Ok(serde_json::to_string(&report).unwrap_or_default())
         }
