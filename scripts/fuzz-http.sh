@@ -6,7 +6,7 @@
 # input; any 5xx, undocumented status, wrong content type or body that breaks the documented
 # schema fails the run.
 #
-#   scripts/fuzz-http.sh            # builds the binary if needed; ~2-4 min on 2 cores
+#   scripts/fuzz-http.sh            # builds the binary if needed; 1 to 5 min on 2 cores, with load
 #   FUZZ_EXAMPLES=200 scripts/fuzz-http.sh   # more cases per operation
 #
 # Reports (JUnit, and a pytest file reproducing each failure) land in $FUZZ_REPORT_DIR
@@ -17,7 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/opsweave-target}"
 
 SCHEMATHESIS_VERSION="4.32.5"
 venv="${OPSWEAVE_FUZZ_VENV:-$HOME/.cache/opsweave-fuzz-venv}"
-examples="${FUZZ_EXAMPLES:-40}"
+examples="${FUZZ_EXAMPLES:-60}"
 seed="${FUZZ_SEED:-20261123}"
 report_dir="${FUZZ_REPORT_DIR:-$CARGO_TARGET_DIR/fuzz-http}"
 
@@ -112,7 +112,29 @@ status=0
 # server without an embedding model.
 # Revoking keys last and on its own: the fuzzer's ids reach the key it calls with, and a revoked
 # key answers every later request with 401.
-fuzz api --exclude-path '/api/keys/{id}/revoke' || status=$?
+# A job's event stream lasts as long as the job, and the fuzzer's jobs of made-up kinds stay
+# queued: streams are fuzzed once every job is cancelled (then each ends at once).
+fuzz api --exclude-path '/api/keys/{id}/revoke' --exclude-path '/api/jobs/{id}/events' || status=$?
+"$venv/bin/python" - "http://$addr" "$key" <<'PY' || status=$?
+import json, sys, urllib.request
+base, key = sys.argv[1], sys.argv[2]
+def call(method, path):
+    request = urllib.request.Request(base + path, method=method, headers={"Authorization": "Bearer " + key})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+cancelled = 0
+for status in ("queued", "running"):
+    while jobs := call("GET", f"/api/jobs?status={status}&limit=1000")["jobs"]:
+        for job in jobs:
+            try:
+                call("POST", f"/api/jobs/{job['id']}/cancel")
+                cancelled += 1
+            except urllib.error.HTTPError as e:
+                if e.code != 409:  # finished meanwhile
+                    raise
+print(f"fuzz-http: cancelled {cancelled} jobs the fuzzer left queued", file=sys.stderr)
+PY
+fuzz events --include-path '/api/jobs/{id}/events' --phases examples,coverage,fuzzing || status=$?
 fuzz revoke --include-path '/api/keys/{id}/revoke' --phases examples,coverage,fuzzing || status=$?
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "fuzz-http: the server died during the run" >&2

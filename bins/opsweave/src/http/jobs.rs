@@ -31,22 +31,63 @@ pub(super) fn queue(state: &AppState) -> ApiResult<Arc<dyn JobQueue>> {
         .ok_or_else(|| Problem::from(opsweave::Error::unavailable("this server has no job queue")))
 }
 
-/// The wire view of a job (payloads can be large, so they are left out).
+/// A job as the API shows it (payloads can be large, so they are left out).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    /// The job's id.
+    pub id: i64,
+    /// What it runs.
+    pub kind: String,
+    /// Where it runs: org, and client / project when narrowed.
+    #[schema(value_type = Object)]
+    pub scope: opsweave::Scope,
+    /// queued, running, done, failed or cancelled.
+    #[schema(schema_with = super::openapi::job_statuses)]
+    pub status: JobStatus,
+    /// 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub progress: f64,
+    /// The latest progress note, or the run's summary once done.
+    pub message: Option<String>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Attempts before it fails.
+    pub max_attempts: u32,
+    /// The key it was queued with.
+    pub idempotency_key: Option<String>,
+    /// When it was queued.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// When it finished.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+}
+
+/// The wire view of a job.
 pub(super) fn view(job: &Job) -> Value {
-    json!({
-        "id": job.id,
-        "kind": job.kind,
-        "scope": job.scope,
-        "status": job.status,
-        "progress": job.progress,
-        "message": job.message,
-        "error": job.error,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "idempotency_key": job.idempotency_key,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "finished_at": job.finished_at,
+    json!(JobView {
+        id: job.id.0,
+        kind: job.kind.clone(),
+        scope: job.scope.clone(),
+        status: job.status,
+        progress: job.progress,
+        message: job.message.clone(),
+        error: job.error.clone(),
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        idempotency_key: job.idempotency_key.clone(),
+        created_at: job.created_at,
+        updated_at: job.updated_at,
+        finished_at: job.finished_at,
     })
 }
 
@@ -177,7 +218,7 @@ pub struct NewJobBody {
 /// records of the caller's scope whose text changed, with the server's model.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (or give `idempotency_key` in the body)")),
-    responses((status = 202, description = "the job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn enqueue(
     caller: Caller,
     State(state): State<AppState>,
@@ -214,7 +255,7 @@ pub struct JobsQuery {
 
 /// Jobs of the caller's scope, newest first.
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(JobsQuery), security(("key" = [])),
-    responses((status = 200, description = "jobs", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "jobs", body = JobList), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
@@ -239,7 +280,7 @@ pub async fn list(
 /// One job.
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", security(("key" = [])),
     params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the job", body = JobView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_job(
     caller: Caller,
     State(state): State<AppState>,
@@ -253,7 +294,7 @@ pub async fn get_job(
 /// Cancels a queued or running job (409 when it already finished).
 #[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs", security(("key" = [])),
     params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the job", body = JobView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
     caller: Caller,
     State(state): State<AppState>,
@@ -453,7 +494,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 /// JSON body; answers 202 with the `ingest` job, whose events show its progress.
 #[utoipa::path(post, path = "/api/ingest", tag = "ingest", request_body(content = IngestBody, description = "JSON body, or multipart/form-data with `file` and `preset` / `mapping`"), security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job")),
-    responses((status = 202, description = "the ingest job", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "the ingest job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
 pub async fn ingest(
     caller: Caller,
     State(state): State<AppState>,

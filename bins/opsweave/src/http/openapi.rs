@@ -20,7 +20,7 @@ use utoipa_scalar::{Scalar, Servable};
         webhooks::receive,
         metering::record_events, metering::totals, metering::create_key, metering::list_keys, metering::revoke_key,
     ),
-    components(schemas(problem::Problem, jobs::NewJobBody, jobs::IngestBody, matching::MatchRunBody, matching::DecisionBody,
+    components(schemas(problem::Problem, jobs::JobView, jobs::JobList, jobs::NewJobBody, jobs::IngestBody, matching::MatchRunBody, matching::DecisionBody,
         metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody,
         recall::RecallBody,
         recall::MemoryBody)),
@@ -108,8 +108,8 @@ impl Modify for CommonProblems {
 }
 
 /// Links from answers to the operations that take what they hold (the tasks listed to complete,
-/// undo or read; a queued job to read, cancel or follow), so clients and stateful fuzzing can
-/// chain them.
+/// undo or read; a queued job to read or cancel), so clients and stateful fuzzing can chain
+/// them. A job's event stream is left out: it lasts as long as the job.
 struct Links;
 
 impl Modify for Links {
@@ -127,14 +127,14 @@ impl Modify for Links {
                 "post",
                 "202",
                 "$response.body#/id",
-                &["get_job", "cancel", "events"],
+                &["get_job", "cancel"],
             ),
             (
                 "/api/ingest",
                 "post",
                 "202",
                 "$response.body#/id",
-                &["get_job", "cancel", "events"],
+                &["get_job", "cancel"],
             ),
         ];
         for (path, method, status, id, targets) in chains {
@@ -195,6 +195,11 @@ pub(super) fn roles() -> utoipa::openapi::Object {
 /// Graph lanes.
 pub(super) fn lanes() -> utoipa::openapi::Object {
     one_of(opsweave::Lane::ALL.iter().map(|l| l.as_str()))
+}
+
+/// Job states.
+pub(super) fn job_statuses() -> utoipa::openapi::Object {
+    one_of(opsweave::JobStatus::ALL.iter().map(|s| s.as_str()))
 }
 
 /// Usage groupings.
