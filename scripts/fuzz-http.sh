@@ -87,10 +87,12 @@ key=$(grep -o 'ow_[0-9A-Za-z_-]*' "$work/serve.log" | head -n 1)
 echo "fuzz-http: opsweave serve on $addr, $examples examples per operation, seed $seed" >&2
 
 mkdir -p "$report_dir"
+report_dir=$(cd "$report_dir" && pwd)
 fuzz() { # fuzz NAME SCHEMATHESIS-ARGS...: one run; its reports under $report_dir/NAME
     local name="$1"
     shift
-    "$venv/bin/schemathesis" run "http://$addr/openapi.json" \
+    # From the temporary folder: Schemathesis keeps a cache (.schemathesis/) where it runs.
+    (cd "$work" && "$venv/bin/schemathesis" run "http://$addr/openapi.json" \
         --header "Authorization: Bearer $key" \
         --checks all \
         --exclude-checks positive_data_acceptance \
@@ -102,7 +104,7 @@ fuzz() { # fuzz NAME SCHEMATHESIS-ARGS...: one run; its reports under $report_di
         --no-color \
         --report junit,pytest \
         --report-dir "$report_dir/$name" \
-        "$@"
+        "$@")
 }
 
 status=0
