@@ -324,8 +324,9 @@ impl Weave {
         })
     }
 
-    /// Queues an embedding run of `scope` with the model `spec` names, once per scope and model
-    /// while one is pending (the idempotency key is `embed:<spec>`).
+    /// Queues an embedding run of `scope` with the model `spec` names. No idempotency key: keys
+    /// are kept for good, and a later run must embed what changed since; a run that finds
+    /// nothing stale finishes at once.
     pub async fn enqueue_embed(
         &self,
         scope: &Scope,
