@@ -21,6 +21,7 @@ mod embedding;
 mod hybrid;
 mod ingest;
 mod metering;
+mod migrate;
 mod resolve;
 mod scale_out;
 pub mod worker;
@@ -30,6 +31,7 @@ pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMB
 pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
 pub use metering::SecretBox;
+pub use migrate::{migrate, MigrateOptions, MigrateProgress, MigrateReport, TableCounts};
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
 pub use scale_out::mask_password;
@@ -81,6 +83,8 @@ pub struct Weave {
     usage: Option<Arc<dyn UsageLedger>>,
     keys: Option<Arc<dyn KeyStore>>,
     cache: Option<Arc<dyn opsweave_core::Cache>>,
+    /// Export and import of every row, for copies to another backend (see [`migrate`]).
+    snapshot: Option<Arc<dyn Snapshot>>,
     config: Arc<Config>,
 }
 
@@ -127,8 +131,9 @@ impl Weave {
                     embedder: None,
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
-                    keys: Some(store),
+                    keys: Some(store.clone()),
                     cache: None,
+                    snapshot: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -143,8 +148,9 @@ impl Weave {
                     embedder: None,
                     opened_embedder: Arc::default(),
                     usage: Some(store.clone()),
-                    keys: Some(store),
+                    keys: Some(store.clone()),
                     cache: None,
+                    snapshot: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -174,6 +180,7 @@ impl Weave {
             usage: None,
             keys: None,
             cache: None,
+            snapshot: None,
             config: Arc::new(config),
         }
     }
