@@ -21,7 +21,7 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn job_of(row: &PgRow) -> Result<Job> {
+pub(crate) fn job_of(row: &PgRow) -> Result<Job> {
     let status: String = get(row, "status")?;
     let count = |column: &str| -> Result<u32> {
         u32::try_from(get::<i32>(row, column)?)

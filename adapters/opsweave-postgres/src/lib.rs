@@ -14,6 +14,7 @@ mod matching;
 mod recall;
 mod retry;
 mod rows;
+mod snapshot;
 mod store;
 mod usage;
 mod vectors;

@@ -18,7 +18,7 @@ fn match_evidence_prefix(resolver: &str) -> String {
 const REVIEW_COLUMNS: &str =
     "resolver, left_id, right_id, score, probability, explanation::text AS explanation, status";
 
-fn review_of(row: &PgRow) -> Result<ReviewItem> {
+pub(crate) fn review_of(row: &PgRow) -> Result<ReviewItem> {
     let explanation: String = get(row, "explanation")?;
     let status: String = get(row, "status")?;
     Ok(ReviewItem {

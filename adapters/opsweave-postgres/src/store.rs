@@ -30,7 +30,7 @@ use std::collections::HashMap;
 pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The advisory lock that serialises event appends (any constant unique to opsweave).
-const EVENT_APPEND_LOCK: i64 = 0x6f70_7377_6576_6531;
+pub(crate) const EVENT_APPEND_LOCK: i64 = 0x6f70_7377_6576_6531;
 
 #[async_trait]
 impl RecordStore for PgStore {
@@ -85,7 +85,9 @@ impl RecordStore for PgStore {
                     continue;
                 }
                 upsert_raw(&mut tx, source_file, &changed, now).await?;
-                upsert_documents(&mut tx, &changed).await?;
+                let records: Vec<&Record> =
+                    changed.iter().map(|item| &item.normalised.record).collect();
+                upsert_documents(&mut tx, &records).await?;
                 upsert_tasks(&mut tx, &changed).await?;
                 upsert_item_links(&mut tx, scope, &changed).await?;
             }
@@ -722,16 +724,11 @@ async fn upsert_raw(
     Ok(())
 }
 
-async fn upsert_documents(tx: &mut PgConnection, chunk: &[&IngestItem]) -> Result<()> {
-    let id: Vec<i64> = chunk.iter().map(|i| i.normalised.record.id.raw()).collect();
-    let title: Vec<String> = chunk
-        .iter()
-        .map(|i| document_words(&i.normalised.record.title))
-        .collect();
-    let body: Vec<String> = chunk
-        .iter()
-        .map(|i| document_words(&i.normalised.record.body))
-        .collect();
+/// Writes the full-text documents of records (the words of their titles and bodies).
+pub(crate) async fn upsert_documents(tx: &mut PgConnection, records: &[&Record]) -> Result<()> {
+    let id: Vec<i64> = records.iter().map(|r| r.id.raw()).collect();
+    let title: Vec<String> = records.iter().map(|r| document_words(&r.title)).collect();
+    let body: Vec<String> = records.iter().map(|r| document_words(&r.body)).collect();
     sqlx::query(
         "INSERT INTO search.documents (id, document) \
          SELECT n.id, setweight(to_tsvector('simple', n.title), 'A') \

@@ -113,7 +113,7 @@ impl UsageLedger for PgStore {
     }
 }
 
-fn key_of(row: &PgRow) -> Result<ApiKey> {
+pub(crate) fn key_of(row: &PgRow) -> Result<ApiKey> {
     let role: String = get(row, "role")?;
     Ok(ApiKey {
         id: KeyId(get(row, "id")?),

@@ -20,7 +20,7 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn job_of(row: &SqliteRow) -> Result<Job> {
+pub(crate) fn job_of(row: &SqliteRow) -> Result<Job> {
     let payload: String = get(row, "payload")?;
     let status: String = get(row, "status")?;
     let count = |column: &str| -> Result<u32> {

@@ -9,6 +9,7 @@ mod hnsw;
 mod jobs;
 mod recall;
 mod rows;
+mod snapshot;
 mod store;
 mod usage;
 mod vectors;

@@ -851,7 +851,7 @@ pub(crate) fn match_evidence_prefix(resolver: &str) -> String {
     format!("resolve:{resolver}:")
 }
 
-fn review_of(row: &sqlx::sqlite::SqliteRow) -> Result<ReviewItem> {
+pub(crate) fn review_of(row: &sqlx::sqlite::SqliteRow) -> Result<ReviewItem> {
     let explanation: String = get(row, "explanation")?;
     let status: String = get(row, "status")?;
     Ok(ReviewItem {
@@ -916,7 +916,7 @@ async fn append_event(tx: &mut sqlx::SqliteConnection, event: NewEvent) -> Resul
     Ok(Event { seq, event })
 }
 
-fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+pub(crate) fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
     let kind: String = get(row, "kind")?;
     let subject: Option<i64> = get(row, "subject")?;
     Ok(Event {

@@ -105,7 +105,7 @@ impl UsageLedger for SqliteStore {
     }
 }
 
-fn key_of(row: &SqliteRow) -> Result<ApiKey> {
+pub(crate) fn key_of(row: &SqliteRow) -> Result<ApiKey> {
     let role: String = get(row, "role")?;
     Ok(ApiKey {
         id: KeyId(get(row, "id")?),

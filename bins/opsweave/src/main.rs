@@ -4,6 +4,7 @@
 
 mod eval;
 mod http;
+mod migrating;
 mod output;
 mod recall;
 mod resolving;
@@ -163,6 +164,9 @@ enum Command {
     },
     /// Claim and run jobs from the queue (the database's, or --queue) until SIGTERM or Ctrl-C.
     Worker(worker::WorkerArgs),
+    /// Copy everything into another database (e.g. SQLite to PostgreSQL), ids kept, counts checked.
+    #[command(long_about = migrating::LONG_ABOUT)]
+    Migrate(migrating::MigrateArgs),
     /// List the built-in mappings, or print one as TOML to start your own.
     Presets {
         /// Print this preset's mapping
@@ -374,6 +378,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Worker(args) => {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             worker::run(weave, args).await
+        }
+        Command::Migrate(args) => {
+            let from = match &args.from {
+                Some(from) => from.clone(),
+                None => config_for(&cli, None)?.db,
+            };
+            migrating::run(&from, args).await
         }
         Command::Presets { name } => {
             match name {

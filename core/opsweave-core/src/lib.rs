@@ -1,7 +1,8 @@
 //! opsweave-core: the pure domain of opsweave.
 //!
 //! Records, scopes, mappings, prioritisation, focus, graph and the storage seams. No I/O, no
-//! runtime, no SQL: backends implement [`RecordStore`] and [`EventLog`]; the facade crate
+//! runtime, no SQL: backends implement [`RecordStore`], [`EventLog`] and the other seams (jobs,
+//! usage, keys, vectors, [`Snapshot`] for copies between backends); the facade crate
 //! `opsweave` wires them together.
 
 pub mod access;
@@ -22,6 +23,7 @@ pub mod priority;
 pub mod rate;
 pub mod recall;
 mod scope;
+pub mod snapshot;
 pub mod source;
 pub mod store;
 mod task;
@@ -46,6 +48,7 @@ pub use priority::{Breakdown, Priority, PriorityConfig};
 pub use rate::{MemoryRateLimiter, RateDecision, RateLimit, RateLimiter, WhenUnavailable};
 pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use scope::Scope;
+pub use snapshot::{RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage};
 pub use store::{
     BatchOutcome, CandidateCursor, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem,
     ReviewStatus, SearchHit, TextQuery,

@@ -7,12 +7,14 @@
 mod cache;
 mod queue;
 mod recall;
+mod snapshot;
 mod usage;
 mod vectors;
 
 pub use cache::*;
 pub use queue::*;
 pub use recall::*;
+pub use snapshot::*;
 pub use usage::*;
 pub use vectors::*;
 

@@ -21,6 +21,7 @@ mod embedding;
 mod hybrid;
 mod ingest;
 mod metering;
+mod migrate;
 mod resolve;
 mod scale_out;
 pub mod worker;
@@ -30,6 +31,7 @@ pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMB
 pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
 pub use metering::SecretBox;
+pub use migrate::{migrate, MigrateOptions, MigrateProgress, MigrateReport, TableCounts};
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
 pub use scale_out::mask_password;
@@ -83,6 +85,8 @@ pub struct Weave {
     cache: Option<Arc<dyn opsweave_core::Cache>>,
     /// The backend's own shutdown (saving in-memory state, closing connections), when it has one.
     backend: Option<Arc<dyn Backend>>,
+    /// Export and import of every row, for copies to another backend (see [`migrate`]).
+    snapshot: Option<Arc<dyn Snapshot>>,
     config: Arc<Config>,
 }
 
@@ -154,7 +158,8 @@ impl Weave {
                     usage: Some(store.clone()),
                     keys: Some(store.clone()),
                     cache: None,
-                    backend: Some(store),
+                    backend: Some(store.clone()),
+                    snapshot: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -171,7 +176,8 @@ impl Weave {
                     usage: Some(store.clone()),
                     keys: Some(store.clone()),
                     cache: None,
-                    backend: Some(store),
+                    backend: Some(store.clone()),
+                    snapshot: Some(store),
                     config: Arc::new(config),
                 })
             }
@@ -202,6 +208,7 @@ impl Weave {
             keys: None,
             cache: None,
             backend: None,
+            snapshot: None,
             config: Arc::new(config),
         }
     }

@@ -1,0 +1,173 @@
+//! `opsweave migrate` throughput and memory: a SQLite database of N synthetic tasks (with raw
+//! payloads, full text, a completed task per 100, events and usage) copied into a fresh
+//! PostgreSQL database over loopback, then copied again with `resume` (every row rewritten).
+//!
+//! ```sh
+//! eval "$(adapters/opsweave-postgres/pg-test-server.sh start)"
+//! cargo run --release -p opsweave-benches --bin migrate -- [ROWS] [BATCH]
+//! ```
+//! (defaults: 200,000 rows, batches of 1,000). Peak memory is the process's high-water mark
+//! (VmHWM), reset after the source is built, so it measures the copy alone.
+
+use opsweave::{
+    migrate, Mapping, MigrateOptions, MigrateProgress, Operation, Scope, UsageEvent, Weave,
+};
+use opsweave_benches::process_cpu_seconds;
+use sqlx::{Connection, Executor};
+use std::io::Write;
+use std::time::Instant;
+
+const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: usize| -> Result<usize, Box<dyn std::error::Error>> {
+        Ok(args
+            .get(i)
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(default))
+    };
+    let rows = arg(1, 200_000)?;
+    let batch = arg(2, 1_000)?;
+    let pg = std::env::var("OPSWEAVE_TEST_POSTGRES_URL")
+        .map_err(|_| "set OPSWEAVE_TEST_POSTGRES_URL (pg-test-server.sh start)")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dir = tempfile::tempdir()?;
+        let source = format!("sqlite://{}", dir.path().join("source.db").display());
+        build_source(dir.path(), &source, rows).await?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let target = fresh_database(&pg, &format!("ow_bench_migrate_{stamp}")).await?;
+        for resume in [false, true] {
+            reset_peak_memory();
+            println!(
+                "load average before the {} copy: {}",
+                if resume { "resumed" } else { "first" },
+                std::fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .trim()
+            );
+            let options = MigrateOptions { batch, resume };
+            let cpu = process_cpu_seconds();
+            let started = Instant::now();
+            let report = migrate(&source, &target, &options, &mut |_: &MigrateProgress| {}).await?;
+            let secs = started.elapsed().as_secs_f64();
+            let cpu = process_cpu_seconds().zip(cpu).map(|(a, b)| a - b);
+            let copied: u64 = report.copied.values().sum();
+            println!(
+                "{} SQLite -> PostgreSQL: {copied} rows ({} records) in {secs:.2} s = {:.0} rows/s; \
+                 client process CPU {:.2} s; peak RSS during the copy {} MiB; counts verified",
+                if resume { "resumed" } else { "first" },
+                report.copied["records"],
+                copied as f64 / secs,
+                cpu.unwrap_or(f64::NAN),
+                peak_memory_mib().map_or("?".into(), |m| m.to_string()),
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Ingests `rows` synthetic tasks into `db`, completes one in a hundred, records usage.
+async fn build_source(
+    dir: &std::path::Path,
+    db: &str,
+    rows: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let csv = dir.join("tasks.csv");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        writeln!(out, "id,title,body,due,priority,status,updated")?;
+        let words = [
+            "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
+        ];
+        for i in 0..rows {
+            let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
+            let due = if i % 10 == 0 {
+                String::new()
+            } else {
+                format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
+            };
+            writeln!(
+                out,
+                "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
+                w(0),
+                w(1),
+                w(2),
+                i % 4,
+                1 + i % 22
+            )?;
+        }
+    }
+    let weave = Weave::open(db).await?;
+    let scope = weave.default_scope();
+    let started = Instant::now();
+    weave
+        .ingest_path(&csv, &Mapping::from_toml(MAPPING)?, &scope, None)
+        .await?;
+    let mut after = None;
+    let mut completed = 0;
+    loop {
+        let filter = opsweave::store::RecordFilter {
+            after,
+            limit: 10_000,
+            ..Default::default()
+        };
+        let page = weave.store().records(&scope, &filter).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for record in page.iter().step_by(100) {
+            weave.complete(&scope, record.id, "bench").await?;
+            completed += 1;
+        }
+    }
+    let usage: Vec<UsageEvent> = (0..rows / 10)
+        .map(|i| UsageEvent {
+            scope: Scope::org("default"),
+            operation: Operation::Embed,
+            model: "minilm".into(),
+            input_tokens: 0,
+            output_tokens: 0,
+            embedding_tokens: 100 + i as u64,
+            latency_ms: 3,
+            job: None,
+            at: chrono::Utc::now(),
+        })
+        .collect();
+    weave.record_usage(&usage).await?;
+    println!(
+        "source: {rows} tasks, {completed} completed (events), {} usage events, built in {:.1} s",
+        usage.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn fresh_database(server: &str, name: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await?;
+    let (base, _) = server
+        .rsplit_once('/')
+        .ok_or("server URL without a database")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Resets this process's peak resident memory (Linux: writing 5 to clear_refs).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak resident memory since the last reset, in MiB; `None` off Linux.
+fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
