@@ -10,7 +10,10 @@
 #
 # PostgreSQL refuses to run as root, so as root the server runs as `nobody`; its data directory is
 # a fresh temporary directory that user owns. It listens on 127.0.0.1 on a free port and on a unix
-# socket in that directory, trusts local connections (test data only) and runs with fsync off.
+# socket in that directory, trusts local connections (test data only) and runs with fsync,
+# full_page_writes and synchronous_commit off. OPSWEAVE_PG_DURABLE=1 keeps PostgreSQL's durable
+# defaults instead (fsync, full_page_writes and synchronous_commit on), for benchmarks that must
+# show what a production server pays for its commits.
 # `start` creates the database `opsweave` and the `vector` extension in it and in template1, so
 # every database a test creates has it too. Stdout is only the exports; progress goes to stderr.
 #
@@ -92,10 +95,14 @@ start() {
         exit 1
     }
     port=$(free_port)
+    local durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    if [ "${OPSWEAVE_PG_DURABLE:-0}" = 1 ]; then
+        durability="-c fsync=on -c full_page_writes=on -c synchronous_commit=on"
+    fi
     as_server_user "$pg/bin/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" --wait \
         --timeout=60 start -o "-c listen_addresses=127.0.0.1 -c port=$port \
-        -c unix_socket_directories=$dir/socket -c max_connections=300 -c fsync=off \
-        -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=256MB" >&2 || {
+        -c unix_socket_directories=$dir/socket -c max_connections=300 $durability \
+        -c shared_buffers=256MB" >&2 || {
         cat "$dir/postgres.log" >&2
         rm -rf "$dir"
         exit 1
@@ -106,7 +113,7 @@ start() {
     local psql=("$pg/bin/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -h "$dir/socket" -p "$port" -U postgres)
     as_server_user "${psql[@]}" -d template1 -c "CREATE EXTENSION IF NOT EXISTS vector" >&2
     as_server_user "${psql[@]}" -d postgres -c "CREATE DATABASE opsweave" >&2
-    say "PostgreSQL $("$pg/bin/postgres" --version | awk '{print $3}') with pgvector on 127.0.0.1:$port, data in $dir"
+    say "PostgreSQL $("$pg/bin/postgres" --version | awk '{print $3}') with pgvector on 127.0.0.1:$port ($durability), data in $dir"
     echo "export OPSWEAVE_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$port/opsweave'"
     echo "export OPSWEAVE_TEST_POSTGRES_DIR='$dir'"
 }

@@ -1,6 +1,7 @@
-//! `JobQueue` on PostgreSQL: claims pick a row with `FOR UPDATE SKIP LOCKED`, so concurrent
-//! workers never wait on each other or take the same job; every change is one statement or one
-//! transaction, retried on transient failures. Leases and backoff use the server's clock.
+//! `JobQueue` on PostgreSQL: claims pick rows with `FOR UPDATE SKIP LOCKED`, so concurrent
+//! workers never wait on each other or take the same job; a batch of claims (or of completes) is
+//! one statement. Every change is one statement or one transaction, retried on transient
+//! failures. Leases and backoff use the server's clock.
 
 use crate::error::map;
 use crate::retry::with_retries;
@@ -8,12 +9,14 @@ use crate::rows::{get, opt_text, push_scope, scope_of, text};
 use crate::PgStore;
 use async_trait::async_trait;
 use opsweave_core::jobs::{
-    check_lease, check_progress, clip_message, lease_lost, retry_delay, scope_key, Job, JobId,
-    JobQueue, JobStatus, NewJob, Progress,
+    check_batch, check_lease, check_progress, clip_message, lease_lost, retry_delay, scope_key,
+    Job, JobId, JobQueue, JobStatus, NewJob, Progress,
 };
 use opsweave_core::{Error, Result, Scope};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Postgres, QueryBuilder};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Milliseconds of a duration, saturating (durations here are capped far below that).
@@ -186,34 +189,52 @@ impl PgStore {
     }
 }
 
-/// Leases one job in one statement: the oldest expired lease if any (failing it instead when its
-/// attempts are spent), else the oldest runnable queued job; `SKIP LOCKED` passes over rows
-/// other claimers hold. `$1` worker, `$2` lease in ms, `$3` kinds (empty: any); `exhausted` is
-/// replaced by [`EXHAUSTED`].
-const CLAIM_TEMPLATE: &str = "\
-    UPDATE ops.jobs SET \
-        status = CASE WHEN exhausted THEN 'failed' ELSE 'running' END, \
-        attempts = CASE WHEN exhausted THEN attempts ELSE attempts + 1 END, \
-        lease_owner = CASE WHEN exhausted THEN NULL ELSE $1 END, \
-        lease_expires_at = CASE WHEN exhausted THEN NULL \
-                                ELSE now() + $2::bigint * interval '1 millisecond' END, \
-        error = CASE WHEN exhausted \
-                     THEN 'lease expired on the last attempt (worker stopped heartbeating)' \
-                     ELSE error END, \
-        finished_at = CASE WHEN exhausted THEN now() ELSE finished_at END, \
-        updated_at = now() \
-    WHERE ops.jobs.id = (SELECT coalesce( \
-            (SELECT id FROM ops.jobs WHERE status = 'running' AND lease_expires_at < now() \
-               AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-             ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED), \
-            (SELECT id FROM ops.jobs WHERE status = 'queued' AND run_after <= now() \
-               AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-             ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED))) \
-    RETURNING *";
+/// Leases up to `cardinality($1)` jobs in one statement, the i-th to worker `$1[i]`: jobs whose
+/// lease expired first (oldest lease first), then the oldest runnable queued jobs; a job whose
+/// lease expired on its last allowed attempt is failed instead, and takes no worker. `SKIP
+/// LOCKED` passes over rows other claimers hold, so concurrent claimers never wait on each other
+/// or take the same job. `$2` lease in ms, `$3` kinds (empty: any). Returns the claimed rows
+/// with `slot`, the worker's 1-based position.
+const CLAIM_BATCH: &str = "\
+    WITH spent AS ( \
+        SELECT id FROM ops.jobs \
+        WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts \
+          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+        ORDER BY lease_expires_at, id LIMIT cardinality($1::text[]) FOR UPDATE SKIP LOCKED), \
+    failed AS ( \
+        UPDATE ops.jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, \
+            error = 'lease expired on the last attempt (worker stopped heartbeating)', \
+            finished_at = now(), updated_at = now() \
+        WHERE id IN (SELECT id FROM spent)), \
+    expired AS ( \
+        SELECT id, lease_expires_at FROM ops.jobs \
+        WHERE status = 'running' AND lease_expires_at < now() AND attempts < max_attempts \
+          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+        ORDER BY lease_expires_at, id LIMIT cardinality($1::text[]) FOR UPDATE SKIP LOCKED), \
+    fresh AS ( \
+        SELECT id, run_after FROM ops.jobs \
+        WHERE status = 'queued' AND run_after <= now() \
+          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
+        ORDER BY run_after, id \
+        LIMIT cardinality($1::text[]) - (SELECT count(*) FROM expired) \
+        FOR UPDATE SKIP LOCKED), \
+    picked AS ( \
+        SELECT id, row_number() OVER (ORDER BY stale DESC, at, id) AS slot FROM ( \
+            SELECT id, true AS stale, lease_expires_at AS at FROM expired \
+            UNION ALL SELECT id, false, run_after FROM fresh) AS c) \
+    UPDATE ops.jobs AS j SET status = 'running', attempts = j.attempts + 1, lease_owner = w.name, \
+        lease_expires_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() \
+    FROM picked AS p JOIN unnest($1::text[]) WITH ORDINALITY AS w(name, slot) ON w.slot = p.slot \
+    WHERE j.id = p.id \
+    RETURNING j.*, p.slot";
 
-/// Replaces `exhausted` in [`CLAIM_TEMPLATE`]: true, on the locked row, for an expired lease with
-/// no attempts left.
-const EXHAUSTED: &str = "(status = 'running' AND attempts >= max_attempts)";
+/// Completes the jobs `$1[i]` held by `$2[i]` in one statement; returns the pairs it completed.
+const COMPLETE_BATCH: &str = "\
+    UPDATE ops.jobs AS j SET status = 'done', progress = 1, lease_owner = NULL, \
+        lease_expires_at = NULL, updated_at = now(), finished_at = now() \
+    FROM unnest($1::bigint[], $2::text[]) AS h(id, owner) \
+    WHERE j.id = h.id AND j.status = 'running' AND j.lease_owner = h.owner \
+    RETURNING j.id, h.owner";
 
 #[async_trait]
 impl JobQueue for PgStore {
@@ -262,26 +283,40 @@ impl JobQueue for PgStore {
     }
 
     async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
-        check_lease(worker, lease)?;
-        let claim = CLAIM_TEMPLATE.replace("exhausted", EXHAUSTED);
-        loop {
-            let row = with_retries(|| async {
-                sqlx::query(&claim)
-                    .bind(text(worker))
-                    .bind(ms(lease))
-                    .bind(kinds)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| map("claim job", e))
-            })
-            .await?;
-            let Some(row) = row else { return Ok(None) };
-            let job = job_of(&row)?;
-            // A job failed for a lease lost on its last attempt: look for another.
-            if job.status == JobStatus::Running {
-                return Ok(Some(job));
-            }
+        let workers = [worker.to_string()];
+        Ok(self.claim_batch(&workers, kinds, lease).await?.pop())
+    }
+
+    async fn claim_batch(
+        &self,
+        workers: &[String],
+        kinds: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
+        check_batch(workers.len())?;
+        for worker in workers {
+            check_lease(worker, lease)?;
         }
+        if workers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<Cow<str>> = workers.iter().map(|w| text(w)).collect();
+        let rows = with_retries(|| async {
+            sqlx::query(CLAIM_BATCH)
+                .bind(&names)
+                .bind(ms(lease))
+                .bind(kinds)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map("claim jobs", e))
+        })
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| Ok((get::<i64>(row, "slot")?, job_of(row)?)))
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_unstable_by_key(|(slot, _)| *slot);
+        Ok(claimed.into_iter().map(|(_, job)| job).collect())
     }
 
     async fn heartbeat(
@@ -320,6 +355,66 @@ impl JobQueue for PgStore {
             None,
         )
         .await
+    }
+
+    async fn complete_batch(&self, held: &[(JobId, String)]) -> Result<Vec<Result<()>>> {
+        check_batch(held.len())?;
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = held.iter().map(|(id, _)| id.0).collect();
+        let owners: Vec<Cow<str>> = held.iter().map(|(_, w)| text(w)).collect();
+        let rows = with_retries(|| async {
+            sqlx::query(COMPLETE_BATCH)
+                .bind(&ids)
+                .bind(&owners)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map("complete jobs", e))
+        })
+        .await?;
+        let mut completed = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            completed.insert((get::<i64>(row, "id")?, get::<String>(row, "owner")?));
+        }
+        // The first pair that names a completed job and its holder is the one that completed it;
+        // every other pair reads as a complete that came too late.
+        let mut results: Vec<Option<Result<()>>> = held
+            .iter()
+            .zip(&owners)
+            .map(|((id, _), owner)| {
+                completed
+                    .remove(&(id.0, owner.to_string()))
+                    .then_some(Ok(()))
+            })
+            .collect();
+        if results.iter().any(Option::is_none) {
+            let rows =
+                sqlx::query("SELECT id, status, lease_owner FROM ops.jobs WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| map("read jobs", e))?;
+            let mut now: HashMap<i64, (String, Option<String>)> = HashMap::new();
+            for row in &rows {
+                now.insert(
+                    get(row, "id")?,
+                    (get(row, "status")?, get(row, "lease_owner")?),
+                );
+            }
+            for (result, (id, worker)) in results.iter_mut().zip(held) {
+                if result.is_some() {
+                    continue;
+                }
+                *result = Some(Err(match now.get(&id.0) {
+                    None => Error::not_found(format!("no job {id}")),
+                    Some((status, owner)) => {
+                        lease_lost(*id, worker, status.parse()?, owner.as_deref())
+                    }
+                }));
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
     }
 
     async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {

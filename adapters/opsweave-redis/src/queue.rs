@@ -8,9 +8,10 @@
 //!
 //! Every change is one Lua script, so it is atomic and costs one round trip. A claim moves due
 //! delayed jobs into their streams, fails jobs whose lease ran out on their last attempt, hands
-//! out a job whose lease ran out (XCLAIM moves its entry to the new worker's pending list), or
-//! else reads the oldest undelivered entry among the wanted kinds' streams (XREADGROUP).
-//! Complete, fail and cancel acknowledge (XACK) and delete the entry.
+//! out jobs whose lease ran out (XCLAIM moves each entry to the new worker's pending list), then
+//! reads the oldest undelivered entries among the wanted kinds' streams (XREADGROUP, each entry
+//! to the worker that will hold its job): a batch of claims is one script call. Complete (one
+//! job or a batch), fail and cancel acknowledge (XACK) and delete the entry.
 //!
 //! Why not XAUTOCLAIM for stale entries: its one `min-idle-time` per call cannot express leases
 //! whose length each worker picks at claim and renews with heartbeats; the `leases` set holds the
@@ -22,8 +23,8 @@ use crate::Redis;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use opsweave_core::jobs::{
-    check_lease, check_progress, clip_message, lease_lost, scope_key, Job, JobId, JobQueue,
-    JobStatus, NewJob, Progress, MAX_BACKOFF,
+    check_batch, check_lease, check_progress, clip_message, lease_lost, scope_key, Job, JobId,
+    JobQueue, JobStatus, NewJob, Progress, MAX_BACKOFF,
 };
 use opsweave_core::{Error, Result, Scope};
 use redis::Script;
@@ -45,6 +46,7 @@ struct Scripts {
     claim: Script,
     heartbeat: Script,
     complete: Script,
+    complete_batch: Script,
     fail: Script,
     cancel: Script,
 }
@@ -81,6 +83,7 @@ impl RedisQueue {
                 claim: script!("lua/claim.lua"),
                 heartbeat: script!("lua/heartbeat.lua"),
                 complete: script!("lua/complete.lua"),
+                complete_batch: script!("lua/complete_batch.lua"),
                 fail: script!("lua/fail.lua"),
                 cancel: script!("lua/cancel.lua"),
             }),
@@ -176,20 +179,46 @@ impl JobQueue for RedisQueue {
     }
 
     async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
-        check_lease(worker, lease)?;
+        let workers = [worker.to_string()];
+        Ok(self.claim_batch(&workers, kinds, lease).await?.pop())
+    }
+
+    async fn claim_batch(
+        &self,
+        workers: &[String],
+        kinds: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
+        check_batch(workers.len())?;
+        for worker in workers {
+            check_lease(worker, lease)?;
+        }
+        if workers.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut call = self.scripts.claim.prepare_invoke();
         call.arg(&self.redis.prefix)
-            .arg(worker)
             .arg(millis(lease).max(1))
-            .arg("lease expired on the last attempt (worker stopped heartbeating)");
+            .arg("lease expired on the last attempt (worker stopped heartbeating)")
+            .arg(workers.len());
+        for worker in workers {
+            call.arg(worker);
+        }
         for kind in kinds {
             call.arg(kind);
         }
-        match self.run("claim", call).await? {
-            Outcome::Job(job) => Ok(Some(*job)),
-            Outcome::Nothing => Ok(None),
-            _ => Err(Error::internal("redis: claim: unexpected answer")),
-        }
+        let mut conn = self.redis.conn();
+        let replies: Vec<Vec<String>> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| map("claim", e))?;
+        replies
+            .into_iter()
+            .map(|reply| match parse_outcome(reply)? {
+                Outcome::Job(job) => Ok(*job),
+                _ => Err(Error::internal("redis: claim: unexpected answer")),
+            })
+            .collect()
     }
 
     async fn heartbeat(
@@ -220,6 +249,51 @@ impl JobQueue for RedisQueue {
         let mut call = self.scripts.complete.prepare_invoke();
         call.arg(&self.redis.prefix).arg(id.0).arg(worker);
         self.held("complete", id, worker, call).await
+    }
+
+    async fn complete_batch(&self, held: &[(JobId, String)]) -> Result<Vec<Result<()>>> {
+        check_batch(held.len())?;
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = self.scripts.complete_batch.prepare_invoke();
+        call.arg(&self.redis.prefix);
+        for (id, worker) in held {
+            call.arg(id.0).arg(worker);
+        }
+        let mut conn = self.redis.conn();
+        let replies: Vec<Vec<String>> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| map("complete", e))?;
+        if replies.len() != held.len() {
+            return Err(Error::internal(format!(
+                "redis: complete: {} answers for {} jobs",
+                replies.len(),
+                held.len()
+            )));
+        }
+        replies
+            .into_iter()
+            .zip(held)
+            .map(|(reply, (id, worker))| {
+                let mut parts = reply.into_iter();
+                Ok(match parts.next().as_deref() {
+                    Some("ok") => Ok(()),
+                    Some("notfound") => Err(Error::not_found(format!("no job {id}"))),
+                    Some("conflict") => {
+                        let status: JobStatus = parts.next().unwrap_or_default().parse()?;
+                        let owner = parts.next().filter(|o| !o.is_empty());
+                        Err(lease_lost(*id, worker, status, owner.as_deref()))
+                    }
+                    other => {
+                        return Err(Error::internal(format!(
+                            "redis: unexpected complete answer {other:?}"
+                        )))
+                    }
+                })
+            })
+            .collect()
     }
 
     async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {

@@ -19,6 +19,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// The most attempts a job may be given.
 pub const MAX_ATTEMPTS: u32 = 100;
+/// The most jobs one [`JobQueue::claim_batch`] or [`JobQueue::complete_batch`] call handles.
+pub const MAX_BATCH: usize = 1024;
 /// The longest error or progress message kept; longer ones are cut at a character boundary.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
@@ -241,6 +243,8 @@ pub struct Job {
 ///   job while it is `running` with the worker as lease owner; otherwise (cancelled, or claimed by
 ///   another worker after the lease expired) heartbeat, complete and fail answer `Conflict`, and
 ///   the worker should stop.
+/// - **Claim batch** is many claims at once (the i-th job to the i-th name), **complete batch**
+///   many completes; each job in a batch obeys the rules of its single call.
 /// - **Complete** makes it `done` (progress 1). **Fail** records the error and, while attempts
 ///   remain, queues it again with `run_after` = now + [`retry_delay`]; on the last attempt it is
 ///   `failed`.
@@ -262,6 +266,33 @@ pub trait JobQueue: Send + Sync {
     /// Leases at most one runnable job of one of `kinds` (any when empty) to `worker`.
     async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>>;
 
+    /// Leases up to `workers.len()` runnable jobs of one of `kinds` (any when empty), the i-th
+    /// job returned to `workers[i]`, each as [`claim`](Self::claim) would; fewer (or none) when
+    /// fewer are runnable. Jobs come in claim order: expired leases first, then the oldest queued.
+    ///
+    /// The default claims one job at a time; backends override it to claim the whole batch in
+    /// one round trip. At most [`MAX_BATCH`] names.
+    async fn claim_batch(
+        &self,
+        workers: &[String],
+        kinds: &[String],
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
+        check_batch(workers.len())?;
+        // Every name is checked before the first claim: a bad batch changes nothing.
+        for worker in workers {
+            check_lease(worker, lease)?;
+        }
+        let mut claimed = Vec::with_capacity(workers.len());
+        for worker in workers {
+            match self.claim(worker, kinds, lease).await? {
+                Some(job) => claimed.push(job),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
+
     /// Renews `worker`'s lease on job `id` and records progress; `Conflict` if the lease was lost.
     async fn heartbeat(
         &self,
@@ -273,6 +304,22 @@ pub trait JobQueue: Send + Sync {
 
     /// Marks the job `worker` holds as done; `Conflict` if the lease was lost.
     async fn complete(&self, id: JobId, worker: &str) -> Result<Job>;
+
+    /// Completes each `(job, worker)` pair as [`complete`](Self::complete) would, in order (a
+    /// pair sees the pairs before it done): one result per pair, `Conflict` or `NotFound` for a
+    /// job its worker no longer holds. The outer error is for a batch that could not be tried
+    /// at all (the queue unreachable); then none of it is done.
+    ///
+    /// The default completes one job at a time; backends override it to complete the whole batch
+    /// in one round trip. At most [`MAX_BATCH`] pairs.
+    async fn complete_batch(&self, held: &[(JobId, String)]) -> Result<Vec<Result<()>>> {
+        check_batch(held.len())?;
+        let mut results = Vec::with_capacity(held.len());
+        for (id, worker) in held {
+            results.push(self.complete(*id, worker).await.map(drop));
+        }
+        Ok(results)
+    }
 
     /// Records a failed attempt: queued again after a backoff, or failed on the last attempt.
     async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job>;
@@ -331,6 +378,17 @@ pub fn check_lease(worker: &str, lease: Duration) -> Result<()> {
             MAX_LEASE.as_secs()
         ))
         .on_field("lease"));
+    }
+    Ok(())
+}
+
+/// Checks the size of a batch given to [`JobQueue::claim_batch`] or [`JobQueue::complete_batch`].
+pub fn check_batch(len: usize) -> Result<()> {
+    if len > MAX_BATCH {
+        return Err(
+            Error::invalid(format!("a batch holds at most {MAX_BATCH} jobs, not {len}"))
+                .on_field("batch"),
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! Leases in these checks are short (200 ms) and the waits past them generous (several times
 //! longer), so a slow machine makes the suite slower, never wrong.
 
-use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress};
+use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress, MAX_BATCH};
 use opsweave_core::{ErrorKind, Scope};
 use serde_json::json;
 use std::collections::HashSet;
@@ -32,6 +32,10 @@ where
     failures_back_off_then_fail(open().await).await;
     cancel_stops_a_job(open().await).await;
     bad_input_is_rejected(open().await).await;
+    batches_claim_in_order_and_complete_per_job(open().await).await;
+    racing_batch_claimers_never_share_a_job(open().await).await;
+    expired_leases_return_in_batches(open().await).await;
+    jobs_dead_letter_after_their_attempts(open().await).await;
 }
 
 fn acme() -> Scope {
@@ -423,4 +427,304 @@ pub async fn bad_input_is_rejected(queue: Arc<dyn JobQueue>) {
     assert_eq!(next.id, odd.id);
     let kept = queue.fail(odd.id, "w2", "bad \u{0} byte").await.unwrap();
     assert!(kept.error.is_some_and(|e| e.starts_with("bad ")));
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}/{i}")).collect()
+}
+
+fn held(jobs: &[Job]) -> Vec<(JobId, String)> {
+    jobs.iter()
+        .map(|j| (j.id, j.lease_owner.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// A batch claim leases the oldest jobs, the i-th to the i-th name, honours kinds, and a batch
+/// complete answers for each job on its own.
+pub async fn batches_claim_in_order_and_complete_per_job(queue: Arc<dyn JobQueue>) {
+    assert!(queue
+        .claim_batch(&names("w", 4), &[], LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut enqueued = Vec::new();
+    for n in 0..5 {
+        enqueued.push(queue.enqueue(job("embed", n)).await.unwrap().id);
+    }
+    let other_kind = queue.enqueue(job("match", 9)).await.unwrap();
+    let embed = ["embed".to_string()];
+    let first = queue
+        .claim_batch(&names("a", 3), &embed, LONG_LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = first.iter().map(|j| j.id).collect();
+    assert_eq!(ids, enqueued[..3], "the oldest jobs, oldest first");
+    for (i, job) in first.iter().enumerate() {
+        assert_eq!(job.status, JobStatus::Running);
+        assert_eq!(job.attempts, 1);
+        assert_eq!(
+            job.lease_owner,
+            Some(format!("a/{i}")),
+            "the i-th job to the i-th name"
+        );
+        assert!(job.lease_expires_at.is_some());
+    }
+    let rest = queue
+        .claim_batch(&names("b", 10), &embed, LONG_LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = rest.iter().map(|j| j.id).collect();
+    assert_eq!(ids, enqueued[3..], "fewer jobs than names: what there is");
+    assert_eq!(
+        queue.get(&acme(), other_kind.id).await.unwrap().status,
+        JobStatus::Queued,
+        "kinds are honoured"
+    );
+
+    // Completing: a held job, one held by another worker, a missing job, and the same job twice.
+    let missing = JobId(other_kind.id.0 + 1000);
+    let pairs = vec![
+        (first[0].id, "a/0".to_string()),
+        (first[1].id, "a/0".to_string()),
+        (missing, "a/0".to_string()),
+        (first[2].id, "a/2".to_string()),
+        (first[2].id, "a/2".to_string()),
+    ];
+    let results = queue.complete_batch(&pairs).await.unwrap();
+    let kinds: Vec<Option<ErrorKind>> = results
+        .iter()
+        .map(|r| r.as_ref().err().map(opsweave_core::Error::kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            None,
+            Some(ErrorKind::Conflict),
+            Some(ErrorKind::NotFound),
+            None,
+            Some(ErrorKind::Conflict),
+        ],
+        "each pair as a single complete in order would answer: {results:?}"
+    );
+    let statuses = |ids: Vec<JobId>| {
+        let queue = queue.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for id in ids {
+                statuses.push(queue.get(&acme(), id).await.unwrap().status);
+            }
+            statuses
+        }
+    };
+    assert_eq!(
+        statuses(vec![first[0].id, first[1].id, first[2].id]).await,
+        vec![JobStatus::Done, JobStatus::Running, JobStatus::Done]
+    );
+    let done = queue.get(&acme(), first[0].id).await.unwrap();
+    assert_eq!(done.progress, 1.0);
+    assert!(done.finished_at.is_some() && done.lease_owner.is_none());
+    let results = queue.complete_batch(&held(&rest)).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(queue.complete_batch(&[]).await.unwrap().is_empty());
+
+    // Bad batches change nothing.
+    let err = queue
+        .claim_batch(&names("c", MAX_BATCH + 1), &[], LONG_LEASE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = queue
+        .claim_batch(&["ok".to_string(), String::new()], &[], LONG_LEASE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "an empty worker name");
+    let err = queue
+        .claim_batch(&names("c", 2), &[], Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let too_many: Vec<(JobId, String)> = (0..=MAX_BATCH as i64)
+        .map(|i| (JobId(i), "w".to_string()))
+        .collect();
+    let err = queue.complete_batch(&too_many).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        queue.get(&acme(), other_kind.id).await.unwrap().status,
+        JobStatus::Queued
+    );
+}
+
+/// Batch claimers (and a single claimer) racing over the same jobs: each job is leased once,
+/// completed once, and every job ends done on its first attempt.
+pub async fn racing_batch_claimers_never_share_a_job(queue: Arc<dyn JobQueue>) {
+    const JOBS: u64 = 200;
+    const CLAIMERS: usize = 5;
+    let mut enqueued = HashSet::new();
+    for n in 0..JOBS {
+        enqueued.insert(queue.enqueue(job("embed", n)).await.unwrap().id);
+    }
+    let mut claimers = Vec::new();
+    for c in 0..CLAIMERS {
+        let queue = queue.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            // Batches of 1 to 7 names; claimer 0 claims one job per call.
+            let width = if c == 0 { 1 } else { 1 + (c * 3) % 7 };
+            let names = names(&format!("racer-{c}"), width);
+            loop {
+                let jobs = if c == 0 {
+                    claim(&*queue, &names[0], LONG_LEASE)
+                        .await
+                        .into_iter()
+                        .collect()
+                } else {
+                    queue.claim_batch(&names, &[], LONG_LEASE).await.unwrap()
+                };
+                if jobs.is_empty() {
+                    return mine;
+                }
+                for (i, job) in jobs.iter().enumerate() {
+                    assert_eq!(job.lease_owner.as_deref(), Some(names[i].as_str()));
+                    assert_eq!(job.status, JobStatus::Running);
+                }
+                let results = queue.complete_batch(&held(&jobs)).await.unwrap();
+                assert!(results.iter().all(Result::is_ok), "{results:?}");
+                mine.extend(jobs.iter().map(|j| j.id));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for claimer in claimers {
+        for id in claimer.await.unwrap() {
+            assert!(seen.insert(id), "job {id} was claimed twice");
+        }
+    }
+    assert_eq!(seen, enqueued, "every job was claimed once");
+    let done = queue
+        .list(&acme(), Some(JobStatus::Done), 1000)
+        .await
+        .unwrap();
+    assert_eq!(done.len() as u64, JOBS);
+    assert!(done.iter().all(|j| j.attempts == 1));
+}
+
+/// Jobs whose leases expired come back, oldest lease first and before queued jobs, to a batch
+/// claim; the workers that lost them can no longer complete them; a lease lost on the last
+/// attempt fails its job and takes no name from the batch.
+pub async fn expired_leases_return_in_batches(queue: Arc<dyn JobQueue>) {
+    let mut stale = Vec::new();
+    for n in 0..3 {
+        stale.push(queue.enqueue(job("embed", n)).await.unwrap().id);
+    }
+    let last_try = queue
+        .enqueue(job("embed", 3).with_max_attempts(1))
+        .await
+        .unwrap()
+        .id;
+    let crashed = queue
+        .claim_batch(&names("crashed", 4), &[], SHORT_LEASE)
+        .await
+        .unwrap();
+    assert_eq!(crashed.len(), 4);
+    let fresh = queue.enqueue(job("embed", 4)).await.unwrap().id;
+    tokio::time::sleep(PAST_SHORT_LEASE).await;
+
+    let rescued = queue
+        .claim_batch(&names("rescuer", 3), &[], LONG_LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = rescued.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids, stale,
+        "expired leases first, and the spent one takes no name"
+    );
+    assert!(
+        rescued.iter().all(|j| j.attempts == 2),
+        "the lost attempt counts"
+    );
+    let failed = queue.get(&acme(), last_try).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error.is_some() && failed.finished_at.is_some());
+    assert_eq!(
+        queue.get(&acme(), fresh).await.unwrap().status,
+        JobStatus::Queued
+    );
+
+    let late = queue.complete_batch(&held(&crashed[..3])).await.unwrap();
+    assert!(
+        late.iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Conflict)),
+        "the crashed worker lost them: {late:?}"
+    );
+    let results = queue.complete_batch(&held(&rescued)).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let next = queue
+        .claim_batch(&names("rescuer", 3), &[], LONG_LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = next.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![fresh]);
+}
+
+/// A job that keeps failing, or whose worker keeps dying, runs at most `max_attempts` times and
+/// then stays failed (dead-lettered): no batch claims it again.
+pub async fn jobs_dead_letter_after_their_attempts(queue: Arc<dyn JobQueue>) {
+    let backoff = Duration::from_millis(50);
+    let failing = queue
+        .enqueue(job("embed", 1).with_max_attempts(3).with_backoff(backoff))
+        .await
+        .unwrap()
+        .id;
+    let dying = queue
+        .enqueue(job("embed", 2).with_max_attempts(2))
+        .await
+        .unwrap()
+        .id;
+    let mut failing_runs = 0;
+    let mut dying_runs = 0;
+    for round in 0..20 {
+        let jobs = queue
+            .claim_batch(&names(&format!("round-{round}"), 4), &[], SHORT_LEASE)
+            .await
+            .unwrap();
+        for job in &jobs {
+            if job.id == failing {
+                failing_runs += 1;
+                assert_eq!(job.attempts, failing_runs);
+                let owner = job.lease_owner.as_deref().unwrap();
+                queue.fail(job.id, owner, "still broken").await.unwrap();
+            } else {
+                assert_eq!(job.id, dying);
+                dying_runs += 1;
+                assert_eq!(job.attempts, dying_runs);
+                // Its worker dies: no heartbeat, no complete.
+            }
+        }
+        let now = (
+            queue.get(&acme(), failing).await.unwrap().status,
+            queue.get(&acme(), dying).await.unwrap().status,
+        );
+        if now == (JobStatus::Failed, JobStatus::Failed) {
+            break;
+        }
+        tokio::time::sleep(PAST_SHORT_LEASE).await;
+    }
+    assert_eq!(
+        (failing_runs, dying_runs),
+        (3, 2),
+        "each ran max_attempts times"
+    );
+    let failed = queue.get(&acme(), failing).await.unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("still broken"));
+    let died = queue.get(&acme(), dying).await.unwrap();
+    assert_eq!(died.status, JobStatus::Failed);
+    assert!(died.finished_at.is_some());
+    tokio::time::sleep(PAST_SHORT_LEASE).await;
+    assert!(queue
+        .claim_batch(&names("late", 4), &[], LONG_LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -13,13 +13,14 @@
 //! handlers must be safe to repeat: the built-in ones are (ingest is idempotent).
 
 use crate::Weave;
-use opsweave_core::{Error, ErrorKind, Job, JobQueue, Progress, Result};
-use std::collections::BTreeMap;
+use opsweave_core::{Error, ErrorKind, Job, JobId, JobQueue, Progress, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 /// The job kind that does nothing.
 pub const NOOP_JOB: &str = "noop";
@@ -189,6 +190,11 @@ impl Worker {
     /// Claims and runs jobs until `stop` resolves, then lets the jobs in hand finish and returns.
     /// `on_job` hears of each job's outcome. A queue that is unavailable is retried (and
     /// logged to stderr); any other queue error stops the worker.
+    ///
+    /// The worker claims for all its free slots in one call ([`JobQueue::claim_batch`]), each
+    /// job leased to its slot's name, and completes the jobs that finished meanwhile in one call
+    /// ([`JobQueue::complete_batch`]); a slot stays taken until its job's completion is stored,
+    /// so a worker never holds more than `concurrency` jobs.
     pub async fn run<S, F>(self, stop: S, on_job: F) -> Result<WorkerReport>
     where
         S: Future<Output = ()> + Send,
@@ -202,50 +208,148 @@ impl Worker {
             ))
             .on_field("kinds"));
         }
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             weave: self.weave,
             queue: self.queue,
             handlers: self.handlers,
             options: self.options,
-            kinds,
-            on_job: Box::new(on_job),
         });
-        let mut slots = tokio::task::JoinSet::new();
-        for slot in 0..shared.options.concurrency {
-            let shared = shared.clone();
-            let stop_rx = stop_rx.clone();
-            slots.spawn(async move { run_slot(shared, slot, stop_rx).await });
-        }
+        // Each slot leases under its own name, so two slots of one process never both hold a
+        // job: a job reclaimed after its lease expired is never mistaken for the old run's.
+        let names: Vec<String> = (0..shared.options.concurrency)
+            .map(|slot| format!("{}/{slot}", shared.options.name))
+            .collect();
+        let slot_of: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| (name.as_str(), slot))
+            .collect();
+        // Free slots, lowest first.
+        let mut free: BTreeSet<usize> = (0..names.len()).collect();
+        let mut running: JoinSet<Ran> = JoinSet::new();
+        let mut slot_of_task: HashMap<tokio::task::Id, (usize, Job)> = HashMap::new();
         let mut report = WorkerReport::default();
-        let mut first_error = None;
-        tokio::pin!(stop);
+        let mut first_error: Option<Error> = None;
         let mut stopping = false;
+        // When set, the queue had nothing (or was unreachable): wait until then, or until a job
+        // finishes, before claiming again.
+        let mut pause_until: Option<tokio::time::Instant> = None;
+        tokio::pin!(stop);
         loop {
+            // A stop that came meanwhile is heard before the next claim.
             tokio::select! {
-                () = &mut stop, if !stopping => {
-                    stopping = true;
-                    let _ = stop_tx.send(true);
-                }
-                joined = slots.join_next() => {
-                    let Some(joined) = joined else { break };
-                    match joined {
-                        Ok(Ok(part)) => {
-                            report.done += part.done;
-                            report.failed += part.failed;
-                            report.lost += part.lost;
+                biased;
+                () = &mut stop, if !stopping => stopping = true,
+                () = std::future::ready(()) => {}
+            }
+            if !stopping && !free.is_empty() && pause_until.is_none() {
+                let asked: Vec<String> = free.iter().map(|&slot| names[slot].clone()).collect();
+                match shared
+                    .queue
+                    .claim_batch(&asked, &kinds, shared.options.lease)
+                    .await
+                {
+                    Ok(jobs) => {
+                        if jobs.len() < asked.len() {
+                            pause_until =
+                                Some(tokio::time::Instant::now() + shared.options.idle_poll);
                         }
-                        Ok(Err(e)) => {
-                            // One slot hit a hard error: stop the others too.
-                            let _ = stop_tx.send(true);
-                            first_error.get_or_insert(e);
-                        }
-                        Err(e) => {
-                            let _ = stop_tx.send(true);
-                            first_error.get_or_insert(Error::internal(format!("worker slot: {e}")));
+                        for job in jobs {
+                            let slot = job
+                                .lease_owner
+                                .as_deref()
+                                .and_then(|owner| slot_of.get(owner).copied())
+                                .filter(|slot| free.contains(slot));
+                            let Some(slot) = slot else {
+                                // A queue that broke its contract: stop rather than run a job
+                                // no slot holds.
+                                first_error.get_or_insert(Error::internal(format!(
+                                    "worker: the queue leased job {} to {:?}, not to a free slot",
+                                    job.id, job.lease_owner
+                                )));
+                                stopping = true;
+                                continue;
+                            };
+                            free.remove(&slot);
+                            let task = running.spawn(run_job(
+                                shared.clone(),
+                                names[slot].clone(),
+                                job.clone(),
+                            ));
+                            slot_of_task.insert(task.id(), (slot, job));
                         }
                     }
+                    Err(e) if e.kind() == ErrorKind::Unavailable => {
+                        eprintln!(
+                            "worker {}: queue unavailable, retrying: {e}",
+                            shared.options.name
+                        );
+                        pause_until = Some(
+                            tokio::time::Instant::now()
+                                + shared.options.idle_poll.max(Duration::from_secs(1)),
+                        );
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        stopping = true;
+                    }
                 }
+            }
+            if stopping && running.is_empty() {
+                break;
+            }
+            let pause = pause_until.unwrap_or_else(|| {
+                tokio::time::Instant::now() + shared.options.idle_poll.max(Duration::from_secs(1))
+            });
+            tokio::select! {
+                () = &mut stop, if !stopping => stopping = true,
+                Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
+                    let mut finished = vec![joined];
+                    // Every job that finished meanwhile joins the same completion call; one
+                    // yield lets the jobs that were about to finish do so.
+                    if !running.is_empty() {
+                        tokio::task::yield_now().await;
+                    }
+                    while let Some(joined) = running.try_join_next_with_id() {
+                        finished.push(joined);
+                    }
+                    let mut succeeded = Vec::new();
+                    let mut settled = Vec::new();
+                    for joined in finished {
+                        let (id, ran) = match joined {
+                            Ok((id, ran)) => (id, Ok(ran)),
+                            Err(e) => (e.id(), Err(e)),
+                        };
+                        let Some((slot, job)) = slot_of_task.remove(&id) else {
+                            continue;
+                        };
+                        free.insert(slot);
+                        match ran {
+                            Ok(Ran::Succeeded) => succeeded.push((slot, job)),
+                            Ok(Ran::Ended(outcome)) => settled.push((job, outcome)),
+                            Err(e) => {
+                                // A handler panicked: stop the others too.
+                                first_error.get_or_insert(Error::internal(format!(
+                                    "worker: job {} ({}): {e}",
+                                    job.id, job.kind
+                                )));
+                                stopping = true;
+                            }
+                        }
+                    }
+                    settled.extend(complete_all(&shared, &names, succeeded).await);
+                    for (job, outcome) in settled {
+                        match &outcome {
+                            JobOutcome::Done => report.done += 1,
+                            JobOutcome::Failed(_) => report.failed += 1,
+                            JobOutcome::Lost(_) => report.lost += 1,
+                        }
+                        on_job(&job, &outcome);
+                    }
+                    // Slots came free: claim for them now.
+                    pause_until = None;
+                }
+                () = tokio::time::sleep_until(pause), if !stopping => pause_until = None,
             }
         }
         match first_error {
@@ -255,75 +359,62 @@ impl Worker {
     }
 }
 
-/// What a worker calls with each job's outcome.
-type OnJob = dyn Fn(&Job, &JobOutcome) + Send + Sync;
+/// How a job's run ended inside its task.
+enum Ran {
+    /// The handler succeeded: the job is to be completed (with the others that finished).
+    Succeeded,
+    /// The attempt failed (and was recorded) or the job was lost.
+    Ended(JobOutcome),
+}
 
 struct Shared {
     weave: Weave,
     queue: Arc<dyn JobQueue>,
     handlers: BTreeMap<String, JobHandler>,
     options: WorkerOptions,
-    kinds: Vec<String>,
-    on_job: Box<OnJob>,
 }
 
-async fn run_slot(
-    shared: Arc<Shared>,
-    slot: usize,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<WorkerReport> {
-    // Each slot leases under its own name, so two slots of one process never both hold a job.
-    let name = format!("{}/{slot}", shared.options.name);
-    let mut report = WorkerReport::default();
-    while !*stop.borrow() {
-        match shared
-            .queue
-            .claim(&name, &shared.kinds, shared.options.lease)
-            .await
-        {
-            Ok(Some(job)) => {
-                let outcome = run_job(&shared, &name, &job).await;
-                match &outcome {
-                    JobOutcome::Done => report.done += 1,
-                    JobOutcome::Failed(_) => report.failed += 1,
-                    JobOutcome::Lost(_) => report.lost += 1,
-                }
-                (shared.on_job)(&job, &outcome);
-            }
-            Ok(None) => idle(&mut stop, shared.options.idle_poll).await,
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                eprintln!("worker {name}: queue unavailable, retrying: {e}");
-                idle(
-                    &mut stop,
-                    shared.options.idle_poll.max(Duration::from_secs(1)),
-                )
-                .await;
-            }
-            Err(e) => return Err(e),
-        }
+/// Completes the jobs whose handlers succeeded, in one call; each comes back with its outcome.
+async fn complete_all(
+    shared: &Shared,
+    names: &[String],
+    succeeded: Vec<(usize, Job)>,
+) -> Vec<(Job, JobOutcome)> {
+    if succeeded.is_empty() {
+        return Vec::new();
     }
-    Ok(report)
-}
-
-async fn idle(stop: &mut tokio::sync::watch::Receiver<bool>, pause: Duration) {
-    tokio::select! {
-        () = tokio::time::sleep(pause) => {}
-        _ = stop.changed() => {}
+    let held: Vec<(JobId, String)> = succeeded
+        .iter()
+        .map(|(slot, job)| (job.id, names[*slot].clone()))
+        .collect();
+    match shared.queue.complete_batch(&held).await {
+        Ok(results) => succeeded
+            .into_iter()
+            .zip(results)
+            .map(|((_, job), result)| {
+                let outcome = match result {
+                    Ok(()) => JobOutcome::Done,
+                    Err(e) => JobOutcome::Lost(e.to_string()),
+                };
+                (job, outcome)
+            })
+            .collect(),
+        // Not stored: the leases run out and the jobs run again elsewhere.
+        Err(e) => succeeded
+            .into_iter()
+            .map(|(_, job)| (job, JobOutcome::Lost(e.to_string())))
+            .collect(),
     }
 }
 
-async fn run_job(shared: &Shared, name: &str, job: &Job) -> JobOutcome {
+/// Runs one claimed job with heartbeats until its handler ends or the job is lost.
+async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
     let Some(handler) = shared.handlers.get(&job.kind) else {
-        return finish_failed(
-            shared,
-            name,
-            job,
-            format!("no handler for kind `{}`", job.kind),
-        )
-        .await;
+        let error = format!("no handler for kind `{}`", job.kind);
+        return Ran::Ended(finish_failed(&shared, &name, &job, error).await);
     };
     let cx = JobContext {
-        worker: name.to_string(),
+        worker: name.clone(),
         progress: Arc::default(),
     };
     let work = handler(shared.weave.clone(), job.clone(), cx.clone());
@@ -331,7 +422,11 @@ async fn run_job(shared: &Shared, name: &str, job: &Job) -> JobOutcome {
     let beats = async {
         loop {
             tokio::time::sleep(lease / 3).await;
-            match shared.queue.heartbeat(job.id, name, lease, cx.take()).await {
+            match shared
+                .queue
+                .heartbeat(job.id, &name, lease, cx.take())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
                     return e;
@@ -343,14 +438,11 @@ async fn run_job(shared: &Shared, name: &str, job: &Job) -> JobOutcome {
     };
     tokio::select! {
         result = work => match result {
-            Ok(()) => match shared.queue.complete(job.id, name).await {
-                Ok(_) => JobOutcome::Done,
-                Err(e) => JobOutcome::Lost(e.to_string()),
-            },
-            Err(e) => finish_failed(shared, name, job, e.to_string()).await,
+            Ok(()) => Ran::Succeeded,
+            Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, e.to_string()).await),
         },
         // The handler's future is dropped here: the job is someone else's now.
-        lost = beats => JobOutcome::Lost(lost.to_string()),
+        lost = beats => Ran::Ended(JobOutcome::Lost(lost.to_string())),
     }
 }
 

@@ -5,5 +5,4 @@ if not status then return {'notfound'} end
 if status == 'cancelled' then return reply(id) end
 if status == 'done' or status == 'failed' then return {'conflict', status, ''} end
 finish(id, 'cancelled', now_ms())
-publish(id)
-return reply(id)
+return publish_reply(id)

@@ -1,10 +1,16 @@
--- claim: ARGV = prefix, worker, lease_ms, error for exhausted leases, kinds... (none: any)
+-- claim: ARGV = prefix, lease_ms, error for exhausted leases, N, N worker names, kinds... (none:
+-- any). Leases up to N jobs, the i-th to the i-th worker, and answers one job reply per claimed
+-- job, in that order (none: an empty array).
 local now = now_ms()
-local worker = ARGV[2]
-local lease_until = now + tonumber(ARGV[3])
+local lease_until = now + tonumber(ARGV[2])
+local n = tonumber(ARGV[4])
+local workers = {}
+for i = 1, n do workers[i] = ARGV[4 + i] end
+local claimed = {}
+local scan = math.max(100, n)
 
 -- 1. Jobs whose backoff (or run_after) has passed join their kind's stream.
-local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', now, 'LIMIT', 0, 100)
+local due = redis.call('ZRANGEBYSCORE', P .. ':delayed', '-inf', now, 'LIMIT', 0, scan)
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. ':delayed', id)
   local h = redis.call('HMGET', jkey(id), 'status', 'kind')
@@ -15,8 +21,8 @@ end
 
 local kinds = {}
 local wanted = {}
-if #ARGV > 4 then
-  for i = 5, #ARGV do
+if #ARGV > 4 + n then
+  for i = 5 + n, #ARGV do
     if redis.call('SISMEMBER', P .. ':kinds', ARGV[i]) == 1 then table.insert(kinds, ARGV[i]) end
     wanted[ARGV[i]] = true
   end
@@ -25,77 +31,75 @@ else
   for _, k in ipairs(kinds) do wanted[k] = true end
 end
 
-local function take(id)
-  local key = jkey(id)
-  redis.call('HSET', key, 'status', 'running', 'owner', worker, 'lease_ms', lease_until,
-    'updated_ms', now)
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('ZADD', P .. ':leases', lease_until, id)
-  publish(id)
-  return reply(id)
+-- Leases job `id` (its stream entry `entry`, its attempts so far `attempts`) to the next worker.
+local leased = {}
+local function take(id, entry, attempts)
+  redis.call('HSET', jkey(id), 'status', 'running', 'owner', workers[#claimed + 1],
+    'lease_ms', lease_until, 'updated_ms', now, 'entry', entry, 'attempts', tonumber(attempts) + 1)
+  leased[#leased + 1] = lease_until
+  leased[#leased + 1] = id
+  claimed[#claimed + 1] = publish_reply(id)
 end
 
 -- 2. Leases that ran out (the worker stopped heartbeating): the job returns to the queue, or
 -- fails when that was its last allowed attempt.
-local expired = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', '(' .. now, 'LIMIT', 0, 100)
-local stale = nil
+local expired = redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', '(' .. now, 'LIMIT', 0, scan)
 for _, id in ipairs(expired) do
   local h = redis.call('HMGET', jkey(id), 'status', 'kind', 'attempts', 'max_attempts', 'entry')
   if h[1] ~= 'running' then
     redis.call('ZREM', P .. ':leases', id)
   elseif tonumber(h[3]) >= tonumber(h[4]) then
     finish(id, 'failed', now)
-    redis.call('HSET', jkey(id), 'error', ARGV[4])
+    redis.call('HSET', jkey(id), 'error', ARGV[3])
     publish(id)
-  elseif stale == nil and wanted[h[2]] then
-    stale = {id, h[2], h[5]}
+  elseif #claimed < n and wanted[h[2]] and h[5] then
+    -- The entry moves to the new worker's pending list in the consumer group.
+    redis.call('XCLAIM', skey(h[2]), GROUP, workers[#claimed + 1], 0, h[5], 'JUSTID')
+    take(id, h[5], h[3])
   end
 end
-if stale then
-  -- The entry moves to this worker's pending list in the consumer group.
-  redis.call('XCLAIM', skey(stale[2]), GROUP, worker, 0, stale[3], 'JUSTID')
-  return take(stale[1])
-end
 
--- 3. The oldest undelivered entry among the wanted kinds' streams.
-local function last_delivered(kind)
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', skey(kind))) do
-    local name, last = nil, nil
-    for i = 1, #g, 2 do
-      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
-    end
-    if name == GROUP then return last end
-  end
-  return '0-0'
-end
-
-local function older(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  ams, bms = tonumber(ams), tonumber(bms)
-  if ams ~= bms then return ams < bms end
-  return tonumber(aseq) < tonumber(bseq)
-end
-
-for _ = 1, 100 do
-  local best_kind, best_entry = nil, nil
+-- 3. The oldest undelivered entries among the wanted kinds' streams.
+-- How many of the `want` oldest undelivered entries each kind's stream holds. With one kind
+-- there is nothing to compare: its stream is read for all of them.
+local function plan(want)
+  if #kinds == 1 then return {[kinds[1]] = want} end
+  local heads = {}
   for _, k in ipairs(kinds) do
-    local head = redis.call('XRANGE', skey(k), '(' .. last_delivered(k), '+', 'COUNT', 1)
-    if #head > 0 and (best_entry == nil or older(head[1][1], best_entry)) then
-      best_kind, best_entry = k, head[1][1]
+    for _, e in ipairs(redis.call('XRANGE', skey(k), '(' .. last_delivered(k), '+', 'COUNT', want)) do
+      heads[#heads + 1] = {e[1], k}
     end
   end
-  if not best_kind then return {'none'} end
-  local got = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', 1, 'STREAMS',
-    skey(best_kind), '>')
-  if not got or not got[1] or #got[1][2] == 0 then return {'none'} end
-  local entry = got[1][2][1]
-  local id = entry[2][2]
-  if redis.call('HGET', jkey(id), 'status') == 'queued' then
-    redis.call('HSET', jkey(id), 'entry', entry[1])
-    return take(id)
-  end
-  -- An entry whose job changed meanwhile: acknowledge it away.
-  drop_entry(best_kind, entry[1])
+  table.sort(heads, function(a, b) return older(a[1], b[1]) end)
+  local counts = {}
+  for i = 1, math.min(want, #heads) do counts[heads[i][2]] = (counts[heads[i][2]] or 0) + 1 end
+  return counts
 end
-return {'none'}
+
+-- Reads the planned entries, one XREADGROUP per kind (a batch's entries are pending under the
+-- name of the first worker it serves until a heartbeat moves each to its holder), and leases
+-- their jobs oldest entry first; an entry whose job changed meanwhile is acknowledged away. The
+-- rounds are bounded, whatever the streams hold.
+for _ = 1, 100 do
+  if #claimed >= n then break end
+  local read = {}
+  for kind, count in pairs(plan(n - #claimed)) do
+    local got = redis.call('XREADGROUP', 'GROUP', GROUP, workers[#claimed + 1], 'COUNT', count,
+      'STREAMS', skey(kind), '>')
+    if got and got[1] then
+      for _, e in ipairs(got[1][2]) do read[#read + 1] = {e[1], kind, e[2][2]} end
+    end
+  end
+  if #read == 0 then break end
+  if #kinds > 1 then table.sort(read, function(a, b) return older(a[1], b[1]) end) end
+  for _, r in ipairs(read) do
+    local h = redis.call('HMGET', jkey(r[3]), 'status', 'attempts')
+    if h[1] == 'queued' then
+      take(r[3], r[1], h[2])
+    else
+      drop_entry(r[2], r[1])
+    end
+  end
+end
+if #leased > 0 then redis.call('ZADD', P .. ':leases', unpack(leased)) end
+return claimed

@@ -4,5 +4,4 @@ local bad = not_held(id, worker)
 if bad then return bad end
 finish(id, 'done', now_ms())
 redis.call('HSET', jkey(id), 'progress', '1')
-publish(id)
-return reply(id)
+return publish_reply(id)

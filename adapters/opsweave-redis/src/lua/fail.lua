@@ -20,5 +20,4 @@ else
   redis.call('ZADD', P .. ':delayed', now + delay, id)
 end
 redis.call('HSET', key, 'error', ARGV[4])
-publish(id)
-return reply(id)
+return publish_reply(id)

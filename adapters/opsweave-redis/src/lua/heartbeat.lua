@@ -15,5 +15,4 @@ redis.call('ZADD', P .. ':leases', lease_until, id)
 -- Resets the entry's idle time, so XPENDING shows the time since the last heartbeat.
 local h = redis.call('HMGET', key, 'kind', 'entry')
 if h[2] then redis.call('XCLAIM', skey(h[1]), GROUP, worker, 0, h[2], 'JUSTID') end
-publish(id)
-return reply(id)
+return publish_reply(id)

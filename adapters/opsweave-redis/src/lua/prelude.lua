@@ -21,13 +21,32 @@ local function reply(id)
 end
 
 -- Job progress goes to every process subscribed to the queue's channel, in the same atomic step
--- as the change itself.
+-- as the change itself. `h` holds the job's fields by name. The message is written by
+-- concatenation: the scope is JSON already (the client wrote it), so it is not decoded and
+-- encoded again for every update.
+local function publish_fields(id, h)
+  local message = 'null'
+  if h.message then message = cjson.encode(h.message) end
+  redis.call('PUBLISH', P .. ':events', '{"id":' .. tonumber(id) .. ',"status":' ..
+    cjson.encode(h.status) .. ',"progress":' .. tostring(tonumber(h.progress) or 0) ..
+    ',"message":' .. message .. ',"kind":' .. cjson.encode(h.kind) .. ',"attempts":' ..
+    tonumber(h.attempts) .. ',"scope":' .. h.scope .. '}')
+end
+
 local function publish(id)
   local h = redis.call('HMGET', jkey(id), 'status', 'progress', 'message', 'kind', 'attempts', 'scope')
-  redis.call('PUBLISH', P .. ':events', cjson.encode({
-    id = tonumber(id), status = h[1], progress = tonumber(h[2]), message = h[3] or cjson.null,
-    kind = h[4], attempts = tonumber(h[5]), scope = cjson.decode(h[6])
-  }))
+  publish_fields(id, {status = h[1], progress = h[2], message = h[3] or nil, kind = h[4],
+    attempts = h[5], scope = h[6]})
+end
+
+-- Publishes the job's update and returns its reply, reading its hash once for both.
+local function publish_reply(id)
+  local r = redis.call('HGETALL', jkey(id))
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  publish_fields(id, h)
+  table.insert(r, 1, 'ok')
+  return r
 end
 
 -- The worker must hold the job: running, with the worker as lease owner.
@@ -54,4 +73,36 @@ local function finish(id, status, now)
   redis.call('ZREM', P .. ':delayed', id)
   redis.call('HSET', jkey(id), 'status', status, 'updated_ms', now, 'finished_ms', now)
   redis.call('HDEL', jkey(id), 'owner', 'lease_ms', 'entry')
+end
+
+-- The last entry of a kind's stream delivered to the group; later entries are undelivered.
+local function last_delivered(kind)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', skey(kind))) do
+    local name, last = nil, nil
+    for i = 1, #g, 2 do
+      if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+    end
+    if name == GROUP then return last end
+  end
+  return '0-0'
+end
+
+-- True when stream entry id `a` comes before `b`.
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, bms = tonumber(ams), tonumber(bms)
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
+
+-- Removes the entries of a kind's stream that the group is done with: those before both its
+-- oldest pending entry and its first undelivered one. Whole stream nodes only ('~'), so it
+-- costs far less than deleting entries one by one; what is left goes with a later trim.
+local function trim(kind)
+  local ms, seq = string.match(last_delivered(kind), '^(%d+)-(%d+)$')
+  local floor = ms .. '-' .. (tonumber(seq) + 1)
+  local pending = redis.call('XPENDING', skey(kind), GROUP, '-', '+', 1)
+  if #pending > 0 and older(pending[1][1], floor) then floor = pending[1][1] end
+  redis.call('XTRIM', skey(kind), 'MINID', '~', floor)
 end

@@ -1,0 +1,124 @@
+//! The worker loop on an embedded store: it fills its free slots with batch claims, never runs
+//! more jobs than its concurrency, keeps long jobs leased with heartbeats, completes what
+//! succeeded and records what failed.
+#![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
+
+use opsweave::worker::{JobOutcome, Worker, WorkerOptions};
+use opsweave::{Error, JobStatus, NewJob, Scope, Weave};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const CONCURRENCY: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_every_job_once_within_its_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    let queue = weave.jobs().unwrap().clone();
+    let scope = Scope::org("acme");
+    let mut expected = HashMap::new();
+    for n in 0..40 {
+        let job = NewJob::new("count", scope.clone(), serde_json::json!({ "n": n }));
+        expected.insert(queue.enqueue(job).await.unwrap().id, JobStatus::Done);
+    }
+    for n in 0..3 {
+        let job =
+            NewJob::new("boom", scope.clone(), serde_json::json!({ "n": n })).with_max_attempts(1);
+        expected.insert(queue.enqueue(job).await.unwrap().id, JobStatus::Failed);
+    }
+    // Longer than the lease: only heartbeats keep these.
+    for _ in 0..2 {
+        let job = NewJob::new("sleep", scope.clone(), serde_json::json!({ "ms": 900 }));
+        expected.insert(queue.enqueue(job).await.unwrap().id, JobStatus::Done);
+    }
+
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let mut options = WorkerOptions::new("w");
+    options.concurrency = CONCURRENCY;
+    options.lease = Duration::from_millis(300);
+    options.idle_poll = Duration::from_millis(20);
+    let (now, peak) = (running.clone(), most.clone());
+    let worker = Worker::new(weave.clone(), options)
+        .unwrap()
+        .handle(
+            "count",
+            Arc::new(move |_, _, _| {
+                let (now, peak) = (now.clone(), peak.clone());
+                Box::pin(async move {
+                    let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(at_once, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            }),
+        )
+        .handle(
+            "boom",
+            Arc::new(|_, _, _| Box::pin(async { Err(Error::invalid("this job always fails")) })),
+        );
+
+    let outcomes: Arc<Mutex<Vec<(i64, String, JobOutcome)>>> = Arc::default();
+    let seen = outcomes.clone();
+    let total = expected.len();
+    let (all_seen, mut stop) = tokio::sync::watch::channel(false);
+    let report = worker
+        .run(
+            async move {
+                let _ = stop.wait_for(|all| *all).await;
+            },
+            move |job, outcome| {
+                let mut seen = seen.lock().unwrap();
+                let owner = job.lease_owner.clone().unwrap_or_default();
+                seen.push((job.id.0, owner, outcome.clone()));
+                if seen.len() == total {
+                    let _ = all_seen.send(true);
+                }
+            },
+        )
+        .await
+        .unwrap();
+
+    assert_eq!((report.done, report.failed, report.lost), (42, 3, 0));
+    assert!(
+        most.load(Ordering::SeqCst) <= CONCURRENCY,
+        "never more than the slots"
+    );
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
+    let mut once = HashMap::new();
+    for (id, owner, outcome) in &outcomes {
+        assert!(once.insert(*id, ()).is_none(), "job {id} reported twice");
+        let slot: usize = owner.strip_prefix("w/").unwrap().parse().unwrap();
+        assert!(slot < CONCURRENCY, "leased to a slot's name: {owner}");
+        assert!(!matches!(outcome, JobOutcome::Lost(_)), "{outcome:?}");
+    }
+    for (id, status) in expected {
+        let job = queue.get(&scope, id).await.unwrap();
+        assert_eq!(job.status, status, "job {id}");
+        assert_eq!(job.attempts, 1, "job {id} ran once");
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_worker_claims_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    let queue = weave.jobs().unwrap().clone();
+    let scope = Scope::org("acme");
+    let job = NewJob::new("noop", scope.clone(), serde_json::json!(null));
+    let id = queue.enqueue(job).await.unwrap().id;
+    let worker = Worker::new(weave.clone(), WorkerOptions::new("idle")).unwrap();
+    let report = worker.run(async {}, |_, _| {}).await.unwrap();
+    assert_eq!(report.done + report.failed + report.lost, 0);
+    assert_eq!(
+        queue.get(&scope, id).await.unwrap().status,
+        JobStatus::Queued
+    );
+}
