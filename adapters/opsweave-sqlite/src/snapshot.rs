@@ -29,9 +29,7 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The record page's columns: the record's own, then its raw item's and task's, prefixed.
 const RECORD_PAGE: &str = "SELECT r.*, i.source_file AS raw_source_file, i.line AS raw_line, \
-     i.payload AS raw_payload, i.received_at AS raw_received_at, t.id AS t_id, t.org AS t_org, \
-     t.client AS t_client, t.project AS t_project, t.title AS t_title, \
-     t.source_kind AS t_source_kind, t.url AS t_url, t.status AS t_status, \
+     i.payload AS raw_payload, i.received_at AS raw_received_at, t.status AS t_status, \
      t.source_status AS t_source_status, t.due_day AS t_due_day, t.importance AS t_importance, \
      t.importance_reason AS t_importance_reason, t.boost AS t_boost, t.pinned AS t_pinned, \
      t.updated_at AS t_updated_at, t.completed_at AS t_completed_at \
@@ -337,16 +335,13 @@ fn stored_record(row: &SqliteRow) -> Result<StoredRecord> {
     };
     let task = match get::<Option<String>>(row, "t_status")? {
         Some(status) => Some(StoredTask {
+            // A task row repeats its record's id, scope, title, source kind and url.
             task: Task {
-                id: RecordId::from_raw(get(row, "t_id")?),
-                scope: opsweave_core::Scope {
-                    org: get(row, "t_org")?,
-                    client: get(row, "t_client")?,
-                    project: get(row, "t_project")?,
-                },
-                title: get(row, "t_title")?,
-                source_kind: get(row, "t_source_kind")?,
-                url: get(row, "t_url")?,
+                id: record.id,
+                scope: record.scope.clone(),
+                title: record.title.clone(),
+                source_kind: record.source.kind.clone(),
+                url: record.source.url.clone(),
                 status: status.parse()?,
                 due: get::<Option<i64>>(row, "t_due_day")?.and_then(day_date),
                 importance: get(row, "t_importance")?,

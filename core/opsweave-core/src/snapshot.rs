@@ -123,7 +123,8 @@ pub struct StoredRaw {
 }
 
 /// A task row: the task and the status its source last reported (the user's complete / undo
-/// stands until the source changes that one).
+/// stands until the source changes that one). Its id, scope, title, source kind and url are its
+/// record's (stores keep them in step).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredTask {
     /// The task (status, due, importance, boost, pin, completion).
@@ -435,7 +436,8 @@ pub fn check_key(kind: SnapshotKind, after: Option<&SnapshotKey>) -> Result<()> 
 
 /// Copies every row of `kind` from `source` to `target`, `batch` rows per page (each page one
 /// transaction on the target), calling `on_page` with the rows copied so far after each commit.
-/// Returns how many rows were copied.
+/// The next page is read while the current one is written, so the two stores work at once; at
+/// most two pages are in memory. Returns how many rows were copied.
 pub async fn copy_kind(
     source: &dyn Snapshot,
     target: &dyn Snapshot,
@@ -444,10 +446,10 @@ pub async fn copy_kind(
     on_page: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64> {
     let batch = batch.clamp(1, MAX_PAGE);
+    let mut page = source.export(kind, None, batch).await?;
     let mut after: Option<SnapshotKey> = None;
     let mut copied = 0u64;
     loop {
-        let page = source.export(kind, after.as_ref(), batch).await?;
         if page.kind() != kind {
             return Err(Error::internal(format!(
                 "asked for a page of {kind}, got one of {}",
@@ -464,9 +466,13 @@ pub async fn copy_kind(
             )));
         }
         let rows = page.len() as u64;
-        target.import(page).await?;
+        let (imported, next) =
+            futures::future::join(target.import(page), source.export(kind, Some(&last), batch))
+                .await;
+        imported?;
         copied += rows;
         on_page(copied);
+        page = next?;
         after = Some(last);
     }
 }
