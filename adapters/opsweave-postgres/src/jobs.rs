@@ -189,44 +189,11 @@ impl PgStore {
     }
 }
 
-/// Leases up to `cardinality($1)` jobs in one statement, the i-th to worker `$1[i]`: jobs whose
-/// lease expired first (oldest lease first), then the oldest runnable queued jobs; a job whose
-/// lease expired on its last allowed attempt is failed instead, and takes no worker. `SKIP
-/// LOCKED` passes over rows other claimers hold, so concurrent claimers never wait on each other
-/// or take the same job. `$2` lease in ms, `$3` kinds (empty: any). Returns the claimed rows
-/// with `slot`, the worker's 1-based position.
-const CLAIM_BATCH: &str = "\
-    WITH spent AS ( \
-        SELECT id FROM ops.jobs \
-        WHERE status = 'running' AND lease_expires_at < now() AND attempts >= max_attempts \
-          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-        ORDER BY lease_expires_at, id LIMIT cardinality($1::text[]) FOR UPDATE SKIP LOCKED), \
-    failed AS ( \
-        UPDATE ops.jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, \
-            error = 'lease expired on the last attempt (worker stopped heartbeating)', \
-            finished_at = now(), updated_at = now() \
-        WHERE id IN (SELECT id FROM spent)), \
-    expired AS ( \
-        SELECT id, lease_expires_at FROM ops.jobs \
-        WHERE status = 'running' AND lease_expires_at < now() AND attempts < max_attempts \
-          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-        ORDER BY lease_expires_at, id LIMIT cardinality($1::text[]) FOR UPDATE SKIP LOCKED), \
-    fresh AS ( \
-        SELECT id, run_after FROM ops.jobs \
-        WHERE status = 'queued' AND run_after <= now() \
-          AND (cardinality($3::text[]) = 0 OR kind = ANY($3)) \
-        ORDER BY run_after, id \
-        LIMIT cardinality($1::text[]) - (SELECT count(*) FROM expired) \
-        FOR UPDATE SKIP LOCKED), \
-    picked AS ( \
-        SELECT id, row_number() OVER (ORDER BY stale DESC, at, id) AS slot FROM ( \
-            SELECT id, true AS stale, lease_expires_at AS at FROM expired \
-            UNION ALL SELECT id, false, run_after FROM fresh) AS c) \
-    UPDATE ops.jobs AS j SET status = 'running', attempts = j.attempts + 1, lease_owner = w.name, \
-        lease_expires_at = now() + $2::bigint * interval '1 millisecond', updated_at = now() \
-    FROM picked AS p JOIN unnest($1::text[]) WITH ORDINALITY AS w(name, slot) ON w.slot = p.slot \
-    WHERE j.id = p.id \
-    RETURNING j.*, p.slot";
+/// Leases up to `cardinality($1)` jobs in one statement, the i-th to worker `$1[i]`, `$2` the
+/// lease in ms, `$3` the kinds (empty: any); see `ops.claim_jobs` (migration 0016) for the rules
+/// and why claimers never take the same job. Answers the claimed rows with `claimed_slot`.
+const CLAIM_BATCH: &str =
+    "SELECT c.claimed_slot, (c.job).* FROM ops.claim_jobs($1::text[], $2::bigint, $3::text[]) AS c";
 
 /// Completes the jobs `$1[i]` held by `$2[i]` in one statement; returns the pairs it completed.
 const COMPLETE_BATCH: &str = "\
@@ -313,7 +280,7 @@ impl JobQueue for PgStore {
         .await?;
         let mut claimed = rows
             .iter()
-            .map(|row| Ok((get::<i64>(row, "slot")?, job_of(row)?)))
+            .map(|row| Ok((get::<i64>(row, "claimed_slot")?, job_of(row)?)))
             .collect::<Result<Vec<_>>>()?;
         claimed.sort_unstable_by_key(|(slot, _)| *slot);
         Ok(claimed.into_iter().map(|(_, job)| job).collect())

@@ -10,14 +10,15 @@
 //! from `OPSWEAVE_TEST_POSTGRES_URL` and `OPSWEAVE_TEST_REDIS_URL`; each run uses a fresh
 //! PostgreSQL database and a fresh Redis key prefix. `OPSWEAVE_BENCH_ONLY=pg-queue,redis-queue,
 //! ingest` (any of them) runs only those parts, `OPSWEAVE_BENCH_MODES=single,batched,worker` only
-//! those ways of draining the queues.
+//! those ways of draining the queues, `OPSWEAVE_BENCH_CONCURRENCY=1,4` (the default) the
+//! `ingest.concurrency` values the ingest is measured with, each into a fresh database.
 //!
 //! Each queue is drained in up to three ways, each from a fresh set of jobs:
 //! - `single`: `WORKERS` tasks, each claims one job and completes it, one call each;
 //! - `batched`: `WORKERS / 4` tasks, each claims `BATCH` jobs in one call and completes them in
 //!   one call;
-//! - `worker`: 4 [`Worker`]s (the loop `opsweave worker` runs) with `BATCH` slots each, `noop`
-//!   handler.
+//! - `worker`: `WORKERS / 4` [`Worker`]s (the loop `opsweave worker` runs) with `BATCH` slots
+//!   each, `noop` handler.
 //!
 //! Besides wall time it prints this process's CPU time and, when the server runs on this machine,
 //! the server's (the postmaster with all its processes; the redis-server): CPU time barely moves
@@ -33,9 +34,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
-
-/// Worker loops in the `worker` mode.
-const WORKER_LOOPS: usize = 4;
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -127,14 +125,18 @@ fn main() -> Result<(), BoxError> {
             }
         }
         if run("ingest") {
-            let name = format!("ow_bench_ingest_{stamp}");
-            let db = fresh_database(&pg, &name).await?;
-            let server = Server {
-                pid: postmaster,
-                redis: None,
-                marker: name,
-            };
-            ingest(&db, rows, &server).await?;
+            let csv = tempfile::tempdir()?;
+            let csv = write_csv(csv.path(), rows)?;
+            for concurrency in ingest_concurrency()? {
+                let name = format!("ow_bench_ingest_{stamp}_{concurrency}");
+                let db = fresh_database(&pg, &name).await?;
+                let server = Server {
+                    pid: postmaster,
+                    redis: None,
+                    marker: name,
+                };
+                ingest(&db, &csv, rows, concurrency, &server).await?;
+            }
         }
         Ok(())
     })
@@ -304,7 +306,7 @@ impl QueueBench<'_> {
         let (done, how) = match mode {
             Mode::Single => (self.single(queue).await?, format!("{} tasks", self.workers)),
             Mode::Batched => {
-                let tasks = (self.workers / 4).max(1);
+                let tasks = self.loop_count();
                 (
                     self.batched(queue, tasks).await?,
                     format!("{tasks} tasks x batches of {}", self.batch),
@@ -312,7 +314,7 @@ impl QueueBench<'_> {
             }
             Mode::Worker => (
                 self.worker_loops().await?,
-                format!("{WORKER_LOOPS} worker loops x {} slots", self.batch),
+                format!("{} worker loops x {} slots", self.loop_count(), self.batch),
             ),
         };
         let secs = started.elapsed().as_secs_f64();
@@ -400,17 +402,24 @@ impl QueueBench<'_> {
         Ok(done)
     }
 
-    /// Runs [`WORKER_LOOPS`] workers with `batch` slots each until every job is done.
+    /// Runs [`Self::loop_count`] workers with `batch` slots each until every job is done.
     async fn worker_loops(&self) -> Result<usize, BoxError> {
         let done = Arc::new(AtomicUsize::new(0));
         let (all_done, stop) = tokio::sync::watch::channel(false);
         let all_done = Arc::new(all_done);
         let mut loops = Vec::new();
-        for w in 0..WORKER_LOOPS {
+        let counted = Arc::new(Counted {
+            inner: self.weave.jobs().ok_or("no queue")?.clone(),
+            claims: AtomicUsize::new(0),
+            claimed: AtomicUsize::new(0),
+            completes: AtomicUsize::new(0),
+        });
+        let weave = self.weave.clone().with_jobs(counted.clone());
+        for w in 0..self.loop_count() {
             let mut options = WorkerOptions::new(format!("bench-{w}"));
             options.concurrency = self.batch;
             options.idle_poll = Duration::from_millis(10);
-            let worker = Worker::new(self.weave.clone(), options)?;
+            let worker = Worker::new(weave.clone(), options)?;
             let (done, all_done, jobs) = (done.clone(), all_done.clone(), self.jobs);
             let mut stop = stop.clone();
             loops.push(tokio::spawn(async move {
@@ -434,39 +443,157 @@ impl QueueBench<'_> {
         for task in loops {
             finished += task.await??.done;
         }
+        let calls = |n: &AtomicUsize| n.load(Ordering::SeqCst).max(1);
+        println!(
+            "  worker loops: {} claim calls ({:.1} jobs each), {} complete calls ({:.1} jobs each)",
+            calls(&counted.claims),
+            counted.claimed.load(Ordering::SeqCst) as f64 / calls(&counted.claims) as f64,
+            calls(&counted.completes),
+            finished as f64 / calls(&counted.completes) as f64,
+        );
         Ok(usize::try_from(finished)?)
+    }
+
+    /// Worker loops (and batched-mode tasks): a quarter of `workers`.
+    fn loop_count(&self) -> usize {
+        (self.workers / 4).max(1)
     }
 }
 
-/// Ingests `rows` synthetic task rows (CSV) into a fresh PostgreSQL database.
-async fn ingest(db: &str, rows: usize, server: &Server) -> Result<(), BoxError> {
-    let dir = tempfile::tempdir()?;
-    let csv = dir.path().join("tasks.csv");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
-        writeln!(out, "id,title,body,due,priority,status,updated")?;
-        let words = [
-            "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
-        ];
-        for i in 0..rows {
-            let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
-            let due = if i % 10 == 0 {
-                String::new()
-            } else {
-                format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
-            };
-            writeln!(
-                out,
-                "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
-                w(0),
-                w(1),
-                w(2),
-                i % 4,
-                1 + i % 22
-            )?;
-        }
+/// A queue that counts the batch calls made on it (to see how full the worker's batches are).
+struct Counted {
+    inner: Arc<dyn JobQueue>,
+    claims: AtomicUsize,
+    claimed: AtomicUsize,
+    completes: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for Counted {
+    async fn enqueue(&self, job: NewJob) -> opsweave::Result<opsweave::Job> {
+        self.inner.enqueue(job).await
     }
-    let weave = Weave::open(db).await?;
+
+    async fn claim(
+        &self,
+        worker: &str,
+        kinds: &[String],
+        lease: Duration,
+    ) -> opsweave::Result<Option<opsweave::Job>> {
+        self.inner.claim(worker, kinds, lease).await
+    }
+
+    async fn claim_batch(
+        &self,
+        workers: &[String],
+        kinds: &[String],
+        lease: Duration,
+    ) -> opsweave::Result<Vec<opsweave::Job>> {
+        let jobs = self.inner.claim_batch(workers, kinds, lease).await?;
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        self.claimed.fetch_add(jobs.len(), Ordering::SeqCst);
+        Ok(jobs)
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        progress: Option<opsweave::Progress>,
+    ) -> opsweave::Result<opsweave::Job> {
+        self.inner.heartbeat(id, worker, lease, progress).await
+    }
+
+    async fn complete(&self, id: JobId, worker: &str) -> opsweave::Result<opsweave::Job> {
+        self.inner.complete(id, worker).await
+    }
+
+    async fn complete_batch(
+        &self,
+        held: &[(JobId, String)],
+    ) -> opsweave::Result<Vec<opsweave::Result<()>>> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        self.inner.complete_batch(held).await
+    }
+
+    async fn fail(&self, id: JobId, worker: &str, error: &str) -> opsweave::Result<opsweave::Job> {
+        self.inner.fail(id, worker, error).await
+    }
+
+    async fn cancel(&self, scope: &Scope, id: JobId) -> opsweave::Result<opsweave::Job> {
+        self.inner.cancel(scope, id).await
+    }
+
+    async fn get(&self, scope: &Scope, id: JobId) -> opsweave::Result<opsweave::Job> {
+        self.inner.get(scope, id).await
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        status: Option<opsweave::JobStatus>,
+        limit: usize,
+    ) -> opsweave::Result<Vec<opsweave::Job>> {
+        self.inner.list(scope, status, limit).await
+    }
+}
+
+/// The `ingest.concurrency` values to measure: `OPSWEAVE_BENCH_CONCURRENCY` (comma-separated),
+/// else 1 and 4.
+fn ingest_concurrency() -> Result<Vec<usize>, BoxError> {
+    match std::env::var("OPSWEAVE_BENCH_CONCURRENCY") {
+        Ok(list) if !list.trim().is_empty() => Ok(list
+            .split(',')
+            .map(|n| n.trim().parse())
+            .collect::<Result<_, _>>()?),
+        _ => Ok(vec![1, 4]),
+    }
+}
+
+/// Writes `rows` synthetic task rows as CSV into `dir`.
+fn write_csv(dir: &std::path::Path, rows: usize) -> Result<std::path::PathBuf, BoxError> {
+    let csv = dir.join("tasks.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+    writeln!(out, "id,title,body,due,priority,status,updated")?;
+    let words = [
+        "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
+    ];
+    for i in 0..rows {
+        let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
+        let due = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
+        };
+        writeln!(
+            out,
+            "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
+            w(0),
+            w(1),
+            w(2),
+            i % 4,
+            1 + i % 22
+        )?;
+    }
+    out.flush()?;
+    Ok(csv)
+}
+
+/// Ingests the CSV twice into a fresh PostgreSQL database, `concurrency` batches at once.
+async fn ingest(
+    db: &str,
+    csv: &std::path::Path,
+    rows: usize,
+    concurrency: usize,
+    server: &Server,
+) -> Result<(), BoxError> {
+    let mut config = Config {
+        db: db.to_string(),
+        ..Config::default()
+    };
+    config.ingest.concurrency = concurrency;
+    let weave = Weave::open_with(config).await?;
     let scope = weave.default_scope();
     let mapping = Mapping::from_toml(MAPPING)?;
     for pass in ["first ingest", "re-ingest (unchanged)"] {
@@ -474,7 +601,7 @@ async fn ingest(db: &str, rows: usize, server: &Server) -> Result<(), BoxError> 
         let server_cpu = server.cpu();
         let load = load_average();
         let started = Instant::now();
-        let report = weave.ingest_path(&csv, &mapping, &scope, None).await?;
+        let report = weave.ingest_path(csv, &mapping, &scope, None).await?;
         let secs = started.elapsed().as_secs_f64();
         let cpu = process_cpu_seconds().zip(cpu).map(|(a, b)| a - b);
         let server_cpu = server
@@ -483,16 +610,14 @@ async fn ingest(db: &str, rows: usize, server: &Server) -> Result<(), BoxError> 
             .map(|(a, b)| (a.0 - b.0, a.1 - b.1));
         let per_row = |s: f64| s * 1e6 / rows as f64;
         println!(
-            "PostgreSQL {pass}: {rows} rows in {secs:.2}s = {:.0} rows/s at load {load} \
-             (inserted {}, unchanged {}, rejected {}); CPU: client {}, server {}",
+            "PostgreSQL {pass}, {concurrency} batch(es) at once: {rows} rows in {secs:.2}s = {:.0} \
+             rows/s at load {load} (inserted {}, unchanged {}, rejected {}); CPU: client {}, \
+             server {}",
             rows as f64 / secs,
             report.inserted,
             report.unchanged,
             report.rejected_total,
-            cpu.map_or("n/a".into(), |c| format!(
-                "{c:.2}s = {:.1} µs/row",
-                per_row(c)
-            )),
+            cpu.map_or("n/a".into(), |c| format!("{c:.2}s = {:.1} µs/row", per_row(c))),
             server_cpu.map_or("n/a".into(), |(all, backends)| format!(
                 "{all:.2}s = {:.1} µs/row (this database's backends {backends:.2}s, other \
                  server processes {:.2}s)",

@@ -158,6 +158,12 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// Rejections kept in memory for the report (all are stored in the database).
     pub report_rejections: usize,
+    /// Batches written at once, each in its own transaction (0: the store's choice: 1 on SQLite,
+    /// which has one writer; 4 on PostgreSQL, whose server spreads them over its cores). Batches
+    /// that share a record are written one after the other, in source order, so the later item
+    /// still wins. With more than one, a failed ingest may have stored batches that came after
+    /// the one that failed (each batch is still stored whole or not at all).
+    pub concurrency: usize,
 }
 
 impl Default for IngestConfig {
@@ -165,6 +171,7 @@ impl Default for IngestConfig {
         Self {
             batch_size: 20_000,
             report_rejections: 10_000,
+            concurrency: 0,
         }
     }
 }

@@ -1,19 +1,24 @@
 //! Ingest: read a source, map each item, store batches; reading and mapping run on a blocking
-//! thread while the previous batch is written, so parsing and SQLite overlap on two cores.
+//! thread while the previous batch is written, so parsing and SQLite overlap on two cores. On a
+//! server database several batches are written at once (`ingest.concurrency`), each in its own
+//! transaction, so the server spreads them over its cores.
 
 use crate::Weave;
 use chrono::Utc;
 use opsweave_core::mapping::{CompiledMapping, Format, Rejection};
 use opsweave_core::source::{SourceItem, SourceReader};
 use opsweave_core::{
-    BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, Result, Scope,
+    BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, RecordId, RecordStore,
+    Result, Scope,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::{HashSet, VecDeque};
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::task::JoinHandle;
 
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -192,29 +197,42 @@ impl Weave {
                 let _ = tx.blocking_send(Ok(batch));
             }
         });
-        let mut outcome = BatchOutcome::default();
         let mut report = IngestReport {
             file: name.to_string(),
             mapping: mapping_name,
             ..IngestReport::default()
         };
-        let keep = self.config().ingest.report_rejections;
+        let mut writer = BatchWriter {
+            store: self.store().clone(),
+            scope: scope.clone(),
+            name: name.to_string(),
+            concurrency: self.ingest_concurrency(),
+            in_flight: VecDeque::new(),
+            outcome: BatchOutcome::default(),
+            keep: self.config().ingest.report_rejections,
+            progress,
+        };
+        let mut failed = None;
         while let Some(batch) = rx.recv().await {
-            let (items, rejections) = batch?;
-            outcome += self
-                .store()
-                .ingest_batch(scope, name, &items, &rejections)
-                .await?;
-            progress
-                .items
-                .fetch_add((items.len() + rejections.len()) as u64, Ordering::Relaxed);
-            report.rejected_total += rejections.len() as u64;
-            let room = keep.saturating_sub(report.rejected.len());
-            report.rejected.extend(rejections.into_iter().take(room));
+            let written = match batch {
+                Ok((items, rejections)) => writer.write(items, rejections, &mut report).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                failed = Some(e);
+                break;
+            }
         }
+        // Every batch in flight ends before the ingest does, also when one failed.
+        let finished = writer.finish(&mut report).await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        finished?;
         producer
             .await
             .map_err(|e| Error::internal(format!("ingest reader stopped: {e}")))?;
+        let outcome = std::mem::take(&mut writer.outcome);
         report.inserted = outcome.inserted;
         report.updated = outcome.updated;
         report.unchanged = outcome.unchanged;
@@ -235,6 +253,136 @@ impl Weave {
             })
             .await?;
         Ok(report)
+    }
+}
+
+/// A batch being written: the task, and what the report takes from it once it is stored.
+struct InFlight {
+    /// The records it writes and the records its links point at: a later batch that shares one
+    /// waits for this one.
+    keys: HashSet<i64>,
+    /// Answers with what was written and the batch's rejections (for the report).
+    task: JoinHandle<(Result<BatchOutcome>, Vec<Rejection>)>,
+    items: usize,
+}
+
+/// Writes batches, up to `concurrency` at once, and settles them in source order.
+struct BatchWriter {
+    store: Arc<dyn RecordStore>,
+    scope: Scope,
+    name: String,
+    concurrency: usize,
+    in_flight: VecDeque<InFlight>,
+    outcome: BatchOutcome,
+    keep: usize,
+    progress: Arc<IngestProgress>,
+}
+
+impl BatchWriter {
+    /// Starts writing a batch once there is room and no batch in flight shares a record with it.
+    async fn write(
+        &mut self,
+        items: Vec<IngestItem>,
+        rejections: Vec<Rejection>,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let keys = if self.concurrency > 1 {
+            batch_keys(&self.scope, &items)
+        } else {
+            HashSet::new()
+        };
+        while self.in_flight.len() >= self.concurrency
+            || self
+                .in_flight
+                .iter()
+                .any(|other| !other.keys.is_disjoint(&keys))
+        {
+            self.settle_oldest(report).await?;
+        }
+        let (store, scope, name) = (self.store.clone(), self.scope.clone(), self.name.clone());
+        let count = items.len();
+        let task = tokio::spawn(async move {
+            let outcome = store.ingest_batch(&scope, &name, &items, &rejections).await;
+            (outcome, rejections)
+        });
+        self.in_flight.push_back(InFlight {
+            keys,
+            task,
+            items: count,
+        });
+        Ok(())
+    }
+
+    /// Waits for the oldest batch in flight and adds it to the report.
+    async fn settle_oldest(&mut self, report: &mut IngestReport) -> Result<()> {
+        let Some(done) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (outcome, rejections) = done
+            .task
+            .await
+            .map_err(|e| Error::internal(format!("ingest writer stopped: {e}")))?;
+        self.outcome += outcome?;
+        self.progress
+            .items
+            .fetch_add((done.items + rejections.len()) as u64, Ordering::Relaxed);
+        report.rejected_total += rejections.len() as u64;
+        let room = self.keep.saturating_sub(report.rejected.len());
+        report.rejected.extend(rejections.into_iter().take(room));
+        Ok(())
+    }
+
+    /// Waits for every batch in flight; the first error, once all have ended.
+    async fn finish(&mut self, report: &mut IngestReport) -> Result<()> {
+        let mut first = Ok(());
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.settle_oldest(report).await {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
+
+impl Drop for BatchWriter {
+    /// An ingest dropped midway (its caller gone) stops its batches as a sequential one would
+    /// stop its only batch: a transaction cut short rolls back.
+    fn drop(&mut self) {
+        for batch in &self.in_flight {
+            batch.task.abort();
+        }
+    }
+}
+
+/// The raw ids of the records `items` write and of the records their links point at.
+fn batch_keys(scope: &Scope, items: &[IngestItem]) -> HashSet<i64> {
+    let mut keys = HashSet::with_capacity(items.len());
+    for item in items {
+        let record = &item.normalised.record;
+        keys.insert(record.id.raw());
+        for link in &item.normalised.links {
+            keys.insert(RecordId::derive(scope, &link.to_source, &link.to_external_id).raw());
+        }
+    }
+    keys
+}
+
+impl Weave {
+    /// Batches an ingest writes at once: `ingest.concurrency`, or the store's choice.
+    fn ingest_concurrency(&self) -> usize {
+        match self.config().ingest.concurrency {
+            0 => {
+                let db = self.config().db.trim_start();
+                if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+                    4
+                } else {
+                    1
+                }
+            }
+            n => n,
+        }
     }
 }
 

@@ -31,14 +31,29 @@ else
   for _, k in ipairs(kinds) do wanted[k] = true end
 end
 
--- Leases job `id` (its stream entry `entry`, its attempts so far `attempts`) to the next worker.
+-- Leases job `id` (its stream entry `entry`) to the next worker when its status is `expected`,
+-- reading its hash once for the check, the update event and the reply; false when it was not.
 local leased = {}
-local function take(id, entry, attempts)
-  redis.call('HSET', jkey(id), 'status', 'running', 'owner', workers[#claimed + 1],
-    'lease_ms', lease_until, 'updated_ms', now, 'entry', entry, 'attempts', tonumber(attempts) + 1)
+local function take(id, entry, expected)
+  local r = redis.call('HGETALL', jkey(id))
+  local h = {}
+  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
+  if h.status ~= expected then return false end
+  h.status, h.owner, h.lease_ms, h.updated_ms, h.entry, h.attempts =
+    'running', workers[#claimed + 1], tostring(lease_until), tostring(now), entry,
+    tostring(tonumber(h.attempts) + 1)
+  redis.call('HSET', jkey(id), 'status', h.status, 'owner', h.owner, 'lease_ms', h.lease_ms,
+    'updated_ms', h.updated_ms, 'entry', entry, 'attempts', h.attempts)
+  publish_fields(id, h)
+  local reply = {'ok'}
+  for k, v in pairs(h) do
+    reply[#reply + 1] = k
+    reply[#reply + 1] = v
+  end
+  claimed[#claimed + 1] = reply
   leased[#leased + 1] = lease_until
   leased[#leased + 1] = id
-  claimed[#claimed + 1] = publish_reply(id)
+  return true
 end
 
 -- 2. Leases that ran out (the worker stopped heartbeating): the job returns to the queue, or
@@ -55,7 +70,7 @@ for _, id in ipairs(expired) do
   elseif #claimed < n and wanted[h[2]] and h[5] then
     -- The entry moves to the new worker's pending list in the consumer group.
     redis.call('XCLAIM', skey(h[2]), GROUP, workers[#claimed + 1], 0, h[5], 'JUSTID')
-    take(id, h[5], h[3])
+    take(id, h[5], 'running')
   end
 end
 
@@ -93,12 +108,7 @@ for _ = 1, 100 do
   if #read == 0 then break end
   if #kinds > 1 then table.sort(read, function(a, b) return older(a[1], b[1]) end) end
   for _, r in ipairs(read) do
-    local h = redis.call('HMGET', jkey(r[3]), 'status', 'attempts')
-    if h[1] == 'queued' then
-      take(r[3], r[1], h[2])
-    else
-      drop_entry(r[2], r[1])
-    end
+    if not take(r[3], r[1], 'queued') then drop_entry(r[2], r[1]) end
   end
 end
 if #leased > 0 then redis.call('ZADD', P .. ':leases', unpack(leased)) end
