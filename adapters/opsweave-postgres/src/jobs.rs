@@ -195,13 +195,10 @@ impl PgStore {
 const CLAIM_BATCH: &str =
     "SELECT c.claimed_slot, (c.job).* FROM ops.claim_jobs($1::text[], $2::bigint, $3::text[]) AS c";
 
-/// Completes the jobs `$1[i]` held by `$2[i]` in one statement; returns the pairs it completed.
-const COMPLETE_BATCH: &str = "\
-    UPDATE ops.jobs AS j SET status = 'done', progress = 1, lease_owner = NULL, \
-        lease_expires_at = NULL, updated_at = now(), finished_at = now() \
-    FROM unnest($1::bigint[], $2::text[]) AS h(id, owner) \
-    WHERE j.id = h.id AND j.status = 'running' AND j.lease_owner = h.owner \
-    RETURNING j.id, h.owner";
+/// Completes the jobs `$1[i]` held by `$2[i]` in one call, in order (see `ops.complete_jobs`,
+/// migration 0016); answers the pairs it completed as `id`, `owner`.
+const COMPLETE_BATCH: &str = "SELECT c.done_id AS id, c.done_owner AS owner \
+    FROM ops.complete_jobs($1::bigint[], $2::text[]) AS c";
 
 #[async_trait]
 impl JobQueue for PgStore {
