@@ -148,6 +148,9 @@ pub(crate) async fn delete_records(
         .execute(&mut *tx)
         .await
         .map_err(|e| map("delete links", e))?;
+        if !gone.is_empty() {
+            crate::store::raise_task_revision(&mut tx, &scope.org).await?;
+        }
         tx.commit().await.map_err(|e| map("commit delete", e))?;
         Ok(gone.len() as u64)
     })

@@ -71,6 +71,7 @@ impl RecordStore for PgStore {
             with_retries(move || async move {
                 let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
                 let mut outcome = BatchOutcome::default();
+                let mut tasks_written = false;
                 for chunk in unique.chunks(ROWS_PER_STATEMENT) {
                     let written = upsert_records(&mut tx, chunk).await?;
                     let inserted = written.values().filter(|inserted| **inserted).count() as u64;
@@ -98,7 +99,7 @@ impl RecordStore for PgStore {
                         let records: Vec<&Record> =
                             rows.iter().map(|item| &item.normalised.record).collect();
                         write_documents(&mut tx, &records, conflicts).await?;
-                        write_tasks(&mut tx, rows, conflicts).await?;
+                        tasks_written |= write_tasks(&mut tx, rows, conflicts).await?;
                     }
                     upsert_item_links(&mut tx, scope, &all).await?;
                 }
@@ -106,6 +107,9 @@ impl RecordStore for PgStore {
                     let first = (n * ROWS_PER_STATEMENT) as i64;
                     let key = (batch_key, first);
                     insert_rejections(&mut tx, scope, source_file, chunk, now, key).await?;
+                }
+                if tasks_written {
+                    raise_task_revision(&mut tx, &scope.org).await?;
                 }
                 tx.commit().await.map_err(|e| map("commit batch", e))?;
                 Ok(outcome)
@@ -396,6 +400,7 @@ impl RecordStore for PgStore {
             .await
             .map_err(|e| map("update task", e))?;
             let appended = append_event(&mut tx, event).await?;
+            raise_task_revision(&mut tx, &scope.org).await?;
             tx.commit()
                 .await
                 .map_err(|e| map("commit status change", e))?;
@@ -409,6 +414,7 @@ impl RecordStore for PgStore {
             return Err(Error::invalid("boost must be a finite number").on_field("boost"));
         }
         with_retries(|| async {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
             let mut q = QueryBuilder::new("UPDATE core.tasks SET boost = ");
             q.push_bind(boost)
                 .push(", pinned = ")
@@ -420,12 +426,16 @@ impl RecordStore for PgStore {
                 .push(" AND ");
             push_scope(&mut q, scope, "");
             q.push(format!(" RETURNING {TASK_COLUMNS}"));
-            q.build()
-                .fetch_optional(&self.pool)
+            let task = q
+                .build()
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| map("mark task", e))?
                 .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))
-                .and_then(|row| task_of(&row))
+                .and_then(|row| task_of(&row))?;
+            raise_task_revision(&mut tx, &scope.org).await?;
+            tx.commit().await.map_err(|e| map("commit mark", e))?;
+            Ok(task)
         })
         .await
     }
@@ -490,6 +500,19 @@ impl RecordStore for PgStore {
                 upsert_links(&mut tx, scope, chunk, true).await?;
             }
             tx.commit().await.map_err(|e| map("commit links", e))
+        })
+        .await
+    }
+
+    async fn task_revision(&self, org: &str) -> Result<Option<i64>> {
+        with_retries(|| async {
+            let revision: Option<i64> =
+                sqlx::query_scalar("SELECT revision FROM core.task_revisions WHERE org = $1")
+                    .bind(org)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| map("read task revision", e))?;
+            Ok(Some(revision.unwrap_or(0)))
         })
         .await
     }
@@ -606,6 +629,21 @@ impl EventLog for PgStore {
 
 /// Appends `event` inside the caller's transaction. The advisory lock, held to commit, makes
 /// appends commit in `seq` order, so a reader following `seq` never skips one.
+/// Raises `org`'s task revision inside the caller's transaction (see
+/// [`RecordStore::task_revision`]). Every write to tasks calls it last before COMMIT: the row
+/// lock it takes then serialises concurrent writers of one org only for their commit.
+pub(crate) async fn raise_task_revision(tx: &mut PgConnection, org: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO core.task_revisions AS r (org, revision) VALUES ($1, 1) \
+         ON CONFLICT (org) DO UPDATE SET revision = r.revision + 1",
+    )
+    .bind(org)
+    .execute(tx)
+    .await
+    .map_err(|e| map("raise task revision", e))?;
+    Ok(())
+}
+
 async fn append_event(tx: &mut PgConnection, event: &NewEvent) -> Result<Event> {
     let kind = serde_json::to_string(&event.kind)
         .map_err(|e| Error::internal(format!("event to JSON: {e}")))?;
@@ -786,11 +824,15 @@ async fn write_documents(
     Ok(())
 }
 
-/// Writes the tasks of `chunk`; with `conflicts`, updating the tasks that exist. The user's
-/// complete / undo stands until the source itself changes status; that rule is decided in the
-/// statement, under the row lock, so a status change that commits meanwhile is never overwritten
-/// by a stale read.
-async fn write_tasks(tx: &mut PgConnection, chunk: &[&IngestItem], conflicts: bool) -> Result<()> {
+/// Writes the tasks of `chunk`; with `conflicts`, updating the tasks that exist; true when there
+/// was one. The user's complete / undo stands until the source itself changes status; that rule is
+/// decided in the statement, under the row lock, so a status change that commits meanwhile is
+/// never overwritten by a stale read.
+async fn write_tasks(
+    tx: &mut PgConnection,
+    chunk: &[&IngestItem],
+    conflicts: bool,
+) -> Result<bool> {
     let tasks: Vec<(&IngestItem, TaskStatus, Option<NaiveDate>)> = chunk
         .iter()
         .filter_map(|item| {
@@ -799,7 +841,7 @@ async fn write_tasks(tx: &mut PgConnection, chunk: &[&IngestItem], conflicts: bo
         })
         .collect();
     if tasks.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let n = tasks.len();
     let mut id = Vec::with_capacity(n);
@@ -877,7 +919,7 @@ async fn write_tasks(tx: &mut PgConnection, chunk: &[&IngestItem], conflicts: bo
         .execute(&mut *tx)
         .await
         .map_err(|e| map("write tasks", e))?;
-    Ok(())
+    Ok(true)
 }
 
 /// One link row to write.

@@ -19,7 +19,7 @@ pub use hnsw::{VectorOptions, VectorPlan, VectorStorage};
 use error::map;
 use opsweave_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,10 @@ pub struct SqliteStore {
     /// (a connection's cache is dropped whenever another connection has written) and lets a batch
     /// allocate row numbers without racing another batch.
     writer: SqlitePool,
+    /// Reads task revisions, asked on every cached focus call: a connection of its own, because a
+    /// pooled query also pings its connection on the way in and out (three trips to SQLite's
+    /// thread instead of one).
+    revisions: Arc<tokio::sync::Mutex<SqliteConnection>>,
     /// The path as opened (where the vector index files go, beside it).
     path: String,
     /// Vector models' graphs (see `vectors`).
@@ -87,6 +91,10 @@ impl SqliteStore {
             .map_err(|e| {
                 Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e)
             })?;
+        let revisions =
+            SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-256"))
+                .await
+                .map_err(|e| map(&format!("open `{path}`"), e))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
@@ -96,6 +104,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
+            revisions: Arc::new(tokio::sync::Mutex::new(revisions)),
             path: path.to_string(),
             vectors: Arc::new(vectors::Vectors::new(path, VectorOptions::default())),
         })

@@ -188,6 +188,9 @@ pub(crate) async fn delete_records(
             .map_err(|e| map("delete links", e))?;
         deleted += seqs.len() as u64;
     }
+    if deleted > 0 {
+        crate::store::raise_task_revision(&mut tx, &scope.org).await?;
+    }
     tx.commit().await.map_err(|e| map("commit delete", e))?;
     Ok(deleted)
 }

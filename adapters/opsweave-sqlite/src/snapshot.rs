@@ -622,6 +622,14 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
                 .map_err(|e| map(&format!("import: clear {table}"), e))?;
         }
     }
+    // A server reading the copy reuses focus answers while the revision stands: a page that
+    // changed tasks moves it.
+    let mut orgs: Vec<&str> = rows.iter().map(|s| s.record.scope.org.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    for org in orgs {
+        crate::store::raise_task_revision(&mut *tx, org).await?;
+    }
     Ok(())
 }
 

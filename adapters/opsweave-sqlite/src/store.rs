@@ -118,6 +118,7 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(|e| map("next row number", e))?;
         let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
+        let mut tasks_written = false;
         for (i, item) in items.iter().enumerate() {
             let id = item.normalised.record.id.raw();
             if latest.get(&id) != Some(&i) {
@@ -170,6 +171,7 @@ impl RecordStore for SqliteStore {
                 .collect();
             if !tasks.is_empty() {
                 upsert_tasks(&mut tx, &tasks).await?;
+                tasks_written = true;
             }
             let links: Vec<Link> = chunk
                 .iter()
@@ -214,6 +216,9 @@ impl RecordStore for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map("write rejections", e))?;
+        }
+        if tasks_written {
+            raise_task_revision(&mut tx, &scope.org).await?;
         }
         tx.commit().await.map_err(|e| map("commit batch", e))?;
         Ok(outcome)
@@ -491,6 +496,7 @@ impl RecordStore for SqliteStore {
             .await
             .map_err(|e| map("update task", e))?;
         let appended = append_event(&mut tx, event).await?;
+        raise_task_revision(&mut tx, &scope.org).await?;
         tx.commit()
             .await
             .map_err(|e| map("commit status change", e))?;
@@ -504,6 +510,7 @@ impl RecordStore for SqliteStore {
         let mut sql =
             format!("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");
+        let mut tx = self.writer.begin().await.map_err(|e| map("begin", e))?;
         let done = bind_scope(
             sqlx::query(&sql)
                 .bind(boost)
@@ -513,12 +520,14 @@ impl RecordStore for SqliteStore {
                 .bind(id.raw()),
             scope,
         )
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(|e| map("mark task", e))?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found(format!("no task {id} in scope {scope}")));
         }
+        raise_task_revision(&mut tx, &scope.org).await?;
+        tx.commit().await.map_err(|e| map("commit mark", e))?;
         self.task(scope, id).await
     }
 
@@ -574,6 +583,17 @@ impl RecordStore for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(|e| map("begin", e))?;
         write_links(&mut tx, scope, links, true).await?;
         tx.commit().await.map_err(|e| map("commit links", e))
+    }
+
+    async fn task_revision(&self, org: &str) -> Result<Option<i64>> {
+        let mut conn = self.revisions.lock().await;
+        let revision: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM task_revisions WHERE org = ?")
+                .bind(org)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| map("read task revision", e))?;
+        Ok(Some(revision.unwrap_or(0)))
     }
 
     async fn counts(&self, scope: &Scope) -> Result<(u64, u64)> {
@@ -894,6 +914,20 @@ async fn write_links(
             .await
             .map_err(|e| map("write links", e))?;
     }
+    Ok(())
+}
+
+/// Raises `org`'s task revision inside the caller's transaction (see
+/// [`RecordStore::task_revision`]); every write to tasks calls it before committing.
+pub(crate) async fn raise_task_revision(tx: &mut sqlx::SqliteConnection, org: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO task_revisions (org, revision) VALUES (?, 1) \
+         ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
+    )
+    .bind(org)
+    .execute(tx)
+    .await
+    .map_err(|e| map("raise task revision", e))?;
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! `focus` (top 3 for today, week and month) over the resulting N tasks.
 //!
 //! `cargo run --release -p opsweave-benches --bin embedded -- [ROWS] [FOCUS_CALLS]`
-//! (defaults: 1,000,000 rows, 2,000 focus calls).
+//! (defaults: 1,000,000 rows, 2,000 focus calls). `OPSWEAVE_BENCH_CSV=FILE` reuses or keeps the
+//! CSV; with `OPSWEAVE_BENCH_CSV_ONLY=1` the harness only writes it.
 
 use chrono::{Duration, TimeZone, Utc};
 use opsweave::{Config, Horizon, Mapping, Weave};
@@ -78,6 +79,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("reusing {}", csv_path.display());
     } else {
         write_csv(&csv_path, rows, now)?;
+    }
+    // OPSWEAVE_BENCH_CSV_ONLY=1 stops here: other harnesses (benches/http/run.sh) ingest the CSV
+    // their own way.
+    if std::env::var_os("OPSWEAVE_BENCH_CSV_ONLY").is_some() {
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

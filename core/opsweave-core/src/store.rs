@@ -303,6 +303,15 @@ pub trait RecordStore: Send + Sync {
     /// Counts of records and of open tasks in `scope`.
     async fn counts(&self, scope: &Scope) -> Result<(u64, u64)>;
 
+    /// The task revision of `org`: a number raised in the same transaction as every write to the
+    /// org's tasks (ingest, status change, mark, delete), by any process. An answer computed from
+    /// the tasks after reading revision `n` may be reused while the revision is still `n`.
+    /// `None`: this store keeps no revision, so nothing computed from it may be reused.
+    async fn task_revision(&self, org: &str) -> Result<Option<i64>> {
+        let _ = org;
+        Ok(None)
+    }
+
     /// Stores a resolver run: links, review queue, members and model, in one transaction.
     async fn save_match_run(&self, scope: &Scope, run: &MatchRun) -> Result<()> {
         let _ = (scope, run);

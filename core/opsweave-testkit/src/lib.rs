@@ -152,6 +152,7 @@ where
     marked_tasks_rank_first(open().await).await;
     links_and_done_lanes(open().await).await;
     rejections_are_kept(open().await).await;
+    task_revision_follows_task_writes(open().await).await;
 }
 
 async fn ingest(
@@ -644,6 +645,97 @@ pub async fn marked_tasks_rank_first(store: Arc<dyn Backend>) {
         .mark(&scope, id_of(&scope, "nope"), 1.0, false)
         .await
         .is_err());
+}
+
+/// The task revision of an org rises with every write to its tasks (ingest, status change, mark,
+/// delete) and stays put when nothing was written or another org was: what lets a process reuse
+/// a focus answer while the revision has not moved.
+pub async fn task_revision_follows_task_writes(store: Arc<dyn Backend>) {
+    let (acme, initech) = (Scope::org("acme"), Scope::org("initech"));
+    let revision = |org: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .task_revision(org)
+                .await
+                .unwrap()
+                .expect("a conforming store keeps a task revision")
+        }
+    };
+    let start = revision("acme").await;
+    let fixtures = [
+        TaskFixture::new("R-1", "first", Some(0), 0.5),
+        TaskFixture::new("R-2", "second", Some(1), 0.4),
+    ];
+    ingest(&*store, &acme, &fixtures).await;
+    let ingested = revision("acme").await;
+    assert!(ingested > start, "ingest raises it: {start} -> {ingested}");
+    ingest(&*store, &acme, &fixtures).await;
+    assert_eq!(
+        revision("acme").await,
+        ingested,
+        "an unchanged re-ingest writes nothing"
+    );
+    let other = revision("initech").await;
+    ingest(&*store, &initech, &fixtures).await;
+    assert!(revision("initech").await > other, "per org");
+    assert_eq!(revision("acme").await, ingested, "another org's write");
+
+    let id = id_of(&acme, "R-1");
+    let event = |from, to| NewEvent {
+        scope: acme.clone(),
+        actor: "t".into(),
+        subject: Some(id),
+        kind: EventKind::StatusChanged { from, to },
+        at: now(),
+    };
+    store
+        .change_status(
+            &acme,
+            id,
+            TaskStatus::Todo,
+            event(TaskStatus::Todo, TaskStatus::Done),
+        )
+        .await
+        .unwrap();
+    let completed = revision("acme").await;
+    assert!(completed > ingested, "a status change raises it");
+    let conflict = store
+        .change_status(
+            &acme,
+            id,
+            TaskStatus::Todo,
+            event(TaskStatus::Todo, TaskStatus::Done),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.kind(), ErrorKind::Conflict);
+    assert_eq!(revision("acme").await, completed, "a refused change");
+
+    store
+        .mark(&acme, id_of(&acme, "R-2"), 5.0, true)
+        .await
+        .unwrap();
+    let marked = revision("acme").await;
+    assert!(marked > completed, "a mark raises it");
+    assert!(store
+        .mark(&acme, id_of(&acme, "nope"), 5.0, true)
+        .await
+        .is_err());
+    assert_eq!(revision("acme").await, marked, "a mark of nothing");
+
+    let gone = store
+        .delete_records(&acme, &[id_of(&acme, "R-2")])
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    let deleted = revision("acme").await;
+    assert!(deleted > marked, "a delete raises it");
+    store
+        .delete_records(&acme, &[id_of(&acme, "nope")])
+        .await
+        .unwrap();
+    assert_eq!(revision("acme").await, deleted, "a delete of nothing");
 }
 
 /// Links between stored records come back; completed tasks appear in the done lane.

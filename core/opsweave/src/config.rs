@@ -1,6 +1,6 @@
 //! One typed configuration: defaults that run embedded, a TOML file, then `OPSWEAVE_*` variables.
 
-use opsweave_core::{Error, PriceBook, PriorityConfig, Result, Scope};
+use opsweave_core::{Error, PriceBook, PriorityConfig, Result, Scope, WhenUnavailable};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -42,6 +42,17 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// Requests per minute per key (and a burst of a tenth of it, at least 10).
     pub rate_limit_per_minute: u32,
+    /// While the shared rate limiter (`redis`) is unavailable, reads (GET, HEAD) are `open`
+    /// (served unmetered; default) or `closed` (refused with 503).
+    pub rate_limit_reads_when_unavailable: WhenUnavailable,
+    /// The same for writes (every other method); `closed` by default.
+    pub rate_limit_writes_when_unavailable: WhenUnavailable,
+    /// Seconds a focus answer for "now" is reused (0: never). Any write to the org's tasks, by
+    /// any process, ends it at once; so does the user's midnight.
+    pub focus_cache_secs: u64,
+    /// Seconds a verified API key is trusted without reading the store (0: never). A key revoked
+    /// through this server is refused at once; revoked through another process, within this.
+    pub key_cache_secs: u64,
     /// Trust an `X-Dev-User` header instead of keys (`OPSWEAVE_DEV_MODE=1`). Never in production.
     pub dev_mode: bool,
     /// The org dev-mode requests act in.
@@ -63,6 +74,10 @@ impl Default for ServerConfig {
             request_timeout_secs: 30,
             cors_origins: Vec::new(),
             rate_limit_per_minute: 6_000,
+            rate_limit_reads_when_unavailable: WhenUnavailable::Open,
+            rate_limit_writes_when_unavailable: WhenUnavailable::Closed,
+            focus_cache_secs: 5,
+            key_cache_secs: 1,
             dev_mode: false,
             dev_org: "default".into(),
             secret_key: None,

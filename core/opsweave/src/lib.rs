@@ -18,6 +18,7 @@
 
 mod config;
 mod embedding;
+mod focus_cache;
 mod hybrid;
 mod ingest;
 mod metering;
@@ -28,6 +29,7 @@ pub mod worker;
 
 pub use config::{Config, EmbedConfig, IngestConfig, Secret, ServerConfig, WebhookConfig};
 pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
+pub use focus_cache::FocusCacheStats;
 pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
 pub use metering::SecretBox;
@@ -37,6 +39,7 @@ pub use resolve::ResolveReport;
 pub use scale_out::mask_password;
 
 use chrono::{DateTime, Utc};
+use focus_cache::{FocusCache, FocusKey};
 use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use std::sync::Arc;
@@ -87,6 +90,12 @@ pub struct Weave {
     backend: Option<Arc<dyn Backend>>,
     /// Export and import of every row, for copies to another backend (see [`migrate`]).
     snapshot: Option<Arc<dyn Snapshot>>,
+    /// Rate limits shared by every process (on Redis when `redis` is configured).
+    rate_limiter: Option<Arc<dyn opsweave_core::RateLimiter>>,
+    /// Focus answers reused while the tasks did not change (off unless turned on).
+    focus_cache: Option<Arc<FocusCache>>,
+    /// API keys verified recently (off unless turned on).
+    key_cache: Option<Arc<metering::KeyCache>>,
     config: Arc<Config>,
 }
 
@@ -160,6 +169,9 @@ impl Weave {
                     cache: None,
                     backend: Some(store.clone()),
                     snapshot: Some(store),
+                    rate_limiter: None,
+                    focus_cache: None,
+                    key_cache: None,
                     config: Arc::new(config),
                 })
             }
@@ -178,6 +190,9 @@ impl Weave {
                     cache: None,
                     backend: Some(store.clone()),
                     snapshot: Some(store),
+                    rate_limiter: None,
+                    focus_cache: None,
+                    key_cache: None,
                     config: Arc::new(config),
                 })
             }
@@ -209,6 +224,9 @@ impl Weave {
             cache: None,
             backend: None,
             snapshot: None,
+            rate_limiter: None,
+            focus_cache: None,
+            key_cache: None,
             config: Arc::new(config),
         }
     }
@@ -232,6 +250,31 @@ impl Weave {
     pub fn with_cache(mut self, cache: Arc<dyn opsweave_core::Cache>) -> Self {
         self.cache = Some(cache);
         self
+    }
+
+    /// The rate limiter every process shares, when one is configured (`redis`).
+    pub fn rate_limiter(&self) -> Option<&Arc<dyn opsweave_core::RateLimiter>> {
+        self.rate_limiter.as_ref()
+    }
+
+    /// Adds a rate limiter shared by every process.
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn opsweave_core::RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Reuses focus answers: until any process writes a task of the org (the store's task
+    /// revision, read on every call), until the user's midnight, and for "now" (no explicit
+    /// instant) for at most `max_age`, as scores drift with the clock. `Duration::ZERO` turns it
+    /// off. Clones share the cache. A store without a task revision is never cached.
+    pub fn with_focus_cache(mut self, max_age: std::time::Duration) -> Self {
+        self.focus_cache = (!max_age.is_zero()).then(|| Arc::new(FocusCache::new(max_age)));
+        self
+    }
+
+    /// How often the focus cache answered; `None` without one.
+    pub fn focus_cache_stats(&self) -> Option<FocusCacheStats> {
+        self.focus_cache.as_ref().map(|cache| cache.stats())
     }
 
     /// Adds a job queue to a handle made with [`Self::from_parts`].
@@ -296,16 +339,52 @@ impl Weave {
         limit: usize,
         now: Option<DateTime<Utc>>,
     ) -> Result<Focus> {
-        let now = now.unwrap_or_else(Utc::now);
-        opsweave_core::focus::focus(
-            &*self.store,
-            &self.config.priority,
-            scope,
-            now,
-            horizons,
+        self.focus_shared(scope, horizons, limit, now)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::focus`], shared: with a focus cache (see [`Self::with_focus_cache`]) a repeated
+    /// question is answered without copying the answer.
+    pub async fn focus_shared(
+        &self,
+        scope: &Scope,
+        horizons: &[Horizon],
+        limit: usize,
+        now: Option<DateTime<Utc>>,
+    ) -> Result<Arc<Focus>> {
+        let at = now.unwrap_or_else(Utc::now);
+        let compute = || {
+            opsweave_core::focus::focus(
+                &*self.store,
+                &self.config.priority,
+                scope,
+                at,
+                horizons,
+                limit,
+            )
+        };
+        let Some(cache) = &self.focus_cache else {
+            return compute().await.map(Arc::new);
+        };
+        // Read before computing: a write racing the computation then only makes the next call
+        // compute again, never keeps an answer older than the write.
+        let Some(revision) = cache.revision(&*self.store, &scope.org).await? else {
+            return compute().await.map(Arc::new);
+        };
+        let today = self.config.priority.today(at);
+        let key = FocusKey {
+            scope: scope.clone(),
+            horizons: horizons.to_vec(),
             limit,
-        )
-        .await
+            now,
+        };
+        if let Some(hit) = cache.get(&key, revision, today) {
+            return Ok(hit);
+        }
+        let focus = Arc::new(compute().await?);
+        cache.put(key, revision, today, focus.clone());
+        Ok(focus)
     }
 
     /// One task, scored now.

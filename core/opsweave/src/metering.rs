@@ -8,7 +8,74 @@ use opsweave_core::access::{hash_key, looks_like_key, mint_key};
 use opsweave_core::{
     ApiKey, KeyId, KeyStore, PricedTotal, Role, Scope, UsageEvent, UsageLedger, UsageQuery,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Keys verified at most this many kept (one entry per live key in use).
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+/// API keys verified recently, by hash: a server answering thousands of requests a second with
+/// one key reads it from the store once per TTL instead of once per request. Only live keys are
+/// kept; expiry is checked on every use, and a revocation through the same handle drops the key
+/// at once (through another process: within the TTL).
+pub(crate) struct KeyCache {
+    ttl: Duration,
+    keys: Mutex<KeyEntries>,
+}
+
+#[derive(Default)]
+struct KeyEntries {
+    by_hash: HashMap<String, (ApiKey, Instant)>,
+    /// Raised by every revocation: a key read from the store before a revocation finished is
+    /// not kept (it may be the revoked one).
+    generation: u64,
+}
+
+impl KeyCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            keys: Mutex::new(KeyEntries::default()),
+        }
+    }
+
+    fn generation(&self) -> Option<u64> {
+        self.keys.lock().ok().map(|keys| keys.generation)
+    }
+
+    fn get(&self, hash: &str) -> Option<ApiKey> {
+        let keys = self.keys.lock().ok()?;
+        let (key, verified) = keys.by_hash.get(hash)?;
+        (verified.elapsed() < self.ttl).then(|| key.clone())
+    }
+
+    /// Keeps `key`, read from the store when the cache was at `generation`.
+    fn put(&self, hash: String, key: ApiKey, generation: u64) {
+        let Ok(mut keys) = self.keys.lock() else {
+            return;
+        };
+        if keys.generation != generation {
+            return;
+        }
+        if keys.by_hash.len() >= KEY_CACHE_CAPACITY {
+            let ttl = self.ttl;
+            keys.by_hash
+                .retain(|_, (_, verified)| verified.elapsed() < ttl);
+            if keys.by_hash.len() >= KEY_CACHE_CAPACITY {
+                keys.by_hash.clear();
+            }
+        }
+        keys.by_hash.insert(hash, (key, Instant::now()));
+    }
+
+    fn forget(&self, id: KeyId) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.generation += 1;
+            keys.by_hash.retain(|_, (key, _)| key.id != id);
+        }
+    }
+}
 
 impl Weave {
     /// The usage ledger behind this handle (present when opened from a URL).
@@ -21,9 +88,21 @@ impl Weave {
         self.keys.as_ref()
     }
 
-    /// Adds a key store to a handle made with [`Self::from_parts`].
+    /// Adds a key store to a handle made with [`Self::from_parts`] (and empties the key cache).
     pub fn with_key_store(mut self, keys: Arc<dyn KeyStore>) -> Self {
         self.keys = Some(keys);
+        self.key_cache = self
+            .key_cache
+            .take()
+            .map(|cache| Arc::new(KeyCache::new(cache.ttl)));
+        self
+    }
+
+    /// Trusts a verified API key for `ttl` without reading the store again (expiry is still
+    /// checked on every use). Revoking through this handle (or a clone) takes effect at once;
+    /// a revocation by another process is seen within `ttl`. `Duration::ZERO` turns it off.
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        self.key_cache = (!ttl.is_zero()).then(|| Arc::new(KeyCache::new(ttl)));
         self
     }
 
@@ -92,11 +171,21 @@ impl Weave {
                 "not an opsweave API key (expected `ow_` and at least 32 characters)",
             ));
         }
-        let key = self
-            .key_store()?
-            .key_by_hash(&hash_key(secret))
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "unknown API key"))?;
+        let hash = hash_key(secret);
+        let cache = self.key_cache.as_deref();
+        // `read_at`: the cache's generation before a store read (none for a cache hit).
+        let (key, read_at) = match cache.and_then(|c| c.get(&hash)) {
+            Some(key) => (key, None),
+            None => {
+                let generation = cache.and_then(KeyCache::generation);
+                let key = self
+                    .key_store()?
+                    .key_by_hash(&hash)
+                    .await?
+                    .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "unknown API key"))?;
+                (key, generation)
+            }
+        };
         if key.revoked_at.is_some() {
             return Err(Error::new(
                 ErrorKind::Unauthorized,
@@ -109,6 +198,11 @@ impl Weave {
                 "this API key has expired",
             ));
         }
+        // Kept from the store read only: a hit must not extend its own life, or a revocation by
+        // another process would never be seen.
+        if let (Some(cache), Some(generation)) = (cache, read_at) {
+            cache.put(hash, key.clone(), generation);
+        }
         Ok(key)
     }
 
@@ -117,9 +211,13 @@ impl Weave {
         self.key_store()?.keys(org).await
     }
 
-    /// Revokes key `id` of `org`.
+    /// Revokes key `id` of `org` (a key cache of this handle forgets it at once).
     pub async fn revoke_key(&self, org: &str, id: KeyId) -> Result<ApiKey> {
-        self.key_store()?.revoke_key(org, id).await
+        let key = self.key_store()?.revoke_key(org, id).await?;
+        if let Some(cache) = &self.key_cache {
+            cache.forget(key.id);
+        }
+        Ok(key)
     }
 
     /// How many keys exist (0 on a fresh store: the server then makes a first admin key).

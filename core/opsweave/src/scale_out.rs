@@ -1,14 +1,18 @@
-//! The scale-out parts of a handle: a shared cache and a job queue that is not the database's.
+//! The scale-out parts of a handle: a shared cache and rate limiter, and a job queue that is not
+//! the database's.
 
 use crate::Weave;
 use opsweave_core::{Error, JobQueue, Result};
 use std::sync::Arc;
 
 impl Weave {
-    /// Opens `config.redis` as the shared cache and `config.queue` as the job queue, when set.
+    /// Opens `config.redis` as the shared cache and rate limiter and `config.queue` as the job
+    /// queue, when set.
     pub(crate) async fn open_scale_out(&mut self) -> Result<()> {
         if let Some(url) = self.config.redis.clone() {
-            self.cache = Some(open_cache(&url)?);
+            let (cache, limiter) = open_cache(&url)?;
+            self.cache = Some(cache);
+            self.rate_limiter = Some(limiter);
         }
         if let Some(url) = self.config.queue.clone() {
             self.jobs = Some(open_queue(&url).await?);
@@ -21,12 +25,21 @@ fn scheme(url: &str) -> &str {
     url.split_once("://").map_or("", |(s, _)| s)
 }
 
-/// The shared cache at `url`. It connects lazily: a cache that is down at start reads as misses
-/// (and says so in the log) rather than stopping the process.
-fn open_cache(url: &str) -> Result<Arc<dyn opsweave_core::Cache>> {
+/// The shared cache and rate limiter at `url`, on one connection. It connects lazily: a cache
+/// that is down at start reads as misses and each rate limit fails open or closed as it says (and
+/// the log says so) rather than stopping the process.
+fn open_cache(
+    url: &str,
+) -> Result<(
+    Arc<dyn opsweave_core::Cache>,
+    Arc<dyn opsweave_core::RateLimiter>,
+)> {
     match scheme(url.trim()) {
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(opsweave_redis::Redis::lazy(url.trim())?.cache())),
+        "redis" | "rediss" => {
+            let redis = opsweave_redis::Redis::lazy(url.trim())?;
+            Ok((Arc::new(redis.cache()), Arc::new(redis.rate_limiter())))
+        }
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" => Err(no_redis()),
         other => Err(Error::invalid(format!(

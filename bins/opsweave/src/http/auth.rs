@@ -1,13 +1,18 @@
 //! Who is calling: an API key (`Authorization: Bearer ow_…`) or, only in dev mode, an
 //! `X-Dev-User` header; every request is then scoped to the caller's org and rate limited per key.
+//!
+//! Keys are verified through the handle's key cache (`server.key_cache_secs`), so a busy key
+//! costs one store read per second, not one per request. Reads (GET, HEAD) and writes share a
+//! key's budget but not what happens while a shared limiter (Redis) is unavailable: by default
+//! reads are served unmetered, writes refused with 503.
 
 use super::problem::Problem;
 use super::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, Method};
 use opsweave::access::Action;
-use opsweave::{KeyId, Role, Scope};
+use opsweave::{KeyId, RateLimit, Role, Scope, ServerConfig, WhenUnavailable};
 use std::time::Duration;
 
 /// The authenticated caller of a request.
@@ -71,9 +76,14 @@ impl FromRequestParts<AppState> for Caller {
             Some(id) => format!("http:key:{id}"),
             None => format!("http:dev:{}", caller.name),
         };
+        let limit = if matches!(parts.method, Method::GET | Method::HEAD) {
+            &state.rate_limits.read
+        } else {
+            &state.rate_limits.write
+        };
         let decision = state
             .limiter
-            .check(&bucket, &state.rate_limit, 1)
+            .check(&bucket, limit, 1)
             .await
             .map_err(Problem::from)?;
         if !decision.allowed {
@@ -123,12 +133,56 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
     ))
 }
 
-/// The per-key limit from the configured requests per minute (burst: a tenth, at least 10).
-pub fn rate_limit(per_minute: u32) -> opsweave::RateLimit {
-    let per_minute = per_minute.max(1);
-    opsweave::RateLimit::for_reads(
-        per_minute,
-        Duration::from_secs(60),
-        (per_minute / 10).max(10),
-    )
+/// The limits a key gets: one budget (the configured requests per minute, bursts of a tenth, at
+/// least 10), failing open or closed as configured for reads and for writes.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// For GET and HEAD.
+    pub read: RateLimit,
+    /// For every other method.
+    pub write: RateLimit,
+}
+
+impl RateLimits {
+    /// The limits `server` configures.
+    pub fn new(server: &ServerConfig) -> opsweave::Result<Self> {
+        let per_minute = server.rate_limit_per_minute.max(1);
+        let read = RateLimit {
+            rate: per_minute,
+            period: Duration::from_secs(60),
+            burst: (per_minute / 10).max(10),
+            when_unavailable: server.rate_limit_reads_when_unavailable,
+        };
+        read.validate()?;
+        let write = RateLimit {
+            when_unavailable: server.rate_limit_writes_when_unavailable,
+            ..read
+        };
+        Ok(Self { read, write })
+    }
+}
+
+fn fails(mode: WhenUnavailable) -> &'static str {
+    match mode {
+        WhenUnavailable::Open => "open (served unmetered)",
+        WhenUnavailable::Closed => "closed (refused with 503)",
+    }
+}
+
+/// Says at start where the limits live and what they do while that is unavailable.
+pub fn log_rate_limits(state: &super::AppState) {
+    let limits = &state.rate_limits;
+    match (state.weave.rate_limiter(), &state.weave.config().redis) {
+        (Some(_), Some(url)) => tracing::info!(
+            redis = %opsweave::mask_password(url),
+            per_minute = limits.read.rate,
+            reads = fails(limits.read.when_unavailable),
+            writes = fails(limits.write.when_unavailable),
+            "rate limits shared on Redis; while it is unavailable reads and writes fail as given"
+        ),
+        _ => tracing::info!(
+            per_minute = limits.read.rate,
+            "rate limits in this process (no redis configured)"
+        ),
+    }
 }

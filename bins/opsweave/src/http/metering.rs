@@ -239,7 +239,8 @@ pub async fn list_keys(caller: Caller, State(state): State<AppState>) -> ApiResu
     Ok(Json(json!({ "keys": keys })))
 }
 
-/// Revokes a key of the caller's org; it stops working at once.
+/// Revokes a key of the caller's org; it stops working at once on this server (on other server
+/// processes of the same store within `server.key_cache_secs`).
 #[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "keys", security(("key" = [])),
     params(("id" = i64, Path, description = "key id")),
     responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]

@@ -22,7 +22,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use opsweave::{MemoryRateLimiter, RateLimit, RateLimiter, Result, Weave, WebhookConfig};
+use opsweave::{MemoryRateLimiter, RateLimiter, Result, Weave, WebhookConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,10 +39,10 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     /// The store and everything on it.
     pub weave: Weave,
-    /// Per-key request limits.
+    /// Per-key request limits (shared on Redis when `redis` is configured).
     pub limiter: Arc<dyn RateLimiter>,
-    /// The limit each key gets.
-    pub rate_limit: RateLimit,
+    /// The limits each key gets, for reads and for writes.
+    pub rate_limits: auth::RateLimits,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Whether `X-Dev-User` is trusted.
@@ -55,6 +55,8 @@ pub struct Shared {
     pub seen_signatures: webhooks::SeenSignatures,
     /// Wakes in-process workers when a job is queued here.
     pub job_queued: tokio::sync::Notify,
+    /// JSON bodies of recent focus answers, written once per answer.
+    pub focus_bodies: tasks::FocusBodies,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,17 +68,24 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// State for `weave` with its configuration's `[server]` settings and an in-process limiter.
+    /// State for `weave` with its configuration's `[server]` settings: the handle's shared rate
+    /// limiter (Redis, when configured) or else an in-process one.
     pub fn new(weave: Weave) -> Result<Self> {
-        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::new());
+        let limiter: Arc<dyn RateLimiter> = match weave.rate_limiter() {
+            Some(shared) => shared.clone(),
+            None => Arc::new(MemoryRateLimiter::new()),
+        };
         Self::with_limiter(weave, limiter)
     }
 
-    /// State with another rate limiter (e.g. one shared through Redis).
+    /// State with another rate limiter. Turns on the handle's focus and key caches as
+    /// `server.focus_cache_secs` and `server.key_cache_secs` say.
     pub fn with_limiter(weave: Weave, limiter: Arc<dyn RateLimiter>) -> Result<Self> {
         let server = weave.config().server.clone();
-        let rate_limit = auth::rate_limit(server.rate_limit_per_minute);
-        rate_limit.validate()?;
+        let weave = weave
+            .with_focus_cache(Duration::from_secs(server.focus_cache_secs))
+            .with_key_cache(Duration::from_secs(server.key_cache_secs));
+        let rate_limits = auth::RateLimits::new(&server)?;
         for (name, hook) in &server.webhooks {
             opsweave::preset(&hook.preset)
                 .map_err(|e| e.on_field(format!("server.webhooks.{name}.preset")))?;
@@ -92,13 +101,14 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             weave,
             limiter,
-            rate_limit,
+            rate_limits,
             metrics: Metrics::new()?,
             dev_mode: server.dev_mode,
             dev_org: server.dev_org,
             webhooks: server.webhooks,
             seen_signatures: webhooks::SeenSignatures::default(),
             job_queued: tokio::sync::Notify::new(),
+            focus_bodies: tasks::FocusBodies::default(),
         })))
     }
 }
@@ -258,6 +268,7 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
     }
     let closing = weave.clone();
     let state = AppState::new(weave)?;
+    auth::log_rate_limits(&state);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         opsweave::Error::invalid(format!("cannot listen on {addr}: {e}")).on_field("addr")
     })?;

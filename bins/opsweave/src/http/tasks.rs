@@ -3,13 +3,18 @@
 use super::auth::Caller;
 use super::problem::{ApiResult, Path, Problem, Query};
 use super::AppState;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use opsweave::access::Action;
-use opsweave::{Horizon, Lane, RecordId, Window};
-use serde::Deserialize;
+use opsweave::{Focus, Horizon, Lane, RecordId, Window};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use utoipa::IntoParams;
 
 /// The most tasks or hits one request returns.
@@ -47,6 +52,55 @@ pub struct TasksQuery {
     pub project: Option<String>,
 }
 
+/// `{"horizon": …, "tasks": […]}` written straight from a (shared, possibly cached) focus answer,
+/// without copying it into a JSON tree first.
+struct HorizonTasks<'a>(Horizon, &'a Focus);
+
+impl Serialize for HorizonTasks<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("horizon", self.0.as_str())?;
+        map.serialize_entry("tasks", self.1.get(self.0))?;
+        map.end()
+    }
+}
+
+/// Bodies kept at most by [`FocusBodies`].
+const FOCUS_BODIES: usize = 64;
+
+/// The JSON bodies of recent focus answers. A focus answer the handle's cache hands out again is
+/// the same `Arc`, so its body is written once, not once per request (writing it was a sixth of
+/// a cached request's CPU). Entries hold their answer, so a pointer is never reused while kept;
+/// answers no one else holds any more (the focus cache moved on) are dropped first.
+#[derive(Default)]
+pub struct FocusBodies(Mutex<Vec<(Arc<Focus>, Horizon, Bytes)>>);
+
+impl FocusBodies {
+    fn body(&self, focus: &Arc<Focus>, horizon: Horizon) -> Result<Bytes, Problem> {
+        if let Ok(bodies) = self.0.lock() {
+            if let Some((_, _, body)) = bodies
+                .iter()
+                .find(|(f, h, _)| *h == horizon && Arc::ptr_eq(f, focus))
+            {
+                return Ok(body.clone());
+            }
+        }
+        let body = Bytes::from(
+            serde_json::to_vec(&HorizonTasks(horizon, focus)).map_err(|e| {
+                Problem::from(opsweave::Error::internal(format!("writing tasks: {e}")))
+            })?,
+        );
+        if let Ok(mut bodies) = self.0.lock() {
+            bodies.retain(|(f, _, _)| Arc::strong_count(f) > 1);
+            if bodies.len() >= FOCUS_BODIES {
+                bodies.remove(0);
+            }
+            bodies.push((focus.clone(), horizon, body.clone()));
+        }
+        Ok(body)
+    }
+}
+
 /// The top tasks of one horizon, best first, each with the breakdown of its score.
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TasksQuery), security(("key" = [])),
     responses((status = 200, description = "tasks", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -54,7 +108,7 @@ pub async fn list_tasks(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<TasksQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
     let limit = limit_of(q.limit, 3)?;
@@ -63,15 +117,17 @@ pub async fn list_tasks(
     if horizon == Lane::Past7d.as_str() {
         let since = now.unwrap_or_else(Utc::now) - chrono::Duration::days(7);
         let done = state.weave.store().done_since(&scope, since, limit).await?;
-        return Ok(Json(json!({ "horizon": horizon, "tasks": done })));
+        return Ok(Json(json!({ "horizon": horizon, "tasks": done })).into_response());
     }
     let horizon: Horizon = horizon
         .parse()
         .map_err(|e: opsweave::Error| e.on_field("horizon"))?;
-    let focus = state.weave.focus(&scope, &[horizon], limit, now).await?;
-    Ok(Json(
-        json!({ "horizon": horizon.as_str(), "tasks": focus.get(horizon) }),
-    ))
+    let focus = state
+        .weave
+        .focus_shared(&scope, &[horizon], limit, now)
+        .await?;
+    let body = state.focus_bodies.body(&focus, horizon)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Marks a task done (an event; completing a done task changes nothing).

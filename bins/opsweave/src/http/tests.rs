@@ -1586,3 +1586,5 @@ async fn readyz_follows_postgres_through_a_cut_and_a_restore() {
     }
     panic!("/readyz did not recover once the store was back: {last}");
 }
+
+mod caching;
