@@ -19,7 +19,7 @@ pub use hnsw::{VectorOptions, VectorPlan, VectorStorage};
 use error::map;
 use opsweave_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,10 +33,11 @@ pub struct SqliteStore {
     /// (a connection's cache is dropped whenever another connection has written) and lets a batch
     /// allocate row numbers without racing another batch.
     writer: SqlitePool,
-    /// Reads task revisions, asked on every cached focus call: a connection of its own, because a
-    /// pooled query also pings its connection on the way in and out (three trips to SQLite's
-    /// thread instead of one).
-    revisions: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    /// Reads task revisions, asked on every cached focus call, on the calling thread: through
+    /// sqlx a query is a round trip to the connection's own thread (and a pooled one pings its
+    /// connection on the way in and out), which cost a cached request more than all the rest.
+    /// `None` for paths it cannot open the same way (URI options, in-memory databases).
+    revisions: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
     /// The path as opened (where the vector index files go, beside it).
     path: String,
     /// Vector models' graphs (see `vectors`).
@@ -91,10 +92,7 @@ impl SqliteStore {
             .map_err(|e| {
                 Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e)
             })?;
-        let revisions =
-            SqliteConnection::connect_with(&options.clone().pragma("cache_size", "-256"))
-                .await
-                .map_err(|e| map(&format!("open `{path}`"), e))?;
+        let revisions = open_revision_reader(path).map(|c| Arc::new(std::sync::Mutex::new(c)));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
@@ -104,10 +102,26 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
-            revisions: Arc::new(tokio::sync::Mutex::new(revisions)),
+            revisions,
             path: path.to_string(),
             vectors: Arc::new(vectors::Vectors::new(path, VectorOptions::default())),
         })
+    }
+
+    /// `org`'s task revision read on this thread: a point read in a table of one row per org (a
+    /// few microseconds; a WAL reader never waits for the writer). `None` when there is no such
+    /// connection or SQLite refused (busy): the caller then asks the pool.
+    pub(crate) fn revision_here(&self, org: &str) -> Option<i64> {
+        use rusqlite::OptionalExtension;
+        let conn = self.revisions.as_ref()?.lock().ok()?;
+        let mut statement = conn
+            .prepare_cached("SELECT revision FROM task_revisions WHERE org = ?1")
+            .ok()?;
+        statement
+            .query_row([org], |row| row.get::<_, i64>(0))
+            .optional()
+            .ok()
+            .map(|revision| revision.unwrap_or(0))
     }
 
     /// Answers when the database can be read (for readiness checks).
@@ -126,4 +140,18 @@ impl SqliteStore {
         self.pool.close().await;
         self.writer.close().await;
     }
+}
+
+/// The connection [`SqliteStore::revision_here`] reads through, on a plain file path (not a URI
+/// with options, not an in-memory database). It never writes; a short busy timeout keeps a
+/// caller from waiting long where the pool would do better.
+fn open_revision_reader(path: &str) -> Option<rusqlite::Connection> {
+    if path.contains('?') || path.starts_with(':') || path.starts_with("file:") {
+        return None;
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).ok()?;
+    conn.busy_timeout(Duration::from_millis(200)).ok()?;
+    Some(conn)
 }

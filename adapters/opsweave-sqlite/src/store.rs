@@ -586,11 +586,13 @@ impl RecordStore for SqliteStore {
     }
 
     async fn task_revision(&self, org: &str) -> Result<Option<i64>> {
-        let mut conn = self.revisions.lock().await;
+        if let Some(revision) = self.revision_here(org) {
+            return Ok(Some(revision));
+        }
         let revision: Option<i64> =
             sqlx::query_scalar("SELECT revision FROM task_revisions WHERE org = ?")
                 .bind(org)
-                .fetch_optional(&mut *conn)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| map("read task revision", e))?;
         Ok(Some(revision.unwrap_or(0)))
