@@ -11,9 +11,10 @@
 # 2. Starts `opsweave serve` on 127.0.0.1 (JSON logs at the default `info` to a file, a rate limit
 #    high enough not to refuse the load, 2 in-process workers as by default), warms up 3 s, then
 #    runs wrk for SECONDS with --latency and one `Authorization: Bearer` key.
-# 3. Prints requests/s, p50 / p99 / max, non-2xx responses, the server's CPU time per request
-#    (utime + stime from /proc, robust on a shared machine), RSS (VmRSS) and peak RSS (VmHWM) after
-#    start and after the run, the load average and the CPU model.
+# 3. Prints requests/s, p50 / p99 / max, non-2xx responses, the CPU time per request of the server
+#    (utime + stime from /proc) and of wrk (robust on a shared machine, unlike requests/s), what
+#    two idle cores could serve at those costs, RSS (VmRSS) and peak RSS (VmHWM) after start and
+#    after the run, the load average and the CPU model.
 # 4. Repeats with SMALL_ROWS records: RSS after start, after the same wrk run, and after ingesting
 #    the SMALL_ROWS CSV again through the server (POST /api/ingest, an in-process job) into a
 #    fresh database. SMALL_ROWS=0 skips step 4.
@@ -163,13 +164,15 @@ PY
     "${wrk_cpu[@]}" wrk -t"$threads" -c"$connections" -d3s -H "Authorization: Bearer $key" "$target" >/dev/null
     local before after
     before="$(cpu_ticks "$server_pid")"
-    "${wrk_cpu[@]}" wrk -t"$threads" -c"$connections" -d"${secs}s" --latency \
+    "${wrk_cpu[@]}" /usr/bin/time -f "wrk CPU: %U s user, %S s sys" -o "$work/wrk-cpu.txt" \
+        wrk -t"$threads" -c"$connections" -d"${secs}s" --latency \
         -H "Authorization: Bearer $key" "$target" | tee "$work/wrk.txt"
     after="$(cpu_ticks "$server_pid")"
-    python3 - "$work/wrk.txt" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+    python3 - "$work/wrk.txt" "$before" "$after" "$(getconf CLK_TCK)" "$work/wrk-cpu.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 before, after, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+wrk_cpu = re.search(r"([\d.]+) s user, ([\d.]+) s sys", open(sys.argv[5]).read())
 total = int(re.search(r"(\d+) requests in", text).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 def ms(label):
@@ -186,7 +189,12 @@ top = float(latency.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[latency.gr
 print(f"result: {rps:,.0f} requests/s, p50 {ms(' 50%'):.3f} ms, p99 {ms(' 99%'):.3f} ms, "
       f"max {top:.3f} ms, non-2xx {bad.group(1) if bad else 0}, "
       f"socket errors: {errors.group(1) if errors else 'none'}")
-print(f"server CPU: {cpu:.2f} s for {total:,} requests = {cpu * 1e6 / max(total, 1):.1f} µs per request")
+server_us = cpu * 1e6 / max(total, 1)
+wrk_us = (float(wrk_cpu.group(1)) + float(wrk_cpu.group(2))) * 1e6 / max(total, 1)
+print(f"server CPU: {cpu:.2f} s for {total:,} requests = {server_us:.1f} µs per request; "
+      f"wrk: {wrk_us:.1f} µs per request")
+# What two otherwise idle cores could serve, server and wrk together, at these CPU costs.
+print(f"two idle cores at these costs: ~{2e6 / (server_us + wrk_us):,.0f} requests/s")
 PY
 }
 
