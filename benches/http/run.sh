@@ -21,7 +21,7 @@
 #
 # Pinning: with PIN=1 (default when the machine has 2 or more CPUs) the server runs on CPU 1 and
 # wrk on CPU 0 (`taskset`), so the two do not take turns on one core: the server gets one core.
-# PIN=0 leaves both to the scheduler. wrk: WRK_THREADS (default 1), WRK_CONNECTIONS (default 32).
+# PIN=0 leaves both to the scheduler. FOCUS_CACHE_SECS=N sets `server.focus_cache_secs`. wrk: WRK_THREADS (default 1), WRK_CONNECTIONS (default 32).
 # OPSWEAVE_BENCH_BIN=PATH runs that `opsweave` binary instead of building one (A/B comparisons;
 # a binary older than the cached databases' migrations refuses them).
 set -euo pipefail
@@ -70,6 +70,11 @@ cat >"$work/opsweave.toml" <<'TOML'
 [server]
 rate_limit_per_minute = 1000000000
 TOML
+# FOCUS_CACHE_SECS=0 measures every request computing its focus answer (the default reuses it
+# while the org's tasks are unchanged).
+if [ -n "${FOCUS_CACHE_SECS:-}" ]; then
+    echo "focus_cache_secs = $FOCUS_CACHE_SECS" >>"$work/opsweave.toml"
+fi
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
