@@ -15,14 +15,17 @@ pub fn one_to_one(pairs: &[(usize, usize, f64)]) -> Vec<usize> {
             .then(pairs[*a].0.cmp(&pairs[*b].0))
             .then(pairs[*a].1.cmp(&pairs[*b].1))
     });
-    let mut left_taken = std::collections::HashSet::new();
-    let mut right_taken = std::collections::HashSet::new();
+    let taken = |side: fn(&(usize, usize, f64)) -> usize| {
+        vec![false; pairs.iter().map(|p| side(p) + 1).max().unwrap_or(0)]
+    };
+    let mut left_taken = taken(|p| p.0);
+    let mut right_taken = taken(|p| p.1);
     let mut kept = Vec::new();
     for i in order {
         let (l, r, _) = pairs[i];
-        if !left_taken.contains(&l) && !right_taken.contains(&r) {
-            left_taken.insert(l);
-            right_taken.insert(r);
+        if !left_taken[l] && !right_taken[r] {
+            left_taken[l] = true;
+            right_taken[r] = true;
             kept.push(i);
         }
     }

@@ -49,26 +49,170 @@ impl Vocabulary {
     }
 }
 
+/// One side's prepared values of one comparison, packed by kind: reading a row at random
+/// then costs a cache line or two, not a walk through values scattered over the heap, and
+/// rows read in order are read front to back.
+#[derive(Debug)]
+enum Column {
+    /// Row `r`'s text is `text[at[r]..at[r + 1]]`; empty when missing.
+    Text {
+        at: Vec<usize>,
+        text: String,
+    },
+    /// Row `r`'s terms are `terms[at[r]..at[r + 1]]`; none when missing.
+    Terms {
+        at: Vec<usize>,
+        terms: Vec<(u32, f32)>,
+    },
+    /// Row `r`'s codes are `codes[at[r]..at[r + 1]]`; none when missing.
+    Codes {
+        at: Vec<usize>,
+        codes: Vec<String>,
+    },
+    Numbers(Vec<Option<f64>>),
+    /// Row `r`'s digits are `digits[at[r]..at[r + 1]]`; missing when neither digits nor day.
+    Dates {
+        days: Vec<Option<i64>>,
+        at: Vec<usize>,
+        digits: String,
+    },
+}
+
+/// A value read from a [`Column`].
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Missing,
+    Text(&'a str),
+    Terms(&'a [(u32, f32)]),
+    Codes(&'a [String]),
+    Number(f64),
+    Date { days: Option<i64>, digits: &'a str },
+}
+
+impl Column {
+    /// Packs the values prepared for `comparator` (each of its kind, or missing).
+    fn pack(comparator: Comparator, values: Vec<Prepared>) -> Column {
+        let mut at = Vec::with_capacity(values.len() + 1);
+        at.push(0);
+        match comparator {
+            Comparator::Exact
+            | Comparator::JaroWinkler
+            | Comparator::Levenshtein
+            | Comparator::Email
+            | Comparator::Domain => {
+                let mut text = String::new();
+                for v in values {
+                    if let Prepared::Text(t) = v {
+                        text.push_str(&t);
+                    }
+                    at.push(text.len());
+                }
+                Column::Text { at, text }
+            }
+            Comparator::TokenJaccard
+            | Comparator::TokenSet
+            | Comparator::TfidfCosine
+            | Comparator::QgramJaccard => {
+                let mut terms = Vec::new();
+                for v in values {
+                    if let Prepared::Terms(t) = v {
+                        terms.extend(t);
+                    }
+                    at.push(terms.len());
+                }
+                Column::Terms { at, terms }
+            }
+            Comparator::Identifier => {
+                let mut codes = Vec::new();
+                for v in values {
+                    if let Prepared::Codes(c) = v {
+                        codes.extend(c);
+                    }
+                    at.push(codes.len());
+                }
+                Column::Codes { at, codes }
+            }
+            Comparator::Numeric => Column::Numbers(
+                values
+                    .into_iter()
+                    .map(|v| match v {
+                        Prepared::Number(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Comparator::Date => {
+                let mut days = Vec::with_capacity(values.len());
+                let mut digits = String::new();
+                for v in values {
+                    match v {
+                        Prepared::Date { days: d, digits: g } => {
+                            days.push(d);
+                            digits.push_str(&g);
+                        }
+                        _ => days.push(None),
+                    }
+                    at.push(digits.len());
+                }
+                Column::Dates { days, at, digits }
+            }
+        }
+    }
+
+    fn get(&self, r: usize) -> Value<'_> {
+        match self {
+            Column::Text { at, text } => {
+                let t = &text[at[r]..at[r + 1]];
+                if t.is_empty() {
+                    Value::Missing
+                } else {
+                    Value::Text(t)
+                }
+            }
+            Column::Terms { at, terms } => {
+                let t = &terms[at[r]..at[r + 1]];
+                if t.is_empty() {
+                    Value::Missing
+                } else {
+                    Value::Terms(t)
+                }
+            }
+            Column::Codes { at, codes } => {
+                let c = &codes[at[r]..at[r + 1]];
+                if c.is_empty() {
+                    Value::Missing
+                } else {
+                    Value::Codes(c)
+                }
+            }
+            Column::Numbers(xs) => xs[r].map_or(Value::Missing, Value::Number),
+            Column::Dates { days, at, digits } => {
+                let g = &digits[at[r]..at[r + 1]];
+                if g.is_empty() && days[r].is_none() {
+                    Value::Missing
+                } else {
+                    Value::Date {
+                        days: days[r],
+                        digits: g,
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One comparison's prepared values for both sides and the frequency of each value.
 #[derive(Debug)]
 pub(crate) struct PreparedComparison {
-    pub left: Vec<Prepared>,
-    /// Empty in dedupe: the right side is the left.
-    pub right: Vec<Prepared>,
+    left: Column,
+    /// `None` in dedupe: the right side is the left.
+    right: Option<Column>,
     /// Share of records on each side holding the record's value, for term-frequency weights.
     pub left_freq: Vec<f32>,
     pub right_freq: Vec<f32>,
 }
 
 impl PreparedComparison {
-    pub fn right(&self) -> &[Prepared] {
-        if self.right.is_empty() {
-            &self.left
-        } else {
-            &self.right
-        }
-    }
-
     pub fn right_freq(&self) -> &[f32] {
         if self.right_freq.is_empty() {
             &self.left_freq
@@ -79,7 +223,8 @@ impl PreparedComparison {
 
     /// The similarity of left row `i` and right row `j`, or `None` when either is missing.
     pub fn similarity(&self, comparator: Comparator, i: usize, j: usize) -> Option<f64> {
-        compare(comparator, &self.left[i], &self.right()[j])
+        let right = self.right.as_ref().unwrap_or(&self.left);
+        compare(comparator, self.left.get(i), right.get(j))
     }
 }
 
@@ -178,8 +323,8 @@ pub(crate) fn prepare(
         (Vec::new(), Vec::new())
     };
     PreparedComparison {
-        left: l,
-        right: r,
+        left: Column::pack(comparison.comparator, l),
+        right: right.map(|_| Column::pack(comparison.comparator, r)),
         left_freq,
         right_freq,
     }
@@ -287,8 +432,8 @@ pub fn similarity(comparator: Comparator, a: &str, b: &str) -> Option<f64> {
     p.similarity(comparator, 0, 0)
 }
 
-fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
-    use Prepared as P;
+fn compare(comparator: Comparator, a: Value<'_>, b: Value<'_>) -> Option<f64> {
+    use Value as P;
     let sim = match (comparator, a, b) {
         (_, P::Missing, _) | (_, _, P::Missing) => return None,
         (Comparator::Exact | Comparator::Email | Comparator::Domain, P::Text(x), P::Text(y))
@@ -308,8 +453,26 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
                 0.0
             }
         }
-        (Comparator::JaroWinkler, P::Text(x), P::Text(y)) => strsim::jaro_winkler(x, y),
-        (Comparator::Levenshtein, P::Text(x), P::Text(y)) => strsim::normalized_levenshtein(x, y),
+        (Comparator::JaroWinkler | Comparator::Levenshtein, P::Text(x), P::Text(y)) if x == y => {
+            1.0
+        }
+        // ASCII text (most of it) is compared byte by byte, which gives the same values as
+        // comparing chars without decoding UTF-8 or counting chars on every call.
+        (Comparator::JaroWinkler, P::Text(x), P::Text(y)) => {
+            if x.is_ascii() && y.is_ascii() {
+                strsim::generic_jaro_winkler(&Bytes(x.as_bytes()), &Bytes(y.as_bytes()))
+            } else {
+                strsim::jaro_winkler(x, y)
+            }
+        }
+        (Comparator::Levenshtein, P::Text(x), P::Text(y)) => {
+            if x.is_ascii() && y.is_ascii() {
+                let edits = strsim::generic_levenshtein(&Bytes(x.as_bytes()), &Bytes(y.as_bytes()));
+                1.0 - edits as f64 / x.len().max(y.len()) as f64
+            } else {
+                strsim::normalized_levenshtein(x, y)
+            }
+        }
         (Comparator::TfidfCosine, P::Terms(x), P::Terms(y)) => f64::from(dot(x, y)),
         (Comparator::TokenJaccard | Comparator::QgramJaccard, P::Terms(x), P::Terms(y)) => {
             let shared = shared(x, y) as f64;
@@ -353,6 +516,19 @@ fn compare(comparator: Comparator, a: &Prepared, b: &Prepared) -> Option<f64> {
         _ => return None,
     };
     Some(sim.clamp(0.0, 1.0))
+}
+
+/// Bytes for strsim's generic measures (they take anything whose reference iterates), whose
+/// length comes free where a `str`'s char count is a scan.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'b> IntoIterator for &Bytes<'b> {
+    type Item = u8;
+    type IntoIter = std::iter::Copied<std::slice::Iter<'b, u8>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().copied()
+    }
 }
 
 /// Edits between two digit strings, counting a swap of neighbours as one: same-length strings

@@ -19,6 +19,7 @@ mod blocking;
 pub mod cluster;
 mod compare;
 mod eval;
+mod parallel;
 mod resolve;
 mod scoring;
 mod spec;
@@ -36,13 +37,16 @@ pub use spec::{
 pub use table::{Gold, Table};
 
 use crate::{Error, Result};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How many random pairs estimate u.
 const U_SAMPLES: usize = 20_000;
 /// EM stops after this many rounds if it has not converged.
 const EM_ROUNDS: usize = 200;
+/// Candidate pairs per piece of parallel comparison and scoring work.
+const PIECE: usize = 262_144;
 
 /// The decision band of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,30 +216,75 @@ fn run_inner(
     let n_left = left.len();
     let n_right = right.map_or(n_left, Table::len);
 
-    let prepared: Vec<_> = spec
-        .comparisons
-        .iter()
-        .map(|c| compare::prepare(c, left, right))
-        .collect();
+    let threads = parallel::threads();
+    // Each comparison is prepared on its own (one per piece of work).
+    let prepared = parallel::map_pieces(
+        spec.comparisons.len(),
+        1,
+        threads,
+        || (),
+        |_, c| compare::prepare(&spec.comparisons[c.start], left, right),
+    );
     let candidates = blocking::candidates(&spec.blocking, left, right);
 
     let width = spec.comparisons.len();
-    // Similarities are computed once: EM needs their levels, scoring their values.
-    let mut sims = vec![f32::NAN; candidates.len() * width];
-    let mut patterns: HashMap<Vec<u8>, f64> = HashMap::new();
-    let mut levels = vec![scoring::MISSING; width];
-    for (p, (i, j)) in candidates.iter().enumerate() {
-        let row = &mut sims[p * width..(p + 1) * width];
-        for (c, (cmp, prep)) in spec.comparisons.iter().zip(&prepared).enumerate() {
-            levels[c] = scoring::MISSING;
-            if let Some(s) = prep.similarity(cmp.comparator, *i as usize, *j as usize) {
-                // Levels are cut on the stored (f32) value so that scoring agrees with EM.
-                row[c] = s as f32;
-                levels[c] = cmp.level_of(f64::from(row[c])) as u8;
+    // Similarities are computed once, piece by piece on every thread: EM needs their levels,
+    // scoring their values. Each piece counts its level patterns; the counts are whole numbers,
+    // so their sum does not depend on how the pieces were shared out.
+    let pieces = parallel::map_pieces(
+        candidates.len(),
+        PIECE,
+        threads,
+        || (vec![scoring::MISSING; width], Vec::new()),
+        |(levels, order): &mut (Vec<u8>, Vec<(u32, u32)>), range| {
+            let mut sims = vec![f32::NAN; range.len() * width];
+            let mut patterns: FxHashMap<Vec<u8>, f64> = FxHashMap::default();
+            // The piece's pairs share a short run of left rows; taken in right-row order, the
+            // right values are read front to back instead of at random, and one comparison at
+            // a time, so that only its values compete for the cache.
+            let pairs = &candidates[range];
+            order.clear();
+            order.extend(pairs.iter().enumerate().map(|(x, (_, j))| (*j, x as u32)));
+            order.sort_unstable();
+            for (c, (cmp, prep)) in spec.comparisons.iter().zip(&prepared).enumerate() {
+                for (j, x) in order.iter() {
+                    let i = pairs[*x as usize].0;
+                    if let Some(s) = prep.similarity(cmp.comparator, i as usize, *j as usize) {
+                        sims[*x as usize * width + c] = s as f32;
+                    }
+                }
             }
+            for row in sims.chunks_exact(width) {
+                for (c, cmp) in spec.comparisons.iter().enumerate() {
+                    // Levels are cut on the stored (f32) value so that scoring agrees with EM.
+                    levels[c] = if row[c].is_nan() {
+                        scoring::MISSING
+                    } else {
+                        cmp.level_of(f64::from(row[c])) as u8
+                    };
+                }
+                match patterns.get_mut(levels.as_slice()) {
+                    Some(n) => *n += 1.0,
+                    None => {
+                        patterns.insert(levels.clone(), 1.0);
+                    }
+                }
+            }
+            (sims, patterns)
+        },
+    );
+    let mut patterns: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+    let mut sims: Vec<Vec<f32>> = Vec::with_capacity(pieces.len());
+    for (piece_sims, piece_patterns) in pieces {
+        for (pattern, n) in piece_patterns {
+            *patterns.entry(pattern).or_default() += n;
         }
-        *patterns.entry(levels.clone()).or_default() += 1.0;
+        sims.push(piece_sims);
     }
+    let sims_of = |p: usize| -> &[f32] {
+        let at = (p % PIECE) * width;
+        &sims[p / PIECE][at..at + width]
+    };
     let model = match fixed {
         Some(model) => model.clone(),
         None => {
@@ -267,15 +316,28 @@ fn run_inner(
     let scorer = scoring::Scorer::new(&model, &spec.comparisons, &prepared, dedupe);
 
     let review_cut = spec.thresholds.review;
+    let kept = parallel::map_pieces(
+        candidates.len(),
+        PIECE,
+        threads,
+        || (),
+        |_, range| {
+            let mut kept = Vec::new();
+            for p in range {
+                let (i, j) = (candidates[p].0 as usize, candidates[p].1 as usize);
+                let s = scorer.score_similarities(i, j, sims_of(p), None);
+                if scoring::probability(s) >= review_cut {
+                    kept.push((i, j, s, p));
+                }
+            }
+            kept
+        },
+    );
     let mut scored: Vec<(usize, usize, f64)> = Vec::new();
     let mut scored_at: Vec<usize> = Vec::new();
-    for (p, (i, j)) in candidates.iter().enumerate() {
-        let (i, j) = (*i as usize, *j as usize);
-        let s = scorer.score_similarities(i, j, &sims[p * width..(p + 1) * width], None);
-        if scoring::probability(s) >= review_cut {
-            scored.push((i, j, s));
-            scored_at.push(p);
-        }
+    for (i, j, s, p) in kept.into_iter().flatten() {
+        scored.push((i, j, s));
+        scored_at.push(p);
     }
 
     let other = right.unwrap_or(left);
@@ -283,12 +345,7 @@ fn run_inner(
         let (i, j, _) = scored[k];
         let p = scored_at[k];
         let mut explanation = Vec::with_capacity(width);
-        let score = scorer.score_similarities(
-            i,
-            j,
-            &sims[p * width..(p + 1) * width],
-            Some(&mut explanation),
-        );
+        let score = scorer.score_similarities(i, j, sims_of(p), Some(&mut explanation));
         ScoredPair {
             left: i,
             right: j,

@@ -4,7 +4,7 @@
 use super::compare::PreparedComparison;
 use super::spec::{Comparator, Comparison};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// A missing comparison (either value empty): it adds no evidence.
 pub(crate) const MISSING: u8 = u8::MAX;
@@ -124,7 +124,7 @@ pub(crate) fn estimate_u(
 /// Expectation-maximisation of m and λ on the candidates' level patterns, u held fixed.
 pub(crate) fn fit(
     comparisons: &[Comparison],
-    patterns: &HashMap<Vec<u8>, f64>,
+    patterns: &BTreeMap<Vec<u8>, f64>,
     mut u: Vec<Vec<f64>>,
     lambda0: f64,
     max_iterations: usize,
@@ -428,7 +428,7 @@ mod tests {
             }
             (probs.len() - 1) as u8
         };
-        let mut patterns: HashMap<Vec<u8>, f64> = HashMap::new();
+        let mut patterns: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
         for _ in 0..n {
             let is_match = ((rng.next() >> 11) as f64 / (1u64 << 53) as f64) < lambda;
             let table = if is_match { m_true } else { u_true };

@@ -3,8 +3,11 @@
 use super::table::Table;
 use super::text;
 use crate::{Error, Result};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+
+/// Values per field whose shapes [`MatchSpec::infer`] looks at (an even sample beyond this).
+const PROFILE_SAMPLE: usize = 20_000;
 
 /// Whether two sources are linked or one source is deduplicated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,12 +451,17 @@ impl Profile {
         if n == 0 {
             return p;
         }
-        let nf = n as f64;
-        p.filled = nf / total.max(1) as f64;
-        let mut lengths: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-        let mut distinct: HashSet<&str> = HashSet::new();
-        for v in &values {
-            distinct.insert(v);
+        p.filled = n as f64 / total.max(1) as f64;
+        let distinct: FxHashSet<&str> = values.iter().copied().collect();
+        p.distinct = distinct.len() as f64 / n as f64;
+        drop(distinct);
+        // The shares of each shape are read from an even sample: parsing every value of a
+        // million-row table as a date, a number, an email... costs more than the match.
+        let step = n.div_ceil(PROFILE_SAMPLE);
+        let sample: Vec<&str> = values.iter().step_by(step).copied().collect();
+        let nf = sample.len() as f64;
+        let mut lengths: FxHashMap<usize, usize> = FxHashMap::default();
+        for v in &sample {
             let digits_only = v.bytes().all(|b| b.is_ascii_digit());
             if text::email(v).is_some() {
                 p.email += 1.0;
@@ -502,7 +510,6 @@ impl Profile {
             }
         }
         p.same_length = lengths.values().copied().max().unwrap_or(0) as f64 / nf;
-        p.distinct = distinct.len() as f64 / nf;
         for x in [
             &mut p.email,
             &mut p.domain,
