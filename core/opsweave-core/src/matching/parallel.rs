@@ -1,16 +1,16 @@
-//! The matcher's heavy loops split over threads, with results that do not depend on how many
-//! threads ran: the work is cut into fixed pieces and their results are put back in piece order.
+//! The matcher's heavy loops split over threads (rayon), with results that do not depend on how
+//! many threads ran: the work is cut into fixed pieces and their results are kept in piece order.
 
+use rayon::prelude::*;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The number of threads the matcher uses: what the machine offers.
 pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Runs `work` on `0..n` cut into pieces of `piece` items, on up to `threads` threads that take
-/// the next piece as they finish one, each with its own scratch state made by `init`. Returns
+/// Runs `work` on `0..n` cut into pieces of `piece` items, on up to `threads` threads, each with
+/// scratch state made by `init` (once per thread and split of the work, not per piece). Returns
 /// the pieces' results in piece order, whichever thread ran them.
 pub(crate) fn map_pieces<S, T, I, F>(
     n: usize,
@@ -21,44 +21,34 @@ pub(crate) fn map_pieces<S, T, I, F>(
 ) -> Vec<T>
 where
     T: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, Range<usize>) -> T + Sync,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, Range<usize>) -> T + Sync + Send,
 {
     let piece = piece.max(1);
     let pieces = n.div_ceil(piece);
     let range = |p: usize| p * piece..((p + 1) * piece).min(n);
     let threads = threads.clamp(1, pieces.max(1));
-    if threads == 1 {
+    let sequential = || {
         let mut state = init();
-        return (0..pieces).map(|p| work(&mut state, range(p))).collect();
+        (0..pieces).map(|p| work(&mut state, range(p))).collect()
+    };
+    if threads == 1 {
+        return sequential();
     }
-    let next = AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut state = init();
-                    let mut done = Vec::new();
-                    loop {
-                        let p = next.fetch_add(1, Ordering::Relaxed);
-                        if p >= pieces {
-                            return done;
-                        }
-                        done.push((p, work(&mut state, range(p))));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    let parallel = || {
+        (0..pieces)
+            .into_par_iter()
+            .map_init(&init, |state, p| work(state, range(p)))
             .collect()
-    });
-    let mut slots: Vec<Option<T>> = (0..pieces).map(|_| None).collect();
-    for (p, t) in done.into_iter().flatten() {
-        slots[p] = Some(t);
+    };
+    if threads == rayon::current_num_threads() {
+        return parallel();
     }
-    slots.into_iter().flatten().collect()
+    // A thread count other than the global pool's (tests, callers that cap it): a pool of its own.
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(parallel),
+        Err(_) => sequential(),
+    }
 }
 
 #[cfg(test)]
