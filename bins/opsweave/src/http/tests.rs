@@ -1487,9 +1487,13 @@ impl Proxy {
                         let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
                             return;
                         };
+                        // Biased, the cut first: a request sent after the cut must never be
+                        // relayed (an unbiased select picks a ready branch at random, and the
+                        // relay sometimes forwarded the readiness ping of a cut store).
                         tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                            biased;
                             _ = state.wait_for(|up| !*up) => {}
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
                         }
                         // Cut: hold both ends open and silent until restored, then close them.
                         let _ = state.wait_for(|up| *up).await;
