@@ -99,4 +99,8 @@ impl Cache for RedisCache {
             .map_err(|e| map("cache invalidate", e))?;
         Ok(u64::try_from(removed).unwrap_or(0))
     }
+
+    async fn ping(&self) -> Result<()> {
+        self.redis.ping().await
+    }
 }

@@ -25,6 +25,12 @@ pub trait Cache: Send + Sync {
 
     /// Removes every entry filed under `tag`; returns how many were removed.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
+
+    /// Answers when the cache does (readiness checks): a cache on a server asks the server,
+    /// where reads would quietly fall back to misses; one in this process always answers.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks a key, tags and TTL before a cache call, naming the field at fault.

@@ -206,12 +206,13 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// hangs (a partition, a pool waiting for a connection) reads as not ready instead of stalling.
 const READY_WITHIN: Duration = Duration::from_secs(2);
 
-/// The store answers (503 otherwise).
+/// The store and, when one is configured, the shared cache answer (503 otherwise).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "ready"),
-    (status = 503, description = "the store does not answer", body = Problem, content_type = "application/problem+json")
+    (status = 503, description = "the store or the shared cache does not answer", body = Problem, content_type = "application/problem+json")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    let ready = || Json(serde_json::json!({ "status": "ready" })).into_response();
     // The kind of store only: its address stays out of an unauthenticated answer.
     let db = state.weave.config().db.trim();
     let store = match db.split_once("://").map_or("sqlite", |(scheme, _)| scheme) {
@@ -221,7 +222,18 @@ pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
     };
     let ping = tokio::time::timeout(READY_WITHIN, state.weave.ping()).await;
     let detail = match ping {
-        Ok(Ok(())) => return Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Ok(())) => match state.weave.cache() {
+            // The shared cache too: its reads fall back to misses, so only a ping tells.
+            Some(cache) => match tokio::time::timeout(READY_WITHIN, cache.ping()).await {
+                Ok(Ok(())) => return ready(),
+                Ok(Err(e)) => format!("the redis cache does not answer: {}", e.message()),
+                Err(_) => format!(
+                    "the redis cache did not answer within {} s",
+                    READY_WITHIN.as_secs()
+                ),
+            },
+            None => return ready(),
+        },
         Ok(Err(e)) => format!("the {store} store does not answer: {}", e.message()),
         Err(_) => format!(
             "the {store} store did not answer within {} s",

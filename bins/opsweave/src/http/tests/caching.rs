@@ -339,10 +339,25 @@ async fn a_redis_outage_fails_reads_open_and_writes_closed_as_configured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "the test's Redis did not come up");
+    let (status, _, body) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "store and cache answer: {body}");
     let spent = allowed_before_429(&s, &s.acme).await;
     assert!((10..=11).contains(&spent), "{spent}");
 
     drop(redis);
+    // Down: not ready, naming the cache (its reads quietly fall back to misses).
+    let (status, headers, body) = s.call("GET", "/readyz", None, None).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("redis cache"),
+        "{body}"
+    );
     // Down, defaults: reads are served (unmetered: past the spent budget), writes refused.
     for _ in 0..3 {
         let (status, _, body) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
@@ -395,4 +410,10 @@ async fn a_redis_outage_fails_reads_open_and_writes_closed_as_configured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(metered, "limits are metered again once Redis is back");
+    let (status, _, body) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "ready again once Redis is back: {body}"
+    );
 }
