@@ -83,3 +83,34 @@ pub fn load_average() -> String {
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
 }
+
+/// Writes `rows` synthetic task rows (deterministic, the columns of
+/// `benches/bindings/tasks-mapping.toml`) to `dir/tasks.csv` and returns its path.
+pub fn write_task_csv(dir: &std::path::Path, rows: usize) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let csv = dir.join("tasks.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+    writeln!(out, "id,title,body,due,priority,status,updated")?;
+    let words = [
+        "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
+    ];
+    for i in 0..rows {
+        let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
+        let due = if i % 10 == 0 {
+            String::new()
+        } else {
+            format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
+        };
+        writeln!(
+            out,
+            "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
+            w(0),
+            w(1),
+            w(2),
+            i % 4,
+            1 + i % 22
+        )?;
+    }
+    out.flush()?;
+    Ok(csv)
+}

@@ -16,7 +16,6 @@ use opsweave::{
 };
 use opsweave_benches::process_cpu_seconds;
 use sqlx::{Connection, Executor};
-use std::io::Write;
 use std::time::Instant;
 
 const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
@@ -143,31 +142,7 @@ async fn build_source(
     db: &str,
     rows: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let csv = dir.join("tasks.csv");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
-        writeln!(out, "id,title,body,due,priority,status,updated")?;
-        let words = [
-            "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
-        ];
-        for i in 0..rows {
-            let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
-            let due = if i % 10 == 0 {
-                String::new()
-            } else {
-                format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
-            };
-            writeln!(
-                out,
-                "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
-                w(0),
-                w(1),
-                w(2),
-                i % 4,
-                1 + i % 22
-            )?;
-        }
-    }
+    let csv = opsweave_benches::write_task_csv(dir, rows)?;
     let weave = Weave::open(db).await?;
     let scope = weave.default_scope();
     let started = Instant::now();

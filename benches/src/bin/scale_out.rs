@@ -28,7 +28,6 @@ use opsweave::worker::{Worker, WorkerOptions};
 use opsweave::{Config, JobId, JobQueue, Mapping, NewJob, Scope, Weave};
 use opsweave_benches::{load_average, parent_pid, process_cpu_seconds, server_cpu_seconds};
 use sqlx::{Connection, Executor};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,7 +125,7 @@ fn main() -> Result<(), BoxError> {
         }
         if run("ingest") {
             let csv = tempfile::tempdir()?;
-            let csv = write_csv(csv.path(), rows)?;
+            let csv = opsweave_benches::write_task_csv(csv.path(), rows)?;
             for concurrency in ingest_concurrency()? {
                 let name = format!("ow_bench_ingest_{stamp}_{concurrency}");
                 let db = fresh_database(&pg, &name).await?;
@@ -549,35 +548,6 @@ fn ingest_concurrency() -> Result<Vec<usize>, BoxError> {
             .collect::<Result<_, _>>()?),
         _ => Ok(vec![1, 4]),
     }
-}
-
-/// Writes `rows` synthetic task rows as CSV into `dir`.
-fn write_csv(dir: &std::path::Path, rows: usize) -> Result<std::path::PathBuf, BoxError> {
-    let csv = dir.join("tasks.csv");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv)?);
-    writeln!(out, "id,title,body,due,priority,status,updated")?;
-    let words = [
-        "migrate", "customer", "renewal", "invoice", "deploy", "security", "review",
-    ];
-    for i in 0..rows {
-        let w = |k: usize| words[(i / (k + 1) + k) % words.len()];
-        let due = if i % 10 == 0 {
-            String::new()
-        } else {
-            format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28)
-        };
-        writeln!(
-            out,
-            "T-{i},{} {} {} #{i},Details for task {i} and follow-up,{due},P{},open,2026-11-{:02}T09:00:00Z",
-            w(0),
-            w(1),
-            w(2),
-            i % 4,
-            1 + i % 22
-        )?;
-    }
-    out.flush()?;
-    Ok(csv)
 }
 
 /// Ingests the CSV twice into a fresh PostgreSQL database, `concurrency` batches at once.
