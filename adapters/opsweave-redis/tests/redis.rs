@@ -13,20 +13,7 @@ use std::time::Duration;
 
 /// The server URL, or `None` (after saying so, loudly) when tests may skip it.
 fn server_url(test: &str) -> Option<String> {
-    match std::env::var("OPSWEAVE_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_some() => panic!(
-            "{test}: OPSWEAVE_TEST_REDIS_URL is not set but OPSWEAVE_REQUIRE_SERVERS is: start a \
-             server with `eval \"$(adapters/opsweave-redis/redis-test-server.sh start)\"`"
-        ),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED {test}: no Redis (set OPSWEAVE_TEST_REDIS_URL, e.g. \
-                 `eval \"$(adapters/opsweave-redis/redis-test-server.sh start)\"`) ***\n"
-            );
-            None
-        }
-    }
+    opsweave_testkit::server_url("OPSWEAVE_TEST_REDIS_URL", test)
 }
 
 /// A key prefix no other test run uses, so tests share one server without flushing it.

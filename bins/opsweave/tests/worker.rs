@@ -15,16 +15,7 @@ const JOBS: usize = 10_000;
 const CONCURRENCY: usize = 8;
 
 fn server(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_some() => {
-            panic!("{test}: {var} is not set but OPSWEAVE_REQUIRE_SERVERS is")
-        }
-        _ => {
-            eprintln!("\n*** SKIPPED {test}: {var} is not set ***\n");
-            None
-        }
-    }
+    opsweave_testkit::server_url(var, test)
 }
 
 fn unique(test: &str) -> String {

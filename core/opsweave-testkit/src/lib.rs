@@ -7,6 +7,7 @@
 mod cache;
 mod queue;
 mod recall;
+mod servers;
 mod snapshot;
 mod usage;
 mod vectors;
@@ -14,6 +15,7 @@ mod vectors;
 pub use cache::*;
 pub use queue::*;
 pub use recall::*;
+pub use servers::*;
 pub use snapshot::*;
 pub use usage::*;
 pub use vectors::*;

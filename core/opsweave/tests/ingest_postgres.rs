@@ -32,16 +32,7 @@ map = { "open" = "todo", "closed" = "done" }
 "#;
 
 fn server_url(test: &str) -> Option<String> {
-    match std::env::var("OPSWEAVE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_some() => {
-            panic!("{test}: OPSWEAVE_TEST_POSTGRES_URL is not set but OPSWEAVE_REQUIRE_SERVERS is")
-        }
-        _ => {
-            eprintln!("\n*** SKIPPED {test}: no PostgreSQL (set OPSWEAVE_TEST_POSTGRES_URL) ***\n");
-            None
-        }
-    }
+    opsweave_testkit::server_url("OPSWEAVE_TEST_POSTGRES_URL", test)
 }
 
 fn row(id: usize, title: &str) -> serde_json::Value {

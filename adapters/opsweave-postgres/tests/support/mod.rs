@@ -10,20 +10,7 @@ use std::sync::Mutex;
 /// Skipping is allowed only when `OPSWEAVE_REQUIRE_SERVERS` is unset: the project's test command
 /// (scripts/test.sh) starts a server and sets it, so a missing server fails there.
 pub fn server_url(test: &str) -> Option<String> {
-    match std::env::var("OPSWEAVE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_some() => panic!(
-            "{test}: OPSWEAVE_TEST_POSTGRES_URL is not set but OPSWEAVE_REQUIRE_SERVERS is: \
-             start a server with `eval \"$(adapters/opsweave-postgres/pg-test-server.sh start)\"`"
-        ),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED {test}: no PostgreSQL (set OPSWEAVE_TEST_POSTGRES_URL, e.g. \
-                 `eval \"$(adapters/opsweave-postgres/pg-test-server.sh start)\"`) ***\n"
-            );
-            None
-        }
-    }
+    opsweave_testkit::server_url("OPSWEAVE_TEST_POSTGRES_URL", test)
 }
 
 /// Databases created for one test, dropped when it ends.

@@ -216,16 +216,7 @@ async fn revoked_keys_are_refused_here_at_once_and_elsewhere_within_the_ttl() {
 /// `OPSWEAVE_TEST_REDIS_URL`, or `None` (and a loud skip) when it is not set; a panic when
 /// `OPSWEAVE_REQUIRE_SERVERS` says servers must be there.
 fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("OPSWEAVE_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("OPSWEAVE_REQUIRE_SERVERS").is_some() => {
-            panic!("{test}: OPSWEAVE_TEST_REDIS_URL is not set but OPSWEAVE_REQUIRE_SERVERS is")
-        }
-        _ => {
-            eprintln!("\n*** SKIPPED {test}: no Redis (set OPSWEAVE_TEST_REDIS_URL, e.g. with adapters/opsweave-redis/redis-test-server.sh) ***\n");
-            None
-        }
-    }
+    opsweave_testkit::server_url("OPSWEAVE_TEST_REDIS_URL", test)
 }
 
 /// A key prefix no other test run shares.
