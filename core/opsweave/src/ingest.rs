@@ -373,14 +373,10 @@ impl Weave {
     /// Batches an ingest writes at once: `ingest.concurrency`, or the store's choice.
     fn ingest_concurrency(&self) -> usize {
         match self.config().ingest.concurrency {
-            0 => {
-                let db = self.config().db.trim_start();
-                if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-                    4
-                } else {
-                    1
-                }
-            }
+            0 => match crate::scale_out::scheme(self.config().db.trim()) {
+                "postgres" | "postgresql" => 4,
+                _ => 1,
+            },
             n => n,
         }
     }

@@ -21,7 +21,8 @@ impl Weave {
     }
 }
 
-fn scheme(url: &str) -> &str {
+/// The scheme of a database, cache or queue URL (`postgres` in `postgres://…`).
+pub(crate) fn scheme(url: &str) -> &str {
     url.split_once("://").map_or("", |(s, _)| s)
 }
 
