@@ -22,6 +22,8 @@ K = 10
 M = 16
 EF_CONSTRUCTION = 128
 EF_SEARCH = 64
+# Plain queries are also measured at these ef_search values (recall against latency).
+CURVE_EF = (64, 128, 192, 256)
 
 
 def gen(n: int, dim: int, rank: int, queries: int, out: str) -> None:
@@ -111,10 +113,15 @@ def run_hnswlib(data: str) -> dict:
     index.set_ef(EF_SEARCH)
     index.set_num_threads(1)
     plain = measure(lambda v: index.knn_query(v, k=K)[0][0], q, gt)
+    curve = []
+    for ef in CURVE_EF:
+        index.set_ef(ef)
+        curve.append({"ef": ef, **measure(lambda v: index.knn_query(v, k=K)[0][0], q, gt)})
+    index.set_ef(EF_SEARCH)
     tenant = lambda label: label % 100 == 0  # noqa: E731
     filtered = measure(lambda v: index.knn_query(v, k=K, filter=tenant)[0][0], q, gt_t)
     return {"engine": "hnswlib " + getattr(hnswlib, "__version__", ""), "build_s": build_s,
-            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered}
+            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
 def run_faiss(data: str) -> dict:
@@ -130,11 +137,16 @@ def run_faiss(data: str) -> dict:
     faiss.omp_set_num_threads(1)
     index.hnsw.efSearch = EF_SEARCH
     plain = measure(lambda v: index.search(v.reshape(1, -1), K)[1][0], q, gt)
+    curve = []
+    for ef in CURVE_EF:
+        index.hnsw.efSearch = ef
+        curve.append({"ef": ef, **measure(lambda v: index.search(v.reshape(1, -1), K)[1][0], q, gt)})
+    index.hnsw.efSearch = EF_SEARCH
     selector = faiss.IDSelectorBatch(np.flatnonzero(np.arange(len(base)) % 100 == 0))
     params = faiss.SearchParametersHNSW(sel=selector, efSearch=EF_SEARCH)
     filtered = measure(lambda v: index.search(v.reshape(1, -1), K, params=params)[1][0], q, gt_t)
     return {"engine": "faiss-cpu " + faiss.__version__ + " IndexHNSWFlat", "build_s": build_s,
-            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered}
+            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
 def main() -> None:

@@ -64,32 +64,28 @@ async fn create_vector_index(
             .await
             .map_err(|e| map("read vector indexes", e))?;
     if let Some((known_dim, known_name)) = known {
-        return if known_dim as usize == dim {
-            Ok(known_name)
-        } else {
-            Err(Error::conflict(format!(
+        if known_dim as usize != dim {
+            return Err(Error::conflict(format!(
                 "model `{model}` is indexed with {known_dim} dimensions, not {dim}: \
                  re-embed under another model name"
-            )))
-        };
+            )));
+        }
+        // A bulk load that never finished left the model without its index: build it now.
+        let present: bool =
+            sqlx::query_scalar("SELECT to_regclass('search.' || quote_ident($1)) IS NOT NULL")
+                .bind(&known_name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| map("look up vector index", e))?;
+        if !present {
+            create_index(&mut tx, model, dim, &known_name).await?;
+            tx.commit()
+                .await
+                .map_err(|e| map("commit vector index", e))?;
+        }
+        return Ok(known_name);
     }
-    // The server quotes the name and the model (format's %I and %L).
-    let create: String = sqlx::query_scalar(
-        "SELECT format('CREATE INDEX IF NOT EXISTS %I ON search.embeddings \
-         USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) WHERE model = %L', \
-         $1::text, $2::int, $3::text)",
-    )
-    .bind(name)
-    .bind(dim as i32)
-    .bind(model)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| map("build vector index statement", e))?;
-    // A plain (extended-protocol) statement: raw_sql's future is not Send for every lifetime.
-    sqlx::query(&create)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("create vector index", e))?;
+    create_index(&mut tx, model, dim, name).await?;
     sqlx::query("INSERT INTO search.vector_indexes (model, dim, index_name) VALUES ($1, $2, $3)")
         .bind(model)
         .bind(dim as i32)
@@ -101,6 +97,114 @@ async fn create_vector_index(
         .await
         .map_err(|e| map("commit vector index", e))?;
     Ok(name.to_string())
+}
+
+/// Creates `model`'s HNSW index `name` over the rows already stored (cosine distance on halfvec).
+async fn create_index(
+    conn: &mut sqlx::PgConnection,
+    model: &str,
+    dim: usize,
+    name: &str,
+) -> Result<()> {
+    // The server quotes the name and the model (format's %I and %L).
+    let create: String = sqlx::query_scalar(
+        "SELECT format('CREATE INDEX IF NOT EXISTS %I ON search.embeddings \
+         USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) WHERE model = %L', \
+         $1::text, $2::int, $3::text)",
+    )
+    .bind(name)
+    .bind(dim as i32)
+    .bind(model)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| map("build vector index statement", e))?;
+    // A plain (extended-protocol) statement: raw_sql's future is not Send for every lifetime.
+    sqlx::query(&create)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| map("create vector index", e))?;
+    Ok(())
+}
+
+/// A bulk load of one model's vectors, begun by [`PgStore::begin_vector_load`]: the model's HNSW
+/// index is dropped first and built once over every row by [`VectorLoad::finish`] — pgvector
+/// builds an index over stored rows many times faster than it inserts rows into one. Until then
+/// k-NN queries of the model are exact scans (right, slower). A load that never finishes is
+/// repaired by the next upsert of the model, which builds the missing index.
+pub struct VectorLoad<'a> {
+    store: &'a PgStore,
+    model: ModelInfo,
+    index: String,
+}
+
+impl PgStore {
+    /// Begins a bulk load of `model`'s vectors (see [`VectorLoad`]).
+    pub async fn begin_vector_load(&self, model: &ModelInfo) -> Result<VectorLoad<'_>> {
+        let index = self.ensure_vector_index(&model.name, model.dim).await?;
+        // The name is ours (`index_name`: letters, digits, underscores), safe to write inline.
+        let drop = format!("DROP INDEX IF EXISTS search.{index}");
+        with_retries(|| async {
+            sqlx::query(&drop)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| map("drop vector index for a bulk load", e))
+        })
+        .await?;
+        Ok(VectorLoad {
+            store: self,
+            model: model.clone(),
+            index,
+        })
+    }
+}
+
+impl VectorLoad<'_> {
+    /// Writes vectors as [`VectorIndex::upsert`] does, without maintaining the index.
+    pub async fn write(&self, items: Vec<VectorItem>) -> Result<()> {
+        write_items(self.store, &self.model, items).await
+    }
+
+    /// Builds the model's index over every stored row, giving the build `memory_mib` of
+    /// `maintenance_work_mem` (a graph that does not fit is built on disk, much slower: about
+    /// 1.3 KiB per 384-dimension vector).
+    pub async fn finish(self, memory_mib: u32) -> Result<()> {
+        let (store, model, index) = (self.store, &self.model, &self.index);
+        with_retries(|| async move {
+            let mut tx = store.pool.begin().await.map_err(|e| map("begin", e))?;
+            sqlx::query("SELECT set_config('maintenance_work_mem', $1, true)")
+                .bind(format!("{}MB", memory_mib.max(64)))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("set index build memory", e))?;
+            create_index(&mut tx, &model.name, model.dim, index).await?;
+            tx.commit().await.map_err(|e| map("commit vector index", e))
+        })
+        .await
+    }
+}
+
+/// Checks and writes `items` of `model` (the later of two vectors of one record wins).
+async fn write_items(store: &PgStore, model: &ModelInfo, items: Vec<VectorItem>) -> Result<()> {
+    check_upsert(model, &items)?;
+    // Every vector is stored as halfvec.
+    check_half_precision(&items)?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    // The same record twice in one batch: the later vector wins (ON CONFLICT cannot touch a
+    // row twice in one statement).
+    let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        latest.insert(item.id.raw(), i);
+    }
+    let items: Vec<&VectorItem> = items
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| latest.get(&item.id.raw()) == Some(i))
+        .map(|(_, item)| item)
+        .collect();
+    let batches: Vec<Columns> = items.chunks(ROWS_PER_STATEMENT).map(Columns::of).collect();
+    with_retries(|| write_batches(&store.pool, &model.name, &batches)).await
 }
 
 /// `model` as an SQL string literal. A k-NN query names its model as a literal so the planner can
@@ -235,26 +339,12 @@ fn ef_search(k: usize) -> usize {
 impl VectorIndex for PgStore {
     async fn upsert(&self, model: &ModelInfo, items: Vec<VectorItem>) -> Result<()> {
         check_upsert(model, &items)?;
-        // Every vector is stored as halfvec.
         check_half_precision(&items)?;
         if items.is_empty() {
             return Ok(());
         }
         self.ensure_vector_index(&model.name, model.dim).await?;
-        // The same record twice in one batch: the later vector wins (ON CONFLICT cannot touch a
-        // row twice in one statement).
-        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            latest.insert(item.id.raw(), i);
-        }
-        let items: Vec<&VectorItem> = items
-            .iter()
-            .enumerate()
-            .filter(|(i, item)| latest.get(&item.id.raw()) == Some(i))
-            .map(|(_, item)| item)
-            .collect();
-        let batches: Vec<Columns> = items.chunks(ROWS_PER_STATEMENT).map(Columns::of).collect();
-        with_retries(|| write_batches(&self.pool, &model.name, &batches)).await
+        write_items(self, model, items).await
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {

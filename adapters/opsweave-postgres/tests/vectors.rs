@@ -215,3 +215,101 @@ async fn a_starved_graph_walk_falls_back_to_exact() {
     drop(store);
     databases.drop_all().await;
 }
+
+/// recall@10 of model `bulk`'s k-NN in org `acme` against the exact top 10 by cosine similarity
+/// over `all` (stored as ids 1..), on 20 queries.
+async fn recall_at_10(store: &PgStore, all: &[Vec<f32>]) -> f64 {
+    use opsweave_core::{Scope, VectorFilter, VectorIndex};
+    let filter = VectorFilter {
+        scope: Scope::org("acme"),
+        ..VectorFilter::default()
+    };
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let mut found = 0;
+    for q in &opsweave_testkit::random_vectors(20, DIM, 77) {
+        let mut scored: Vec<(f32, i64)> = all
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let dot: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                (dot / (norm(v) * norm(q)), i as i64 + 1)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let truth: Vec<i64> = scored.iter().take(10).map(|s| s.1).collect();
+        let hits = store.knn("bulk", q, 10, &filter).await.unwrap();
+        assert_eq!(hits.len(), 10);
+        found += hits.iter().filter(|h| truth.contains(&h.id.raw())).count();
+    }
+    found as f64 / 200.0
+}
+
+/// A bulk load drops the model's index, writes the rows, and builds the index once at the end;
+/// queries stay right meanwhile (exact scans), and a load that never finished is repaired by the
+/// model's next upsert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_load_builds_the_index_at_the_end_and_an_unfinished_one_is_repaired() {
+    use opsweave_core::{Scope, VectorIndex};
+    let Some(server) = support::server_url("a_bulk_load_builds_the_index_at_the_end") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "vector_bulk");
+    let store = PgStore::open(&databases.create().await).await.unwrap();
+    let model = opsweave_testkit::model("bulk", DIM);
+    let all = opsweave_testkit::random_vectors(3_000, DIM, 5);
+    let items: Vec<_> = all
+        .iter()
+        .enumerate()
+        .map(|(i, v)| opsweave_testkit::vector_item(i as i64 + 1, &Scope::org("acme"), v.clone()))
+        .collect();
+    let index_count = |store: &PgStore| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = 'search' \
+                 AND indexname LIKE 'embeddings_hnsw_%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let load = store.begin_vector_load(&model).await.unwrap();
+    assert_eq!(
+        index_count(&store).await,
+        0,
+        "the index is dropped for the load"
+    );
+    for chunk in items.chunks(1_000) {
+        load.write(chunk.to_vec()).await.unwrap();
+    }
+    assert_eq!(index_count(&store).await, 0, "rows go in without an index");
+    // Exact scans meanwhile (half precision may swap a near tie).
+    let before = recall_at_10(&store, &all).await;
+    assert!(before >= 0.97, "recall@10 during the load {before}");
+    load.finish(64).await.unwrap();
+    assert_eq!(
+        index_count(&store).await,
+        1,
+        "the index is built at the end"
+    );
+    let after = recall_at_10(&store, &all).await;
+    assert!(after >= 0.9, "recall@10 through the index {after}");
+    // A bad vector is refused by the load as by upsert.
+    let load = store.begin_vector_load(&model).await.unwrap();
+    let mut bad = items[0].clone();
+    bad.vector.pop();
+    assert!(load.write(vec![bad]).await.is_err());
+    // Never finished: the next upsert of the model builds the missing index.
+    drop(load);
+    assert_eq!(index_count(&store).await, 0);
+    store.upsert(&model, items[..1].to_vec()).await.unwrap();
+    assert_eq!(
+        index_count(&store).await,
+        1,
+        "the next upsert repairs the index"
+    );
+    assert!(recall_at_10(&store, &all).await >= 0.9);
+    drop(store);
+    databases.drop_all().await;
+}

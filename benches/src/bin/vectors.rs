@@ -7,6 +7,15 @@
 //! vectors --data DIR --db sqlite://PATH|postgres://URL [--batch 5000]
 //! vectors --data DIR --db sqlite://PATH --existing --ef 128   # queries only, at another ef
 //! ```
+//!
+//! On SQLite the run then saves the graph, reopens it and measures plain queries at ef_search 64,
+//! 128, 192 and 256 (the recall / latency curve), the 1 % tenant through the filtered graph walk
+//! (exact scan off), and the rebuild of a deleted graph file from the rows. `--no-rebuild` skips
+//! the last two: at 1,000,000 vectors they take about as long as the build itself.
+//!
+//! On PostgreSQL the vectors go in as a bulk load (`PgStore::begin_vector_load`): rows first, the
+//! HNSW index built over them at the end with `OPSWEAVE_BENCH_PG_BUILD_MIB` (default 3,072) of
+//! `maintenance_work_mem`; the build time includes both.
 
 use opsweave_core::{ModelInfo, RecordId, Scope, VectorFilter, VectorIndex, VectorItem};
 use opsweave_postgres::PgStore;
@@ -150,10 +159,11 @@ async fn first_query(vectors: &dyn VectorIndex, data: &Data, filter: &VectorFilt
 async fn main() -> opsweave_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut data_dir, mut db, mut batch) = (None, None, 5_000usize);
-    let (mut existing, mut ef) = (false, None);
+    let (mut existing, mut ef, mut rebuild) = (false, None, true);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--existing" => existing = true,
+            "--no-rebuild" => rebuild = false,
             "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
             "--data" => data_dir = args.next().map(PathBuf::from),
             "--db" => db = args.next(),
@@ -202,13 +212,18 @@ async fn main() -> opsweave_core::Result<()> {
     } else {
         None
     };
-    let vectors: Arc<dyn VectorIndex> = match &sqlite {
-        Some(store) => store.clone(),
+    let pg = match &sqlite {
+        Some(_) => None,
         None => {
             let (base, _) = db.split_once('?').unwrap_or((&db, ""));
             let url = format!("{}/{fresh}", base.rsplit_once('/').map_or(base, |(s, _)| s));
-            Arc::new(PgStore::open(&url).await?)
+            Some(Arc::new(PgStore::open(&url).await?))
         }
+    };
+    let vectors: Arc<dyn VectorIndex> = match (&sqlite, &pg) {
+        (Some(store), _) => store.clone(),
+        (None, Some(store)) => store.clone(),
+        (None, None) => unreachable!("one store is open"),
     };
     let model = ModelInfo {
         name: "bench".into(),
@@ -218,6 +233,11 @@ async fn main() -> opsweave_core::Result<()> {
     let org = Scope::org("acme");
     let tenant = Scope::org("acme").with_client("tenant");
     let (started, cpu) = (Instant::now(), cpu_seconds());
+    // On PostgreSQL a bulk load: rows first, the HNSW index built over them at the end.
+    let load = match &pg {
+        Some(store) => Some(store.begin_vector_load(&model).await?),
+        None => None,
+    };
     for start in (0..data.n).step_by(batch) {
         let items: Vec<VectorItem> = (start..(start + batch).min(data.n))
             .map(|i| VectorItem {
@@ -233,7 +253,20 @@ async fn main() -> opsweave_core::Result<()> {
                 vector: data.base[i * data.dim..(i + 1) * data.dim].to_vec(),
             })
             .collect();
-        vectors.upsert(&model, items).await?;
+        match &load {
+            Some(load) => load.write(items).await?,
+            None => vectors.upsert(&model, items).await?,
+        }
+    }
+    let mut index_s = 0.0;
+    if let Some(load) = load {
+        let rows_s = started.elapsed().as_secs_f64();
+        let memory_mib = std::env::var("OPSWEAVE_BENCH_PG_BUILD_MIB")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(3_072);
+        load.finish(memory_mib).await?;
+        index_s = started.elapsed().as_secs_f64() - rows_s;
     }
     let build_s = started.elapsed().as_secs_f64();
     let build_cpu_s = cpu_seconds() - cpu;
@@ -251,7 +284,11 @@ async fn main() -> opsweave_core::Result<()> {
     let query_cpu_s = cpu_seconds() - cpu;
     let rss = peak_rss_mib();
     let mut reopen = json!({});
+    if postgres {
+        reopen = json!({"index_build_s": index_s});
+    }
     drop(vectors);
+    drop(pg);
     if let Some(server) = server {
         sqlx::query(&format!("DROP DATABASE {fresh} WITH (FORCE)"))
             .execute(server.pool())
@@ -269,6 +306,33 @@ async fn main() -> opsweave_core::Result<()> {
         let store = open_sqlite(&db).await?;
         let load_s = first_query(&*store, &data, &all).await;
         drop(store);
+        let mut curve = Vec::new();
+        for ef in [64, 128, 192, 256] {
+            let options = opsweave_sqlite::VectorOptions {
+                expansion_search: ef,
+                ..opsweave_sqlite::VectorOptions::default()
+            };
+            let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(options));
+            first_query(&*store, &data, &all).await;
+            let mut point = measure(&*store, &data, &all, &data.gt).await;
+            point["ef"] = json!(ef);
+            curve.push(point);
+            store.close().await;
+        }
+        reopen = json!({"save_s": save_s, "load_s": load_s, "curve": curve});
+        if !rebuild {
+            return finish(
+                postgres,
+                &data,
+                build_s,
+                build_cpu_s,
+                query_cpu_s,
+                rss,
+                plain,
+                filtered,
+                reopen,
+            );
+        }
         // The tenant again with the planner's exact scan turned off: the filtered graph walk.
         let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(
             opsweave_sqlite::VectorOptions {
@@ -283,9 +347,35 @@ async fn main() -> opsweave_core::Result<()> {
         let store = open_sqlite(&db).await?;
         let rebuild_s = first_query(&*store, &data, &all).await;
         store.close().await;
-        reopen = json!({"save_s": save_s, "load_s": load_s, "rebuild_s": rebuild_s,
-            "tenant_graph_path": tenant_graph});
+        reopen["rebuild_s"] = json!(rebuild_s);
+        reopen["tenant_graph_path"] = tenant_graph;
     }
+    finish(
+        postgres,
+        &data,
+        build_s,
+        build_cpu_s,
+        query_cpu_s,
+        rss,
+        plain,
+        filtered,
+        reopen,
+    )
+}
+
+/// Prints the run's JSON line.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    postgres: bool,
+    data: &Data,
+    build_s: f64,
+    build_cpu_s: f64,
+    query_cpu_s: f64,
+    rss: f64,
+    plain: serde_json::Value,
+    filtered: serde_json::Value,
+    reopen: serde_json::Value,
+) -> opsweave_core::Result<()> {
     println!(
         "{}",
         json!({
