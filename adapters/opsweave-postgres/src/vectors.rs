@@ -24,7 +24,8 @@ pub const MAX_INDEXED_DIM: usize = 4_000;
 
 impl PgStore {
     /// Makes sure `model`'s vectors (of `dim` dimensions) have their HNSW index (cosine distance),
-    /// creating it on first use, and returns the index name. A k-NN query uses the index when it
+    /// creating it on first use (and again when an unfinished bulk load left it missing), and
+    /// returns the index name. A k-NN query uses the index when it
     /// orders by `embedding::halfvec(dim) <=> $query` and filters on `model = '<model>'` written as
     /// a literal (a bound parameter cannot prove the partial index's predicate in a generic plan).
     /// `Conflict` when the model already has an index of another dimension.
@@ -169,6 +170,16 @@ impl VectorLoad<'_> {
     /// 1.3 KiB per 384-dimension vector).
     pub async fn finish(self, memory_mib: u32) -> Result<()> {
         let (store, model, index) = (self.store, &self.model, &self.index);
+        // The new rows' visibility and statistics settled before the build: otherwise the
+        // insert-triggered autovacuum comes after it and walks the new graph while queries run,
+        // and the planner costs filtered queries with stale row counts.
+        with_retries(|| async {
+            sqlx::query("VACUUM (ANALYZE) search.embeddings")
+                .execute(&store.pool)
+                .await
+                .map_err(|e| map("vacuum vectors after a bulk load", e))
+        })
+        .await?;
         with_retries(|| async move {
             let mut tx = store.pool.begin().await.map_err(|e| map("begin", e))?;
             sqlx::query("SELECT set_config('maintenance_work_mem', $1, true)")

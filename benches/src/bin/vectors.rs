@@ -320,62 +320,25 @@ async fn main() -> opsweave_core::Result<()> {
             store.close().await;
         }
         reopen = json!({"save_s": save_s, "load_s": load_s, "curve": curve});
-        if !rebuild {
-            return finish(
-                postgres,
-                &data,
-                build_s,
-                build_cpu_s,
-                query_cpu_s,
-                rss,
-                plain,
-                filtered,
-                reopen,
-            );
+        if rebuild {
+            // The tenant again with the planner's exact scan turned off: the filtered graph walk.
+            let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(
+                opsweave_sqlite::VectorOptions {
+                    exact_scan_limit: 0,
+                    ..opsweave_sqlite::VectorOptions::default()
+                },
+            ));
+            let tenant_graph = measure(&*store, &data, &only_tenant, &data.gt_tenant).await;
+            drop(store);
+            let path = db.trim_start_matches("sqlite://");
+            std::fs::remove_dir_all(format!("{path}.vectors")).ok();
+            let store = open_sqlite(&db).await?;
+            let rebuild_s = first_query(&*store, &data, &all).await;
+            store.close().await;
+            reopen["rebuild_s"] = json!(rebuild_s);
+            reopen["tenant_graph_path"] = tenant_graph;
         }
-        // The tenant again with the planner's exact scan turned off: the filtered graph walk.
-        let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(
-            opsweave_sqlite::VectorOptions {
-                exact_scan_limit: 0,
-                ..opsweave_sqlite::VectorOptions::default()
-            },
-        ));
-        let tenant_graph = measure(&*store, &data, &only_tenant, &data.gt_tenant).await;
-        drop(store);
-        let path = db.trim_start_matches("sqlite://");
-        std::fs::remove_dir_all(format!("{path}.vectors")).ok();
-        let store = open_sqlite(&db).await?;
-        let rebuild_s = first_query(&*store, &data, &all).await;
-        store.close().await;
-        reopen["rebuild_s"] = json!(rebuild_s);
-        reopen["tenant_graph_path"] = tenant_graph;
     }
-    finish(
-        postgres,
-        &data,
-        build_s,
-        build_cpu_s,
-        query_cpu_s,
-        rss,
-        plain,
-        filtered,
-        reopen,
-    )
-}
-
-/// Prints the run's JSON line.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    postgres: bool,
-    data: &Data,
-    build_s: f64,
-    build_cpu_s: f64,
-    query_cpu_s: f64,
-    rss: f64,
-    plain: serde_json::Value,
-    filtered: serde_json::Value,
-    reopen: serde_json::Value,
-) -> opsweave_core::Result<()> {
     println!(
         "{}",
         json!({
