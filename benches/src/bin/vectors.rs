@@ -11,7 +11,9 @@
 //! On SQLite the run then saves the graph, reopens it and measures plain queries at ef_search 64,
 //! 128, 192 and 256 (the recall / latency curve), the 1 % tenant through the filtered graph walk
 //! (exact scan off), and the rebuild of a deleted graph file from the rows. `--no-rebuild` skips
-//! the last two: at 1,000,000 vectors they take about as long as the build itself.
+//! the last two: at 1,000,000 vectors they take about as long as the build itself. `--half` stores
+//! the SQLite vectors and graph in f16 (the store's choice for models of `half_precision_from`
+//! dimensions and more).
 //!
 //! On PostgreSQL the vectors go in as a bulk load (`PgStore::begin_vector_load`): rows first, the
 //! HNSW index built over them at the end with `OPSWEAVE_BENCH_PG_BUILD_MIB` (default 3,072) of
@@ -141,8 +143,17 @@ async fn measure(
     })
 }
 
-async fn open_sqlite(db: &str) -> opsweave_core::Result<Arc<SqliteStore>> {
-    Ok(Arc::new(SqliteStore::open(db).await?))
+async fn open_sqlite(db: &str, half: bool) -> opsweave_core::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(db).await?;
+    Ok(Arc::new(if half {
+        // Every model stored (and graphed) in f16 from its first upsert on.
+        store.with_vector_options(opsweave_sqlite::VectorOptions {
+            half_precision_from: 0,
+            ..opsweave_sqlite::VectorOptions::default()
+        })
+    } else {
+        store
+    }))
 }
 
 /// Time of the first query of a fresh handle (it loads or rebuilds the graph).
@@ -159,11 +170,12 @@ async fn first_query(vectors: &dyn VectorIndex, data: &Data, filter: &VectorFilt
 async fn main() -> opsweave_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut data_dir, mut db, mut batch) = (None, None, 5_000usize);
-    let (mut existing, mut ef, mut rebuild) = (false, None, true);
+    let (mut existing, mut ef, mut rebuild, mut half) = (false, None, true, false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--existing" => existing = true,
             "--no-rebuild" => rebuild = false,
+            "--half" => half = true,
             "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
             "--data" => data_dir = args.next().map(PathBuf::from),
             "--db" => db = args.next(),
@@ -198,7 +210,7 @@ async fn main() -> opsweave_core::Result<()> {
     let sqlite = if postgres {
         None
     } else {
-        Some(open_sqlite(&db).await?)
+        Some(open_sqlite(&db, half).await?)
     };
     // On PostgreSQL: a fresh database on the server `--db` names, dropped at the end.
     let fresh = format!("opsweave_bench_vectors_{}", std::process::id());
@@ -303,7 +315,7 @@ async fn main() -> opsweave_core::Result<()> {
         let save_s = started.elapsed().as_secs_f64();
         store.close().await;
         drop(store);
-        let store = open_sqlite(&db).await?;
+        let store = open_sqlite(&db, half).await?;
         let load_s = first_query(&*store, &data, &all).await;
         drop(store);
         let mut curve = Vec::new();
@@ -332,7 +344,7 @@ async fn main() -> opsweave_core::Result<()> {
             drop(store);
             let path = db.trim_start_matches("sqlite://");
             std::fs::remove_dir_all(format!("{path}.vectors")).ok();
-            let store = open_sqlite(&db).await?;
+            let store = open_sqlite(&db, half).await?;
             let rebuild_s = first_query(&*store, &data, &all).await;
             store.close().await;
             reopen["rebuild_s"] = json!(rebuild_s);
@@ -342,7 +354,11 @@ async fn main() -> opsweave_core::Result<()> {
     println!(
         "{}",
         json!({
-            "engine": if postgres { "opsweave PostgreSQL (pgvector HNSW, halfvec)" } else { "opsweave SQLite (usearch HNSW)" },
+            "engine": match (postgres, half) {
+                (true, _) => "opsweave PostgreSQL (pgvector HNSW, halfvec)",
+                (false, false) => "opsweave SQLite (usearch HNSW)",
+                (false, true) => "opsweave SQLite (usearch HNSW, f16)",
+            },
             "n": data.n,
             "dim": data.dim,
             "build_s": build_s,
