@@ -131,7 +131,8 @@ async fn create_index(
 /// index is dropped first and built once over every row by [`VectorLoad::finish`] — pgvector
 /// builds an index over stored rows many times faster than it inserts rows into one. Until then
 /// k-NN queries of the model are exact scans (right, slower). A load that never finishes is
-/// repaired by the next upsert of the model, which builds the missing index.
+/// repaired by the next upsert of the model, which builds the missing index (so does an upsert of
+/// the model from elsewhere during the load: right, but the load then inserts into that index).
 pub struct VectorLoad<'a> {
     store: &'a PgStore,
     model: ModelInfo,
