@@ -189,6 +189,21 @@ fn assert_problem(
     );
 }
 
+/// A `/readyz` answer of 503 `not_ready` whose detail names `part` (e.g. "postgres store").
+fn assert_not_ready(status: StatusCode, headers: &axum::http::HeaderMap, body: &Value, part: &str) {
+    assert_problem(
+        status,
+        headers,
+        body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+    );
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains(part),
+        "{part}: {body}"
+    );
+}
+
 #[tokio::test]
 async fn health_ready_metrics_openapi_and_docs() {
     let s = Server::start(|_| {}).await;
@@ -273,13 +288,7 @@ async fn readyz_is_503_when_the_store_does_not_answer() {
         ..s
     };
     let (status, headers, body) = down.call("GET", "/readyz", None, None).await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
-    );
+    assert_not_ready(status, &headers, &body, "sqlite store");
     let (status, headers, body) = down.call("GET", "/api/tasks", Some(&down.acme), None).await;
     assert_problem(
         status,
@@ -1562,17 +1571,7 @@ async fn readyz_follows_postgres_through_a_cut_and_a_restore() {
 
     proxy.set_up(false);
     let (status, headers, body) = ready().await;
-    assert_problem(
-        status,
-        &headers,
-        &body,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
-    );
-    assert!(
-        body["detail"].as_str().unwrap().contains("postgres store"),
-        "{body}"
-    );
+    assert_not_ready(status, &headers, &body, "postgres store");
     assert!(
         !body.to_string().contains(&proxy.addr.to_string()),
         "the store's address is not shown to unauthenticated callers: {body}"
