@@ -163,7 +163,10 @@ impl PgStore {
 impl VectorLoad<'_> {
     /// Writes vectors as [`VectorIndex::upsert`] does, without maintaining the index.
     pub async fn write(&self, items: Vec<VectorItem>) -> Result<()> {
-        write_items(self.store, &self.model, items).await
+        if check_items(&self.model, &items)? {
+            write_items(self.store, &self.model, &items).await?;
+        }
+        Ok(())
     }
 
     /// Builds the model's index over every stored row, giving the build `memory_mib` of
@@ -195,14 +198,16 @@ impl VectorLoad<'_> {
     }
 }
 
-/// Checks and writes `items` of `model` (the later of two vectors of one record wins).
-async fn write_items(store: &PgStore, model: &ModelInfo, items: Vec<VectorItem>) -> Result<()> {
-    check_upsert(model, &items)?;
+/// Checks `items` of `model` before anything is written; true when there is something to write.
+fn check_items(model: &ModelInfo, items: &[VectorItem]) -> Result<bool> {
+    check_upsert(model, items)?;
     // Every vector is stored as halfvec.
-    check_half_precision(&items)?;
-    if items.is_empty() {
-        return Ok(());
-    }
+    check_half_precision(items)?;
+    Ok(!items.is_empty())
+}
+
+/// Writes checked `items` of `model` (the later of two vectors of one record wins).
+async fn write_items(store: &PgStore, model: &ModelInfo, items: &[VectorItem]) -> Result<()> {
     // The same record twice in one batch: the later vector wins (ON CONFLICT cannot touch a
     // row twice in one statement).
     let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
@@ -350,13 +355,11 @@ fn ef_search(k: usize) -> usize {
 #[async_trait]
 impl VectorIndex for PgStore {
     async fn upsert(&self, model: &ModelInfo, items: Vec<VectorItem>) -> Result<()> {
-        check_upsert(model, &items)?;
-        check_half_precision(&items)?;
-        if items.is_empty() {
+        if !check_items(model, &items)? {
             return Ok(());
         }
         self.ensure_vector_index(&model.name, model.dim).await?;
-        write_items(self, model, items).await
+        write_items(self, model, &items).await
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
