@@ -5,6 +5,7 @@
 //! from, and a saved file is only loaded when its generation, size and checksum all agree with the
 //! database; anything else means a rebuild from the rows.
 
+use crate::distance::{dot, normalise, use_unit_dot};
 use opsweave_core::{Error, Result, VectorFilter, VectorHit};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -73,6 +74,30 @@ impl VectorStorage {
         match self {
             Self::F32 => ScalarKind::F32,
             Self::F16 => ScalarKind::F16,
+        }
+    }
+
+    /// How its graph measures distance, written in the sidecar so that a file made another way
+    /// is rebuilt: f32 graphs hold unit vectors compared by dot product ([`crate::distance`]),
+    /// f16 graphs their vectors as given, compared by usearch's cosine.
+    fn distance(self) -> &'static str {
+        match self {
+            Self::F32 => "unit-dot",
+            Self::F16 => "cosine",
+        }
+    }
+
+    /// Installs the distance of [`Self::distance`] on a new or loaded index.
+    fn measure(self, index: &mut Index, dim: usize) {
+        if self == Self::F32 {
+            use_unit_dot(index, dim);
+        }
+    }
+
+    /// Prepares a vector for the graph (see [`Self::distance`]).
+    fn prepare(self, vector: &mut [f32]) {
+        if self == Self::F32 {
+            normalise(vector);
         }
     }
 }
@@ -225,8 +250,9 @@ impl Graph {
         options: &VectorOptions,
         capacity: usize,
     ) -> Result<Self> {
-        let index = Index::new(&Self::index_options(dim, storage, options))
+        let mut index = Index::new(&Self::index_options(dim, storage, options))
             .map_err(|e| usearch_error("create", e))?;
+        storage.measure(&mut index, dim);
         index
             .reserve_capacity_and_threads(capacity.max(64), search_slots())
             .map_err(|e| usearch_error("reserve", e))?;
@@ -303,7 +329,8 @@ impl Graph {
         }
         self.make_room(entries.len())?;
         let mut keyed = Vec::with_capacity(entries.len());
-        for entry in entries {
+        for mut entry in entries {
+            self.storage.prepare(&mut entry.vector);
             let group = self.group_id(entry.group);
             self.group_of.insert(entry.key, group);
             self.groups[group as usize].1.insert(entry.key);
@@ -415,16 +442,18 @@ impl Graph {
             VectorPlan::Exact { .. } => self.exact(query, k, &mask),
             plan => {
                 let filtered = matches!(plan, VectorPlan::FilteredGraph { .. });
+                let mut prepared = query.to_vec();
+                self.storage.prepare(&mut prepared);
                 // Asking for more results widens the walk (usearch keeps max(ef, count)
                 // candidates); past a few thousand an exact scan is as cheap and certain.
                 let mut count = k;
                 loop {
                     let found = if filtered {
-                        self.index.filtered_search(query, count, |key| {
+                        self.index.filtered_search(&prepared, count, |key| {
                             self.group_of.get(&key).is_some_and(|g| mask[*g as usize])
                         })
                     } else {
-                        self.index.search(query, count)
+                        self.index.search(&prepared, count)
                     }
                     .map_err(|e| usearch_error("search", e))?;
                     if found.keys.len() >= want {
@@ -515,6 +544,7 @@ impl Graph {
             "count": self.index.size(),
             "dim": self.dim,
             "storage": self.storage.as_str(),
+            "distance": self.storage.distance(),
             "blake3": checksum,
         });
         let temp = meta.with_extension("json.tmp");
@@ -543,7 +573,8 @@ impl Graph {
         let matches = sidecar["generation"].as_i64() == Some(generation)
             && sidecar["count"].as_u64() == Some(groups.len() as u64)
             && sidecar["dim"].as_u64() == Some(dim as u64)
-            && sidecar["storage"].as_str() == Some(storage.as_str());
+            && sidecar["storage"].as_str() == Some(storage.as_str())
+            && sidecar["distance"].as_str() == Some(storage.distance());
         if !matches {
             return None;
         }
@@ -551,8 +582,10 @@ impl Graph {
         if sidecar["blake3"].as_str() != Some(checksum(&file).ok()?.as_str()) {
             return None;
         }
-        let index = Index::new(&Self::index_options(dim, storage, options)).ok()?;
+        let mut index = Index::new(&Self::index_options(dim, storage, options)).ok()?;
         index.load(file.to_str()?).ok()?;
+        // Loading puts back the metric named in the file; ours is a custom one.
+        storage.measure(&mut index, dim);
         if index.dimensions() != dim || index.scalar_kind() != storage.scalar() {
             return None;
         }
@@ -668,25 +701,6 @@ impl Ord for Worst {
     }
 }
 
-/// Eight partial sums, so the compiler can keep them in one SIMD register (a single running sum
-/// of floats must be added in order and is not vectorised).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
 fn norm(a: &[f32]) -> f32 {
     dot(a, a).sqrt()
 }
@@ -715,19 +729,6 @@ mod tests {
             .to_string_lossy()
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
-    }
-
-    #[test]
-    fn dot_products_of_any_length() {
-        for n in [0, 1, 7, 8, 9, 384] {
-            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
-            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!(
-                (dot(&a, &b) - plain).abs() <= 1e-3 * plain.abs().max(1.0),
-                "{n}"
-            );
-        }
     }
 
     #[test]

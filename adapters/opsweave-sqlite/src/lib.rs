@@ -4,6 +4,7 @@
 //! FTS5 index kept in step by triggers) and OPS (events, rejections, jobs). Migrations are
 //! embedded in the binary and applied on open.
 
+mod distance;
 mod error;
 mod hnsw;
 mod jobs;

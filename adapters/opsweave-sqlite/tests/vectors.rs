@@ -172,6 +172,24 @@ async fn a_missing_corrupt_or_stale_graph_file_is_rebuilt() {
     assert_eq!(answers(&store, &queries).await, before, "loaded from file");
     store.close().await;
 
+    // Saved by a version whose f32 graphs held the vectors as given under usearch's cosine (its
+    // sidecar names no distance): not loaded, rebuilt, and saved with today's distance.
+    let sidecar = graph.with_extension("json");
+    let read_sidecar =
+        || serde_json::from_slice::<serde_json::Value>(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let mut older = read_sidecar();
+    assert_eq!(older["distance"], "unit-dot");
+    older.as_object_mut().unwrap().remove("distance");
+    std::fs::write(&sidecar, older.to_string()).unwrap();
+    let store = open(&db, VectorOptions::default()).await;
+    assert_agree(
+        &answers(&store, &queries).await,
+        &before,
+        "after an older graph format",
+    );
+    store.close().await;
+    assert_eq!(read_sidecar()["distance"], "unit-dot", "saved again");
+
     // Deleted: rebuilt from the rows, same answers, file written again.
     std::fs::remove_file(&graph).unwrap();
     let store = open(&db, VectorOptions::default()).await;

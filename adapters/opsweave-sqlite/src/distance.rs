@@ -1,0 +1,160 @@
+//! The distance the f32 graphs walk by: unit vectors compared by their dot product, computed with
+//! the widest vector instructions the CPU has (picked at run time).
+//!
+//! usearch's own cosine either targets baseline x86-64 (built without its SIMD kernels) or, with
+//! them, accumulates in f64 on a single dependency chain; on 384 dimensions this kernel made the
+//! whole graph walk about twice as fast (docs/benchmarks.md, "Distance kernel").
+//!
+//! This is the crate's only unsafe code: usearch hands a custom metric two raw pointers, and the
+//! vector instructions are only callable after checking the CPU has them.
+#![allow(unsafe_code)]
+
+use usearch::Index;
+
+/// The dot product of two equally long slices.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above), all `dot_avx512` asks for.
+            return unsafe { dot_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked above), all `dot_avx2` asks for.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_lanes(a, b)
+}
+
+/// Makes `index` (of `dim` f32 scalars holding unit vectors) measure `1 − a·b`, which for unit
+/// vectors is the cosine distance usearch would otherwise compute from three sums.
+pub(crate) fn use_unit_dot(index: &mut Index, dim: usize) {
+    index.change_metric::<f32>(Box::new(move |a: *const f32, b: *const f32| {
+        // SAFETY: usearch calls the metric with pointers to two vectors in the index's own scalar
+        // kind and dimensions; callers install this only on an f32 index of `dim` dimensions, and
+        // usearch keeps both vectors alive and unchanged for the call.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, dim),
+                std::slice::from_raw_parts(b, dim),
+            )
+        };
+        1.0 - dot(a, b)
+    }));
+}
+
+/// Scales `vector` to length 1 (a zero vector stays zero, at distance 1 from everything).
+pub(crate) fn normalise(vector: &mut [f32]) {
+    let norm = dot(vector, vector).sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes(a, b)
+}
+
+/// Thirty-two partial sums, which the compiler keeps in two (AVX-512) or four (AVX2) vector
+/// registers: a single running sum must be added in order and is not vectorised.
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 32;
+    let mut lanes = [0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    sum_pairwise(lanes) + tail
+}
+
+/// Adds the lanes pairwise. Kept out of line: inlined, it led the compiler to split the main
+/// loop into 64-bit pieces with spills (seen in the assembly).
+#[inline(never)]
+fn sum_pairwise<const LANES: usize>(mut lanes: [f32; LANES]) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_products_of_any_length_on_every_path() {
+        for n in [0, 1, 7, 8, 31, 32, 33, 384, 1024, 1031] {
+            let a: Vec<f32> = (0..n).map(|i| (i % 17) as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| 1.0 - (i % 11) as f32 * 0.25).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let close = |got: f32| (got as f64 - plain).abs() <= 1e-4 * plain.abs().max(1.0);
+            assert!(close(dot(&a, &b)), "dispatched, n = {n}");
+            assert!(close(dot_lanes(&a, &b)), "portable, n = {n}");
+        }
+    }
+
+    #[test]
+    fn normalised_vectors_have_length_one_and_zero_stays_zero() {
+        let mut v = vec![3.0f32, 4.0, 0.0];
+        normalise(&mut v);
+        assert_eq!(v, vec![0.6, 0.8, 0.0]);
+        let mut zero = vec![0f32; 5];
+        normalise(&mut zero);
+        assert_eq!(zero, vec![0f32; 5]);
+    }
+
+    #[test]
+    fn the_unit_dot_metric_orders_like_cosine() {
+        use usearch::{IndexOptions, MetricKind, ScalarKind};
+        let options = IndexOptions {
+            dimensions: 40,
+            metric: MetricKind::Cos,
+            quantization: ScalarKind::F32,
+            ..Default::default()
+        };
+        let mut index = Index::new(&options).expect("index");
+        use_unit_dot(&mut index, 40);
+        index.reserve(64).expect("reserve");
+        let mut vectors = Vec::new();
+        for key in 0..50u64 {
+            // Distinct directions: a different frequency per key.
+            let mut v: Vec<f32> = (0..40)
+                .map(|i| ((key + 1) as f32 * 0.37 * i as f32).sin())
+                .collect();
+            normalise(&mut v);
+            index.add(key, &v).expect("add");
+            vectors.push(v);
+        }
+        let query = vectors[17].clone();
+        let found = index.search(&query, 5).expect("search");
+        assert_eq!(found.keys[0], 17);
+        assert!(found.distances[0].abs() < 1e-5, "{:?}", found.distances);
+        for (key, distance) in found.keys.iter().zip(&found.distances) {
+            let cosine = dot(&query, &vectors[*key as usize]);
+            assert!((distance - (1.0 - cosine)).abs() < 1e-5);
+        }
+    }
+}
