@@ -13,7 +13,8 @@
 //! (exact scan off), and the rebuild of a deleted graph file from the rows. `--no-rebuild` skips
 //! the last two: at 1,000,000 vectors they take about as long as the build itself. `--half` stores
 //! the SQLite vectors and graph in f16 (the store's choice for models of `half_precision_from`
-//! dimensions and more).
+//! dimensions and more). `--m N` and `--ef-construction N` change the SQLite graph's
+//! connectivity and build-time expansion (defaults 16 and 128, as the other engines).
 //!
 //! On PostgreSQL the vectors go in as a bulk load (`PgStore::begin_vector_load`): rows first, the
 //! HNSW index built over them at the end with `OPSWEAVE_BENCH_PG_BUILD_MIB` (default 3,072) of
@@ -143,17 +144,12 @@ async fn measure(
     })
 }
 
-async fn open_sqlite(db: &str, half: bool) -> opsweave_core::Result<Arc<SqliteStore>> {
+async fn open_sqlite(
+    db: &str,
+    graph: &opsweave_sqlite::VectorOptions,
+) -> opsweave_core::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(db).await?;
-    Ok(Arc::new(if half {
-        // Every model stored (and graphed) in f16 from its first upsert on.
-        store.with_vector_options(opsweave_sqlite::VectorOptions {
-            half_precision_from: 0,
-            ..opsweave_sqlite::VectorOptions::default()
-        })
-    } else {
-        store
-    }))
+    Ok(Arc::new(store.with_vector_options(graph.clone())))
 }
 
 /// Time of the first query of a fresh handle (it loads or rebuilds the graph).
@@ -171,17 +167,29 @@ async fn main() -> opsweave_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut data_dir, mut db, mut batch) = (None, None, 5_000usize);
     let (mut existing, mut ef, mut rebuild, mut half) = (false, None, true, false);
+    let mut graph = opsweave_sqlite::VectorOptions::default();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--existing" => existing = true,
             "--no-rebuild" => rebuild = false,
             "--half" => half = true,
             "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
+            "--m" => graph.connectivity = args.next().and_then(|m| m.parse().ok()).expect("--m N"),
+            "--ef-construction" => {
+                graph.expansion_add = args
+                    .next()
+                    .and_then(|e| e.parse().ok())
+                    .expect("--ef-construction N")
+            }
             "--data" => data_dir = args.next().map(PathBuf::from),
             "--db" => db = args.next(),
             "--batch" => batch = args.next().and_then(|b| b.parse().ok()).unwrap_or(batch),
             other => panic!("unknown argument {other}"),
         }
+    }
+    if half {
+        // Every model stored (and graphed) in f16 from its first upsert on.
+        graph.half_precision_from = 0;
     }
     let data = load(&data_dir.expect("--data DIR"));
     let db = db.expect("--db URL");
@@ -210,7 +218,7 @@ async fn main() -> opsweave_core::Result<()> {
     let sqlite = if postgres {
         None
     } else {
-        Some(open_sqlite(&db, half).await?)
+        Some(open_sqlite(&db, &graph).await?)
     };
     // On PostgreSQL: a fresh database on the server `--db` names, dropped at the end.
     let fresh = format!("opsweave_bench_vectors_{}", std::process::id());
@@ -315,16 +323,16 @@ async fn main() -> opsweave_core::Result<()> {
         let save_s = started.elapsed().as_secs_f64();
         store.close().await;
         drop(store);
-        let store = open_sqlite(&db, half).await?;
+        let store = open_sqlite(&db, &graph).await?;
         let load_s = first_query(&*store, &data, &all).await;
         drop(store);
         let mut curve = Vec::new();
         for ef in [64, 128, 192, 256] {
             let options = opsweave_sqlite::VectorOptions {
                 expansion_search: ef,
-                ..opsweave_sqlite::VectorOptions::default()
+                ..graph.clone()
             };
-            let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(options));
+            let store = open_sqlite(&db, &options).await?;
             first_query(&*store, &data, &all).await;
             let mut point = measure(&*store, &data, &all, &data.gt).await;
             point["ef"] = json!(ef);
@@ -334,17 +342,16 @@ async fn main() -> opsweave_core::Result<()> {
         reopen = json!({"save_s": save_s, "load_s": load_s, "curve": curve});
         if rebuild {
             // The tenant again with the planner's exact scan turned off: the filtered graph walk.
-            let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(
-                opsweave_sqlite::VectorOptions {
-                    exact_scan_limit: 0,
-                    ..opsweave_sqlite::VectorOptions::default()
-                },
-            ));
+            let options = opsweave_sqlite::VectorOptions {
+                exact_scan_limit: 0,
+                ..graph.clone()
+            };
+            let store = open_sqlite(&db, &options).await?;
             let tenant_graph = measure(&*store, &data, &only_tenant, &data.gt_tenant).await;
             drop(store);
             let path = db.trim_start_matches("sqlite://");
             std::fs::remove_dir_all(format!("{path}.vectors")).ok();
-            let store = open_sqlite(&db, half).await?;
+            let store = open_sqlite(&db, &graph).await?;
             let rebuild_s = first_query(&*store, &data, &all).await;
             store.close().await;
             reopen["rebuild_s"] = json!(rebuild_s);
@@ -361,6 +368,8 @@ async fn main() -> opsweave_core::Result<()> {
             },
             "n": data.n,
             "dim": data.dim,
+            "m": graph.connectivity,
+            "ef_construction": graph.expansion_add,
             "build_s": build_s,
             "build_cpu_s": build_cpu_s,
             "query_cpu_s": query_cpu_s,
