@@ -34,11 +34,12 @@ pub struct SqliteStore {
     /// (a connection's cache is dropped whenever another connection has written) and lets a batch
     /// allocate row numbers without racing another batch.
     writer: SqlitePool,
-    /// Reads task revisions, asked on every cached focus call, on the calling thread: through
-    /// sqlx a query is a round trip to the connection's own thread (and a pooled one pings its
+    /// Point reads asked on every call of a hot path, on the calling thread: task revisions
+    /// (every cached focus call) and vector model generations (every k-NN query). Through sqlx a
+    /// query is a round trip to the connection's own thread (and a pooled one pings its
     /// connection on the way in and out), which cost a cached request more than all the rest.
     /// `None` for paths it cannot open the same way (URI options, in-memory databases).
-    revisions: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
+    point_reader: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
     /// The path as opened (where the vector index files go, beside it).
     path: String,
     /// Vector models' graphs (see `vectors`).
@@ -93,7 +94,7 @@ impl SqliteStore {
             .map_err(|e| {
                 Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e)
             })?;
-        let revisions = open_revision_reader(path).map(|c| Arc::new(std::sync::Mutex::new(c)));
+        let point_reader = open_point_reader(path).map(|c| Arc::new(std::sync::Mutex::new(c)));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
@@ -103,7 +104,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
-            revisions,
+            point_reader,
             path: path.to_string(),
             vectors: Arc::new(vectors::Vectors::new(path, VectorOptions::default())),
         })
@@ -114,7 +115,7 @@ impl SqliteStore {
     /// connection or SQLite refused (busy): the caller then asks the pool.
     pub(crate) fn revision_here(&self, org: &str) -> Option<i64> {
         use rusqlite::OptionalExtension;
-        let conn = self.revisions.as_ref()?.lock().ok()?;
+        let conn = self.point_reader.as_ref()?.lock().ok()?;
         let mut statement = conn
             .prepare_cached("SELECT revision FROM task_revisions WHERE org = ?1")
             .ok()?;
@@ -143,10 +144,10 @@ impl SqliteStore {
     }
 }
 
-/// The connection [`SqliteStore::revision_here`] reads through, on a plain file path (not a URI
-/// with options, not an in-memory database). It never writes; a short busy timeout keeps a
-/// caller from waiting long where the pool would do better.
-fn open_revision_reader(path: &str) -> Option<rusqlite::Connection> {
+/// The connection [`SqliteStore::revision_here`] and the vector index's model reads go through,
+/// on a plain file path (not a URI with options, not an in-memory database). It never writes; a
+/// short busy timeout keeps a caller from waiting long where the pool would do better.
+fn open_point_reader(path: &str) -> Option<rusqlite::Connection> {
     if path.contains('?') || path.starts_with(':') || path.starts_with("file:") {
         return None;
     }

@@ -98,25 +98,47 @@ struct ModelRow {
     count: i64,
 }
 
-async fn model_row(conn: &mut SqliteConnection, model: &str) -> Result<Option<ModelRow>> {
-    let row: Option<(i64, String, i64, i64)> =
-        sqlx::query_as("SELECT dim, storage, generation, count FROM vector_models WHERE name = ?")
-            .bind(model)
-            .fetch_optional(conn)
-            .await
-            .map_err(|e| map("read vector model", e))?;
-    row.map(|(dim, storage, generation, count)| {
-        Ok(ModelRow {
+/// The columns of a `vector_models` row, as both readers select them.
+const MODEL_COLUMNS: &str =
+    "SELECT dim, storage, generation, count FROM vector_models WHERE name = ?1";
+
+impl ModelRow {
+    fn from_columns((dim, storage, generation, count): (i64, String, i64, i64)) -> Result<Self> {
+        Ok(Self {
             dim: dim as usize,
             storage: VectorStorage::parse(&storage)?,
             generation,
             count,
         })
-    })
-    .transpose()
+    }
+}
+
+async fn model_row(conn: &mut SqliteConnection, model: &str) -> Result<Option<ModelRow>> {
+    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(MODEL_COLUMNS)
+        .bind(model)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| map("read vector model", e))?;
+    row.map(ModelRow::from_columns).transpose()
 }
 
 impl SqliteStore {
+    /// `model`'s row read on this thread (see `point_reader`): a k-NN query's generation check,
+    /// which through the pool cost more than a small graph walk. `None` when there is no such
+    /// connection or SQLite refused (busy): the caller then asks the pool.
+    fn model_row_here(&self, model: &str) -> Option<Result<Option<ModelRow>>> {
+        use rusqlite::OptionalExtension;
+        let conn = self.point_reader.as_ref()?.lock().ok()?;
+        let mut statement = conn.prepare_cached(MODEL_COLUMNS).ok()?;
+        let row = statement
+            .query_row([model], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()
+            .ok()?;
+        Some(row.map(ModelRow::from_columns).transpose())
+    }
+
     /// Uses `options` for the vector index (before any vector is read or written).
     pub fn with_vector_options(mut self, options: VectorOptions) -> Self {
         self.vectors = Arc::new(Vectors::new(&self.path, options));
@@ -156,11 +178,16 @@ impl SqliteStore {
     /// The graph of `model`, current with the database, read-locked; `None` when the model has
     /// no vectors yet.
     async fn fresh_graph(&self, model: &str) -> Result<Option<(GraphGuard, ModelRow)>> {
-        let mut conn = self.pool.acquire().await.map_err(|e| map("acquire", e))?;
-        let Some(row) = model_row(&mut conn, model).await? else {
+        let row = match self.model_row_here(model) {
+            Some(row) => row?,
+            None => {
+                let mut conn = self.pool.acquire().await.map_err(|e| map("acquire", e))?;
+                model_row(&mut conn, model).await?
+            }
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
-        drop(conn);
         let slot = self.vectors.slot(model);
         let guard = slot.clone().read_owned().await;
         if guard
