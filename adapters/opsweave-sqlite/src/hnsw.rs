@@ -584,11 +584,11 @@ impl Graph {
         }
         let mut index = Index::new(&Self::index_options(dim, storage, options)).ok()?;
         index.load(file.to_str()?).ok()?;
-        // Loading puts back the metric named in the file; ours is a custom one.
-        storage.measure(&mut index, dim);
         if index.dimensions() != dim || index.scalar_kind() != storage.scalar() {
             return None;
         }
+        // Loading puts back the metric named in the file; ours is a custom one.
+        storage.measure(&mut index, dim);
         index
             .reserve_capacity_and_threads(index.size().max(64), search_slots())
             .ok()?;
