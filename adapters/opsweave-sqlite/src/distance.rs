@@ -1,14 +1,16 @@
-//! The distance the f32 graphs walk by: unit vectors compared by their dot product, computed with
+//! The distance the graphs walk by: unit vectors compared by their dot product, computed with
 //! the widest vector instructions the CPU has (picked at run time).
 //!
 //! usearch's own cosine either targets baseline x86-64 (built without its SIMD kernels) or, with
 //! them, accumulates in f64 on a single dependency chain; on 384 dimensions this kernel made the
-//! whole graph walk about twice as fast (docs/benchmarks.md, "Distance kernel").
+//! whole graph walk about twice as fast (docs/benchmarks.md, "Distance kernel"). f16 graphs widen
+//! their halves to f32 a block at a time (the `half` crate, F16C when the CPU has it) first.
 //!
 //! This is the crate's only unsafe code: usearch hands a custom metric two raw pointers, and the
 //! vector instructions are only callable after checking the CPU has them.
 #![allow(unsafe_code)]
 
+use half::slice::HalfFloatSliceExt;
 use usearch::Index;
 
 /// The dot product of two equally long slices.
@@ -43,6 +45,38 @@ pub(crate) fn use_unit_dot(index: &mut Index, dim: usize) {
         };
         1.0 - dot(a, b)
     }));
+}
+
+/// The same as [`use_unit_dot`] for an index of `dim` f16 scalars.
+pub(crate) fn use_unit_dot_f16(index: &mut Index, dim: usize) {
+    index.change_metric::<usearch::f16>(Box::new(
+        move |a: *const usearch::f16, b: *const usearch::f16| {
+            // SAFETY: as in `use_unit_dot`, on an f16 index of `dim` dimensions; `usearch::f16`
+            // and `half::f16` are both a transparent 16-bit IEEE half, valid for any bits.
+            let (a, b) = unsafe {
+                (
+                    std::slice::from_raw_parts(a.cast::<half::f16>(), dim),
+                    std::slice::from_raw_parts(b.cast::<half::f16>(), dim),
+                )
+            };
+            1.0 - dot_f16(a, b)
+        },
+    ));
+}
+
+/// The dot product of two equally long f16 slices, widened to f32 a block at a time.
+pub(crate) fn dot_f16(a: &[half::f16], b: &[half::f16]) -> f32 {
+    // Long enough that the per-call dispatch of the conversion and of `dot` is amortised.
+    const BLOCK: usize = 256;
+    let (mut wide_a, mut wide_b) = ([0f32; BLOCK], [0f32; BLOCK]);
+    let mut total = 0.0;
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        let (wide_a, wide_b) = (&mut wide_a[..a.len()], &mut wide_b[..b.len()]);
+        a.convert_to_f32_slice(wide_a);
+        b.convert_to_f32_slice(wide_b);
+        total += dot(wide_a, wide_b);
+    }
+    total
 }
 
 /// Scales `vector` to length 1 (a zero vector stays zero, at distance 1 from everything).
@@ -117,6 +151,24 @@ mod tests {
     }
 
     #[test]
+    fn f16_dot_products_match_the_widened_values() {
+        for n in [0, 1, 255, 256, 257, 1024, 1031] {
+            let a: Vec<half::f16> = (0..n)
+                .map(|i| half::f16::from_f32((i % 13) as f32 * 0.25 - 1.5))
+                .collect();
+            let b: Vec<half::f16> = (0..n)
+                .map(|i| half::f16::from_f32(0.5 - (i % 7) as f32 * 0.125))
+                .collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| x.to_f64() * y.to_f64()).sum();
+            let got = dot_f16(&a, &b) as f64;
+            assert!(
+                (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
     fn normalised_vectors_have_length_one_and_zero_stays_zero() {
         let mut v = vec![3.0f32, 4.0, 0.0];
         normalise(&mut v);
@@ -127,34 +179,53 @@ mod tests {
     }
 
     #[test]
-    fn the_unit_dot_metric_orders_like_cosine() {
+    fn the_unit_dot_metrics_order_like_cosine() {
         use usearch::{IndexOptions, MetricKind, ScalarKind};
-        let options = IndexOptions {
-            dimensions: 40,
-            metric: MetricKind::Cos,
-            quantization: ScalarKind::F32,
-            ..Default::default()
-        };
-        let mut index = Index::new(&options).expect("index");
-        use_unit_dot(&mut index, 40);
-        index.reserve(64).expect("reserve");
-        let mut vectors = Vec::new();
-        for key in 0..50u64 {
-            // Distinct directions: a different frequency per key.
-            let mut v: Vec<f32> = (0..40)
-                .map(|i| ((key + 1) as f32 * 0.37 * i as f32).sin())
-                .collect();
-            normalise(&mut v);
-            index.add(key, &v).expect("add");
-            vectors.push(v);
-        }
-        let query = vectors[17].clone();
-        let found = index.search(&query, 5).expect("search");
-        assert_eq!(found.keys[0], 17);
-        assert!(found.distances[0].abs() < 1e-5, "{:?}", found.distances);
-        for (key, distance) in found.keys.iter().zip(&found.distances) {
-            let cosine = dot(&query, &vectors[*key as usize]);
-            assert!((distance - (1.0 - cosine)).abs() < 1e-5);
+        for quantization in [ScalarKind::F32, ScalarKind::F16] {
+            let options = IndexOptions {
+                dimensions: 40,
+                metric: MetricKind::Cos,
+                quantization,
+                ..Default::default()
+            };
+            let mut index = Index::new(&options).expect("index");
+            if quantization == ScalarKind::F32 {
+                use_unit_dot(&mut index, 40);
+            } else {
+                use_unit_dot_f16(&mut index, 40);
+            }
+            index.reserve(64).expect("reserve");
+            let mut vectors = Vec::new();
+            for key in 0..50u64 {
+                // Distinct directions: a different frequency per key.
+                let mut v: Vec<f32> = (0..40)
+                    .map(|i| ((key + 1) as f32 * 0.37 * i as f32).sin())
+                    .collect();
+                normalise(&mut v);
+                index.add(key, &v).expect("add");
+                vectors.push(v);
+            }
+            // f16 storage rounds each component to about 3 decimal digits.
+            let tolerance = if quantization == ScalarKind::F32 {
+                1e-5
+            } else {
+                2e-3
+            };
+            let query = vectors[17].clone();
+            let found = index.search(&query, 5).expect("search");
+            assert_eq!(found.keys[0], 17, "{quantization:?}");
+            assert!(
+                found.distances[0].abs() < tolerance,
+                "{:?}",
+                found.distances
+            );
+            for (key, distance) in found.keys.iter().zip(&found.distances) {
+                let cosine = dot(&query, &vectors[*key as usize]);
+                assert!(
+                    (distance - (1.0 - cosine)).abs() < tolerance,
+                    "{quantization:?}"
+                );
+            }
         }
     }
 }

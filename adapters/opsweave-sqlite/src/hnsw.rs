@@ -5,7 +5,7 @@
 //! from, and a saved file is only loaded when its generation, size and checksum all agree with the
 //! database; anything else means a rebuild from the rows.
 
-use crate::distance::{dot, normalise, use_unit_dot};
+use crate::distance::{dot, normalise, use_unit_dot, use_unit_dot_f16};
 use opsweave_core::{Error, Result, VectorFilter, VectorHit};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -77,30 +77,19 @@ impl VectorStorage {
         }
     }
 
-    /// How its graph measures distance, written in the sidecar so that a file made another way
-    /// is rebuilt: f32 graphs hold unit vectors compared by dot product ([`crate::distance`]),
-    /// f16 graphs their vectors as given, compared by usearch's cosine.
-    fn distance(self) -> &'static str {
-        match self {
-            Self::F32 => "unit-dot",
-            Self::F16 => "cosine",
-        }
-    }
-
-    /// Installs the distance of [`Self::distance`] on a new or loaded index.
+    /// Installs the graph's distance ([`GRAPH_DISTANCE`]) on a new or loaded index.
     fn measure(self, index: &mut Index, dim: usize) {
-        if self == Self::F32 {
-            use_unit_dot(index, dim);
-        }
-    }
-
-    /// Prepares a vector for the graph (see [`Self::distance`]).
-    fn prepare(self, vector: &mut [f32]) {
-        if self == Self::F32 {
-            normalise(vector);
+        match self {
+            Self::F32 => use_unit_dot(index, dim),
+            Self::F16 => use_unit_dot_f16(index, dim),
         }
     }
 }
+
+/// How the graphs measure distance, written in the sidecar so that a file made another way
+/// (before, graphs held the vectors as given under usearch's cosine) is rebuilt: unit vectors
+/// compared by dot product ([`crate::distance`]).
+const GRAPH_DISTANCE: &str = "unit-dot";
 
 /// Tuning of the embedded vector index; the defaults suit 384- to 1,024-dimension text embeddings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,7 +319,7 @@ impl Graph {
         self.make_room(entries.len())?;
         let mut keyed = Vec::with_capacity(entries.len());
         for mut entry in entries {
-            self.storage.prepare(&mut entry.vector);
+            normalise(&mut entry.vector);
             let group = self.group_id(entry.group);
             self.group_of.insert(entry.key, group);
             self.groups[group as usize].1.insert(entry.key);
@@ -443,7 +432,7 @@ impl Graph {
             plan => {
                 let filtered = matches!(plan, VectorPlan::FilteredGraph { .. });
                 let mut prepared = query.to_vec();
-                self.storage.prepare(&mut prepared);
+                normalise(&mut prepared);
                 // Asking for more results widens the walk (usearch keeps max(ef, count)
                 // candidates); past a few thousand an exact scan is as cheap and certain.
                 let mut count = k;
@@ -544,7 +533,7 @@ impl Graph {
             "count": self.index.size(),
             "dim": self.dim,
             "storage": self.storage.as_str(),
-            "distance": self.storage.distance(),
+            "distance": GRAPH_DISTANCE,
             "blake3": checksum,
         });
         let temp = meta.with_extension("json.tmp");
@@ -574,7 +563,7 @@ impl Graph {
             && sidecar["count"].as_u64() == Some(groups.len() as u64)
             && sidecar["dim"].as_u64() == Some(dim as u64)
             && sidecar["storage"].as_str() == Some(storage.as_str())
-            && sidecar["distance"].as_str() == Some(storage.distance());
+            && sidecar["distance"].as_str() == Some(GRAPH_DISTANCE);
         if !matches {
             return None;
         }
