@@ -341,9 +341,11 @@ async fn main() -> opsweave_core::Result<()> {
         }
         reopen = json!({"save_s": save_s, "load_s": load_s, "curve": curve});
         if rebuild {
-            // The tenant again with the planner's exact scan turned off: the filtered graph walk.
+            // The tenant again with the planner's exact scan turned off (by size and by cost):
+            // the filtered graph walk.
             let options = opsweave_sqlite::VectorOptions {
                 exact_scan_limit: 0,
+                plan_by_cost: false,
                 ..graph.clone()
             };
             let store = open_sqlite(&db, &options).await?;
