@@ -426,23 +426,25 @@ impl Graph {
     pub fn knn(&self, query: &[f32], k: usize, filter: &VectorFilter) -> Result<Vec<VectorHit>> {
         let (mask, matching) = self.allowed(filter);
         let want = k.min(matching);
+        // The graph holds unit vectors; so does the query, for the walk and the scan alike.
+        let mut query = query.to_vec();
+        normalise(&mut query);
+        let query = query.as_slice();
         match self.plan_for(matching) {
             VectorPlan::Empty => Ok(Vec::new()),
             VectorPlan::Exact { .. } => self.exact(query, k, &mask),
             plan => {
                 let filtered = matches!(plan, VectorPlan::FilteredGraph { .. });
-                let mut prepared = query.to_vec();
-                normalise(&mut prepared);
                 // Asking for more results widens the walk (usearch keeps max(ef, count)
                 // candidates); past a few thousand an exact scan is as cheap and certain.
                 let mut count = k;
                 loop {
                     let found = if filtered {
-                        self.index.filtered_search(&prepared, count, |key| {
+                        self.index.filtered_search(query, count, |key| {
                             self.group_of.get(&key).is_some_and(|g| mask[*g as usize])
                         })
                     } else {
-                        self.index.search(&prepared, count)
+                        self.index.search(query, count)
                     }
                     .map_err(|e| usearch_error("search", e))?;
                     if found.keys.len() >= want {
@@ -469,9 +471,9 @@ impl Graph {
         }
     }
 
-    /// Compares the query with every allowed vector.
+    /// Compares the unit `query` with every allowed vector: all unit vectors (or zero), so the
+    /// dot product is the cosine.
     fn exact(&self, query: &[f32], k: usize, mask: &[bool]) -> Result<Vec<VectorHit>> {
-        let query_norm = norm(query);
         let mut buffer = vec![0f32; self.dim];
         // A min-heap of the best k so far.
         let mut best: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
@@ -490,13 +492,7 @@ impl Graph {
                         format!("key {key} is grouped but not in the graph"),
                     ));
                 }
-                let denominator = query_norm * norm(&buffer);
-                let similarity = if denominator > 0.0 {
-                    dot(query, &buffer) / denominator
-                } else {
-                    0.0
-                };
-                best.push(Worst(hit(*key, similarity)));
+                best.push(Worst(hit(*key, dot(query, &buffer))));
                 if best.len() > k {
                     best.pop();
                 }
@@ -688,10 +684,6 @@ impl Ord for Worst {
             .total_cmp(&self.0.similarity)
             .then(self.0.id.raw().cmp(&other.0.id.raw()))
     }
-}
-
-fn norm(a: &[f32]) -> f32 {
-    dot(a, a).sqrt()
 }
 
 #[cfg(test)]

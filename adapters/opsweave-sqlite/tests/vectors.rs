@@ -140,6 +140,18 @@ async fn answers(store: &SqliteStore, queries: &[Vec<f32>]) -> Vec<Vec<VectorHit
     out
 }
 
+/// A new handle on `db` answers `queries` as `before` did (see [`assert_agree`]).
+async fn assert_reopened_agrees(
+    db: &Path,
+    queries: &[Vec<f32>],
+    before: &[Vec<VectorHit>],
+    what: &str,
+) {
+    let store = open(db, VectorOptions::default()).await;
+    assert_agree(&answers(&store, queries).await, before, what);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_corrupt_or_stale_graph_file_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,13 +193,7 @@ async fn a_missing_corrupt_or_stale_graph_file_is_rebuilt() {
     assert_eq!(older["distance"], "unit-dot");
     older.as_object_mut().unwrap().remove("distance");
     std::fs::write(&sidecar, older.to_string()).unwrap();
-    let store = open(&db, VectorOptions::default()).await;
-    assert_agree(
-        &answers(&store, &queries).await,
-        &before,
-        "after an older graph format",
-    );
-    store.close().await;
+    assert_reopened_agrees(&db, &queries, &before, "after an older graph format").await;
     assert_eq!(read_sidecar()["distance"], "unit-dot", "saved again");
 
     // Deleted: rebuilt from the rows, same answers, file written again.
@@ -201,27 +207,12 @@ async fn a_missing_corrupt_or_stale_graph_file_is_rebuilt() {
     let length = std::fs::metadata(&graph).unwrap().len() as usize;
     let garbage: Vec<u8> = (0..length).map(|i| (i * 7 + 3) as u8).collect();
     std::fs::write(&graph, &garbage).unwrap();
-    let store = open(&db, VectorOptions::default()).await;
-    assert_agree(&answers(&store, &queries).await, &before, "after garbage");
-    store.close().await;
+    assert_reopened_agrees(&db, &queries, &before, "after garbage").await;
     let bytes = std::fs::read(&graph).unwrap();
     std::fs::write(&graph, &bytes[..bytes.len() / 3]).unwrap();
-    let store = open(&db, VectorOptions::default()).await;
-    assert_agree(
-        &answers(&store, &queries).await,
-        &before,
-        "after truncation",
-    );
-    store.close().await;
-    let sidecar = graph.with_extension("json");
+    assert_reopened_agrees(&db, &queries, &before, "after truncation").await;
     std::fs::write(&sidecar, b"{not json").unwrap();
-    let store = open(&db, VectorOptions::default()).await;
-    assert_agree(
-        &answers(&store, &queries).await,
-        &before,
-        "after a bad sidecar",
-    );
-    store.close().await;
+    assert_reopened_agrees(&db, &queries, &before, "after a bad sidecar").await;
 
     // Stale: another handle writes more vectors and never saves; the file's generation is old.
     let writer = open(&db, VectorOptions::default()).await;
