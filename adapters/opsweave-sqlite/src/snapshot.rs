@@ -449,7 +449,8 @@ fn stored_vector(row: &SqliteRow) -> Result<StoredVector> {
 }
 
 /// Records, raw items and tasks: each record keeps its row number when it is already stored and
-/// takes the next one otherwise (the FTS index follows by its triggers).
+/// takes the next one otherwise (the FTS index follows: updated records by their trigger, new
+/// ones all at once at the end).
 async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Result<()> {
     let mut seqs: HashMap<i64, i64> = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -470,6 +471,7 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| map("next row number", e))?;
+    let first_new = next;
     let mut placed: Vec<(i64, &StoredRecord)> = Vec::with_capacity(rows.len());
     for r in rows {
         let seq = *seqs.entry(r.record.id.raw()).or_insert_with(|| {
@@ -622,6 +624,14 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
                 .map_err(|e| map(&format!("import: clear {table}"), e))?;
         }
     }
+    sqlx::query(
+        "INSERT INTO records_fts (rowid, title, body) \
+         SELECT seq, title, body FROM records WHERE seq >= ?",
+    )
+    .bind(first_new)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| map("import: index new records for search", e))?;
     // A server reading the copy reuses focus answers while the revision stands: a page that
     // changed tasks moves it.
     let mut orgs: Vec<&str> = rows.iter().map(|s| s.record.scope.org.as_str()).collect();

@@ -5,7 +5,7 @@ use crate::rows::{
     bind_scope, day_number, get, instant, millis, scope_filter, scope_of, search_hit_of, task_of,
     TASK_COLUMNS,
 };
-use crate::SqliteStore;
+use crate::{ingest, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use opsweave_core::mapping::Rejection;
@@ -16,39 +16,12 @@ use opsweave_core::{
     Task, TaskStatus, TextQuery,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
-use std::collections::HashMap;
 
 /// Selects the task row of the record with derived id `?2` in org `?1` through the (org, id) index.
 const TASK_BY_ID: &str = "seq = (SELECT r.seq FROM records r WHERE r.org = ? AND r.id = ?)";
 
 /// Rows per multi-row INSERT: 16 columns × 2,000 stays under SQLite's 32,766 parameters.
 const ROWS_PER_STATEMENT: usize = 2_000;
-
-/// What the store already holds for a record.
-struct Existing {
-    /// Its row number.
-    seq: i64,
-    /// Its content hash.
-    hash: i64,
-    /// Its task, when it is one.
-    task: Option<ExistingTask>,
-}
-
-/// What the store already holds for a task, read before an upsert decides its status.
-struct ExistingTask {
-    status: TaskStatus,
-    source_status: String,
-    completed_at: Option<i64>,
-}
-
-/// The task row an upsert writes.
-struct TaskRow<'a> {
-    seq: i64,
-    item: &'a IngestItem,
-    status: TaskStatus,
-    source_status: TaskStatus,
-    completed_at: Option<i64>,
-}
 
 #[async_trait]
 impl RecordStore for SqliteStore {
@@ -60,14 +33,6 @@ impl RecordStore for SqliteStore {
         rejections: &[Rejection],
     ) -> Result<BatchOutcome> {
         let now = millis(Utc::now());
-        let mut outcome = BatchOutcome::default();
-        // The same item twice in one batch: the later one wins, as it would across batches.
-        let mut latest: HashMap<i64, usize> = HashMap::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            if latest.insert(item.normalised.record.id.raw(), i).is_some() {
-                outcome.updated += 1;
-            }
-        }
         // IMMEDIATE: the batch reads, then writes; taking the write lock first means no other
         // process can commit in between and turn the read stale.
         let mut tx = self
@@ -75,151 +40,13 @@ impl RecordStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| map("begin", e))?;
-        let mut existing: HashMap<i64, Existing> = HashMap::new();
-        let ids: Vec<i64> = latest.keys().copied().collect();
-        for chunk in ids.chunks(ROWS_PER_STATEMENT * 2) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT r.seq, r.id, r.content_hash, t.status, t.source_status, t.completed_at \
-                 FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE r.org = ",
-            );
-            q.push_bind(&scope.org).push(" AND r.id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            let rows = q
-                .build()
-                .fetch_all(&mut *tx)
+        let outcome = {
+            let mut handle = tx
+                .lock_handle()
                 .await
-                .map_err(|e| map("read existing", e))?;
-            for row in rows {
-                let status: Option<String> = get(&row, "status")?;
-                let task = match status {
-                    Some(s) => Some(ExistingTask {
-                        status: s.parse()?,
-                        source_status: get(&row, "source_status")?,
-                        completed_at: get(&row, "completed_at")?,
-                    }),
-                    None => None,
-                };
-                existing.insert(
-                    get(&row, "id")?,
-                    Existing {
-                        seq: get(&row, "seq")?,
-                        hash: get(&row, "content_hash")?,
-                        task,
-                    },
-                );
-            }
-        }
-        let mut next_seq: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) + 1 FROM records")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| map("next row number", e))?;
-        let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
-        let mut tasks_written = false;
-        for (i, item) in items.iter().enumerate() {
-            let id = item.normalised.record.id.raw();
-            if latest.get(&id) != Some(&i) {
-                continue;
-            }
-            match existing.get(&id) {
-                Some(e) if e.hash == item.normalised.record.content_hash => outcome.unchanged += 1,
-                Some(e) => {
-                    outcome.updated += 1;
-                    changed.push((e.seq, item));
-                }
-                None => {
-                    outcome.inserted += 1;
-                    changed.push((next_seq, item));
-                    next_seq += 1;
-                }
-            }
-        }
-        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
-            upsert_raw(&mut tx, source_file, chunk, now).await?;
-            upsert_records(&mut tx, chunk).await?;
-            let tasks: Vec<TaskRow> = chunk
-                .iter()
-                .filter_map(|&(seq, item)| {
-                    let seed = item.normalised.task.as_ref()?;
-                    let source_status = seed.status.unwrap_or(TaskStatus::Todo);
-                    let before = existing
-                        .get(&item.normalised.record.id.raw())
-                        .and_then(|e| e.task.as_ref());
-                    // The user's complete / undo stands until the source itself changes status.
-                    let status = match before {
-                        Some(b) if b.source_status == source_status.as_str() => b.status,
-                        _ => source_status,
-                    };
-                    let completed_at = match (status, before) {
-                        (TaskStatus::Done, Some(b)) if b.status == TaskStatus::Done => {
-                            b.completed_at
-                        }
-                        (TaskStatus::Done, _) => Some(millis(item.normalised.record.updated_at)),
-                        _ => None,
-                    };
-                    Some(TaskRow {
-                        seq,
-                        item,
-                        status,
-                        source_status,
-                        completed_at,
-                    })
-                })
-                .collect();
-            if !tasks.is_empty() {
-                upsert_tasks(&mut tx, &tasks).await?;
-                tasks_written = true;
-            }
-            let links: Vec<Link> = chunk
-                .iter()
-                .flat_map(|(_, item)| {
-                    let record = &item.normalised.record;
-                    item.normalised.links.iter().filter_map(move |l| {
-                        let target =
-                            RecordId::derive(&record.scope, &l.to_source, &l.to_external_id);
-                        let (from, to) = if l.evidence.starts_with("reverse:") {
-                            (target, record.id)
-                        } else {
-                            (record.id, target)
-                        };
-                        (from != to).then(|| Link {
-                            kind: l.kind,
-                            from,
-                            to,
-                            weight: 1.0,
-                            evidence: l.evidence.clone(),
-                        })
-                    })
-                })
-                .collect();
-            write_links(&mut tx, scope, &links, false).await?;
-        }
-        for chunk in rejections.chunks(ROWS_PER_STATEMENT) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO rejections (org, client, project, source_file, line, field, reason, raw, at) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&scope.org)
-                    .push_bind(&scope.client)
-                    .push_bind(&scope.project)
-                    .push_bind(source_file)
-                    .push_bind(r.line as i64)
-                    .push_bind(&r.field)
-                    .push_bind(&r.reason)
-                    .push_bind(&r.raw)
-                    .push_bind(now);
-            });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("write rejections", e))?;
-        }
-        if tasks_written {
-            raise_task_revision(&mut tx, &scope.org).await?;
-        }
+                .map_err(|e| map("lend the writer connection", e))?;
+            ingest::write_batch(&mut handle, scope, source_file, items, rejections, now)?
+        };
         tx.commit().await.map_err(|e| map("commit batch", e))?;
         Ok(outcome)
     }
@@ -991,114 +818,6 @@ pub(crate) fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
             .try_get("content_hash")
             .map_err(|e| map("read content_hash", e))?,
     })
-}
-
-async fn upsert_raw(
-    tx: &mut sqlx::SqliteConnection,
-    source_file: &str,
-    chunk: &[(i64, &IngestItem)],
-    now: i64,
-) -> Result<()> {
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("INSERT INTO raw_items (seq, source_file, line, payload, received_at) ");
-    q.push_values(chunk, |mut b, (seq, item)| {
-        b.push_bind(*seq)
-            .push_bind(source_file)
-            .push_bind(item.normalised.line as i64)
-            .push_bind(item.normalised.raw_json.as_str())
-            .push_bind(now);
-    });
-    q.push(
-        " ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, line = excluded.line, \
-         payload = excluded.payload, received_at = excluded.received_at",
-    );
-    q.build()
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("write raw items", e))?;
-    Ok(())
-}
-
-async fn upsert_records(
-    tx: &mut sqlx::SqliteConnection,
-    chunk: &[(i64, &IngestItem)],
-) -> Result<()> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO records (seq, id, org, client, project, source_kind, external_id, url, entity, title, body, \
-         fields, created_at, updated_at, content_hash) ",
-    );
-    q.push_values(chunk, |mut b, (seq, item)| {
-        let r = &item.normalised.record;
-        b.push_bind(*seq)
-            .push_bind(r.id.raw())
-            .push_bind(r.scope.org.as_str())
-            .push_bind(r.scope.client.as_deref())
-            .push_bind(r.scope.project.as_deref())
-            .push_bind(r.source.kind.as_str())
-            .push_bind(r.source.external_id.as_str())
-            .push_bind(r.source.url.as_deref())
-            .push_bind(r.entity.as_str())
-            .push_bind(r.title.as_str())
-            .push_bind(r.body.as_str())
-            .push_bind(item.normalised.fields_json.as_str())
-            .push_bind(r.created_at.map(millis))
-            .push_bind(millis(r.updated_at))
-            .push_bind(r.content_hash);
-    });
-    q.push(
-        " ON CONFLICT (seq) DO UPDATE SET url = excluded.url, entity = excluded.entity, title = excluded.title, \
-         body = excluded.body, fields = excluded.fields, created_at = excluded.created_at, \
-         updated_at = excluded.updated_at, content_hash = excluded.content_hash",
-    );
-    q.build()
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("write records", e))?;
-    Ok(())
-}
-
-async fn upsert_tasks(tx: &mut sqlx::SqliteConnection, rows: &[TaskRow<'_>]) -> Result<()> {
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, status, source_status, open, \
-         due_day, importance, importance_reason, updated_at, completed_at) ",
-    );
-    q.push_values(rows, |mut b, row| {
-        let r = &row.item.normalised.record;
-        let due = row
-            .item
-            .normalised
-            .task
-            .as_ref()
-            .and_then(|t| t.due)
-            .map(day_number);
-        b.push_bind(row.seq)
-            .push_bind(r.id.raw())
-            .push_bind(r.scope.org.as_str())
-            .push_bind(r.scope.client.as_deref())
-            .push_bind(r.scope.project.as_deref())
-            .push_bind(r.title.as_str())
-            .push_bind(r.source.kind.as_str())
-            .push_bind(r.source.url.as_deref())
-            .push_bind(row.status.as_str())
-            .push_bind(row.source_status.as_str())
-            .push_bind(row.status.is_open())
-            .push_bind(due)
-            .push_bind(row.item.importance)
-            .push_bind(row.item.importance_reason.as_str())
-            .push_bind(millis(r.updated_at))
-            .push_bind(row.completed_at);
-    });
-    q.push(
-        " ON CONFLICT (seq) DO UPDATE SET title = excluded.title, url = excluded.url, status = excluded.status, \
-         source_status = excluded.source_status, open = excluded.open, due_day = excluded.due_day, \
-         importance = excluded.importance, importance_reason = excluded.importance_reason, \
-         updated_at = excluded.updated_at, completed_at = excluded.completed_at",
-    );
-    q.build()
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("write tasks", e))?;
-    Ok(())
 }
 
 /// Turns free text into an FTS5 query: each word quoted (no operator injection), all required.

@@ -4,6 +4,8 @@ use opsweave_sqlite::SqliteStore;
 use opsweave_testkit::{run_conformance, Backend};
 use std::sync::Arc;
 
+mod common;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -19,6 +21,18 @@ async fn sqlite_passes_the_conformance_suite() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_index_follows_batches_of_new_changed_and_repeated_records() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("search.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open store");
+    opsweave_testkit::search_follows_changed_records(Arc::new(store.clone())).await;
+    store.close().await;
+    common::assert_search_index_matches_records(&path);
 }
 
 #[tokio::test]

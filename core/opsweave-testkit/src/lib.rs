@@ -147,6 +147,7 @@ where
     failed_batch_leaves_nothing(open().await).await;
     scopes_are_isolated(open().await).await;
     search_finds_words_in_scope(open().await).await;
+    search_follows_changed_records(open().await).await;
     complete_and_undo_are_events(open().await).await;
     user_status_survives_unchanged_source_status(open().await).await;
     focus_equals_scoring_every_task(open().await).await;
@@ -329,6 +330,69 @@ pub async fn search_finds_words_in_scope(store: Arc<dyn Backend>) {
     assert!(
         store.search(&scope, "\"*() -", 10).await.is_err(),
         "a query without words is invalid input"
+    );
+}
+
+/// Search follows what batches write: a changed title replaces the old words, new records are
+/// found beside updated ones, and an item given twice in a batch is found by its later words only.
+pub async fn search_follows_changed_records(store: Arc<dyn Backend>) {
+    let scope = Scope::org("acme");
+    ingest(
+        &*store,
+        &scope,
+        &[
+            TaskFixture::new("F-1", "alpha renewal", Some(1), 0.5),
+            TaskFixture::new("F-2", "beta invoice", Some(2), 0.5),
+        ],
+    )
+    .await;
+    let outcome = ingest(
+        &*store,
+        &scope,
+        &[
+            TaskFixture::new("F-1", "gamma renewal", Some(1), 0.5),
+            TaskFixture::new("F-3", "alpha delta", Some(3), 0.5),
+            TaskFixture::new("F-4", "epsilon first", Some(4), 0.5),
+            TaskFixture::new("F-4", "zeta second", Some(4), 0.5),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (outcome.inserted, outcome.updated, outcome.unchanged),
+        (2, 2, 0),
+        "F-3 and F-4 new; F-1 changed, and F-4's first item counts as replaced"
+    );
+    let found = |query: &'static str| {
+        let store = store.clone();
+        let scope = scope.clone();
+        async move {
+            let mut ids: Vec<RecordId> = store
+                .search(&scope, query, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|hit| hit.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(
+        found("alpha").await,
+        vec![id_of(&scope, "F-3")],
+        "the old title is gone"
+    );
+    assert_eq!(found("gamma").await, vec![id_of(&scope, "F-1")]);
+    assert_eq!(found("beta").await, vec![id_of(&scope, "F-2")], "untouched");
+    assert_eq!(found("zeta").await, vec![id_of(&scope, "F-4")]);
+    assert!(
+        found("epsilon").await.is_empty(),
+        "the earlier duplicate was replaced"
+    );
+    assert_eq!(
+        found("renewal").await,
+        vec![id_of(&scope, "F-1")],
+        "one entry per record"
     );
 }
 
