@@ -9,7 +9,6 @@
 //! New records reach the full-text index with one statement per batch instead of a trigger per
 //! row: FTS5 writes its pending terms out as a new segment at the end of every statement, so one
 //! row per statement would write (and later merge) one segment per row.
-#![allow(unsafe_code)]
 
 use crate::rows::{day_number, millis};
 use opsweave_core::mapping::Rejection;
@@ -38,6 +37,7 @@ struct ExistingTask {
 }
 
 /// Runs `write` with the connection behind `handle` as a rusqlite connection.
+#[allow(unsafe_code)]
 fn with_connection<T>(
     handle: &mut LockedSqliteHandle<'_>,
     write: impl FnOnce(&Connection) -> Result<T>,
