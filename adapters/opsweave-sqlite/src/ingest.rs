@@ -61,6 +61,11 @@ pub(crate) fn write_batch(
     now: i64,
 ) -> Result<BatchOutcome> {
     with_connection(handle, |conn| {
+        // Every statement must land in the caller's transaction, which commits or rolls back.
+        debug_assert!(
+            !conn.is_autocommit(),
+            "a batch is written inside a transaction"
+        );
         blocking(|| write(conn, scope, source_file, items, rejections, now))
     })
 }
@@ -99,8 +104,9 @@ fn write(
             row.get(0)
         })
         .map_err(|e| fail("next row number", e))?;
+    let mut next_seq = first_new;
+    // In item order: when two items declare the same link, the later one's evidence stays.
     let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
-    let mut new: Vec<&IngestItem> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let id = item.normalised.record.id.raw();
         if latest.get(&id) != Some(&i) {
@@ -112,12 +118,13 @@ fn write(
                 outcome.updated += 1;
                 changed.push((e.seq, item));
             }
-            None => new.push(item),
+            None => {
+                outcome.inserted += 1;
+                changed.push((next_seq, item));
+                next_seq += 1;
+            }
         }
     }
-    outcome.inserted = new.len() as u64;
-    let next_seq = first_new + new.len() as i64;
-    changed.extend((first_new..).zip(new));
     let tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
     if next_seq > first_new {
         // Updated records are re-indexed by their update trigger; new ones all at once.

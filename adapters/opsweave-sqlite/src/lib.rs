@@ -1,7 +1,8 @@
 //! The embedded SQLite backend of opsweave.
 //!
 //! One file in WAL mode holds RAW (verbatim payloads), CORE (records, tasks, links), SEARCH (an
-//! FTS5 index written in the same transactions as the records) and OPS (events, rejections, jobs). Migrations are
+//! FTS5 index written in the same transactions as the records) and OPS (events, rejections,
+//! jobs). Migrations are
 //! embedded in the binary and applied on open.
 
 mod distance;

@@ -472,8 +472,19 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
         .await
         .map_err(|e| map("next row number", e))?;
     let first_new = next;
+    // A record given twice in a page: the later row wins, as in ingest. (Importing both would
+    // have the second one's update trigger take words out of the full-text index for a row that
+    // is only indexed at the end.)
+    let last: HashMap<i64, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.record.id.raw(), i))
+        .collect();
     let mut placed: Vec<(i64, &StoredRecord)> = Vec::with_capacity(rows.len());
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
+        if last.get(&r.record.id.raw()) != Some(&i) {
+            continue;
+        }
         let seq = *seqs.entry(r.record.id.raw()).or_insert_with(|| {
             next += 1;
             next - 1

@@ -24,12 +24,14 @@ async fn sqlite_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_search_index_follows_batches_of_new_changed_and_repeated_records() {
+async fn the_search_index_follows_failed_new_changed_and_repeated_batches() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("search.db");
     let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
         .await
         .expect("open store");
+    // A batch that fails (and rolls back) in between leaves nothing for the next ones to trip on.
+    opsweave_testkit::failed_batch_leaves_nothing(Arc::new(store.clone())).await;
     opsweave_testkit::search_follows_changed_records(Arc::new(store.clone())).await;
     store.close().await;
     common::assert_search_index_matches_records(&path);
