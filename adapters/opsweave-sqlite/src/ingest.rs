@@ -82,6 +82,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The batch itself: what exists, then raw items, records, tasks, full text, links, rejections.
 fn write(
     conn: &Connection,
     scope: &Scope,
