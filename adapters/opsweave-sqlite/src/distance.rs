@@ -6,8 +6,9 @@
 //! whole graph walk about twice as fast (docs/benchmarks.md, "Distance kernel"). f16 graphs widen
 //! their halves to f32 a block at a time (the `half` crate, F16C when the CPU has it) first.
 //!
-//! This is the crate's only unsafe code: usearch hands a custom metric two raw pointers, and the
-//! vector instructions are only callable after checking the CPU has them.
+//! Unsafe here (one of the crate's two places, with `ingest::with_connection`): usearch hands a
+//! custom metric two raw pointers, and the vector instructions are only callable after checking
+//! the CPU has them.
 #![allow(unsafe_code)]
 
 use half::slice::HalfFloatSliceExt;

@@ -1,4 +1,4 @@
-//! Maps sqlx errors into the core error, once.
+//! Maps sqlx and rusqlite errors into the core error, once.
 
 use opsweave_core::{Error, ErrorKind};
 
@@ -19,6 +19,28 @@ pub(crate) fn map(context: &str, e: sqlx::Error) -> Error {
                 ErrorKind::Internal
             }
         }
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, format!("sqlite: {context}: {e}")).with_source(e)
+}
+
+/// Turns a rusqlite error into the core error the way [`map`] does for sqlx's.
+pub(crate) fn map_rusqlite(context: &str, e: rusqlite::Error) -> Error {
+    use rusqlite::ffi;
+    let kind = match &e {
+        rusqlite::Error::SqliteFailure(code, _) => match code.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::Conflict
+            }
+            _ if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+            {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Internal,
+        },
         _ => ErrorKind::Internal,
     };
     Error::new(kind, format!("sqlite: {context}: {e}")).with_source(e)

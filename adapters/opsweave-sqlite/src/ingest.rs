@@ -10,14 +10,18 @@
 //! row: FTS5 writes its pending terms out as a new segment at the end of every statement, so one
 //! row per statement would write (and later merge) one segment per row.
 
+use crate::error::map_rusqlite;
 use crate::rows::{day_number, millis};
 use opsweave_core::mapping::Rejection;
-use opsweave_core::{
-    BatchOutcome, Error, ErrorKind, IngestItem, RecordId, Result, Scope, TaskStatus,
-};
+use opsweave_core::{BatchOutcome, IngestItem, RecordId, Result, Scope, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::sqlite::LockedSqliteHandle;
 use std::collections::HashMap;
+
+/// Adds the records from row number `?1` on to the full-text index: new records go in with one
+/// statement per batch or imported page, not by a trigger per row (see the module comment).
+pub(crate) const INDEX_NEW_RECORDS: &str = "INSERT INTO records_fts (rowid, title, body) \
+     SELECT seq, title, body FROM records WHERE seq >= ?1";
 
 /// What the store already holds for a record.
 struct Existing {
@@ -47,7 +51,7 @@ fn with_connection<T>(
     // end of this function, finalizing the statements it prepared. `from_handle` does not take
     // ownership: dropping `conn` never closes the database.
     let conn = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-        .map_err(|e| fail("lend the writer connection", e))?;
+        .map_err(|e| map_rusqlite("lend the writer connection", e))?;
     write(&conn)
 }
 
@@ -104,7 +108,7 @@ fn write(
         .query_row("SELECT coalesce(max(seq), 0) + 1 FROM records", [], |row| {
             row.get(0)
         })
-        .map_err(|e| fail("next row number", e))?;
+        .map_err(|e| map_rusqlite("next row number", e))?;
     let mut next_seq = first_new;
     // In item order: when two items declare the same link, the later one's evidence stays.
     let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
@@ -129,12 +133,8 @@ fn write(
     let tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
     if next_seq > first_new {
         // Updated records are re-indexed by their update trigger; new ones all at once.
-        conn.execute(
-            "INSERT INTO records_fts (rowid, title, body) \
-             SELECT seq, title, body FROM records WHERE seq >= ?1",
-            [first_new],
-        )
-        .map_err(|e| fail("index new records for search", e))?;
+        conn.execute(INDEX_NEW_RECORDS, [first_new])
+            .map_err(|e| map_rusqlite("index new records for search", e))?;
     }
     write_links(conn, scope, &changed)?;
     write_rejections(conn, scope, source_file, rejections, now)?;
@@ -144,7 +144,7 @@ fn write(
              ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
             [&scope.org],
         )
-        .map_err(|e| fail("raise task revision", e))?;
+        .map_err(|e| map_rusqlite("raise task revision", e))?;
     }
     Ok(outcome)
 }
@@ -160,7 +160,7 @@ fn read_existing(
             "SELECT r.seq, r.content_hash, t.status, t.source_status, t.completed_at \
              FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE r.id = ?1 AND r.org = ?2",
         )
-        .map_err(|e| fail("read existing", e))?;
+        .map_err(|e| map_rusqlite("read existing", e))?;
     let mut existing = HashMap::new();
     for id in ids {
         let row = read
@@ -174,7 +174,7 @@ fn read_existing(
                 ))
             })
             .optional()
-            .map_err(|e| fail("read existing", e))?;
+            .map_err(|e| map_rusqlite("read existing", e))?;
         let Some((seq, hash, status, source_status, completed_at)) = row else {
             continue;
         };
@@ -206,7 +206,7 @@ fn write_rows(
              ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, \
              line = excluded.line, payload = excluded.payload, received_at = excluded.received_at",
         )
-        .map_err(|e| fail("write raw items", e))?;
+        .map_err(|e| map_rusqlite("write raw items", e))?;
     let mut record = conn
         .prepare_cached(
             "INSERT INTO records (seq, id, org, client, project, source_kind, external_id, url, \
@@ -217,7 +217,7 @@ fn write_rows(
              created_at = excluded.created_at, updated_at = excluded.updated_at, \
              content_hash = excluded.content_hash",
         )
-        .map_err(|e| fail("write records", e))?;
+        .map_err(|e| map_rusqlite("write records", e))?;
     let mut task = conn
         .prepare_cached(
             "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, status, \
@@ -229,7 +229,7 @@ fn write_rows(
              importance_reason = excluded.importance_reason, updated_at = excluded.updated_at, \
              completed_at = excluded.completed_at",
         )
-        .map_err(|e| fail("write tasks", e))?;
+        .map_err(|e| map_rusqlite("write tasks", e))?;
     let mut tasks_written = false;
     for &(seq, item) in changed {
         let r = &item.normalised.record;
@@ -240,7 +240,7 @@ fn write_rows(
             item.normalised.raw_json,
             now
         ])
-        .map_err(|e| fail("write raw items", e))?;
+        .map_err(|e| map_rusqlite("write raw items", e))?;
         record
             .execute(params![
                 seq,
@@ -259,7 +259,7 @@ fn write_rows(
                 millis(r.updated_at),
                 r.content_hash
             ])
-            .map_err(|e| fail("write records", e))?;
+            .map_err(|e| map_rusqlite("write records", e))?;
         let Some(seed) = item.normalised.task.as_ref() else {
             continue;
         };
@@ -293,7 +293,7 @@ fn write_rows(
             millis(r.updated_at),
             completed_at
         ])
-        .map_err(|e| fail("write tasks", e))?;
+        .map_err(|e| map_rusqlite("write tasks", e))?;
         tasks_written = true;
     }
     Ok(tasks_written)
@@ -323,7 +323,7 @@ fn write_links(conn: &Connection, scope: &Scope, changed: &[(i64, &IngestItem)])
                          VALUES (?1, ?2, ?3, ?4, 1.0, ?5) \
                          ON CONFLICT (kind, from_id, to_id) DO UPDATE SET evidence = excluded.evidence",
                     )
-                    .map_err(|e| fail("write links", e))?,
+                    .map_err(|e| map_rusqlite("write links", e))?,
                 ),
             };
             statement
@@ -334,7 +334,7 @@ fn write_links(conn: &Connection, scope: &Scope, changed: &[(i64, &IngestItem)])
                     to.raw(),
                     l.evidence
                 ])
-                .map_err(|e| fail("write links", e))?;
+                .map_err(|e| map_rusqlite("write links", e))?;
         }
     }
     Ok(())
@@ -356,7 +356,7 @@ fn write_rejections(
             "INSERT INTO rejections (org, client, project, source_file, line, field, reason, raw, at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
-        .map_err(|e| fail("write rejections", e))?;
+        .map_err(|e| map_rusqlite("write rejections", e))?;
     for r in rejections {
         insert
             .execute(params![
@@ -370,29 +370,7 @@ fn write_rejections(
                 r.raw,
                 now
             ])
-            .map_err(|e| fail("write rejections", e))?;
+            .map_err(|e| map_rusqlite("write rejections", e))?;
     }
     Ok(())
-}
-
-/// Turns a rusqlite error into the core error the way `error::map` does for sqlx's.
-fn fail(context: &str, e: rusqlite::Error) -> Error {
-    use rusqlite::ffi;
-    let kind = match &e {
-        rusqlite::Error::SqliteFailure(code, _) => match code.extended_code {
-            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                ErrorKind::Conflict
-            }
-            _ if matches!(
-                code.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
-            {
-                ErrorKind::Unavailable
-            }
-            _ => ErrorKind::Internal,
-        },
-        _ => ErrorKind::Internal,
-    };
-    Error::new(kind, format!("sqlite: {context}: {e}")).with_source(e)
 }

@@ -2,8 +2,7 @@
 //!
 //! One file in WAL mode holds RAW (verbatim payloads), CORE (records, tasks, links), SEARCH (an
 //! FTS5 index written in the same transactions as the records) and OPS (events, rejections,
-//! jobs). Migrations are
-//! embedded in the binary and applied on open.
+//! jobs). Migrations are embedded in the binary and applied on open.
 
 mod distance;
 mod error;

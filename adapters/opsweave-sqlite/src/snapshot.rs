@@ -635,14 +635,11 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
                 .map_err(|e| map(&format!("import: clear {table}"), e))?;
         }
     }
-    sqlx::query(
-        "INSERT INTO records_fts (rowid, title, body) \
-         SELECT seq, title, body FROM records WHERE seq >= ?",
-    )
-    .bind(first_new)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| map("import: index new records for search", e))?;
+    sqlx::query(crate::ingest::INDEX_NEW_RECORDS)
+        .bind(first_new)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("import: index new records for search", e))?;
     // A server reading the copy reuses focus answers while the revision stands: a page that
     // changed tasks moves it.
     let mut orgs: Vec<&str> = rows.iter().map(|s| s.record.scope.org.as_str()).collect();

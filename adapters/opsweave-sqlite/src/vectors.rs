@@ -98,9 +98,8 @@ struct ModelRow {
     count: i64,
 }
 
-/// The columns of a `vector_models` row, as both readers select them.
-const MODEL_COLUMNS: &str =
-    "SELECT dim, storage, generation, count FROM vector_models WHERE name = ?1";
+/// The statement both readers (the pool and the point reader) fetch a `vector_models` row with.
+const MODEL_ROW: &str = "SELECT dim, storage, generation, count FROM vector_models WHERE name = ?1";
 
 impl ModelRow {
     fn from_columns((dim, storage, generation, count): (i64, String, i64, i64)) -> Result<Self> {
@@ -114,7 +113,7 @@ impl ModelRow {
 }
 
 async fn model_row(conn: &mut SqliteConnection, model: &str) -> Result<Option<ModelRow>> {
-    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(MODEL_COLUMNS)
+    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(MODEL_ROW)
         .bind(model)
         .fetch_optional(conn)
         .await
@@ -129,7 +128,7 @@ impl SqliteStore {
     fn model_row_here(&self, model: &str) -> Option<Result<Option<ModelRow>>> {
         use rusqlite::OptionalExtension;
         let conn = self.point_reader.as_ref()?.lock().ok()?;
-        let mut statement = conn.prepare_cached(MODEL_COLUMNS).ok()?;
+        let mut statement = conn.prepare_cached(MODEL_ROW).ok()?;
         let row = statement
             .query_row([model], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
