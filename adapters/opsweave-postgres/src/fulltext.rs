@@ -1,8 +1,13 @@
 //! Words for full-text search, cut the way SQLite's `unicode61 remove_diacritics 2` tokenizer
-//! cuts them: runs of letters and digits, case-folded, diacritics removed. The store hands
-//! PostgreSQL only these words (through the `simple` configuration), so both backends find the
-//! same records whatever the server's locale, version or extensions.
+//! cuts them: runs of letters and digits, case-folded, diacritics removed. The store builds the
+//! `tsvector` of each document and the `tsquery` of each search from these words itself and hands
+//! them to PostgreSQL ready-made, so both backends find the same records whatever the server's
+//! locale, version, parser or extensions — and the server spends no time parsing text.
 
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::types::Oid;
+use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, Postgres};
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
@@ -10,26 +15,161 @@ use unicode_normalization::UnicodeNormalization;
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// At most this many query words (as the embedded store).
 const MAX_QUERY_WORDS: usize = 32;
+/// Longer words are left out, as `to_tsvector` leaves out words of 2,047 bytes and more.
+const MAX_WORD_BYTES: usize = 2046;
+/// The last position a `tsvector` can record; later words share it.
+const LAST_POSITION: u16 = 16_383;
+/// At most this many positions per word in one column, and in a whole document.
+const COLUMN_POSITIONS: usize = 255;
+const DOCUMENT_POSITIONS: usize = 256;
+/// Weight bits of a position: A (titles) and B (bodies).
+const WEIGHT_A: u16 = 3 << 14;
+const WEIGHT_B: u16 = 2 << 14;
+/// PostgreSQL's type oids of `tsvector` and `tsvector[]` (fixed, built in).
+const TSVECTOR_OID: u32 = 3614;
+const TSVECTOR_ARRAY_OID: u32 = 3643;
 
-/// The words of `text`, folded, joined by single spaces.
-pub(crate) fn document_words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_DOCUMENT_BYTES));
-    for word in words(text) {
-        if out.len() + word.len() + 1 > MAX_DOCUMENT_BYTES {
-            break;
+/// A record's search document: its title's words (weight A) and body's words (weight B), in
+/// `tsvector`'s binary form. Equal to what `setweight(to_tsvector('simple', title), 'A') ||
+/// setweight(to_tsvector('simple', body), 'B')` makes of the folded words (positions capped at
+/// 16,383, at most 255 per column and 256 per document, long words left out).
+pub(crate) struct Document(Vec<u8>);
+
+impl Document {
+    /// The document of a record with this title and body.
+    pub(crate) fn new(title: &str, body: &str) -> Self {
+        let (title_words, body_words) = (column_words(title), column_words(body));
+        let (title, body) = (column(&title_words), column(&body_words));
+        // The body's positions follow the title's last recorded one, as `||` does.
+        let shift = title
+            .iter()
+            .filter_map(|(_, positions)| positions.last())
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&0i32.to_be_bytes());
+        let mut count: i32 = 0;
+        let (mut i, mut j) = (0, 0);
+        while i < title.len() || j < body.len() {
+            // The next word in byte order, with its title and body positions.
+            let (word, in_title, in_body) = match (title.get(i), body.get(j)) {
+                (Some((tw, tp)), Some((bw, bp))) if tw == bw => (*tw, &tp[..], &bp[..]),
+                (Some((tw, tp)), Some((bw, _))) if tw < bw => (*tw, &tp[..], &[][..]),
+                (Some((tw, tp)), None) => (*tw, &tp[..], &[][..]),
+                (_, Some((bw, bp))) => (*bw, &[][..], &bp[..]),
+                (None, None) => break,
+            };
+            i += usize::from(!in_title.is_empty());
+            j += usize::from(!in_body.is_empty());
+            let mut positions: Vec<u16> = in_title.iter().map(|p| p | WEIGHT_A).collect();
+            for p in in_body {
+                let at_end = positions.last().map(|l| l & LAST_POSITION) == Some(LAST_POSITION);
+                if positions.len() >= DOCUMENT_POSITIONS || at_end {
+                    break;
+                }
+                let shifted = (u32::from(*p) + u32::from(shift)).min(u32::from(LAST_POSITION));
+                positions.push(shifted as u16 | WEIGHT_B);
+            }
+            out.extend_from_slice(word.as_bytes());
+            out.push(0);
+            out.extend_from_slice(&(positions.len() as u16).to_be_bytes());
+            for p in positions {
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+            count += 1;
         }
-        if !out.is_empty() {
-            out.push(' ');
+        out[..4].copy_from_slice(&count.to_be_bytes());
+        Self(out)
+    }
+}
+
+impl sqlx::Type<Postgres> for Document {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(TSVECTOR_OID))
+    }
+}
+
+impl PgHasArrayType for Document {
+    fn array_type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(TSVECTOR_ARRAY_OID))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for Document {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        buf.extend_from_slice(&self.0);
+        Ok(IsNull::No)
+    }
+}
+
+/// The words of one column, sorted, each with its positions (1-based, in order, capped as
+/// `to_tsvector` caps them).
+fn column(words: &[String]) -> Vec<(&str, Vec<u16>)> {
+    let mut numbered: Vec<(&str, u16)> = Vec::with_capacity(words.len());
+    let mut position: u32 = 0;
+    for word in words {
+        if word.len() > MAX_WORD_BYTES {
+            continue;
         }
-        out.push_str(&word);
+        position += 1;
+        numbered.push((word, position.min(u32::from(LAST_POSITION)) as u16));
+    }
+    // Byte order, as PostgreSQL orders lexemes; positions ascending within a word.
+    numbered.sort_unstable();
+    let mut out: Vec<(&str, Vec<u16>)> = Vec::new();
+    for (word, position) in numbered {
+        match out.last_mut() {
+            Some((last, positions)) if *last == word => {
+                let full = positions.len() >= COLUMN_POSITIONS;
+                let at_end = positions.last() == Some(&LAST_POSITION);
+                if !full && !at_end && positions.last() != Some(&position) {
+                    positions.push(position);
+                }
+            }
+            _ => out.push((word, vec![position])),
+        }
     }
     out
 }
 
-/// The words of a search query, folded, joined by spaces; `None` when it has none.
-pub(crate) fn query_words(text: &str) -> Option<String> {
-    let words: Vec<String> = words(text).take(MAX_QUERY_WORDS).collect();
-    (!words.is_empty()).then(|| words.join(" "))
+/// The words of a title or body, folded, at most [`MAX_DOCUMENT_BYTES`] of them (joined).
+fn column_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for word in words(text) {
+        bytes += word.len() + usize::from(bytes > 0);
+        if bytes > MAX_DOCUMENT_BYTES {
+            break;
+        }
+        out.push(word);
+    }
+    out
+}
+
+/// A `tsquery` matching documents that hold every word of `text` (`None` when it has none).
+pub(crate) fn all_words_tsquery(text: &str) -> Option<String> {
+    let words = query_words(text);
+    (!words.is_empty()).then(|| tsquery(&words, " & "))
+}
+
+/// The folded words of a search query, at most [`MAX_QUERY_WORDS`] (no longer than a document
+/// word can be).
+pub(crate) fn query_words(text: &str) -> Vec<String> {
+    words(text)
+        .filter(|w| w.len() <= MAX_WORD_BYTES)
+        .take(MAX_QUERY_WORDS)
+        .collect()
+}
+
+/// `words` as a `tsquery` text joined by `operator`, each quoted so the server takes it as the
+/// lexeme it is (no parser, no dictionary).
+pub(crate) fn tsquery<S: AsRef<str>>(words: &[S], operator: &str) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| format!("'{}'", w.as_ref().replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
+    quoted.join(operator)
 }
 
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -54,25 +194,97 @@ fn fold(word: &str) -> String {
 mod tests {
     use super::*;
 
+    /// (word, [(position, weight)]) of a document, read back from its binary form.
+    fn read(document: &Document) -> Vec<(String, Vec<(u16, char)>)> {
+        let bytes = &document.0;
+        let count = i32::from_be_bytes(bytes[..4].try_into().unwrap());
+        let mut at = 4;
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let end = at + bytes[at..].iter().position(|b| *b == 0).unwrap();
+            let word = String::from_utf8(bytes[at..end].to_vec()).unwrap();
+            at = end + 1;
+            let n = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+            at += 2;
+            let mut positions = Vec::new();
+            for _ in 0..n {
+                let p = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+                at += 2;
+                positions.push((
+                    p & LAST_POSITION,
+                    ['D', 'C', 'B', 'A'][usize::from(p >> 14)],
+                ));
+            }
+            out.push((word, positions));
+        }
+        assert_eq!(at, bytes.len(), "nothing after the last word");
+        out
+    }
+
     #[test]
     fn words_are_cut_at_non_alphanumerics_and_folded() {
         assert_eq!(
-            document_words("OPS-101: Café «naïve» e-mail x@y.org"),
+            column_words("OPS-101: Café «naïve» e-mail x@y.org").join(" "),
             "ops 101 cafe naive e mail x y org"
         );
-        assert_eq!(document_words("Привет, МИР 東京"), "привет мир 東京");
         assert_eq!(
-            query_words("a OR b*\" NEAR(").as_deref(),
-            Some("a or b near")
+            column_words("Привет, МИР 東京").join(" "),
+            "привет мир 東京"
         );
-        assert_eq!(query_words("  \"*() - "), None);
+        assert_eq!(query_words("a OR b*\" NEAR(").join(" "), "a or b near");
+        assert!(query_words("  \"*() - ").is_empty());
+        assert_eq!(
+            all_words_tsquery("1e5abc, Café").as_deref(),
+            Some("'1e5abc' & 'cafe'")
+        );
+        assert_eq!(all_words_tsquery(" - "), None);
+        assert_eq!(tsquery(&["it's", "a\\b"], " | "), "'it''s' | 'a\\\\b'");
     }
 
     #[test]
     fn long_documents_are_cut_at_a_word() {
-        let text = "word ".repeat(100_000);
-        let words = document_words(&text);
-        assert!(words.len() <= MAX_DOCUMENT_BYTES);
-        assert!(words.ends_with("word"));
+        let words = column_words(&"word ".repeat(100_000));
+        assert!(words.join(" ").len() <= MAX_DOCUMENT_BYTES);
+        assert!(words.len() > MAX_DOCUMENT_BYTES / 5 - 2);
+        assert!(words.iter().all(|w| w == "word"));
+    }
+
+    #[test]
+    fn documents_hold_sorted_words_with_weighted_positions() {
+        let document = Document::new("Renew renew SOW", "sow the seeds");
+        let expected = [
+            ("renew", vec![(1, 'A'), (2, 'A')]),
+            ("seeds", vec![(6, 'B')]),
+            ("sow", vec![(3, 'A'), (4, 'B')]),
+            ("the", vec![(5, 'B')]),
+        ];
+        let expected: Vec<(String, Vec<(u16, char)>)> = expected
+            .into_iter()
+            .map(|(w, p)| (w.to_string(), p))
+            .collect();
+        assert_eq!(read(&document), expected);
+        assert!(read(&Document::new("", " - ")).is_empty());
+    }
+
+    #[test]
+    fn positions_are_capped_as_postgresql_caps_them() {
+        // 300 repeats keep 255 positions in a column, 256 in a document.
+        let a = "a ".repeat(300);
+        let document = read(&Document::new(&a, &format!("{a} b")));
+        assert_eq!(document[0].1.len(), 256);
+        assert_eq!(document[0].1[255], (256, 'B'));
+        // The body starts after the title's last recorded position (255), not its 300 words.
+        assert_eq!(document[1], ("b".to_string(), vec![(556, 'B')]));
+        // Past 16,383 every word shares the last position, recorded once.
+        let long = format!("{}a b c a", "x ".repeat(16_380));
+        let document = read(&Document::new(&long, "a"));
+        let a = document.iter().find(|(w, _)| w == "a").unwrap();
+        assert_eq!(a.1, vec![(16_381, 'A'), (16_383, 'A')]);
+        // Words of 2,047 bytes and more are left out and take no position.
+        let title = format!("{} {} q", "y".repeat(2046), "z".repeat(2047));
+        let document = read(&Document::new(&title, ""));
+        assert_eq!(document.len(), 2);
+        assert_eq!(document[0].1, vec![(2, 'A')]);
+        assert_eq!(document[1].0.len(), 2046);
     }
 }

@@ -2,7 +2,7 @@
 //! records by id, and deleting records with everything derived from them.
 
 use crate::error::map;
-use crate::fulltext::query_words;
+use crate::fulltext::{query_words, tsquery};
 use crate::retry::with_retries;
 use crate::rows::{get, push_scope, record_of, search_hit_of};
 use crate::PgStore;
@@ -16,15 +16,18 @@ const STOP_WORDS: [&str; 33] = [
     "they", "this", "to", "was", "will", "with",
 ];
 
-/// A `to_tsquery` text matching any of the query's words: words are folded runs of letters and
-/// digits (no operator can get in), repeats and stop words dropped unless nothing else is left.
+/// A `tsquery` text matching any of the query's words: words are folded runs of letters and
+/// digits, each quoted as a lexeme, repeats and stop words dropped unless nothing else is left.
 pub(crate) fn any_word_tsquery(text: &str) -> Option<String> {
-    let folded = query_words(text)?;
+    let folded = query_words(text);
     let mut words: Vec<&str> = Vec::new();
-    for word in folded.split(' ') {
-        if !words.contains(&word) {
+    for word in &folded {
+        if !words.contains(&word.as_str()) {
             words.push(word);
         }
+    }
+    if words.is_empty() {
+        return None;
     }
     let content: Vec<&str> = words
         .iter()
@@ -32,7 +35,7 @@ pub(crate) fn any_word_tsquery(text: &str) -> Option<String> {
         .filter(|w| !STOP_WORDS.contains(w))
         .collect();
     let chosen = if content.is_empty() { words } else { content };
-    Some(chosen.join(" | "))
+    Some(tsquery(&chosen, " | "))
 }
 
 pub(crate) async fn rank_text(
@@ -53,10 +56,10 @@ pub(crate) async fn rank_text(
                 FragmentDelimiter=…') AS snippet, \
              ts_rank(d.document, query)::float8 AS rank \
              FROM search.documents d JOIN core.records r ON r.id = d.id, \
-             to_tsquery('simple', ",
+             CAST(",
         );
         q.push_bind(tsquery.as_str())
-            .push(") AS query WHERE d.document @@ query AND ");
+            .push(" AS tsquery) AS query WHERE d.document @@ query AND ");
         push_scope(&mut q, scope, "r");
         if !query.entities.is_empty() {
             q.push(" AND r.entity = ANY(")
@@ -165,10 +168,10 @@ mod tests {
     fn any_word_tsquery_ors_folded_words() {
         assert_eq!(
             any_word_tsquery("The Café of the café renewal").as_deref(),
-            Some("cafe | renewal")
+            Some("'cafe' | 'renewal'")
         );
-        assert_eq!(any_word_tsquery("a | b & !c").as_deref(), Some("b | c"));
-        assert_eq!(any_word_tsquery("to be").as_deref(), Some("to | be"));
+        assert_eq!(any_word_tsquery("a | b & !c").as_deref(), Some("'b' | 'c'"));
+        assert_eq!(any_word_tsquery("to be").as_deref(), Some("'to' | 'be'"));
         assert_eq!(any_word_tsquery(" &| "), None);
     }
 }

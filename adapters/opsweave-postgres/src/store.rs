@@ -5,7 +5,7 @@
 //! statement, and commit whole or not at all.
 
 use crate::error::map;
-use crate::fulltext::{document_words, query_words};
+use crate::fulltext::{all_words_tsquery, Document};
 use crate::retry::with_retries;
 use crate::rows::{
     event_of, get, opt_text, push_scope, record_of, search_hit_of, stored, task_of, text,
@@ -228,10 +228,10 @@ impl RecordStore for PgStore {
     }
 
     async fn search(&self, scope: &Scope, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let Some(words) = query_words(query) else {
+        let Some(tsquery) = all_words_tsquery(query) else {
             return Err(Error::invalid("search query has no words to look for").on_field("q"));
         };
-        let words = &words;
+        let tsquery = &tsquery;
         with_retries(|| async move {
             // Title words weigh 1.0, body words 0.4 (ts_rank's A and B weights).
             let mut q = QueryBuilder::new(
@@ -241,10 +241,10 @@ impl RecordStore for PgStore {
                     FragmentDelimiter=…') AS snippet, \
                  ts_rank(d.document, query)::float8 AS rank \
                  FROM search.documents d JOIN core.records r ON r.id = d.id, \
-                 plainto_tsquery('simple', ",
+                 CAST(",
             );
-            q.push_bind(words.as_str())
-                .push(") AS query WHERE d.document @@ query AND ");
+            q.push_bind(tsquery.as_str())
+                .push(" AS tsquery) AS query WHERE d.document @@ query AND ");
             push_scope(&mut q, scope, "r");
             q.push(" ORDER BY rank DESC, r.id LIMIT ")
                 .push_bind(limit.clamp(1, 1000) as i64);
@@ -801,12 +801,12 @@ async fn write_documents(
     conflicts: bool,
 ) -> Result<()> {
     let id: Vec<i64> = records.iter().map(|r| r.id.raw()).collect();
-    let title: Vec<String> = records.iter().map(|r| document_words(&r.title)).collect();
-    let body: Vec<String> = records.iter().map(|r| document_words(&r.body)).collect();
+    let document: Vec<Document> = records
+        .iter()
+        .map(|r| Document::new(&r.title, &r.body))
+        .collect();
     let insert = "INSERT INTO search.documents (id, document) \
-         SELECT n.id, setweight(to_tsvector('simple', n.title), 'A') \
-           || setweight(to_tsvector('simple', n.body), 'B') \
-         FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS n(id, title, body)";
+         SELECT * FROM UNNEST($1::bigint[], $2::tsvector[])";
     let sql = if conflicts {
         Cow::Owned(format!(
             "{insert} ON CONFLICT (id) DO UPDATE SET document = excluded.document"
@@ -816,8 +816,7 @@ async fn write_documents(
     };
     sqlx::query(&sql)
         .bind(id)
-        .bind(title)
-        .bind(body)
+        .bind(document)
         .execute(&mut *tx)
         .await
         .map_err(|e| map("write search documents", e))?;

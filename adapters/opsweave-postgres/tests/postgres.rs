@@ -293,6 +293,7 @@ async fn search_folds_case_and_diacritics_and_nul_text_is_stored() {
         ("S-1", "Café Müller: renew SOW"),
         ("S-2", "OPS-101 Globex cutover"),
         ("S-3", "title with a \0 NUL"),
+        ("S-4", "build 1e5abc"),
     ]
     .iter()
     .map(|(id, title)| TaskFixture::new(id, title, Some(1), 0.5).item(&scope))
@@ -319,14 +320,70 @@ async fn search_folds_case_and_diacritics_and_nul_text_is_stored() {
     assert_eq!(hit("ops-101").await, vec![id_of(&scope, "S-2")]);
     assert_eq!(hit("101 globex").await, vec![id_of(&scope, "S-2")]);
     assert_eq!(hit("nul").await, vec![id_of(&scope, "S-3")]);
+    // One word, as SQLite cuts it (PostgreSQL's own parser reads "1e5" and "abc").
+    assert_eq!(hit("1e5abc").await, vec![id_of(&scope, "S-4")]);
+    assert!(hit("abc").await.is_empty());
     let hits = store.search(&scope, "globex", 10).await.unwrap();
     assert_eq!(hits[0].snippet, "body of OPS-101 [Globex] cutover");
     let record = store.record(&scope, id_of(&scope, "S-3")).await.unwrap();
     assert_eq!(record.title, "title with a \u{FFFD} NUL");
     // Opening again (a second process) applies no migration twice.
     let again = PgStore::open(&url).await.unwrap();
-    assert_eq!(again.counts(&scope).await.unwrap(), (3, 3));
+    assert_eq!(again.counts(&scope).await.unwrap(), (4, 4));
     drop((store, again));
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_built_by_the_store_equal_the_servers_own_parse() {
+    let Some((databases, url, store)) = fresh("documents").await else {
+        return;
+    };
+    let scope = Scope::org("acme");
+    // Folded words (what the store indexes), so the server's parser sees the same words; the
+    // limits: 255 positions per column and 256 per document, the last position 16,383, words of
+    // 2,047 bytes and more left out.
+    let a300 = "a ".repeat(300);
+    let cases: Vec<(String, String)> = vec![
+        ("renew renew sow".into(), "sow the seeds".into()),
+        (a300.clone(), format!("{a300} b")),
+        (format!("{}a b c a", "x ".repeat(16_380)), "a b a".into()),
+        (format!("{} {} q", "y".repeat(2046), "z".repeat(2047)), "q".into()),
+        ("only title".into(), String::new()),
+        (String::new(), "only body body".into()),
+        ("привет мир 東京 straße".into(), "東京 tokyo 2026 11 22".into()),
+        ("ops 101".into(), "101 ops 101".into()),
+    ];
+    let items: Vec<IngestItem> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (title, body))| {
+            let mut item = TaskFixture::new(&format!("D-{i}"), "t", Some(1), 0.5).item(&scope);
+            item.normalised.record.title = title.clone();
+            item.normalised.record.body = body.clone();
+            item
+        })
+        .collect();
+    store
+        .ingest_batch(&scope, "d.csv", &items, &[])
+        .await
+        .unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT r.external_id, d.document::text, \
+           (setweight(to_tsvector('simple', r.title), 'A') \
+             || setweight(to_tsvector('simple', r.body), 'B'))::text \
+         FROM search.documents d JOIN core.records r ON r.id = d.id ORDER BY r.external_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), cases.len());
+    for (id, ours, servers) in rows {
+        assert_eq!(ours, servers, "document of {id}");
+    }
+    conn.close().await.unwrap();
+    drop(store);
     databases.drop_all().await;
 }
 
