@@ -472,7 +472,7 @@ async fn import_records(tx: &mut PgConnection, rows: &[StoredRecord]) -> Result<
                $13::timestamptz[], $14::bigint[]) \
                AS n(id, org, client, project, source_kind, external_id, url, entity, title, body, \
                  fields, created_at, updated_at, content_hash) \
-             ON CONFLICT (id) DO UPDATE SET org = excluded.org, client = excluded.client, \
+             ON CONFLICT (org, id) DO UPDATE SET client = excluded.client, \
                project = excluded.project, source_kind = excluded.source_kind, \
                external_id = excluded.external_id, url = excluded.url, entity = excluded.entity, \
                title = excluded.title, body = excluded.body, fields = excluded.fields, \

@@ -720,7 +720,7 @@ async fn upsert_records(
            $13::timestamptz[], $14::bigint[]) \
            AS n(id, org, client, project, source_kind, external_id, url, entity, title, body, \
              fields, created_at, updated_at, content_hash) \
-         ON CONFLICT (id) DO UPDATE SET url = excluded.url, entity = excluded.entity, \
+         ON CONFLICT (org, id) DO UPDATE SET url = excluded.url, entity = excluded.entity, \
            title = excluded.title, body = excluded.body, fields = excluded.fields, \
            created_at = excluded.created_at, updated_at = excluded.updated_at, \
            content_hash = excluded.content_hash \
