@@ -348,10 +348,16 @@ async fn documents_built_by_the_store_equal_the_servers_own_parse() {
         ("renew renew sow".into(), "sow the seeds".into()),
         (a300.clone(), format!("{a300} b")),
         (format!("{}a b c a", "x ".repeat(16_380)), "a b a".into()),
-        (format!("{} {} q", "y".repeat(2046), "z".repeat(2047)), "q".into()),
+        (
+            format!("{} {} q", "y".repeat(2046), "z".repeat(2047)),
+            "q".into(),
+        ),
         ("only title".into(), String::new()),
         (String::new(), "only body body".into()),
-        ("привет мир 東京 straße".into(), "東京 tokyo 2026 11 22".into()),
+        (
+            "привет мир 東京 straße".into(),
+            "東京 tokyo 2026 11 22".into(),
+        ),
         ("ops 101".into(), "101 ops 101".into()),
     ];
     let items: Vec<IngestItem> = cases

@@ -22,7 +22,8 @@
 //!
 //! Besides wall time it prints this process's CPU time and, when the server runs on this machine,
 //! the server's (the postmaster with all its processes; the redis-server): CPU time barely moves
-//! when other work shares the machine, wall time does.
+//! when other work shares the machine, wall time does. The harness runs on the `opsweave`
+//! binary's allocator (mimalloc), so its client CPU is what `opsweave ingest` spends.
 
 use opsweave::worker::{Worker, WorkerOptions};
 use opsweave::{Config, JobId, JobQueue, Mapping, NewJob, Scope, Weave};
@@ -33,6 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
+
+/// The `opsweave` binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type BoxError = Box<dyn std::error::Error>;
 
