@@ -3,7 +3,7 @@
 //! server database several batches are written at once (`ingest.concurrency`), each in its own
 //! transaction, so the server spreads them over its cores.
 
-use crate::Weave;
+use crate::{Config, Weave};
 use chrono::Utc;
 use opsweave_core::mapping::{CompiledMapping, Format, Rejection};
 use opsweave_core::source::{SourceItem, SourceReader};
@@ -151,7 +151,7 @@ impl Weave {
         I: Iterator<Item = Result<SourceItem>> + Send + 'static,
     {
         let started = Instant::now();
-        let batch_size = self.config().ingest.batch_size.max(1);
+        let batch_size = self.ingest_batch_size();
         let priority = self.config().priority.clone();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(2);
         let scope_for_reader = scope.clone();
@@ -372,13 +372,28 @@ fn batch_keys(scope: &Scope, items: &[IngestItem]) -> HashSet<i64> {
 impl Weave {
     /// Batches an ingest writes at once: `ingest.concurrency`, or the store's choice.
     fn ingest_concurrency(&self) -> usize {
-        match self.config().ingest.concurrency {
-            0 => match crate::scale_out::scheme(self.config().db.trim()) {
-                "postgres" | "postgresql" => 4,
-                _ => 1,
-            },
-            n => n,
-        }
+        store_choice(self.config(), self.config().ingest.concurrency, 4, 1)
+    }
+
+    /// Items per batch: `ingest.batch_size`, or the store's choice.
+    fn ingest_batch_size(&self) -> usize {
+        store_choice(
+            self.config(),
+            self.config().ingest.batch_size,
+            5_000,
+            20_000,
+        )
+    }
+}
+
+/// `configured`, or when it is 0 the store's choice: `postgres` on PostgreSQL, else `sqlite`.
+fn store_choice(config: &Config, configured: usize, postgres: usize, sqlite: usize) -> usize {
+    match configured {
+        0 => match crate::scale_out::scheme(config.db.trim()) {
+            "postgres" | "postgresql" => postgres,
+            _ => sqlite,
+        },
+        n => n,
     }
 }
 
@@ -390,4 +405,25 @@ pub(crate) fn format_of(file: &str, mapping: &Mapping) -> Result<Format> {
         )
         .in_file(file.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_and_concurrency_default_to_the_stores_choice() {
+        let mut config = Config::default();
+        assert_eq!(store_choice(&config, 0, 5_000, 20_000), 20_000);
+        config.db = " postgres://h/db".into();
+        assert_eq!(store_choice(&config, 0, 5_000, 20_000), 5_000);
+        config.db = "postgresql://h/db".into();
+        assert_eq!(store_choice(&config, 0, 4, 1), 4);
+        assert_eq!(store_choice(&config, 7, 5_000, 20_000), 7);
+        assert_eq!(
+            crate::IngestConfig::default().batch_size,
+            0,
+            "the store chooses"
+        );
+    }
 }
