@@ -393,6 +393,53 @@ async fn documents_built_by_the_store_equal_the_servers_own_parse() {
     databases.drop_all().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_left_behind_by_hand_do_not_stop_a_new_record() {
+    let Some((databases, url, store)) = fresh("left_behind").await else {
+        return;
+    };
+    let scope = Scope::org("acme");
+    let item = TaskFixture::new("L-1", "left behind", Some(2), 0.5).item(&scope);
+    let id = item.normalised.record.id.raw();
+    // A raw payload and a task without their record: the batch's fast path (rows copied in, no
+    // conflict checks) meets them, rolls back and writes again with conflict checks.
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO raw.items (id, source_file, line, payload, received_at) \
+         VALUES ($1, 'old.csv', 9, '{\"old\": true}', now())",
+    )
+    .bind(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO core.tasks (id, org, title, source_kind, status, source_status, open, \
+           importance, importance_reason, updated_at) \
+         VALUES ($1, 'acme', 'stale', 'tracker', 'todo', 'todo', true, 0, '', now())",
+    )
+    .bind(id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let outcome = store
+        .ingest_batch(&scope, "new.csv", std::slice::from_ref(&item), &[])
+        .await
+        .unwrap();
+    assert_eq!(outcome.inserted, 1);
+    let record_id = item.normalised.record.id;
+    assert_eq!(
+        store.raw_payload(&scope, record_id).await.unwrap(),
+        item.normalised.raw_json
+    );
+    assert_eq!(
+        store.task(&scope, record_id).await.unwrap().title,
+        "left behind"
+    );
+    conn.close().await.unwrap();
+    drop(store);
+    databases.drop_all().await;
+}
+
 #[tokio::test]
 async fn bad_urls_are_invalid_input_and_unreachable_servers_unavailable() {
     let err = PgStore::open("postgres://h:notaport/db").await.unwrap_err();
