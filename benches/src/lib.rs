@@ -114,3 +114,33 @@ pub fn write_task_csv(dir: &std::path::Path, rows: usize) -> std::io::Result<std
     out.flush()?;
     Ok(csv)
 }
+
+/// Creates the empty database `name` on the PostgreSQL server at `server` (a URL naming any of
+/// its databases) and returns the new database's URL.
+pub async fn create_database(
+    server: &str,
+    name: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await?;
+    admin.close().await?;
+    let (base, _) = server
+        .rsplit_once('/')
+        .ok_or("server URL without a database")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops the database `name` from the server at `server`, ending its connections: a bench leaves
+/// nothing behind on the server.
+pub async fn drop_database(server: &str, name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+        .await?;
+    admin.close().await?;
+    Ok(())
+}

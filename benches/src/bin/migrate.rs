@@ -14,8 +14,7 @@
 use opsweave::{
     migrate, Mapping, MigrateOptions, MigrateProgress, Operation, Scope, UsageEvent, Weave,
 };
-use opsweave_benches::process_cpu_seconds;
-use sqlx::{Connection, Executor};
+use opsweave_benches::{create_database, drop_database, process_cpu_seconds};
 use std::time::Instant;
 
 const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
@@ -58,12 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keep = std::env::var_os("OPSWEAVE_BENCH_KEEP").map(std::path::PathBuf::from);
     let folder = keep.as_deref().unwrap_or(dir.path());
     let source = format!("sqlite://{}", folder.join("source.db").display());
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let target_name = format!("ow_bench_migrate_{stamp}");
     let target = runtime.block_on(async {
         build_source(folder, &source, rows).await?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
-        fresh_database(&pg, &format!("ow_bench_migrate_{stamp}")).await
+        create_database(&pg, &target_name).await
     })?;
     let batch = batch.to_string();
     let runs: [&[&str]; 3] = [
@@ -71,15 +71,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &["copy", &source, &target, &batch, "0"],
         &["copy", &source, &target, &batch, "1"],
     ];
+    let mut failed = None;
     for run in runs {
         let status = std::process::Command::new(std::env::current_exe()?)
             .args(run)
             .status()?;
         if !status.success() {
-            return Err(format!("the copy failed: {status}").into());
+            failed = Some(format!("the copy failed: {status}"));
+            break;
         }
     }
-    Ok(())
+    runtime.block_on(drop_database(&pg, &target_name))?;
+    match failed {
+        Some(failed) => Err(failed.into()),
+        None => Ok(()),
+    }
 }
 
 /// Every page of every kind read from the source and dropped: the read side of a copy alone.
@@ -185,17 +191,6 @@ async fn build_source(
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-async fn fresh_database(server: &str, name: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let mut admin = sqlx::PgConnection::connect(server).await?;
-    admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-        .await?;
-    let (base, _) = server
-        .rsplit_once('/')
-        .ok_or("server URL without a database")?;
-    Ok(format!("{base}/{name}"))
 }
 
 /// This process's peak resident memory, in MiB; `None` off Linux.

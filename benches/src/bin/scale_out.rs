@@ -27,8 +27,11 @@
 
 use opsweave::worker::{Worker, WorkerOptions};
 use opsweave::{Config, JobId, JobQueue, Mapping, NewJob, Scope, Weave};
-use opsweave_benches::{load_average, parent_pid, process_cpu_seconds, server_cpu_seconds};
-use sqlx::{Connection, Executor};
+use opsweave_benches::{
+    create_database, drop_database, load_average, parent_pid, process_cpu_seconds,
+    server_cpu_seconds,
+};
+use sqlx::Connection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,8 +91,8 @@ fn main() -> Result<(), BoxError> {
                 marker: String::new(),
             };
             for &mode in &modes {
-                let db =
-                    fresh_database(&pg, &format!("ow_bench_queue_{stamp}_{}", mode.name())).await?;
+                let name = format!("ow_bench_queue_{stamp}_{}", mode.name());
+                let db = create_database(&pg, &name).await?;
                 let weave = Weave::open(&db).await?;
                 let bench = QueueBench {
                     backend: "PostgreSQL",
@@ -99,7 +102,10 @@ fn main() -> Result<(), BoxError> {
                     batch,
                     server: &server,
                 };
-                bench.run(mode).await?;
+                let result = bench.run(mode).await;
+                drop(bench);
+                drop_database(&pg, &name).await?;
+                result?;
             }
         }
         if run("redis-queue") {
@@ -133,13 +139,15 @@ fn main() -> Result<(), BoxError> {
             let csv = opsweave_benches::write_task_csv(csv.path(), rows)?;
             for concurrency in ingest_concurrency()? {
                 let name = format!("ow_bench_ingest_{stamp}_{concurrency}");
-                let db = fresh_database(&pg, &name).await?;
+                let db = create_database(&pg, &name).await?;
                 let server = Server {
                     pid: postmaster,
                     redis: None,
-                    marker: name,
+                    marker: name.clone(),
                 };
-                ingest(&db, &csv, rows, concurrency, &server).await?;
+                let result = ingest(&db, &csv, rows, concurrency, &server).await;
+                drop_database(&pg, &name).await?;
+                result?;
             }
         }
         Ok(())
@@ -237,17 +245,6 @@ async fn redis_pid(url: &str) -> Option<u32> {
     std::fs::metadata(format!("/proc/{pid}"))
         .is_ok()
         .then_some(pid)
-}
-
-async fn fresh_database(server: &str, name: &str) -> Result<String, BoxError> {
-    let mut admin = sqlx::PgConnection::connect(server).await?;
-    admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-        .await?;
-    let (base, _) = server
-        .rsplit_once('/')
-        .ok_or("server URL without a database")?;
-    Ok(format!("{base}/{name}"))
 }
 
 /// How the jobs are drained.
