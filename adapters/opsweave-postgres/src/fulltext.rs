@@ -19,14 +19,17 @@ const MAX_QUERY_WORDS: usize = 32;
 const MAX_WORD_BYTES: usize = 2046;
 /// The last position a `tsvector` can record; later words share it.
 const LAST_POSITION: u16 = 16_383;
-/// At most this many positions per word in one column, and in a whole document.
+/// At most this many positions per word in one column (`to_tsvector` keeps 255)...
 const COLUMN_POSITIONS: usize = 255;
+/// ...and in a whole document (`||` adds the body's up to 256).
 const DOCUMENT_POSITIONS: usize = 256;
-/// Weight bits of a position: A (titles) and B (bodies).
+/// Weight bits of a title's positions (A).
 const WEIGHT_A: u16 = 3 << 14;
+/// Weight bits of a body's positions (B).
 const WEIGHT_B: u16 = 2 << 14;
-/// PostgreSQL's type oids of `tsvector` and `tsvector[]` (fixed, built in).
+/// PostgreSQL's type oid of `tsvector` (fixed, built in).
 const TSVECTOR_OID: u32 = 3614;
+/// PostgreSQL's type oid of `tsvector[]`.
 const TSVECTOR_ARRAY_OID: u32 = 3643;
 
 /// A record's search document: its title's words (weight A) and body's words (weight B), in
