@@ -13,7 +13,10 @@
 # socket in that directory, trusts local connections (test data only) and runs with fsync,
 # full_page_writes and synchronous_commit off. OPSWEAVE_PG_DURABLE=1 keeps PostgreSQL's durable
 # defaults instead (fsync, full_page_writes and synchronous_commit on), for benchmarks that must
-# show what a production server pays for its commits.
+# show what a production server pays for its commits. Either way the WAL writer wakes every 10 ms
+# instead of 200: a batch ingest writes ~80 MB of WAL a second, which fills the 8 MB of WAL buffers
+# between two 200 ms wake-ups, and the backends then stall writing the WAL out themselves, one at a
+# time under one lock (docs/benchmarks.md; the same setting is advised for ingest-heavy servers).
 # `start` creates the database `opsweave` and the `vector` extension in it and in template1, so
 # every database a test creates has it too. Stdout is only the exports; progress goes to stderr.
 #
@@ -102,7 +105,7 @@ start() {
     as_server_user "$pg/bin/pg_ctl" --pgdata="$dir/data" --log="$dir/postgres.log" --wait \
         --timeout=60 start -o "-c listen_addresses=127.0.0.1 -c port=$port \
         -c unix_socket_directories=$dir/socket -c max_connections=300 $durability \
-        -c shared_buffers=256MB" >&2 || {
+        -c shared_buffers=256MB -c wal_writer_delay=10ms" >&2 || {
         cat "$dir/postgres.log" >&2
         rm -rf "$dir"
         exit 1

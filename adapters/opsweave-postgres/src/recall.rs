@@ -54,12 +54,11 @@ pub(crate) async fn rank_text(
              ts_headline('simple', r.body, query, \
                'StartSel=[, StopSel=], MaxWords=12, MinWords=3, ShortWord=0, MaxFragments=1, \
                 FragmentDelimiter=…') AS snippet, \
-             ts_rank(d.document, query)::float8 AS rank \
-             FROM search.documents d JOIN core.records r ON r.id = d.id, \
-             CAST(",
+             ts_rank(r.document, query)::float8 AS rank \
+             FROM core.records r, CAST(",
         );
         q.push_bind(tsquery.as_str())
-            .push(" AS tsquery) AS query WHERE d.document @@ query AND ");
+            .push(" AS tsquery) AS query WHERE r.document @@ query AND ");
         push_scope(&mut q, scope, "r");
         if !query.entities.is_empty() {
             q.push(" AND r.entity = ANY(")
@@ -135,7 +134,6 @@ pub(crate) async fn delete_records(
         for statement in [
             "DELETE FROM core.tasks WHERE id = ANY($1)",
             "DELETE FROM raw.items WHERE id = ANY($1)",
-            "DELETE FROM search.documents WHERE id = ANY($1)",
         ] {
             sqlx::query(statement)
                 .bind(&gone)

@@ -4,11 +4,12 @@
 //! them, so later appends, jobs and keys get new ones.
 
 use crate::error::map;
+use crate::fulltext::Document;
 use crate::jobs::job_of;
 use crate::matching::review_of;
 use crate::retry::with_retries;
 use crate::rows::{event_of, get, opt_text, record_of, scope_of, stored, text};
-use crate::store::{upsert_documents, EVENT_APPEND_LOCK};
+use crate::store::EVENT_APPEND_LOCK;
 use crate::usage::key_of;
 use crate::PgStore;
 use async_trait::async_trait;
@@ -21,8 +22,8 @@ use opsweave_core::snapshot::{
     StoredTask, StoredUsage, StoredVector, MAX_PAGE,
 };
 use opsweave_core::{
-    EntityKind, Error, Event, Job, Link, LinkKind, ModelInfo, Operation, Record, RecordId, Result,
-    Task, UsageEvent, VectorIndex, VectorItem,
+    EntityKind, Error, Event, Job, Link, LinkKind, ModelInfo, Operation, RecordId, Result, Task,
+    UsageEvent, VectorIndex, VectorItem,
 };
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Postgres, QueryBuilder};
@@ -445,6 +446,7 @@ async fn import_records(tx: &mut PgConnection, rows: &[StoredRecord]) -> Result<
         let mut created_at = Vec::with_capacity(n);
         let mut updated_at = Vec::with_capacity(n);
         let mut content_hash = Vec::with_capacity(n);
+        let mut document = Vec::with_capacity(n);
         for s in chunk {
             let r = &s.record;
             id.push(r.id.raw());
@@ -461,23 +463,24 @@ async fn import_records(tx: &mut PgConnection, rows: &[StoredRecord]) -> Result<
             created_at.push(r.created_at.map(stored));
             updated_at.push(stored(r.updated_at));
             content_hash.push(r.content_hash);
+            document.push(Document::new(&r.title, &r.body));
         }
         sqlx::query(
             "INSERT INTO core.records (id, org, client, project, source_kind, external_id, url, \
-               entity, title, body, fields, created_at, updated_at, content_hash) \
+               entity, title, body, fields, created_at, updated_at, content_hash, document) \
              SELECT id, org, client, project, source_kind, external_id, url, entity, title, body, \
-               fields::json, created_at, updated_at, content_hash \
+               fields::json, created_at, updated_at, content_hash, document \
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], \
-               $13::timestamptz[], $14::bigint[]) \
+               $13::timestamptz[], $14::bigint[], $15::tsvector[]) \
                AS n(id, org, client, project, source_kind, external_id, url, entity, title, body, \
-                 fields, created_at, updated_at, content_hash) \
+                 fields, created_at, updated_at, content_hash, document) \
              ON CONFLICT (org, id) DO UPDATE SET client = excluded.client, \
                project = excluded.project, source_kind = excluded.source_kind, \
                external_id = excluded.external_id, url = excluded.url, entity = excluded.entity, \
                title = excluded.title, body = excluded.body, fields = excluded.fields, \
                created_at = excluded.created_at, updated_at = excluded.updated_at, \
-               content_hash = excluded.content_hash",
+               content_hash = excluded.content_hash, document = excluded.document",
         )
         .bind(id)
         .bind(org)
@@ -493,12 +496,11 @@ async fn import_records(tx: &mut PgConnection, rows: &[StoredRecord]) -> Result<
         .bind(created_at)
         .bind(updated_at)
         .bind(content_hash)
+        .bind(document)
         .execute(&mut *tx)
         .await
         .map_err(|e| map("import records", e))?;
 
-        let records: Vec<&Record> = chunk.iter().map(|s| &s.record).collect();
-        upsert_documents(tx, &records).await?;
         import_raw_items(tx, chunk).await?;
         import_tasks(tx, chunk).await?;
         // A record without a raw item or task in the page has none in the copy either.

@@ -96,9 +96,6 @@ impl RecordStore for PgStore {
                             continue;
                         }
                         write_raw(&mut tx, source_file, rows, now, conflicts).await?;
-                        let records: Vec<&Record> =
-                            rows.iter().map(|item| &item.normalised.record).collect();
-                        write_documents(&mut tx, &records, conflicts).await?;
                         tasks_written |= write_tasks(&mut tx, rows, conflicts).await?;
                     }
                     upsert_item_links(&mut tx, scope, &all).await?;
@@ -239,12 +236,11 @@ impl RecordStore for PgStore {
                  ts_headline('simple', r.body, query, \
                    'StartSel=[, StopSel=], MaxWords=12, MinWords=3, ShortWord=0, MaxFragments=1, \
                     FragmentDelimiter=…') AS snippet, \
-                 ts_rank(d.document, query)::float8 AS rank \
-                 FROM search.documents d JOIN core.records r ON r.id = d.id, \
-                 CAST(",
+                 ts_rank(r.document, query)::float8 AS rank \
+                 FROM core.records r, CAST(",
             );
             q.push_bind(tsquery.as_str())
-                .push(" AS tsquery) AS query WHERE d.document @@ query AND ");
+                .push(" AS tsquery) AS query WHERE r.document @@ query AND ");
             push_scope(&mut q, scope, "r");
             q.push(" ORDER BY rank DESC, r.id LIMIT ")
                 .push_bind(limit.clamp(1, 1000) as i64);
@@ -693,6 +689,7 @@ async fn upsert_records(
     let mut created_at = Vec::with_capacity(n);
     let mut updated_at = Vec::with_capacity(n);
     let mut content_hash = Vec::with_capacity(n);
+    let mut document = Vec::with_capacity(n);
     for item in chunk {
         let r = &item.normalised.record;
         id.push(r.id.raw());
@@ -709,21 +706,22 @@ async fn upsert_records(
         created_at.push(r.created_at.map(stored));
         updated_at.push(stored(r.updated_at));
         content_hash.push(r.content_hash);
+        document.push(Document::new(&r.title, &r.body));
     }
     let rows = sqlx::query(
         "INSERT INTO core.records AS r (id, org, client, project, source_kind, external_id, url, \
-           entity, title, body, fields, created_at, updated_at, content_hash) \
+           entity, title, body, fields, created_at, updated_at, content_hash, document) \
          SELECT id, org, client, project, source_kind, external_id, url, entity, title, body, \
-           fields::json, created_at, updated_at, content_hash \
+           fields::json, created_at, updated_at, content_hash, document \
          FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], \
-           $13::timestamptz[], $14::bigint[]) \
+           $13::timestamptz[], $14::bigint[], $15::tsvector[]) \
            AS n(id, org, client, project, source_kind, external_id, url, entity, title, body, \
-             fields, created_at, updated_at, content_hash) \
+             fields, created_at, updated_at, content_hash, document) \
          ON CONFLICT (org, id) DO UPDATE SET url = excluded.url, entity = excluded.entity, \
            title = excluded.title, body = excluded.body, fields = excluded.fields, \
            created_at = excluded.created_at, updated_at = excluded.updated_at, \
-           content_hash = excluded.content_hash \
+           content_hash = excluded.content_hash, document = excluded.document \
          WHERE r.content_hash IS DISTINCT FROM excluded.content_hash \
          RETURNING r.id, (r.xmax = 0) AS inserted",
     )
@@ -741,6 +739,7 @@ async fn upsert_records(
     .bind(created_at)
     .bind(updated_at)
     .bind(content_hash)
+    .bind(document)
     .fetch_all(&mut *tx)
     .await
     .map_err(|e| map("write records", e))?;
@@ -784,42 +783,6 @@ async fn write_raw(
         .execute(&mut *tx)
         .await
         .map_err(|e| map("write raw items", e))?;
-    Ok(())
-}
-
-/// Writes the full-text documents of records (the words of their titles and bodies), replacing
-/// the rows that exist.
-pub(crate) async fn upsert_documents(tx: &mut PgConnection, records: &[&Record]) -> Result<()> {
-    write_documents(tx, records, true).await
-}
-
-/// Writes the full-text documents of `records`; with `conflicts`, replacing the rows that exist
-/// (else they must not exist).
-async fn write_documents(
-    tx: &mut PgConnection,
-    records: &[&Record],
-    conflicts: bool,
-) -> Result<()> {
-    let id: Vec<i64> = records.iter().map(|r| r.id.raw()).collect();
-    let document: Vec<Document> = records
-        .iter()
-        .map(|r| Document::new(&r.title, &r.body))
-        .collect();
-    let insert = "INSERT INTO search.documents (id, document) \
-         SELECT * FROM UNNEST($1::bigint[], $2::tsvector[])";
-    let sql = if conflicts {
-        Cow::Owned(format!(
-            "{insert} ON CONFLICT (id) DO UPDATE SET document = excluded.document"
-        ))
-    } else {
-        Cow::Borrowed(insert)
-    };
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(document)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("write search documents", e))?;
     Ok(())
 }
 

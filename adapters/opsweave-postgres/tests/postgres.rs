@@ -376,10 +376,10 @@ async fn documents_built_by_the_store_equal_the_servers_own_parse() {
         .unwrap();
     let mut conn = PgConnection::connect(&url).await.unwrap();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT r.external_id, d.document::text, \
+        "SELECT r.external_id, r.document::text, \
            (setweight(to_tsvector('simple', r.title), 'A') \
              || setweight(to_tsvector('simple', r.body), 'B'))::text \
-         FROM search.documents d JOIN core.records r ON r.id = d.id ORDER BY r.external_id",
+         FROM core.records r ORDER BY r.external_id",
     )
     .fetch_all(&mut conn)
     .await
@@ -449,4 +449,63 @@ async fn bad_urls_are_invalid_input_and_unreachable_servers_unavailable() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_stored_apart_before_migration_0030_stay_searchable() {
+    let Some(server) = support::server_url("documents_0030") else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "documents_0030");
+    let url = databases.create().await;
+    // The database as the versions before 0030 left it: documents in search.documents.
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 30)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&mut conn).await.unwrap();
+    for (id, title) in [(11_i64, "Globex renewal"), (12, "Initech audit")] {
+        sqlx::query(
+            "INSERT INTO core.records (id, org, source_kind, external_id, entity, title, body, \
+               fields, updated_at, content_hash) \
+             VALUES ($1, 'acme', 'crm', $1::text, 'task', $2, 'call them', '{}', now(), 1)",
+        )
+        .bind(id)
+        .bind(title)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO search.documents (id, document) \
+             VALUES ($1, setweight(to_tsvector('simple', lower($2)), 'A') \
+               || setweight(to_tsvector('simple', 'call them'), 'B'))",
+        )
+        .bind(id)
+        .bind(title)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = PgStore::open(&url).await.unwrap();
+    let scope = Scope::org("acme");
+    let hits = store.search(&scope, "globex", 10).await.unwrap();
+    assert_eq!(hits.iter().map(|h| h.id.raw()).collect::<Vec<_>>(), [11]);
+    let hits = store.search(&scope, "call", 10).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let gone: bool = sqlx::query_scalar("SELECT to_regclass('search.documents') IS NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(gone, "search.documents is dropped once its documents moved");
+    conn.close().await.unwrap();
+    drop(store);
+    databases.drop_all().await;
 }
