@@ -544,7 +544,10 @@ impl CompiledMapping {
             }
         }
 
-        let raw_json = payload.to_string();
+        // Straight into a byte buffer: `Display` (`to_string`) goes through the formatter for
+        // every token: ~8 % of the PostgreSQL ingest client's CPU on CSV rows.
+        let raw_json = serde_json::to_string(payload)
+            .map_err(|e| reject(None, format!("the row cannot be serialised: {e}")))?;
         let fields_json = serde_json::to_string(&fields)
             .map_err(|e| reject(None, format!("fields cannot be serialised: {e}")))?;
         let task_json = task
