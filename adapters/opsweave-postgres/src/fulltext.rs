@@ -8,6 +8,8 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, Postgres};
+use std::borrow::Cow;
+use std::ops::Range;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
@@ -42,30 +44,36 @@ impl Document {
     /// The document of a record with this title and body.
     pub(crate) fn new(title: &str, body: &str) -> Self {
         let (title_words, body_words) = (column_words(title), column_words(body));
-        let (title, body) = (column(&title_words), column(&body_words));
+        let (title, body) = (Column::of(&title_words), Column::of(&body_words));
         // The body's positions follow the title's last recorded one, as `||` does.
         let shift = title
+            .words
             .iter()
-            .filter_map(|(_, positions)| positions.last())
+            .map(|(_, at)| title.positions[at.end - 1])
             .max()
-            .copied()
             .unwrap_or(0);
-        let mut out = Vec::with_capacity(64);
+        let words_bytes: usize = (title.words.iter().chain(&body.words))
+            .map(|(w, _)| w.len() + 3)
+            .sum();
+        let positions_bytes = 2 * (title.positions.len() + body.positions.len());
+        let mut out = Vec::with_capacity(4 + words_bytes + positions_bytes);
         out.extend_from_slice(&0i32.to_be_bytes());
         let mut count: i32 = 0;
         let (mut i, mut j) = (0, 0);
-        while i < title.len() || j < body.len() {
+        let mut positions: Vec<u16> = Vec::new();
+        loop {
             // The next word in byte order, with its title and body positions.
-            let (word, in_title, in_body) = match (title.get(i), body.get(j)) {
-                (Some((tw, tp)), Some((bw, bp))) if tw == bw => (*tw, &tp[..], &bp[..]),
-                (Some((tw, tp)), Some((bw, _))) if tw < bw => (*tw, &tp[..], &[][..]),
-                (Some((tw, tp)), None) => (*tw, &tp[..], &[][..]),
-                (_, Some((bw, bp))) => (*bw, &[][..], &bp[..]),
+            let (word, in_title, in_body) = match (title.words.get(i), body.words.get(j)) {
+                (Some((tw, ta)), Some((bw, ba))) if tw == bw => (*tw, title.at(ta), body.at(ba)),
+                (Some((tw, ta)), Some((bw, _))) if tw < bw => (*tw, title.at(ta), &[][..]),
+                (Some((tw, ta)), None) => (*tw, title.at(ta), &[][..]),
+                (_, Some((bw, ba))) => (*bw, &[][..], body.at(ba)),
                 (None, None) => break,
             };
             i += usize::from(!in_title.is_empty());
             j += usize::from(!in_body.is_empty());
-            let mut positions: Vec<u16> = in_title.iter().map(|p| p | WEIGHT_A).collect();
+            positions.clear();
+            positions.extend(in_title.iter().map(|p| p | WEIGHT_A));
             for p in in_body {
                 let at_end = positions.last().map(|l| l & LAST_POSITION) == Some(LAST_POSITION);
                 if positions.len() >= DOCUMENT_POSITIONS || at_end {
@@ -77,7 +85,7 @@ impl Document {
             out.extend_from_slice(word.as_bytes());
             out.push(0);
             out.extend_from_slice(&(positions.len() as u16).to_be_bytes());
-            for p in positions {
+            for p in &positions {
                 out.extend_from_slice(&p.to_be_bytes());
             }
             count += 1;
@@ -106,38 +114,63 @@ impl sqlx::Encode<'_, Postgres> for Document {
     }
 }
 
-/// The words of one column, sorted, each with its positions (1-based, in order, capped as
-/// `to_tsvector` caps them).
-fn column(words: &[String]) -> Vec<(&str, Vec<u16>)> {
-    let mut numbered: Vec<(&str, u16)> = Vec::with_capacity(words.len());
-    let mut position: u32 = 0;
-    for word in words {
-        if word.len() > MAX_WORD_BYTES {
-            continue;
+/// The words of one column in byte order (as PostgreSQL orders lexemes), each with its positions
+/// (1-based, ascending, capped as `to_tsvector` caps them); the positions of every word share one
+/// buffer, so a document costs a few allocations, not one per word.
+struct Column<'a> {
+    /// Each word with the range of its positions in `positions`.
+    words: Vec<(&'a str, Range<usize>)>,
+    /// The positions of all words, word after word.
+    positions: Vec<u16>,
+}
+
+impl<'a> Column<'a> {
+    /// The column of these words (in text order).
+    fn of(words: &'a [Cow<'a, str>]) -> Self {
+        let mut numbered: Vec<(&str, u16)> = Vec::with_capacity(words.len());
+        let mut position: u32 = 0;
+        for word in words {
+            if word.len() > MAX_WORD_BYTES {
+                continue;
+            }
+            position += 1;
+            numbered.push((word, position.min(u32::from(LAST_POSITION)) as u16));
         }
-        position += 1;
-        numbered.push((word, position.min(u32::from(LAST_POSITION)) as u16));
-    }
-    // Byte order, as PostgreSQL orders lexemes; positions ascending within a word.
-    numbered.sort_unstable();
-    let mut out: Vec<(&str, Vec<u16>)> = Vec::new();
-    for (word, position) in numbered {
-        match out.last_mut() {
-            Some((last, positions)) if *last == word => {
-                let full = positions.len() >= COLUMN_POSITIONS;
-                let at_end = positions.last() == Some(&LAST_POSITION);
-                if !full && !at_end && positions.last() != Some(&position) {
-                    positions.push(position);
+        numbered.sort_unstable();
+        let mut column = Self {
+            words: Vec::with_capacity(numbered.len()),
+            positions: Vec::with_capacity(numbered.len()),
+        };
+        for (word, position) in numbered {
+            match column.words.last_mut() {
+                // Sorted, so the last word's positions end the buffer.
+                Some((last, at)) if *last == word => {
+                    let kept = &column.positions[at.clone()];
+                    let full = kept.len() >= COLUMN_POSITIONS;
+                    let at_end = kept.last() == Some(&LAST_POSITION);
+                    if !full && !at_end && kept.last() != Some(&position) {
+                        column.positions.push(position);
+                        at.end += 1;
+                    }
+                }
+                _ => {
+                    let start = column.positions.len();
+                    column.positions.push(position);
+                    column.words.push((word, start..start + 1));
                 }
             }
-            _ => out.push((word, vec![position])),
         }
+        column
     }
-    out
+
+    /// The positions of the word at `at`.
+    fn at(&self, at: &Range<usize>) -> &[u16] {
+        &self.positions[at.clone()]
+    }
 }
 
 /// The words of a title or body, folded, at most [`MAX_DOCUMENT_BYTES`] of them (joined).
-fn column_words(text: &str) -> Vec<String> {
+fn column_words(text: &str) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
     let mut bytes = 0;
     for word in words(text) {
@@ -162,6 +195,7 @@ pub(crate) fn query_words(text: &str) -> Vec<String> {
     words(text)
         .filter(|w| w.len() <= MAX_WORD_BYTES)
         .take(MAX_QUERY_WORDS)
+        .map(Cow::into_owned)
         .collect()
 }
 
@@ -175,7 +209,7 @@ pub(crate) fn tsquery<S: AsRef<str>>(words: &[S], operator: &str) -> String {
     quoted.join(operator)
 }
 
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+fn words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(fold)
@@ -183,9 +217,12 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Lower case without diacritics: "Ça" → "ca", "Łódź" keeps its stroke ("łodz"), as unicode61.
-fn fold(word: &str) -> String {
+fn fold(word: &str) -> Cow<'_, str> {
     if word.is_ascii() {
-        return word.to_ascii_lowercase();
+        if word.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Cow::Owned(word.to_ascii_lowercase());
+        }
+        return Cow::Borrowed(word);
     }
     word.nfd()
         .filter(|c| !is_combining_mark(*c))
@@ -246,7 +283,8 @@ mod tests {
 
     #[test]
     fn long_documents_are_cut_at_a_word() {
-        let words = column_words(&"word ".repeat(100_000));
+        let text = "word ".repeat(100_000);
+        let words = column_words(&text);
         assert!(words.join(" ").len() <= MAX_DOCUMENT_BYTES);
         assert!(words.len() > MAX_DOCUMENT_BYTES / 5 - 2);
         assert!(words.iter().all(|w| w == "word"));
