@@ -19,7 +19,7 @@ mod store;
 mod usage;
 mod vectors;
 
-pub use vectors::{VectorLoad, MAX_INDEXED_DIM};
+pub use vectors::{VectorLoad, BULK_LOAD_FROM, MAX_INDEXED_DIM};
 
 use error::map;
 use opsweave_core::{Error, Result};

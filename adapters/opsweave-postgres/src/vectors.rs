@@ -10,8 +10,8 @@ use opsweave_core::vector::{
     check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
 };
 use opsweave_core::{
-    Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorFilter, VectorHit, VectorIndex,
-    VectorItem,
+    Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorBulkLoad, VectorFilter,
+    VectorHit, VectorIndex, VectorItem,
 };
 use pgvector::HalfVector;
 use std::collections::HashMap;
@@ -21,6 +21,17 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The largest dimension pgvector indexes for `halfvec`.
 pub const MAX_INDEXED_DIM: usize = 4_000;
+
+/// Fewest vectors an embedding run must write for it to load them in bulk (`begin_bulk_load`).
+pub const BULK_LOAD_FROM: u64 = 10_000;
+
+/// Bytes of index build memory per vector beyond its halves: with them pgvector keeps the graph
+/// of a bulk load's build in memory (about 1.3 KiB per 384-dimension vector).
+const GRAPH_BYTES_PER_VECTOR: u64 = 512;
+
+/// The most `maintenance_work_mem` a bulk load's build asks for, MiB (larger graphs are built
+/// partly on disk, slower).
+const MAX_BUILD_MEMORY_MIB: u64 = 1_024;
 
 impl PgStore {
     /// Makes sure `model`'s vectors (of `dim` dimensions) have their HNSW index (cosine distance),
@@ -157,6 +168,38 @@ impl PgStore {
             model: model.clone(),
             index,
         })
+    }
+}
+
+/// How many vectors of `model` are stored.
+async fn stored_vectors(pool: &sqlx::PgPool, model: &str) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM search.embeddings WHERE model = $1")
+        .bind(model)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| map("count vectors", e))?;
+    Ok(n.max(0) as u64)
+}
+
+/// A [`VectorLoad`] behind the [`VectorBulkLoad`] seam, building with the memory its size asks for.
+struct BulkLoad<'a> {
+    load: VectorLoad<'a>,
+    /// The model's vectors once the load is written (stored before it + the load's).
+    vectors: u64,
+}
+
+#[async_trait]
+impl VectorBulkLoad for BulkLoad<'_> {
+    async fn write(&self, items: Vec<VectorItem>) -> Result<()> {
+        self.load.write(items).await
+    }
+
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let per_vector = 2 * self.load.model.dim as u64 + GRAPH_BYTES_PER_VECTOR;
+        let mib = (self.vectors.saturating_mul(per_vector))
+            .div_ceil(1 << 20)
+            .clamp(64, MAX_BUILD_MEMORY_MIB);
+        self.load.finish(mib as u32).await
     }
 }
 
@@ -360,6 +403,29 @@ impl VectorIndex for PgStore {
         }
         self.ensure_vector_index(&model.name, model.dim).await?;
         write_items(self, model, &items).await
+    }
+
+    /// A [`VectorLoad`] when `count` is at least [`BULK_LOAD_FROM`] and at least the model's stored
+    /// vectors: the build then walks every vector of the model, so a load that adds fewer than are
+    /// already there costs more than inserting them into the index.
+    async fn begin_bulk_load<'a>(
+        &'a self,
+        model: &ModelInfo,
+        count: u64,
+    ) -> Result<Option<Box<dyn VectorBulkLoad + 'a>>> {
+        if count < BULK_LOAD_FROM {
+            return Ok(None);
+        }
+        check_model_name(&model.name)?;
+        let stored = with_retries(|| stored_vectors(&self.pool, &model.name)).await?;
+        if count < stored {
+            return Ok(None);
+        }
+        let load = self.begin_vector_load(model).await?;
+        Ok(Some(Box::new(BulkLoad {
+            load,
+            vectors: stored + count,
+        })))
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {

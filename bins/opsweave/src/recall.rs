@@ -123,7 +123,7 @@ pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
     let progress = Arc::new(EmbedProgress::default());
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} embedding {pos}/{len} {wide_bar} eta {eta}")
+        ProgressStyle::with_template("{spinner} embedding {pos}/{len} {wide_bar} eta {eta}{msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let ticker = {
@@ -132,6 +132,9 @@ pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
         tokio::spawn(async move {
             loop {
                 bar.set_length(progress.total.load(Ordering::Relaxed));
+                if progress.indexing.load(Ordering::Relaxed) {
+                    bar.set_message(" (building the vector index)");
+                }
                 bar.set_position(progress.done.load(Ordering::Relaxed));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -145,13 +148,18 @@ pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
         crate::output::print_json(&report);
     } else {
         println!(
-            "embedded {} of {} stale records with {} ({} dims) in {:.2} s; {} had no text",
+            "embedded {} of {} stale records with {} ({} dims) in {:.2} s; {} had no text{}",
             report.embedded,
             report.stale,
             report.model,
             report.dim,
             report.seconds,
-            report.skipped_empty
+            report.skipped_empty,
+            if report.bulk_load {
+                "; loaded in bulk, the vector index built once over them"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

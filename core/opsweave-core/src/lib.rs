@@ -57,4 +57,4 @@ pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{
     ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
 };
-pub use vector::{StaleVector, VectorFilter, VectorHit, VectorIndex, VectorItem};
+pub use vector::{StaleVector, VectorBulkLoad, VectorFilter, VectorHit, VectorIndex, VectorItem};

@@ -87,6 +87,30 @@ pub trait VectorIndex: Send + Sync {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
+
+    /// A bulk load for writing `count` vectors of `model` in one go (a first embedding of a large
+    /// corpus), or `None` when upserts one batch at a time cost the same (the default). A store
+    /// whose index is far cheaper to build over stored rows than to grow row by row (pgvector's
+    /// HNSW) stops maintaining it until [`VectorBulkLoad::finish`]; k-NN stays right meanwhile.
+    async fn begin_bulk_load<'a>(
+        &'a self,
+        model: &ModelInfo,
+        count: u64,
+    ) -> Result<Option<Box<dyn VectorBulkLoad + 'a>>> {
+        let _ = (model, count);
+        Ok(None)
+    }
+}
+
+/// Vectors of one model written in bulk (see [`VectorIndex::begin_bulk_load`]).
+#[async_trait]
+pub trait VectorBulkLoad: Send + Sync {
+    /// Stores vectors as [`VectorIndex::upsert`] does, all or none, without maintaining the index.
+    async fn write(&self, items: Vec<VectorItem>) -> Result<()>;
+
+    /// Builds the model's index over every stored vector. A load that never finishes leaves the
+    /// vectors stored and k-NN right; the model's next upsert builds the index.
+    async fn finish(self: Box<Self>) -> Result<()>;
 }
 
 /// The most hits one k-NN query may ask for.

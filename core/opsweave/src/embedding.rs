@@ -11,12 +11,12 @@ use chrono::Utc;
 use opsweave_core::recall::embedding_text;
 use opsweave_core::{
     EmbedKind, Embedder, Embeddings, Error, JobId, Operation, RecordId, Result, Scope, UsageEvent,
-    VectorIndex, VectorItem,
+    VectorBulkLoad, VectorIndex, VectorItem,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -149,6 +149,8 @@ pub struct EmbedProgress {
     pub total: AtomicU64,
     /// Records handled so far (embedded or skipped).
     pub done: AtomicU64,
+    /// True while a bulk load's index is built, after the last record (it can take minutes).
+    pub indexing: AtomicBool,
 }
 
 /// What an embedding run did.
@@ -168,6 +170,10 @@ pub struct EmbedReport {
     pub calls: u64,
     /// Tokens the model reported.
     pub tokens: u64,
+    /// Whether the vectors were loaded in bulk, the index built once over them at the end (a
+    /// large first embedding on PostgreSQL; see `VectorIndex::begin_bulk_load`).
+    #[serde(default)]
+    pub bulk_load: bool,
     /// Wall time.
     pub seconds: f64,
 }
@@ -234,6 +240,50 @@ impl Weave {
             stale: stale.len() as u64,
             ..EmbedReport::default()
         };
+        let bulk = vectors.begin_bulk_load(&info, stale.len() as u64).await?;
+        report.bulk_load = bulk.is_some();
+        let written = self
+            .embed_batches(
+                scope,
+                embedder,
+                &stale,
+                bulk.as_deref(),
+                &progress,
+                job,
+                &mut report,
+            )
+            .await;
+        // Also after a failure: the vectors written so far get their index back at once.
+        let finished = match bulk {
+            Some(bulk) => {
+                progress.indexing.store(true, Ordering::Relaxed);
+                let finished = bulk.finish().await;
+                progress.indexing.store(false, Ordering::Relaxed);
+                finished
+            }
+            None => Ok(()),
+        };
+        written?;
+        finished?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Embeds the records of `stale` batch by batch, each stored (through `bulk` when given)
+    /// before the next, and counts them in `report`.
+    #[allow(clippy::too_many_arguments)]
+    async fn embed_batches(
+        &self,
+        scope: &Scope,
+        embedder: &dyn Embedder,
+        stale: &[RecordId],
+        bulk: Option<&dyn VectorBulkLoad>,
+        progress: &EmbedProgress,
+        job: Option<JobId>,
+        report: &mut EmbedReport,
+    ) -> Result<()> {
+        let vectors = self.vector_index()?;
+        let info = embedder.info().clone();
         let batch_size = self.config().embed.batch_size.max(1);
         for ids in stale.chunks(batch_size) {
             let records = self.store().records_by_id(scope, ids).await?;
@@ -265,13 +315,15 @@ impl Weave {
                     item.vector = vector;
                 }
                 report.embedded += items.len() as u64;
-                vectors.upsert(&info, items).await?;
+                match bulk {
+                    Some(bulk) => bulk.write(items).await?,
+                    None => vectors.upsert(&info, items).await?,
+                }
             }
             // Records deleted since the plan was made count as handled too.
             progress.done.fetch_add(ids.len() as u64, Ordering::Relaxed);
         }
-        report.seconds = started.elapsed().as_secs_f64();
-        Ok(report)
+        Ok(())
     }
 
     /// Writes one usage event per model call in `out` when a usage ledger is attached.
