@@ -105,7 +105,8 @@ export interface Component {
 
 /**
  * What an embedding run did: the model, records found stale, embedded and skipped (no text),
- * model calls and tokens, and the wall time.
+ * model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
+ * end: a large first embedding on PostgreSQL), and the wall time.
  */
 export interface EmbedReport {
   model: string
@@ -115,6 +116,7 @@ export interface EmbedReport {
   skippedEmpty: number
   calls: number
   tokens: number
+  bulkLoad: boolean
   seconds: number
 }
 

@@ -75,6 +75,7 @@ test('embed, then recall modes, filters and recency', async () => {
   assert.equal(report.dim, 384)
   assert.equal(report.stale, report.embedded + report.skippedEmpty)
   assert.ok(report.embedded >= 30 && report.calls >= 1 && report.tokens > 0)
+  assert.equal(report.bulkLoad, false, 'the embedded store indexes as it goes')
   const again = await weave.embed()
   assert.deepEqual([again.stale, again.embedded], [0, 0])
   const note = await weave.remember('The cutover of the billing system moves to Saturday night.')

@@ -366,7 +366,8 @@ pub struct RecallHit {
 }
 
 /// What an embedding run did: the model, records found stale, embedded and skipped (no text),
-/// model calls and tokens, and the wall time.
+/// model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
+/// end: a large first embedding on PostgreSQL), and the wall time.
 #[napi(object)]
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbedReport {
@@ -377,6 +378,8 @@ pub struct EmbedReport {
     pub skipped_empty: i64,
     pub calls: i64,
     pub tokens: i64,
+    #[serde(default)]
+    pub bulk_load: bool,
     pub seconds: f64,
 }
 

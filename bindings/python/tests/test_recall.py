@@ -84,6 +84,7 @@ def test_embed_then_recall_modes_and_filters(memory: opsweave.Weave) -> None:
     assert report.model and report.dim == 384
     assert report.stale == report.embedded + report.skipped_empty and report.embedded >= 30
     assert report.calls >= 1 and report.tokens > 0
+    assert report.bulk_load is False, "the embedded store indexes as it goes"
     again = memory.embed()
     assert (again.stale, again.embedded) == (0, 0)
     note = memory.remember("The cutover of the billing system moves to Saturday night.")

@@ -627,7 +627,8 @@ class RecallHit(_Plain):
 @dataclasses.dataclass(frozen=True)
 class EmbedReport(_Plain):
     """What an embedding run did: the model, records found stale, embedded and skipped (no
-    text), model calls and tokens, and the wall time."""
+    text), model calls and tokens, whether the vectors were loaded in bulk (the index built once
+    at the end: a large first embedding on PostgreSQL), and the wall time."""
 
     model: str
     dim: int
@@ -636,6 +637,7 @@ class EmbedReport(_Plain):
     skipped_empty: int
     calls: int
     tokens: int
+    bulk_load: bool
     seconds: float
 
     @classmethod
@@ -648,5 +650,6 @@ class EmbedReport(_Plain):
             skipped_empty=d["skipped_empty"],
             calls=d["calls"],
             tokens=d["tokens"],
+            bulk_load=d.get("bulk_load", False),
             seconds=d["seconds"],
         )
