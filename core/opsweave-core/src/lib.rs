@@ -55,6 +55,7 @@ pub use store::{
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{
-    ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
+    parse_usage_instant, ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery,
+    UsageTotal,
 };
 pub use vector::{StaleVector, VectorBulkLoad, VectorFilter, VectorHit, VectorIndex, VectorItem};

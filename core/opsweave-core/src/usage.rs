@@ -116,6 +116,42 @@ pub enum UsageGroup {
     Model,
 }
 
+impl std::str::FromStr for UsageGroup {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "org" => Ok(Self::Org),
+            "client" => Ok(Self::Client),
+            "project" => Ok(Self::Project),
+            "model" => Ok(Self::Model),
+            other => Err(crate::Error::invalid(format!(
+                "unknown group_by `{other}` (org, client, project, model)"
+            ))
+            .on_field("group_by")),
+        }
+    }
+}
+
+/// Days a usage report covers when its start is not given.
+pub const DEFAULT_USAGE_DAYS: i64 = 30;
+
+/// Reads a usage range bound: an RFC 3339 instant, or a date (its midnight, UTC); `field` names
+/// it in the error.
+pub fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            crate::Error::invalid(format!("`{text}` is not a date or an RFC 3339 instant"))
+                .on_field(field)
+        })
+}
+
 /// Which usage to sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageQuery {
@@ -130,6 +166,34 @@ pub struct UsageQuery {
 }
 
 impl UsageQuery {
+    /// The query of `scope` between `from` and `to` as text (see [`parse_usage_instant`]; `to`
+    /// defaults to `now`, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
+    /// (`org`, `client`, `project` or `model`).
+    pub fn parse(
+        scope: Scope,
+        from: Option<&str>,
+        to: Option<&str>,
+        group_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let to = to
+            .map(|t| parse_usage_instant(t, "to"))
+            .transpose()?
+            .unwrap_or(now);
+        let from = match from {
+            Some(f) => parse_usage_instant(f, "from")?,
+            None => to - chrono::Duration::days(DEFAULT_USAGE_DAYS),
+        };
+        let query = Self {
+            scope,
+            from,
+            to,
+            group_by: group_by.parse()?,
+        };
+        query.validate()?;
+        Ok(query)
+    }
+
     /// Checks the scope and that the range is not empty or reversed.
     pub fn validate(&self) -> Result<()> {
         self.scope.validate()?;
@@ -170,4 +234,52 @@ pub trait UsageLedger: Send + Sync {
 
     /// Sums by `query.group_by` and model, ordered by key then model.
     async fn usage_totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn usage_queries_read_dates_instants_and_defaults() {
+        let now = at("2026-11-23T10:00:00Z");
+        let q =
+            UsageQuery::parse(Scope::org("acme"), Some("2026-11-01"), None, "client", now).unwrap();
+        assert_eq!(q.from, at("2026-11-01T00:00:00Z"));
+        assert_eq!(q.to, now);
+        assert_eq!(q.group_by, UsageGroup::Client);
+        let q = UsageQuery::parse(
+            Scope::org("acme"),
+            None,
+            Some("2026-11-20T12:00:00+02:00"),
+            "model",
+            now,
+        )
+        .unwrap();
+        assert_eq!(q.to, at("2026-11-20T10:00:00Z"));
+        assert_eq!(q.from, q.to - chrono::Duration::days(DEFAULT_USAGE_DAYS));
+    }
+
+    #[test]
+    fn bad_usage_queries_name_their_field() {
+        let now = at("2026-11-23T10:00:00Z");
+        let scope = Scope::org("acme");
+        for (from, to, group, field) in [
+            (None, None, "team", "group_by"),
+            (Some("yesterday"), None, "model", "from"),
+            (None, Some("2026-13-01"), "model", "to"),
+            (Some("2026-11-23"), Some("2026-11-22"), "model", "from"),
+        ] {
+            let err = UsageQuery::parse(scope.clone(), from, to, group, now).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert_eq!(err.location().field.as_deref(), Some(field), "{err}");
+        }
+    }
 }

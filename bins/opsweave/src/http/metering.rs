@@ -9,7 +9,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use opsweave::access::Action;
 use opsweave::usage::Operation;
-use opsweave::{JobId, KeyId, Role, UsageEvent, UsageGroup, UsageQuery};
+use opsweave::{JobId, KeyId, Role, UsageEvent, UsageQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -140,21 +140,6 @@ pub struct UsageQueryParams {
     pub project: Option<String>,
 }
 
-fn instant(text: Option<&str>, field: &str) -> ApiResult<Option<DateTime<Utc>>> {
-    let Some(text) = text else { return Ok(None) };
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Problem::invalid(format!("`{text}` is not a date or an RFC 3339 instant"))
-                .on_field(field)
-        })
-}
-
 /// Tokens, calls and cost (from the configured price book) per group and model.
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(UsageQueryParams), security(("key" = [])),
     responses((status = 200, description = "totals", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -165,26 +150,14 @@ pub async fn totals(
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
-    let to = instant(q.to.as_deref(), "to")?.unwrap_or_else(Utc::now);
-    let from = instant(q.from.as_deref(), "from")?.unwrap_or(to - chrono::Duration::days(30));
-    let group_by = match q.group_by.as_deref().unwrap_or("model") {
-        "org" => UsageGroup::Org,
-        "client" => UsageGroup::Client,
-        "project" => UsageGroup::Project,
-        "model" => UsageGroup::Model,
-        other => {
-            return Err(Problem::invalid(format!(
-                "unknown group_by `{other}` (org, client, project, model)"
-            ))
-            .on_field("group_by"))
-        }
-    };
-    let query = UsageQuery {
+    let query = UsageQuery::parse(
         scope,
-        from,
-        to,
-        group_by,
-    };
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.group_by.as_deref().unwrap_or("model"),
+        Utc::now(),
+    )?;
+    let (from, to, group_by) = (query.from, query.to, query.group_by);
     let totals = state.weave.usage_report(&query).await?;
     Ok(Json(
         json!({ "from": from, "to": to, "group_by": group_by, "totals": totals }),
