@@ -76,6 +76,11 @@ export declare class Weave {
    * configured model (`embed.model`), in batches that each commit; a stopped run resumes.
    */
   embed(): Promise<EmbedReport>
+  /**
+   * Model calls, tokens and cost (from the configured price book) per group and model, from
+   * `start` (inclusive; default 30 days before `end`) to `end` (exclusive; default now).
+   */
+  usage(options?: UsageOptions | undefined | null): Promise<Array<UsageTotal>>
 }
 
 /**
@@ -424,4 +429,32 @@ export interface Task {
   pinned: boolean
   updatedAt: string
   completedAt?: string
+}
+
+/** Options of `usage`. */
+export interface UsageOptions {
+  /**
+   * From this RFC 3339 instant or date (its midnight, UTC), inclusive; default 30 days before
+   * `end`.
+   */
+  start?: string
+  /** To this instant or date, exclusive; default now. */
+  end?: string
+  /** What totals are grouped by (then by model); default `model`. */
+  groupBy?: 'org' | 'client' | 'project' | 'model'
+}
+
+/**
+ * Model calls and tokens of one group (`key`: its org, client, project or model; empty when the
+ * scope part is absent) and model, with their cost in US dollars as decimal text from the
+ * configured price book (`null` when some of the tokens have no price).
+ */
+export interface UsageTotal {
+  key: string
+  model: string
+  calls: number
+  inputTokens: number
+  outputTokens: number
+  embeddingTokens: number
+  costUsd?: string
 }

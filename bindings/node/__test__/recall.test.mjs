@@ -78,6 +78,16 @@ test('embed, then recall modes, filters and recency', async () => {
   assert.equal(report.bulkLoad, false, 'the embedded store indexes as it goes')
   const again = await weave.embed()
   assert.deepEqual([again.stale, again.embedded], [0, 0])
+  // Every model call was metered: the run's calls and tokens, without a price (none configured).
+  const [total, ...more] = await weave.usage()
+  assert.equal(more.length, 0)
+  assert.deepEqual([total.key, total.model, total.calls, total.embeddingTokens], [report.model, report.model, report.calls, report.tokens])
+  assert.ok(total.costUsd == null, "no price configured")
+  const hourAgo = new Date(Date.now() - 3600_000).toISOString()
+  const [byOrg] = await weave.usage({ groupBy: 'org', start: hourAgo })
+  assert.deepEqual([byOrg.key, byOrg.embeddingTokens], [weave.scope.org, report.tokens])
+  assert.deepEqual(await weave.usage({ start: '2000-01-01', end: '2000-01-02' }), [])
+  await assert.rejects(weave.usage({ groupBy: 'team' }), (err) => err.code === 'INVALID_INPUT' && err.field === 'group_by')
   const note = await weave.remember('The cutover of the billing system moves to Saturday night.')
 
   const dense = await weave.recall('cutover', { k: 5, mode: 'dense' })

@@ -14,7 +14,7 @@ use args::{
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
 use napi_derive::napi;
-use opsweave::{Config, Error, Result, Scope};
+use opsweave::{Config, Error, Result, Scope, UsageQuery};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use task::Op;
 use types::{
     EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions,
-    RecallOptions, ReviewQueueOptions,
+    RecallOptions, ReviewQueueOptions, UsageOptions,
 };
 
 /// Converts a facade result into its JavaScript shape through its JSON form.
@@ -443,6 +443,22 @@ impl Weave {
                     .embed(&weave.default_scope(), embedder.as_ref(), None)
                     .await?,
             )
+        })
+    }
+
+    /// Model calls, tokens and cost (from the configured price book) per group and model, from
+    /// `start` (inclusive; default 30 days before `end`) to `end` (exclusive; default now).
+    #[napi(ts_return_type = "Promise<Array<UsageTotal>>")]
+    pub fn usage(&self, options: Option<UsageOptions>) -> AsyncTask<Op<Vec<types::UsageTotal>>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let query = UsageQuery::parse(
+                weave.default_scope(),
+                options.start.as_deref(),
+                options.end.as_deref(),
+                options.group_by.as_deref().unwrap_or("model"),
+            )?;
+            shape(&weave.usage_report(&query).await?)
         })
     }
 }

@@ -410,3 +410,32 @@ pub struct RecallOptions {
     /// Favour recent records.
     pub recency: Option<RecencyOptions>,
 }
+
+/// Options of `usage`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct UsageOptions {
+    /// From this RFC 3339 instant or date (its midnight, UTC), inclusive; default 30 days before
+    /// `end`.
+    pub start: Option<String>,
+    /// To this instant or date, exclusive; default now.
+    pub end: Option<String>,
+    /// What totals are grouped by (then by model); default `model`.
+    #[napi(ts_type = "'org' | 'client' | 'project' | 'model'")]
+    pub group_by: Option<String>,
+}
+
+/// Model calls and tokens of one group (`key`: its org, client, project or model; empty when the
+/// scope part is absent) and model, with their cost in US dollars as decimal text from the
+/// configured price book (`null` when some of the tokens have no price).
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct UsageTotal {
+    pub key: String,
+    pub model: String,
+    pub calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub embedding_tokens: i64,
+    pub cost_usd: Option<String>,
+}

@@ -15,7 +15,7 @@ use args::{
 use convert::{from_python, to_python};
 use errors::to_py;
 use opsweave::matching::Resolver;
-use opsweave::{Config, Error, RecallOptions, Result, Scope, Weave};
+use opsweave::{Config, Error, RecallOptions, Result, Scope, UsageQuery, Weave};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use runtime::{awaitable, block, Output};
@@ -374,6 +374,23 @@ impl NativeWeave {
                     .embed(&weave.default_scope(), embedder.as_ref(), None)
                     .await?,
             )
+        })
+    }
+
+    fn usage_op(
+        &self,
+        start: Option<String>,
+        end: Option<String>,
+        group_by: String,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let query = UsageQuery::parse(
+                weave.default_scope(),
+                start.as_deref(),
+                end.as_deref(),
+                &group_by,
+            )?;
+            json(&weave.usage_report(&query).await?)
         })
     }
 }
@@ -802,6 +819,31 @@ impl NativeWeave {
     /// Like `embed`, as an awaitable.
     fn aembed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.embed_op())
+    }
+
+    /// Model calls, tokens and cost (from the configured price book) per group and model, from
+    /// `start` (inclusive; default 30 days before `end`) to `end` (exclusive; default now).
+    #[pyo3(signature = (*, start=None, end=None, group_by="model"))]
+    fn usage(
+        &self,
+        py: Python<'_>,
+        start: Option<String>,
+        end: Option<String>,
+        group_by: &str,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.usage_op(start, end, group_by.to_string()))
+    }
+
+    /// Like `usage`, as an awaitable.
+    #[pyo3(signature = (*, start=None, end=None, group_by="model"))]
+    fn ausage<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<String>,
+        end: Option<String>,
+        group_by: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.usage_op(start, end, group_by.to_string()))
     }
 }
 

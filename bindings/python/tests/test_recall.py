@@ -5,6 +5,7 @@ arguments are TypeErrors naming the argument, bad values InvalidInputErrors nami
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import pathlib
 from typing import Any, Callable, Dict, List
@@ -87,6 +88,18 @@ def test_embed_then_recall_modes_and_filters(memory: opsweave.Weave) -> None:
     assert report.bulk_load is False, "the embedded store indexes as it goes"
     again = memory.embed()
     assert (again.stale, again.embedded) == (0, 0)
+    # Every model call was metered: the run's calls and tokens, without a price (none configured).
+    (total,) = memory.usage()
+    assert (total.key, total.model) == (report.model, report.model)
+    assert (total.calls, total.embedding_tokens) == (report.calls, report.tokens)
+    assert total.cost_usd is None
+    hour_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    (by_org,) = memory.usage(group_by="org", start=hour_ago)
+    assert by_org.key == memory.scope.org and by_org.embedding_tokens == report.tokens
+    assert memory.usage(start=datetime.date(2000, 1, 1), end="2000-01-02") == []
+    with pytest.raises(opsweave.InvalidInputError) as bad:
+        memory.usage(group_by="team")  # type: ignore[arg-type]
+    assert bad.value.field == "group_by"
     note = memory.remember("The cutover of the billing system moves to Saturday night.")
 
     dense = memory.recall("cutover", k=5, mode="dense")

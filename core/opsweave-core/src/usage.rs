@@ -167,9 +167,19 @@ pub struct UsageQuery {
 
 impl UsageQuery {
     /// The query of `scope` between `from` and `to` as text (see [`parse_usage_instant`]; `to`
-    /// defaults to `now`, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
+    /// defaults to now, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
     /// (`org`, `client`, `project` or `model`).
     pub fn parse(
+        scope: Scope,
+        from: Option<&str>,
+        to: Option<&str>,
+        group_by: &str,
+    ) -> Result<Self> {
+        Self::parse_at(scope, from, to, group_by, Utc::now())
+    }
+
+    /// [`Self::parse`] with `now` given.
+    fn parse_at(
         scope: Scope,
         from: Option<&str>,
         to: Option<&str>,
@@ -250,12 +260,12 @@ mod tests {
     #[test]
     fn usage_queries_read_dates_instants_and_defaults() {
         let now = at("2026-11-23T10:00:00Z");
-        let q =
-            UsageQuery::parse(Scope::org("acme"), Some("2026-11-01"), None, "client", now).unwrap();
+        let q = UsageQuery::parse_at(Scope::org("acme"), Some("2026-11-01"), None, "client", now)
+            .unwrap();
         assert_eq!(q.from, at("2026-11-01T00:00:00Z"));
         assert_eq!(q.to, now);
         assert_eq!(q.group_by, UsageGroup::Client);
-        let q = UsageQuery::parse(
+        let q = UsageQuery::parse_at(
             Scope::org("acme"),
             None,
             Some("2026-11-20T12:00:00+02:00"),
@@ -277,7 +287,7 @@ mod tests {
             (None, Some("2026-13-01"), "model", "to"),
             (Some("2026-11-23"), Some("2026-11-22"), "model", "from"),
         ] {
-            let err = UsageQuery::parse(scope.clone(), from, to, group, now).unwrap_err();
+            let err = UsageQuery::parse_at(scope.clone(), from, to, group, now).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
             assert_eq!(err.location().field.as_deref(), Some(field), "{err}");
         }

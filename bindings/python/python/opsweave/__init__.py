@@ -39,6 +39,8 @@ from ._models import (
     SourceRef,
     Task,
     TaskStatus,
+    UsageGroup,
+    UsageTotal,
 )
 from ._opsweave import (
     ConflictError,
@@ -94,6 +96,8 @@ __all__ = [
     "TaskStatus",
     "UnauthorizedError",
     "UnavailableError",
+    "UsageGroup",
+    "UsageTotal",
     "Weave",
     "When",
     "__version__",

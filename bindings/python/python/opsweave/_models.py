@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import decimal
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
 from . import _frames
@@ -38,6 +39,8 @@ __all__ = [
     "RecallExplanation",
     "RecallHit",
     "EmbedReport",
+    "UsageGroup",
+    "UsageTotal",
 ]
 
 Horizon = Literal["today", "week", "month", "later"]
@@ -652,4 +655,36 @@ class EmbedReport(_Plain):
             tokens=d["tokens"],
             bulk_load=d.get("bulk_load", False),
             seconds=d["seconds"],
+        )
+
+
+UsageGroup = Literal["org", "client", "project", "model"]
+"""What usage totals are grouped by (then by model)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UsageTotal(_Plain):
+    """Model calls and tokens of one group (``key``: its org, client, project or model; empty
+    when the scope part is absent) and model, with their cost in US dollars from the configured
+    price book (``None`` when some of the tokens have no price)."""
+
+    key: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    embedding_tokens: int
+    cost_usd: Optional[decimal.Decimal]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> UsageTotal:
+        cost = d.get("cost_usd")
+        return cls(
+            key=d["key"],
+            model=d["model"],
+            calls=d["calls"],
+            input_tokens=d["input_tokens"],
+            output_tokens=d["output_tokens"],
+            embedding_tokens=d["embedding_tokens"],
+            cost_usd=None if cost is None else decimal.Decimal(cost),
         )

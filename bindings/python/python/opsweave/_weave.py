@@ -41,6 +41,8 @@ from ._models import (
     Scope,
     SearchHit,
     Task,
+    UsageGroup,
+    UsageTotal,
 )
 from . import _frames
 from ._opsweave import NativeWeave
@@ -85,6 +87,21 @@ def _when(now: Optional[When]) -> Optional[str]:
     if isinstance(now, str):
         return now
     raise TypeError(f"now must be a datetime, date or str, not {type(now).__name__}")
+
+
+def _instant(value: Optional[When], name: str) -> Optional[str]:
+    """A usage range bound as the engine reads it: RFC 3339 (naive means UTC) or a date."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a datetime, date or str, not {type(value).__name__}")
 
 
 def _id(id: Any) -> str:
@@ -396,6 +413,21 @@ class Weave:
         is stopped resumes where it left off."""
         return EmbedReport.from_dict(self._native.embed())
 
+    def usage(
+        self,
+        *,
+        start: Optional[When] = None,
+        end: Optional[When] = None,
+        group_by: UsageGroup = "model",
+    ) -> List[UsageTotal]:
+        """Model calls, tokens and cost (from the configured price book) per group and model,
+        from ``start`` (inclusive; a date is its midnight UTC; default 30 days before ``end``) to
+        ``end`` (exclusive; default now)."""
+        raw = self._native.usage(
+            start=_instant(start, "start"), end=_instant(end, "end"), group_by=group_by
+        )
+        return [UsageTotal.from_dict(t) for t in raw]
+
 
 class AsyncWeave:
     """An open opsweave store with ``async`` methods; open it with ``await AsyncWeave.open(...)``.
@@ -575,3 +607,16 @@ class AsyncWeave:
     async def embed(self) -> EmbedReport:
         """Like ``Weave.embed``."""
         return EmbedReport.from_dict(await self._native.aembed())
+
+    async def usage(
+        self,
+        *,
+        start: Optional[When] = None,
+        end: Optional[When] = None,
+        group_by: UsageGroup = "model",
+    ) -> List[UsageTotal]:
+        """Like ``Weave.usage``."""
+        raw = await self._native.ausage(
+            start=_instant(start, "start"), end=_instant(end, "end"), group_by=group_by
+        )
+        return [UsageTotal.from_dict(t) for t in raw]

@@ -155,7 +155,6 @@ pub async fn totals(
         q.from.as_deref(),
         q.to.as_deref(),
         q.group_by.as_deref().unwrap_or("model"),
-        Utc::now(),
     )?;
     let (from, to, group_by) = (query.from, query.to, query.group_by);
     let totals = state.weave.usage_report(&query).await?;
