@@ -55,7 +55,6 @@ pub use store::{
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{
-    parse_usage_instant, ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery,
-    UsageTotal,
+    ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
 };
 pub use vector::{StaleVector, VectorBulkLoad, VectorFilter, VectorHit, VectorIndex, VectorItem};

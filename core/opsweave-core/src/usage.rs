@@ -138,7 +138,7 @@ pub const DEFAULT_USAGE_DAYS: i64 = 30;
 
 /// Reads a usage range bound: an RFC 3339 instant, or a date (its midnight, UTC); `field` names
 /// it in the error.
-pub fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
+fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -156,11 +156,13 @@ pub async fn totals(
         q.to.as_deref(),
         q.group_by.as_deref().unwrap_or("model"),
     )?;
-    let (from, to, group_by) = (query.from, query.to, query.group_by);
     let totals = state.weave.usage_report(&query).await?;
-    Ok(Json(
-        json!({ "from": from, "to": to, "group_by": group_by, "totals": totals }),
-    ))
+    Ok(Json(json!({
+        "from": query.from,
+        "to": query.to,
+        "group_by": query.group_by,
+        "totals": totals,
+    })))
 }
 
 /// A key to make.
