@@ -1,12 +1,14 @@
 //! The PostgreSQL backend of opsweave, for teams that outgrow one embedded file.
 //!
 //! Four schemas hold what the embedded store holds in one file: `raw` (source items verbatim and
-//! rejected rows), `core` (records, tasks, links), `search` (full-text documents with a GIN index,
-//! and pgvector embeddings) and `ops` (the event log and the job queue). Migrations are embedded
-//! in the binary and applied on open. Batches are written with `UNNEST` arrays, about 1,000 rows per round trip, in
-//! one transaction; transactions that fail for a transient reason (serialization failure,
+//! rejected rows), `core` (records with their full-text documents under a GIN index, tasks,
+//! links), `search` (pgvector embeddings) and `ops` (the event log, jobs, usage). Migrations are embedded
+//! in the binary and applied on open. Batches are written about 1,000 rows per round trip, in one
+//! transaction: rows new to the store with binary `COPY`, the others with `UNNEST` arrays and
+//! `ON CONFLICT`. Transactions that fail for a transient reason (serialization failure,
 //! deadlock, lost connection) run again with backoff.
 
+mod copy;
 mod error;
 mod fulltext;
 mod jobs;

@@ -1,9 +1,11 @@
 //! `RecordStore` and `EventLog` on PostgreSQL.
 //!
 //! Every operation is one transaction (or one statement) that [`with_retries`] runs again when it
-//! fails for a transient reason; batches are written with `UNNEST` arrays, about 1,000 rows per
-//! statement, and commit whole or not at all.
+//! fails for a transient reason; batches are written about 1,000 rows per statement (rows new to
+//! the store copied in with binary `COPY`, the others with `UNNEST` arrays) and commit whole or not
+//! at all.
 
+use crate::copy::CopyRows;
 use crate::error::map;
 use crate::fulltext::{all_words_tsquery, Document};
 use crate::retry::with_retries;
@@ -24,9 +26,9 @@ use opsweave_core::{
 use sqlx::postgres::PgConnection;
 use sqlx::QueryBuilder;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-/// Rows per `UNNEST` statement.
+/// Rows per `UNNEST` or `COPY` statement.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The advisory lock that serialises event appends (any constant unique to opsweave).
@@ -73,7 +75,11 @@ impl RecordStore for PgStore {
                 let mut outcome = BatchOutcome::default();
                 let mut tasks_written = false;
                 for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-                    let written = upsert_records(&mut tx, chunk).await?;
+                    let written = if fresh_inserts {
+                        write_new_records(&mut tx, chunk).await?
+                    } else {
+                        upsert_records(&mut tx, chunk).await?
+                    };
                     let inserted = written.values().filter(|inserted| **inserted).count() as u64;
                     outcome.inserted += inserted;
                     outcome.updated += written.len() as u64 - inserted;
@@ -668,6 +674,88 @@ async fn append_event(tx: &mut PgConnection, event: &NewEvent) -> Result<Event> 
     })
 }
 
+/// [`upsert_records`] for a chunk that is mostly new: the ids the store lacks are looked up first
+/// and their records copied in (a `COPY` costs a quarter less than the conflict-checking insert);
+/// the rest go through [`upsert_records`]. A record that another transaction inserts meanwhile
+/// makes the `COPY` fail with a unique violation: the caller writes the batch again with
+/// conflict checks on every row.
+async fn write_new_records(
+    tx: &mut PgConnection,
+    chunk: &[&IngestItem],
+) -> Result<HashMap<i64, bool>> {
+    let mut present: Vec<i64> = Vec::new();
+    let mut by_org: HashMap<&str, Vec<i64>> = HashMap::new();
+    for item in chunk {
+        let r = &item.normalised.record;
+        by_org
+            .entry(r.scope.org.as_str())
+            .or_default()
+            .push(r.id.raw());
+    }
+    for (org, ids) in by_org {
+        present.extend(
+            sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM core.records WHERE org = $1 AND id = ANY($2)",
+            )
+            .bind(org)
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map("look up existing records", e))?,
+        );
+    }
+    let (stored, new): (Vec<&IngestItem>, Vec<&IngestItem>) = if present.is_empty() {
+        (Vec::new(), chunk.to_vec())
+    } else {
+        let present: HashSet<i64> = present.into_iter().collect();
+        chunk
+            .iter()
+            .partition(|item| present.contains(&item.normalised.record.id.raw()))
+    };
+    let mut written = if stored.is_empty() {
+        HashMap::with_capacity(new.len())
+    } else {
+        upsert_records(tx, &stored).await?
+    };
+    if !new.is_empty() {
+        copy_records(tx, &new).await?;
+        written.extend(
+            new.iter()
+                .map(|item| (item.normalised.record.id.raw(), true)),
+        );
+    }
+    Ok(written)
+}
+
+/// Copies in records the store does not hold.
+async fn copy_records(tx: &mut PgConnection, records: &[&IngestItem]) -> Result<()> {
+    let mut rows = CopyRows::new(15);
+    for item in records {
+        let r = &item.normalised.record;
+        rows.row();
+        rows.field(&r.id.raw())?;
+        rows.field(&r.scope.org.as_str())?;
+        rows.field(&r.scope.client.as_deref())?;
+        rows.field(&r.scope.project.as_deref())?;
+        rows.field(&text(&r.source.kind))?;
+        rows.field(&text(&r.source.external_id))?;
+        rows.field(&opt_text(r.source.url.as_deref()))?;
+        rows.field(&r.entity.as_str())?;
+        rows.field(&text(&r.title))?;
+        rows.field(&text(&r.body))?;
+        rows.field(&item.normalised.fields_json.as_str())?;
+        rows.field(&r.created_at.map(stored))?;
+        rows.field(&stored(r.updated_at))?;
+        rows.field(&r.content_hash)?;
+        rows.field(&Document::new(&r.title, &r.body))?;
+    }
+    let copy = "COPY core.records (id, org, client, project, source_kind, external_id, url, \
+                entity, title, body, fields, created_at, updated_at, content_hash, document) \
+                FROM STDIN (FORMAT binary)";
+    rows.send(tx, copy, "records").await?;
+    Ok(())
+}
+
 /// Upserts records whose content hash changed (or that are new); returns the ids written, each
 /// with whether it was new. Unchanged records are not touched.
 async fn upsert_records(
@@ -749,7 +837,7 @@ async fn upsert_records(
 }
 
 /// Writes the RAW payloads of `chunk`; with `conflicts`, replacing the rows that exist (else they
-/// must not exist).
+/// must not exist, and are copied in).
 async fn write_raw(
     tx: &mut PgConnection,
     source_file: &str,
@@ -757,39 +845,50 @@ async fn write_raw(
     now: DateTime<Utc>,
     conflicts: bool,
 ) -> Result<()> {
+    let source_file = text(source_file);
+    if !conflicts {
+        let mut rows = CopyRows::new(5);
+        for item in chunk {
+            rows.row();
+            rows.field(&item.normalised.record.id.raw())?;
+            rows.field(&source_file)?;
+            rows.field(&i64::try_from(item.normalised.line).unwrap_or(i64::MAX))?;
+            rows.field(&text(&item.normalised.raw_json))?;
+            rows.field(&now)?;
+        }
+        let copy = "COPY raw.items (id, source_file, line, payload, received_at) \
+                    FROM STDIN (FORMAT binary)";
+        rows.send(tx, copy, "raw items").await?;
+        return Ok(());
+    }
     let id: Vec<i64> = chunk.iter().map(|i| i.normalised.record.id.raw()).collect();
     let line: Vec<i64> = chunk
         .iter()
         .map(|i| i64::try_from(i.normalised.line).unwrap_or(i64::MAX))
         .collect();
     let payload: Vec<Cow<str>> = chunk.iter().map(|i| text(&i.normalised.raw_json)).collect();
-    let insert = "INSERT INTO raw.items (id, source_file, line, payload, received_at) \
+    sqlx::query(
+        "INSERT INTO raw.items (id, source_file, line, payload, received_at) \
          SELECT n.id, $4, n.line, n.payload, $5 \
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS n(id, line, payload)";
-    let sql = if conflicts {
-        Cow::Owned(format!(
-            "{insert} ON CONFLICT (id) DO UPDATE SET source_file = excluded.source_file, \
-             line = excluded.line, payload = excluded.payload, received_at = excluded.received_at"
-        ))
-    } else {
-        Cow::Borrowed(insert)
-    };
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(line)
-        .bind(payload)
-        .bind(text(source_file))
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("write raw items", e))?;
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS n(id, line, payload) \
+         ON CONFLICT (id) DO UPDATE SET source_file = excluded.source_file, \
+           line = excluded.line, payload = excluded.payload, received_at = excluded.received_at",
+    )
+    .bind(id)
+    .bind(line)
+    .bind(payload)
+    .bind(source_file)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| map("write raw items", e))?;
     Ok(())
 }
 
-/// Writes the tasks of `chunk`; with `conflicts`, updating the tasks that exist; true when there
-/// was one. The user's complete / undo stands until the source itself changes status; that rule is
-/// decided in the statement, under the row lock, so a status change that commits meanwhile is
-/// never overwritten by a stale read.
+/// Writes the tasks of `chunk`; with `conflicts`, updating the tasks that exist (else copying them
+/// in, see [`copy_tasks`]); true when there was one. The user's complete / undo stands until the
+/// source itself changes status; that rule is decided in the statement, under the row lock, so a
+/// status change that commits meanwhile is never overwritten by a stale read.
 async fn write_tasks(
     tx: &mut PgConnection,
     chunk: &[&IngestItem],
@@ -804,6 +903,10 @@ async fn write_tasks(
         .collect();
     if tasks.is_empty() {
         return Ok(false);
+    }
+    if !conflicts {
+        copy_tasks(tx, &tasks).await?;
+        return Ok(true);
     }
     let n = tasks.len();
     let mut id = Vec::with_capacity(n);
@@ -851,19 +954,17 @@ async fn write_tasks(
            AS n(id, org, client, project, title, source_kind, url, source_status, open, due_day, \
              importance, importance_reason, updated_at)"
     );
-    if conflicts {
-        sql.push_str(&format!(
-            " ON CONFLICT (id) DO UPDATE SET title = excluded.title, url = excluded.url, \
-             status = {status}, \
-             open = CASE WHEN t.source_status = excluded.source_status THEN t.open \
-               ELSE excluded.open END, \
-             completed_at = CASE WHEN {status} <> '{done}' THEN NULL \
-               WHEN t.status = '{done}' THEN t.completed_at ELSE excluded.updated_at END, \
-             source_status = excluded.source_status, due_day = excluded.due_day, \
-             importance = excluded.importance, importance_reason = excluded.importance_reason, \
-             updated_at = excluded.updated_at"
-        ));
-    }
+    sql.push_str(&format!(
+        " ON CONFLICT (id) DO UPDATE SET title = excluded.title, url = excluded.url, \
+         status = {status}, \
+         open = CASE WHEN t.source_status = excluded.source_status THEN t.open \
+           ELSE excluded.open END, \
+         completed_at = CASE WHEN {status} <> '{done}' THEN NULL \
+           WHEN t.status = '{done}' THEN t.completed_at ELSE excluded.updated_at END, \
+         source_status = excluded.source_status, due_day = excluded.due_day, \
+         importance = excluded.importance, importance_reason = excluded.importance_reason, \
+         updated_at = excluded.updated_at"
+    ));
     sqlx::query(&sql)
         .bind(id)
         .bind(org)
@@ -882,6 +983,40 @@ async fn write_tasks(
         .await
         .map_err(|e| map("write tasks", e))?;
     Ok(true)
+}
+
+/// Copies in the tasks of records new to the store: as the insert in [`write_tasks`] writes them,
+/// the status being the source's and `completed_at` its update time when that status is done.
+async fn copy_tasks(
+    tx: &mut PgConnection,
+    tasks: &[(&IngestItem, TaskStatus, Option<NaiveDate>)],
+) -> Result<()> {
+    let mut rows = CopyRows::new(15);
+    for (item, status, due) in tasks {
+        let r = &item.normalised.record;
+        let updated_at = stored(r.updated_at);
+        rows.row();
+        rows.field(&r.id.raw())?;
+        rows.field(&r.scope.org.as_str())?;
+        rows.field(&r.scope.client.as_deref())?;
+        rows.field(&r.scope.project.as_deref())?;
+        rows.field(&text(&r.title))?;
+        rows.field(&text(&r.source.kind))?;
+        rows.field(&opt_text(r.source.url.as_deref()))?;
+        rows.field(&status.as_str())?;
+        rows.field(&status.as_str())?;
+        rows.field(&status.is_open())?;
+        rows.field(due)?;
+        rows.field(&item.importance)?;
+        rows.field(&text(&item.importance_reason))?;
+        rows.field(&updated_at)?;
+        rows.field(&(*status == TaskStatus::Done).then_some(updated_at))?;
+    }
+    let copy = "COPY core.tasks (id, org, client, project, title, source_kind, url, status, \
+                source_status, open, due_day, importance, importance_reason, updated_at, \
+                completed_at) FROM STDIN (FORMAT binary)";
+    rows.send(tx, copy, "tasks").await?;
+    Ok(())
 }
 
 /// One link row to write.

@@ -7,7 +7,8 @@ mod support;
 use chrono::Duration;
 use opsweave_core::mapping::Rejection;
 use opsweave_core::{
-    ErrorKind, EventKind, EventLog, IngestItem, LinkKind, NewEvent, RecordStore, Scope, TaskStatus,
+    EntityKind, ErrorKind, EventKind, EventLog, IngestItem, LinkKind, NewEvent, RecordStore, Scope,
+    TaskStatus, Value,
 };
 use opsweave_postgres::PgStore;
 use opsweave_testkit::{id_of, now, TaskFixture};
@@ -507,5 +508,102 @@ async fn documents_stored_apart_before_migration_0030_stay_searchable() {
     assert!(gone, "search.documents is dropped once its documents moved");
     conn.close().await.unwrap();
     drop(store);
+    databases.drop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_copied_in_read_back_as_the_conflict_checked_writes_store_them() {
+    let Some((databases, _, copied)) = fresh("copy_path").await else {
+        return;
+    };
+    let checked_url = databases.create().await;
+    let checked = PgStore::open(&checked_url).await.unwrap();
+    let scope = Scope::org("acme")
+        .with_client("initech")
+        .with_project("tps");
+    let statuses = [
+        TaskStatus::Todo,
+        TaskStatus::Doing,
+        TaskStatus::Done,
+        TaskStatus::Dropped,
+    ];
+    let mut items: Vec<IngestItem> = (0..8)
+        .map(|i| {
+            let due = (i % 3 != 0).then_some(i as i64);
+            let title = format!("Überprüfung {i}: renewal");
+            let mut fx = TaskFixture::new(&format!("C-{i}"), &title, due, i as f64 / 10.0);
+            fx.status = statuses[i % 4];
+            let mut item = fx.item(&scope);
+            let record = &mut item.normalised.record;
+            record.created_at = Some(now() - Duration::days(30 + i as i64));
+            if i % 2 == 0 {
+                record.source.url = Some(format!("https://tracker.example.com/C-{i}"));
+            }
+            record
+                .fields
+                .insert("amount".into(), Value::Integer(1_000 * i as i64));
+            item.normalised.fields_json = serde_json::to_string(&record.fields).unwrap();
+            item
+        })
+        .collect();
+    let mut note = TaskFixture::new("C-note", "meeting note", None, 0.0).item(&scope);
+    note.normalised.task = None;
+    note.normalised.record.entity = EntityKind::Note;
+    items.push(note);
+    // A raw payload left behind in the second store: its batch's copy fails there, and the batch
+    // is written again with the conflict-checked statements.
+    let mut conn = PgConnection::connect(&checked_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO raw.items (id, source_file, line, payload, received_at) \
+         VALUES ($1, 'old.csv', 9, '{}', now())",
+    )
+    .bind(items[8].normalised.record.id.raw())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    for store in [&copied, &checked] {
+        let outcome = store
+            .ingest_batch(&scope, "copy.csv", &items, &[])
+            .await
+            .unwrap();
+        assert_eq!((outcome.inserted, outcome.updated), (9, 0));
+    }
+    for item in &items {
+        let id = item.normalised.record.id;
+        let record = copied.record(&scope, id).await.unwrap();
+        assert_eq!(
+            record, item.normalised.record,
+            "the copied record reads back whole"
+        );
+        assert_eq!(record, checked.record(&scope, id).await.unwrap());
+        for store in [&copied, &checked] {
+            assert_eq!(
+                store.raw_payload(&scope, id).await.unwrap(),
+                item.normalised.raw_json
+            );
+        }
+        match &item.normalised.task {
+            Some(seed) => {
+                let task = copied.task(&scope, id).await.unwrap();
+                assert_eq!(task, checked.task(&scope, id).await.unwrap());
+                assert_eq!(Some(task.status), seed.status);
+                assert_eq!(task.due, seed.due);
+                assert_eq!(
+                    task.completed_at.is_some(),
+                    task.status == TaskStatus::Done,
+                    "{}",
+                    record.title
+                );
+            }
+            None => {
+                let err = copied.task(&scope, id).await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::NotFound);
+            }
+        }
+    }
+    let hits = copied.search(&scope, "uberprufung", 20).await.unwrap();
+    assert_eq!(hits.len(), 8, "the copied documents are searchable");
+    drop((copied, checked));
     databases.drop_all().await;
 }
