@@ -26,7 +26,7 @@ use opsweave_core::{
 use sqlx::postgres::PgConnection;
 use sqlx::QueryBuilder;
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Rows per `UNNEST` or `COPY` statement.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
@@ -674,16 +674,15 @@ async fn append_event(tx: &mut PgConnection, event: &NewEvent) -> Result<Event> 
     })
 }
 
-/// [`upsert_records`] for a chunk that is mostly new: the ids the store lacks are looked up first
-/// and their records copied in (a `COPY` costs a quarter less than the conflict-checking insert);
-/// the rest go through [`upsert_records`]. A record that another transaction inserts meanwhile
-/// makes the `COPY` fail with a unique violation: the caller writes the batch again with
-/// conflict checks on every row.
+/// [`upsert_records`] for a chunk that is mostly new: the stored content hashes of its ids are
+/// looked up first; records the store lacks are copied in (a `COPY` costs a quarter less than the
+/// conflict-checking insert), unchanged ones are left alone and changed ones go through
+/// [`upsert_records`]. A record that another transaction inserts meanwhile makes the `COPY` fail
+/// with a unique violation: the caller writes the batch again with conflict checks on every row.
 async fn write_new_records(
     tx: &mut PgConnection,
     chunk: &[&IngestItem],
 ) -> Result<HashMap<i64, bool>> {
-    let mut present: Vec<i64> = Vec::new();
     let mut by_org: HashMap<&str, Vec<i64>> = HashMap::new();
     for item in chunk {
         let r = &item.normalised.record;
@@ -692,30 +691,32 @@ async fn write_new_records(
             .or_default()
             .push(r.id.raw());
     }
+    let mut stored_hash: HashMap<i64, i64> = HashMap::new();
     for (org, ids) in by_org {
-        present.extend(
-            sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM core.records WHERE org = $1 AND id = ANY($2)",
-            )
-            .bind(org)
-            .bind(ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| map("look up existing records", e))?,
-        );
+        let rows = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT id, content_hash FROM core.records WHERE org = $1 AND id = ANY($2)",
+        )
+        .bind(org)
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| map("look up stored records", e))?;
+        stored_hash.extend(rows);
     }
-    let (stored, new): (Vec<&IngestItem>, Vec<&IngestItem>) = if present.is_empty() {
-        (Vec::new(), chunk.to_vec())
-    } else {
-        let present: HashSet<i64> = present.into_iter().collect();
-        chunk
-            .iter()
-            .partition(|item| present.contains(&item.normalised.record.id.raw()))
-    };
-    let mut written = if stored.is_empty() {
+    let mut new = Vec::with_capacity(chunk.len() - stored_hash.len());
+    let mut changed = Vec::new();
+    for item in chunk {
+        let r = &item.normalised.record;
+        match stored_hash.get(&r.id.raw()) {
+            None => new.push(*item),
+            Some(hash) if *hash != r.content_hash => changed.push(*item),
+            Some(_) => {}
+        }
+    }
+    let mut written = if changed.is_empty() {
         HashMap::with_capacity(new.len())
     } else {
-        upsert_records(tx, &stored).await?
+        upsert_records(tx, &changed).await?
     };
     if !new.is_empty() {
         copy_records(tx, &new).await?;
