@@ -84,9 +84,9 @@ impl RecordStore for PgStore {
                     outcome.inserted += inserted;
                     outcome.updated += written.len() as u64 - inserted;
                     outcome.unchanged += (chunk.len() - written.len()) as u64;
-                    // The rows of a record this statement inserted do not exist yet (they are
-                    // written and deleted with their record): plain inserts skip the conflict
-                    // checks, a third of the cost of those rows.
+                    // The rows of a record this chunk inserted do not exist yet (they are
+                    // written and deleted with their record): they are copied in, without the
+                    // conflict checks that cost a third of those rows.
                     let mut all = Vec::with_capacity(written.len());
                     let (mut new, mut changed) = (Vec::new(), Vec::new());
                     for item in chunk {
