@@ -162,6 +162,18 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
         .as_deref()
         .map(str::parse::<EmbedderSpec>)
         .transpose()?;
+    if let (Some(asked), None) = (&asked, &configured) {
+        // `onnx:DIR` would make the worker that claims the job load that path with its own
+        // rights; a preset names a model under the worker's configured model directory.
+        if matches!(asked, EmbedderSpec::Onnx(_)) && asked.onnx_preset().is_none() {
+            return Err(Problem::unprocessable(format!(
+                "payload.model `{asked}` names a directory on the server, which jobs queued over \
+                 HTTP may not do: name an ONNX preset (onnx:bge-m3, onnx:all-minilm-l6-v2) or \
+                 openai:MODEL"
+            ))
+            .on_field("payload.model"));
+        }
+    }
     let spec = match (asked, configured) {
         (Some(asked), Some(own)) if asked != own => {
             return Err(Problem::invalid(format!(
@@ -179,6 +191,88 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
         }
     };
     Ok(json!({ "model": spec.to_string() }))
+}
+
+/// The fields of an inline ingest payload, the form `/api/ingest` queues.
+const INLINE_INGEST_FIELDS: [&str; 5] = ["mapping", "name", "rows", "content_b64", "format"];
+
+/// The payload of an `ingest` job queued at `/api/jobs`: only the inline form `/api/ingest`
+/// queues (a mapping object, and rows or base64 content), checked as `/api/ingest` checks it.
+/// The worker-side file form (`file`, `mapping` as a path) is refused with 422: whichever worker
+/// claims the job would open those paths on its own machine with its own rights.
+fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
+    let Value::Object(mut fields) = payload else {
+        return Err(Problem::unprocessable(
+            "an ingest job's payload is an object: {\"mapping\": {…}, \"rows\": […]} or \
+             {\"mapping\": {…}, \"content_b64\": \"…\", \"format\": \"csv\"} (or use POST /api/ingest)",
+        )
+        .on_field("payload"));
+    };
+    if fields.contains_key("file") {
+        return Err(Problem::unprocessable(
+            "payload.file names a file on the server, which jobs queued over HTTP may not read: \
+             send the file's content to POST /api/ingest instead",
+        )
+        .on_field("payload.file"));
+    }
+    if let Some(Value::String(_)) = fields.get("mapping") {
+        return Err(Problem::unprocessable(
+            "payload.mapping names a mapping file on the server, which jobs queued over HTTP may \
+             not read: give the mapping as a JSON object (or use POST /api/ingest with a preset)",
+        )
+        .on_field("payload.mapping"));
+    }
+    if let Some(other) = fields
+        .keys()
+        .find(|k| !INLINE_INGEST_FIELDS.contains(&k.as_str()))
+    {
+        return Err(Problem::unprocessable(format!(
+            "an ingest job's payload takes only {}, not `{other}` (or use POST /api/ingest)",
+            INLINE_INGEST_FIELDS.join(", ")
+        ))
+        .on_field(format!("payload.{other}")));
+    }
+    // As on /api/ingest, an unnamed upload is `upload` in reports and rejections.
+    fields
+        .entry("name")
+        .or_insert_with(|| Value::String("upload".into()));
+    let payload: IngestPayload = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| Problem::unprocessable(format!("payload: {e}")).on_field("payload"))?;
+    let mapping = mapping_of(None, Some(payload.mapping))?;
+    check_name(&payload.name)?;
+    let content = payload.content_b64.as_deref().map(|b64| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| {
+                Problem::unprocessable(format!("payload.content_b64 is not base64: {e}"))
+                    .on_field("payload.content_b64")
+            })
+    });
+    match (&payload.rows, content) {
+        (Some(_), None) => {}
+        (None, Some(content)) => {
+            content?;
+            if payload.format.is_none() && mapping.format.is_none() {
+                return Err(Problem::unprocessable(
+                    "payload.format is needed with content_b64 (csv, jsonl, json)",
+                )
+                .on_field("payload.format"));
+            }
+        }
+        _ => {
+            return Err(Problem::unprocessable(
+                "an ingest job's payload has rows or content_b64, not both or neither",
+            )
+            .on_field("payload.rows"))
+        }
+    }
+    let checked = IngestPayload {
+        format: payload.format.or(mapping.format),
+        mapping,
+        ..payload
+    };
+    serde_json::to_value(&checked)
+        .map_err(|e| Problem::from(opsweave::Error::internal(format!("ingest payload: {e}"))))
 }
 
 /// Queues `job` and wakes the in-process workers.
@@ -215,7 +309,9 @@ pub struct NewJobBody {
 }
 
 /// Queues a job (202; the same idempotency key returns the same job). An `embed` job embeds the
-/// records of the caller's scope whose text changed, with the server's model.
+/// records of the caller's scope whose text changed, with the server's model. Payloads never name
+/// paths on the server (422): an `ingest` job carries its mapping and rows or content inline, an
+/// `embed` job's model is a preset or a remote model, not a directory.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (or give `idempotency_key` in the body)")),
     responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -228,10 +324,10 @@ pub async fn enqueue(
     caller.require(Action::Write)?;
     let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
     let key = idempotency_key(&headers, body.idempotency_key)?;
-    let payload = if body.kind == EMBED_JOB {
-        embed_payload(&state, body.payload)?
-    } else {
-        body.payload
+    let payload = match body.kind.as_str() {
+        EMBED_JOB => embed_payload(&state, body.payload)?,
+        INGEST_JOB => ingest_job_payload(body.payload)?,
+        _ => body.payload,
     };
     let mut job = NewJob::new(body.kind, scope, payload);
     job.idempotency_key = key;

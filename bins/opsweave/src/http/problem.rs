@@ -59,6 +59,16 @@ impl Problem {
         )
     }
 
+    /// 422 with code `invalid_body`: the body parses but asks for something the API refuses.
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "Invalid request body",
+            detail,
+        )
+    }
+
     /// 404 with code `not_found`.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)

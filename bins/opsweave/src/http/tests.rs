@@ -1591,3 +1591,4 @@ async fn readyz_follows_postgres_through_a_cut_and_a_restore() {
 }
 
 mod caching;
+mod hardening;
