@@ -331,17 +331,20 @@ impl RecordStore for PgStore {
         .await
     }
 
-    async fn done_since(
+    async fn done_between(
         &self,
         scope: &Scope,
         since: DateTime<Utc>,
+        until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Task>> {
         with_retries(|| async {
             let mut q = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM core.tasks WHERE "));
             push_scope(&mut q, scope, "");
-            q.push(" AND completed_at >= ")
+            q.push(" AND completed_at BETWEEN ")
                 .push_bind(stored(since))
+                .push(" AND ")
+                .push_bind(stored(until))
                 .push(" AND status = ")
                 .push_bind(TaskStatus::Done.as_str())
                 .push(" ORDER BY completed_at DESC, id LIMIT ")

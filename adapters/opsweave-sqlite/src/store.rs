@@ -260,19 +260,22 @@ impl RecordStore for SqliteStore {
         rows.iter().map(task_of).collect()
     }
 
-    async fn done_since(
+    async fn done_between(
         &self,
         scope: &Scope,
         since: DateTime<Utc>,
+        until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Task>> {
         let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE ");
         scope_filter(&mut sql, scope, "");
         sql.push_str(
-            " AND completed_at >= ? AND status = 'done' ORDER BY completed_at DESC, id LIMIT ?",
+            " AND completed_at BETWEEN ? AND ? AND status = 'done' \
+             ORDER BY completed_at DESC, id LIMIT ?",
         );
         let rows = bind_scope(sqlx::query(&sql), scope)
             .bind(millis(since))
+            .bind(millis(until))
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await

@@ -57,7 +57,7 @@ pub async fn graph(
         out.lanes.insert(*lane, Vec::new());
     }
     let done = store
-        .done_since(scope, now - Duration::days(7), per_lane)
+        .done_between(scope, now - Duration::days(7), now, per_lane)
         .await?;
     for task in done {
         out.lanes.entry(Lane::Past7d).or_default().push(task.id);

@@ -273,11 +273,12 @@ pub trait RecordStore: Send + Sync {
     /// A page of open tasks for the focus search.
     async fn task_candidates(&self, scope: &Scope, query: &CandidateQuery) -> Result<Vec<Task>>;
 
-    /// Tasks completed at or after `since`, most recent first.
-    async fn done_since(
+    /// Tasks completed from `since` to `until` (both included), most recent first.
+    async fn done_between(
         &self,
         scope: &Scope,
         since: DateTime<Utc>,
+        until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Task>>;
 

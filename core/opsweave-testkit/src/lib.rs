@@ -851,7 +851,7 @@ pub async fn links_and_done_lanes(store: Arc<dyn Backend>) {
         ErrorKind::InvalidInput
     );
     let recent = store
-        .done_since(&scope, now() - Duration::days(7), 10)
+        .done_between(&scope, now() - Duration::days(7), now(), 10)
         .await
         .unwrap();
     assert_eq!(
@@ -859,7 +859,26 @@ pub async fn links_and_done_lanes(store: Arc<dyn Backend>) {
         vec![id_of(&scope, "L-3")]
     );
     assert!(store
-        .done_since(&scope, now() - Duration::days(1), 10)
+        .done_between(&scope, now() - Duration::days(1), now(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Both ends count; a completion after `until` is not in the window (a graph "as of" a past
+    // day must not show what was done later).
+    let at = recent[0]
+        .completed_at
+        .expect("a done task has its completion time");
+    assert_eq!(
+        store.done_between(&scope, at, at, 10).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .done_between(
+            &scope,
+            at - Duration::days(7),
+            at - Duration::milliseconds(1),
+            10
+        )
         .await
         .unwrap()
         .is_empty());

@@ -518,7 +518,7 @@ pub async fn assert_copy_behaves(
     let marked = copy.task(&acme, filled.marked).await.unwrap();
     assert_eq!((marked.boost, marked.pinned), (2.5, true));
     let done = copy
-        .done_since(&acme, now() - Duration::days(7), 10)
+        .done_between(&acme, now() - Duration::days(7), now(), 10)
         .await
         .unwrap();
     assert_eq!(

@@ -115,8 +115,13 @@ pub async fn list_tasks(
     let now = opsweave::parse_now(q.now.as_deref())?;
     let horizon = q.horizon.as_deref().unwrap_or("today");
     if horizon == Lane::Past7d.as_str() {
-        let since = now.unwrap_or_else(Utc::now) - chrono::Duration::days(7);
-        let done = state.weave.store().done_since(&scope, since, limit).await?;
+        let until = now.unwrap_or_else(Utc::now);
+        let since = until - chrono::Duration::days(7);
+        let done = state
+            .weave
+            .store()
+            .done_between(&scope, since, until, limit)
+            .await?;
         return Ok(Json(json!({ "horizon": horizon, "tasks": done })).into_response());
     }
     let horizon: Horizon = horizon
