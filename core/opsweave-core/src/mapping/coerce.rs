@@ -189,8 +189,9 @@ fn date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
             return Ok(d);
         }
     }
-    // A datetime gives its own calendar date.
-    if let Some(dt) = parse_datetime_text(t, None, None) {
+    // A datetime gives its own calendar date: the day as written, at its own offset (the
+    // 23:30 of a UTC-5 evening is still that day, though it is the next one in UTC).
+    if let Some(dt) = parse_datetime_as_written(t, None, None) {
         return Ok(dt.date_naive());
     }
     Err(match format {
@@ -235,20 +236,26 @@ fn parse_datetime_text(
     format: Option<&str>,
     zone: Option<FixedOffset>,
 ) -> Option<DateTime<Utc>> {
+    parse_datetime_as_written(t, format, zone).map(|dt| dt.with_timezone(&Utc))
+}
+
+/// A datetime at the offset it was written with (`zone`, else UTC, when it names none).
+fn parse_datetime_as_written(
+    t: &str,
+    format: Option<&str>,
+    zone: Option<FixedOffset>,
+) -> Option<DateTime<FixedOffset>> {
     let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
     if let Some(f) = format {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
-            return Some(dt.with_timezone(&Utc));
+            return Some(dt);
         }
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone
-                .from_local_datetime(&n)
-                .single()
-                .map(|d| d.with_timezone(&Utc));
+            return zone.from_local_datetime(&n).single();
         }
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-        return Some(dt.with_timezone(&Utc));
+        return Some(dt);
     }
     // Jira and friends: 2026-11-20T10:00:00.000+0000
     for f in [
@@ -257,18 +264,15 @@ fn parse_datetime_text(
         "%Y-%m-%d %H:%M:%S%.f %z",
     ] {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
-            return Some(dt.with_timezone(&Utc));
+            return Some(dt);
         }
     }
     if let Ok(dt) = DateTime::parse_from_rfc2822(t) {
-        return Some(dt.with_timezone(&Utc));
+        return Some(dt);
     }
     for f in NAIVE_FORMATS {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone
-                .from_local_datetime(&n)
-                .single()
-                .map(|d| d.with_timezone(&Utc));
+            return zone.from_local_datetime(&n).single();
         }
     }
     None
@@ -512,6 +516,14 @@ mod tests {
             d("2026-11-30T23:00:00Z").unwrap().as_date(),
             NaiveDate::from_ymd_opt(2026, 11, 30)
         );
+        // The day as written, whatever day it is in UTC at that moment.
+        for late_or_early in ["2026-11-20T23:30:00-05:00", "2026-11-20T00:30:00+09:00"] {
+            assert_eq!(
+                d(late_or_early).unwrap().as_date(),
+                NaiveDate::from_ymd_opt(2026, 11, 20),
+                "{late_or_early}"
+            );
+        }
         assert!(d("2026-13-01").unwrap_err().contains("2026-13-01"));
         assert!(d("next friday").is_err());
         let dt = |s: Json, tz: Option<&str>| {
