@@ -240,8 +240,7 @@ impl PriorityConfig {
             let scale = (value.log10() / self.value_full.max(10.0).log10()).clamp(0.0, 1.0);
             let p = signals
                 .probability
-                .map(|p| if p > 1.0 { p / 100.0 } else { p })
-                .map(|p| p.clamp(0.0, 1.0));
+                .map(|percent| (percent / 100.0).clamp(0.0, 1.0));
             let v = scale * p.unwrap_or(1.0);
             let currency = signals.currency.as_deref().unwrap_or("");
             let reason = match p {
@@ -497,6 +496,14 @@ mod tests {
         });
         assert!((v - (5.0 / 6.0) * 0.5).abs() < 1e-9, "{v}");
         assert_eq!(why, "deal 100k USD × 50%");
+        // Probabilities are percent: an Odoo lead at 1 % is not a sure thing.
+        let (v, why) = cfg.importance(&Signals {
+            value: Some(100_000.0),
+            probability: Some(1.0),
+            ..Signals::default()
+        });
+        assert!((v - (5.0 / 6.0) * 0.01).abs() < 1e-9, "{v}");
+        assert_eq!(why, "deal 100k × 1%");
         let (v, why) = cfg.importance(&Signals {
             sender: Some("CEO@BigCustomer.com".into()),
             ..Signals::default()

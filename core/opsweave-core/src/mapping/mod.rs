@@ -174,12 +174,31 @@ pub struct TaskRule {
     /// Field holding the deal value (money or number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
-    /// Field holding the win probability (percent or fraction).
+    /// Field holding the win probability, read on `probability_scale`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<String>,
+    /// How the probability field counts: `percent` (0–100, the default) or `fraction` (0–1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub probability_scale: ProbabilityScale,
     /// Field holding the sender address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
+}
+
+/// The scale a source writes win probabilities on. It is declared, never guessed: a 1 is 1 % in
+/// Odoo and 100 % in a 0–1 export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbabilityScale {
+    /// 0–100 (Odoo, Salesforce, ACE stages).
+    #[default]
+    Percent,
+    /// 0–1.
+    Fraction,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// A link the mapping reads from each item.
@@ -629,7 +648,12 @@ impl CompiledMapping {
                 labels,
                 value,
                 currency,
-                probability: field(&rule.probability).and_then(Value::as_f64),
+                probability: field(&rule.probability).and_then(Value::as_f64).map(|p| {
+                    match rule.probability_scale {
+                        ProbabilityScale::Percent => p,
+                        ProbabilityScale::Fraction => p * 100.0,
+                    }
+                }),
                 sender: field(&rule.sender).map(Value::to_text),
             },
         }

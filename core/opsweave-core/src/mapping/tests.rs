@@ -190,6 +190,43 @@ fn same_item_same_hash_and_id_changed_item_new_hash() {
 }
 
 #[test]
+fn probabilities_are_percent_unless_the_mapping_says_fraction() {
+    let csv = b"id,name,partner_name,email_from,website,expected_revenue,probability,date_deadline,stage_id,user_id,priority\n\
+                P1,One,A,a@a.com,a.com,480000,1,,New,B,\n";
+    let signals = |mapping: Mapping| {
+        let compiled = mapping.compile().unwrap();
+        let reader = SourceReader::new(
+            mapping.format.unwrap(),
+            &csv[..],
+            "sample",
+            &compiled.required_columns(),
+            None,
+        )
+        .unwrap();
+        let item = reader.into_iter().next().unwrap().unwrap();
+        let SourceItem::Raw(raw) = item else {
+            panic!("rejected: {item:?}")
+        };
+        let n = compiled.apply(&Scope::default(), &raw, now()).unwrap();
+        n.task.unwrap().signals.probability
+    };
+    // Odoo's 1 is 1 %.
+    assert_eq!(signals(preset("odoo-crm-lead").unwrap()), Some(1.0));
+    let mut fraction = preset("odoo-crm-lead").unwrap();
+    fraction.task.as_mut().unwrap().probability_scale = ProbabilityScale::Fraction;
+    assert_eq!(signals(fraction.clone()), Some(100.0));
+    // The scale survives a round trip through TOML, and the default is not written out.
+    let toml = fraction.to_toml().unwrap();
+    assert!(toml.contains("probability_scale = \"fraction\""), "{toml}");
+    assert_eq!(Mapping::from_toml(&toml).unwrap(), fraction);
+    assert!(!preset("odoo-crm-lead")
+        .unwrap()
+        .to_toml()
+        .unwrap()
+        .contains("probability_scale"));
+}
+
+#[test]
 fn compile_reports_unknown_template_fields_and_bad_paths() {
     let mut m = preset("odoo-crm-lead").unwrap();
     m.title = "{nmae}".into();
