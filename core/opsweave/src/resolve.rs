@@ -237,6 +237,11 @@ impl Weave {
         pair: (RecordId, RecordId),
         accept: bool,
     ) -> Result<ReviewItem> {
+        if pair.0 == pair.1 {
+            return Err(Error::invalid(
+                "a record is not a match of itself: name two different records",
+            ));
+        }
         let link = Link {
             kind: link_kind(resolver),
             from: pair.0,
@@ -301,6 +306,9 @@ fn collect(
             ))
         })
     };
+    // A resolver whose two sides overlap (e.g. every opportunity against the ACE ones) pairs
+    // the records they share with themselves: those are neither matches nor questions.
+    let keep = |p: &ScoredPair| p.left_id != p.right_id && keep(p);
     for pair in outcome.matches.iter().filter(|p| keep(p)) {
         let why: Vec<String> = pair
             .explanation

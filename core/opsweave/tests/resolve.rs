@@ -188,3 +188,44 @@ async fn review_decisions_are_checked_and_empty_stores_are_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), opsweave::ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn overlapping_sides_never_pair_a_record_with_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = open(&dir).await;
+    let scope = weave.default_scope();
+    ingest_opportunities(&weave, &scope).await;
+    // Every opportunity (the ACE ones included) against the ACE ones.
+    let resolver = opsweave::matching::Resolver::from_toml(
+        "name = \"overlap\"\n[left]\nentities = [\"opportunity\"]\ncolumns = { t = \"@title\" }\n\
+         [right]\nsources = [\"ace\"]\ncolumns = { t = \"@title\" }\n",
+    )
+    .unwrap();
+    let report = weave.resolve(&scope, &resolver, false).await.unwrap();
+    assert_eq!((report.left_records, report.right_records), (18, 8));
+    let queued = weave
+        .review_queue(&scope, Some("overlap"), 1000)
+        .await
+        .unwrap();
+    assert!(queued.iter().all(|q| q.left != q.right), "{queued:?}");
+    let all = weave
+        .store()
+        .records(
+            &scope,
+            &opsweave::store::RecordFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<RecordId> = all.iter().map(|r| r.id).collect();
+    let links = weave.store().links_among(&scope, &ids).await.unwrap();
+    assert!(links.iter().all(|l| l.from != l.to), "{links:?}");
+    let ace = id(&scope, "ace", "O4518823");
+    let err = weave
+        .decide_review(&scope, &resolver, (ace, ace), true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), opsweave::ErrorKind::InvalidInput, "{err}");
+}
