@@ -27,7 +27,7 @@ pub struct SourceReader<R: Read> {
 
 enum Inner<R: Read> {
     Csv {
-        reader: csv::Reader<R>,
+        reader: csv::Reader<LineIndex<R>>,
         headers: Vec<String>,
         record: csv::ByteRecord,
     },
@@ -75,7 +75,7 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(reader);
+        .from_reader(LineIndex::new(reader));
     let header = reader
         .byte_headers()
         .map_err(|e| {
@@ -239,9 +239,12 @@ impl<R: Read> Iterator for SourceReader<R> {
                 record,
             } => match reader.read_byte_record(record) {
                 Ok(false) => None,
-                Ok(true) => Some(Ok(csv_item(headers, record))),
+                Ok(true) => {
+                    let line = line_of(reader, record.position());
+                    Some(Ok(csv_item(headers, record, line)))
+                }
                 Err(e) => {
-                    let line = e.position().map_or(0, csv::Position::line);
+                    let line = line_of(reader, e.position());
                     match e.kind() {
                         csv::ErrorKind::Io(_) => {
                             Some(Err(Error::unavailable(format!("cannot read: {e}"))
@@ -290,8 +293,79 @@ impl<R: Read> Iterator for SourceReader<R> {
     }
 }
 
-fn csv_item(headers: &[String], record: &csv::ByteRecord) -> SourceItem {
-    let line = record.position().map_or(0, csv::Position::line);
+/// The line a record starts on, from its byte offset: the csv crate's own line count skips
+/// blank lines and counts a CRLF row end once too few (BurntSushi/rust-csv#208, #395).
+fn line_of<R: Read>(reader: &mut csv::Reader<LineIndex<R>>, at: Option<&csv::Position>) -> u64 {
+    at.map_or(0, |p| reader.get_mut().line_at(p.byte()))
+}
+
+/// A reader that notes where its newlines are as the bytes go by, so that the csv crate's byte
+/// offset of a row can be turned into the row's line. Offsets are asked for in increasing order:
+/// newlines before the last one asked for are counted and forgotten, so it holds only those of the
+/// read-ahead buffer.
+struct LineIndex<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Offset of the last byte read that is neither `\r` nor `\n` (-1 before the first).
+    last_content: i64,
+    /// Each newline read and not yet passed: its offset's `last_content`.
+    ahead: VecDeque<i64>,
+    /// Newlines passed.
+    passed: u64,
+}
+
+impl<R> LineIndex<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            last_content: -1,
+            ahead: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The 1-based line of the row the csv crate says starts at `offset`. That offset is where
+    /// the previous row ended: blank lines and the `\n` of a CRLF can lie between it and the
+    /// row's first byte. So every newline with no content between `offset` and itself comes
+    /// before the row.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        while self.ahead.front().is_some_and(|&content| content < offset) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+impl<R: Read> Read for LineIndex<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let base = i64::try_from(self.read).unwrap_or(i64::MAX);
+        let bytes = &buf[..n];
+        // Each stretch between newlines is scanned once, from its end back to its first content
+        // byte at most: linear in the bytes read, also on a file of blank lines.
+        let mut from = 0;
+        for at in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(n)) {
+            if let Some(i) = bytes[from..at]
+                .iter()
+                .rposition(|b| *b != b'\r' && *b != b'\n')
+            {
+                self.last_content = base + (from + i) as i64;
+            }
+            if at < n {
+                self.ahead.push_back(self.last_content);
+            }
+            from = (at + 1).min(n);
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+fn csv_item(headers: &[String], record: &csv::ByteRecord, line: u64) -> SourceItem {
     if record.len() != headers.len() {
         let mut r = Rejection::new(
             line,
@@ -363,6 +437,53 @@ mod tests {
             panic!()
         };
         assert_eq!(last.line, 7);
+    }
+
+    /// (line, rejected) of every item.
+    fn lines(data: &[u8]) -> Vec<(u64, bool)> {
+        read(Format::Csv, data, &["id"], None)
+            .unwrap()
+            .iter()
+            .map(|item| match item {
+                SourceItem::Raw(raw) => (raw.line, false),
+                SourceItem::Rejected(r) => (r.line, true),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn csv_lines_count_crlf_row_ends_and_blank_lines() {
+        let lf = b"id,name\n1,Acme\n2\n3,\"multi\nline\"\n4,\xff\xfe\n5,Globex\n";
+        let expected = vec![(2, false), (3, true), (4, false), (6, true), (7, false)];
+        assert_eq!(lines(lf), expected);
+        let crlf: Vec<u8> = lf
+            .iter()
+            .flat_map(|&b| {
+                if b == b'\n' {
+                    vec![b'\r', b'\n']
+                } else {
+                    vec![b]
+                }
+            })
+            .collect();
+        assert_eq!(lines(&crlf), expected, "CRLF");
+        // Blank lines are skipped but still count.
+        assert_eq!(
+            lines(b"id,name\n1,Acme\n\n\n\n2,Globex\r\n\r\n3\n"),
+            vec![(2, false), (6, false), (8, true)]
+        );
+        // A file far larger than the reader's buffer keeps counting.
+        let mut big = b"id,name\r\n".to_vec();
+        for i in 0..20_000 {
+            big.extend_from_slice(format!("{i},row {i}\r\n").as_bytes());
+            if i % 1000 == 0 {
+                big.extend_from_slice(b"\r\n");
+            }
+        }
+        big.extend_from_slice(b"ragged\r\n");
+        let got = lines(&big);
+        assert_eq!(got.len(), 20_001);
+        assert_eq!(got[20_000], (2 + 20_000 + 20, true));
     }
 
     #[test]
