@@ -69,13 +69,16 @@ impl UsageLedger for PgStore {
             UsageGroup::Model => "model",
         };
         with_retries(|| async {
+            // SUM of bigint is numeric: saturated before the cast back, a ledger whose sums pass
+            // i64::MAX stays readable (the cast alone fails with "bigint out of range").
             // Byte order (COLLATE "C"), as the embedded store sorts, whatever the database's locale.
             let mut q = QueryBuilder::<Postgres>::new(format!(
                 "SELECT {key} AS key, model, COUNT(*)::bigint AS calls, \
-                 SUM(input_tokens)::bigint AS input_tokens, \
-                 SUM(output_tokens)::bigint AS output_tokens, \
-                 SUM(embedding_tokens)::bigint AS embedding_tokens \
-                 FROM ops.usage_events WHERE org = "
+                 LEAST(SUM(input_tokens), {MAX}::numeric)::bigint AS input_tokens, \
+                 LEAST(SUM(output_tokens), {MAX}::numeric)::bigint AS output_tokens, \
+                 LEAST(SUM(embedding_tokens), {MAX}::numeric)::bigint AS embedding_tokens \
+                 FROM ops.usage_events WHERE org = ",
+                MAX = i64::MAX
             ));
             q.push_bind(query.scope.org.as_str());
             if let Some(client) = &query.scope.client {

@@ -21,6 +21,25 @@ fn sum(row: &SqliteRow, column: &str) -> Result<u64> {
         .map_err(|_| Error::internal(format!("sqlite: usage sum `{column}` is negative")))
 }
 
+/// SQLite's SUM of integers fails with "integer overflow" past `i64::MAX`, which would make the
+/// ledger unreadable for good. Each count is summed as its high and low 32 bits instead (neither
+/// sum can overflow before 2^31 rows) and put back together here, saturating at `i64::MAX`.
+fn split_sums(columns: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("SUM({c} >> 32) AS {c}_hi, SUM({c} & 4294967295) AS {c}_lo"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The sum [`split_sums`] selected for `column`, saturated at `i64::MAX`.
+fn saturated_sum(row: &SqliteRow, column: &str) -> Result<u64> {
+    let hi = u128::from(sum(row, &format!("{column}_hi"))?);
+    let lo = u128::from(sum(row, &format!("{column}_lo"))?);
+    let total = (hi << 32) + lo;
+    Ok(u64::try_from(total.min(i64::MAX as u128)).unwrap_or(i64::MAX as u64))
+}
+
 #[async_trait]
 impl UsageLedger for SqliteStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()> {
@@ -69,9 +88,8 @@ impl UsageLedger for SqliteStore {
             UsageGroup::Model => "model",
         };
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {key} AS key, model, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, \
-             SUM(output_tokens) AS output_tokens, SUM(embedding_tokens) AS embedding_tokens \
-             FROM usage_events WHERE org = "
+            "SELECT {key} AS key, model, COUNT(*) AS calls, {} FROM usage_events WHERE org = ",
+            split_sums(&["input_tokens", "output_tokens", "embedding_tokens"])
         ));
         q.push_bind(query.scope.org.as_str());
         if let Some(client) = &query.scope.client {
@@ -96,9 +114,9 @@ impl UsageLedger for SqliteStore {
                     key: get(row, "key")?,
                     model: get(row, "model")?,
                     calls: sum(row, "calls")?,
-                    input_tokens: sum(row, "input_tokens")?,
-                    output_tokens: sum(row, "output_tokens")?,
-                    embedding_tokens: sum(row, "embedding_tokens")?,
+                    input_tokens: saturated_sum(row, "input_tokens")?,
+                    output_tokens: saturated_sum(row, "output_tokens")?,
+                    embedding_tokens: saturated_sum(row, "embedding_tokens")?,
                 })
             })
             .collect()
@@ -185,5 +203,58 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(|e| map("count keys", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opsweave_core::usage::{Operation, MAX_TOKENS_PER_EVENT};
+    use opsweave_core::Scope;
+
+    #[tokio::test]
+    async fn sums_past_i64_saturate_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("usage.db").display());
+        let store = SqliteStore::open(&url).await.expect("open store");
+        let at = Utc::now() - chrono::Duration::minutes(1);
+        // What a store written before counts were bounded may hold: refused now on the way in.
+        for tokens in [i64::MAX, 1, i64::MAX] {
+            sqlx::query(
+                "INSERT INTO usage_events (org, operation, model, input_tokens, output_tokens, \
+                 embedding_tokens, latency_ms, at) VALUES ('acme', 'chat', 'm', ?, 5, 0, 1, ?)",
+            )
+            .bind(tokens)
+            .bind(millis(at))
+            .execute(&store.writer)
+            .await
+            .expect("insert");
+        }
+        let event = UsageEvent {
+            scope: Scope::org("acme"),
+            operation: Operation::Chat,
+            model: "m".into(),
+            input_tokens: MAX_TOKENS_PER_EVENT + 1,
+            output_tokens: 0,
+            embedding_tokens: 0,
+            latency_ms: 1,
+            job: None,
+            at,
+        };
+        let err = store.record_usage(&[event]).await.unwrap_err();
+        assert_eq!(
+            err.location().field.as_deref(),
+            Some("events[0].input_tokens")
+        );
+        let query = UsageQuery::parse(Scope::org("acme"), None, None, "model").expect("query");
+        let totals = store
+            .usage_totals(&query)
+            .await
+            .expect("totals are readable");
+        assert_eq!(totals.len(), 1, "{totals:?}");
+        assert_eq!(totals[0].calls, 3);
+        assert_eq!(totals[0].input_tokens, i64::MAX as u64, "saturated");
+        assert_eq!(totals[0].output_tokens, 15, "exact below the bound");
+        assert_eq!(totals[0].embedding_tokens, 0);
     }
 }

@@ -167,10 +167,18 @@ impl PriceBook {
                         },
                         cost_usd: Some(Decimal::ZERO),
                     });
-                entry.total.calls += total.calls;
-                entry.total.input_tokens += total.input_tokens;
-                entry.total.output_tokens += total.output_tokens;
-                entry.total.embedding_tokens += total.embedding_tokens;
+                // Stores saturate their sums; adding pieces saturates too, never wraps or panics.
+                entry.total.calls = entry.total.calls.saturating_add(total.calls);
+                entry.total.input_tokens =
+                    entry.total.input_tokens.saturating_add(total.input_tokens);
+                entry.total.output_tokens = entry
+                    .total
+                    .output_tokens
+                    .saturating_add(total.output_tokens);
+                entry.total.embedding_tokens = entry
+                    .total
+                    .embedding_tokens
+                    .saturating_add(total.embedding_tokens);
                 entry.cost_usd = entry.cost_usd.zip(cost).map(|(a, b)| a + b);
             }
         }

@@ -49,6 +49,10 @@ impl Operation {
     }
 }
 
+/// The most tokens of one kind one event may report. No model call comes near it (a million-token
+/// context is 10^6), and it keeps sums of millions of events far from overflowing.
+pub const MAX_TOKENS_PER_EVENT: u64 = 1_000_000_000_000;
+
 impl UsageEvent {
     /// Checks every event of a batch, naming the failing one as `events[i].field`.
     pub fn validate_all(events: &[UsageEvent]) -> Result<()> {
@@ -61,7 +65,8 @@ impl UsageEvent {
         Ok(())
     }
 
-    /// Checks scope and model name, and that every count fits a signed 64-bit column.
+    /// Checks scope and model name, that token counts are at most [`MAX_TOKENS_PER_EVENT`] and
+    /// that the latency fits a signed 64-bit column.
     pub fn validate(&self) -> Result<()> {
         self.scope.validate()?;
         if self.model.trim().is_empty()
@@ -73,19 +78,30 @@ impl UsageEvent {
             )
             .on_field("model"));
         }
-        for (field, value) in [
+        if let Some((field, value)) = self.token_counts().find(|(_, n)| *n > MAX_TOKENS_PER_EVENT) {
+            return Err(crate::Error::invalid(format!(
+                "{field} is too large: {value} (at most {MAX_TOKENS_PER_EVENT} per event)"
+            ))
+            .on_field(field));
+        }
+        if i64::try_from(self.latency_ms).is_err() {
+            return Err(crate::Error::invalid(format!(
+                "latency_ms is too large: {}",
+                self.latency_ms
+            ))
+            .on_field("latency_ms"));
+        }
+        Ok(())
+    }
+
+    /// The token counts by field name.
+    pub fn token_counts(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
             ("input_tokens", self.input_tokens),
             ("output_tokens", self.output_tokens),
             ("embedding_tokens", self.embedding_tokens),
-            ("latency_ms", self.latency_ms),
-        ] {
-            if i64::try_from(value).is_err() {
-                return Err(
-                    crate::Error::invalid(format!("{field} is too large: {value}")).on_field(field),
-                );
-            }
-        }
-        Ok(())
+        ]
+        .into_iter()
     }
 }
 
@@ -219,7 +235,8 @@ impl UsageQuery {
     }
 }
 
-/// Sums for one group and model (cost comes from a price book, per model).
+/// Sums for one group and model (cost comes from a price book, per model). Stores saturate each
+/// sum at `i64::MAX` rather than fail, so a ledger is always readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageTotal {
     /// The group's key (org, client, project or model name; empty when the scope part is absent).
@@ -275,6 +292,32 @@ mod tests {
         .unwrap();
         assert_eq!(q.to, at("2026-11-20T10:00:00Z"));
         assert_eq!(q.from, q.to - chrono::Duration::days(DEFAULT_USAGE_DAYS));
+    }
+
+    #[test]
+    fn absurd_token_counts_are_refused_by_field() {
+        let event = |input_tokens, embedding_tokens| UsageEvent {
+            scope: Scope::org("acme"),
+            operation: Operation::Chat,
+            model: "m".into(),
+            input_tokens,
+            output_tokens: 0,
+            embedding_tokens,
+            latency_ms: 1,
+            job: None,
+            at: at("2026-11-23T10:00:00Z"),
+        };
+        event(MAX_TOKENS_PER_EVENT, MAX_TOKENS_PER_EVENT)
+            .validate()
+            .unwrap();
+        let err = UsageEvent::validate_all(&[event(1, 1), event(i64::MAX as u64, 0)]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(
+            err.location().field.as_deref(),
+            Some("events[1].input_tokens")
+        );
+        let err = event(0, MAX_TOKENS_PER_EVENT + 1).validate().unwrap_err();
+        assert_eq!(err.location().field.as_deref(), Some("embedding_tokens"));
     }
 
     #[test]

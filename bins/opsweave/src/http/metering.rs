@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use opsweave::access::Action;
-use opsweave::usage::Operation;
+use opsweave::usage::{Operation, MAX_TOKENS_PER_EVENT};
 use opsweave::{JobId, KeyId, Role, UsageEvent, UsageQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,14 +26,17 @@ pub struct UsageEventBody {
     pub operation: Operation,
     /// Model name as the provider knows it.
     pub model: String,
-    /// Prompt tokens.
+    /// Prompt tokens (at most 10^12).
     #[serde(default)]
+    #[schema(maximum = 1e12)]
     pub input_tokens: u64,
-    /// Completion tokens.
+    /// Completion tokens (at most 10^12).
     #[serde(default)]
+    #[schema(maximum = 1e12)]
     pub output_tokens: u64,
-    /// Tokens embedded.
+    /// Tokens embedded (at most 10^12).
     #[serde(default)]
+    #[schema(maximum = 1e12)]
     pub embedding_tokens: u64,
     /// Wall time of the call.
     #[serde(default)]
@@ -74,6 +77,19 @@ pub async fn record_events(
     let now = Utc::now();
     let mut events = Vec::with_capacity(body.events.len());
     for (i, e) in body.events.into_iter().enumerate() {
+        // A count no call comes near is a client bug or an attack on the sums: refused whole.
+        for (field, n) in [
+            ("input_tokens", e.input_tokens),
+            ("output_tokens", e.output_tokens),
+            ("embedding_tokens", e.embedding_tokens),
+        ] {
+            if n > MAX_TOKENS_PER_EVENT {
+                return Err(Problem::unprocessable(format!(
+                    "events[{i}].{field} is {n}: at most {MAX_TOKENS_PER_EVENT} tokens per event"
+                ))
+                .on_field(format!("events[{i}].{field}")));
+            }
+        }
         let scope = caller
             .narrowed(e.client.as_deref(), e.project.as_deref())
             .map_err(|p| {

@@ -84,3 +84,59 @@ async fn jobs_queued_over_http_never_name_server_paths() {
     let done = s.finish_job(&member, job["id"].as_i64().unwrap()).await;
     assert_eq!(done["status"], "done", "{done}");
 }
+
+#[tokio::test]
+async fn usage_refuses_absurd_counts_and_sums_never_fail() {
+    let s = Server::start(|_| {}).await;
+    let service = s.key(&s.acme, "service").await;
+    let event = |tokens: u64| json!({"events": [{"operation": "chat", "model": "m", "input_tokens": tokens, "at": "2026-11-20T10:00:00Z"}]});
+    let (status, headers, problem) = s
+        .call(
+            "POST",
+            "/api/usage/events",
+            Some(&service),
+            Some(event(i64::MAX as u64)),
+        )
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    );
+    assert_eq!(problem["field"], "events[0].input_tokens", "{problem}");
+    let (status, _, body) = s
+        .call("POST", "/api/usage/events", Some(&service), Some(event(1)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Rows a store may already hold from before the bound: the sums saturate, never a 500.
+    let db = s.state.weave.config().db.clone();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    sqlx::query(
+        "INSERT INTO usage_events (org, operation, model, input_tokens, output_tokens, \
+         embedding_tokens, latency_ms, at) VALUES ('acme', 'chat', 'm', ?, 0, 0, 1, ?)",
+    )
+    .bind(i64::MAX)
+    .bind(at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (status, _, usage) = s
+        .call(
+            "GET",
+            "/api/usage?from=2026-11-01&to=2026-12-01",
+            Some(&service),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["totals"][0]["input_tokens"], i64::MAX, "{usage}");
+    assert_eq!(usage["totals"][0]["calls"], 2, "{usage}");
+}
