@@ -209,21 +209,27 @@ fn print(
         .iter()
         .map(|(p, n)| format!("{} ({n} records)", p.display()))
         .collect();
-    println!("{task}: {}", files.join(" ↔ "));
-    println!(
+    outln!("{task}: {}", files.join(" ↔ "));
+    outln!(
         "  precision {:.4}  recall {:.4}  F1 {:.4}",
-        eval.precision, eval.recall, eval.f1
+        eval.precision,
+        eval.recall,
+        eval.f1
     );
-    println!(
+    outln!(
         "  predicted pairs {}, of which true {}; gold pairs {}",
-        eval.predicted_pairs, eval.true_positives, eval.gold_pairs
+        eval.predicted_pairs,
+        eval.true_positives,
+        eval.gold_pairs
     );
-    println!(
+    outln!(
         "  candidates {}, blocking recall {:.4}",
-        eval.candidates, eval.blocking_recall
+        eval.candidates,
+        eval.blocking_recall
     );
-    println!(
+    outln!(
         "  matching {:.2} s (reading files {:.2} s)",
-        eval.seconds, load_seconds
+        eval.seconds,
+        load_seconds
     );
 }

@@ -2,6 +2,24 @@
 //!
 //! Exit codes: 0 ok, 2 bad input (including usage errors), 1 anything else.
 
+/// `println!` for the command's output, ending the command quietly when its reader has gone
+/// (`opsweave focus | head -3`): see [`output::emit`].
+macro_rules! outln {
+    () => {
+        $crate::output::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the command's output (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!($($arg)*))
+    };
+}
+
 mod eval;
 mod http;
 mod migrating;
@@ -306,9 +324,12 @@ async fn run(cli: Cli) -> Result<()> {
             let id = parse_id(id)?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let task = weave.mark(&weave.default_scope(), id, *boost, *pin).await?;
-            println!(
+            outln!(
                 "{} boost {} pinned {}: {}",
-                task.id, task.boost, task.pinned, task.title
+                task.id,
+                task.boost,
+                task.pinned,
+                task.title
             );
             Ok(())
         }
@@ -393,11 +414,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Presets { name } => {
             match name {
-                Some(name) => print!("{}", opsweave::preset(name)?.to_toml()?),
+                Some(name) => out!("{}", opsweave::preset(name)?.to_toml()?),
                 None => {
                     for (name, _) in opsweave::mapping::presets::PRESETS {
                         let m = opsweave::preset(name)?;
-                        println!(
+                        outln!(
                             "{name:<16} {:<8} {:<12} {}",
                             m.source,
                             m.entity,

@@ -72,12 +72,12 @@ pub async fn run(from: &str, args: &MigrateArgs) -> Result<()> {
         crate::output::print_json(&report);
         return Ok(());
     }
-    println!("{:<14} {:>10} {:>10}", "table", "source", "target");
+    outln!("{:<14} {:>10} {:>10}", "table", "source", "target");
     for t in &report.tables {
-        println!("{:<14} {:>10} {:>10}", t.table, t.source, t.target);
+        outln!("{:<14} {:>10} {:>10}", t.table, t.source, t.target);
     }
     let rows: u64 = report.copied.values().sum();
-    println!(
+    outln!(
         "{} {rows} rows of {} org(s) ({}) in {:.1} s; every count matches",
         if report.resumed {
             "resumed: wrote"

@@ -6,10 +6,25 @@ use opsweave::{
     TaskStatus, Weave,
 };
 use serde_json::json;
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Writes the command's output to stdout. When the reader has gone (a pipe closed early, as
+/// `| head` does) nobody is left to read the rest: the process ends with 0 instead of the
+/// panic `println!` gives. Any other write error ends it with 1 and says why.
+pub fn emit(text: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// Ingests `file`, drawing a progress bar on a terminal for files over 4 MiB.
 pub async fn ingest_with_progress(
@@ -99,7 +114,7 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
         }));
         return;
     }
-    println!(
+    outln!(
         "{}: {} inserted, {} updated, {} unchanged, {} rejected ({:.2}s, mapping {})",
         report.file,
         report.inserted,
@@ -110,7 +125,7 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
         report.mapping
     );
     for r in report.rejected.iter().take(20) {
-        println!(
+        outln!(
             "  rejected {}:{}{}: {}",
             report.file,
             r.line,
@@ -122,7 +137,7 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
         );
     }
     if report.rejected_total > 0 {
-        println!("  all rejections: {}", rejections_file.display());
+        outln!("  all rejections: {}", rejections_file.display());
     }
 }
 
@@ -162,13 +177,13 @@ pub fn print_focus(focus: &Focus, horizons: &[Horizon], as_json: bool) {
         return;
     }
     for h in horizons {
-        println!("{}", h.as_str().to_uppercase());
+        outln!("{}", h.as_str().to_uppercase());
         let tasks = focus.get(*h);
         if tasks.is_empty() {
-            println!("  (nothing)");
+            outln!("  (nothing)");
         }
         for (i, t) in tasks.iter().enumerate() {
-            println!(
+            outln!(
                 "  {}. {:>5.1}  {}  {:<10}  {:<7} {}",
                 i + 1,
                 t.priority.score,
@@ -180,9 +195,9 @@ pub fn print_focus(focus: &Focus, horizons: &[Horizon], as_json: bool) {
                 t.task.source_kind,
                 shorten(&t.task.title, 60)
             );
-            println!("                why: {}", t.priority.breakdown.summary());
+            outln!("                why: {}", t.priority.breakdown.summary());
         }
-        println!();
+        outln!();
     }
 }
 
@@ -193,9 +208,9 @@ pub fn print_status_change(task: &Task, before: TaskStatus, as_json: bool) {
             &json!({"id": task.id, "title": task.title, "previous": before, "status": task.status}),
         );
     } else if before == task.status {
-        println!("{} is already {}: {}", task.id, task.status, task.title);
+        outln!("{} is already {}: {}", task.id, task.status, task.title);
     } else {
-        println!("{} {} → {}: {}", task.id, before, task.status, task.title);
+        outln!("{} {} → {}: {}", task.id, before, task.status, task.title);
     }
 }
 
@@ -206,24 +221,24 @@ pub fn print_search(hits: &[SearchHit], as_json: bool) {
         return;
     }
     if hits.is_empty() {
-        println!("no matches");
+        outln!("no matches");
     }
     for h in hits {
-        println!(
+        outln!(
             "{}  {:<8} {:<12} {}",
             h.id,
             h.source_kind,
             h.entity,
             shorten(&h.title, 70)
         );
-        println!("      {}", shorten(&h.snippet.replace('\n', " "), 100));
+        outln!("      {}", shorten(&h.snippet.replace('\n', " "), 100));
     }
 }
 
 /// Prints any value as pretty JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("error: cannot print JSON: {e}"),
     }
 }

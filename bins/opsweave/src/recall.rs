@@ -147,7 +147,7 @@ pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
     if args.json {
         crate::output::print_json(&report);
     } else {
-        println!(
+        outln!(
             "embedded {} of {} stale records with {} ({} dims) in {:.2} s; {} had no text{}",
             report.embedded,
             report.stale,
@@ -206,7 +206,7 @@ pub async fn recall(weave: &Weave, args: &RecallArgs) -> Result<()> {
         return Ok(());
     }
     if hits.is_empty() {
-        println!("no records match");
+        outln!("no records match");
     }
     for hit in &hits {
         print_hit(hit);
@@ -226,7 +226,7 @@ fn print_hit(hit: &RecallHit) {
         .recency
         .map(|f| format!(", recency ×{f:.2}"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{} {:.4} [{}{}] {} ({} from {})",
         hit.id,
         hit.explanation.score,
@@ -237,7 +237,7 @@ fn print_hit(hit: &RecallHit) {
         hit.source_kind
     );
     if !hit.snippet.is_empty() {
-        println!("    {}", hit.snippet.replace('\n', " "));
+        outln!("    {}", hit.snippet.replace('\n', " "));
     }
 }
 
@@ -254,7 +254,7 @@ pub async fn remember(weave: &Weave, args: &RememberArgs) -> Result<()> {
     if args.json {
         crate::output::print_json(&json!({ "id": id, "ms": ms }));
     } else {
-        println!("{id}");
+        outln!("{id}");
     }
     Ok(())
 }
@@ -263,7 +263,7 @@ pub async fn remember(weave: &Weave, args: &RememberArgs) -> Result<()> {
 pub async fn forget(weave: &Weave, args: &ForgetArgs) -> Result<()> {
     let id: RecordId = args.id.parse().map_err(|e: Error| e.on_field("id"))?;
     weave.forget(&weave.default_scope(), id).await?;
-    println!("forgot {id}");
+    outln!("forgot {id}");
     Ok(())
 }
 
@@ -527,7 +527,7 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
     if args.json {
         crate::output::print_json(&report);
     } else {
-        println!(
+        outln!(
             "{} on {} documents, {} queries: recall@10 {:.4}  nDCG@10 {:.4}  MRR@20 {:.4}  p50 {:.2} ms  p99 {:.2} ms",
             mode,
             corpus.len(),

@@ -83,7 +83,7 @@ pub async fn run_match(weave: &Weave, args: &MatchArgs) -> Result<()> {
     if args.json {
         crate::output::print_json(&report);
     } else {
-        println!(
+        outln!(
             "{} ({}): {} left, {} right, {} new; {} candidates → {} linked, {} to review ({:.2}s)",
             report.resolver,
             report.mode,
@@ -96,7 +96,7 @@ pub async fn run_match(weave: &Weave, args: &MatchArgs) -> Result<()> {
             report.seconds
         );
         if report.review > 0 {
-            println!(
+            outln!(
                 "see them with: opsweave review list --resolver {}",
                 report.resolver
             );
@@ -122,12 +122,12 @@ pub async fn run_review(weave: &Weave, command: &ReviewCommand) -> Result<()> {
                 return Ok(());
             }
             if queue.is_empty() {
-                println!("nothing to review");
+                outln!("nothing to review");
             }
             for item in queue {
                 let left = weave.record(&scope, item.left).await?;
                 let right = weave.record(&scope, item.right).await?;
-                println!(
+                outln!(
                     "{:>5.1}%  {} {}  ↔  {} {}   [{}]",
                     item.probability * 100.0,
                     item.left,
@@ -141,7 +141,7 @@ pub async fn run_review(weave: &Weave, command: &ReviewCommand) -> Result<()> {
                     .iter()
                     .map(|c| format!("{} {:+.1}", c.name, c.weight))
                     .collect();
-                println!("        {}", why.join(", "));
+                outln!("        {}", why.join(", "));
             }
             Ok(())
         }
@@ -159,7 +159,7 @@ pub async fn run_review(weave: &Weave, command: &ReviewCommand) -> Result<()> {
             );
             let accept = matches!(command, ReviewCommand::Accept(_));
             let item = weave.decide_review(&scope, &resolver, pair, accept).await?;
-            println!("{} / {}: {}", item.left, item.right, item.status.as_str());
+            outln!("{} / {}: {}", item.left, item.right, item.status.as_str());
             Ok(())
         }
     }

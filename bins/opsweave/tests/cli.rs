@@ -265,3 +265,65 @@ fn bad_ids_and_arguments_exit_2() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 }
+
+#[test]
+fn a_closed_pipe_or_an_impossible_now_ends_without_a_panic() {
+    let env = Env::new();
+    assert!(env.run(&["demo"]).status.success());
+    let db = format!("sqlite://{}", env.dir.path().join("test.db").display());
+    // The reader goes away before the command writes (`opsweave graph --json | head -0`).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_opsweave"))
+        .args(["graph", "--json", "--db", &db])
+        .current_dir(env.dir.path())
+        .env_remove("OPSWEAVE_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for now in ["+262142-12-31", "-262143-01-05"] {
+        let out = env.run(&["focus", &format!("--now={now}")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{now}: {stderr}");
+        assert!(stderr.contains("now"), "{stderr}");
+    }
+}
+
+#[test]
+fn rejections_name_the_same_lines_in_a_crlf_file() {
+    let env = Env::new();
+    let lf = std::fs::read(data("odoo-crm-lead-bad-rows.csv")).unwrap();
+    let crlf: Vec<u8> = lf
+        .iter()
+        .flat_map(|&b| {
+            if b == b'\n' {
+                vec![b'\r', b'\n']
+            } else {
+                vec![b]
+            }
+        })
+        .collect();
+    let path = env.dir.path().join("crlf.csv");
+    std::fs::write(&path, crlf).unwrap();
+    let lines = |file: &str| -> Vec<(u64, String)> {
+        let v = env.json(&["ingest", file, "--preset", "odoo-crm-lead", "--json"]);
+        v["rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["line"].as_u64().unwrap(),
+                    r["field"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let expected = lines(data("odoo-crm-lead-bad-rows.csv").to_str().unwrap());
+    assert!(!expected.is_empty());
+    assert_eq!(lines(path.to_str().unwrap()), expected);
+}

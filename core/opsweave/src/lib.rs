@@ -38,7 +38,7 @@ pub use opsweave_core::*;
 pub use resolve::ResolveReport;
 pub use scale_out::mask_password;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use focus_cache::{FocusCache, FocusKey};
 use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
@@ -49,22 +49,29 @@ use std::sync::Arc;
 pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     let Some(text) = text else { return Ok(None) };
     let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
+    let now = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        Some(t.with_timezone(&Utc))
+    } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        Some(t.and_utc())
+    } else {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(9, 0, 0))
+            .map(|t| t.and_utc())
+    };
+    let now = now.ok_or_else(|| {
+        Error::invalid(format!(
+            "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+        ))
+        .on_field("now")
+    })?;
+    // Focus and graph count days and weeks from now: far from the calendar's ends.
+    if !(1..=9999).contains(&now.year()) {
+        return Err(
+            Error::invalid(format!("now `{text}` is outside the years 1 to 9999")).on_field("now"),
+        );
     }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(Some(t.and_utc()));
-    }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(9, 0, 0))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "now `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
-            ))
-            .on_field("now")
-        })
+    Ok(Some(now))
 }
 
 /// The mapping of a built-in preset (`odoo-crm-lead`, `ace-opportunity`, `gmail-message`,
@@ -533,5 +540,12 @@ mod tests {
         let err = parse_now(Some("tomorrow")).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(err.location().field.as_deref(), Some("now"));
+        // Dates chrono reads but focus could not count weeks from.
+        for far in ["+262142-12-31", "-262143-01-05", "+10000-01-01T00:00:00Z"] {
+            let err = parse_now(Some(far)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{far}");
+            assert_eq!(err.location().field.as_deref(), Some("now"), "{far}");
+        }
+        assert!(parse_now(Some("9999-12-31")).is_ok());
     }
 }
