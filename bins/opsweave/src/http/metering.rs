@@ -220,17 +220,21 @@ pub async fn create_key(
     ))
 }
 
-/// Keys of the caller's org (without secrets), newest first.
+/// Keys of the caller's scope (without secrets), newest first: every key of the org for an org-wide
+/// key, only the keys inside its client / project for a key limited to one (as it may only
+/// create keys there).
 #[utoipa::path(get, path = "/api/keys", tag = "keys", security(("key" = [])),
     responses((status = 200, description = "keys", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_keys(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     caller.require(Action::ManageKeys)?;
-    let keys = state.weave.list_keys(&caller.scope.org).await?;
+    let mut keys = state.weave.list_keys(&caller.scope.org).await?;
+    keys.retain(|key| caller.scope.contains(&key.scope));
     Ok(Json(json!({ "keys": keys })))
 }
 
-/// Revokes a key of the caller's org; it stops working at once on this server (on other server
-/// processes of the same store within `server.key_cache_secs`).
+/// Revokes a key of the caller's scope (404 for one outside it, as for one that does not exist);
+/// it stops working at once on this server (on other server processes of the same store within
+/// `server.key_cache_secs`).
 #[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "keys", security(("key" = [])),
     params(("id" = i64, Path, description = "key id")),
     responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -240,6 +244,20 @@ pub async fn revoke_key(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::ManageKeys)?;
-    let key = state.weave.revoke_key(&caller.scope.org, KeyId(id)).await?;
+    let id = KeyId(id);
+    if caller.scope.client.is_some() || caller.scope.project.is_some() {
+        // A key limited to a client must not revoke org-wide keys or another client's: the
+        // same answer as for no key at all, so it cannot probe ids outside its scope either.
+        let inside = state
+            .weave
+            .list_keys(&caller.scope.org)
+            .await?
+            .iter()
+            .any(|key| key.id == id && caller.scope.contains(&key.scope));
+        if !inside {
+            return Err(Problem::not_found(format!("no key {id}")).on_field("id"));
+        }
+    }
+    let key = state.weave.revoke_key(&caller.scope.org, id).await?;
     Ok(Json(json!(key)))
 }

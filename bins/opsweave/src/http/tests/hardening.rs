@@ -140,3 +140,93 @@ async fn usage_refuses_absurd_counts_and_sums_never_fail() {
     assert_eq!(usage["totals"][0]["input_tokens"], i64::MAX, "{usage}");
     assert_eq!(usage["totals"][0]["calls"], 2, "{usage}");
 }
+
+#[tokio::test]
+async fn a_client_limited_key_lists_and_revokes_only_keys_of_its_client() {
+    let s = Server::start(|_| {}).await;
+    let make = |admin: String, body: Value| {
+        let s = &s;
+        async move {
+            let (status, _, made) = s.call("POST", "/api/keys", Some(&admin), Some(body)).await;
+            assert_eq!(status, StatusCode::CREATED, "{made}");
+            (
+                made["secret"].as_str().unwrap().to_string(),
+                made["key"]["id"].as_i64().unwrap(),
+            )
+        }
+    };
+    let (c1_admin, c1_admin_id) = make(
+        s.acme.clone(),
+        json!({"name": "c1 admin", "role": "admin", "client": "c1"}),
+    )
+    .await;
+    let (_, org_viewer) = make(
+        s.acme.clone(),
+        json!({"name": "org viewer", "role": "viewer"}),
+    )
+    .await;
+    let (_, c2_viewer) = make(
+        s.acme.clone(),
+        json!({"name": "c2 viewer", "role": "viewer", "client": "c2"}),
+    )
+    .await;
+    let (_, c1_viewer) = make(
+        c1_admin.clone(),
+        json!({"name": "c1 viewer", "role": "viewer"}),
+    )
+    .await;
+
+    let (status, _, listed) = s.call("GET", "/api/keys", Some(&c1_admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let mut ids: Vec<i64> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![c1_admin_id, c1_viewer], "{listed}");
+    let (_, _, all) = s.call("GET", "/api/keys", Some(&s.acme), None).await;
+    assert_eq!(
+        all["keys"].as_array().unwrap().len(),
+        5,
+        "an org-wide admin sees every key of the org: {all}"
+    );
+
+    for outside in [org_viewer, c2_viewer] {
+        let (status, headers, problem) = s
+            .call(
+                "POST",
+                &format!("/api/keys/{outside}/revoke"),
+                Some(&c1_admin),
+                None,
+            )
+            .await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+    let (_, _, all) = s.call("GET", "/api/keys", Some(&s.acme), None).await;
+    assert!(
+        all["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["revoked_at"].is_null()),
+        "nothing outside c1 was revoked: {all}"
+    );
+    let (status, _, revoked) = s
+        .call(
+            "POST",
+            &format!("/api/keys/{c1_viewer}/revoke"),
+            Some(&c1_admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(!revoked["revoked_at"].is_null(), "{revoked}");
+}
