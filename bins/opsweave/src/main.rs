@@ -267,15 +267,18 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let mapping = load_mapping(preset.as_deref(), mapping.as_deref())?;
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let scope = weave.default_scope();
-            let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
             let rejections_file = rejections.clone().unwrap_or_else(|| {
                 let name = file
                     .file_name()
                     .map_or_else(|| "ingest".into(), |n| n.to_string_lossy().into_owned());
                 PathBuf::from(format!("{name}.rejections.csv"))
             });
+            // Checked before anything is stored: an ingest that commits and then cannot say
+            // what it rejected leaves the user guessing.
+            output::check_rejections_path(&rejections_file)?;
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let scope = weave.default_scope();
+            let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
             if report.rejected_total > 0 {
                 output::write_rejections(&rejections_file, &report)?;
             }

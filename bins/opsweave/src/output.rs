@@ -71,7 +71,29 @@ pub async fn ingest_with_progress(
     report
 }
 
-/// Writes every reported rejection as CSV: file, line, field, reason.
+/// Refuses a rejections file that could not be written: its folder missing, or a folder itself.
+pub fn check_rejections_path(path: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(
+            Error::invalid(format!("cannot write rejections there: {why}"))
+                .in_file(path.display().to_string())
+                .on_field("--rejections"),
+        )
+    };
+    if path.is_dir() {
+        return refuse("it is a folder");
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return refuse("its folder does not exist");
+    }
+    Ok(())
+}
+
+/// Writes the report's rejections (as many as it kept) as CSV: file, line, field, reason.
 pub fn write_rejections(path: &Path, report: &IngestReport) -> Result<()> {
     let name = path.display().to_string();
     let fail = |e: csv::Error| {
@@ -136,7 +158,15 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
             r.reason
         );
     }
-    if report.rejected_total > 0 {
+    let kept = report.rejected.len() as u64;
+    if report.rejected_total > kept {
+        // The report holds `ingest.report_rejections` of them; the store holds every one.
+        outln!(
+            "  the first {kept} of {} rejections: {} (all are kept in the database)",
+            report.rejected_total,
+            rejections_file.display()
+        );
+    } else if report.rejected_total > 0 {
         outln!("  all rejections: {}", rejections_file.display());
     }
 }

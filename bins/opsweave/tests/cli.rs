@@ -327,3 +327,29 @@ fn rejections_name_the_same_lines_in_a_crlf_file() {
     assert!(!expected.is_empty());
     assert_eq!(lines(path.to_str().unwrap()), expected);
 }
+
+#[test]
+fn an_unwritable_rejections_file_is_refused_before_anything_is_stored() {
+    let env = Env::new();
+    let bad = data("odoo-crm-lead-bad-rows.csv");
+    let out = env.run(&[
+        "ingest",
+        bad.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--rejections",
+        "/nonexistent-folder/r.csv",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent-folder/r.csv"), "{stderr}");
+    // Nothing was stored: the same file then inserts every good row.
+    let v = env.json(&[
+        "ingest",
+        bad.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--json",
+    ]);
+    assert!(v["inserted"].as_u64().unwrap() > 0, "{v}");
+}
