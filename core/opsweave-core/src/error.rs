@@ -108,6 +108,18 @@ impl Error {
         Self::new(ErrorKind::InvalidInput, message)
     }
 
+    /// The [`ErrorKind::InvalidInput`] error for TOML `text` that did not parse as `what` (a
+    /// mapping, a config…), at the line the parser stopped on.
+    pub fn bad_toml(what: &str, text: &str, e: &toml::de::Error) -> Self {
+        let err = Self::invalid(format!("{what}: {}", e.message().trim()));
+        match e.span() {
+            Some(span) => {
+                err.at_line(text[..span.start.min(text.len())].matches('\n').count() as u64 + 1)
+            }
+            None => err,
+        }
+    }
+
     /// An [`ErrorKind::NotFound`] error.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)

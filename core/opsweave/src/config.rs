@@ -212,14 +212,7 @@ impl Default for Config {
 impl Config {
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| {
-            let mut err = Error::invalid(format!("config: {}", e.message().trim()));
-            if let Some(span) = e.span() {
-                let line = text[..span.start.min(text.len())].matches('\n').count() as u64 + 1;
-                err = err.at_line(line);
-            }
-            err
-        })
+        toml::from_str(text).map_err(|e| Error::bad_toml("config", text, &e))
     }
 
     /// Loads `file` (when given, or `./opsweave.toml` when it exists), then applies the

@@ -323,7 +323,7 @@ pub struct CompiledMapping {
 impl Mapping {
     /// Parses a mapping from TOML.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::invalid(format!("mapping: {}", e.message().trim())))
+        toml::from_str(text).map_err(|e| Error::bad_toml("mapping", text, &e))
     }
 
     /// Parses a mapping from JSON.

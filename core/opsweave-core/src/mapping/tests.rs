@@ -240,10 +240,17 @@ fn compile_reports_unknown_template_fields_and_bad_paths() {
     assert!(m.compile().unwrap_err().message().contains("deadline"));
     assert!(Mapping::from_toml("name = 1").is_err());
     let unknown = "name='x'\nsource='s'\nentity='task'\nid='id'\ntitle='{/t}'\nbogus=1\n";
-    assert!(Mapping::from_toml(unknown)
-        .unwrap_err()
-        .message()
-        .contains("bogus"));
+    let err = Mapping::from_toml(unknown).unwrap_err();
+    assert!(err.message().contains("bogus"), "{err}");
+    assert_eq!(err.location().line, Some(6), "the line of the unknown key");
+    // A mistake inside a field's table names its line too.
+    let mut text = preset("odoo-crm-lead").unwrap().to_toml().unwrap();
+    text = text.replacen("currency = \"USD\"", "currency = USD", 1);
+    let line = text.lines().position(|l| l == "currency = USD").unwrap() as u64 + 1;
+    assert_eq!(
+        Mapping::from_toml(&text).unwrap_err().location().line,
+        Some(line)
+    );
 }
 
 proptest! {

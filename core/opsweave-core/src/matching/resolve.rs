@@ -90,7 +90,7 @@ impl Resolver {
     /// Parses a resolver from TOML.
     pub fn from_toml(text: &str) -> Result<Resolver> {
         let resolver: Resolver =
-            toml::from_str(text).map_err(|e| Error::invalid(format!("bad resolver: {e}")))?;
+            toml::from_str(text).map_err(|e| Error::bad_toml("bad resolver", text, &e))?;
         resolver.validate()?;
         Ok(resolver)
     }

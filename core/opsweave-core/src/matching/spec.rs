@@ -193,7 +193,7 @@ fn yes() -> bool {
 impl MatchSpec {
     /// Parses a spec from TOML.
     pub fn from_toml(text: &str) -> Result<MatchSpec> {
-        toml::from_str(text).map_err(|e| Error::invalid(format!("bad match spec: {e}")))
+        toml::from_str(text).map_err(|e| Error::bad_toml("bad match spec", text, &e))
     }
 
     /// Writes the spec as TOML.
