@@ -415,9 +415,7 @@ impl RecordStore for PgStore {
     }
 
     async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task> {
-        if !boost.is_finite() {
-            return Err(Error::invalid("boost must be a finite number").on_field("boost"));
-        }
+        opsweave_core::priority::check_boost(boost)?;
         with_retries(|| async {
             let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
             let mut q = QueryBuilder::new("UPDATE core.tasks SET boost = ");

@@ -334,9 +334,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn mark(&self, scope: &Scope, id: RecordId, boost: f64, pinned: bool) -> Result<Task> {
-        if !boost.is_finite() {
-            return Err(Error::invalid("boost must be a finite number").on_field("boost"));
-        }
+        opsweave_core::priority::check_boost(boost)?;
         let mut sql =
             format!("UPDATE tasks SET boost = ?, pinned = ?, marked = ? WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");

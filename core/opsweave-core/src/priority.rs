@@ -15,7 +15,7 @@
 //! without a due date the importance decides (≥ `undated_today`, ≥ `undated_week`, ≥ `undated_month`).
 
 use crate::task::{Signals, Task};
-use crate::Horizon;
+use crate::{Error, Horizon, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -177,7 +177,79 @@ impl Breakdown {
     }
 }
 
+/// The largest boost, in score points either way: scores run 0–100, so this outranks anything,
+/// and sums of it stay far from overflowing to infinity (which JSON cannot carry).
+pub const MAX_BOOST: f64 = 1_000_000.0;
+
+/// Refuses a boost that is not a number in ±[`MAX_BOOST`].
+pub fn check_boost(boost: f64) -> Result<()> {
+    if !boost.is_finite() || boost.abs() > MAX_BOOST {
+        return Err(Error::invalid(format!(
+            "boost must be a number from -{MAX_BOOST} to {MAX_BOOST}, not {boost}"
+        ))
+        .on_field("boost"));
+    }
+    Ok(())
+}
+
 impl PriorityConfig {
+    /// Refuses weights that would make scores meaningless: every number finite and not
+    /// negative, decay periods above zero, the day's offset within ±24 hours.
+    pub fn validate(&self) -> Result<()> {
+        let numbers = [
+            ("w_urgency", self.w_urgency),
+            ("w_importance", self.w_importance),
+            ("w_recency", self.w_recency),
+            ("w_source", self.w_source),
+            ("overdue_decay_days", self.overdue_decay_days),
+            ("due_decay_days", self.due_decay_days),
+            ("recency_days", self.recency_days),
+            ("default_source_weight", self.default_source_weight),
+            ("vip_importance", self.vip_importance),
+            ("value_full", self.value_full),
+            ("undated_today", self.undated_today),
+            ("undated_week", self.undated_week),
+            ("undated_month", self.undated_month),
+        ];
+        let named = numbers
+            .into_iter()
+            .map(|(name, v)| (name.to_string(), v))
+            .chain(
+                self.source_weights
+                    .iter()
+                    .map(|(k, v)| (format!("source_weights.{k}"), *v)),
+            )
+            .chain(self.labels.iter().map(|(k, v)| (format!("labels.{k}"), *v)));
+        for (name, v) in named {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::invalid(format!(
+                    "priority: `{name}` must be a finite number, not negative (is {v})"
+                ))
+                .on_field(format!("priority.{name}")));
+            }
+        }
+        for (name, v) in [
+            ("overdue_decay_days", self.overdue_decay_days),
+            ("due_decay_days", self.due_decay_days),
+            ("recency_days", self.recency_days),
+        ] {
+            if v == 0.0 {
+                return Err(
+                    Error::invalid(format!("priority: `{name}` must be above 0"))
+                        .on_field(format!("priority.{name}")),
+                );
+            }
+        }
+        if self.utc_offset_minutes.abs() > 24 * 60 {
+            return Err(Error::invalid(format!(
+                "priority: `utc_offset_minutes` must be within ±1440 (is {})",
+                self.utc_offset_minutes
+            ))
+            .on_field("priority.utc_offset_minutes"));
+        }
+        Ok(())
+    }
+
     /// The user's calendar day at `now`.
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
         (now + Duration::minutes(i64::from(self.utc_offset_minutes))).date_naive()
@@ -511,6 +583,33 @@ mod tests {
         assert_eq!(v, 0.9);
         assert!(why.contains("VIP"));
         assert_eq!(cfg.importance(&Signals::default()).0, 0.0);
+    }
+
+    #[test]
+    fn weights_that_would_make_scores_meaningless_are_refused() {
+        assert!(PriorityConfig::default().validate().is_ok());
+        let refused = |change: &dyn Fn(&mut PriorityConfig), field: &str| {
+            let mut cfg = PriorityConfig::default();
+            change(&mut cfg);
+            let err = cfg.validate().unwrap_err();
+            assert_eq!(err.location().field.as_deref(), Some(field), "{err}");
+        };
+        refused(&|c| c.w_urgency = f64::NAN, "priority.w_urgency");
+        refused(&|c| c.w_importance = f64::INFINITY, "priority.w_importance");
+        refused(&|c| c.recency_days = 0.0, "priority.recency_days");
+        refused(&|c| c.w_source = -1.0, "priority.w_source");
+        refused(
+            &|c| {
+                c.labels.insert("p9".into(), f64::NAN);
+            },
+            "priority.labels.p9",
+        );
+        refused(
+            &|c| c.utc_offset_minutes = 100_000,
+            "priority.utc_offset_minutes",
+        );
+        assert!(check_boost(1e308).is_err() && check_boost(f64::NAN).is_err());
+        assert!(check_boost(-MAX_BOOST).is_ok() && check_boost(500.0).is_ok());
     }
 
     #[test]

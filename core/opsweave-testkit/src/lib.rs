@@ -693,6 +693,22 @@ pub async fn marked_tasks_rank_first(store: Arc<dyn Backend>) {
         .mark(&scope, id_of(&scope, "M-3"), 500.0, false)
         .await
         .unwrap();
+    // A boost that would carry a score to infinity (JSON null) is bad input, and changes nothing.
+    for bad in [f64::NAN, f64::INFINITY, 1e308, -1e308] {
+        let err = store
+            .mark(&scope, id_of(&scope, "M-3"), bad, false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}: {err}");
+    }
+    assert_eq!(
+        store
+            .task(&scope, id_of(&scope, "M-3"))
+            .await
+            .unwrap()
+            .boost,
+        500.0
+    );
     let got = focus(
         &*store,
         &config,

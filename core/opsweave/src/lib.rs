@@ -158,6 +158,7 @@ impl Weave {
     /// Opens the store named by `config.db` (with its own job queue).
     async fn open_store(config: Config) -> Result<Self> {
         config.scope.validate()?;
+        config.priority.validate()?;
         let url = config.db.trim();
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
         match scheme {
