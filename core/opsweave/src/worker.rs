@@ -5,15 +5,21 @@
 //! - `noop`: does nothing (queue plumbing, tests, benchmarks);
 //! - `sleep`: waits `{"ms": N}` milliseconds (at most an hour), reporting progress (tests of
 //!   leases, heartbeats and killed workers);
-//! - `ingest`: `{"file": PATH, "preset": NAME}` or `{"file": PATH, "mapping": PATH}` ingests a
-//!   file into the job's scope;
+//! - `ingest`: the upload inline ([`InlineIngest`]: a mapping, and rows or base64 content, what
+//!   `POST /api/ingest` queues), or `{"file": PATH, "preset": NAME}` /
+//!   `{"file": PATH, "mapping": PATH}` (queued by trusted callers only: the worker reads those
+//!   paths) ingests into the job's scope;
 //! - `embed`: embeds stale records with the model in the payload ([`Weave::run_embed_job`]).
 //!
 //! Delivery is at least once (a job whose worker died runs again once its lease expires), so
 //! handlers must be safe to repeat: the built-in ones are (ingest is idempotent).
 
-use crate::Weave;
-use opsweave_core::{Error, ErrorKind, Job, JobId, JobQueue, Progress, Result};
+use crate::{IngestProgress, IngestReport, Weave};
+use base64::Engine as _;
+use opsweave_core::{
+    Error, ErrorKind, Format, Job, JobId, JobQueue, Mapping, Progress, Result, Scope,
+};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
@@ -28,6 +34,83 @@ pub const NOOP_JOB: &str = "noop";
 pub const SLEEP_JOB: &str = "sleep";
 /// The job kind that ingests a file.
 pub const INGEST_JOB: &str = "ingest";
+
+/// An `ingest` job's payload when the upload travels with the job (what `POST /api/ingest`
+/// queues): whichever worker claims it, in the server or `opsweave worker`, runs it the same way
+/// ([`Weave::run_inline_ingest`]) and reads nothing from its own disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InlineIngest {
+    /// How items become records.
+    pub mapping: Mapping,
+    /// A name for reports and rejections.
+    pub name: String,
+    /// Items as JSON objects.
+    #[serde(default)]
+    pub rows: Option<Vec<serde_json::Value>>,
+    /// File bytes, base64 (uploads need not be UTF-8: bad rows become rejections).
+    #[serde(default)]
+    pub content_b64: Option<String>,
+    /// The format of the content.
+    #[serde(default)]
+    pub format: Option<Format>,
+}
+
+impl InlineIngest {
+    /// Whether an ingest job's payload carries its upload (rather than naming a file).
+    pub fn is_inline(payload: &serde_json::Value) -> bool {
+        payload.get("rows").is_some() || payload.get("content_b64").is_some()
+    }
+
+    /// The payload of `job` as an inline ingest.
+    pub fn of(job: &Job) -> Result<Self> {
+        serde_json::from_value(job.payload.clone())
+            .map_err(|e| Error::invalid(format!("ingest job payload: {e}")))
+    }
+
+    /// About how many bytes the content holds (for progress), when it is content.
+    pub fn content_len(&self) -> Option<u64> {
+        self.content_b64
+            .as_ref()
+            .map(|b64| b64.len() as u64 / 4 * 3)
+    }
+}
+
+impl Weave {
+    /// Ingests an inline upload into `scope`; `progress` counts the content's bytes as they are
+    /// read.
+    pub async fn run_inline_ingest(
+        &self,
+        payload: InlineIngest,
+        scope: &Scope,
+        progress: Option<Arc<IngestProgress>>,
+    ) -> Result<IngestReport> {
+        match (payload.rows, payload.content_b64) {
+            (Some(rows), _) => {
+                self.ingest_rows(rows, &payload.name, &payload.mapping, scope)
+                    .await
+            }
+            (None, Some(b64)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| Error::invalid(format!("ingest job content: {e}")))?;
+                let format = payload
+                    .format
+                    .or(payload.mapping.format)
+                    .ok_or_else(|| Error::invalid("ingest job has no format").on_field("format"))?;
+                self.ingest_reader(
+                    std::io::Cursor::new(bytes),
+                    &payload.name,
+                    format,
+                    &payload.mapping,
+                    scope,
+                    progress,
+                )
+                .await
+            }
+            (None, None) => Err(Error::invalid("ingest job has no rows or content")),
+        }
+    }
+}
 
 /// How a worker runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -478,6 +561,13 @@ async fn run_sleep(job: Job, cx: JobContext) -> Result<()> {
 }
 
 async fn run_ingest(weave: Weave, job: Job) -> Result<()> {
+    if InlineIngest::is_inline(&job.payload) {
+        let payload = InlineIngest::of(&job)?;
+        return weave
+            .run_inline_ingest(payload, &job.scope, None)
+            .await
+            .map(drop);
+    }
     let text = |name: &str| job.payload.get(name).and_then(serde_json::Value::as_str);
     let file = text("file")
         .ok_or_else(|| Error::invalid("ingest job payload needs `file`").on_field("file"))?;

@@ -11,6 +11,7 @@ use axum::Json;
 use base64::Engine as _;
 use futures::Stream;
 use opsweave::access::Action;
+use opsweave::worker::InlineIngest;
 use opsweave::{EmbedderSpec, Job, JobId, JobQueue, JobStatus, Mapping, NewJob, EMBED_JOB};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -236,7 +237,7 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
     fields
         .entry("name")
         .or_insert_with(|| Value::String("upload".into()));
-    let payload: IngestPayload = serde_json::from_value(Value::Object(fields))
+    let payload: InlineIngest = serde_json::from_value(Value::Object(fields))
         .map_err(|e| Problem::unprocessable(format!("payload: {e}")).on_field("payload"))?;
     let mapping = mapping_of(None, Some(payload.mapping))?;
     check_name(&payload.name)?;
@@ -266,7 +267,7 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
             .on_field("payload.rows"))
         }
     }
-    let checked = IngestPayload {
+    let checked = InlineIngest {
         format: payload.format.or(mapping.format),
         mapping,
         ..payload
@@ -509,20 +510,6 @@ pub struct IngestBody {
     pub idempotency_key: Option<String>,
 }
 
-/// What an ingest job carries.
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct IngestPayload {
-    pub mapping: Mapping,
-    pub name: String,
-    #[serde(default)]
-    pub rows: Option<Vec<Value>>,
-    /// File bytes, base64 (uploads need not be UTF-8: bad rows become rejections).
-    #[serde(default)]
-    pub content_b64: Option<String>,
-    #[serde(default)]
-    pub format: Option<opsweave::Format>,
-}
-
 fn mapping_of(preset: Option<&str>, mapping: Option<Mapping>) -> ApiResult<Mapping> {
     let mapping = match (preset, mapping) {
         (Some(_), Some(_)) => {
@@ -626,7 +613,7 @@ pub async fn ingest(
         let name = body.name.unwrap_or_else(|| "upload".into());
         check_name(&name)?;
         let payload = match (body.rows, body.content) {
-            (Some(rows), None) => IngestPayload {
+            (Some(rows), None) => InlineIngest {
                 mapping,
                 name,
                 rows: Some(rows),
@@ -635,7 +622,7 @@ pub async fn ingest(
             },
             (None, Some(content)) => {
                 let format = format_of(body.format.as_deref(), &name, &mapping)?;
-                IngestPayload {
+                InlineIngest {
                     mapping,
                     name,
                     rows: None,
@@ -668,7 +655,7 @@ pub async fn ingest(
     super::jobs::submit(&state, job).await
 }
 
-async fn from_upload(mut form: Multipart) -> ApiResult<IngestPayload> {
+async fn from_upload(mut form: Multipart) -> ApiResult<InlineIngest> {
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut preset = None;
     let mut mapping_text = None;
@@ -708,7 +695,7 @@ async fn from_upload(mut form: Multipart) -> ApiResult<IngestPayload> {
         .transpose()?;
     let mapping = mapping_of(preset.as_deref(), mapping)?;
     let format = format_of(format.as_deref(), &name, &mapping)?;
-    Ok(IngestPayload {
+    Ok(InlineIngest {
         mapping,
         name,
         rows: None,

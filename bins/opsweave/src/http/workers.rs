@@ -3,9 +3,9 @@
 //! fail them. A cancelled job loses its lease; the next
 //! heartbeat sees that and the run is dropped.
 
-use super::jobs::{IngestPayload, INGEST_JOB, MATCH_JOB};
+use super::jobs::{INGEST_JOB, MATCH_JOB};
 use super::AppState;
-use base64::Engine as _;
+use opsweave::worker::InlineIngest;
 use opsweave::{EmbedProgress, Error, IngestProgress, Job, JobQueue, Progress, Result, EMBED_JOB};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -153,36 +153,12 @@ async fn execute(
 ) -> Result<String> {
     match job.kind.as_str() {
         INGEST_JOB => {
-            let payload: IngestPayload = serde_json::from_value(job.payload.clone())
-                .map_err(|e| Error::invalid(format!("ingest job payload: {e}")))?;
-            let report = match (payload.rows, payload.content_b64) {
-                (Some(rows), _) => {
-                    state
-                        .weave
-                        .ingest_rows(rows, &payload.name, &payload.mapping, &job.scope)
-                        .await?
-                }
-                (None, Some(b64)) => {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(b64)
-                        .map_err(|e| Error::invalid(format!("ingest job content: {e}")))?;
-                    let format = payload.format.ok_or_else(|| {
-                        Error::invalid("ingest job has no format").on_field("format")
-                    })?;
-                    state
-                        .weave
-                        .ingest_reader(
-                            std::io::Cursor::new(bytes),
-                            &payload.name,
-                            format,
-                            &payload.mapping,
-                            &job.scope,
-                            Some(progress),
-                        )
-                        .await?
-                }
-                (None, None) => return Err(Error::invalid("ingest job has no rows or content")),
-            };
+            // The same code as `opsweave worker` runs, so it does not matter which claims it.
+            let payload = InlineIngest::of(job)?;
+            let report = state
+                .weave
+                .run_inline_ingest(payload, &job.scope, Some(progress))
+                .await?;
             Ok(serde_json::json!({
                 "inserted": report.inserted,
                 "updated": report.updated,

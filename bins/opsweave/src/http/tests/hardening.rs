@@ -230,3 +230,72 @@ async fn a_client_limited_key_lists_and_revokes_only_keys_of_its_client() {
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert!(!revoked["revoked_at"].is_null(), "{revoked}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_worker_runs_the_uploads_the_api_queues() {
+    use opsweave::worker::{JobOutcome, Worker, WorkerOptions};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let s = Server::start(|_| {}).await;
+    let issues: Value = serde_json::from_str::<Value>(JIRA).unwrap()["issues"].clone();
+    let mut ids = Vec::new();
+    for body in [
+        json!({"preset": "jira-issue", "rows": issues, "name": "jira.json"}),
+        json!({"preset": "odoo-crm-lead", "content": ODOO, "name": "odoo.csv"}),
+    ] {
+        let (status, _, job) = s
+            .call("POST", "/api/ingest", Some(&s.acme), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        ids.push(job["id"].as_i64().unwrap());
+    }
+    // `opsweave worker` on the same queue claims them instead of the server's workers.
+    let mut options = WorkerOptions::new("external");
+    options.kinds = vec!["ingest".into()];
+    options.idle_poll = std::time::Duration::from_millis(20);
+    let worker = Worker::new(s.state.weave.clone(), options).unwrap();
+    let ended = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = {
+        let ended = ended.clone();
+        async move {
+            while ended.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let on_job = {
+        let ended = ended.clone();
+        let failures = failures.clone();
+        move |job: &opsweave::Job, outcome: &JobOutcome| {
+            if *outcome != JobOutcome::Done {
+                failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{}: {outcome:?}", job.id));
+            }
+            ended.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let report = tokio::time::timeout(std::time::Duration::from_secs(60), worker.run(stop, on_job))
+        .await
+        .expect("the worker finished both jobs")
+        .unwrap();
+    assert_eq!(failures.lock().unwrap().as_slice(), &[] as &[String]);
+    assert_eq!(report.done, 2, "{report:?}");
+    for id in ids {
+        let (_, _, job) = s
+            .call("GET", &format!("/api/jobs/{id}"), Some(&s.acme), None)
+            .await;
+        assert_eq!(job["status"], "done", "{job}");
+    }
+    let (status, _, found) = s
+        .call("GET", "/api/search?q=globex", Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert!(
+        found.to_string().to_lowercase().contains("globex"),
+        "the uploaded CSV is searchable: {found}"
+    );
+}
