@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 
+/// The UTF-8 byte-order mark some tools write at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// One item read from a source: a raw item, or a row that could not be read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceItem {
@@ -92,18 +95,23 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
     let mut headers = Vec::with_capacity(header.len());
     for (i, cell) in header.iter().enumerate() {
         let cell = if i == 0 {
-            cell.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(cell)
+            cell.strip_prefix(UTF8_BOM).unwrap_or(cell)
         } else {
             cell
         };
-        let text = std::str::from_utf8(cell)
-            .ok()
-            .filter(|t| !t.chars().any(|c| c.is_control() && c != '\t'))
-            .ok_or_else(|| {
-                Error::invalid("not a CSV file: the header row is not text")
-                    .in_file(file)
-                    .at_line(1)
-            })?;
+        let text = std::str::from_utf8(cell).map_err(|_| {
+            Error::invalid(
+                "the CSV header is not UTF-8 (save the file as UTF-8, e.g. from Latin-1 with \
+                 `iconv -f latin1 -t utf-8`)",
+            )
+            .in_file(file)
+            .at_line(1)
+        })?;
+        if text.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(Error::invalid("not a CSV file: the header row is not text")
+                .in_file(file)
+                .at_line(1));
+        }
         let text = text.trim().to_string();
         if headers.contains(&text) {
             return Err(
@@ -146,6 +154,16 @@ fn open_jsonl<R: Read>(reader: R, file: &str) -> Result<Inner<R>> {
     let peek = reader
         .fill_buf()
         .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
+    // A byte-order mark (Windows tools write one) is not part of the first item.
+    let bom = if peek.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
+    reader.consume(bom);
+    let peek = reader
+        .fill_buf()
+        .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
     let first = peek.iter().find(|b| !b.is_ascii_whitespace());
     if let Some(b) = first {
         if *b != b'{' && *b != b'[' {
@@ -168,8 +186,9 @@ fn open_json<R: Read>(mut reader: R, file: &str, records: Option<&str>) -> Resul
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()]
+    let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = 1 + body[..e.valid_up_to()]
             .iter()
             .filter(|b| **b == b'\n')
             .count() as u64;
@@ -509,6 +528,17 @@ mod tests {
         assert!(matches!(&items[1], SourceItem::Rejected(r) if r.line == 3));
         assert!(matches!(&items[2], SourceItem::Raw(r) if r.line == 4));
         assert!(read(Format::Jsonl, b"hello world\n", &[], None).is_err());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_data() {
+        let jsonl = read(Format::Jsonl, b"\xEF\xBB\xBF{\"id\":1}\n", &[], None).unwrap();
+        assert!(matches!(&jsonl[..], [SourceItem::Raw(r)] if r.line == 1 && r.payload["id"] == 1));
+        let json = read(Format::Json, b"\xEF\xBB\xBF[{\"id\":1}]", &[], None).unwrap();
+        assert!(matches!(&json[..], [SourceItem::Raw(r)] if r.payload["id"] == 1));
+        // A Latin-1 header says what it is.
+        let err = read(Format::Csv, b"id,n\xe4me\n1,x\n", &[], None).unwrap_err();
+        assert!(err.message().contains("UTF-8"), "{err}");
     }
 
     #[test]
