@@ -150,9 +150,9 @@ enum Command {
     Search {
         /// Words to look for
         query: String,
-        /// Hits to show
-        #[arg(long, default_value_t = 10)]
-        limit: usize,
+        /// Hits to show (1 to 1,000)
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -355,7 +355,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Search { query, limit, json } => {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let hits = weave.search(&weave.default_scope(), query, *limit).await?;
+            let hits = weave
+                .search(&weave.default_scope(), query, usize::from(*limit))
+                .await?;
             output::print_search(&hits, *json);
             Ok(())
         }

@@ -261,6 +261,13 @@ fn bad_ids_and_arguments_exit_2() {
         Some(2)
     );
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["search", "acme", "--limit", "0"]).status.code(),
+        Some(2)
+    );
+    let too_big = env.run(&["complete", "ffffffffffffffff"]);
+    assert_eq!(too_big.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&too_big.stderr).contains("7fffffffffffffff"));
     let missing = env.run(&["complete", "0000000000000001"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));

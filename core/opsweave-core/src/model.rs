@@ -67,7 +67,10 @@ impl FromStr for RecordId {
             .filter(|v| *v >= 0)
             .map(Self)
             .ok_or_else(|| {
-                Error::invalid(format!("`{s}` is not a record id (expected 16 hex digits)"))
+                Error::invalid(format!(
+                    "`{s}` is not a record id (expected up to 16 hex digits, at most \
+                     7fffffffffffffff)"
+                ))
             })
     }
 }
