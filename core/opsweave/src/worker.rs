@@ -112,6 +112,32 @@ impl Weave {
     }
 }
 
+/// Rejections an ingest job's summary lists at most.
+const SUMMARY_REJECTIONS: usize = 20;
+
+/// An ingest's summary as a job's message: JSON that always parses. A job message holds at most
+/// [`opsweave_core::jobs::MAX_MESSAGE_BYTES`] and the store cuts longer ones mid-text, so the
+/// rejections listed are cut instead (long reasons fill it fast), and `rejections_omitted` says
+/// how many of `rejected` are not listed.
+pub fn ingest_summary(report: &IngestReport) -> String {
+    let mut listed = report.rejected.len().min(SUMMARY_REJECTIONS);
+    loop {
+        let summary = serde_json::json!({
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "rejected": report.rejected_total,
+            "rejections": &report.rejected[..listed],
+            "rejections_omitted": report.rejected_total.saturating_sub(listed as u64),
+        })
+        .to_string();
+        if summary.len() <= opsweave_core::jobs::MAX_MESSAGE_BYTES || listed == 0 {
+            return summary;
+        }
+        listed -= 1;
+    }
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerOptions {

@@ -159,14 +159,7 @@ async fn execute(
                 .weave
                 .run_inline_ingest(payload, &job.scope, Some(progress))
                 .await?;
-            Ok(serde_json::json!({
-                "inserted": report.inserted,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "rejected": report.rejected_total,
-                "rejections": report.rejected.iter().take(20).collect::<Vec<_>>(),
-            })
-            .to_string())
+            Ok(opsweave::worker::ingest_summary(&report))
         }
         MATCH_JOB => {
             let preset = job

@@ -299,3 +299,33 @@ async fn an_external_worker_runs_the_uploads_the_api_queues() {
         "the uploaded CSV is searchable: {found}"
     );
 }
+
+#[tokio::test]
+async fn an_ingest_summary_stays_json_however_long_its_rejections() {
+    let s = Server::start(|_| {}).await;
+    // Every row misses a required field with a long name, which each rejection names: 20 of
+    // them pass 4 KiB.
+    let long = format!("title_{}", "x".repeat(300));
+    let mapping = json!({"name": "long", "source": "tracker", "entity": "task", "id": "id",
+        "title": format!("{{{long}}}"), "fields": {long.clone(): {"from": long, "required": true}}});
+    let rows: Vec<Value> = (0..20).map(|i| json!({"id": format!("t{i}")})).collect();
+    let (status, _, job) = s
+        .call(
+            "POST",
+            "/api/ingest",
+            Some(&s.acme),
+            Some(json!({"mapping": mapping, "name": "long.json", "rows": rows})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = s.finish_job(&s.acme, job["id"].as_i64().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let message = done["message"].as_str().unwrap();
+    assert!(message.len() <= opsweave::jobs::MAX_MESSAGE_BYTES);
+    let summary: Value = serde_json::from_str(message)
+        .unwrap_or_else(|e| panic!("the summary is JSON ({e}): {message}"));
+    assert_eq!(summary["rejected"], 20, "{summary}");
+    let listed = summary["rejections"].as_array().unwrap().len() as u64;
+    assert!((1..20).contains(&listed), "some listed, not all: {summary}");
+    assert_eq!(summary["rejections_omitted"], 20 - listed, "{summary}");
+}
