@@ -47,6 +47,21 @@ pub struct SqliteStore {
     vectors: Arc<vectors::Vectors>,
 }
 
+/// A file that is not a SQLite database is the user's mistake, not ours: say so (code 26,
+/// `SQLITE_NOTADB`); other errors keep their own meaning.
+fn not_a_database(path: &str, e: sqlx::Error) -> Error {
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned());
+    if code.as_deref() == Some("26") {
+        return Error::invalid(format!(
+            "cannot open database `{path}`: the file is not a SQLite database"
+        ));
+    }
+    map(&format!("open `{path}`"), e)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`, `sqlite:path` or a
     /// plain path) and applies pending migrations.
@@ -69,6 +84,11 @@ impl SqliteStore {
                 )));
             }
         }
+        if std::path::Path::new(path).is_dir() {
+            return Err(Error::invalid(format!(
+                "cannot open database `{path}`: it is a folder (name a file in it)"
+            )));
+        }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|e| Error::invalid(format!("bad SQLite path `{path}`: {e}")))?
             .create_if_missing(true)
@@ -88,12 +108,13 @@ impl SqliteStore {
                     .pragma("wal_autocheckpoint", "25000"),
             )
             .await
-            .map_err(|e| map(&format!("open `{path}`"), e))?;
+            .map_err(|e| not_a_database(path, e))?;
         sqlx::migrate!("./migrations")
             .run(&writer)
             .await
-            .map_err(|e| {
-                Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e)
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => not_a_database(path, e),
+                e => Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e),
             })?;
         let point_reader = open_point_reader(path).map(|c| Arc::new(std::sync::Mutex::new(c)));
         let pool = SqlitePoolOptions::new()

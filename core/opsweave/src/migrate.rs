@@ -116,9 +116,20 @@ pub async fn migrate(
         .on_field("to"));
     }
     if let Some(path) = sqlite_path(from) {
-        if path.is_empty() || path == ":memory:" || !std::path::Path::new(path).is_file() {
+        let file = std::path::Path::new(path);
+        let why = if path.is_empty() || path == ":memory:" || !file.exists() {
+            Some("does not exist")
+        } else if file.is_dir() {
+            Some("is a folder")
+        } else if file.metadata().is_ok_and(|m| m.len() == 0) {
+            // Opening it would write a fresh schema into the file it was meant to read.
+            Some("is an empty file")
+        } else {
+            None
+        };
+        if let Some(why) = why {
             return Err(Error::invalid(format!(
-                "the source database `{path}` does not exist (a copy needs one to read)"
+                "the source database `{path}` {why} (a copy needs one to read)"
             ))
             .on_field("from"));
         }

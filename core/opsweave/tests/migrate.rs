@@ -141,6 +141,39 @@ async fn bad_urls_and_options_are_named() {
         !dir.path().join("missing.db").exists(),
         "a missing source is not created"
     );
+    // An empty file or a folder is no source either, and is left as it was.
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    std::fs::create_dir(dir.path().join("folder.db")).unwrap();
+    for (name, why) in [("empty.db", "empty file"), ("folder.db", "folder")] {
+        let (err, _) = run(&url(dir.path(), name), &to, false).await;
+        let err = err.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.message().contains(why), "{err}");
+    }
+    assert_eq!(
+        std::fs::metadata(dir.path().join("empty.db"))
+            .unwrap()
+            .len(),
+        0
+    );
+    // Nor is a file that is not a database: the store names it, as bad input.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "not a database, just some text that is long enough".repeat(100),
+    )
+    .unwrap();
+    let err = opsweave::Weave::open(&format!("sqlite://{}", text.display()))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("not a SQLite database"), "{err}");
+    let err = opsweave::Weave::open(&format!("sqlite://{}", dir.path().display()))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 
     let from = url(dir.path(), "from.db");
     sqlite(&from).await;
