@@ -94,7 +94,10 @@ pub async fn receive(
     })?;
     let now = chrono::Utc::now().timestamp();
     let window = i64::try_from(hook.replay_window_secs).unwrap_or(i64::MAX);
-    if (now - t).abs() > window {
+    // Checked: a timestamp near i64::MIN would overflow the difference, and wrapped it reads as
+    // inside the window.
+    let age = now.checked_sub(t).and_then(i64::checked_abs);
+    if age.is_none_or(|age| age > window) {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "signature_expired",
@@ -115,7 +118,10 @@ pub async fn receive(
             "the signature does not match the body",
         )
     })?;
-    if !state.seen_signatures.first_use(header, now, t + window) {
+    if !state
+        .seen_signatures
+        .first_use(header, now, t.saturating_add(window))
+    {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             "replayed",

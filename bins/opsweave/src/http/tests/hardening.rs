@@ -329,3 +329,30 @@ async fn an_ingest_summary_stays_json_however_long_its_rejections() {
     assert!((1..20).contains(&listed), "some listed, not all: {summary}");
     assert_eq!(summary["rejections_omitted"], 20 - listed, "{summary}");
 }
+
+#[tokio::test]
+async fn a_webhook_timestamp_far_in_the_past_never_wraps_into_the_window() {
+    let s = Server::start(|_| {}).await;
+    let body =
+        json!({"id": 9001, "number": 42, "title": "Webhook issue", "state": "open"}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    // now − 2^63: the difference overflows i64, and wrapped its absolute value is negative.
+    for t in [now.wrapping_add(i64::MIN), i64::MIN, i64::MAX] {
+        let request = Request::post("/api/webhooks/github")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                webhooks::SIGNATURE_HEADER,
+                webhooks::sign(WEBHOOK_SECRET, t, body.as_bytes()),
+            )
+            .body(HttpBody::from(body.clone()))
+            .unwrap();
+        let (status, headers, problem) = s.raw(request).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::UNAUTHORIZED,
+            "signature_expired",
+        );
+    }
+}
