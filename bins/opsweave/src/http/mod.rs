@@ -156,6 +156,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     api.merge(streams)
         .fallback(problem::no_route)
+        .layer(axum::middleware::map_response(problem::as_problem))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(server.max_body_bytes))
         .layer(cors(&server.cors_origins))

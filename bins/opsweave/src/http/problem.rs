@@ -111,6 +111,8 @@ impl Problem {
     fn rejection(status: StatusCode, text: String) -> Self {
         let (code, title) = match status {
             StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "Request body too large"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "Request timeout"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 ("unsupported_media_type", "Unsupported media type")
             }
@@ -228,6 +230,57 @@ pub struct Query<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Problem))]
 pub struct Path<T>(pub T);
+
+/// The most bytes of a plain-text error body kept as a problem's detail.
+const MAX_DETAIL_BYTES: usize = 1024;
+
+/// Turns the error answers made outside the handlers (axum's 405, the timeout layer's empty 408,
+/// the `Bytes` extractor's plain-text 413) into problems like every other error. Headers such as
+/// `Allow` stay; answers that already are problems pass through.
+pub async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
+        .await
+        .ok()
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            format!("this endpoint does not take that method (it takes: {allowed})")
+        }
+        StatusCode::REQUEST_TIMEOUT => {
+            "the request took longer than the server allows (server.request_timeout_secs)".into()
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than the server accepts (server.max_body_bytes)".into()
+        }
+        // A server error's text may say more than callers should see (as in `From<Error>`).
+        _ if !text.is_empty() && status.is_client_error() => text,
+        _ => status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string(),
+    };
+    let problem = Problem::rejection(status, detail).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (problem_parts, body) = problem.into_parts();
+    parts.headers.extend(problem_parts.headers);
+    Response::from_parts(parts, body)
+}
 
 /// A fallback for unknown routes: a problem, like every other error.
 pub async fn no_route() -> Problem {

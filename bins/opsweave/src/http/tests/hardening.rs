@@ -4,6 +4,7 @@
 
 use super::*;
 use base64::Engine as _;
+use futures::StreamExt as _;
 
 /// A jira-issue mapping as the JSON object an inline ingest payload carries.
 fn jira_mapping() -> Value {
@@ -355,4 +356,58 @@ async fn a_webhook_timestamp_far_in_the_past_never_wraps_into_the_window() {
             "signature_expired",
         );
     }
+}
+
+#[tokio::test]
+async fn errors_made_outside_the_handlers_are_problems_too() {
+    let s = Server::start(|c| {
+        c.server.max_body_bytes = 1024;
+        c.server.request_timeout_secs = 1;
+    })
+    .await;
+    // 405: axum's own answer, with its Allow header kept.
+    let (status, headers, problem) = s.call("DELETE", "/api/jobs/1", Some(&s.acme), None).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    assert!(
+        headers[header::ALLOW].to_str().unwrap().contains("GET"),
+        "{headers:?}"
+    );
+
+    // 413 on the webhook route (its body is read as bytes, before the signature is checked).
+    let request = Request::post("/api/webhooks/github")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(HttpBody::from(vec![b' '; 4096]))
+        .unwrap();
+    let (status, headers, problem) = s.raw(request).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    );
+
+    // 408: a body that never ends outlasts the request timeout.
+    let endless = futures::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"["))
+    })
+    .chain(futures::stream::pending());
+    let request = Request::post("/api/webhooks/github")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(HttpBody::from_stream(endless))
+        .unwrap();
+    let (status, headers, problem) = s.raw(request).await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+    );
 }
