@@ -57,7 +57,8 @@ fn not_a_database(path: &str, e: sqlx::Error) -> Error {
     if code.as_deref() == Some("26") {
         return Error::invalid(format!(
             "cannot open database `{path}`: the file is not a SQLite database"
-        ));
+        ))
+        .with_source(e);
     }
     map(&format!("open `{path}`"), e)
 }

@@ -169,6 +169,13 @@ async fn bad_urls_and_options_are_named() {
         .unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.message().contains("not a SQLite database"), "{err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("not a database")),
+        "the driver's error stays the cause: {cause:?}"
+    );
     let err = opsweave::Weave::open(&format!("sqlite://{}", dir.path().display()))
         .await
         .err()
