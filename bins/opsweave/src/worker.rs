@@ -59,9 +59,9 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
                 return;
             }
             match outcome {
-                JobOutcome::Done => println!("done {} {}", job.id, job.kind),
-                JobOutcome::Failed(e) => println!("failed {} {}: {e}", job.id, job.kind),
-                JobOutcome::Lost(e) => println!("lost {} {}: {e}", job.id, job.kind),
+                JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
+                JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
+                JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
             }
         })
         .await?;
