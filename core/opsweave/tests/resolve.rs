@@ -22,6 +22,16 @@ fn id(scope: &Scope, source: &str, external: &str) -> RecordId {
     RecordId::derive(scope, source, external)
 }
 
+/// The ids of the (at most 100) records in `scope`.
+async fn stored_ids(weave: &Weave, scope: &Scope) -> Vec<RecordId> {
+    let filter = opsweave::store::RecordFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let records = weave.store().records(scope, &filter).await.unwrap();
+    records.iter().map(|r| r.id).collect()
+}
+
 async fn ingest_opportunities(weave: &Weave, scope: &Scope) {
     for (file, preset) in [
         ("odoo-crm-lead.csv", "odoo-crm-lead"),
@@ -56,18 +66,7 @@ async fn odoo_and_ace_samples_link_their_planted_twins() {
         .iter()
         .map(|(o, a)| (id(&scope, "odoo", o), id(&scope, "ace", a)))
         .collect();
-    let all = weave
-        .store()
-        .records(
-            &scope,
-            &opsweave::store::RecordFilter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let all_ids: Vec<RecordId> = all.iter().map(|r| r.id).collect();
+    let all_ids = stored_ids(&weave, &scope).await;
     let links = weave.store().links_among(&scope, &all_ids).await.unwrap();
     let linked: Vec<(RecordId, RecordId)> = links
         .iter()
@@ -208,18 +207,7 @@ async fn overlapping_sides_never_pair_a_record_with_itself() {
         .await
         .unwrap();
     assert!(queued.iter().all(|q| q.left != q.right), "{queued:?}");
-    let all = weave
-        .store()
-        .records(
-            &scope,
-            &opsweave::store::RecordFilter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let ids: Vec<RecordId> = all.iter().map(|r| r.id).collect();
+    let ids = stored_ids(&weave, &scope).await;
     let links = weave.store().links_among(&scope, &ids).await.unwrap();
     assert!(links.iter().all(|l| l.from != l.to), "{links:?}");
     let ace = id(&scope, "ace", "O4518823");
