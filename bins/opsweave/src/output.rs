@@ -132,6 +132,7 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
             "unchanged": report.unchanged,
             "rejected": rejected,
             "rejected_total": report.rejected_total,
+            "missing_columns": report.missing_columns,
             "seconds": report.seconds,
         }));
         return;
@@ -156,6 +157,15 @@ pub fn print_ingest(report: &IngestReport, as_json: bool, rejections_file: &Path
                 .map(|f| format!(" field `{f}`"))
                 .unwrap_or_default(),
             r.reason
+        );
+    }
+    if !report.missing_columns.is_empty() {
+        let list: Vec<String> = (report.missing_columns.iter())
+            .map(|c| format!("`{c}`"))
+            .collect();
+        outln!(
+            "  warning: the header has no column {}: the mapping's fields from it are empty",
+            list.join(", ")
         );
     }
     let kept = report.rejected.len() as u64;

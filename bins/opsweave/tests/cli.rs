@@ -360,3 +360,44 @@ fn an_unwritable_rejections_file_is_refused_before_anything_is_stored() {
     ]);
     assert!(v["inserted"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn a_column_the_mapping_reads_but_the_header_lacks_is_reported() {
+    let env = Env::new();
+    let preset = env.run(&["presets", "odoo-crm-lead"]);
+    let toml = String::from_utf8(preset.stdout).unwrap().replacen(
+        "from = \"expected_revenue\"",
+        "from = \"expected_revenu\"",
+        1,
+    );
+    assert!(toml.contains("expected_revenu\""));
+    let mapping = env.dir.path().join("typo.toml");
+    std::fs::write(&mapping, toml).unwrap();
+    let file = data("odoo-crm-lead.csv");
+    let args = [
+        "ingest",
+        file.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ];
+    let text = env.run(&args);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning") && stdout.contains("`expected_revenu`"),
+        "{stdout}"
+    );
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let v = env.json(&json_args);
+    assert_eq!(v["missing_columns"], serde_json::json!(["expected_revenu"]));
+    // The preset itself reads only columns the sample has.
+    let v = env.json(&[
+        "ingest",
+        file.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--json",
+    ]);
+    assert_eq!(v["missing_columns"], serde_json::json!([]));
+}

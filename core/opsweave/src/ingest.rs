@@ -37,6 +37,10 @@ pub struct IngestReport {
     pub rejected: Vec<Rejection>,
     /// How many items were rejected in all.
     pub rejected_total: u64,
+    /// CSV columns the mapping reads that the file's header lacks: their fields stay empty in
+    /// every record (a misspelt column name, or an export without it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_columns: Vec<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -115,8 +119,19 @@ impl Weave {
         // Opening reads the header or document: a file that is not of the format fails here, whole.
         let source =
             SourceReader::new(format, counted, name, &required, mapping.records.as_deref())?;
-        self.run_pipeline(source, compiled, name, scope, progress)
-            .await
+        let missing_columns: Vec<String> = if format == Format::Csv {
+            let header = source.headers();
+            (compiled.read_columns().into_iter())
+                .filter(|c| !header.contains(c))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut report = self
+            .run_pipeline(source, compiled, name, scope, progress)
+            .await?;
+        report.missing_columns = missing_columns;
+        Ok(report)
     }
 
     /// Ingests rows given as JSON objects (from a binding or an API body).

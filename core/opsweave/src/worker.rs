@@ -129,6 +129,7 @@ pub fn ingest_summary(report: &IngestReport) -> String {
             "rejected": report.rejected_total,
             "rejections": &report.rejected[..listed],
             "rejections_omitted": report.rejected_total.saturating_sub(listed as u64),
+            "missing_columns": &report.missing_columns,
         })
         .to_string();
         if summary.len() <= opsweave_core::jobs::MAX_MESSAGE_BYTES || listed == 0 {

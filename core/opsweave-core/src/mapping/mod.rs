@@ -442,7 +442,16 @@ impl CompiledMapping {
         &self.mapping
     }
 
-    /// The top-level CSV columns the mapping reads; a header missing any of them is a file error.
+    /// Every top-level key (CSV column) the id and the fields read, sorted.
+    pub fn read_columns(&self) -> Vec<String> {
+        let mut columns = vec![self.id.top_key()];
+        columns.extend(self.fields.iter().map(|(_, path, _)| path.top_key()));
+        columns.sort();
+        columns.dedup();
+        columns
+    }
+
+    /// The CSV columns (top-level keys) of the id and the required fields.
     pub fn required_columns(&self) -> Vec<String> {
         let mut columns = vec![self.id.top_key()];
         for (_, path, rule) in &self.fields {
