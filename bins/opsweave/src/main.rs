@@ -127,12 +127,15 @@ enum Command {
     Mark {
         /// Task id (16 hex digits)
         id: String,
-        /// Points added to the score
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-        boost: f64,
+        /// Points added to the score (0 removes a boost) [default: unchanged]
+        #[arg(long, allow_negative_numbers = true)]
+        boost: Option<f64>,
         /// Pin to today
-        #[arg(long)]
+        #[arg(long, conflicts_with = "unpin")]
         pin: bool,
+        /// Unpin
+        #[arg(long)]
+        unpin: bool,
     },
     /// The work graph: nodes, edges and lanes (past7d, today, week, month).
     Graph {
@@ -323,10 +326,20 @@ async fn run(cli: Cli) -> Result<()> {
             output::print_status_change(&task, before, *json);
             Ok(())
         }
-        Command::Mark { id, boost, pin } => {
+        Command::Mark {
+            id,
+            boost,
+            pin,
+            unpin,
+        } => {
             let id = parse_id(id)?;
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let task = weave.mark(&weave.default_scope(), id, *boost, *pin).await?;
+            let scope = weave.default_scope();
+            // Only what the command names changes: `--boost` keeps a pin, `--pin` a boost.
+            let current = weave.store().task(&scope, id).await?;
+            let boost = boost.unwrap_or(current.boost);
+            let pinned = (*pin || current.pinned) && !*unpin;
+            let task = weave.mark(&scope, id, boost, pinned).await?;
             outln!(
                 "{} boost {} pinned {}: {}",
                 task.id,

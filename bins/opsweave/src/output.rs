@@ -248,7 +248,12 @@ pub fn print_status_change(task: &Task, before: TaskStatus, as_json: bool) {
             &json!({"id": task.id, "title": task.title, "previous": before, "status": task.status}),
         );
     } else if before == task.status {
-        outln!("{} is already {}: {}", task.id, task.status, task.title);
+        outln!(
+            "{} unchanged ({}; nothing to change or undo): {}",
+            task.id,
+            task.status,
+            task.title
+        );
     } else {
         outln!("{} {} → {}: {}", task.id, before, task.status, task.title);
     }

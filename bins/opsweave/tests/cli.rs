@@ -401,3 +401,22 @@ fn a_column_the_mapping_reads_but_the_header_lacks_is_reported() {
     ]);
     assert_eq!(v["missing_columns"], serde_json::json!([]));
 }
+
+#[test]
+fn mark_changes_only_what_it_names() {
+    let env = Env::new();
+    assert!(env.run(&["demo"]).status.success());
+    let focus = env.json(&["focus", "--json"]);
+    let id = focus["today"][0]["id"].as_str().unwrap().to_string();
+    let state = |out: Output| String::from_utf8(out.stdout).unwrap();
+    assert!(state(env.run(&["mark", &id, "--pin"])).contains("boost 0 pinned true"));
+    // A boost keeps the pin, and a bare mark changes nothing.
+    assert!(state(env.run(&["mark", &id, "--boost", "5"])).contains("boost 5 pinned true"));
+    assert!(state(env.run(&["mark", &id])).contains("boost 5 pinned true"));
+    assert!(state(env.run(&["mark", &id, "--unpin"])).contains("boost 5 pinned false"));
+    assert!(state(env.run(&["mark", &id, "--boost", "0"])).contains("boost 0 pinned false"));
+    assert_eq!(
+        env.run(&["mark", &id, "--pin", "--unpin"]).status.code(),
+        Some(2)
+    );
+}
