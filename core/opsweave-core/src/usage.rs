@@ -78,7 +78,7 @@ impl UsageEvent {
             )
             .on_field("model"));
         }
-        if let Some((field, value)) = self.token_counts().find(|(_, n)| *n > MAX_TOKENS_PER_EVENT) {
+        if let Some((field, value)) = self.oversized_count() {
             return Err(crate::Error::invalid(format!(
                 "{field} is too large: {value} (at most {MAX_TOKENS_PER_EVENT} per event)"
             ))
@@ -94,14 +94,15 @@ impl UsageEvent {
         Ok(())
     }
 
-    /// The token counts by field name.
-    pub fn token_counts(&self) -> impl Iterator<Item = (&'static str, u64)> {
+    /// The first token count above [`MAX_TOKENS_PER_EVENT`], by field name.
+    pub fn oversized_count(&self) -> Option<(&'static str, u64)> {
         [
             ("input_tokens", self.input_tokens),
             ("output_tokens", self.output_tokens),
             ("embedding_tokens", self.embedding_tokens),
         ]
         .into_iter()
+        .find(|(_, n)| *n > MAX_TOKENS_PER_EVENT)
     }
 }
 

@@ -56,6 +56,9 @@ pub struct InlineIngest {
 }
 
 impl InlineIngest {
+    /// The payload's fields, as serde names them (a test keeps the two in step).
+    pub const FIELDS: [&'static str; 5] = ["mapping", "name", "rows", "content_b64", "format"];
+
     /// Whether an ingest job's payload carries its upload (rather than naming a file).
     pub fn is_inline(payload: &serde_json::Value) -> bool {
         payload.get("rows").is_some() || payload.get("content_b64").is_some()
@@ -65,13 +68,6 @@ impl InlineIngest {
     pub fn of(job: &Job) -> Result<Self> {
         serde_json::from_value(job.payload.clone())
             .map_err(|e| Error::invalid(format!("ingest job payload: {e}")))
-    }
-
-    /// About how many bytes the content holds (for progress), when it is content.
-    pub fn content_len(&self) -> Option<u64> {
-        self.content_b64
-            .as_ref()
-            .map(|b64| b64.len() as u64 / 4 * 3)
     }
 }
 
@@ -621,4 +617,31 @@ async fn run_ingest(weave: Weave, job: Job) -> Result<()> {
         .ingest_path(&PathBuf::from(file), &mapping, &job.scope, None)
         .await
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_ingest_fields_are_the_ones_serde_writes() {
+        let payload = InlineIngest {
+            mapping: crate::preset("jira-issue").unwrap(),
+            name: "upload".into(),
+            rows: Some(Vec::new()),
+            content_b64: Some(String::new()),
+            format: Some(Format::Csv),
+        };
+        let value = serde_json::to_value(&payload).unwrap();
+        let mut written: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut listed = InlineIngest::FIELDS.to_vec();
+        written.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(written, listed);
+    }
 }

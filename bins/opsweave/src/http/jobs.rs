@@ -194,9 +194,6 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
     Ok(json!({ "model": spec.to_string() }))
 }
 
-/// The fields of an inline ingest payload, the form `/api/ingest` queues.
-const INLINE_INGEST_FIELDS: [&str; 5] = ["mapping", "name", "rows", "content_b64", "format"];
-
 /// The payload of an `ingest` job queued at `/api/jobs`: only the inline form `/api/ingest`
 /// queues (a mapping object, and rows or base64 content), checked as `/api/ingest` checks it.
 /// The worker-side file form (`file`, `mapping` as a path) is refused with 422: whichever worker
@@ -225,11 +222,11 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
     }
     if let Some(other) = fields
         .keys()
-        .find(|k| !INLINE_INGEST_FIELDS.contains(&k.as_str()))
+        .find(|k| !InlineIngest::FIELDS.contains(&k.as_str()))
     {
         return Err(Problem::unprocessable(format!(
             "an ingest job's payload takes only {}, not `{other}` (or use POST /api/ingest)",
-            INLINE_INGEST_FIELDS.join(", ")
+            InlineIngest::FIELDS.join(", ")
         ))
         .on_field(format!("payload.{other}")));
     }

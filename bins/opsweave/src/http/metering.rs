@@ -77,19 +77,6 @@ pub async fn record_events(
     let now = Utc::now();
     let mut events = Vec::with_capacity(body.events.len());
     for (i, e) in body.events.into_iter().enumerate() {
-        // A count no call comes near is a client bug or an attack on the sums: refused whole.
-        for (field, n) in [
-            ("input_tokens", e.input_tokens),
-            ("output_tokens", e.output_tokens),
-            ("embedding_tokens", e.embedding_tokens),
-        ] {
-            if n > MAX_TOKENS_PER_EVENT {
-                return Err(Problem::unprocessable(format!(
-                    "events[{i}].{field} is {n}: at most {MAX_TOKENS_PER_EVENT} tokens per event"
-                ))
-                .on_field(format!("events[{i}].{field}")));
-            }
-        }
         let scope = caller
             .narrowed(e.client.as_deref(), e.project.as_deref())
             .map_err(|p| {
@@ -107,6 +94,14 @@ pub async fn record_events(
             job: e.job.map(JobId),
             at: e.at.unwrap_or(now),
         });
+        // A count no call comes near is a client bug or an attack on the sums: the batch is
+        // refused whole, as a body the API will not process (core's rule, the HTTP status).
+        if let Some((field, n)) = events.last().and_then(UsageEvent::oversized_count) {
+            return Err(Problem::unprocessable(format!(
+                "events[{i}].{field} is {n}: at most {MAX_TOKENS_PER_EVENT} tokens per event"
+            ))
+            .on_field(format!("events[{i}].{field}")));
+        }
     }
     state.weave.record_usage(&events).await?;
     for e in &events {
