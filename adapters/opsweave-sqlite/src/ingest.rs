@@ -10,10 +10,10 @@
 //! row: FTS5 writes its pending terms out as a new segment at the end of every statement, so one
 //! row per statement would write (and later merge) one segment per row.
 
-use crate::error::map_rusqlite;
+use crate::error::{map, map_rusqlite};
 use crate::rows::{day_number, millis};
 use opsweave_core::mapping::Rejection;
-use opsweave_core::{BatchOutcome, IngestItem, RecordId, Result, Scope, TaskStatus};
+use opsweave_core::{BatchOutcome, BulkLoad, IngestItem, RecordId, Result, Scope, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::sqlite::LockedSqliteHandle;
 use std::collections::HashMap;
@@ -70,7 +70,7 @@ pub(crate) fn write_batch(
             !conn.is_autocommit(),
             "a batch is written inside a transaction"
         );
-        blocking(|| write(conn, scope, source_file, items, rejections, now))
+        blocking(|| write(conn, scope, source_file, items, rejections, now, None))
     })
 }
 
@@ -87,6 +87,8 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The batch itself: what exists, then raw items, records, tasks, full text, links, rejections.
+/// In a bulk load (`loaded`) the records' id index is built at the end, so what exists comes
+/// from `loaded`.
 fn write(
     conn: &Connection,
     scope: &Scope,
@@ -94,6 +96,7 @@ fn write(
     items: &[IngestItem],
     rejections: &[Rejection],
     now: i64,
+    mut loaded: Option<&mut LoadedIds>,
 ) -> Result<BatchOutcome> {
     let mut outcome = BatchOutcome::default();
     // The same item twice in one batch: the later one wins, as it would across batches.
@@ -103,12 +106,11 @@ fn write(
             outcome.updated += 1;
         }
     }
-    let existing = read_existing(conn, scope, latest.keys().copied())?;
-    let first_new: i64 = conn
-        .query_row("SELECT coalesce(max(seq), 0) + 1 FROM records", [], |row| {
-            row.get(0)
-        })
-        .map_err(|e| map_rusqlite("next row number", e))?;
+    let existing = read_existing(conn, scope, latest.keys().copied(), loaded.as_deref())?;
+    let first_new = match &loaded {
+        Some(loaded) => loaded.next_seq,
+        None => next_row_number(conn)?,
+    };
     let mut next_seq = first_new;
     // In item order: when two items declare the same link, the later one's evidence stays.
     let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
@@ -131,6 +133,14 @@ fn write(
         }
     }
     let tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
+    if let Some(loaded) = loaded.as_mut() {
+        for &(seq, item) in &changed {
+            if seq >= first_new {
+                loaded.seq_of.insert(item.normalised.record.id.raw(), seq);
+            }
+        }
+        loaded.next_seq = next_seq;
+    }
     if next_seq > first_new {
         // Updated records are re-indexed by their update trigger; new ones all at once.
         conn.execute(INDEX_NEW_RECORDS, [first_new])
@@ -138,7 +148,8 @@ fn write(
     }
     write_links(conn, scope, &changed)?;
     write_rejections(conn, scope, source_file, rejections, now)?;
-    if tasks_written {
+    // A bulk load raises the revision once, when it commits.
+    if tasks_written && loaded.is_none() {
         conn.execute(
             "INSERT INTO task_revisions (org, revision) VALUES (?1, 1) \
              ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
@@ -149,32 +160,49 @@ fn write(
     Ok(outcome)
 }
 
-/// What the store holds for each of `ids` in `scope`'s org.
+/// The number the next new record's row takes.
+fn next_row_number(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) + 1 FROM records", [], |row| {
+        row.get(0)
+    })
+    .map_err(|e| map_rusqlite("next row number", e))
+}
+
+/// What the store holds for each of `ids` in `scope`'s org: found through the id index, or in a
+/// bulk load (which has no id index yet) through the row numbers `loaded` keeps.
 fn read_existing(
     conn: &Connection,
     scope: &Scope,
     ids: impl Iterator<Item = i64>,
+    loaded: Option<&LoadedIds>,
 ) -> Result<HashMap<i64, Existing>> {
+    const READ: &str = "SELECT r.seq, r.content_hash, t.status, t.source_status, t.completed_at \
+         FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE ";
+    let by_id = format!("{READ}r.id = ?1 AND r.org = ?2");
+    let by_seq = format!("{READ}r.seq = ?1");
     let mut read = conn
-        .prepare_cached(
-            "SELECT r.seq, r.content_hash, t.status, t.source_status, t.completed_at \
-             FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE r.id = ?1 AND r.org = ?2",
-        )
+        .prepare_cached(if loaded.is_some() { &by_seq } else { &by_id })
         .map_err(|e| map_rusqlite("read existing", e))?;
     let mut existing = HashMap::new();
     for id in ids {
-        let row = read
-            .query_row(params![id, scope.org], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, Option<i64>>(4)?,
-                ))
-            })
-            .optional()
-            .map_err(|e| map_rusqlite("read existing", e))?;
+        let columns = |row: &rusqlite::Row<'_>| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<i64>>(4)?,
+            ))
+        };
+        let row = match loaded {
+            None => read.query_row(params![id, scope.org], columns),
+            Some(loaded) => match loaded.seq_of.get(&id) {
+                Some(seq) => read.query_row([seq], columns),
+                None => continue,
+            },
+        }
+        .optional()
+        .map_err(|e| map_rusqlite("read existing", e))?;
         let Some((seq, hash, status, source_status, completed_at)) = row else {
             continue;
         };
@@ -371,6 +399,167 @@ fn write_rejections(
                 now
             ])
             .map_err(|e| map_rusqlite("write rejections", e))?;
+    }
+    Ok(())
+}
+
+/// The records a bulk load has written: it runs without the `records_id` index, so this map is
+/// what finds a repeated id's row (the later item wins, as across batches) and keeps ids unique.
+pub(crate) struct LoadedIds {
+    /// Row number by record id.
+    seq_of: HashMap<i64, i64>,
+    /// The number the next new record's row takes.
+    next_seq: i64,
+}
+
+/// A first load into an empty SQLite store: one `BEGIN IMMEDIATE` transaction on the writer
+/// connection for every batch. The indexes on records and tasks are dropped inside it and made
+/// again from their own SQL when it finishes: building each once costs a fraction of keeping it
+/// row by row (docs/benchmarks.md, issue 2). The full-text index still grows batch by batch: it
+/// costs about the same either way, and during the load the writer waits for the mapping
+/// anyway. DDL is transactional in SQLite, so a load dropped unfinished rolls back to the empty
+/// store with every index in place.
+pub(crate) struct SqliteBulkLoad {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    scope: Scope,
+    loaded: LoadedIds,
+    /// The `CREATE` statements of the indexes dropped for the load.
+    dropped: Vec<String>,
+}
+
+impl SqliteBulkLoad {
+    /// Begins a bulk load when the store holds no records; `None` (and no lock held) otherwise.
+    pub(crate) async fn begin(
+        writer: &sqlx::SqlitePool,
+        scope: &Scope,
+    ) -> Result<Option<Box<dyn BulkLoad>>> {
+        let mut tx = writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin bulk load", e))?;
+        let dropped = {
+            let mut handle = tx
+                .lock_handle()
+                .await
+                .map_err(|e| map("lend the writer connection", e))?;
+            with_connection(&mut handle, |conn| blocking(|| drop_indexes(conn)))?
+        };
+        let Some(dropped) = dropped else {
+            tx.rollback().await.map_err(|e| map("end bulk load", e))?;
+            return Ok(None);
+        };
+        Ok(Some(Box::new(Self {
+            tx,
+            scope: scope.clone(),
+            loaded: LoadedIds {
+                seq_of: HashMap::new(),
+                next_seq: 1,
+            },
+            dropped,
+        })))
+    }
+}
+
+/// When `records` is empty: drops the indexes on records and tasks and answers their `CREATE`
+/// statements; `None` (nothing dropped) when it holds a record.
+fn drop_indexes(conn: &Connection) -> Result<Option<Vec<String>>> {
+    let empty: bool = conn
+        .query_row("SELECT NOT EXISTS (SELECT 1 FROM records)", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| map_rusqlite("look for records", e))?;
+    if !empty {
+        return Ok(None);
+    }
+    let mut schema = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' \
+             AND tbl_name IN ('records', 'tasks') AND sql IS NOT NULL ORDER BY name",
+        )
+        .map_err(|e| map_rusqlite("read the schema", e))?;
+    let indexes = schema
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| map_rusqlite("read the schema", e))?;
+    let mut dropped = Vec::with_capacity(indexes.len());
+    for (name, sql) in indexes {
+        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+            .map_err(|e| map_rusqlite("drop an index for a bulk load", e))?;
+        dropped.push(sql);
+    }
+    Ok(Some(dropped))
+}
+
+#[async_trait::async_trait]
+impl BulkLoad for SqliteBulkLoad {
+    async fn write(
+        &mut self,
+        source_file: &str,
+        items: &[IngestItem],
+        rejections: &[Rejection],
+    ) -> Result<BatchOutcome> {
+        let now = millis(chrono::Utc::now());
+        let mut handle = self
+            .tx
+            .lock_handle()
+            .await
+            .map_err(|e| map("lend the writer connection", e))?;
+        let (scope, loaded) = (&self.scope, &mut self.loaded);
+        with_connection(&mut handle, |conn| {
+            blocking(|| {
+                write(
+                    conn,
+                    scope,
+                    source_file,
+                    items,
+                    rejections,
+                    now,
+                    Some(loaded),
+                )
+            })
+        })
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<()> {
+        {
+            let mut handle = self
+                .tx
+                .lock_handle()
+                .await
+                .map_err(|e| map("lend the writer connection", e))?;
+            let (scope, dropped) = (&self.scope, &self.dropped);
+            with_connection(&mut handle, |conn| {
+                blocking(|| build_indexes(conn, scope, dropped))
+            })?;
+        }
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| map("commit bulk load", e))
+    }
+}
+
+/// Makes again the indexes a bulk load dropped and raises the task revision when tasks were
+/// written.
+fn build_indexes(conn: &Connection, scope: &Scope, dropped: &[String]) -> Result<()> {
+    for sql in dropped {
+        // A unique index that cannot be built means the load broke an invariant: the error
+        // rolls the whole load back.
+        conn.execute_batch(sql)
+            .map_err(|e| map_rusqlite("build an index after a bulk load", e))?;
+    }
+    let tasks: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM tasks)", [], |row| row.get(0))
+        .map_err(|e| map_rusqlite("look for tasks", e))?;
+    if tasks {
+        conn.execute(
+            "INSERT INTO task_revisions (org, revision) VALUES (?1, 1) \
+             ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
+            [&scope.org],
+        )
+        .map_err(|e| map_rusqlite("raise task revision", e))?;
     }
     Ok(())
 }

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use opsweave_core::mapping::Rejection;
 use opsweave_core::store::{CandidateQuery, RecordFilter, Slice};
 use opsweave_core::{
-    BatchOutcome, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind, MatchRun,
-    NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope, SearchHit,
-    Task, TaskStatus, TextQuery,
+    BatchOutcome, BulkLoad, Error, Event, EventKind, EventLog, IngestItem, Link, LinkKind,
+    MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope,
+    SearchHit, Task, TaskStatus, TextQuery,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -49,6 +49,10 @@ impl RecordStore for SqliteStore {
         };
         tx.commit().await.map_err(|e| map("commit batch", e))?;
         Ok(outcome)
+    }
+
+    async fn begin_bulk_load(&self, scope: &Scope) -> Result<Option<Box<dyn BulkLoad>>> {
+        ingest::SqliteBulkLoad::begin(&self.writer, scope).await
     }
 
     async fn record(&self, scope: &Scope, id: RecordId) -> Result<Record> {

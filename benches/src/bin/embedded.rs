@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p opsweave-benches --bin embedded -- [ROWS] [FOCUS_CALLS]`
 //! (defaults: 1,000,000 rows, 2,000 focus calls). `OPSWEAVE_BENCH_CSV=FILE` reuses or keeps the
-//! CSV; with `OPSWEAVE_BENCH_CSV_ONLY=1` the harness only writes it.
+//! CSV; with `OPSWEAVE_BENCH_CSV_ONLY=1` the harness only writes it. `OPSWEAVE_BENCH_BULK=0`
+//! turns off the bulk load of a first ingest (batch by batch, as into a non-empty store).
 
 use chrono::{Duration, TimeZone, Utc};
 use opsweave::{Config, Horizon, Mapping, Weave};
@@ -90,7 +91,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async {
         let db = format!("sqlite://{}", dir.join("bench.db").display());
-        let weave = Weave::open_with(Config { db, ..Config::default() }).await?;
+        let mut config = Config { db, ..Config::default() };
+        // OPSWEAVE_BENCH_BULK=0: batch by batch even into the fresh database (no bulk load).
+        config.ingest.bulk_load = std::env::var("OPSWEAVE_BENCH_BULK").map_or(true, |v| v != "0");
+        let weave = Weave::open_with(config).await?;
         let scope = weave.default_scope();
         let mapping = Mapping::from_toml(MAPPING)?;
         let t = Instant::now();

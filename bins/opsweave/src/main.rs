@@ -231,6 +231,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `config` for a long-running service or worker: its jobs renew their leases and report
+/// progress through the store's one writer, which a bulk load would hold for a whole file, so
+/// it ingests batch by batch.
+fn serving(mut config: Config) -> Config {
+    config.ingest.bulk_load = false;
+    config
+}
+
 fn config_for(cli: &Cli, db_override: Option<String>) -> Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(db) = db_override.or_else(|| cli.db.clone()) {
@@ -414,13 +422,13 @@ async fn run(cli: Cli) -> Result<()> {
             result
         }
         Command::Serve { addr } => {
-            let config = config_for(&cli, None)?;
+            let config = serving(config_for(&cli, None)?);
             let addr = addr.clone().unwrap_or_else(|| config.server.addr.clone());
             let weave = Weave::open_with(config).await?;
             http::serve(weave, &addr).await
         }
         Command::Worker(args) => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let weave = Weave::open_with(serving(config_for(&cli, None)?)).await?;
             worker::run(weave, args).await
         }
         Command::Migrate(args) => {

@@ -50,8 +50,8 @@ pub use recall::{RecallHit, RecallMode, RecallOptions};
 pub use scope::Scope;
 pub use snapshot::{RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage};
 pub use store::{
-    BatchOutcome, CandidateCursor, EventLog, IngestItem, MatchRun, RecordStore, ReviewItem,
-    ReviewStatus, SearchHit, TextQuery,
+    BatchOutcome, BulkLoad, CandidateCursor, EventLog, IngestItem, MatchRun, RecordStore,
+    ReviewItem, ReviewStatus, SearchHit, TextQuery,
 };
 pub use task::{RankedTask, Signals, Task, TaskSeed, TaskStatus};
 pub use usage::{

@@ -212,9 +212,35 @@ pub struct MatchRun {
     pub replace: bool,
 }
 
+/// A first load into an empty store: every batch in one transaction, the store's secondary
+/// indexes and full-text index built once at the end instead of row by row. Dropped before
+/// [`finish`](Self::finish), it stores nothing.
+#[async_trait]
+pub trait BulkLoad: Send {
+    /// Stores a batch as [`RecordStore::ingest_batch`] would; nothing is visible to readers
+    /// before [`finish`](Self::finish).
+    async fn write(
+        &mut self,
+        source_file: &str,
+        items: &[IngestItem],
+        rejections: &[Rejection],
+    ) -> Result<BatchOutcome>;
+
+    /// Builds the indexes and commits the whole load.
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
+
 /// RAW + CORE records, tasks, links and their events.
 #[async_trait]
 pub trait RecordStore: Send + Sync {
+    /// A bulk load for an ingest in `scope` when the store holds no records yet and has such a
+    /// path; `None` otherwise, and the ingest writes batch by batch. While it is open it holds
+    /// the store's write lock.
+    async fn begin_bulk_load(&self, scope: &Scope) -> Result<Option<Box<dyn BulkLoad>>> {
+        let _ = scope;
+        Ok(None)
+    }
+
     /// Stores a batch in one transaction: raw payloads, records, tasks, links and rejections.
     /// Unchanged items (same content hash) are not written. The batch commits whole or not at all.
     async fn ingest_batch(

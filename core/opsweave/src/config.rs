@@ -181,6 +181,13 @@ pub struct IngestConfig {
     /// still wins. With more than one, a failed ingest may have stored batches that came after
     /// the one that failed (each batch is still stored whole or not at all).
     pub concurrency: usize,
+    /// A first ingest into a store with no records is loaded in one transaction, its indexes
+    /// built once at the end (SQLite; on by default, always off in `opsweave serve` and
+    /// `opsweave worker`, whose jobs write through the same single writer meanwhile). Faster,
+    /// but readers see nothing until it ends, other writes wait for it (and give up after the
+    /// store's busy timeout), and an interrupted load stores nothing: run it again. Off: batch
+    /// by batch, each visible once committed.
+    pub bulk_load: bool,
 }
 
 impl Default for IngestConfig {
@@ -189,6 +196,7 @@ impl Default for IngestConfig {
             batch_size: 0,
             report_rejections: 10_000,
             concurrency: 0,
+            bulk_load: true,
         }
     }
 }

@@ -4,12 +4,12 @@
 //! transaction, so the server spreads them over its cores.
 
 use crate::{Config, Weave};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use opsweave_core::mapping::{CompiledMapping, Format, Rejection};
 use opsweave_core::source::{SourceItem, SourceReader};
 use opsweave_core::{
-    BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, RawItem, RecordId, RecordStore,
-    Result, Scope,
+    BatchOutcome, Error, EventKind, IngestItem, Mapping, NewEvent, PriorityConfig, RawItem,
+    RecordId, RecordStore, Result, Scope,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
@@ -172,44 +172,33 @@ impl Weave {
         let scope_for_reader = scope.clone();
         let mapping_name = compiled.mapping().name.clone();
         let source_kind = compiled.mapping().source.clone();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let producer = tokio::task::spawn_blocking(move || {
             let now = Utc::now();
-            let mut batch: Batch = (Vec::with_capacity(batch_size), Vec::new());
+            let map = Mapper {
+                compiled: &compiled,
+                priority: &priority,
+                scope: &scope_for_reader,
+                now,
+            };
+            let mut read: Vec<SourceItem> = Vec::with_capacity(batch_size);
             for item in items {
-                let item = match item {
-                    Ok(item) => item,
+                match item {
+                    Ok(item) => read.push(item),
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
                         return;
                     }
-                };
-                match item {
-                    SourceItem::Raw(raw) => match compiled.apply(&scope_for_reader, &raw, now) {
-                        Ok(normalised) => {
-                            let (importance, importance_reason) = match &normalised.task {
-                                Some(seed) => priority.importance(&seed.signals),
-                                None => (0.0, String::new()),
-                            };
-                            batch.0.push(IngestItem {
-                                normalised,
-                                importance,
-                                importance_reason,
-                            });
-                        }
-                        Err(rejection) => batch.1.push(rejection),
-                    },
-                    SourceItem::Rejected(rejection) => batch.1.push(rejection),
                 }
-                if batch.0.len() + batch.1.len() >= batch_size {
-                    let full =
-                        std::mem::replace(&mut batch, (Vec::with_capacity(batch_size), Vec::new()));
-                    if tx.blocking_send(Ok(full)).is_err() {
+                if read.len() >= batch_size {
+                    let full = std::mem::replace(&mut read, Vec::with_capacity(batch_size));
+                    if tx.blocking_send(Ok(map.batch(full, workers))).is_err() {
                         return;
                     }
                 }
             }
-            if !batch.0.is_empty() || !batch.1.is_empty() {
-                let _ = tx.blocking_send(Ok(batch));
+            if !read.is_empty() {
+                let _ = tx.blocking_send(Ok(map.batch(read, workers)));
             }
         });
         let mut report = IngestReport {
@@ -227,11 +216,22 @@ impl Weave {
             keep: self.config().ingest.report_rejections,
             progress,
         };
+        // Dropped unfinished (an error, a cancelled ingest), a bulk load stores nothing.
+        let mut bulk = match self.config().ingest.bulk_load {
+            true => self.store().begin_bulk_load(scope).await?,
+            false => None,
+        };
         let mut failed = None;
         while let Some(batch) = rx.recv().await {
-            let written = match batch {
-                Ok((items, rejections)) => writer.write(items, rejections, &mut report).await,
-                Err(e) => Err(e),
+            let written = match (batch, bulk.as_mut()) {
+                (Ok((items, rejections)), Some(load)) => {
+                    let outcome = load.write(name, &items, &rejections).await;
+                    outcome.map(|o| writer.settle(o, items.len(), rejections, &mut report))
+                }
+                (Ok((items, rejections)), None) => {
+                    writer.write(items, rejections, &mut report).await
+                }
+                (Err(e), _) => Err(e),
             };
             if let Err(e) = written {
                 failed = Some(e);
@@ -244,6 +244,9 @@ impl Weave {
             return Err(e);
         }
         finished?;
+        if let Some(load) = bulk {
+            load.finish().await?;
+        }
         producer
             .await
             .map_err(|e| Error::internal(format!("ingest reader stopped: {e}")))?;
@@ -268,6 +271,72 @@ impl Weave {
             })
             .await?;
         Ok(report)
+    }
+}
+
+/// Turns source items into what the store takes: the mapping, then the task's importance.
+struct Mapper<'a> {
+    compiled: &'a CompiledMapping,
+    priority: &'a PriorityConfig,
+    scope: &'a Scope,
+    now: DateTime<Utc>,
+}
+
+/// Fewer items than this per thread are mapped on the reading thread alone.
+const ITEMS_PER_MAPPING_THREAD: usize = 2_000;
+
+impl Mapper<'_> {
+    /// Maps `read` on up to `workers` threads (mapping costs more than reading the source and
+    /// about as much as writing it); items and rejections stay in source order.
+    fn batch(&self, read: Vec<SourceItem>, workers: usize) -> Batch {
+        let threads = workers.min(read.len() / ITEMS_PER_MAPPING_THREAD).max(1);
+        if threads == 1 {
+            return self.part(&read);
+        }
+        let parts: Vec<Batch> = std::thread::scope(|s| {
+            let handles: Vec<_> = read
+                .chunks(read.len().div_ceil(threads))
+                .map(|part| s.spawn(|| self.part(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut batch: Batch = (Vec::with_capacity(read.len()), Vec::new());
+        for (items, rejections) in parts {
+            batch.0.extend(items);
+            batch.1.extend(rejections);
+        }
+        batch
+    }
+
+    /// Maps `read` on this thread.
+    fn part(&self, read: &[SourceItem]) -> Batch {
+        let mut batch: Batch = (Vec::with_capacity(read.len()), Vec::new());
+        for item in read {
+            match item {
+                SourceItem::Raw(raw) => match self.compiled.apply(self.scope, raw, self.now) {
+                    Ok(normalised) => {
+                        let (importance, importance_reason) = match &normalised.task {
+                            Some(seed) => self.priority.importance(&seed.signals),
+                            None => (0.0, String::new()),
+                        };
+                        batch.0.push(IngestItem {
+                            normalised,
+                            importance,
+                            importance_reason,
+                        });
+                    }
+                    Err(rejection) => batch.1.push(rejection),
+                },
+                SourceItem::Rejected(rejection) => batch.1.push(rejection.clone()),
+            }
+        }
+        batch
     }
 }
 
@@ -337,14 +406,25 @@ impl BatchWriter {
             .task
             .await
             .map_err(|e| Error::internal(format!("ingest writer stopped: {e}")))?;
-        self.outcome += outcome?;
+        self.settle(outcome?, done.items, rejections, report);
+        Ok(())
+    }
+
+    /// Adds a written batch of `items` items to the outcome, the progress and the report.
+    fn settle(
+        &mut self,
+        outcome: BatchOutcome,
+        items: usize,
+        rejections: Vec<Rejection>,
+        report: &mut IngestReport,
+    ) {
+        self.outcome += outcome;
         self.progress
             .items
-            .fetch_add((done.items + rejections.len()) as u64, Ordering::Relaxed);
+            .fetch_add((items + rejections.len()) as u64, Ordering::Relaxed);
         report.rejected_total += rejections.len() as u64;
         let room = self.keep.saturating_sub(report.rejected.len());
         report.rejected.extend(rejections.into_iter().take(room));
-        Ok(())
     }
 
     /// Waits for every batch in flight; the first error, once all have ended.
