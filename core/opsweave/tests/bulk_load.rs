@@ -246,6 +246,14 @@ async fn a_bulk_load_stores_what_batches_store() {
     assert_eq!(found.len(), 49);
     assert_eq!(found, batch.search(&scope, "renamed", 100).await.unwrap());
 
+    // The store holds records now: no bulk load (and no write lock left behind, or the ingest
+    // below would wait for it).
+    assert!(bulk
+        .store()
+        .begin_bulk_load(&scope)
+        .await
+        .unwrap()
+        .is_none());
     // The store is no longer empty: the same file again goes batch by batch, in both stores
     // alike (ids that come twice in the file flip back and forth, so some count as updated).
     let again = bulk
