@@ -54,7 +54,11 @@ pub async fn ingest_with_progress(
         tokio::spawn(async move {
             loop {
                 bar.set_position(progress.bytes.load(Ordering::Relaxed));
-                bar.set_message(format!("{} items", progress.items.load(Ordering::Relaxed)));
+                let items = progress.items.load(Ordering::Relaxed);
+                match progress.finishing.load(Ordering::Relaxed) {
+                    true => bar.set_message(format!("{items} items, building indexes")),
+                    false => bar.set_message(format!("{items} items")),
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
@@ -52,6 +52,9 @@ pub struct IngestProgress {
     pub bytes: AtomicU64,
     /// Items stored or rejected so far.
     pub items: AtomicU64,
+    /// Every item is written and a bulk load builds its indexes and commits (seconds at a
+    /// million rows, with nothing else to count).
+    pub finishing: AtomicBool,
 }
 
 /// Counts bytes as they are read.
@@ -245,6 +248,7 @@ impl Weave {
         }
         finished?;
         if let Some(load) = bulk {
+            writer.progress.finishing.store(true, Ordering::Relaxed);
             load.finish().await?;
         }
         producer

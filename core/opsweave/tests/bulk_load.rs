@@ -4,11 +4,13 @@
 #![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
 
 use chrono::{TimeZone, Utc};
-use opsweave::{Config, Format, Horizon, IngestConfig, Mapping, Scope, Weave};
+use opsweave::{Config, Format, Horizon, IngestConfig, IngestProgress, Mapping, Scope, Weave};
 use rusqlite::Connection;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 const MAPPING: &str = r#"
 name = "bulk-tasks"
@@ -194,14 +196,19 @@ async fn a_bulk_load_stores_what_batches_store() {
     let (bulk_db, batch_db) = (dir.path().join("bulk.db"), dir.path().join("batch.db"));
     let (bulk, batch) = (weave(&bulk_db, true).await, weave(&batch_db, false).await);
 
+    let (bulk_progress, batch_progress) = (Arc::default(), Arc::default());
     let by_bulk = bulk
-        .ingest_path(&file, &mapping, &scope, None)
+        .ingest_path(&file, &mapping, &scope, Some(Arc::clone(&bulk_progress)))
         .await
         .unwrap();
     let by_batch = batch
-        .ingest_path(&file, &mapping, &scope, None)
+        .ingest_path(&file, &mapping, &scope, Some(Arc::clone(&batch_progress)))
         .await
         .unwrap();
+    // Only the bulk load has a finishing step to show.
+    let finishing = |p: &Arc<IngestProgress>| p.finishing.load(Ordering::Relaxed);
+    assert!(finishing(&bulk_progress) && !finishing(&batch_progress));
+    assert_eq!(bulk_progress.items.load(Ordering::Relaxed), 3_000);
     let counts =
         |r: &opsweave::IngestReport| (r.inserted, r.updated, r.unchanged, r.rejected_total);
     assert_eq!(counts(&by_bulk), counts(&by_batch));
