@@ -13,7 +13,9 @@
 use crate::error::{map, map_rusqlite};
 use crate::rows::{day_number, millis};
 use opsweave_core::mapping::Rejection;
-use opsweave_core::{BatchOutcome, BulkLoad, IngestItem, RecordId, Result, Scope, TaskStatus};
+use opsweave_core::{
+    BatchOutcome, BulkLoad, Error, IngestItem, RecordId, Result, Scope, TaskStatus,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::sqlite::LockedSqliteHandle;
 use std::collections::HashMap;
@@ -425,6 +427,8 @@ pub(crate) struct SqliteBulkLoad {
     loaded: LoadedIds,
     /// The `CREATE` statements of the indexes dropped for the load.
     dropped: Vec<String>,
+    /// A write failed: part of a batch may be in the transaction, so it must not commit.
+    spoilt: bool,
 }
 
 impl SqliteBulkLoad {
@@ -456,6 +460,7 @@ impl SqliteBulkLoad {
                 next_seq: 1,
             },
             dropped,
+            spoilt: false,
         })))
     }
 }
@@ -500,6 +505,9 @@ impl BulkLoad for SqliteBulkLoad {
         items: &[IngestItem],
         rejections: &[Rejection],
     ) -> Result<BatchOutcome> {
+        if self.spoilt {
+            return Err(spoilt());
+        }
         let now = millis(chrono::Utc::now());
         let mut handle = self
             .tx
@@ -507,7 +515,12 @@ impl BulkLoad for SqliteBulkLoad {
             .await
             .map_err(|e| map("lend the writer connection", e))?;
         let (scope, loaded) = (&self.scope, &mut self.loaded);
-        with_connection(&mut handle, |conn| {
+        let written = with_connection(&mut handle, |conn| {
+            // An error can end SQLite's transaction by itself (a full disk): then nothing more
+            // may be written, least of all without the indexes.
+            if conn.is_autocommit() {
+                return Err(Error::internal("a bulk load's transaction ended early"));
+            }
             blocking(|| {
                 write(
                     conn,
@@ -519,10 +532,15 @@ impl BulkLoad for SqliteBulkLoad {
                     Some(loaded),
                 )
             })
-        })
+        });
+        self.spoilt = written.is_err();
+        written
     }
 
     async fn finish(mut self: Box<Self>) -> Result<()> {
+        if self.spoilt {
+            return Err(spoilt());
+        }
         {
             let mut handle = self
                 .tx
@@ -539,6 +557,13 @@ impl BulkLoad for SqliteBulkLoad {
             .await
             .map_err(|e| map("commit bulk load", e))
     }
+}
+
+/// Why a bulk load refuses to go on after a failed write.
+fn spoilt() -> Error {
+    Error::internal(
+        "a write of this bulk load failed: drop it (nothing is stored) and ingest again",
+    )
 }
 
 /// Makes again the indexes a bulk load dropped and raises the task revision when tasks were

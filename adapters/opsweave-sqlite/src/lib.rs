@@ -98,7 +98,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory");
         // The writer's cache holds the indexes that take random inserts (about 100 MB at a
-        // million records); pages are only allocated as they are used.
+        // million records); pages are only allocated as they are used. A bulk load grows the WAL
+        // to the size of the whole load; once checkpointed it is cut back to 128 MiB (above the
+        // ~100 MB the autocheckpoint lets it reach otherwise) rather than staying that large.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
@@ -106,7 +108,8 @@ impl SqliteStore {
                 options
                     .clone()
                     .pragma("cache_size", "-262144")
-                    .pragma("wal_autocheckpoint", "25000"),
+                    .pragma("wal_autocheckpoint", "25000")
+                    .pragma("journal_size_limit", "134217728"),
             )
             .await
             .map_err(|e| not_a_database(path, e))?;

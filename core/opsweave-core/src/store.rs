@@ -213,12 +213,13 @@ pub struct MatchRun {
 }
 
 /// A first load into an empty store: every batch in one transaction, the store's secondary
-/// indexes and full-text index built once at the end instead of row by row. Dropped before
+/// indexes built once at the end instead of row by row. Dropped before
 /// [`finish`](Self::finish), it stores nothing.
 #[async_trait]
 pub trait BulkLoad: Send {
     /// Stores a batch as [`RecordStore::ingest_batch`] would; nothing is visible to readers
-    /// before [`finish`](Self::finish).
+    /// before [`finish`](Self::finish). After an error the load is spoilt: every later call
+    /// fails, and dropping it stores nothing.
     async fn write(
         &mut self,
         source_file: &str,

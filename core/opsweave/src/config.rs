@@ -183,10 +183,10 @@ pub struct IngestConfig {
     pub concurrency: usize,
     /// A first ingest into a store with no records is loaded in one transaction, its indexes
     /// built once at the end (SQLite; on by default, always off in `opsweave serve` and
-    /// `opsweave worker`, whose jobs write through the same single writer meanwhile). Faster,
-    /// but readers see nothing until it ends, other writes wait for it (and give up after the
-    /// store's busy timeout), and an interrupted load stores nothing: run it again. Off: batch
-    /// by batch, each visible once committed.
+    /// `opsweave worker` and for ingest jobs, which write through the same single writer
+    /// meanwhile). Faster, but readers see nothing until it ends, other writes wait for it (and
+    /// give up after 60 s in the same process, 10 s in another), and an interrupted load stores
+    /// nothing: run it again. Off: batch by batch, each visible once committed.
     pub bulk_load: bool,
 }
 

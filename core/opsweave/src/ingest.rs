@@ -1,7 +1,11 @@
-//! Ingest: read a source, map each item, store batches; reading and mapping run on a blocking
-//! thread while the previous batch is written, so parsing and SQLite overlap on two cores. On a
-//! server database several batches are written at once (`ingest.concurrency`), each in its own
-//! transaction, so the server spreads them over its cores.
+//! Ingest: read a source, map each item, store batches. Reading runs on a blocking thread that
+//! maps each batch on as many threads as there are cores, while the previous batch is written.
+//! On a server database several batches are written at once (`ingest.concurrency`), each in its
+//! own transaction, so the server spreads them over its cores. A first ingest into an empty
+//! store may be one bulk load instead (`ingest.bulk_load`, [`BulkLoad`]): every batch in one
+//! transaction, indexes built at the end.
+//!
+//! [`BulkLoad`]: opsweave_core::BulkLoad
 
 use crate::{Config, Weave};
 use chrono::{DateTime, Utc};
@@ -74,6 +78,16 @@ impl<R: Read> Read for Counted<R> {
 type Batch = (Vec<IngestItem>, Vec<Rejection>);
 
 impl Weave {
+    /// This handle with `ingest.bulk_load` off: for ingests that run beside other writes of the
+    /// same process (jobs renewing their leases), which a bulk load would hold up for the whole
+    /// file.
+    pub(crate) fn without_bulk_load(mut self) -> Self {
+        if self.config.ingest.bulk_load {
+            Arc::make_mut(&mut self.config).ingest.bulk_load = false;
+        }
+        self
+    }
+
     /// Ingests the file at `path` with `mapping` into `scope`.
     pub async fn ingest_path(
         &self,
@@ -247,13 +261,15 @@ impl Weave {
             return Err(e);
         }
         finished?;
+        // The reader has ended (the channel is closed); a reader that panicked ended it early,
+        // and a bulk load must not commit what came before.
+        producer
+            .await
+            .map_err(|e| Error::internal(format!("ingest reader stopped: {e}")))?;
         if let Some(load) = bulk {
             writer.progress.finishing.store(true, Ordering::Relaxed);
             load.finish().await?;
         }
-        producer
-            .await
-            .map_err(|e| Error::internal(format!("ingest reader stopped: {e}")))?;
         let outcome = std::mem::take(&mut writer.outcome);
         report.inserted = outcome.inserted;
         report.updated = outcome.updated;

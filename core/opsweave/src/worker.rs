@@ -73,16 +73,19 @@ impl InlineIngest {
 
 impl Weave {
     /// Ingests an inline upload into `scope`; `progress` counts the content's bytes as they are
-    /// read.
+    /// read. Batch by batch, never as a bulk load: a job renews its lease and reports progress
+    /// through the store's single writer meanwhile.
     pub async fn run_inline_ingest(
         &self,
         payload: InlineIngest,
         scope: &Scope,
         progress: Option<Arc<IngestProgress>>,
     ) -> Result<IngestReport> {
+        let weave = self.clone().without_bulk_load();
         match (payload.rows, payload.content_b64) {
             (Some(rows), _) => {
-                self.ingest_rows(rows, &payload.name, &payload.mapping, scope)
+                weave
+                    .ingest_rows(rows, &payload.name, &payload.mapping, scope)
                     .await
             }
             (None, Some(b64)) => {
@@ -93,15 +96,16 @@ impl Weave {
                     .format
                     .or(payload.mapping.format)
                     .ok_or_else(|| Error::invalid("ingest job has no format").on_field("format"))?;
-                self.ingest_reader(
-                    std::io::Cursor::new(bytes),
-                    &payload.name,
-                    format,
-                    &payload.mapping,
-                    scope,
-                    progress,
-                )
-                .await
+                weave
+                    .ingest_reader(
+                        std::io::Cursor::new(bytes),
+                        &payload.name,
+                        format,
+                        &payload.mapping,
+                        scope,
+                        progress,
+                    )
+                    .await
             }
             (None, None) => Err(Error::invalid("ingest job has no rows or content")),
         }
@@ -583,7 +587,9 @@ async fn run_sleep(job: Job, cx: JobContext) -> Result<()> {
     Ok(())
 }
 
+/// Runs an `ingest` job, batch by batch (see [`Weave::run_inline_ingest`]).
 async fn run_ingest(weave: Weave, job: Job) -> Result<()> {
+    let weave = weave.without_bulk_load();
     if InlineIngest::is_inline(&job.payload) {
         let payload = InlineIngest::of(&job)?;
         return weave

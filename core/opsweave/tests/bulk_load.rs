@@ -339,3 +339,73 @@ async fn a_bulk_load_that_fails_midway_stores_nothing_and_a_rerun_completes_it()
     );
     assert_intact(&db);
 }
+
+/// Reads `limit` bytes of `inner`, then panics (a bug in a reader must not commit a partial load).
+struct Panics<R> {
+    inner: R,
+    limit: usize,
+}
+
+impl<R: Read> Read for Panics<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        assert!(self.limit > 0, "a reader bug, on purpose");
+        let n = buf.len().min(self.limit);
+        let n = self.inner.read(&mut buf[..n])?;
+        self.limit -= n;
+        Ok(n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_load_whose_reader_panics_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = rows();
+    let db = dir.path().join("bulk.db");
+    let weave = weave(&db, true).await;
+    let before = contents(&db);
+    let panics = Panics {
+        inner: std::io::Cursor::new(csv.clone().into_bytes()),
+        limit: csv.len() * 2 / 3,
+    };
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    let failed = weave
+        .ingest_reader(
+            panics,
+            "tasks.csv",
+            Format::Csv,
+            &mapping,
+            &Scope::org("acme"),
+            None,
+        )
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        contents(&db),
+        before,
+        "the batches before the panic were committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_jobs_go_batch_by_batch_even_into_an_empty_store() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.db");
+    let weave = weave(&db, true).await;
+    let payload = opsweave::worker::InlineIngest {
+        mapping: Mapping::from_toml(MAPPING).unwrap(),
+        name: "tasks.csv".into(),
+        rows: None,
+        content_b64: Some(base64::engine::general_purpose::STANDARD.encode(rows())),
+        format: Some(Format::Csv),
+    };
+    let progress = Arc::new(IngestProgress::default());
+    let report = weave
+        .run_inline_ingest(payload, &Scope::org("acme"), Some(Arc::clone(&progress)))
+        .await
+        .unwrap();
+    assert!(report.inserted > 2_800);
+    // A job's lease and progress go through the same single writer: no bulk load holds it.
+    assert!(!progress.finishing.load(Ordering::Relaxed));
+    assert_intact(&db);
+}
