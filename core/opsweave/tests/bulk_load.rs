@@ -280,15 +280,29 @@ async fn a_bulk_load_stores_what_batches_store() {
     assert_intact(&bulk_db);
 }
 
-/// Reads `limit` bytes of `inner`, then fails as a broken disk or connection would.
-struct Breaks<R> {
-    inner: R,
+/// Reads the first `limit` bytes of `csv`, then fails as a broken disk or connection would, or
+/// (`panics`) as a reader with a bug would.
+struct Cut {
+    inner: std::io::Cursor<Vec<u8>>,
     limit: usize,
+    panics: bool,
 }
 
-impl<R: Read> Read for Breaks<R> {
+impl Cut {
+    /// Two thirds of `csv`, then the failure.
+    fn two_thirds(csv: &str, panics: bool) -> Self {
+        Self {
+            inner: std::io::Cursor::new(csv.as_bytes().to_vec()),
+            limit: csv.len() * 2 / 3,
+            panics,
+        }
+    }
+}
+
+impl Read for Cut {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.limit == 0 {
+            assert!(!self.panics, "a reader bug, on purpose");
             return Err(std::io::Error::other("the source went away"));
         }
         let n = buf.len().min(self.limit);
@@ -308,10 +322,7 @@ async fn a_bulk_load_that_fails_midway_stores_nothing_and_a_rerun_completes_it()
     let weave = weave(&db, true).await;
     let before = contents(&db);
 
-    let broken = Breaks {
-        inner: std::io::Cursor::new(csv.clone().into_bytes()),
-        limit: csv.len() * 2 / 3,
-    };
+    let broken = Cut::two_thirds(&csv, false);
     let failed = weave
         .ingest_reader(broken, "tasks.csv", Format::Csv, &mapping, &scope, None)
         .await;
@@ -340,22 +351,6 @@ async fn a_bulk_load_that_fails_midway_stores_nothing_and_a_rerun_completes_it()
     assert_intact(&db);
 }
 
-/// Reads `limit` bytes of `inner`, then panics (a bug in a reader must not commit a partial load).
-struct Panics<R> {
-    inner: R,
-    limit: usize,
-}
-
-impl<R: Read> Read for Panics<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        assert!(self.limit > 0, "a reader bug, on purpose");
-        let n = buf.len().min(self.limit);
-        let n = self.inner.read(&mut buf[..n])?;
-        self.limit -= n;
-        Ok(n)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_load_whose_reader_panics_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -363,10 +358,7 @@ async fn a_bulk_load_whose_reader_panics_stores_nothing() {
     let db = dir.path().join("bulk.db");
     let weave = weave(&db, true).await;
     let before = contents(&db);
-    let panics = Panics {
-        inner: std::io::Cursor::new(csv.clone().into_bytes()),
-        limit: csv.len() * 2 / 3,
-    };
+    let panics = Cut::two_thirds(&csv, true);
     let mapping = Mapping::from_toml(MAPPING).unwrap();
     let failed = weave
         .ingest_reader(
