@@ -9,7 +9,7 @@ use opsweave::{
 };
 use opsweave_sqlite::SqliteStore;
 use opsweave_testkit::{
-    assert_copy_behaves, assert_same_rows, fill_every_kind, Filled, SnapshotBackend, TaskFixture,
+    assert_copy_behaves, assert_same_rows, fill_every_kind, Filled, TaskFixture,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -334,7 +334,12 @@ async fn sqlite_to_postgres_and_back_keeps_every_row() {
     let back = sqlite(&back).await;
     assert_same_rows(&*pg, &*back).await;
 
-    assert_copy_behaves(&*source, &*pg as &dyn SnapshotBackend, &filled).await;
+    assert_copy_behaves(
+        &*source,
+        &*pg as &dyn opsweave_testkit::SnapshotBackend,
+        &filled,
+    )
+    .await;
     assert_copy_behaves(&*source, &*back, &filled).await;
     pg.close().await;
     drop_database(&server, &pg_name).await;
