@@ -135,3 +135,27 @@ fn a_resolver_file_with_errors_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn review_list_of_a_resolver_that_never_ran_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(d, &["review", "list", "--resolver", "task-dedup"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("task-dedup`") && err.contains("task-dedupe"),
+        "{err}"
+    );
+    // A built-in resolver that has not run yet just has nothing to review.
+    let out = run(d, &["review", "list", "--resolver", "task-dedupe"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to review"));
+    assert_eq!(
+        json(
+            d,
+            &["review", "list", "--resolver", "task-dedupe", "--json"]
+        ),
+        serde_json::json!([])
+    );
+}

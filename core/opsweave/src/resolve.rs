@@ -226,7 +226,26 @@ impl Weave {
         resolver: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ReviewItem>> {
-        self.store().review_queue(scope, resolver, limit).await
+        let queue = self.store().review_queue(scope, resolver, limit).await?;
+        // An empty queue for a name that is neither built in nor has ever run is a typo, not
+        // "nothing to review".
+        if let (true, Some(name)) = (queue.is_empty(), resolver) {
+            let built_in = opsweave_core::matching::RESOLVER_PRESETS
+                .iter()
+                .any(|(n, _)| *n == name);
+            if !built_in && self.store().match_state(scope, name).await?.is_none() {
+                let known: Vec<&str> = opsweave_core::matching::RESOLVER_PRESETS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                return Err(Error::invalid(format!(
+                    "no resolver `{name}` has run in scope {scope}; built in: {}",
+                    known.join(", ")
+                ))
+                .on_field("resolver"));
+            }
+        }
+        Ok(queue)
     }
 
     /// Accepts (links the pair) or rejects a review pair of `resolver`.
