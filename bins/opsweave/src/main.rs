@@ -290,7 +290,9 @@ async fn run(cli: Cli) -> Result<()> {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let scope = weave.default_scope();
             let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
-            if report.rejected_total > 0 {
+            // A file left by an earlier run is emptied (header only): it must never list rows
+            // that this run stored.
+            if report.rejected_total > 0 || rejections_file.is_file() {
                 output::write_rejections(&rejections_file, &report)?;
             }
             output::print_ingest(&report, *json, &rejections_file);

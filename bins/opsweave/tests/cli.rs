@@ -169,6 +169,41 @@ fn bad_rows_are_reported_by_line_and_field_and_the_rest_is_stored() {
         "--json",
     ]);
     assert_eq!(counts(&again), (0, 0, 2, 5));
+
+    // A clean file written to the same rejections file empties it: the earlier run's rows are
+    // not this run's.
+    let clean = data("odoo-crm-lead.csv");
+    let rejections = env
+        .dir
+        .path()
+        .join("odoo-crm-lead-bad-rows.csv.rejections.csv");
+    let clean_report = env.json(&[
+        "ingest",
+        clean.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--rejections",
+        rejections.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(clean_report["rejected"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        std::fs::read_to_string(&rejections).unwrap(),
+        "file,line,field,reason\n"
+    );
+    // With no earlier file, a clean ingest leaves none behind.
+    env.json(&[
+        "ingest",
+        clean.to_str().unwrap(),
+        "--preset",
+        "odoo-crm-lead",
+        "--json",
+    ]);
+    assert!(!env
+        .dir
+        .path()
+        .join("odoo-crm-lead.csv.rejections.csv")
+        .exists());
 }
 
 #[test]
