@@ -104,6 +104,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(
                 options
                     .clone()
@@ -124,6 +125,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options.pragma("cache_size", "-65536"))
             .await
             .map_err(|e| map(&format!("open `{path}`"), e))?;
@@ -182,4 +184,16 @@ fn open_point_reader(path: &str) -> Option<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(path, flags).ok()?;
     conn.busy_timeout(Duration::from_millis(200)).ok()?;
     Some(conn)
+}
+
+/// Whether a connection coming back to its pool may be lent again: not while it is inside a
+/// transaction, which it is when a caller was cancelled between sqlx's `BEGIN` and the
+/// `Transaction` that would have rolled it back. Such a connection would fail every later
+/// `BEGIN IMMEDIATE` ("non-zero transaction depth") or, on a reader, pin an old snapshot; the
+/// pool closes it instead, which rolls the transaction back.
+async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    // The ping waits for a rollback a dropped `Transaction` queued, so only a leaked one counts.
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }

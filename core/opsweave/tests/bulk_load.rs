@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 const MAPPING: &str = r#"
 name = "bulk-tasks"
@@ -400,4 +401,42 @@ async fn ingest_jobs_go_batch_by_batch_even_into_an_empty_store() {
     // A job's lease and progress go through the same single writer: no bulk load holds it.
     assert!(!progress.finishing.load(Ordering::Relaxed));
     assert_intact(&db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_cancelled_at_any_point_leaves_the_store_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    let scope = Scope::org("acme");
+    let csv = rows();
+    for round in 0..40u64 {
+        // A fresh store each round, so every ingest starts with the bulk load's begin.
+        let db = dir.path().join(format!("cancel-{round}.db"));
+        let weave = weave(&db, true).await;
+        let cut = Duration::from_micros(round * 25);
+        let ingest = weave.ingest_reader(
+            std::io::Cursor::new(csv.clone().into_bytes()),
+            "tasks.csv",
+            Format::Csv,
+            &mapping,
+            &scope,
+            None,
+        );
+        let _ = tokio::time::timeout(cut, ingest).await;
+        let report = weave
+            .ingest_reader(
+                std::io::Cursor::new(csv.clone().into_bytes()),
+                "tasks.csv",
+                Format::Csv,
+                &mapping,
+                &scope,
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("round {round} (cancelled after {cut:?}): {e}"));
+        assert_eq!(
+            report.inserted + report.updated + report.unchanged,
+            3_000 - report.rejected_total
+        );
+    }
 }
