@@ -210,6 +210,10 @@ async fn a_bulk_load_stores_what_batches_store() {
     let finishing = |p: &Arc<IngestProgress>| p.finishing.load(Ordering::Relaxed);
     assert!(finishing(&bulk_progress) && !finishing(&batch_progress));
     assert_eq!(bulk_progress.items.load(Ordering::Relaxed), 3_000);
+    // The load is in the database file, and its WAL is not left behind at the load's size.
+    let wal = |db: &Path| std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len());
+    // (~3 MB before the fix; what the ingest writes after the load's commit takes a few pages.)
+    assert!(wal(&bulk_db) < 64 * 1024, "WAL of {} bytes", wal(&bulk_db));
     let counts =
         |r: &opsweave::IngestReport| (r.inserted, r.updated, r.unchanged, r.rejected_total);
     assert_eq!(counts(&by_bulk), counts(&by_batch));
