@@ -174,6 +174,19 @@ fn contents(path: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 /// SQLite's own checks of the file and of the full-text index against the records.
+/// Ingests `csv` as the file `tasks.csv`, without a progress report.
+async fn ingest_csv(
+    weave: &Weave,
+    csv: &str,
+    mapping: &Mapping,
+    scope: &Scope,
+) -> opsweave::Result<opsweave::IngestReport> {
+    let reader = std::io::Cursor::new(csv.as_bytes().to_vec());
+    weave
+        .ingest_reader(reader, "tasks.csv", Format::Csv, mapping, scope, None)
+        .await
+}
+
 fn assert_intact(path: &Path) {
     let conn = Connection::open(path).unwrap();
     let check: String = conn
@@ -337,17 +350,7 @@ async fn a_bulk_load_that_fails_midway_stores_nothing_and_a_rerun_completes_it()
     assert_eq!(contents(&db), before);
     assert_intact(&db);
 
-    let report = weave
-        .ingest_reader(
-            std::io::Cursor::new(csv.into_bytes()),
-            "tasks.csv",
-            Format::Csv,
-            &mapping,
-            &scope,
-            None,
-        )
-        .await
-        .unwrap();
+    let report = ingest_csv(&weave, &csv, &mapping, &scope).await.unwrap();
     assert!(report.inserted > 2_800, "{report:?}");
     assert_eq!(
         weave.search(&scope, "renamed", 100).await.unwrap().len(),
@@ -418,24 +421,8 @@ async fn an_ingest_cancelled_at_any_point_leaves_the_store_usable() {
         let db = dir.path().join(format!("cancel-{round}.db"));
         let weave = weave(&db, true).await;
         let cut = Duration::from_micros(round * 25);
-        let ingest = weave.ingest_reader(
-            std::io::Cursor::new(csv.clone().into_bytes()),
-            "tasks.csv",
-            Format::Csv,
-            &mapping,
-            &scope,
-            None,
-        );
-        let _ = tokio::time::timeout(cut, ingest).await;
-        let report = weave
-            .ingest_reader(
-                std::io::Cursor::new(csv.clone().into_bytes()),
-                "tasks.csv",
-                Format::Csv,
-                &mapping,
-                &scope,
-                None,
-            )
+        let _ = tokio::time::timeout(cut, ingest_csv(&weave, &csv, &mapping, &scope)).await;
+        let report = ingest_csv(&weave, &csv, &mapping, &scope)
             .await
             .unwrap_or_else(|e| panic!("round {round} (cancelled after {cut:?}): {e}"));
         assert_eq!(
