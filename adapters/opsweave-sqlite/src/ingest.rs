@@ -44,7 +44,7 @@ struct ExistingTask {
 
 /// Runs `write` with the connection behind `handle` as a rusqlite connection.
 #[allow(unsafe_code)]
-fn with_connection<T>(
+pub(crate) fn with_connection<T>(
     handle: &mut LockedSqliteHandle<'_>,
     write: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
@@ -78,7 +78,7 @@ pub(crate) fn write_batch(
 
 /// Runs `f`, which blocks for as long as a batch takes, telling a multi-threaded runtime so that
 /// it moves its other tasks off this thread meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(rt) if rt.runtime_flavor() == RuntimeFlavor::MultiThread => {
@@ -152,12 +152,8 @@ fn write(
     write_rejections(conn, scope, source_file, rejections, now)?;
     // A bulk load raises the revision once, when it commits.
     if tasks_written && loaded.is_none() {
-        conn.execute(
-            "INSERT INTO task_revisions (org, revision) VALUES (?1, 1) \
-             ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
-            [&scope.org],
-        )
-        .map_err(|e| map_rusqlite("raise task revision", e))?;
+        conn.execute(crate::store::RAISE_TASK_REVISION, [&scope.org])
+            .map_err(|e| map_rusqlite("raise task revision", e))?;
     }
     Ok(outcome)
 }
@@ -609,12 +605,8 @@ fn build_indexes(conn: &Connection, scope: &Scope, dropped: &[String]) -> Result
         .query_row("SELECT EXISTS (SELECT 1 FROM tasks)", [], |row| row.get(0))
         .map_err(|e| map_rusqlite("look for tasks", e))?;
     if tasks {
-        conn.execute(
-            "INSERT INTO task_revisions (org, revision) VALUES (?1, 1) \
-             ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
-            [&scope.org],
-        )
-        .map_err(|e| map_rusqlite("raise task revision", e))?;
+        conn.execute(crate::store::RAISE_TASK_REVISION, [&scope.org])
+            .map_err(|e| map_rusqlite("raise task revision", e))?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use opsweave_core::{Error, RecordId, Result, Scope, Task, TaskStatus};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use std::collections::HashMap;
 
 /// The days-since-epoch number of a date (the `due_day` column).
 pub(crate) fn day_number(date: NaiveDate) -> i64 {
@@ -25,12 +26,68 @@ pub(crate) fn instant(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-pub(crate) fn scope_of(row: &SqliteRow) -> Result<Scope> {
+pub(crate) fn scope_of(row: &impl Columns) -> Result<Scope> {
     Ok(Scope {
-        org: get(row, "org")?,
-        client: get(row, "client")?,
-        project: get(row, "project")?,
+        org: row.column("org")?,
+        client: row.column("client")?,
+        project: row.column("project")?,
     })
+}
+
+/// A value both sqlx and rusqlite read from a column.
+pub(crate) trait Column:
+    for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + rusqlite::types::FromSql
+{
+}
+
+impl<T> Column for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + rusqlite::types::FromSql
+{
+}
+
+/// A result row whose columns are read by name, from sqlx or, where bulk reads go around sqlx,
+/// from rusqlite: one conversion to core types serves both.
+pub(crate) trait Columns {
+    /// The value of the column `name`.
+    fn column<T: Column>(&self, name: &str) -> Result<T>;
+}
+
+impl Columns for SqliteRow {
+    fn column<T: Column>(&self, name: &str) -> Result<T> {
+        get(self, name)
+    }
+}
+
+/// A rusqlite row whose columns are found through a map made once per statement: rusqlite
+/// finds a name by comparing it with every column's (a tenth of a records export's time).
+pub(crate) struct NamedRow<'a> {
+    /// The row.
+    pub(crate) row: &'a rusqlite::Row<'a>,
+    /// Column index by name.
+    pub(crate) columns: &'a HashMap<String, usize>,
+}
+
+impl NamedRow<'_> {
+    /// The column index of each of `statement`'s column names.
+    pub(crate) fn columns(statement: &rusqlite::Statement<'_>) -> HashMap<String, usize> {
+        statement
+            .column_names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), i))
+            .collect()
+    }
+}
+
+impl Columns for NamedRow<'_> {
+    fn column<T: Column>(&self, name: &str) -> Result<T> {
+        let index = self.columns.get(name).copied().ok_or_else(|| {
+            Error::internal(format!("sqlite: reading column `{name}`: no such column"))
+        })?;
+        self.row
+            .get(index)
+            .map_err(|e| Error::internal(format!("sqlite: reading column `{name}`: {e}")))
+    }
 }
 
 pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>

@@ -1,10 +1,10 @@
 //! `Snapshot` on SQLite: every table read in key order a page at a time, and pages written back
 //! with their ids (one `BEGIN IMMEDIATE` transaction a page).
 
-use crate::error::map;
+use crate::error::{map, map_rusqlite};
 use crate::hnsw::VectorStorage;
 use crate::jobs::job_of;
-use crate::rows::{day_date, day_number, get, instant, millis, scope_of};
+use crate::rows::{day_date, day_number, get, instant, millis, scope_of, Columns, NamedRow};
 use crate::store::{event_of, record_of, review_of};
 use crate::usage::key_of;
 use crate::SqliteStore;
@@ -20,6 +20,7 @@ use opsweave_core::{
     EntityKind, Error, Link, LinkKind, ModelInfo, Operation, RecordId, Result, Task, UsageEvent,
     VectorIndex, VectorItem,
 };
+use rusqlite::{params, Connection, OptionalExtension};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
@@ -75,9 +76,7 @@ impl Snapshot for SqliteStore {
         };
         let page = match kind {
             SnapshotKind::Records => {
-                let sql = format!("{RECORD_PAGE} WHERE r.id > ? ORDER BY r.id LIMIT ?");
-                let rows = self.read(&sql, id_after, limit).await?;
-                SnapshotPage::Records(rows.iter().map(stored_record).collect::<Result<_>>()?)
+                SnapshotPage::Records(self.record_page(id_after, limit).await?)
             }
             SnapshotKind::Rejections => {
                 let rows = self.read(&by_id("rejections"), id_after, limit).await?;
@@ -251,7 +250,15 @@ impl Snapshot for SqliteStore {
             .await
             .map_err(|e| map("begin", e))?;
         match &page {
-            SnapshotPage::Records(rows) => import_records(&mut tx, rows).await?,
+            SnapshotPage::Records(rows) => {
+                let mut handle = tx
+                    .lock_handle()
+                    .await
+                    .map_err(|e| map("lend the writer connection", e))?;
+                crate::ingest::with_connection(&mut handle, |conn| {
+                    crate::ingest::blocking(|| import_records(conn, rows))
+                })?
+            }
             SnapshotPage::Links(rows) => import_links(&mut tx, rows).await?,
             SnapshotPage::Rejections(rows) => import_rejections(&mut tx, rows).await?,
             SnapshotPage::Events(rows) => import_events(&mut tx, rows).await?,
@@ -296,6 +303,26 @@ impl SqliteStore {
             .map_err(|e| map("export a page", e))
     }
 
+    /// A page of records with their raw items and tasks, read with rusqlite on a pooled reader
+    /// connection: through sqlx every row crossed to the async side on its own and every value
+    /// was copied on the way, which made reading the larger part of a `migrate` from SQLite. It
+    /// reads on a blocking thread, so a copy writes one page while it reads the next.
+    async fn record_page(&self, after: i64, limit: i64) -> Result<Vec<StoredRecord>> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| map("export a page", e))?;
+        tokio::task::spawn_blocking(move || {
+            let mut handle = tokio::runtime::Handle::current()
+                .block_on(conn.lock_handle())
+                .map_err(|e| map("lend a reader connection", e))?;
+            crate::ingest::with_connection(&mut handle, |conn| read_records(conn, after, limit))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("sqlite: export a page: {e}")))?
+    }
+
     /// Runs a built page query.
     async fn fetch(&self, mut q: QueryBuilder<'_, Sqlite>) -> Result<Vec<SqliteRow>> {
         q.build()
@@ -322,18 +349,39 @@ impl SqliteStore {
     }
 }
 
-fn stored_record(row: &SqliteRow) -> Result<StoredRecord> {
+/// Reads the records page after record id `after`.
+fn read_records(conn: &Connection, after: i64, limit: i64) -> Result<Vec<StoredRecord>> {
+    let fail = |e| map_rusqlite("export a page", e);
+    let mut statement = conn
+        .prepare(&format!(
+            "{RECORD_PAGE} WHERE r.id > ?1 ORDER BY r.id LIMIT ?2"
+        ))
+        .map_err(fail)?;
+    let columns = NamedRow::columns(&statement);
+    let mut rows = statement.query([after, limit]).map_err(fail)?;
+    let mut page = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+    while let Some(row) = rows.next().map_err(fail)? {
+        let row = NamedRow {
+            row,
+            columns: &columns,
+        };
+        page.push(stored_record(&row)?);
+    }
+    Ok(page)
+}
+
+fn stored_record(row: &impl Columns) -> Result<StoredRecord> {
     let record = record_of(row)?;
-    let raw = match get::<Option<String>>(row, "raw_payload")? {
+    let raw = match row.column::<Option<String>>("raw_payload")? {
         Some(payload) => Some(StoredRaw {
-            source_file: get(row, "raw_source_file")?,
-            line: get::<i64>(row, "raw_line")?.max(0) as u64,
+            source_file: row.column("raw_source_file")?,
+            line: row.column::<i64>("raw_line")?.max(0) as u64,
             payload,
-            received_at: instant(get(row, "raw_received_at")?),
+            received_at: instant(row.column("raw_received_at")?),
         }),
         None => None,
     };
-    let task = match get::<Option<String>>(row, "t_status")? {
+    let task = match row.column::<Option<String>>("t_status")? {
         Some(status) => Some(StoredTask {
             // A task row repeats its record's id, scope, title, source kind and url.
             task: Task {
@@ -343,20 +391,20 @@ fn stored_record(row: &SqliteRow) -> Result<StoredRecord> {
                 source_kind: record.source.kind.clone(),
                 url: record.source.url.clone(),
                 status: status.parse()?,
-                due: get::<Option<i64>>(row, "t_due_day")?.and_then(day_date),
-                importance: get(row, "t_importance")?,
-                importance_reason: get(row, "t_importance_reason")?,
-                boost: get(row, "t_boost")?,
-                pinned: get::<i64>(row, "t_pinned")? != 0,
-                updated_at: instant(get(row, "t_updated_at")?),
-                completed_at: get::<Option<i64>>(row, "t_completed_at")?.map(instant),
+                due: row.column::<Option<i64>>("t_due_day")?.and_then(day_date),
+                importance: row.column("t_importance")?,
+                importance_reason: row.column("t_importance_reason")?,
+                boost: row.column("t_boost")?,
+                pinned: row.column::<i64>("t_pinned")? != 0,
+                updated_at: instant(row.column("t_updated_at")?),
+                completed_at: row.column::<Option<i64>>("t_completed_at")?.map(instant),
             },
-            source_status: get::<String>(row, "t_source_status")?.parse()?,
+            source_status: row.column::<String>("t_source_status")?.parse()?,
         }),
         None => None,
     };
     Ok(StoredRecord {
-        fields_json: get(row, "fields")?,
+        fields_json: row.column("fields")?,
         record,
         raw,
         task,
@@ -451,26 +499,32 @@ fn stored_vector(row: &SqliteRow) -> Result<StoredVector> {
 /// Records, raw items and tasks: each record keeps its row number when it is already stored and
 /// takes the next one otherwise (the FTS index follows: updated records by their trigger, new
 /// ones all at once at the end).
-async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Result<()> {
+/// Writes a page of records with their raw items and tasks, through rusqlite with one-row
+/// statements inside the page's transaction (as ingest batches are written: sqlx's multi-row
+/// statements copied every bound value and cost about as much as the writes).
+fn import_records(conn: &Connection, rows: &[StoredRecord]) -> Result<()> {
+    let fail = |what: &'static str| move |e| map_rusqlite(what, e);
     let mut seqs: HashMap<i64, i64> = HashMap::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, seq FROM records WHERE id IN (");
-        let mut ids = q.separated(", ");
-        for r in chunk {
-            ids.push_bind(r.record.id.raw());
+    {
+        let mut find = conn
+            .prepare_cached("SELECT seq FROM records WHERE id = ?1")
+            .map_err(fail("read existing records"))?;
+        for r in rows {
+            let id = r.record.id.raw();
+            if let Some(seq) = find
+                .query_row([id], |row| row.get::<_, i64>(0))
+                .optional()
+                .map_err(fail("read existing records"))?
+            {
+                seqs.insert(id, seq);
+            }
         }
-        q.push(")");
-        let found: Vec<(i64, i64)> = q
-            .build_query_as()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| map("read existing records", e))?;
-        seqs.extend(found);
     }
-    let mut next: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) + 1 FROM records")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| map("next row number", e))?;
+    let mut next: i64 = conn
+        .query_row("SELECT coalesce(max(seq), 0) + 1 FROM records", [], |row| {
+            row.get(0)
+        })
+        .map_err(fail("next row number"))?;
     let first_new = next;
     // A record given twice in a page: the later row wins, as in ingest. (Importing both would
     // have the second one's update trigger take words out of the full-text index for a row that
@@ -480,173 +534,130 @@ async fn import_records(tx: &mut SqliteConnection, rows: &[StoredRecord]) -> Res
         .enumerate()
         .map(|(i, r)| (r.record.id.raw(), i))
         .collect();
-    let mut placed: Vec<(i64, &StoredRecord)> = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        if last.get(&r.record.id.raw()) != Some(&i) {
-            continue;
-        }
-        let seq = *seqs.entry(r.record.id.raw()).or_insert_with(|| {
-            next += 1;
-            next - 1
-        });
-        placed.push((seq, r));
-    }
-    for chunk in placed.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+    let mut record = conn
+        .prepare_cached(
             "INSERT INTO records (seq, id, org, client, project, source_kind, external_id, url, \
-             entity, title, body, fields, created_at, updated_at, content_hash) ",
-        );
-        q.push_values(chunk, |mut b, (seq, s)| {
-            let r = &s.record;
-            b.push_bind(*seq)
-                .push_bind(r.id.raw())
-                .push_bind(r.scope.org.as_str())
-                .push_bind(r.scope.client.as_deref())
-                .push_bind(r.scope.project.as_deref())
-                .push_bind(r.source.kind.as_str())
-                .push_bind(r.source.external_id.as_str())
-                .push_bind(r.source.url.as_deref())
-                .push_bind(r.entity.as_str())
-                .push_bind(r.title.as_str())
-                .push_bind(r.body.as_str())
-                .push_bind(s.fields_json.as_str())
-                .push_bind(r.created_at.map(millis))
-                .push_bind(millis(r.updated_at))
-                .push_bind(r.content_hash);
-        });
-        q.push(
-            " ON CONFLICT (seq) DO UPDATE SET org = excluded.org, client = excluded.client, \
+             entity, title, body, fields, created_at, updated_at, content_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (seq) DO UPDATE SET org = excluded.org, client = excluded.client, \
              project = excluded.project, source_kind = excluded.source_kind, \
              external_id = excluded.external_id, url = excluded.url, entity = excluded.entity, \
              title = excluded.title, body = excluded.body, fields = excluded.fields, \
              created_at = excluded.created_at, updated_at = excluded.updated_at, \
              content_hash = excluded.content_hash",
-        );
-        q.build()
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map("import records", e))?;
-
-        let raws: Vec<(i64, &StoredRaw)> = chunk
-            .iter()
-            .filter_map(|(seq, s)| Some((*seq, s.raw.as_ref()?)))
-            .collect();
-        if !raws.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO raw_items (seq, source_file, line, payload, received_at) ",
-            );
-            q.push_values(&raws, |mut b, (seq, raw)| {
-                b.push_bind(*seq)
-                    .push_bind(raw.source_file.as_str())
-                    .push_bind(i64::try_from(raw.line).unwrap_or(i64::MAX))
-                    .push_bind(raw.payload.as_str())
-                    .push_bind(millis(raw.received_at));
-            });
-            q.push(
-                " ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, \
-                 line = excluded.line, payload = excluded.payload, \
-                 received_at = excluded.received_at",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("import raw items", e))?;
+        )
+        .map_err(fail("import records"))?;
+    let mut raw_item = conn
+        .prepare_cached(
+            "INSERT INTO raw_items (seq, source_file, line, payload, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, \
+             line = excluded.line, payload = excluded.payload, \
+             received_at = excluded.received_at",
+        )
+        .map_err(fail("import raw items"))?;
+    let mut task = conn
+        .prepare_cached(
+            "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, \
+             status, source_status, open, marked, due_day, importance, importance_reason, \
+             boost, pinned, updated_at, completed_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18, ?19) \
+             ON CONFLICT (seq) DO UPDATE SET id = excluded.id, org = excluded.org, \
+             client = excluded.client, project = excluded.project, title = excluded.title, \
+             source_kind = excluded.source_kind, url = excluded.url, status = excluded.status, \
+             source_status = excluded.source_status, open = excluded.open, \
+             marked = excluded.marked, due_day = excluded.due_day, \
+             importance = excluded.importance, importance_reason = excluded.importance_reason, \
+             boost = excluded.boost, pinned = excluded.pinned, \
+             updated_at = excluded.updated_at, completed_at = excluded.completed_at",
+        )
+        .map_err(fail("import tasks"))?;
+    // A record without a raw item or task in the page has none in the copy either.
+    let mut no_raw_item = conn
+        .prepare_cached("DELETE FROM raw_items WHERE seq = ?1")
+        .map_err(fail("import: clear raw_items"))?;
+    let mut no_task = conn
+        .prepare_cached("DELETE FROM tasks WHERE seq = ?1")
+        .map_err(fail("import: clear tasks"))?;
+    for (i, s) in rows.iter().enumerate() {
+        let r = &s.record;
+        if last.get(&r.id.raw()) != Some(&i) {
+            continue;
         }
-
-        let tasks: Vec<(i64, &StoredTask)> = chunk
-            .iter()
-            .filter_map(|(seq, s)| Some((*seq, s.task.as_ref()?)))
-            .collect();
-        if !tasks.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, \
-                 status, source_status, open, marked, due_day, importance, importance_reason, \
-                 boost, pinned, updated_at, completed_at) ",
-            );
-            q.push_values(&tasks, |mut b, (seq, s)| {
-                let t = &s.task;
-                b.push_bind(*seq)
-                    .push_bind(t.id.raw())
-                    .push_bind(t.scope.org.as_str())
-                    .push_bind(t.scope.client.as_deref())
-                    .push_bind(t.scope.project.as_deref())
-                    .push_bind(t.title.as_str())
-                    .push_bind(t.source_kind.as_str())
-                    .push_bind(t.url.as_deref())
-                    .push_bind(t.status.as_str())
-                    .push_bind(s.source_status.as_str())
-                    .push_bind(t.status.is_open())
-                    .push_bind(t.pinned || t.boost != 0.0)
-                    .push_bind(t.due.map(day_number))
-                    .push_bind(t.importance)
-                    .push_bind(t.importance_reason.as_str())
-                    .push_bind(t.boost)
-                    .push_bind(t.pinned)
-                    .push_bind(millis(t.updated_at))
-                    .push_bind(t.completed_at.map(millis));
-            });
-            q.push(
-                " ON CONFLICT (seq) DO UPDATE SET id = excluded.id, org = excluded.org, \
-                 client = excluded.client, project = excluded.project, title = excluded.title, \
-                 source_kind = excluded.source_kind, url = excluded.url, status = excluded.status, \
-                 source_status = excluded.source_status, open = excluded.open, \
-                 marked = excluded.marked, due_day = excluded.due_day, \
-                 importance = excluded.importance, importance_reason = excluded.importance_reason, \
-                 boost = excluded.boost, pinned = excluded.pinned, \
-                 updated_at = excluded.updated_at, completed_at = excluded.completed_at",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map("import tasks", e))?;
+        let seq = *seqs.entry(r.id.raw()).or_insert_with(|| {
+            next += 1;
+            next - 1
+        });
+        record
+            .execute(params![
+                seq,
+                r.id.raw(),
+                r.scope.org,
+                r.scope.client,
+                r.scope.project,
+                r.source.kind,
+                r.source.external_id,
+                r.source.url,
+                r.entity.as_str(),
+                r.title,
+                r.body,
+                s.fields_json,
+                r.created_at.map(millis),
+                millis(r.updated_at),
+                r.content_hash
+            ])
+            .map_err(fail("import records"))?;
+        match &s.raw {
+            Some(raw) => raw_item.execute(params![
+                seq,
+                raw.source_file,
+                i64::try_from(raw.line).unwrap_or(i64::MAX),
+                raw.payload,
+                millis(raw.received_at)
+            ]),
+            None => no_raw_item.execute([seq]),
         }
-
-        // A record without a raw item or task in the page has none in the copy either.
-        for (table, missing) in [
-            (
-                "raw_items",
-                chunk
-                    .iter()
-                    .filter(|(_, s)| s.raw.is_none())
-                    .map(|(seq, _)| *seq)
-                    .collect::<Vec<i64>>(),
-            ),
-            (
-                "tasks",
-                chunk
-                    .iter()
-                    .filter(|(_, s)| s.task.is_none())
-                    .map(|(seq, _)| *seq)
-                    .collect(),
-            ),
-        ] {
-            if missing.is_empty() {
-                continue;
+        .map_err(fail("import raw items"))?;
+        match &s.task {
+            Some(stored) => {
+                let t = &stored.task;
+                task.execute(params![
+                    seq,
+                    t.id.raw(),
+                    t.scope.org,
+                    t.scope.client,
+                    t.scope.project,
+                    t.title,
+                    t.source_kind,
+                    t.url,
+                    t.status.as_str(),
+                    stored.source_status.as_str(),
+                    t.status.is_open(),
+                    t.pinned || t.boost != 0.0,
+                    t.due.map(day_number),
+                    t.importance,
+                    t.importance_reason,
+                    t.boost,
+                    t.pinned,
+                    millis(t.updated_at),
+                    t.completed_at.map(millis)
+                ])
             }
-            let mut q = QueryBuilder::<Sqlite>::new(format!("DELETE FROM {table} WHERE seq IN ("));
-            let mut seqs = q.separated(", ");
-            for seq in missing {
-                seqs.push_bind(seq);
-            }
-            q.push(")");
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| map(&format!("import: clear {table}"), e))?;
+            None => no_task.execute([seq]),
         }
+        .map_err(fail("import tasks"))?;
     }
-    sqlx::query(crate::ingest::INDEX_NEW_RECORDS)
-        .bind(first_new)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("import: index new records for search", e))?;
+    conn.execute(crate::ingest::INDEX_NEW_RECORDS, [first_new])
+        .map_err(fail("import: index new records for search"))?;
     // A server reading the copy reuses focus answers while the revision stands: a page that
     // changed tasks moves it.
     let mut orgs: Vec<&str> = rows.iter().map(|s| s.record.scope.org.as_str()).collect();
     orgs.sort_unstable();
     orgs.dedup();
     for org in orgs {
-        crate::store::raise_task_revision(&mut *tx, org).await?;
+        conn.execute(crate::store::RAISE_TASK_REVISION, [org])
+            .map_err(fail("raise task revision"))?;
     }
     Ok(())
 }

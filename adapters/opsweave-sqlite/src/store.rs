@@ -3,7 +3,7 @@
 use crate::error::map;
 use crate::rows::{
     bind_scope, day_number, get, instant, millis, scope_filter, scope_of, search_hit_of, task_of,
-    TASK_COLUMNS,
+    Columns, TASK_COLUMNS,
 };
 use crate::{ingest, SqliteStore};
 use async_trait::async_trait;
@@ -15,7 +15,7 @@ use opsweave_core::{
     MatchRun, NewEvent, Record, RecordId, RecordStore, Result, ReviewItem, ReviewStatus, Scope,
     SearchHit, Task, TaskStatus, TextQuery,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 /// Selects the task row of the record with derived id `?2` in org `?1` through the (org, id) index.
 const TASK_BY_ID: &str = "seq = (SELECT r.seq FROM records r WHERE r.org = ? AND r.id = ?)";
@@ -751,17 +751,18 @@ async fn write_links(
     Ok(())
 }
 
+/// Raises an org's task revision (`?1`: the org), so cached focus answers are not reused.
+pub(crate) const RAISE_TASK_REVISION: &str = "INSERT INTO task_revisions (org, revision) \
+     VALUES (?1, 1) ON CONFLICT (org) DO UPDATE SET revision = revision + 1";
+
 /// Raises `org`'s task revision inside the caller's transaction (see
 /// [`RecordStore::task_revision`]); every write to tasks calls it before committing.
 pub(crate) async fn raise_task_revision(tx: &mut sqlx::SqliteConnection, org: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO task_revisions (org, revision) VALUES (?, 1) \
-         ON CONFLICT (org) DO UPDATE SET revision = revision + 1",
-    )
-    .bind(org)
-    .execute(tx)
-    .await
-    .map_err(|e| map("raise task revision", e))?;
+    sqlx::query(RAISE_TASK_REVISION)
+        .bind(org)
+        .execute(tx)
+        .await
+        .map_err(|e| map("raise task revision", e))?;
     Ok(())
 }
 
@@ -800,28 +801,26 @@ pub(crate) fn event_of(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
     })
 }
 
-pub(crate) fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
-    let entity: String = get(row, "entity")?;
-    let fields: String = get(row, "fields")?;
-    let created: Option<i64> = get(row, "created_at")?;
+pub(crate) fn record_of(row: &impl Columns) -> Result<Record> {
+    let entity: String = row.column("entity")?;
+    let fields: String = row.column("fields")?;
+    let created: Option<i64> = row.column("created_at")?;
     Ok(Record {
-        id: RecordId::from_raw(get(row, "id")?),
+        id: RecordId::from_raw(row.column("id")?),
         scope: scope_of(row)?,
         source: opsweave_core::SourceRef {
-            kind: get(row, "source_kind")?,
-            external_id: get(row, "external_id")?,
-            url: get(row, "url")?,
+            kind: row.column("source_kind")?,
+            external_id: row.column("external_id")?,
+            url: row.column("url")?,
         },
         entity: entity.parse()?,
-        title: get(row, "title")?,
-        body: get(row, "body")?,
+        title: row.column("title")?,
+        body: row.column("body")?,
         fields: serde_json::from_str(&fields)
             .map_err(|e| Error::internal(format!("stored fields are not valid: {e}")))?,
         created_at: created.map(instant),
-        updated_at: instant(get(row, "updated_at")?),
-        content_hash: row
-            .try_get("content_hash")
-            .map_err(|e| map("read content_hash", e))?,
+        updated_at: instant(row.column("updated_at")?),
+        content_hash: row.column("content_hash")?,
     })
 }
 
