@@ -53,7 +53,7 @@ pub(crate) fn with_connection<T>(
     // end of this function, finalizing the statements it prepared. `from_handle` does not take
     // ownership: dropping `conn` never closes the database.
     let conn = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-        .map_err(|e| map_rusqlite("lend the writer connection", e))?;
+        .map_err(|e| map_rusqlite("lend a connection to rusqlite", e))?;
     write(&conn)
 }
 
@@ -572,16 +572,19 @@ async fn truncate_wal(writer: &sqlx::SqlitePool) {
     let Ok(mut handle) = conn.lock_handle().await else {
         return;
     };
+    // The checkpoint syncs the file and truncates it: a blocking call.
     let _ = with_connection(&mut handle, |conn| {
-        let wait: i64 = conn
-            .query_row("PRAGMA busy_timeout", [], |row| row.get(0))
-            .map_err(|e| map_rusqlite("read busy timeout", e))?;
-        conn.pragma_update(None, "busy_timeout", 0)
-            .map_err(|e| map_rusqlite("set busy timeout", e))?;
-        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        conn.pragma_update(None, "busy_timeout", wait)
-            .map_err(|e| map_rusqlite("set busy timeout", e))?;
-        checkpoint.map_err(|e| map_rusqlite("truncate the WAL", e))
+        blocking(|| {
+            let wait: i64 = conn
+                .query_row("PRAGMA busy_timeout", [], |row| row.get(0))
+                .map_err(|e| map_rusqlite("read busy timeout", e))?;
+            conn.pragma_update(None, "busy_timeout", 0)
+                .map_err(|e| map_rusqlite("set busy timeout", e))?;
+            let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            conn.pragma_update(None, "busy_timeout", wait)
+                .map_err(|e| map_rusqlite("set busy timeout", e))?;
+            checkpoint.map_err(|e| map_rusqlite("truncate the WAL", e))
+        })
     });
 }
 

@@ -189,11 +189,12 @@ fn open_point_reader(path: &str) -> Option<rusqlite::Connection> {
 /// Whether a connection coming back to its pool may be lent again: not while it is inside a
 /// transaction, which it is when a caller was cancelled between sqlx's `BEGIN` and the
 /// `Transaction` that would have rolled it back. Such a connection would fail every later
-/// `BEGIN IMMEDIATE` ("non-zero transaction depth") or, on a reader, pin an old snapshot; the
-/// pool closes it instead, which rolls the transaction back.
+/// `BEGIN IMMEDIATE` ("non-zero transaction depth"); the pool closes it instead, which rolls
+/// the transaction back. The readers get the same check as a safeguard.
 async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
     use sqlx::Connection;
-    // The ping waits for a rollback a dropped `Transaction` queued, so only a leaked one counts.
+    // The ping waits for the commands queued before it: a rollback a dropped `Transaction`
+    // queued (then nothing leaked), or a `BEGIN` whose caller is gone (then one did).
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
 }

@@ -498,10 +498,9 @@ fn stored_vector(row: &SqliteRow) -> Result<StoredVector> {
 
 /// Records, raw items and tasks: each record keeps its row number when it is already stored and
 /// takes the next one otherwise (the FTS index follows: updated records by their trigger, new
-/// ones all at once at the end).
-/// Writes a page of records with their raw items and tasks, through rusqlite with one-row
-/// statements inside the page's transaction (as ingest batches are written: sqlx's multi-row
-/// statements copied every bound value and cost about as much as the writes).
+/// ones all at once at the end). Written through rusqlite with one-row statements inside the
+/// page's transaction, as ingest batches are: sqlx's multi-row statements copied every bound
+/// value.
 fn import_records(conn: &Connection, rows: &[StoredRecord]) -> Result<()> {
     let fail = |what: &'static str| move |e| map_rusqlite(what, e);
     let mut seqs: HashMap<i64, i64> = HashMap::with_capacity(rows.len());

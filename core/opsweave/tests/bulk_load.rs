@@ -173,7 +173,6 @@ fn contents(path: &Path) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// SQLite's own checks of the file and of the full-text index against the records.
 /// Ingests `csv` as the file `tasks.csv`, without a progress report.
 async fn ingest_csv(
     weave: &Weave,
@@ -187,6 +186,7 @@ async fn ingest_csv(
         .await
 }
 
+/// SQLite's own checks of the file and of the full-text index against the records.
 fn assert_intact(path: &Path) {
     let conn = Connection::open(path).unwrap();
     let check: String = conn
