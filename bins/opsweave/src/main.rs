@@ -284,10 +284,15 @@ async fn run(cli: Cli) -> Result<()> {
                     .map_or_else(|| "ingest".into(), |n| n.to_string_lossy().into_owned());
                 PathBuf::from(format!("{name}.rejections.csv"))
             });
+            let config = config_for(&cli, None)?;
             // Checked before anything is stored: an ingest that commits and then cannot say
             // what it rejected leaves the user guessing.
-            output::check_rejections_path(&rejections_file)?;
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            output::check_rejections_path(
+                &rejections_file,
+                file,
+                opsweave::sqlite_path(&config.db),
+            )?;
+            let weave = Weave::open_with(config).await?;
             let scope = weave.default_scope();
             let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
             // A file left by an earlier run is emptied (header only): it must never list rows

@@ -75,9 +75,14 @@ pub async fn ingest_with_progress(
     report
 }
 
-/// Refuses a rejections file that could not be written: its folder missing, or a folder itself.
-pub fn check_rejections_path(path: &Path) -> Result<()> {
-    let refuse = |why: &str| {
+/// The header of a rejections file: an existing file is only overwritten when it starts so.
+const REJECTIONS_HEADER: [&str; 4] = ["file", "line", "field", "reason"];
+
+/// Refuses a rejections file that could not be written (its folder missing or not writable, a
+/// folder itself), or that would overwrite something else: the input, the database or its
+/// journal files, or any file that is not an earlier rejections file.
+pub fn check_rejections_path(path: &Path, input: &Path, database: Option<&str>) -> Result<()> {
+    let refuse = |why: String| {
         Err(
             Error::invalid(format!("cannot write rejections there: {why}"))
                 .in_file(path.display().to_string())
@@ -85,16 +90,81 @@ pub fn check_rejections_path(path: &Path) -> Result<()> {
         )
     };
     if path.is_dir() {
-        return refuse("it is a folder");
+        return refuse("it is a folder".into());
     }
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     if !folder.is_dir() {
-        return refuse("its folder does not exist");
+        return refuse("its folder does not exist".into());
     }
-    Ok(())
+    if path.exists() {
+        if same_file(path, input) {
+            return refuse("it is the file being ingested".into());
+        }
+        if let Some(db) = database {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                if same_file(path, Path::new(&format!("{db}{suffix}"))) {
+                    return refuse(format!("it is the database file `{db}{suffix}`"));
+                }
+            }
+        }
+        if !is_rejections_file(path) {
+            return refuse(format!(
+                "the file exists and is not a rejections file (its first line is not `{}`); \
+                 name a new file or remove it",
+                REJECTIONS_HEADER.join(",")
+            ));
+        }
+    }
+    // Opening for append changes nothing in an existing file and proves it can be written; a
+    // file made only for this test is removed again.
+    let existed = path.exists();
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        Ok(_) if !existed => {
+            let _ = std::fs::remove_file(path);
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => refuse(format!("{e}")),
+    }
+}
+
+/// Whether two paths name one file (through links or different spellings).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Whether `path` starts with the rejections header (an empty file counts: nothing to lose).
+fn is_rejections_file(path: &Path) -> bool {
+    let Ok(mut reader) = csv::ReaderBuilder::new().has_headers(false).from_path(path) else {
+        return false;
+    };
+    let mut first = csv::StringRecord::new();
+    match reader.read_record(&mut first) {
+        Ok(false) => std::fs::metadata(path).is_ok_and(|m| m.len() == 0),
+        Ok(true) => first.iter().eq(REJECTIONS_HEADER),
+        Err(_) => false,
+    }
 }
 
 /// Writes the report's rejections (as many as it kept) as CSV: file, line, field, reason.
@@ -104,9 +174,7 @@ pub fn write_rejections(path: &Path, report: &IngestReport) -> Result<()> {
         Error::unavailable(format!("cannot write rejections: {e}")).in_file(name.clone())
     };
     let mut writer = csv::Writer::from_path(path).map_err(fail)?;
-    writer
-        .write_record(["file", "line", "field", "reason"])
-        .map_err(fail)?;
+    writer.write_record(REJECTIONS_HEADER).map_err(fail)?;
     for r in &report.rejected {
         writer
             .write_record([

@@ -397,6 +397,50 @@ fn an_unwritable_rejections_file_is_refused_before_anything_is_stored() {
 }
 
 #[test]
+fn a_rejections_file_never_overwrites_the_input_the_database_or_another_file() {
+    let env = Env::new();
+    let input = env.dir.path().join("leads.csv");
+    std::fs::copy(data("odoo-crm-lead-bad-rows.csv"), &input).unwrap();
+    let original = std::fs::read(&input).unwrap();
+    let ingest = |rejections: &str| {
+        env.run(&[
+            "ingest",
+            "leads.csv",
+            "--preset",
+            "odoo-crm-lead",
+            "--rejections",
+            rejections,
+        ])
+    };
+    // A first ingest makes the database.
+    assert!(ingest("first.csv").status.success());
+    let notes = env.dir.path().join("notes.txt");
+    std::fs::write(&notes, "keep me\n").unwrap();
+    let link = env.dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for (target, why) in [
+        ("leads.csv", "the file being ingested"),
+        ("./link.csv", "the file being ingested"),
+        ("test.db", "the database file"),
+        ("notes.txt", "not a rejections file"),
+    ] {
+        let out = ingest(target);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(
+            stderr.contains(why) && stderr.contains(target),
+            "{target}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "keep me\n");
+    // The database is intact, and an earlier rejections file is rewritten as before.
+    let v = env.json(&["focus", "--json"]);
+    assert!(v["today"].is_array(), "{v}");
+    assert!(ingest("first.csv").status.success());
+}
+
+#[test]
 fn a_column_the_mapping_reads_but_the_header_lacks_is_reported() {
     let env = Env::new();
     let preset = env.run(&["presets", "odoo-crm-lead"]);

@@ -33,7 +33,9 @@ pub use focus_cache::FocusCacheStats;
 pub use hybrid::MEMORY_SOURCE;
 pub use ingest::{IngestProgress, IngestReport};
 pub use metering::SecretBox;
-pub use migrate::{migrate, MigrateOptions, MigrateProgress, MigrateReport, TableCounts};
+pub use migrate::{
+    migrate, sqlite_path, MigrateOptions, MigrateProgress, MigrateReport, TableCounts,
+};
 pub use opsweave_core::*;
 pub use resolve::ResolveReport;
 pub use scale_out::mask_password;

@@ -144,7 +144,7 @@ pub async fn migrate(
 }
 
 /// The file of a SQLite URL (or plain path), without its query; `None` for other schemes.
-fn sqlite_path(url: &str) -> Option<&str> {
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let path = match url.split_once("://") {
         Some(("sqlite", rest)) => rest,
         Some(_) => return None,
