@@ -386,11 +386,26 @@ impl<R: Read> Read for LineIndex<R> {
 
 fn csv_item(headers: &[String], record: &csv::ByteRecord, line: u64) -> SourceItem {
     if record.len() != headers.len() {
-        let mut r = Rejection::new(
-            line,
-            None,
-            format!("expected {} columns, found {}", headers.len(), record.len()),
-        );
+        let mut reason = format!("expected {} columns, found {}", headers.len(), record.len());
+        // A quote that is never closed makes the csv crate read every line up to the next quote
+        // (often the end of the file) as one field: name the lines it swallowed, so that their
+        // rows are not lost without a word.
+        // The file's last newline is in the field when the quote runs to the end.
+        let bytes = record.as_slice();
+        let end = bytes
+            .iter()
+            .rposition(|b| *b != b'\r' && *b != b'\n')
+            .map_or(0, |i| i + 1);
+        let spanned = memchr::memchr_iter(b'\n', &bytes[..end]).count() as u64;
+        if spanned > 0 && record.len() < headers.len() {
+            reason.push_str(&format!(
+                "; lines {line}-{} were read as this one row, probably because a quoted field \
+                 opened on line {line} is left open (close the quote, or write a quote inside a \
+                 field as \"\"), then ingest the file again",
+                line + spanned
+            ));
+        }
+        let mut r = Rejection::new(line, None, reason);
         r.raw = Some(String::from_utf8_lossy(record.as_slice()).into_owned());
         return SourceItem::Rejected(r);
     }
@@ -425,6 +440,31 @@ mod tests {
     ) -> Result<Vec<SourceItem>> {
         let required: Vec<String> = required.iter().map(|s| s.to_string()).collect();
         SourceReader::new(format, data, "f", &required, records)?.collect()
+    }
+
+    #[test]
+    fn an_unclosed_quote_names_the_lines_it_swallowed() {
+        let data = b"id,name,city\n1,Acme,Oslo\n2,\"Glob,Rome\n3,Initech,Paris\n4,Umbrella,Bern\n";
+        let items = read(Format::Csv, data, &[], None).unwrap();
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(matches!(&items[0], SourceItem::Raw(r) if r.line == 2));
+        let SourceItem::Rejected(r) = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(r.line, 3);
+        assert!(
+            r.reason
+                .starts_with("expected 3 columns, found 2; lines 3-5 were read as this one row"),
+            "{}",
+            r.reason
+        );
+        // A ragged row with a well-formed multi-line field says nothing of quotes.
+        let data = b"id,name\n1,\"multi\nline\",extra\n";
+        let items = read(Format::Csv, data, &[], None).unwrap();
+        let SourceItem::Rejected(r) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(r.reason, "expected 2 columns, found 3");
     }
 
     #[test]
