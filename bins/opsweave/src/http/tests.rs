@@ -1013,8 +1013,37 @@ async fn webhooks_need_a_fresh_valid_signature() {
         1,
         "{report}"
     );
-    let (status, headers, problem) = s.raw(post(Some(good), "github")).await;
+    let (status, headers, problem) = s.raw(post(Some(good.clone()), "github")).await;
     assert_problem(status, &headers, &problem, StatusCode::CONFLICT, "replayed");
+    // The same signature spelled another way is the same signature.
+    let mac = good.split_once(",v1=").unwrap().1.to_string();
+    for respelled in [
+        format!("t={now},v1={}", mac.to_uppercase()),
+        format!("v1={mac},t={now}"),
+        format!("t={now}, v1={mac}"),
+        format!("t=0{now},v1={mac}"),
+        format!("t={now},v1={mac},v0=abc"),
+    ] {
+        let (status, headers, problem) = s.raw(post(Some(respelled.clone()), "github")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{respelled}: {problem}");
+        assert_problem(status, &headers, &problem, StatusCode::CONFLICT, "replayed");
+    }
+    // An entry given twice, or a signed timestamp, is malformed.
+    for ambiguous in [
+        format!("t={now},v1={},v1={mac}", "0".repeat(64)),
+        format!("t={now},t={now},v1={mac}"),
+        format!("t=+{now},v1={mac}"),
+    ] {
+        let (status, headers, problem) = s.raw(post(Some(ambiguous.clone()), "github")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{ambiguous}: {problem}");
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
+    }
     let (status, headers, problem) = s
         .raw(post(
             Some(webhooks::sign("wrong", now + 1, body.as_bytes())),

@@ -19,19 +19,22 @@ use std::sync::Mutex;
 pub const SIGNATURE_HEADER: &str = "x-opsweave-signature";
 
 /// Signatures accepted recently, kept until their window ends (per process: a replay to another
-/// process behind a load balancer is still bounded by the window).
+/// process behind a load balancer is still bounded by the window). Keyed by what was verified
+/// (source, timestamp, MAC bytes), not by the header's text: a header spelled another way
+/// (upper-case hex, reordered or repeated entries, `t=+T`) is the same signature.
 #[derive(Debug, Default)]
-pub struct SeenSignatures(Mutex<HashMap<String, i64>>);
+pub struct SeenSignatures(Mutex<HashMap<(String, i64, Vec<u8>), i64>>);
 
 impl SeenSignatures {
-    /// True the first time `signature` is offered before `expires` (unix seconds).
-    fn first_use(&self, signature: &str, now: i64, expires: i64) -> bool {
+    /// True the first time this signature is offered before `expires` (unix seconds).
+    fn first_use(&self, source: &str, t: i64, mac: &[u8], now: i64, expires: i64) -> bool {
         let mut seen = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         seen.retain(|_, until| *until >= now);
-        seen.insert(signature.to_string(), expires).is_none()
+        seen.insert((source.to_string(), t, mac.to_vec()), expires)
+            .is_none()
     }
 }
 
@@ -51,18 +54,32 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={hex}")
 }
 
+/// `t` and `v1` of the header; `None` when either is missing, malformed or given twice.
 fn parse_signature(header: &str) -> Option<(i64, Vec<u8>)> {
     let mut t = None;
     let mut v1 = None;
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) if value.len() == 64 => {
-                v1 = (0..64)
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&value[i..i + 2], 16).ok())
-                    .collect::<Option<Vec<u8>>>();
+            // Digits only (a `-` for times before 1970, which are then out of the window).
+            Some(("t", value))
+                if t.is_none()
+                    && value
+                        .strip_prefix('-')
+                        .unwrap_or(value)
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()) =>
+            {
+                t = Some(value.parse::<i64>().ok()?);
             }
+            Some(("v1", value)) if v1.is_none() && value.len() == 64 => {
+                v1 = Some(
+                    (0..64)
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(value.get(i..i + 2)?, 16).ok())
+                        .collect::<Option<Vec<u8>>>()?,
+                );
+            }
+            Some(("t" | "v1", _)) => return None,
             _ => {}
         }
     }
@@ -90,7 +107,9 @@ pub async fn receive(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Problem::unauthorized("missing X-Opsweave-Signature header"))?;
     let (t, given) = parse_signature(header).ok_or_else(|| {
-        Problem::unauthorized("malformed X-Opsweave-Signature (expected t=UNIX,v1=64 hex digits)")
+        Problem::unauthorized(
+            "malformed X-Opsweave-Signature (expected t=UNIX,v1=64 hex digits, each once)",
+        )
     })?;
     let now = chrono::Utc::now().timestamp();
     let window = i64::try_from(hook.replay_window_secs).unwrap_or(i64::MAX);
@@ -120,7 +139,7 @@ pub async fn receive(
     })?;
     if !state
         .seen_signatures
-        .first_use(header, now, t.saturating_add(window))
+        .first_use(&source, t, &given, now, t.saturating_add(window))
     {
         return Err(Problem::new(
             StatusCode::CONFLICT,
