@@ -512,9 +512,25 @@ fn store_choice(config: &Config, configured: usize, postgres: usize, sqlite: usi
     }
 }
 
-/// The format of `file`: its extension, else the mapping's `format`.
+/// The format of `file`: its extension, else the mapping's `format`. A mapping made for CSV
+/// columns cannot read JSON items, nor the other way round: that pair is refused rather than
+/// read as rows of empty fields.
 pub(crate) fn format_of(file: &str, mapping: &Mapping) -> Result<Format> {
-    Format::from_extension(file).or(mapping.format).ok_or_else(|| {
+    let by_name = Format::from_extension(file);
+    if let (Some(named), Some(wanted)) = (by_name, mapping.format) {
+        if (named == Format::Csv) != (wanted == Format::Csv) {
+            let what = |f: Format| if f == Format::Csv { "CSV" } else { "JSON" };
+            return Err(Error::invalid(format!(
+                "the mapping `{}` reads {} and the file is {} by its name: pick the mapping \
+                 made for this file",
+                mapping.name,
+                what(wanted),
+                what(named)
+            ))
+            .in_file(file.to_string()));
+        }
+    }
+    by_name.or(mapping.format).ok_or_else(|| {
         Error::invalid(
             "cannot tell the file's format: name it .csv, .jsonl or .json, or set `format` in the mapping",
         )
@@ -525,6 +541,23 @@ pub(crate) fn format_of(file: &str, mapping: &Mapping) -> Result<Format> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapping_for_json_refuses_a_csv_file_and_the_other_way_round() {
+        let gmail = crate::preset("gmail-message").unwrap();
+        let odoo = crate::preset("odoo-crm-lead").unwrap();
+        let e = format_of("leads.csv", &gmail).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(
+            e.to_string().contains("reads JSON and the file is CSV"),
+            "{e}"
+        );
+        assert!(format_of("mail.json", &odoo).is_err());
+        // JSON Lines and JSON documents are both items for a JSON mapping.
+        assert_eq!(format_of("mail.jsonl", &gmail).unwrap(), Format::Jsonl);
+        assert_eq!(format_of("leads.csv", &odoo).unwrap(), Format::Csv);
+        assert_eq!(format_of("leads.txt", &odoo).unwrap(), Format::Csv);
+    }
 
     #[test]
     fn batch_size_and_concurrency_default_to_the_stores_choice() {
