@@ -359,6 +359,18 @@ impl Mapping {
                     Error::invalid(format!("{}: {e}", at(&format!("field `{name}` item_path"))))
                 })?;
             }
+            if let Some(code) = &rule.currency {
+                // Amounts name their currency by a three-letter ISO 4217 code; the default
+                // must be one too, or records would carry a currency nothing else spells.
+                let code = code.trim();
+                if code.len() != 3 || !code.chars().all(|c| c.is_ascii_alphabetic()) {
+                    return Err(Error::invalid(format!(
+                        "{}: currency `{code}` is not a three-letter code like USD or EUR",
+                        at(&format!("field `{name}`"))
+                    ))
+                    .on_field(format!("fields.{name}.currency")));
+                }
+            }
             if let Some(tz) = &rule.timezone {
                 coerce::parse_offset(tz).ok_or_else(|| {
                     Error::invalid(format!(
@@ -394,14 +406,46 @@ impl Mapping {
                 _ => Ok(()),
             }
         };
-        field_named("created_at", &self.created_at)?;
-        field_named("updated_at", &self.updated_at)?;
+        // A role read from a field of another type would be empty on every record, silently:
+        // the mapping is refused instead.
+        let typed = |what: &str, name: &Option<String>, kinds: &[FieldType]| -> Result<()> {
+            field_named(what, name)?;
+            let Some((name, rule)) = name.as_ref().and_then(|n| self.fields.get_key_value(n))
+            else {
+                return Ok(());
+            };
+            let numeric_enum = rule.ty == FieldType::Enum
+                && !rule.values.is_empty()
+                && rule
+                    .values
+                    .values()
+                    .all(|v| v.trim().parse::<f64>().is_ok());
+            let numeric = kinds.contains(&FieldType::Decimal);
+            if kinds.contains(&rule.ty) || (numeric && numeric_enum) {
+                return Ok(());
+            }
+            let wanted: Vec<String> = kinds
+                .iter()
+                .map(|k| serde_json::to_value(k).map_or_else(|_| String::new(), |v| v.to_string()))
+                .chain(numeric.then(|| "an enum of numbers".to_string()))
+                .collect();
+            Err(Error::invalid(format!(
+                "{}: field `{name}` is {}, and this role needs a field of type {}",
+                at(what),
+                serde_json::to_value(rule.ty).map_or_else(|_| String::new(), |v| v.to_string()),
+                wanted.join(" or ")
+            ))
+            .on_field(what.to_string()))
+        };
+        use FieldType::{Date, Datetime, Decimal, Email, Integer, Money};
+        typed("created_at", &self.created_at, &[Datetime, Date])?;
+        typed("updated_at", &self.updated_at, &[Datetime, Date])?;
         let mut status = None;
         if let Some(task) = &self.task {
-            field_named("task.due", &task.due)?;
-            field_named("task.value", &task.value)?;
-            field_named("task.probability", &task.probability)?;
-            field_named("task.sender", &task.sender)?;
+            typed("task.due", &task.due, &[Date, Datetime])?;
+            typed("task.value", &task.value, &[Money, Decimal, Integer])?;
+            typed("task.probability", &task.probability, &[Decimal, Integer])?;
+            typed("task.sender", &task.sender, &[Email, FieldType::String])?;
             for label in &task.labels {
                 field_named("task.labels", &Some(label.clone()))?;
             }

@@ -253,6 +253,48 @@ fn compile_reports_unknown_template_fields_and_bad_paths() {
     );
 }
 
+#[test]
+fn task_roles_must_name_fields_of_a_fitting_type() {
+    let refused = |edit: &dyn Fn(&mut Mapping), role: &str| {
+        let mut m = preset("odoo-crm-lead").unwrap();
+        edit(&mut m);
+        let err = m.compile().unwrap_err();
+        assert_eq!(err.location().field.as_deref(), Some(role), "{err}");
+        err.message().to_string()
+    };
+    let e = refused(
+        &|m| m.task.as_mut().unwrap().due = Some("name".into()),
+        "task.due",
+    );
+    assert!(
+        e.contains("field `name` is \"string\"") && e.contains("\"date\" or \"datetime\""),
+        "{e}"
+    );
+    refused(
+        &|m| m.task.as_mut().unwrap().value = Some("name".into()),
+        "task.value",
+    );
+    refused(
+        &|m| m.task.as_mut().unwrap().probability = Some("website".into()),
+        "task.probability",
+    );
+    refused(&|m| m.created_at = Some("probability".into()), "created_at");
+    let e = refused(
+        &|m| m.fields.get_mut("expected_revenue").unwrap().currency = Some("DOLLARS".into()),
+        "fields.expected_revenue.currency",
+    );
+    assert!(e.contains("three-letter"), "{e}");
+    // Every preset passes, ACE's probability being an enum of numbers.
+    for name in crate::mapping::presets::names() {
+        preset(name).unwrap().compile().unwrap();
+    }
+    // An enum of words is no probability.
+    let mut m = preset("ace-opportunity").unwrap();
+    let stage = m.fields.get("stage").unwrap().clone();
+    m.fields.insert("stage_probability".into(), stage);
+    assert!(m.compile().is_err());
+}
+
 proptest! {
     #[test]
     fn apply_never_panics_on_arbitrary_rows(
