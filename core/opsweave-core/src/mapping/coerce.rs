@@ -3,7 +3,7 @@
 use super::{FieldRule, FieldType, Path};
 use crate::model::Money;
 use crate::Value;
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
 use std::str::FromStr;
@@ -15,14 +15,31 @@ pub fn coerce(raw: &Json, rule: &FieldRule) -> Result<Value, String> {
         FieldType::Integer => integer(raw).map(Value::Integer),
         FieldType::Decimal => decimal(raw).map(Value::Decimal),
         FieldType::Money => money(raw, rule.currency.as_deref()).map(Value::Money),
-        FieldType::Date => date(&text_of(raw), rule.format.as_deref()).map(Value::Date),
-        FieldType::Datetime => datetime(raw, rule).map(Value::DateTime),
+        FieldType::Date => date(&text_of(raw), rule.format.as_deref())
+            .and_then(|d| four_digit_year(raw, d.year()).map(|()| d))
+            .map(Value::Date),
+        FieldType::Datetime => datetime(raw, rule)
+            .and_then(|t| four_digit_year(raw, t.year()).map(|()| t))
+            .map(Value::DateTime),
         FieldType::Email => email(&text_of(raw)).map(Value::Email),
         FieldType::Url => url(&text_of(raw)).map(Value::Url),
         FieldType::Domain => domain(&text_of(raw)).map(Value::Domain),
         FieldType::Enum => enumeration(&text_of(raw), rule).map(Value::Enum),
         FieldType::Bool => boolean(&text_of(raw)).map(Value::Bool),
         FieldType::List => list(raw, rule).map(Value::List),
+    }
+}
+
+/// Refuses years outside 1000–9999: chrono reads `26-12-01` as the year 26 and `-2026-01-01`
+/// as 2027 BC, which would rank as overdue by centuries instead of being reported.
+fn four_digit_year(raw: &Json, year: i32) -> Result<(), String> {
+    if (1000..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` falls in the year {year}: write the year with four digits (1000-9999)",
+            shorten(text_of(raw).trim())
+        ))
     }
 }
 
@@ -526,6 +543,12 @@ mod tests {
         }
         assert!(d("2026-13-01").unwrap_err().contains("2026-13-01"));
         assert!(d("next friday").is_err());
+        // Short and signed years are reported, not read as antiquity.
+        for odd in ["26-12-01", "0000-01-01", "-2026-01-01", "0999-12-31"] {
+            let e = d(odd).unwrap_err();
+            assert!(e.contains("four digits") && e.contains(odd), "{odd}: {e}");
+        }
+        assert!(d("1000-01-01").is_ok() && d("9999-12-31").is_ok());
         let dt = |s: Json, tz: Option<&str>| {
             coerce(
                 &s,

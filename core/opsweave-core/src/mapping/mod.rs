@@ -580,6 +580,28 @@ impl CompiledMapping {
             .or(created_at)
             .unwrap_or(now);
 
+        if let Some(rule) = &self.mapping.task {
+            if let Some((name, p)) = rule
+                .probability
+                .as_ref()
+                .and_then(|n| Some((n, fields.get(n)?.as_f64()?)))
+            {
+                let (top, scale) = match rule.probability_scale {
+                    ProbabilityScale::Percent => (100.0, "percent"),
+                    ProbabilityScale::Fraction => (1.0, "fraction"),
+                };
+                if !(0.0..=top).contains(&p) {
+                    let from = self.mapping.fields.get(name).map(|f| f.from.as_str());
+                    return Err(reject(
+                        from,
+                        format!(
+                            "probability `{p}` is outside 0-{top} (the mapping's \
+                             probability_scale is {scale})"
+                        ),
+                    ));
+                }
+            }
+        }
         let task = self
             .mapping
             .task

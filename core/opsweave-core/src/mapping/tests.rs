@@ -254,6 +254,32 @@ fn compile_reports_unknown_template_fields_and_bad_paths() {
 }
 
 #[test]
+fn a_probability_outside_its_scale_is_rejected_on_its_field() {
+    let compiled = preset("odoo-crm-lead").unwrap().compile().unwrap();
+    let row = |p: &str| RawItem {
+        line: 7,
+        payload: serde_json::json!({"id": "P1", "name": "One", "expected_revenue": "10", "probability": p}),
+    };
+    for bad in ["-10", "150", "1e3"] {
+        let r = compiled
+            .apply(&Scope::default(), &row(bad), now())
+            .unwrap_err();
+        assert_eq!(
+            (r.line, r.field.as_deref()),
+            (7, Some("probability")),
+            "{bad}"
+        );
+        assert!(r.reason.contains("outside 0-100"), "{bad}: {}", r.reason);
+    }
+    for good in ["0", "100", "37.5"] {
+        assert!(
+            compiled.apply(&Scope::default(), &row(good), now()).is_ok(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
 fn task_roles_must_name_fields_of_a_fitting_type() {
     let refused = |edit: &dyn Fn(&mut Mapping), role: &str| {
         let mut m = preset("odoo-crm-lead").unwrap();
