@@ -391,6 +391,48 @@ async fn keys_roles_and_dev_mode() {
         "{body}"
     );
 
+    // The org's last live admin key cannot be revoked: nothing could make keys again.
+    let admin_ids = |list: &Value| -> Vec<i64> {
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["role"] == "admin" && k["revoked_at"].is_null())
+            .map(|k| k["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, _, list) = s.call("GET", "/api/keys", Some(&s.acme), None).await;
+    let first = admin_ids(&list);
+    assert_eq!(first.len(), 1, "{list}");
+    let revoke = |id: i64| {
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                &format!("/api/keys/{id}/revoke"),
+                Some(&s.acme),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, headers, problem) = revoke(first[0]).await;
+    assert_problem(status, &headers, &problem, StatusCode::CONFLICT, "conflict");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("last live admin key"),
+        "{problem}"
+    );
+    s.key(&s.acme, "admin").await;
+    let (_, _, list) = s.call("GET", "/api/keys", Some(&s.acme), None).await;
+    let second = *admin_ids(&list).iter().find(|id| **id != first[0]).unwrap();
+    let (status, _, body) = revoke(second).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = revoke(first[0]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
     // Expired keys are refused too.
     let (status, _, made) = s
         .call(
