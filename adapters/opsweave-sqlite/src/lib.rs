@@ -60,6 +60,29 @@ fn not_a_database(path: &str, e: sqlx::Error) -> Error {
         ))
         .with_source(e);
     }
+    // Extended codes carry the primary one in their low byte: 8 is SQLITE_READONLY, 14
+    // SQLITE_CANTOPEN. Both are about the file and its folder, which the user can fix.
+    match code
+        .as_deref()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff)
+    {
+        Some(8) => {
+            return Error::invalid(format!(
+                "cannot open database `{path}`: it is read-only for this user (the file and \
+                 its folder, which holds its -wal and -shm files, must be writable)"
+            ))
+            .with_source(e)
+        }
+        Some(14) => {
+            return Error::invalid(format!(
+                "cannot open database `{path}`: the file cannot be opened (missing with \
+                 mode=ro, or not readable by this user)"
+            ))
+            .with_source(e)
+        }
+        _ => {}
+    }
     map(&format!("open `{path}`"), e)
 }
 

@@ -523,6 +523,8 @@ const SAMPLES: [(&str, &str, &[u8]); 5] = [
 const SAMPLE_DAY: &str = "2026-11-23";
 
 async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
+    // Before anything is written: a bad --now must not leave a loaded database behind.
+    let as_of = opsweave::parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
     let default_path = "opsweave-demo.db";
     let db = cli
         .db
@@ -568,7 +570,6 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
             );
         }
     }
-    let as_of = opsweave::parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
     let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
     if !json {
         eprintln!(

@@ -99,6 +99,16 @@ fn demo_prints_at_most_three_tasks_per_horizon_with_breakdowns() {
         "{text}"
     );
     assert!(text.contains("why: urgency"), "{text}");
+    // A bad --now is refused before the demo writes anything, so a retry can use the same path.
+    let bad = env.run(&["demo", "--now", "bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!env.dir.path().join("test.db").exists());
+    let good = env.run(&["demo", "--now", "2026-11-23"]);
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
 }
 
 #[test]
@@ -438,6 +448,23 @@ fn a_rejections_file_never_overwrites_the_input_the_database_or_another_file() {
     let v = env.json(&["focus", "--json"]);
     assert!(v["today"].is_array(), "{v}");
     assert!(ingest("first.csv").status.success());
+}
+
+#[test]
+fn a_folder_to_ingest_and_an_unopenable_database_are_the_users_mistakes() {
+    let env = Env::new();
+    let out = env.run(&["ingest", ".", "--preset", "jira-issue"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it is a folder"), "{stderr}");
+    let missing = format!("sqlite://{}/new.db?mode=ro", env.dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_opsweave"))
+        .args(["focus", "--db", &missing])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be opened"), "{stderr}");
 }
 
 #[test]

@@ -97,6 +97,11 @@ impl Weave {
         progress: Option<Arc<IngestProgress>>,
     ) -> Result<IngestReport> {
         let name = path.display().to_string();
+        // Opening a folder succeeds on Unix and only its read fails, which reads as an I/O
+        // outage (retry) rather than the user's mistake it is.
+        if path.is_dir() {
+            return Err(Error::invalid("it is a folder: name a file to ingest").in_file(name));
+        }
         let file = std::fs::File::open(path)
             .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(name.clone()))?;
         let format = format_of(&name, mapping)?;
