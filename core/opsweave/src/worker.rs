@@ -563,15 +563,24 @@ async fn finish_failed(shared: &Shared, name: &str, job: &Job, error: String) ->
     }
 }
 
-async fn run_sleep(job: Job, cx: JobContext) -> Result<()> {
-    let ms = job
-        .payload
+/// The milliseconds a `sleep` job's payload asks for (0 to an hour), checked where jobs are
+/// submitted too, so that a bad one is refused at once instead of failing every attempt.
+pub fn sleep_millis(payload: &serde_json::Value) -> Result<u64> {
+    let ms = payload
         .get("ms")
         .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| Error::invalid("sleep job payload needs {\"ms\": N}").on_field("ms"))?;
+        .ok_or_else(|| {
+            Error::invalid("sleep job payload needs {\"ms\": N}, N a whole number from 0")
+                .on_field("ms")
+        })?;
     if ms > 3_600_000 {
         return Err(Error::invalid("sleep job: ms must be at most 3600000").on_field("ms"));
     }
+    Ok(ms)
+}
+
+async fn run_sleep(job: Job, cx: JobContext) -> Result<()> {
+    let ms = sleep_millis(&job.payload)?;
     let total = Duration::from_millis(ms);
     let step = Duration::from_millis(250).min(total);
     let mut slept = Duration::ZERO;

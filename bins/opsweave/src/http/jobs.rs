@@ -325,6 +325,10 @@ pub async fn enqueue(
     let payload = match body.kind.as_str() {
         EMBED_JOB => embed_payload(&state, body.payload)?,
         INGEST_JOB => ingest_job_payload(body.payload)?,
+        opsweave::worker::SLEEP_JOB => {
+            opsweave::worker::sleep_millis(&body.payload).map_err(|e| e.on_field("payload.ms"))?;
+            body.payload
+        }
         _ => body.payload,
     };
     let mut job = NewJob::new(body.kind, scope, payload);

@@ -652,6 +652,22 @@ async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
         (
             json_request(
                 "/api/jobs",
+                "{\"kind\": \"sleep\", \"payload\": {\"ms\": -1}}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request(
+                "/api/jobs",
+                "{\"kind\": \"sleep\", \"payload\": {\"ms\": 1e20}}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json_request(
+                "/api/jobs",
                 &format!(
                     "{{\"kind\": \"x\", \"payload\": \"{}\"}}",
                     "a".repeat(100_000)
