@@ -259,7 +259,13 @@ pub async fn as_problem(response: Response) -> Response {
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            format!("this endpoint does not take that method (it takes: {allowed})")
+            // axum adds `Allow` outside the router's layers, so here it is usually not set yet.
+            if allowed.is_empty() {
+                "this endpoint does not take that method (the Allow header lists those it takes)"
+                    .to_string()
+            } else {
+                format!("this endpoint does not take that method (it takes: {allowed})")
+            }
         }
         StatusCode::REQUEST_TIMEOUT => {
             "the request took longer than the server allows (server.request_timeout_secs)".into()

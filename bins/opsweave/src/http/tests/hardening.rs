@@ -378,6 +378,10 @@ async fn errors_made_outside_the_handlers_are_problems_too() {
         headers[header::ALLOW].to_str().unwrap().contains("GET"),
         "{headers:?}"
     );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("Allow header"),
+        "{problem}"
+    );
 
     // 413 on the webhook route (its body is read as bytes, before the signature is checked).
     let request = Request::post("/api/webhooks/github")
