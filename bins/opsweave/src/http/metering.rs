@@ -204,6 +204,15 @@ pub async fn create_key(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::ManageKeys)?;
     let role: Role = body.role.parse()?;
+    // An empty name would make an org-wide key where a narrow one was meant.
+    for (name, field) in [(&body.client, "client"), (&body.project, "project")] {
+        if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(Problem::invalid(format!(
+                "{field} must not be empty (leave it out for a key over the whole org)"
+            ))
+            .on_field(field));
+        }
+    }
     let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
     let (secret, key) = state
         .weave

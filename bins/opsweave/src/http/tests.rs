@@ -433,6 +433,23 @@ async fn keys_roles_and_dev_mode() {
     let (status, _, _) = revoke(first[0]).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
+    // An empty client is refused, not read as "the whole org".
+    let (status, headers, problem) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&s.acme),
+            Some(json!({"name": "narrow", "role": "member", "client": ""})),
+        )
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+
     // Expired keys are refused too.
     let (status, _, made) = s
         .call(
