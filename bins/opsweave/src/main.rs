@@ -97,9 +97,9 @@ enum Command {
         /// Only this horizon (today, week, month, later)
         #[arg(long)]
         horizon: Option<String>,
-        /// Tasks per horizon
-        #[arg(long, default_value_t = 3)]
-        limit: usize,
+        /// Tasks per horizon (1 to 1,000)
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
         /// Rank as of this date or RFC 3339 instant [default: now]
         #[arg(long)]
         now: Option<String>,
@@ -313,15 +313,12 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(h) => vec![h.parse::<Horizon>()?],
                 None => Horizon::FOCUS.to_vec(),
             };
-            if *limit > 1000 {
-                return Err(Error::invalid("--limit must be at most 1000").on_field("limit"));
-            }
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             let focus = weave
                 .focus(
                     &weave.default_scope(),
                     &horizons,
-                    *limit,
+                    usize::from(*limit),
                     opsweave::parse_now(now.as_deref())?,
                 )
                 .await?;

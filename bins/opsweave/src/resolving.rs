@@ -30,9 +30,9 @@ pub enum ReviewCommand {
         /// Only this resolver's pairs
         #[arg(long)]
         resolver: Option<String>,
-        /// Pairs to show
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Pairs to show (1 to 10,000)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=10000))]
+        limit: u16,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -115,7 +115,7 @@ pub async fn run_review(weave: &Weave, command: &ReviewCommand) -> Result<()> {
             json,
         } => {
             let queue = weave
-                .review_queue(&scope, resolver.as_deref(), *limit)
+                .review_queue(&scope, resolver.as_deref(), usize::from(*limit))
                 .await?;
             if *json {
                 crate::output::print_json(&queue);

@@ -306,10 +306,20 @@ fn bad_ids_and_arguments_exit_2() {
         Some(2)
     );
     assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(
-        env.run(&["search", "acme", "--limit", "0"]).status.code(),
-        Some(2)
-    );
+    for limits in [
+        ["search", "acme", "--limit", "0"],
+        ["focus", "--limit", "0", "--json"],
+        ["focus", "--limit", "1001", "--json"],
+        ["review", "list", "--limit", "0"],
+    ] {
+        let out = env.run(&limits);
+        assert_eq!(out.status.code(), Some(2), "{limits:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not in 1.."),
+            "{limits:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let too_big = env.run(&["complete", "ffffffffffffffff"]);
     assert_eq!(too_big.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&too_big.stderr).contains("7fffffffffffffff"));
