@@ -159,3 +159,44 @@ fn review_list_of_a_resolver_that_never_ran_says_so() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn a_duplicate_pair_is_decided_in_either_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(d, &["demo", "--json"]);
+    json(d, &["match", "--preset", "task-dedupe", "--json"]);
+    let queue = json(
+        d,
+        &["review", "list", "--resolver", "task-dedupe", "--json"],
+    );
+    let first = &queue.as_array().unwrap()[0];
+    let (left, right) = (
+        first["left"].as_str().unwrap(),
+        first["right"].as_str().unwrap(),
+    );
+    // Named right first: the same pair, rejected.
+    let out = run(
+        d,
+        &["review", "reject", "--resolver", "task-dedupe", right, left],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = json(
+        d,
+        &["review", "list", "--resolver", "task-dedupe", "--json"],
+    );
+    assert_eq!(
+        after.as_array().unwrap().len() + 1,
+        queue.as_array().unwrap().len(),
+        "{after}"
+    );
+    assert!(after
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| (p["left"].as_str(), p["right"].as_str()) != (Some(left), Some(right))));
+}

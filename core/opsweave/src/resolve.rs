@@ -9,7 +9,8 @@ use opsweave_core::matching::{
 };
 use opsweave_core::store::RecordFilter;
 use opsweave_core::{
-    Error, Link, LinkKind, MatchRun, Record, RecordId, Result, ReviewItem, ReviewStatus, Scope,
+    Error, ErrorKind, Link, LinkKind, MatchRun, Record, RecordId, Result, ReviewItem, ReviewStatus,
+    Scope,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -261,17 +262,24 @@ impl Weave {
                 "a record is not a match of itself: name two different records",
             ));
         }
-        let link = Link {
-            kind: link_kind(resolver),
-            from: pair.0,
-            to: pair.1,
-            weight: 1.0,
-            evidence: format!("review:{}: accepted by a person", resolver.name),
+        let decide = |pair: (RecordId, RecordId)| {
+            let link = Link {
+                kind: link_kind(resolver),
+                from: pair.0,
+                to: pair.1,
+                weight: 1.0,
+                evidence: format!("review:{}: accepted by a person", resolver.name),
+            };
+            self.store()
+                .decide_review(scope, &resolver.name, pair, accept, Some(link))
         };
-        let item = self
-            .store()
-            .decide_review(scope, &resolver.name, pair, accept, Some(link))
-            .await?;
+        let item = match decide(pair).await {
+            // A duplicate pair has no sides: the two records may be named in either order.
+            Err(e) if e.kind() == ErrorKind::NotFound && resolver.is_dedupe() => {
+                decide((pair.1, pair.0)).await?
+            }
+            other => other?,
+        };
         debug_assert!(item.status != ReviewStatus::Pending);
         Ok(item)
     }
