@@ -301,7 +301,7 @@ impl<R: Read> Iterator for SourceReader<R> {
                         Err(e) => SourceItem::Rejected(Rejection::new(
                             *line,
                             None,
-                            format!("invalid JSON: {e}"),
+                            line_json_error(&e, text),
                         )),
                     },
                 };
@@ -309,6 +309,23 @@ impl<R: Read> Iterator for SourceReader<R> {
             },
             Inner::Json { items } => items.pop_front().map(Ok),
         }
+    }
+}
+
+/// A JSON Lines item's parse error by column: serde_json counts lines inside the item's text,
+/// so an item cut short at its newline read as "line 2 column 0" of a file line that has one.
+fn line_json_error(e: &serde_json::Error, text: &str) -> String {
+    let full = e.to_string();
+    let what = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(what, _)| what);
+    if e.line() > 1 || e.is_eof() {
+        format!(
+            "invalid JSON: {what} (the item ends at column {})",
+            text.trim_end_matches(['\r', '\n']).chars().count()
+        )
+    } else {
+        format!("invalid JSON: {what} at column {}", e.column())
     }
 }
 
@@ -568,6 +585,33 @@ mod tests {
         assert!(matches!(&items[1], SourceItem::Rejected(r) if r.line == 3));
         assert!(matches!(&items[2], SourceItem::Raw(r) if r.line == 4));
         assert!(read(Format::Jsonl, b"hello world\n", &[], None).is_err());
+        // The reason speaks of the file's line, never of lines inside the item.
+        let items = read(
+            Format::Jsonl,
+            b"{\"id\":1}\n{\"id\": 2,\n{\"id\":x}\n",
+            &[],
+            None,
+        )
+        .unwrap();
+        let reasons: Vec<String> = items
+            .iter()
+            .filter_map(|i| match i {
+                SourceItem::Rejected(r) => Some(format!("{}: {}", r.line, r.reason)),
+                SourceItem::Raw(_) => None,
+            })
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with(
+                "2: invalid JSON: EOF while parsing a value (the item ends at column 9)"
+            ),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("3: invalid JSON: expected value at column 7"),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().all(|r| !r.contains("line")), "{reasons:?}");
     }
 
     #[test]
