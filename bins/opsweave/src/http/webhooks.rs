@@ -23,7 +23,10 @@ pub const SIGNATURE_HEADER: &str = "x-opsweave-signature";
 /// (source, timestamp, MAC bytes), not by the header's text: a header spelled another way
 /// (upper-case hex, reordered or repeated entries, `t=+T`) is the same signature.
 #[derive(Debug, Default)]
-pub struct SeenSignatures(Mutex<HashMap<(String, i64, Vec<u8>), i64>>);
+pub struct SeenSignatures(Mutex<HashMap<Verified, i64>>);
+
+/// A verified signature: source, timestamp, MAC bytes.
+type Verified = (String, i64, Vec<u8>);
 
 impl SeenSignatures {
     /// True the first time this signature is offered before `expires` (unix seconds).
