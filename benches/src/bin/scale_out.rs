@@ -522,6 +522,15 @@ impl JobQueue for Counted {
         self.inner.fail(id, worker, error).await
     }
 
+    async fn fail_for_good(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+    ) -> opsweave::Result<opsweave::Job> {
+        self.inner.fail_for_good(id, worker, error).await
+    }
+
     async fn cancel(&self, scope: &Scope, id: JobId) -> opsweave::Result<opsweave::Job> {
         self.inner.cancel(scope, id).await
     }

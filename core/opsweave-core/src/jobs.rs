@@ -324,6 +324,10 @@ pub trait JobQueue: Send + Sync {
     /// Records a failed attempt: queued again after a backoff, or failed on the last attempt.
     async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job>;
 
+    /// Fails the job for good, whatever attempts it has left: for an error every attempt would
+    /// meet again (its input is bad).
+    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job>;
+
     /// Cancels a queued or running job in `scope`.
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job>;
 

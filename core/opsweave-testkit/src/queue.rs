@@ -30,6 +30,7 @@ where
     concurrent_claimers_never_share_a_job(open().await).await;
     expired_lease_passes_to_another_worker(open().await).await;
     failures_back_off_then_fail(open().await).await;
+    a_failure_for_good_is_never_retried(open().await).await;
     cancel_stops_a_job(open().await).await;
     bad_input_is_rejected(open().await).await;
     batches_claim_in_order_and_complete_per_job(open().await).await;
@@ -337,6 +338,32 @@ pub async fn failures_back_off_then_fail(queue: Arc<dyn JobQueue>) {
         .await
         .unwrap();
     assert!(claim(&*queue, "w3", LONG_LEASE).await.is_none());
+}
+
+/// A job failed for good is failed at once, attempts left or not, and only by its holder.
+pub async fn a_failure_for_good_is_never_retried(queue: Arc<dyn JobQueue>) {
+    let enqueued = queue
+        .enqueue(job("ingest", 1).with_max_attempts(3))
+        .await
+        .unwrap();
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    let err = queue
+        .fail_for_good(enqueued.id, "someone-else", "bad row")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let failed = queue
+        .fail_for_good(enqueued.id, "w1", "bad header")
+        .await
+        .unwrap();
+    assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+    assert_eq!(failed.error.as_deref(), Some("bad header"));
+    assert!(failed.lease_owner.is_none() && failed.finished_at.is_some());
+    assert!(claim(&*queue, "w2", LONG_LEASE).await.is_none());
+    assert_eq!(
+        queue.get(&acme(), enqueued.id).await.unwrap().status,
+        JobStatus::Failed
+    );
 }
 
 /// Cancelling stops a queued job before it runs and takes a running one from its worker.

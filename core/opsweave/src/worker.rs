@@ -549,6 +549,10 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
     tokio::select! {
         result = work => match result {
             Ok(()) => Ran::Succeeded,
+            // Bad input fails the same way on every attempt: no retry.
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                Ran::Ended(finish_failed_for_good(&shared, &name, &job, e.to_string()).await)
+            }
             Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, e.to_string()).await),
         },
         // The handler's future is dropped here: the job is someone else's now.
@@ -558,6 +562,18 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
 
 async fn finish_failed(shared: &Shared, name: &str, job: &Job, error: String) -> JobOutcome {
     match shared.queue.fail(job.id, name, &error).await {
+        Ok(_) => JobOutcome::Failed(error),
+        Err(e) => JobOutcome::Lost(e.to_string()),
+    }
+}
+
+async fn finish_failed_for_good(
+    shared: &Shared,
+    name: &str,
+    job: &Job,
+    error: String,
+) -> JobOutcome {
+    match shared.queue.fail_for_good(job.id, name, &error).await {
         Ok(_) => JobOutcome::Failed(error),
         Err(e) => JobOutcome::Lost(e.to_string()),
     }

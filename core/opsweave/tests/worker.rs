@@ -1,6 +1,6 @@
 //! The worker loop on an embedded store: it fills its free slots with batch claims, never runs
 //! more jobs than its concurrency, keeps long jobs leased with heartbeats, completes what
-//! succeeded and records what failed.
+//! succeeded and records what failed (bad input for good, at its first attempt).
 #![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
 
 use opsweave::worker::{JobOutcome, Worker, WorkerOptions};
@@ -25,9 +25,10 @@ async fn a_worker_runs_every_job_once_within_its_slots() {
         let job = NewJob::new("count", scope.clone(), serde_json::json!({ "n": n }));
         expected.insert(queue.enqueue(job).await.unwrap().id, JobStatus::Done);
     }
+    // Bad input: failed at the first attempt though two more are allowed.
     for n in 0..3 {
         let job =
-            NewJob::new("boom", scope.clone(), serde_json::json!({ "n": n })).with_max_attempts(1);
+            NewJob::new("boom", scope.clone(), serde_json::json!({ "n": n })).with_max_attempts(3);
         expected.insert(queue.enqueue(job).await.unwrap().id, JobStatus::Failed);
     }
     // Longer than the lease: only heartbeats keep these.

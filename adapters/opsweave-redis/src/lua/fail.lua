@@ -1,4 +1,4 @@
--- fail: ARGV = prefix, id, worker, error, longest backoff in ms
+-- fail: ARGV = prefix, id, worker, error, longest backoff in ms, retry (1) or fail for good (0)
 local id, worker = ARGV[2], ARGV[3]
 local bad = not_held(id, worker)
 if bad then return bad end
@@ -6,7 +6,7 @@ local now = now_ms()
 local key = jkey(id)
 local h = redis.call('HMGET', key, 'attempts', 'max_attempts', 'backoff_ms')
 local attempts = tonumber(h[1])
-if attempts >= tonumber(h[2]) then
+if ARGV[6] == '0' or attempts >= tonumber(h[2]) then
   finish(id, 'failed', now)
 else
   local k = redis.call('HMGET', key, 'kind', 'entry')

@@ -496,10 +496,10 @@ pub struct IngestBody {
     /// `github-issue`).
     pub preset: Option<String>,
     /// A mapping (the JSON form of a mapping file).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub mapping: Option<Value>,
     /// Items as JSON objects.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub rows: Option<Vec<Value>>,
     /// File content (CSV, JSON Lines or JSON), as text.
     pub content: Option<String>,

@@ -241,7 +241,7 @@ pub async fn list_keys(caller: Caller, State(state): State<AppState>) -> ApiResu
 /// `server.key_cache_secs`).
 #[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "keys", security(("key" = [])),
     params(("id" = i64, Path, description = "key id")),
-    responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the org's last live admin key", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,

@@ -229,6 +229,24 @@ async fn health_ready_metrics_openapi_and_docs() {
     ] {
         assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
     }
+    // A schema's own example holds every property it calls required (an optional field given
+    // a `value_type` without `Option` reads as required).
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let mut checked = 0;
+    for (name, schema) in schemas {
+        let (Some(example), Some(required)) = (schema.get("example"), schema.get("required"))
+        else {
+            continue;
+        };
+        for field in required.as_array().unwrap() {
+            assert!(
+                example.get(field.as_str().unwrap()).is_some(),
+                "{name}: `{field}` is required but its example lacks it"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no schema has an example and required fields");
     let (status, _, page) = s.call("GET", "/docs", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
