@@ -22,6 +22,7 @@ macro_rules! out {
 
 mod eval;
 mod http;
+mod keys;
 mod migrating;
 mod output;
 mod recall;
@@ -185,6 +186,11 @@ enum Command {
     },
     /// Claim and run jobs from the queue (the database's, or --queue) until SIGTERM or Ctrl-C.
     Worker(worker::WorkerArgs),
+    /// API keys of the HTTP service: create (prints the secret once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Copy everything into another database (e.g. SQLite to PostgreSQL), ids kept, counts checked.
     #[command(long_about = migrating::LONG_ABOUT)]
     Migrate(migrating::MigrateArgs),
@@ -389,6 +395,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Match(args) => {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;
             resolving::run_match(&weave, args).await
+        }
+        Command::Keys { command } => {
+            let weave = Weave::open_with(config_for(&cli, None)?).await?;
+            let scope = weave.default_scope();
+            keys::run(&weave, scope, command).await
         }
         Command::Review { command } => {
             let weave = Weave::open_with(config_for(&cli, None)?).await?;

@@ -536,3 +536,38 @@ fn mark_changes_only_what_it_names() {
         Some(2)
     );
 }
+
+#[test]
+fn keys_are_made_listed_and_revoked_from_the_cli_but_never_the_last_admin() {
+    let env = Env::new();
+    let made = env.json(&["keys", "create", "--name", "ops", "--json"]);
+    let secret = made["secret"].as_str().unwrap();
+    assert!(secret.len() > 20, "{made}");
+    let first = made["key"]["id"].as_i64().unwrap();
+    assert_eq!(made["key"]["role"], "admin");
+    let list = env.json(&["keys", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert!(
+        !list.to_string().contains(secret),
+        "secrets are never listed"
+    );
+    // The only admin key stays.
+    let out = env.run(&["keys", "revoke", &first.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("last live admin key"));
+    // With a second admin the first can go; bad input is refused with its field.
+    env.json(&["keys", "create", "--name", "ops2", "--json"]);
+    let out = env.run(&["keys", "revoke", &first.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for bad in [
+        vec!["keys", "create", "--name", "x", "--role", "root"],
+        vec!["keys", "create", "--name", "x", "--expires", "2020-01-01"],
+        vec!["keys", "create", "--name", " "],
+    ] {
+        assert_eq!(env.run(&bad).status.code(), Some(2), "{bad:?}");
+    }
+}
