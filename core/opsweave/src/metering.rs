@@ -228,7 +228,8 @@ impl Weave {
         {
             return Err(Error::conflict(format!(
                 "key {id} is the last live admin key of org `{org}`: create another admin key \
-                 first (POST /api/keys with role admin), then revoke this one"
+                 first (`opsweave keys create`, or POST /api/keys with role admin), then \
+                 revoke this one"
             ))
             .on_field("id"));
         }
