@@ -80,6 +80,9 @@ pub enum Comparator {
     Domain,
 }
 
+/// The most candidates blocking keeps per record.
+pub const MAX_TOP_K: usize = 10_000;
+
 /// One comparison: a comparator over one or more fields, cut into levels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -224,6 +227,12 @@ impl MatchSpec {
             return Err(Error::invalid("a match spec needs at least one comparison"));
         }
         for c in &self.comparisons {
+            if c.fields.is_empty() || c.levels.is_empty() {
+                return Err(Error::invalid(format!(
+                    "comparison `{}` needs at least one field and one level",
+                    c.name
+                )));
+            }
             for f in &c.fields {
                 check(f, &format!("comparison `{}`", c.name))?;
             }
@@ -249,13 +258,26 @@ impl MatchSpec {
                 check(f, "an equality blocking rule")?;
             }
         }
-        if self.blocking.top_k == 0 {
-            return Err(Error::invalid("blocking.top_k must be at least 1"));
+        // Candidates are kept per record up to top_k: beyond a few thousand it is no blocking,
+        // and a huge value overflowed the candidate buffer's size.
+        if !(1..=MAX_TOP_K).contains(&self.blocking.top_k) {
+            return Err(
+                Error::invalid(format!("blocking.top_k must be from 1 to {MAX_TOP_K}"))
+                    .on_field("blocking.top_k"),
+            );
         }
-        if self.thresholds.review.partial_cmp(&self.thresholds.matched)
-            == Some(std::cmp::Ordering::Greater)
-            || self.thresholds.review.is_nan()
-        {
+        for (name, p) in [
+            ("thresholds.matched", self.thresholds.matched),
+            ("thresholds.review", self.thresholds.review),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::invalid(format!(
+                    "{name} is a probability: it must lie in [0, 1]"
+                ))
+                .on_field(name));
+            }
+        }
+        if self.thresholds.review > self.thresholds.matched {
             return Err(Error::invalid(
                 "thresholds.review must not exceed thresholds.matched",
             ));
@@ -619,6 +641,36 @@ mod tests {
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(MatchSpec::from_json(&json).unwrap(), spec);
         assert!(MatchSpec::from_toml("mode = 'sideways'").is_err());
+    }
+
+    #[test]
+    fn validate_refuses_bounds_that_break_matching() {
+        let t = table("id,name\n1,a\n2,b\n");
+        let base = MatchSpec::infer(&t, None);
+        let refused = |edit: &dyn Fn(&mut MatchSpec), what: &str| {
+            let mut spec = base.clone();
+            edit(&mut spec);
+            let e = spec.validate(&t, None).unwrap_err();
+            assert!(e.message().contains(what), "{what}: {e}");
+        };
+        refused(&|s| s.blocking.top_k = usize::MAX, "blocking.top_k");
+        refused(&|s| s.blocking.top_k = 0, "blocking.top_k");
+        refused(&|s| s.thresholds.matched = -1.0, "thresholds.matched");
+        refused(&|s| s.thresholds.matched = f64::NAN, "thresholds.matched");
+        refused(
+            &|s| s.thresholds.review = f64::INFINITY,
+            "thresholds.review",
+        );
+        refused(
+            &|s| {
+                s.thresholds.matched = 0.4;
+                s.thresholds.review = 0.6;
+            },
+            "must not exceed",
+        );
+        refused(&|s| s.comparisons[0].fields.clear(), "at least one field");
+        refused(&|s| s.comparisons[0].levels.clear(), "at least one field");
+        base.validate(&t, None).unwrap();
     }
 
     #[test]
