@@ -99,17 +99,19 @@ pub fn check_rejections_path(path: &Path, input: &Path, database: Option<&str>) 
     if !folder.is_dir() {
         return refuse("its folder does not exist".into());
     }
-    if path.exists() {
-        if same_file(path, input) {
-            return refuse("it is the file being ingested".into());
-        }
-        if let Some(db) = database {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                if same_file(path, Path::new(&format!("{db}{suffix}"))) {
-                    return refuse(format!("it is the database file `{db}{suffix}`"));
-                }
+    if same_file(path, input) {
+        return refuse("it is the file being ingested".into());
+    }
+    // By name too: the database and its journals may not exist yet, and would be made after
+    // this check.
+    if let Some(db) = database {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            if same_file(path, Path::new(&format!("{db}{suffix}"))) {
+                return refuse(format!("it is the database file `{db}{suffix}`"));
             }
         }
+    }
+    if path.exists() {
         if !is_rejections_file(path) {
             return refuse(format!(
                 "the file exists and is not a rejections file (its first line is not `{}`); \
@@ -135,22 +137,26 @@ pub fn check_rejections_path(path: &Path, input: &Path, database: Option<&str>) 
     }
 }
 
-/// Whether two paths name one file (through links or different spellings).
+/// Whether two paths name one file (through links or different spellings), existing or not:
+/// two existing files by identity, otherwise by their folder's real path and their name.
 fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
         }
     }
-    #[cfg(not(unix))]
-    {
-        match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        }
+    let named = |p: &Path| {
+        let folder = match p.parent() {
+            Some(f) if !f.as_os_str().is_empty() => f,
+            _ => Path::new("."),
+        };
+        Some((folder.canonicalize().ok()?, p.file_name()?.to_owned()))
+    };
+    match (named(a), named(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 

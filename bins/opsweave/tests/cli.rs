@@ -432,6 +432,13 @@ fn a_rejections_file_never_overwrites_the_input_the_database_or_another_file() {
             rejections,
         ])
     };
+    // Before the database (or its WAL) exists, its names are refused all the same.
+    for target in ["test.db", "./test.db-wal"] {
+        let out = ingest(target);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{target}: {stderr}");
+        assert!(stderr.contains("the database file"), "{target}: {stderr}");
+    }
     // A first ingest makes the database.
     assert!(ingest("first.csv").status.success());
     let notes = env.dir.path().join("notes.txt");
