@@ -111,15 +111,14 @@ pub fn check_rejections_path(path: &Path, input: &Path, database: Option<&str>) 
             }
         }
     }
-    if path.exists() {
-        if !is_rejections_file(path) {
-            return refuse(format!(
-                "the file exists and is not a rejections file (its first line is not `{}`); \
-                 name a new file or remove it",
-                REJECTIONS_HEADER.join(",")
-            ));
-        }
+    if path.exists() && !is_rejections_file(path) {
+        return refuse(format!(
+            "the file exists and is not a rejections file (its first line is not `{}`); \
+             name a new file or remove it",
+            REJECTIONS_HEADER.join(",")
+        ));
     }
+
     // Opening for append changes nothing in an existing file and proves it can be written; a
     // file made only for this test is removed again.
     let existed = path.exists();

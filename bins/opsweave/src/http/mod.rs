@@ -90,6 +90,13 @@ impl AppState {
             opsweave::preset(&hook.preset)
                 .map_err(|e| e.on_field(format!("server.webhooks.{name}.preset")))?;
             hook.scope.validate()?;
+            // An empty key signs for anyone who reads this code.
+            if hook.secret.expose().trim().is_empty() {
+                return Err(opsweave::Error::invalid(format!(
+                    "webhook `{name}` has an empty secret: set the secret its sender signs with"
+                ))
+                .on_field(format!("server.webhooks.{name}.secret")));
+            }
         }
         // A configured secret key must be usable before the server starts (the connectors use it).
         server
@@ -263,9 +270,20 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
         );
         tracing::warn!(org = %server.dev_org, "dev mode: X-Dev-User is trusted without a key");
     }
-    if weave.key_count().await? == 0 {
-        let scope = weave.default_scope();
-        let (secret, key) = weave
+    let closing = weave.clone();
+    let state = AppState::new(weave)?;
+    auth::log_rate_limits(&state);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        opsweave::Error::invalid(format!("cannot listen on {addr}: {e}")).on_field("addr")
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| opsweave::Error::internal(format!("no local address: {e}")))?;
+    // After the settings are checked and the address bound: a start that fails makes no key.
+    if state.weave.key_count().await? == 0 {
+        let scope = state.weave.default_scope();
+        let (secret, key) = state
+            .weave
             .create_key(
                 "first admin",
                 opsweave::Scope::org(scope.org.clone()),
@@ -279,15 +297,6 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
             scope.org, key.id
         );
     }
-    let closing = weave.clone();
-    let state = AppState::new(weave)?;
-    auth::log_rate_limits(&state);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        opsweave::Error::invalid(format!("cannot listen on {addr}: {e}")).on_field("addr")
-    })?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| opsweave::Error::internal(format!("no local address: {e}")))?;
     let stop = tokio::sync::watch::channel(false);
     let workers = workers::spawn(state.clone(), server.workers, stop.1.clone());
     tracing::info!(%local, workers = server.workers, "listening");

@@ -270,9 +270,10 @@ impl MatchSpec {
             ("thresholds.matched", self.thresholds.matched),
             ("thresholds.review", self.thresholds.review),
         ] {
-            if !(0.0..=1.0).contains(&p) {
+            // Above 1 is allowed: that band then takes nothing.
+            if !(p.is_finite() && p >= 0.0) {
                 return Err(Error::invalid(format!(
-                    "{name} is a probability: it must lie in [0, 1]"
+                    "{name} is a probability cut-off: a number from 0 (above 1: never reached)"
                 ))
                 .on_field(name));
             }

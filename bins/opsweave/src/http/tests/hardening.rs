@@ -415,3 +415,28 @@ async fn errors_made_outside_the_handlers_are_problems_too() {
         "request_timeout",
     );
 }
+
+#[tokio::test]
+async fn a_webhook_with_an_empty_secret_stops_the_server_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        db: format!("sqlite://{}", dir.path().join("w.db").display()),
+        ..Config::default()
+    };
+    config.server.webhooks.insert(
+        "github".into(),
+        WebhookConfig {
+            secret: opsweave::Secret::new("  "),
+            preset: "github-issue".into(),
+            scope: Scope::org("acme"),
+            replay_window_secs: 300,
+        },
+    );
+    let weave = Weave::open_with(config).await.unwrap();
+    let e = AppState::new(weave).err().unwrap();
+    assert_eq!(e.kind(), opsweave::ErrorKind::InvalidInput);
+    assert_eq!(
+        e.location().field.as_deref(),
+        Some("server.webhooks.github.secret")
+    );
+}
