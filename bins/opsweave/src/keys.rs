@@ -14,7 +14,7 @@ pub enum KeysCommand {
         /// What the key is for (shown in lists)
         #[arg(long)]
         name: String,
-        /// admin, member or viewer
+        /// admin, member, viewer or service
         #[arg(long, default_value = "admin")]
         role: String,
         /// Expiry: a date or RFC 3339 instant [default: never]
@@ -24,7 +24,8 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The org's keys, newest first (never their secrets).
+    /// The keys inside the scope (--org, narrowed by --client / --project), newest first,
+    /// never their secrets.
     List {
         /// Print JSON
         #[arg(long)]
@@ -50,8 +51,11 @@ pub async fn run(weave: &Weave, scope: Scope, command: &KeysCommand) -> Result<(
                 return Err(Error::invalid("--name must not be empty").on_field("name"));
             }
             let role: Role = role.parse().map_err(|e: Error| e.on_field("role"))?;
-            let expires_at =
-                opsweave::parse_now(expires.as_deref()).map_err(|e| e.on_field("expires"))?;
+            let expires_at = opsweave::parse_now(expires.as_deref()).map_err(|e| {
+                // parse_now speaks of `now`; here the value is an expiry.
+                let why = e.message().strip_prefix("now ").unwrap_or(e.message());
+                Error::invalid(format!("--expires {why}")).on_field("expires")
+            })?;
             if expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
                 return Err(Error::invalid("--expires is in the past").on_field("expires"));
             }
@@ -71,7 +75,8 @@ pub async fn run(weave: &Weave, scope: Scope, command: &KeysCommand) -> Result<(
             Ok(())
         }
         KeysCommand::List { json } => {
-            let keys = weave.list_keys(&scope.org).await?;
+            let mut keys = weave.list_keys(&scope.org).await?;
+            keys.retain(|k| scope.contains(&k.scope));
             if *json {
                 emit(format_args!("{}\n", json!(keys)));
                 return Ok(());

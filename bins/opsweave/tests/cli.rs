@@ -570,6 +570,25 @@ fn keys_are_made_listed_and_revoked_from_the_cli_but_never_the_last_admin() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A client's view lists only the keys inside it.
+    env.json(&[
+        "keys", "create", "--name", "bot", "--client", "globex", "--role", "member", "--json",
+    ]);
+    let all = env.json(&["keys", "list", "--json"]);
+    let globex = env.json(&["keys", "list", "--client", "globex", "--json"]);
+    assert_eq!(
+        (
+            all.as_array().unwrap().len(),
+            globex.as_array().unwrap().len()
+        ),
+        (3, 1)
+    );
+    let out = env.run(&["keys", "create", "--name", "x", "--expires", "bogus"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--expires `bogus` is not a date"),
+        "{stderr}"
+    );
     for bad in [
         vec!["keys", "create", "--name", "x", "--role", "root"],
         vec!["keys", "create", "--name", "x", "--expires", "2020-01-01"],
