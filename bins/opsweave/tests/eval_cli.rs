@@ -386,6 +386,13 @@ fn bad_gold_and_missing_files_exit_2() {
         stderr.contains("left.csv") && stderr.contains("cannot open"),
         "{stderr}"
     );
+    // A folder where a file belongs is the user's mistake too.
+    std::fs::create_dir(dir.path("left.csv")).unwrap();
+    let stderr = dir.bad_input(&strs(&link_args(&dir, &[])));
+    assert!(
+        stderr.contains("left.csv") && stderr.contains("it is a folder"),
+        "{stderr}"
+    );
     // A missing required argument is a usage error.
     let stderr = dir.bad_input(&["eval", "dedupe", "--gold", "g.csv"]);
     assert!(stderr.contains("--records"), "{stderr}");
