@@ -221,9 +221,10 @@ impl PriorityConfig {
             )
             .chain(self.labels.iter().map(|(k, v)| (format!("labels.{k}"), *v)));
         for (name, v) in named {
-            if !v.is_finite() || v < 0.0 {
+            // The cap keeps every score finite (1e308 as a weight made scores infinite).
+            if !v.is_finite() || !(0.0..=1e12).contains(&v) {
                 return Err(Error::invalid(format!(
-                    "priority: `{name}` must be a finite number, not negative (is {v})"
+                    "priority: `{name}` must be a number from 0 to 1e12 (is {v})"
                 ))
                 .on_field(format!("priority.{name}")));
             }
@@ -596,6 +597,7 @@ mod tests {
         };
         refused(&|c| c.w_urgency = f64::NAN, "priority.w_urgency");
         refused(&|c| c.w_importance = f64::INFINITY, "priority.w_importance");
+        refused(&|c| c.w_urgency = 1e308, "priority.w_urgency");
         refused(&|c| c.recency_days = 0.0, "priority.recency_days");
         refused(&|c| c.w_source = -1.0, "priority.w_source");
         refused(
