@@ -200,35 +200,6 @@ const CLAIM_BATCH: &str =
 const COMPLETE_BATCH: &str = "SELECT c.done_id AS id, c.done_owner AS owner \
     FROM ops.complete_jobs($1::bigint[], $2::text[]) AS c";
 
-impl PgStore {
-    /// A failed attempt: queued again when `retry` and attempts are left, else failed.
-    async fn record_failure(
-        &self,
-        id: JobId,
-        worker: &str,
-        error: &str,
-        retry: bool,
-    ) -> Result<Job> {
-        let error = clip_message(error);
-        self.change_held(id, worker, |job| {
-            let mut change = Change {
-                lease_owner: None,
-                error: Some(error.clone()),
-                ..Change::from(job)
-            };
-            if retry && job.attempts < job.max_attempts {
-                change.status = JobStatus::Queued;
-                change.run_after_ms = Some(ms(retry_delay(job.backoff, job.attempts)));
-            } else {
-                change.status = JobStatus::Failed;
-                change.finished = true;
-            }
-            change
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl JobQueue for PgStore {
     async fn enqueue(&self, job: NewJob) -> Result<Job> {
@@ -410,12 +381,30 @@ impl JobQueue for PgStore {
         Ok(results.into_iter().flatten().collect())
     }
 
-    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, true).await
-    }
-
-    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, false).await
+    async fn record_failure(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<Job> {
+        let error = clip_message(error);
+        self.change_held(id, worker, |job| {
+            let mut change = Change {
+                lease_owner: None,
+                error: Some(error.clone()),
+                ..Change::from(job)
+            };
+            if retry && job.attempts < job.max_attempts {
+                change.status = JobStatus::Queued;
+                change.run_after_ms = Some(ms(retry_delay(job.backoff, job.attempts)));
+            } else {
+                change.status = JobStatus::Failed;
+                change.finished = true;
+            }
+            change
+        })
+        .await
     }
 
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {

@@ -141,26 +141,6 @@ impl RedisQueue {
     }
 }
 
-impl RedisQueue {
-    /// A failed attempt: queued again when `retry` and attempts are left, else failed.
-    async fn record_failure(
-        &self,
-        id: JobId,
-        worker: &str,
-        error: &str,
-        retry: bool,
-    ) -> Result<Job> {
-        let mut call = self.scripts.fail.prepare_invoke();
-        call.arg(&self.redis.prefix)
-            .arg(id.0)
-            .arg(worker)
-            .arg(clip_message(error))
-            .arg(millis(MAX_BACKOFF))
-            .arg(u8::from(retry));
-        self.held("fail", id, worker, call).await
-    }
-}
-
 #[async_trait]
 impl JobQueue for RedisQueue {
     async fn enqueue(&self, job: NewJob) -> Result<Job> {
@@ -316,12 +296,21 @@ impl JobQueue for RedisQueue {
             .collect()
     }
 
-    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, true).await
-    }
-
-    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, false).await
+    async fn record_failure(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<Job> {
+        let mut call = self.scripts.fail.prepare_invoke();
+        call.arg(&self.redis.prefix)
+            .arg(id.0)
+            .arg(worker)
+            .arg(clip_message(error))
+            .arg(millis(MAX_BACKOFF))
+            .arg(u8::from(retry));
+        self.held("fail", id, worker, call).await
     }
 
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {

@@ -134,35 +134,6 @@ async fn store(conn: &mut SqliteConnection, job: &Job) -> Result<Job> {
     job_of(&row)
 }
 
-impl SqliteStore {
-    /// A failed attempt: queued again when `retry` and attempts are left, else failed.
-    async fn record_failure(
-        &self,
-        id: JobId,
-        worker: &str,
-        error: &str,
-        retry: bool,
-    ) -> Result<Job> {
-        let now = Utc::now();
-        let mut tx = begin!(self);
-        let mut job = held(&mut tx, id, worker).await?;
-        job.error = Some(clip_message(error));
-        job.lease_owner = None;
-        job.lease_expires_at = None;
-        job.updated_at = now;
-        if retry && job.attempts < job.max_attempts {
-            job.status = JobStatus::Queued;
-            job.run_after = now + retry_delay(job.backoff, job.attempts);
-        } else {
-            job.status = JobStatus::Failed;
-            job.finished_at = Some(now);
-        }
-        let job = store(&mut tx, &job).await?;
-        tx.commit().await.map_err(|e| map("commit failure", e))?;
-        Ok(job)
-    }
-}
-
 #[async_trait]
 impl JobQueue for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> Result<Job> {
@@ -300,12 +271,30 @@ impl JobQueue for SqliteStore {
         Ok(job)
     }
 
-    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, true).await
-    }
-
-    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
-        self.record_failure(id, worker, error, false).await
+    async fn record_failure(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<Job> {
+        let now = Utc::now();
+        let mut tx = begin!(self);
+        let mut job = held(&mut tx, id, worker).await?;
+        job.error = Some(clip_message(error));
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.updated_at = now;
+        if retry && job.attempts < job.max_attempts {
+            job.status = JobStatus::Queued;
+            job.run_after = now + retry_delay(job.backoff, job.attempts);
+        } else {
+            job.status = JobStatus::Failed;
+            job.finished_at = Some(now);
+        }
+        let job = store(&mut tx, &job).await?;
+        tx.commit().await.map_err(|e| map("commit failure", e))?;
+        Ok(job)
     }
 
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {

@@ -518,17 +518,14 @@ impl JobQueue for Counted {
         self.inner.complete_batch(held).await
     }
 
-    async fn fail(&self, id: JobId, worker: &str, error: &str) -> opsweave::Result<opsweave::Job> {
-        self.inner.fail(id, worker, error).await
-    }
-
-    async fn fail_for_good(
+    async fn record_failure(
         &self,
         id: JobId,
         worker: &str,
         error: &str,
+        retry: bool,
     ) -> opsweave::Result<opsweave::Job> {
-        self.inner.fail_for_good(id, worker, error).await
+        self.inner.record_failure(id, worker, error, retry).await
     }
 
     async fn cancel(&self, scope: &Scope, id: JobId) -> opsweave::Result<opsweave::Job> {

@@ -125,15 +125,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
-    // A folder opens on Unix and fails only when read, as an I/O outage rather than a mistake.
-    if path.is_dir() {
-        return Err(
-            Error::invalid("it is a folder: name a CSV file").in_file(path.display().to_string())
-        );
-    }
-    File::open(path).map(BufReader::new).map_err(|e| {
-        Error::invalid(format!("cannot open: {e}")).in_file(path.display().to_string())
-    })
+    opsweave::open_input(path).map(BufReader::new)
 }
 
 fn read_table(path: &Path) -> Result<Table> {

@@ -5,7 +5,7 @@
 //! ([`NewJob::validate`], [`retry_delay`], [`check_lease`], [`check_progress`]) so every backend
 //! agrees on them.
 
-use crate::{Error, Result, Scope};
+use crate::{Error, ErrorKind, Result, Scope};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -321,12 +321,34 @@ pub trait JobQueue: Send + Sync {
         Ok(results)
     }
 
+    /// Records a failed attempt of a job `worker` holds: queued again after a backoff when
+    /// `retry` and attempts are left, else failed for good.
+    async fn record_failure(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<Job>;
+
     /// Records a failed attempt: queued again after a backoff, or failed on the last attempt.
-    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job>;
+    async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
+        self.record_failure(id, worker, error, true).await
+    }
 
     /// Fails the job for good, whatever attempts it has left: for an error every attempt would
     /// meet again (its input is bad).
-    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job>;
+    async fn fail_for_good(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
+        self.record_failure(id, worker, error, false).await
+    }
+
+    /// Records a handler's error: bad input fails the job for good (every attempt would meet
+    /// it again), anything else may pass with a retry.
+    async fn fail_with(&self, id: JobId, worker: &str, error: &Error) -> Result<Job> {
+        let retry = error.kind() != ErrorKind::InvalidInput;
+        self.record_failure(id, worker, &error.to_string(), retry)
+            .await
+    }
 
     /// Cancels a queued or running job in `scope`.
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job>;

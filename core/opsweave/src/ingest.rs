@@ -97,13 +97,7 @@ impl Weave {
         progress: Option<Arc<IngestProgress>>,
     ) -> Result<IngestReport> {
         let name = path.display().to_string();
-        // Opening a folder succeeds on Unix and only its read fails, which reads as an I/O
-        // outage (retry) rather than the user's mistake it is.
-        if path.is_dir() {
-            return Err(Error::invalid("it is a folder: name a file to ingest").in_file(name));
-        }
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(name.clone()))?;
+        let file = open_input(path)?;
         let format = format_of(&name, mapping)?;
         self.ingest_reader(
             std::io::BufReader::with_capacity(1 << 20, file),
@@ -515,6 +509,17 @@ fn store_choice(config: &Config, configured: usize, postgres: usize, sqlite: usi
         },
         n => n,
     }
+}
+
+/// Opens a file the user named as input. A folder is refused here: it opens on Unix and only
+/// its read fails, which reads as an I/O outage (retry) rather than the user's mistake it is.
+pub fn open_input(path: &Path) -> Result<std::fs::File> {
+    let name = || path.display().to_string();
+    if path.is_dir() {
+        return Err(Error::invalid("it is a folder: name a file").in_file(name()));
+    }
+    std::fs::File::open(path)
+        .map_err(|e| Error::invalid(format!("cannot open: {e}")).in_file(name()))
 }
 
 /// The format of `file`: its extension, else the mapping's `format`. A mapping made for CSV

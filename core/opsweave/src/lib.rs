@@ -31,7 +31,7 @@ pub use config::{Config, EmbedConfig, IngestConfig, Secret, ServerConfig, Webhoo
 pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
 pub use focus_cache::FocusCacheStats;
 pub use hybrid::MEMORY_SOURCE;
-pub use ingest::{IngestProgress, IngestReport};
+pub use ingest::{open_input, IngestProgress, IngestReport};
 pub use metering::SecretBox;
 pub use migrate::{
     migrate, sqlite_path, MigrateOptions, MigrateProgress, MigrateReport, TableCounts,

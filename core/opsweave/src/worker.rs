@@ -520,8 +520,9 @@ async fn complete_all(
 /// Runs one claimed job with heartbeats until its handler ends or the job is lost.
 async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
     let Some(handler) = shared.handlers.get(&job.kind) else {
-        let error = format!("no handler for kind `{}`", job.kind);
-        return Ran::Ended(finish_failed(&shared, &name, &job, error).await);
+        // Another worker may serve the kind: the job stays retryable.
+        let error = Error::unavailable(format!("no handler for kind `{}`", job.kind));
+        return Ran::Ended(finish_failed(&shared, &name, &job, &error).await);
     };
     let cx = JobContext {
         worker: name.clone(),
@@ -549,32 +550,16 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
     tokio::select! {
         result = work => match result {
             Ok(()) => Ran::Succeeded,
-            // Bad input fails the same way on every attempt: no retry.
-            Err(e) if e.kind() == ErrorKind::InvalidInput => {
-                Ran::Ended(finish_failed_for_good(&shared, &name, &job, e.to_string()).await)
-            }
-            Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, e.to_string()).await),
+            Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, &e).await),
         },
         // The handler's future is dropped here: the job is someone else's now.
         lost = beats => Ran::Ended(JobOutcome::Lost(lost.to_string())),
     }
 }
 
-async fn finish_failed(shared: &Shared, name: &str, job: &Job, error: String) -> JobOutcome {
-    match shared.queue.fail(job.id, name, &error).await {
-        Ok(_) => JobOutcome::Failed(error),
-        Err(e) => JobOutcome::Lost(e.to_string()),
-    }
-}
-
-async fn finish_failed_for_good(
-    shared: &Shared,
-    name: &str,
-    job: &Job,
-    error: String,
-) -> JobOutcome {
-    match shared.queue.fail_for_good(job.id, name, &error).await {
-        Ok(_) => JobOutcome::Failed(error),
+async fn finish_failed(shared: &Shared, name: &str, job: &Job, error: &Error) -> JobOutcome {
+    match shared.queue.fail_with(job.id, name, error).await {
+        Ok(_) => JobOutcome::Failed(error.to_string()),
         Err(e) => JobOutcome::Lost(e.to_string()),
     }
 }

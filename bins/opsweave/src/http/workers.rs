@@ -125,13 +125,7 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
         }
         Some(Err(e)) => {
             // The message is the caller's own input error or a store failure; never a secret.
-            // Bad input would fail every attempt the same way: no retry.
-            let failed = if e.kind() == opsweave::ErrorKind::InvalidInput {
-                queue.fail_for_good(job.id, worker, &e.to_string()).await
-            } else {
-                queue.fail(job.id, worker, &e.to_string()).await
-            };
-            match failed {
+            match queue.fail_with(job.id, worker, &e).await {
                 Ok(job) if job.status == opsweave::JobStatus::Failed => "failed",
                 Ok(_) => "retrying",
                 Err(_) => "lost",
