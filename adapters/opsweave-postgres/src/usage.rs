@@ -6,7 +6,7 @@ use crate::rows::{get, scope_of, stored, text};
 use crate::PgStore;
 use async_trait::async_trait;
 use chrono::Utc;
-use opsweave_core::access::{ApiKey, KeyId, KeyStore, NewApiKey};
+use opsweave_core::access::{check_revoke, ApiKey, KeyId, KeyStore, NewApiKey};
 use opsweave_core::usage::{UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal};
 use opsweave_core::{Error, Result};
 use sqlx::postgres::PgRow;
@@ -179,18 +179,33 @@ impl KeyStore for PgStore {
     }
 
     async fn revoke_key(&self, org: &str, id: KeyId) -> Result<ApiKey> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        // The org's keys stay locked until commit: a second revocation waits here and then
+        // reads the first one's result, so the last-admin check cannot pass twice.
+        let keys = sqlx::query("SELECT * FROM ops.api_keys WHERE org = $1 FOR UPDATE")
+            .bind(org)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map("read keys", e))?
+            .iter()
+            .map(key_of)
+            .collect::<Result<Vec<_>>>()?;
+        check_revoke(org, &keys, id, now)?;
         let row = sqlx::query(
             "UPDATE ops.api_keys SET revoked_at = COALESCE(revoked_at, $1) \
              WHERE org = $2 AND id = $3 RETURNING *",
         )
-        .bind(stored(Utc::now()))
+        .bind(stored(now))
         .bind(org)
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| map("revoke key", e))?
         .ok_or_else(|| Error::not_found(format!("no key {id}")).on_field("id"))?;
-        key_of(&row)
+        let key = key_of(&row)?;
+        tx.commit().await.map_err(|e| map("commit revoke", e))?;
+        Ok(key)
     }
 
     async fn key_count(&self) -> Result<u64> {

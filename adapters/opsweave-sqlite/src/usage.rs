@@ -5,7 +5,7 @@ use crate::rows::{get, instant, millis, scope_of};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use chrono::Utc;
-use opsweave_core::access::{ApiKey, KeyId, KeyStore, NewApiKey};
+use opsweave_core::access::{check_revoke, ApiKey, KeyId, KeyStore, NewApiKey};
 use opsweave_core::usage::{UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal};
 use opsweave_core::{Error, Result};
 use sqlx::sqlite::SqliteRow;
@@ -183,18 +183,37 @@ impl KeyStore for SqliteStore {
     }
 
     async fn revoke_key(&self, org: &str, id: KeyId) -> Result<ApiKey> {
+        let now = Utc::now();
+        // One writer transaction: the last-admin check and the revocation cannot interleave
+        // with another revocation.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        let keys = sqlx::query("SELECT * FROM api_keys WHERE org = ?")
+            .bind(org)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map("read keys", e))?
+            .iter()
+            .map(key_of)
+            .collect::<Result<Vec<_>>>()?;
+        check_revoke(org, &keys, id, now)?;
         let row = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE org = ? AND id = ? \
              RETURNING *",
         )
-        .bind(millis(Utc::now()))
+        .bind(millis(now))
         .bind(org)
         .bind(id.0)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| map("revoke key", e))?
         .ok_or_else(|| Error::not_found(format!("no key {id}")).on_field("id"))?;
-        key_of(&row)
+        let key = key_of(&row)?;
+        tx.commit().await.map_err(|e| map("commit revoke", e))?;
+        Ok(key)
     }
 
     async fn key_count(&self) -> Result<u64> {

@@ -126,6 +126,31 @@ impl ApiKey {
     }
 }
 
+/// True when `key` keeps its org manageable at `now`: a live admin key for the whole org (only
+/// such a key can make every other kind of key).
+pub fn keeps_the_org(key: &ApiKey, now: DateTime<Utc>) -> bool {
+    key.role == Role::Admin
+        && key.scope.client.is_none()
+        && key.scope.project.is_none()
+        && key.is_live(now)
+}
+
+/// Refuses (conflict) to revoke key `id` when it is the last of `keys` (all keys of `org`) that
+/// keeps the org manageable: without it no key of the org could be made again, as the server
+/// makes a first key only for a store with none.
+pub fn check_revoke(org: &str, keys: &[ApiKey], id: KeyId, now: DateTime<Utc>) -> Result<()> {
+    let last = keys.iter().any(|k| k.id == id && keeps_the_org(k, now))
+        && keys.iter().filter(|k| keeps_the_org(k, now)).count() == 1;
+    if last {
+        return Err(Error::conflict(format!(
+            "key {id} is the last live admin key of org `{org}`: create another admin key \
+             first (`opsweave keys create`, or POST /api/keys with role admin), then revoke this one"
+        ))
+        .on_field("id"));
+    }
+    Ok(())
+}
+
 /// A key to store: its hash and what it grants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewApiKey {
@@ -222,6 +247,8 @@ pub trait KeyStore: Send + Sync {
     async fn keys(&self, org: &str) -> Result<Vec<ApiKey>>;
 
     /// Revokes key `id` of `org` (revoking twice keeps the first time); `NotFound` elsewhere.
+    /// The org's last live org-wide admin key is refused ([`check_revoke`]), checked in the same
+    /// transaction as the revocation so that two revocations at once cannot both pass it.
     async fn revoke_key(&self, org: &str, id: KeyId) -> Result<ApiKey>;
 
     /// How many keys exist in all orgs (0 on a fresh store).

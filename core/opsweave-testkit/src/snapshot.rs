@@ -346,7 +346,7 @@ pub async fn fill_every_kind(store: &dyn SnapshotBackend) -> Filled {
         [4; 32],
         "old",
         acme.clone(),
-        Role::Admin,
+        Role::Member,
         Some(now() + Duration::days(30)),
     );
     let old = store.create_key(key).await.unwrap();

@@ -20,6 +20,7 @@ where
     usage_sums_by_group_and_range(open().await).await;
     bad_usage_batches_store_nothing(open().await).await;
     keys_are_found_by_hash_and_revoked_per_org(open().await).await;
+    the_last_admin_key_of_an_org_is_never_revoked(open().await).await;
 }
 
 fn start() -> DateTime<Utc> {
@@ -218,4 +219,59 @@ pub async fn keys_are_found_by_hash_and_revoked_per_org(store: Arc<dyn Metering>
     assert!(!found.is_live(Utc::now()));
     let still = store.key_by_hash(&other.prefix).await.unwrap();
     assert!(still.is_none(), "a prefix is not a hash");
+}
+
+/// Revoking the org's last live org-wide admin key is a conflict, also when two revocations of
+/// its last two run at once; client-narrowed, expired and other orgs' admin keys do not count.
+pub async fn the_last_admin_key_of_an_org_is_never_revoked(store: Arc<dyn Metering>) {
+    let make = |seed: u8, scope: Scope, role: Role, expires: Option<DateTime<Utc>>| {
+        let store = store.clone();
+        async move {
+            let (_, new) = mint_key([seed; 32], "k", scope, role, expires);
+            store.create_key(new).await.unwrap()
+        }
+    };
+    let acme = || Scope::org("acme");
+    let first = make(1, acme(), Role::Admin, None).await;
+    let second = make(2, acme(), Role::Admin, None).await;
+    make(3, acme().with_client("globex"), Role::Admin, None).await;
+    make(4, acme(), Role::Member, None).await;
+    make(5, acme(), Role::Admin, Some(Utc::now() - Duration::days(1))).await;
+    make(6, Scope::org("initech"), Role::Admin, None).await;
+
+    store.revoke_key("acme", first.id).await.unwrap();
+    let err = store.revoke_key("acme", second.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("last live admin key"), "{err}");
+    let kept = store.keys("acme").await.unwrap();
+    let kept = kept.iter().find(|k| k.id == second.id).unwrap();
+    assert!(
+        kept.revoked_at.is_none(),
+        "a refused revocation changed the key"
+    );
+    // Revoking an already revoked key is still allowed (idempotent).
+    store.revoke_key("acme", first.id).await.unwrap();
+
+    // Two revocations at once of an org's last two admin keys: exactly one passes.
+    for round in 0..8u8 {
+        let org = format!("race{round}");
+        let a = make(10 + 2 * round, Scope::org(&org), Role::Admin, None).await;
+        let b = make(11 + 2 * round, Scope::org(&org), Role::Admin, None).await;
+        let (ra, rb) = tokio::join!(store.revoke_key(&org, a.id), store.revoke_key(&org, b.id));
+        let passed = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(passed, 1, "round {round}: {ra:?} / {rb:?}");
+        for r in [ra, rb] {
+            if let Err(e) = r {
+                assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+            }
+        }
+        let live = store
+            .keys(&org)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.is_live(Utc::now()))
+            .count();
+        assert_eq!(live, 1, "round {round}");
+    }
 }

@@ -212,27 +212,8 @@ impl Weave {
     }
 
     /// Revokes key `id` of `org` (a key cache of this handle forgets it at once). The org's last
-    /// live org-wide admin key is refused (conflict): without it no key of the org could be
-    /// made again, as the server makes a first key only for a store with none.
+    /// live org-wide admin key is refused (conflict, [`opsweave_core::access::check_revoke`]).
     pub async fn revoke_key(&self, org: &str, id: KeyId) -> Result<ApiKey> {
-        let now = chrono::Utc::now();
-        let keeps_the_org = |k: &ApiKey| {
-            k.role == Role::Admin
-                && k.scope.client.is_none()
-                && k.scope.project.is_none()
-                && k.is_live(now)
-        };
-        let keys = self.list_keys(org).await?;
-        if keys.iter().any(|k| k.id == id && keeps_the_org(k))
-            && keys.iter().filter(|k| keeps_the_org(k)).count() == 1
-        {
-            return Err(Error::conflict(format!(
-                "key {id} is the last live admin key of org `{org}`: create another admin key \
-                 first (`opsweave keys create`, or POST /api/keys with role admin), then \
-                 revoke this one"
-            ))
-            .on_field("id"));
-        }
         let key = self.key_store()?.revoke_key(org, id).await?;
         if let Some(cache) = &self.key_cache {
             cache.forget(key.id);
