@@ -40,7 +40,7 @@ pub struct SqliteStore {
     /// query is a round trip to the connection's own thread (and a pooled one pings its
     /// connection on the way in and out), which cost a cached request more than all the rest.
     /// `None` for paths it cannot open the same way (URI options, in-memory databases).
-    point_reader: Option<Arc<std::sync::Mutex<rusqlite::Connection>>>,
+    point_reader: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
     /// The path as opened (where the vector index files go, beside it).
     path: String,
     /// Vector models' graphs (see `vectors`).
@@ -144,7 +144,7 @@ impl SqliteStore {
                 sqlx::migrate::MigrateError::Execute(e) => not_a_database(path, e),
                 e => Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e),
             })?;
-        let point_reader = open_point_reader(path).map(|c| Arc::new(std::sync::Mutex::new(c)));
+        let point_reader = Arc::new(std::sync::Mutex::new(open_point_reader(path)));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
@@ -166,7 +166,8 @@ impl SqliteStore {
     /// connection or SQLite refused (busy): the caller then asks the pool.
     pub(crate) fn revision_here(&self, org: &str) -> Option<i64> {
         use rusqlite::OptionalExtension;
-        let conn = self.point_reader.as_ref()?.lock().ok()?;
+        let guard = self.point_reader.lock().ok()?;
+        let conn = guard.as_ref()?;
         let mut statement = conn
             .prepare_cached("SELECT revision FROM task_revisions WHERE org = ?1")
             .ok()?;
@@ -190,8 +191,20 @@ impl SqliteStore {
     pub async fn close(&self) {
         // A graph that cannot be saved is rebuilt from the rows on next use.
         let _ = self.save_vector_indexes().await;
+        // Closed first, so that the last pool connection to close is the database's last
+        // connection: SQLite then checkpoints the WAL into the file and removes it.
+        if let Ok(mut point_reader) = self.point_reader.lock() {
+            point_reader.take();
+        }
         self.pool.close().await;
         self.writer.close().await;
+        // The pools close their connections on their own threads, and two closing at once can
+        // each see the other still open and leave the WAL for the next opener. One more
+        // connection, opened after them, folds the WAL into the file (and removes it on close
+        // when it is the last).
+        if let Some(last) = open_point_reader(&self.path) {
+            let _ = last.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
     }
 }
 

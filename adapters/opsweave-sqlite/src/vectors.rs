@@ -127,7 +127,8 @@ impl SqliteStore {
     /// connection or SQLite refused (busy): the caller then asks the pool.
     fn model_row_here(&self, model: &str) -> Option<Result<Option<ModelRow>>> {
         use rusqlite::OptionalExtension;
-        let conn = self.point_reader.as_ref()?.lock().ok()?;
+        let guard = self.point_reader.lock().ok()?;
+        let conn = guard.as_ref()?;
         let mut statement = conn.prepare_cached(MODEL_ROW).ok()?;
         let row = statement
             .query_row([model], |row| {

@@ -269,6 +269,16 @@ fn config_for(cli: &Cli, db_override: Option<String>) -> Result<Config> {
     Ok(config)
 }
 
+/// Runs `work` on a handle opened with `config`, then closes the handle whatever `work` returned:
+/// the embedded database is checkpointed (no `-wal` file left beside it, so copying the `.db`
+/// file alone copies everything) and changed vector graphs are saved.
+async fn with_weave<T>(config: Config, work: impl AsyncFnOnce(&Weave) -> Result<T>) -> Result<T> {
+    let weave = Weave::open_with(config).await?;
+    let result = work(&weave).await;
+    weave.close().await;
+    result
+}
+
 fn parse_id(text: &str) -> Result<RecordId> {
     text.parse().map_err(|e: Error| e.on_field("id"))
 }
@@ -298,16 +308,18 @@ async fn run(cli: Cli) -> Result<()> {
                 file,
                 opsweave::sqlite_path(&config.db),
             )?;
-            let weave = Weave::open_with(config).await?;
-            let scope = weave.default_scope();
-            let report = output::ingest_with_progress(&weave, file, &mapping, &scope).await?;
-            // A file left by an earlier run is emptied (header only): it must never list rows
-            // that this run stored.
-            if report.rejected_total > 0 || rejections_file.is_file() {
-                output::write_rejections(&rejections_file, &report)?;
-            }
-            output::print_ingest(&report, *json, &rejections_file);
-            Ok(())
+            with_weave(config, async |weave| {
+                let scope = weave.default_scope();
+                let report = output::ingest_with_progress(weave, file, &mapping, &scope).await?;
+                // A file left by an earlier run is emptied (header only): it must never list rows
+                // that this run stored.
+                if report.rejected_total > 0 || rejections_file.is_file() {
+                    output::write_rejections(&rejections_file, &report)?;
+                }
+                output::print_ingest(&report, *json, &rejections_file);
+                Ok(())
+            })
+            .await
         }
         Command::Focus {
             horizon,
@@ -319,30 +331,34 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(h) => vec![h.parse::<Horizon>()?],
                 None => Horizon::FOCUS.to_vec(),
             };
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let focus = weave
-                .focus(
-                    &weave.default_scope(),
-                    &horizons,
-                    usize::from(*limit),
-                    opsweave::parse_now(now.as_deref())?,
-                )
-                .await?;
-            output::print_focus(&focus, &horizons, *json);
-            Ok(())
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let focus = weave
+                    .focus(
+                        &weave.default_scope(),
+                        &horizons,
+                        usize::from(*limit),
+                        opsweave::parse_now(now.as_deref())?,
+                    )
+                    .await?;
+                output::print_focus(&focus, &horizons, *json);
+                Ok(())
+            })
+            .await
         }
         Command::Complete { id, json } | Command::Undo { id, json } => {
             let id = parse_id(id)?;
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let scope = weave.default_scope();
-            let before = weave.store().task(&scope, id).await?.status;
-            let task = if matches!(cli.command, Command::Complete { .. }) {
-                weave.complete(&scope, id, "cli").await?
-            } else {
-                weave.undo(&scope, id, "cli").await?
-            };
-            output::print_status_change(&task, before, *json);
-            Ok(())
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let scope = weave.default_scope();
+                let before = weave.store().task(&scope, id).await?.status;
+                let task = if matches!(cli.command, Command::Complete { .. }) {
+                    weave.complete(&scope, id, "cli").await?
+                } else {
+                    weave.undo(&scope, id, "cli").await?
+                };
+                output::print_status_change(&task, before, *json);
+                Ok(())
+            })
+            .await
         }
         Command::Mark {
             id,
@@ -351,21 +367,23 @@ async fn run(cli: Cli) -> Result<()> {
             unpin,
         } => {
             let id = parse_id(id)?;
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let scope = weave.default_scope();
-            // Only what the command names changes: `--boost` keeps a pin, `--pin` a boost.
-            let current = weave.store().task(&scope, id).await?;
-            let boost = boost.unwrap_or(current.boost);
-            let pinned = (*pin || current.pinned) && !*unpin;
-            let task = weave.mark(&scope, id, boost, pinned).await?;
-            outln!(
-                "{} boost {} pinned {}: {}",
-                task.id,
-                task.boost,
-                task.pinned,
-                task.title
-            );
-            Ok(())
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let scope = weave.default_scope();
+                // Only what the command names changes: `--boost` keeps a pin, `--pin` a boost.
+                let current = weave.store().task(&scope, id).await?;
+                let boost = boost.unwrap_or(current.boost);
+                let pinned = (*pin || current.pinned) && !*unpin;
+                let task = weave.mark(&scope, id, boost, pinned).await?;
+                outln!(
+                    "{} boost {} pinned {}: {}",
+                    task.id,
+                    task.boost,
+                    task.pinned,
+                    task.title
+                );
+                Ok(())
+            })
+            .await
         }
         Command::Graph {
             window,
@@ -373,37 +391,47 @@ async fn run(cli: Cli) -> Result<()> {
             json: _,
         } => {
             let window: Window = window.parse()?;
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let graph = weave
-                .graph(
-                    &weave.default_scope(),
-                    window,
-                    opsweave::parse_now(now.as_deref())?,
-                )
-                .await?;
-            output::print_json(&graph);
-            Ok(())
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let graph = weave
+                    .graph(
+                        &weave.default_scope(),
+                        window,
+                        opsweave::parse_now(now.as_deref())?,
+                    )
+                    .await?;
+                output::print_json(&graph);
+                Ok(())
+            })
+            .await
         }
         Command::Search { query, limit, json } => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let hits = weave
-                .search(&weave.default_scope(), query, usize::from(*limit))
-                .await?;
-            output::print_search(&hits, *json);
-            Ok(())
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let hits = weave
+                    .search(&weave.default_scope(), query, usize::from(*limit))
+                    .await?;
+                output::print_search(&hits, *json);
+                Ok(())
+            })
+            .await
         }
         Command::Match(args) => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            resolving::run_match(&weave, args).await
+            with_weave(config_for(&cli, None)?, async |weave| {
+                resolving::run_match(weave, args).await
+            })
+            .await
         }
         Command::Keys { command } => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let scope = weave.default_scope();
-            keys::run(&weave, scope, command).await
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let scope = weave.default_scope();
+                keys::run(weave, scope, command).await
+            })
+            .await
         }
         Command::Review { command } => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            resolving::run_review(&weave, command).await
+            with_weave(config_for(&cli, None)?, async |weave| {
+                resolving::run_review(weave, command).await
+            })
+            .await
         }
         Command::Eval(args) => match args.recall_args() {
             Some(args) => recall::eval_recall(config_for(&cli, None)?, args).await,
@@ -411,30 +439,21 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Embed(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            let weave = Weave::open_with(config).await?;
-            let result = recall::embed(&weave, args).await;
-            weave.close().await;
-            result
+            with_weave(config, async |weave| recall::embed(weave, args).await).await
         }
         Command::Recall(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            let weave = Weave::open_with(config).await?;
-            let result = recall::recall(&weave, args).await;
-            weave.close().await;
-            result
+            with_weave(config, async |weave| recall::recall(weave, args).await).await
         }
         Command::Remember(args) => {
             let config = recall::with_model(config_for(&cli, None)?, args.model.as_deref());
-            let weave = Weave::open_with(config).await?;
-            let result = recall::remember(&weave, args).await;
-            weave.close().await;
-            result
+            with_weave(config, async |weave| recall::remember(weave, args).await).await
         }
         Command::Forget(args) => {
-            let weave = Weave::open_with(config_for(&cli, None)?).await?;
-            let result = recall::forget(&weave, args).await;
-            weave.close().await;
-            result
+            with_weave(config_for(&cli, None)?, async |weave| {
+                recall::forget(weave, args).await
+            })
+            .await
         }
         Command::Serve { addr } => {
             let config = serving(config_for(&cli, None)?);
@@ -551,43 +570,45 @@ async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
             )));
         }
     }
-    let weave = Weave::open_with(config_for(cli, Some(db))?).await?;
-    let scope = weave.default_scope();
-    for (preset, file, bytes) in SAMPLES {
-        let mapping = opsweave::preset(preset)?;
-        let format = if file.ends_with(".csv") {
-            opsweave::Format::Csv
-        } else {
-            opsweave::Format::Json
-        };
-        let report = weave
-            .ingest_reader(
-                std::io::Cursor::new(bytes),
-                file,
-                format,
-                &mapping,
-                &scope,
-                None,
-            )
-            .await?;
+    with_weave(config_for(cli, Some(db))?, async |weave| {
+        let scope = weave.default_scope();
+        for (preset, file, bytes) in SAMPLES {
+            let mapping = opsweave::preset(preset)?;
+            let format = if file.ends_with(".csv") {
+                opsweave::Format::Csv
+            } else {
+                opsweave::Format::Json
+            };
+            let report = weave
+                .ingest_reader(
+                    std::io::Cursor::new(bytes),
+                    file,
+                    format,
+                    &mapping,
+                    &scope,
+                    None,
+                )
+                .await?;
+            if !json {
+                eprintln!(
+                    "ingested {file:<22} {:>3} records, {} rejected ({preset})",
+                    report.inserted + report.updated + report.unchanged,
+                    report.rejected_total
+                );
+            }
+        }
+        let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
         if !json {
             eprintln!(
-                "ingested {file:<22} {:>3} records, {} rejected ({preset})",
-                report.inserted + report.updated + report.unchanged,
-                report.rejected_total
+                "database: {}; focus as of {} (the sample data's day; try --now)\n",
+                opsweave::mask_password(&path),
+                as_of.map(|t| t.to_rfc3339()).unwrap_or_default()
             );
         }
-    }
-    let focus = weave.focus(&scope, &Horizon::FOCUS, 3, as_of).await?;
-    if !json {
-        eprintln!(
-            "database: {}; focus as of {} (the sample data's day; try --now)\n",
-            opsweave::mask_password(&path),
-            as_of.map(|t| t.to_rfc3339()).unwrap_or_default()
-        );
-    }
-    output::print_focus(&focus, &Horizon::FOCUS, json);
-    Ok(())
+        output::print_focus(&focus, &Horizon::FOCUS, json);
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -539,6 +539,8 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
             percentile(&latencies, 99.0)
         );
     }
+    // A kept --index-db is left checkpointed, its vector graph saved for the next run.
+    weave.close().await;
     Ok(())
 }
 

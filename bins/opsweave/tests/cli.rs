@@ -282,6 +282,9 @@ fn complete_then_undo_restores_and_graph_shows_past7d() {
     );
     let undone = env.json(&["undo", &id, "--json"]);
     assert_eq!(undone["status"], "doing");
+    // Each command closes the database: the `.db` file alone holds every change.
+    let wal = env.dir.path().join("test.db-wal");
+    assert!(!wal.exists(), "a command left {}", wal.display());
     let twice = env.json(&["undo", &id, "--json"]);
     assert_eq!(twice["status"], "doing", "undoing twice is harmless");
     let focus = env.json(&["focus", "--json", "--now", "2026-11-23"]);

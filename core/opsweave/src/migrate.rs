@@ -140,7 +140,12 @@ pub async fn migrate(
     let target = Weave::open(to)
         .await
         .map_err(|e| context(e, "target", to))?;
-    source.migrate_to(&target, options, progress).await
+    let result = source.migrate_to(&target, options, progress).await;
+    // Closed here, not dropped: the embedded side is checkpointed, so its `.db` file alone holds
+    // the copy.
+    target.close().await;
+    source.close().await;
+    result
 }
 
 /// The file of a SQLite URL (or plain path), without its query; `None` for other schemes.
