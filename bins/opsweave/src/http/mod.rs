@@ -22,7 +22,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use opsweave::{MemoryRateLimiter, RateLimiter, Result, Weave, WebhookConfig};
+use opsweave::{MemoryRateLimiter, RateLimiter, Result, Scope, ServerConfig, Weave, WebhookConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +82,7 @@ impl AppState {
     /// `server.focus_cache_secs` and `server.key_cache_secs` say.
     pub fn with_limiter(weave: Weave, limiter: Arc<dyn RateLimiter>) -> Result<Self> {
         let server = weave.config().server.clone();
+        check_settings(&server)?;
         let weave = weave
             .with_focus_cache(Duration::from_secs(server.focus_cache_secs))
             .with_key_cache(Duration::from_secs(server.key_cache_secs));
@@ -181,6 +182,88 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Refuses `[server]` settings that would start a server unable to do its job (a body limit no
+/// request fits under, a zero timeout, an origin no browser ever sends) instead of starting it.
+fn check_settings(server: &ServerConfig) -> opsweave::Result<()> {
+    let bad = |field: &str, message: String| {
+        Err(opsweave::Error::invalid(message).on_field(format!("server.{field}")))
+    };
+    if server.max_body_bytes < 1024 {
+        return bad(
+            "max_body_bytes",
+            format!(
+                "{} bytes is below any request's size: give at least 1024 (default 16777216)",
+                server.max_body_bytes
+            ),
+        );
+    }
+    if !(1..=86_400).contains(&server.request_timeout_secs) {
+        return bad(
+            "request_timeout_secs",
+            format!(
+                "{} s: give 1 to 86400 seconds (default 30)",
+                server.request_timeout_secs
+            ),
+        );
+    }
+    if server.rate_limit_per_minute == 0 {
+        return bad(
+            "rate_limit_per_minute",
+            "0 would refuse every request: give at least 1 (there is no unlimited setting; a \
+             large number such as 1000000 is one)"
+                .into(),
+        );
+    }
+    if server.workers > 256 {
+        return bad(
+            "workers",
+            format!(
+                "{} in-process workers: give 0 to 256 (run `opsweave worker` processes for more)",
+                server.workers
+            ),
+        );
+    }
+    if let Err(e) = Scope::org(server.dev_org.clone()).validate() {
+        return bad("dev_org", format!("not an org name: {e}"));
+    }
+    for origin in &server.cors_origins {
+        if origin != "*" && !is_origin(origin) {
+            return bad(
+                "cors_origins",
+                format!(
+                    "`{origin}` is not an origin: give scheme://host[:port] as browsers send it \
+                     (no path, no trailing slash), or `*` for any"
+                ),
+            );
+        }
+    }
+    for (name, hook) in &server.webhooks {
+        if !(1..=86_400).contains(&hook.replay_window_secs) {
+            return bad(
+                &format!("webhooks.{name}.replay_window_secs"),
+                format!(
+                    "{} s: give 1 to 86400 seconds (default 300)",
+                    hook.replay_window_secs
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True for `scheme://host[:port]` with nothing after it, the form of an `Origin` header.
+fn is_origin(text: &str) -> bool {
+    let Ok(uri) = text.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|a| !a.host().is_empty())
+        && text
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.contains('/'))
+        && HeaderValue::from_str(text).is_ok()
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

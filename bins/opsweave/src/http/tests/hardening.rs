@@ -440,3 +440,70 @@ async fn a_webhook_with_an_empty_secret_stops_the_server_from_starting() {
         Some("server.webhooks.github.secret")
     );
 }
+
+#[tokio::test]
+async fn server_settings_that_cannot_work_stop_the_server_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut opsweave::ServerConfig)>)> = vec![
+        ("server.max_body_bytes", Box::new(|s| s.max_body_bytes = 0)),
+        (
+            "server.request_timeout_secs",
+            Box::new(|s| s.request_timeout_secs = 0),
+        ),
+        (
+            "server.request_timeout_secs",
+            Box::new(|s| s.request_timeout_secs = u64::MAX),
+        ),
+        (
+            "server.rate_limit_per_minute",
+            Box::new(|s| s.rate_limit_per_minute = 0),
+        ),
+        ("server.workers", Box::new(|s| s.workers = 100_000)),
+        ("server.dev_org", Box::new(|s| s.dev_org = String::new())),
+        (
+            "server.cors_origins",
+            Box::new(|s| s.cors_origins = vec!["https://app.example.com/".into()]),
+        ),
+        (
+            "server.cors_origins",
+            Box::new(|s| s.cors_origins = vec!["app.example.com".into()]),
+        ),
+        (
+            "server.webhooks.github.replay_window_secs",
+            Box::new(|s| {
+                s.webhooks.insert(
+                    "github".into(),
+                    WebhookConfig {
+                        secret: opsweave::Secret::new("s3cret"),
+                        preset: "github-issue".into(),
+                        scope: Scope::org("acme"),
+                        replay_window_secs: 0,
+                    },
+                );
+            }),
+        ),
+    ];
+    for (i, (field, change)) in cases.iter().enumerate() {
+        let mut config = Config {
+            db: format!("sqlite://{}", dir.path().join(format!("s{i}.db")).display()),
+            ..Config::default()
+        };
+        change(&mut config.server);
+        let weave = Weave::open_with(config).await.unwrap();
+        let e = AppState::new(weave).err().unwrap();
+        assert_eq!(e.kind(), opsweave::ErrorKind::InvalidInput, "{field}: {e}");
+        assert_eq!(e.location().field.as_deref(), Some(*field), "{e}");
+    }
+    // Origins as browsers send them, and `*`, are accepted.
+    let mut config = Config {
+        db: format!("sqlite://{}", dir.path().join("ok.db").display()),
+        ..Config::default()
+    };
+    config.server.cors_origins = vec![
+        "https://app.example.com".into(),
+        "http://localhost:5173".into(),
+        "*".into(),
+    ];
+    let weave = Weave::open_with(config).await.unwrap();
+    assert!(AppState::new(weave).is_ok());
+}
