@@ -444,7 +444,8 @@ async fn a_webhook_with_an_empty_secret_stops_the_server_from_starting() {
 #[tokio::test]
 async fn server_settings_that_cannot_work_stop_the_server_from_starting() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut opsweave::ServerConfig)>)> = vec![
+    type Change = Box<dyn Fn(&mut opsweave::ServerConfig)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("server.max_body_bytes", Box::new(|s| s.max_body_bytes = 0)),
         (
             "server.request_timeout_secs",
