@@ -76,8 +76,8 @@ fn not_a_database(path: &str, e: sqlx::Error) -> Error {
         }
         Some(14) => {
             return Error::invalid(format!(
-                "cannot open database `{path}`: the file cannot be opened (missing with \
-                 mode=ro, or not readable by this user)"
+                "cannot open database `{path}`: the file cannot be opened for reading and \
+                 writing by this user (or, with mode=ro, it does not exist)"
             ))
             .with_source(e)
         }
@@ -111,6 +111,13 @@ impl SqliteStore {
         if std::path::Path::new(path).is_dir() {
             return Err(Error::invalid(format!(
                 "cannot open database `{path}`: it is a folder (name a file in it)"
+            )));
+        }
+        // A device or pipe (`/dev/null`) would fail later as a disk I/O error.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::invalid(format!(
+                "cannot open database `{path}`: it is not a regular file (a device, pipe or \
+                 socket)"
             )));
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))

@@ -485,6 +485,16 @@ fn a_folder_to_ingest_and_an_unopenable_database_are_the_users_mistakes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot be opened"), "{stderr}");
+    // A device is not a database file: a clear refusal, not a disk I/O error.
+    if Path::new("/dev/null").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_opsweave"))
+            .args(["focus", "--db", "sqlite:///dev/null"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+    }
 }
 
 #[test]
