@@ -146,7 +146,8 @@ impl Weave {
     }
 
     /// Makes an API key for `scope` with `role`: returns the secret (shown once, never stored)
-    /// and the stored key.
+    /// and the stored key. The name must not be empty and an expiry must lie in the future (a
+    /// key born expired could never be used).
     pub async fn create_key(
         &self,
         name: &str,
@@ -154,6 +155,17 @@ impl Weave {
         role: Role,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(String, ApiKey)> {
+        if name.trim().is_empty() {
+            return Err(Error::invalid("a key needs a name (what it is for)").on_field("name"));
+        }
+        if let Some(at) = expires_at.filter(|at| *at <= Utc::now()) {
+            return Err(Error::invalid(format!(
+                "expires_at {} is in the past: a key must expire later than now",
+                at.to_rfc3339()
+            ))
+            .on_field("expires_at"));
+        }
+        scope.validate()?;
         let mut random = [0u8; 32];
         getrandom::fill(&mut random)
             .map_err(|e| Error::internal(format!("no randomness for a key: {e}")))?;

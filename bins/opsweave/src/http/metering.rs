@@ -190,13 +190,13 @@ pub struct NewKeyBody {
     pub client: Option<String>,
     /// Limit the key to a project.
     pub project: Option<String>,
-    /// When it stops working.
+    /// When it stops working (later than now).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Makes a key in the caller's org (admin keys); the answer holds the key, shown only this once.
 #[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = NewKeyBody, security(("key" = [])),
-    responses((status = 201, description = "the key, with its secret", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "the key, with its secret", body = Object), (status = 400, description = "bad role, empty name, client or project, or an expiry in the past", body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_key(
     caller: Caller,
     State(state): State<AppState>,

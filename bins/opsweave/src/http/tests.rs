@@ -468,16 +468,32 @@ async fn keys_roles_and_dev_mode() {
         "invalid_input",
     );
 
+    // A key cannot be born expired, nor nameless.
+    for (body, field) in [
+        (
+            json!({"name": "old", "role": "member", "expires_at": "2020-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (json!({"name": " ", "role": "member"}), "name"),
+    ] {
+        let (status, _, problem) = s.call("POST", "/api/keys", Some(&s.acme), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
     // Expired keys are refused too.
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(600);
     let (status, _, made) = s
         .call(
             "POST",
             "/api/keys",
             Some(&s.acme),
-            Some(json!({"name": "old", "role": "member", "expires_at": "2020-01-01T00:00:00Z"})),
+            Some(json!({"name": "short-lived", "role": "member", "expires_at": soon})),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    while chrono::Utc::now() <= soon {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (status, _, body) = s
         .call(
             "GET",
