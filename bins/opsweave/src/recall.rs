@@ -387,6 +387,55 @@ body = "{/text}"
 /// Characters of a document's text that stand in for an empty title.
 const TITLE_FROM_TEXT: usize = 80;
 
+/// Refuses an `--index-db` that holds anything but this corpus: records of other sources (the
+/// user's own database, which the corpus would be written into) or, once `documents` are
+/// indexed, documents of another corpus, which would be ranked among this one's and skew every
+/// score. A file that is not an opsweave database yet is left to the store to judge.
+fn check_index_db(path: &Path, documents: Option<usize>) -> Result<()> {
+    use rusqlite::OptionalExtension;
+    let name = path.display().to_string();
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Ok(());
+    };
+    let other: Option<String> = conn
+        .query_row(
+            "SELECT source_kind FROM records WHERE source_kind <> 'corpus' LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .unwrap_or(None);
+    if let Some(source) = other {
+        return Err(Error::invalid(format!(
+            "--index-db holds records of source `{source}`, not only an evaluation corpus: \
+             give a new file (or one an earlier `eval recall` made), never a working database"
+        ))
+        .in_file(name)
+        .on_field("index-db"));
+    }
+    if let Some(documents) = documents {
+        let held: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM records WHERE source_kind = 'corpus'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| Error::internal(format!("cannot count the indexed documents: {e}")))?;
+        if usize::try_from(held).is_ok_and(|held| held > documents) {
+            return Err(Error::invalid(format!(
+                "--index-db holds {} documents that are not in this corpus (from an earlier \
+                 corpus): use one --index-db per corpus",
+                held - i64::try_from(documents).unwrap_or(i64::MAX)
+            ))
+            .in_file(name)
+            .on_field("index-db"));
+        }
+    }
+    Ok(())
+}
+
 /// `opsweave eval recall`: indexes the corpus, runs every judged query and scores the ranking.
 pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
     let mode: RecallMode = args.mode.parse()?;
@@ -454,6 +503,10 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         .index_db
         .clone()
         .unwrap_or_else(|| temp.path().join("eval.db"));
+    if let Some(kept) = &args.index_db {
+        check_index_db(kept, None)?;
+    }
+    let documents = rows.len();
     let mut config = with_model(config, args.model.as_deref());
     config.db = format!("sqlite://{}", db.display());
     let weave = Weave::open_with(config).await?;
@@ -462,6 +515,9 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
     let ingest = weave
         .ingest_rows(rows, &args.corpus.display().to_string(), &mapping, &scope)
         .await?;
+    if let Some(kept) = &args.index_db {
+        check_index_db(kept, Some(documents))?;
+    }
     if ingest.rejected_total > 0 {
         let first = ingest.rejected.first().map(|r| r.reason.clone());
         return Err(Error::invalid(format!(

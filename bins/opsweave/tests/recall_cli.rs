@@ -299,4 +299,66 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
         "bm25",
     ]);
     assert!(err.contains("bad.tsv") && err.contains("line 2"), "{err}");
+
+    // A kept index is reused by the same corpus, but never a working database, nor another
+    // corpus's index (its documents would be ranked among these).
+    let kept = |corpus: &str, db: &str| {
+        vec![
+            "eval".to_string(),
+            "recall".into(),
+            "--corpus".into(),
+            corpus.into(),
+            "--queries".into(),
+            "queries.jsonl".into(),
+            "--qrels".into(),
+            "qrels.tsv".into(),
+            "--mode".into(),
+            "bm25".into(),
+            "--index-db".into(),
+            db.into(),
+            "--json".into(),
+        ]
+    };
+    let run = |v: Vec<String>| {
+        let args: Vec<&str> = v.iter().map(String::as_str).collect();
+        dir.run(&args)
+    };
+    for _ in 0..2 {
+        let out = run(kept("corpus.jsonl", "index.db"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let other: String = CORPUS.lines().take(3).map(|l| format!("{l}\n")).collect();
+    dir.write("three.jsonl", &other);
+    let out = run(kept("three.jsonl", "index.db"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("2 documents that are not in this corpus"),
+        "{stderr}"
+    );
+    dir.ok(&[
+        "ingest",
+        "--db",
+        "work.db",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/data/jira-search.json"
+        ),
+        "--preset",
+        "jira-issue",
+    ]);
+    let before = std::fs::read(dir.0.path().join("work.db")).unwrap();
+    let out = run(kept("corpus.jsonl", "work.db"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds records of source"), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.0.path().join("work.db")).unwrap(),
+        before,
+        "the working database was changed"
+    );
 }
