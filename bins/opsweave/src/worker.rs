@@ -11,7 +11,7 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Only these job kinds, comma-separated [default: every kind this worker knows:
-    /// embed, ingest, noop, sleep]
+    /// embed, ingest, match, noop, sleep]
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
     /// Lease per job in seconds; heartbeats renew it every third of it
@@ -28,7 +28,8 @@ pub struct WorkerArgs {
     log_jobs: bool,
 }
 
-/// Runs the worker until SIGTERM or Ctrl-C, then lets the jobs in hand finish.
+/// Runs the worker until SIGTERM or Ctrl-C, then lets the jobs in hand finish (a second signal
+/// stops at once).
 pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
     if !(args.lease_secs.is_finite() && args.lease_secs > 0.0 && args.lease_secs <= 86_400.0) {
         return Err(
@@ -53,22 +54,47 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
         worker.kinds().join(",")
     );
     let log_jobs = args.log_jobs;
-    let report = worker
-        .run(stop_signal(), move |job, outcome| {
-            if !log_jobs {
-                return;
-            }
-            match outcome {
-                JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
-                JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
-                JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
-            }
-        })
-        .await?;
-    eprintln!(
-        "worker {name} stopped: {} done, {} failed, {} lost",
-        report.done, report.failed, report.lost
-    );
+    // Signals are counted: the first lets the jobs in hand finish, the second abandons them.
+    let (signals, mut heard) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            stop_signal().await;
+            signals.send_modify(|n| *n += 1);
+        }
+    });
+    let mut first = heard.clone();
+    let stop_name = name.clone();
+    let first_stop = async move {
+        let _ = first.wait_for(|n| *n >= 1).await;
+        eprintln!(
+            "worker {stop_name}: stopping once the jobs in hand finish; send SIGTERM or Ctrl-C \
+             again to stop now (other workers then resume them when their leases run out)"
+        );
+    };
+    let run = worker.run(first_stop, move |job, outcome| {
+        if !log_jobs {
+            return;
+        }
+        match outcome {
+            JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
+            JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
+            JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
+        }
+    });
+    tokio::select! {
+        report = run => {
+            let report = report?;
+            eprintln!(
+                "worker {name} stopped: {} done, {} failed, {} lost",
+                report.done, report.failed, report.lost
+            );
+        }
+        _ = heard.wait_for(|n| *n >= 2) => {
+            // Dropping the run aborts its jobs; their leases run out and the queue hands them
+            // to another worker (embed and ingest jobs pick up where they were).
+            eprintln!("worker {name} stopped without finishing the jobs in hand");
+        }
+    }
     closing.close().await;
     Ok(())
 }

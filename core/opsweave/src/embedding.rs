@@ -404,19 +404,7 @@ impl Weave {
         job: &opsweave_core::Job,
         worker: &str,
     ) -> Result<EmbedReport> {
-        if job.kind != EMBED_JOB {
-            return Err(Error::invalid(format!(
-                "job {} is a `{}` job, not `{EMBED_JOB}`",
-                job.id, job.kind
-            )));
-        }
-        let spec: EmbedderSpec = job
-            .payload
-            .get("model")
-            .and_then(|m| m.as_str())
-            .ok_or_else(|| Error::invalid("embed job payload has no `model`").on_field("model"))?
-            .parse()?;
-        let embedder = open_embedder(&spec.to_string(), self.config()).await?;
+        let embedder = self.job_embedder(job).await?;
         let progress = Arc::new(EmbedProgress::default());
         let jobs = self.jobs().cloned();
         let watch = progress.clone();
@@ -457,6 +445,23 @@ impl Weave {
 }
 
 impl Weave {
+    /// Opens the model an [`EMBED_JOB`]'s payload names (`{"model": SPEC}`).
+    pub async fn job_embedder(&self, job: &opsweave_core::Job) -> Result<Arc<dyn Embedder>> {
+        if job.kind != EMBED_JOB {
+            return Err(Error::invalid(format!(
+                "job {} is a `{}` job, not `{EMBED_JOB}`",
+                job.id, job.kind
+            )));
+        }
+        let spec: EmbedderSpec = job
+            .payload
+            .get("model")
+            .and_then(|m| m.as_str())
+            .ok_or_else(|| Error::invalid("embed job payload has no `model`").on_field("model"))?
+            .parse()?;
+        open_embedder(&spec.to_string(), self.config()).await
+    }
+
     /// Runs a claimed [`EMBED_JOB`] with an embedder already open (a server's configured model,
     /// shared by its jobs); every model call is metered with the job's id. The caller reports
     /// progress, and completes or fails the job.

@@ -9,7 +9,12 @@
 //!   `POST /api/ingest` queues), or `{"file": PATH, "preset": NAME}` /
 //!   `{"file": PATH, "mapping": PATH}` (queued by trusted callers only: the worker reads those
 //!   paths) ingests into the job's scope;
-//! - `embed`: embeds stale records with the model in the payload ([`Weave::run_embed_job`]).
+//! - `embed`: embeds stale records with the model in the payload ([`Weave::run_embed_job`]);
+//! - `match`: runs the built-in resolver `{"preset": NAME, "incremental": BOOL}` in the job's
+//!   scope.
+//!
+//! Ingest and embed jobs report progress, and each of ingest, embed and match jobs keeps its
+//! report (JSON) as the job's message once done, whichever worker (this one or a server's) ran it.
 //!
 //! Delivery is at least once (a job whose worker died runs again once its lease expires), so
 //! handlers must be safe to repeat: the built-in ones are (ingest is idempotent).
@@ -34,6 +39,8 @@ pub const NOOP_JOB: &str = "noop";
 pub const SLEEP_JOB: &str = "sleep";
 /// The job kind that ingests a file.
 pub const INGEST_JOB: &str = "ingest";
+/// The job kind of a matching run.
+pub const MATCH_JOB: &str = "match";
 
 /// An `ingest` job's payload when the upload travels with the job (what `POST /api/ingest`
 /// queues): whichever worker claims it, in the server or `opsweave worker`, runs it the same way
@@ -62,6 +69,12 @@ impl InlineIngest {
     /// Whether an ingest job's payload carries its upload (rather than naming a file).
     pub fn is_inline(payload: &serde_json::Value) -> bool {
         payload.get("rows").is_some() || payload.get("content_b64").is_some()
+    }
+
+    /// Bytes an inline upload's content holds (`None` for rows given as JSON values).
+    pub fn content_bytes(payload: &serde_json::Value) -> Option<u64> {
+        let b64 = payload.get("content_b64")?.as_str()?;
+        Some(b64.len() as u64 / 4 * 3)
     }
 
     /// The payload of `job` as an inline ingest.
@@ -210,9 +223,18 @@ pub struct JobContext {
     /// The lease owner (`NAME/SLOT`).
     pub worker: String,
     progress: Arc<Mutex<Option<Progress>>>,
+    summary: Arc<Mutex<Option<String>>>,
 }
 
 impl JobContext {
+    fn new(worker: String) -> Self {
+        Self {
+            worker,
+            progress: Arc::default(),
+            summary: Arc::default(),
+        }
+    }
+
     /// Records progress; the next heartbeat sends it.
     pub fn report(&self, fraction: f64, message: impl Into<String>) {
         if let Ok(mut slot) = self.progress.lock() {
@@ -220,8 +242,41 @@ impl JobContext {
         }
     }
 
+    /// Sets what the job's message says once it is done (its report); stored with progress 1
+    /// just before the job completes.
+    pub fn finish(&self, summary: impl Into<String>) {
+        if let Ok(mut slot) = self.summary.lock() {
+            *slot = Some(summary.into());
+        }
+    }
+
     fn take(&self) -> Option<Progress> {
         self.progress.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    fn take_summary(&self) -> Option<String> {
+        self.summary.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// Runs `work`, copying `progress()` (fraction, message) into this context every quarter
+    /// second so that each heartbeat carries the latest.
+    async fn reporting<T>(
+        &self,
+        work: impl Future<Output = T>,
+        progress: impl Fn() -> (f64, String),
+    ) -> T {
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    let (fraction, message) = progress();
+                    self.report(fraction, message);
+                }
+            }
+        }
     }
 }
 
@@ -271,12 +326,19 @@ impl Worker {
         );
         worker.handlers.insert(
             INGEST_JOB.into(),
-            Arc::new(|weave, job, _| Box::pin(run_ingest(weave, job))),
+            Arc::new(|weave, job, cx| Box::pin(run_ingest(weave, job, cx))),
         );
         worker.handlers.insert(
             crate::EMBED_JOB.into(),
+            Arc::new(|weave, job, cx| Box::pin(run_embed(weave, job, cx))),
+        );
+        worker.handlers.insert(
+            MATCH_JOB.into(),
             Arc::new(|weave, job, cx| {
-                Box::pin(async move { weave.run_embed_job(&job, &cx.worker).await.map(drop) })
+                Box::pin(async move {
+                    cx.finish(run_match(&weave, &job).await?);
+                    Ok(())
+                })
             }),
         );
         Ok(worker)
@@ -435,7 +497,7 @@ impl Worker {
                         };
                         free.insert(slot);
                         match ran {
-                            Ok(Ran::Succeeded) => succeeded.push((slot, job)),
+                            Ok(Ran::Succeeded(summary)) => succeeded.push((slot, job, summary)),
                             Ok(Ran::Ended(outcome)) => settled.push((job, outcome)),
                             Err(e) => {
                                 // A handler panicked: stop the others too.
@@ -471,8 +533,9 @@ impl Worker {
 
 /// How a job's run ended inside its task.
 enum Ran {
-    /// The handler succeeded: the job is to be completed (with the others that finished).
-    Succeeded,
+    /// The handler succeeded: the job is to be completed (with the others that finished), its
+    /// message set to the summary the handler left, if any.
+    Succeeded(Option<String>),
     /// The attempt failed (and was recorded) or the job was lost.
     Ended(JobOutcome),
 }
@@ -488,20 +551,34 @@ struct Shared {
 async fn complete_all(
     shared: &Shared,
     names: &[String],
-    succeeded: Vec<(usize, Job)>,
+    succeeded: Vec<(usize, Job, Option<String>)>,
 ) -> Vec<(Job, JobOutcome)> {
     if succeeded.is_empty() {
         return Vec::new();
     }
+    for (slot, job, summary) in &succeeded {
+        if let Some(summary) = summary {
+            // A failed write loses only the summary: completing below still tells whether the
+            // job was ours.
+            let done = Some(Progress::new(1.0, summary.clone()));
+            if let Err(e) = shared
+                .queue
+                .heartbeat(job.id, &names[*slot], shared.options.lease, done)
+                .await
+            {
+                eprintln!("worker {}: summary of job {}: {e}", names[*slot], job.id);
+            }
+        }
+    }
     let held: Vec<(JobId, String)> = succeeded
         .iter()
-        .map(|(slot, job)| (job.id, names[*slot].clone()))
+        .map(|(slot, job, _)| (job.id, names[*slot].clone()))
         .collect();
     match shared.queue.complete_batch(&held).await {
         Ok(results) => succeeded
             .into_iter()
             .zip(results)
-            .map(|((_, job), result)| {
+            .map(|((_, job, _), result)| {
                 let outcome = match result {
                     Ok(()) => JobOutcome::Done,
                     Err(e) => JobOutcome::Lost(e.to_string()),
@@ -512,7 +589,7 @@ async fn complete_all(
         // Not stored: the leases run out and the jobs run again elsewhere.
         Err(e) => succeeded
             .into_iter()
-            .map(|(_, job)| (job, JobOutcome::Lost(e.to_string())))
+            .map(|(_, job, _)| (job, JobOutcome::Lost(e.to_string())))
             .collect(),
     }
 }
@@ -524,10 +601,7 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
         let error = Error::unavailable(format!("no handler for kind `{}`", job.kind));
         return Ran::Ended(finish_failed(&shared, &name, &job, &error).await);
     };
-    let cx = JobContext {
-        worker: name.clone(),
-        progress: Arc::default(),
-    };
+    let cx = JobContext::new(name.clone());
     let work = handler(shared.weave.clone(), job.clone(), cx.clone());
     let lease = shared.options.lease;
     let beats = async {
@@ -549,7 +623,7 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
     };
     tokio::select! {
         result = work => match result {
-            Ok(()) => Ran::Succeeded,
+            Ok(()) => Ran::Succeeded(cx.take_summary()),
             Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, &e).await),
         },
         // The handler's future is dropped here: the job is someone else's now.
@@ -597,42 +671,105 @@ async fn run_sleep(job: Job, cx: JobContext) -> Result<()> {
     Ok(())
 }
 
-/// Runs an `ingest` job, batch by batch (see [`Weave::run_inline_ingest`]).
-async fn run_ingest(weave: Weave, job: Job) -> Result<()> {
+/// Runs an `ingest` job, batch by batch (see [`Weave::run_inline_ingest`]), reporting the share
+/// read and leaving [`ingest_summary`] as the job's message.
+async fn run_ingest(weave: Weave, job: Job, cx: JobContext) -> Result<()> {
     let weave = weave.without_bulk_load();
-    if InlineIngest::is_inline(&job.payload) {
+    let progress = Arc::new(IngestProgress::default());
+    let report = if InlineIngest::is_inline(&job.payload) {
         let payload = InlineIngest::of(&job)?;
-        return weave
-            .run_inline_ingest(payload, &job.scope, None)
-            .await
-            .map(drop);
-    }
-    let text = |name: &str| job.payload.get(name).and_then(serde_json::Value::as_str);
-    let file = text("file")
-        .ok_or_else(|| Error::invalid("ingest job payload needs `file`").on_field("file"))?;
-    let mapping = match (text("preset"), text("mapping")) {
-        (Some(preset), _) => crate::preset(preset)?,
-        (None, Some(path)) => {
-            let body = std::fs::read_to_string(path).map_err(|e| {
-                Error::invalid(format!("cannot read mapping: {e}")).in_file(path.to_string())
-            })?;
-            let mapping = if path.ends_with(".json") {
-                opsweave_core::Mapping::from_json(&body)
-            } else {
-                opsweave_core::Mapping::from_toml(&body)
-            };
-            mapping.map_err(|e| e.in_file(path.to_string()))?
-        }
-        (None, None) => {
-            return Err(
-                Error::invalid("ingest job payload needs `preset` or `mapping`").on_field("preset"),
-            )
-        }
+        let total = InlineIngest::content_bytes(&job.payload);
+        let work = weave.run_inline_ingest(payload, &job.scope, Some(progress.clone()));
+        cx.reporting(work, || ingest_share(&progress, total))
+            .await?
+    } else {
+        let text = |name: &str| job.payload.get(name).and_then(serde_json::Value::as_str);
+        let file = text("file")
+            .ok_or_else(|| Error::invalid("ingest job payload needs `file`").on_field("file"))?;
+        let mapping = match (text("preset"), text("mapping")) {
+            (Some(preset), _) => crate::preset(preset)?,
+            (None, Some(path)) => {
+                let body = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid(format!("cannot read mapping: {e}")).in_file(path.to_string())
+                })?;
+                let mapping = if path.ends_with(".json") {
+                    opsweave_core::Mapping::from_json(&body)
+                } else {
+                    opsweave_core::Mapping::from_toml(&body)
+                };
+                mapping.map_err(|e| e.in_file(path.to_string()))?
+            }
+            (None, None) => {
+                return Err(
+                    Error::invalid("ingest job payload needs `preset` or `mapping`")
+                        .on_field("preset"),
+                )
+            }
+        };
+        let total = std::fs::metadata(file).ok().map(|m| m.len());
+        let path = PathBuf::from(file);
+        let work = weave.ingest_path(&path, &mapping, &job.scope, Some(progress.clone()));
+        cx.reporting(work, || ingest_share(&progress, total))
+            .await?
     };
-    weave
-        .ingest_path(&PathBuf::from(file), &mapping, &job.scope, None)
-        .await
-        .map(drop)
+    cx.finish(ingest_summary(&report));
+    Ok(())
+}
+
+/// The share of an ingest done, out of `total` bytes to read when known (reading is most of an
+/// ingest; the last batch's write is the rest), and its message.
+pub fn ingest_share(progress: &IngestProgress, total: Option<u64>) -> (f64, String) {
+    use std::sync::atomic::Ordering;
+    let items = progress.items.load(Ordering::Relaxed);
+    let fraction = match total {
+        Some(total) if total > 0 => {
+            let read = progress.bytes.load(Ordering::Relaxed);
+            (read as f64 / total as f64).min(1.0) * 0.95
+        }
+        _ => 0.0,
+    };
+    (fraction, format!("{items} items"))
+}
+
+/// Runs an `embed` job with the model its payload names, reporting records done and leaving
+/// the embed report as the job's message.
+async fn run_embed(weave: Weave, job: Job, cx: JobContext) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let embedder = weave.job_embedder(&job).await?;
+    let progress = Arc::new(crate::EmbedProgress::default());
+    let work = weave.embed_for_job(&job, &*embedder, Some(progress.clone()));
+    let report = cx
+        .reporting(work, || {
+            let planned = progress.total.load(Ordering::Relaxed);
+            let done = progress.done.load(Ordering::Relaxed);
+            let fraction = if planned == 0 {
+                0.0
+            } else {
+                (done as f64 / planned as f64).min(1.0) * 0.99
+            };
+            (fraction, format!("{done}/{planned} records"))
+        })
+        .await?;
+    cx.finish(serde_json::to_string(&report).unwrap_or_default());
+    Ok(())
+}
+
+/// Runs a `match` job (`{"preset": NAME, "incremental": BOOL}`) in the job's scope; the report
+/// as JSON.
+pub async fn run_match(weave: &Weave, job: &Job) -> Result<String> {
+    let preset = job
+        .payload
+        .get("preset")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| Error::invalid("match job payload needs a preset").on_field("preset"))?;
+    let incremental = job
+        .payload
+        .get("incremental")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let resolver = opsweave_core::matching::resolver_preset(preset)?;
+    let report = weave.resolve(&job.scope, &resolver, incremental).await?;
+    Ok(serde_json::to_string(&report).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -19,10 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
-/// The job kind of an ingest.
-pub const INGEST_JOB: &str = "ingest";
-/// The job kind of a matching run.
-pub const MATCH_JOB: &str = "match";
+pub use opsweave::worker::{INGEST_JOB, MATCH_JOB};
 
 pub(super) fn queue(state: &AppState) -> ApiResult<Arc<dyn JobQueue>> {
     state

@@ -63,7 +63,7 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
     let started = Instant::now();
     let progress = Arc::new(IngestProgress::default());
     let embedding = Arc::new(EmbedProgress::default());
-    let total = total_bytes(&job);
+    let total = InlineIngest::content_bytes(&job.payload);
     let work = execute(state, &job, progress.clone(), embedding.clone());
     tokio::pin!(work);
     let mut beat = tokio::time::interval(BEAT);
@@ -72,20 +72,14 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
         tokio::select! {
             result = &mut work => break Some(result),
             _ = beat.tick() => {
-                let report = match total {
-                    _ if job.kind == EMBED_JOB => {
-                        let planned = embedding.total.load(Ordering::Relaxed);
-                        let done = embedding.done.load(Ordering::Relaxed);
-                        let fraction = if planned == 0 { 0.0 } else { done as f64 / planned as f64 };
-                        Progress::new(fraction.min(1.0) * 0.99, format!("{done}/{planned} records"))
-                    }
-                    Some(total) if total > 0 => {
-                        let read = progress.bytes.load(Ordering::Relaxed);
-                        // Reading is most of an ingest; storing the last batch is the rest.
-                        let fraction = (read as f64 / total as f64).min(1.0) * 0.95;
-                        Progress::new(fraction, format!("{} items", progress.items.load(Ordering::Relaxed)))
-                    }
-                    _ => Progress::new(0.0, format!("{} items", progress.items.load(Ordering::Relaxed))),
+                let report = if job.kind == EMBED_JOB {
+                    let planned = embedding.total.load(Ordering::Relaxed);
+                    let done = embedding.done.load(Ordering::Relaxed);
+                    let fraction = if planned == 0 { 0.0 } else { done as f64 / planned as f64 };
+                    Progress::new(fraction.min(1.0) * 0.99, format!("{done}/{planned} records"))
+                } else {
+                    let (fraction, message) = opsweave::worker::ingest_share(&progress, total);
+                    Progress::new(fraction, message)
                 };
                 // The heartbeat needs the store's writer, which the job may hold mid-transaction:
                 // keep polling the job while the heartbeat waits, or each waits for the other
@@ -139,11 +133,6 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
         .observe(started.elapsed().as_secs_f64());
 }
 
-fn total_bytes(job: &Job) -> Option<u64> {
-    let b64 = job.payload.get("content_b64")?.as_str()?;
-    Some(b64.len() as u64 / 4 * 3)
-}
-
 /// Does the job's work; the text is its summary.
 async fn execute(
     state: &AppState,
@@ -161,26 +150,7 @@ async fn execute(
                 .await?;
             Ok(opsweave::worker::ingest_summary(&report))
         }
-        MATCH_JOB => {
-            let preset = job
-                .payload
-                .get("preset")
-                .and_then(|p| p.as_str())
-                .ok_or_else(|| {
-                    Error::invalid("match job payload needs a preset").on_field("preset")
-                })?;
-            let incremental = job
-                .payload
-                .get("incremental")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            let resolver = opsweave::matching::resolver_preset(preset)?;
-            let report = state
-                .weave
-                .resolve(&job.scope, &resolver, incremental)
-                .await?;
-            Ok(serde_json::to_string(&report).unwrap_or_default())
-        }
+        MATCH_JOB => opsweave::worker::run_match(&state.weave, job).await,
         EMBED_JOB => {
             let embedder = state.weave.embedder().await?;
             // Queued here with the server's own model; one queued elsewhere may name another.
