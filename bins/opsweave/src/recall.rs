@@ -352,8 +352,9 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
         }
         let score = match cols[cols.len() - 1].parse::<i64>() {
             Ok(s) => s,
-            // BEIR files start with a `query-id corpus-id score` header.
-            Err(_) if n == 1 => continue,
+            // BEIR files start with a `query-id corpus-id score` header; a first line whose
+            // score is merely bad is an error like any other, not a header to skip.
+            Err(_) if n == 1 && is_qrels_header(&cols) => continue,
             Err(_) => {
                 return Err(bad(
                     "score",
@@ -372,6 +373,12 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
             .insert(doc.to_string(), score.max(0) as u32);
     }
     Ok(qrels)
+}
+
+/// True for a qrels header such as BEIR's `query-id  corpus-id  score`: no column is a number
+/// and the first names a query.
+fn is_qrels_header(cols: &[&str]) -> bool {
+    cols.iter().all(|c| c.parse::<f64>().is_err()) && cols[0].to_ascii_lowercase().contains("query")
 }
 
 /// The mapping evaluation corpora are ingested with: id, title and text of a BEIR document.
@@ -472,12 +479,34 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         }
         rows.push(json!({ "_id": id, "title": title, "text": text }));
     }
+    if rows.is_empty() {
+        return Err(Error::invalid("the corpus holds no documents")
+            .in_file(args.corpus.display().to_string()));
+    }
+    let unjudgeable = qrels
+        .values()
+        .flat_map(|grades| grades.keys())
+        .filter(|doc| !seen.contains(*doc))
+        .count();
+    if unjudgeable > 0 {
+        eprintln!(
+            "warning: {}: {unjudgeable} judgement(s) name documents that are not in {}; they \
+             count as relevant documents never found",
+            args.qrels.display(),
+            args.corpus.display()
+        );
+    }
     let mut judged = Vec::new();
     let mut query_ids = HashSet::new();
     for (line, row) in &queries {
         let id = text_field(row, "_id", true, &args.queries, *line)?;
         let text = text_field(row, "text", true, &args.queries, *line)?;
-        query_ids.insert(id.clone());
+        if !query_ids.insert(id.clone()) {
+            return Err(Error::invalid(format!("query `{id}` appears twice"))
+                .in_file(args.queries.display().to_string())
+                .at_line(*line)
+                .on_field("_id"));
+        }
         if let Some(grades) = qrels.get(&id) {
             judged.push((id, text, grades));
         }

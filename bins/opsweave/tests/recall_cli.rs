@@ -299,6 +299,45 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
         "bm25",
     ]);
     assert!(err.contains("bad.tsv") && err.contains("line 2"), "{err}");
+    let eval = |corpus: &'static str, queries: &'static str, qrels: &'static str| {
+        vec![
+            "eval",
+            "recall",
+            "--corpus",
+            corpus,
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+            "--mode",
+            "bm25",
+        ]
+    };
+    // A first line with a bad score is an error, not a header to skip.
+    dir.write("first.tsv", "q1\td1\tx\nq2\td2\t1\n");
+    let err = dir.bad_input(&eval("corpus.jsonl", "queries.jsonl", "first.tsv"));
+    assert!(err.contains("first.tsv") && err.contains("line 1"), "{err}");
+    dir.write(
+        "twice.jsonl",
+        &format!("{QUERIES}{{\"_id\":\"q1\",\"text\":\"again\"}}\n"),
+    );
+    let err = dir.bad_input(&eval("corpus.jsonl", "twice.jsonl", "qrels.tsv"));
+    assert!(
+        err.contains("`q1` appears twice") && err.contains("twice.jsonl"),
+        "{err}"
+    );
+    dir.write("empty.jsonl", "\n");
+    let err = dir.bad_input(&eval("empty.jsonl", "queries.jsonl", "qrels.tsv"));
+    assert!(err.contains("no documents"), "{err}");
+    // Judgements of documents the corpus lacks are scored, with a warning.
+    dir.write("ghost.tsv", &format!("{QRELS}q1\tghost\t1\n"));
+    let out = dir.run(&eval("corpus.jsonl", "queries.jsonl", "ghost.tsv"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 judgement(s) name documents that are not in"),
+        "{stderr}"
+    );
 
     // A kept index is reused by the same corpus, but never a working database, nor another
     // corpus's index (its documents would be ranked among these).
