@@ -47,7 +47,7 @@ pub async fn recall(
 #[schema(example = json!({"text": "Globex wants the migration invoiced in euros", "tags": ["globex"]}))]
 #[serde(deny_unknown_fields)]
 pub struct MemoryBody {
-    /// The note.
+    /// The note (at most 32 KiB; ingest longer texts as documents).
     #[schema(min_length = 1)]
     pub text: String,
     /// Tags recall can filter on.
