@@ -548,7 +548,19 @@ async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embe
     if let Some(dimensions) = config.embed.dimensions {
         openai = openai.with_dimensions(dimensions);
     }
-    Ok(Arc::new(opsweave_openai::OpenAiEmbedder::new(openai)?))
+    // A model whose dimension is neither configured nor one of OpenAI's own is asked for it
+    // (one short request).
+    let embedder = opsweave_openai::OpenAiEmbedder::connect(openai)
+        .await
+        .map_err(|e| match e.kind() {
+            opsweave_core::ErrorKind::Unavailable => Error::unavailable(format!(
+                "{} (the vector dimension of `{model}` is asked of the server unless \
+                 `[embed] dimensions` sets it)",
+                e.message()
+            )),
+            _ => e,
+        })?;
+    Ok(Arc::new(embedder))
 }
 
 #[cfg(not(feature = "openai"))]
