@@ -272,7 +272,22 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
 
 /// Queues `job` and wakes the in-process workers.
 pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
+    let asked = (job.kind.clone(), job.payload.clone());
     let job = queue(state)?.enqueue(job).await?;
+    // A retried request gets its first job back; another request reusing the key is a mistake
+    // that must not pass for success.
+    if let Some(key) = &job.idempotency_key {
+        if (&job.kind, &job.payload) != (&asked.0, &asked.1) {
+            return Err(Problem::from(
+                opsweave::Error::conflict(format!(
+                    "idempotency key `{key}` was used for job {} ({}) with another kind or \
+                     payload: use a new key for a new job",
+                    job.id, job.kind
+                ))
+                .on_field("idempotency_key"),
+            ));
+        }
+    }
     state
         .metrics
         .jobs_enqueued
@@ -308,8 +323,8 @@ pub struct NewJobBody {
 /// paths on the server (422): an `ingest` job carries its mapping and rows or content inline, an
 /// `embed` job's model is a preset or a remote model, not a directory.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (or give `idempotency_key` in the body)")),
-    responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (409 when that job's kind or payload differ; or give `idempotency_key` in the body)")),
+    responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json")))]
 pub async fn enqueue(
     caller: Caller,
     State(state): State<AppState>,
@@ -575,7 +590,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 /// JSON body; answers 202 with the `ingest` job, whose events show its progress.
 #[utoipa::path(post, path = "/api/ingest", tag = "ingest", request_body(content = IngestBody, description = "JSON body, or multipart/form-data with `file` and `preset` / `mapping`"), security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job")),
-    responses((status = 202, description = "the ingest job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "the ingest job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
 pub async fn ingest(
     caller: Caller,
     State(state): State<AppState>,

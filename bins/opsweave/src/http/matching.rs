@@ -30,8 +30,8 @@ pub struct MatchRunBody {
 
 /// Starts a resolver run as a `match` job (202 with the job).
 #[utoipa::path(post, path = "/api/match/runs", tag = "matching", request_body = MatchRunBody, security(("key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job")),
-    responses((status = 202, description = "the match job", body = super::jobs::JobView), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (409 when that job differs)")),
+    responses((status = 202, description = "the match job", body = super::jobs::JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json")))]
 pub async fn start_run(
     caller: Caller,
     State(state): State<AppState>,

@@ -1504,17 +1504,26 @@ async fn idempotency_key_header_or_body_and_embed_jobs_need_a_model() {
     let (_, _, same) = s
         .raw(post(
             Some("h-1"),
-            json!({"kind": "agent", "idempotency_key": "h-1"}),
+            json!({"kind": "agent", "payload": {"n": 1}, "idempotency_key": "h-1"}),
         ))
         .await;
     assert_eq!(same["id"], first["id"], "header and body agreeing is fine");
     let (_, _, by_body) = s
         .raw(post(
             None,
-            json!({"kind": "agent", "idempotency_key": "h-1"}),
+            json!({"kind": "agent", "payload": {"n": 1}, "idempotency_key": "h-1"}),
         ))
         .await;
     assert_eq!(by_body["id"], first["id"], "the body's key is the same key");
+    // The key reused for another job is a conflict, not the first job passed off as this one.
+    for other in [
+        json!({"kind": "agent", "payload": {"n": 2}}),
+        json!({"kind": "noop", "payload": {"n": 1}}),
+    ] {
+        let (status, headers, body) = s.raw(post(Some("h-1"), other)).await;
+        assert_problem(status, &headers, &body, StatusCode::CONFLICT, "conflict");
+        assert_eq!(body["field"], "idempotency_key", "{body}");
+    }
     let (status, headers, body) = s
         .raw(post(
             Some("h-2"),
