@@ -206,7 +206,12 @@ pub async fn recall(weave: &Weave, args: &RecallArgs) -> Result<()> {
         return Ok(());
     }
     if hits.is_empty() {
-        outln!("no records match");
+        if args.mode.eq_ignore_ascii_case("bm25") {
+            outln!("no records match");
+        } else {
+            // Dense recall finds only what has vectors.
+            outln!("no records match (records are found by meaning once `opsweave embed` has run)");
+        }
     }
     for hit in &hits {
         print_hit(hit);

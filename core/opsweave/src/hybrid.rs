@@ -205,10 +205,16 @@ impl Weave {
     async fn memory(&self, scope: &Scope, id: RecordId) -> Result<Record> {
         let record = self.store().record(scope, id).await?;
         if record.source.kind != MEMORY_SOURCE || record.entity != EntityKind::Note {
+            let entity = record.entity.to_string();
+            let article = if entity.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             return Err(Error::invalid(format!(
-                "record {id} is a {} from {}, not a memory: only memories are changed or \
-                 forgotten this way",
-                record.entity, record.source.kind
+                "record {id} is {article} {entity} from {}, not a memory: only memories are \
+                 changed or forgotten this way",
+                record.source.kind
             ))
             .on_field("id"));
         }
