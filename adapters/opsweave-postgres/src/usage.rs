@@ -182,8 +182,9 @@ impl KeyStore for PgStore {
         let now = Utc::now();
         let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
         // The org's keys stay locked until commit: a second revocation waits here and then
-        // reads the first one's result, so the last-admin check cannot pass twice.
-        let keys = sqlx::query("SELECT * FROM ops.api_keys WHERE org = $1 FOR UPDATE")
+        // reads the first one's result, so the last-admin check cannot pass twice. Locked in id
+        // order, so two revocations never wait on each other's rows (deadlock).
+        let keys = sqlx::query("SELECT * FROM ops.api_keys WHERE org = $1 ORDER BY id FOR UPDATE")
             .bind(org)
             .fetch_all(&mut *tx)
             .await

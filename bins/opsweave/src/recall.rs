@@ -399,11 +399,11 @@ body = "{/text}"
 /// Characters of a document's text that stand in for an empty title.
 const TITLE_FROM_TEXT: usize = 80;
 
-/// Refuses an `--index-db` that holds anything but this corpus: records of other sources (the
-/// user's own database, which the corpus would be written into) or, once `documents` are
-/// indexed, documents of another corpus, which would be ranked among this one's and skew every
-/// score. A file that is not an opsweave database yet is left to the store to judge.
-fn check_index_db(path: &Path, documents: Option<usize>) -> Result<()> {
+/// Refuses, before anything is written, an `--index-db` that holds anything but this corpus:
+/// records of other sources (the user's own database, which the corpus would be written into)
+/// or documents of another corpus, which would be ranked among this one's and skew every score.
+/// A file that is not an opsweave database yet is left to the store to judge.
+fn check_index_db(path: &Path, corpus: &HashSet<String>) -> Result<()> {
     use rusqlite::OptionalExtension;
     let name = path.display().to_string();
     let Ok(conn) =
@@ -427,23 +427,23 @@ fn check_index_db(path: &Path, documents: Option<usize>) -> Result<()> {
         .in_file(name)
         .on_field("index-db"));
     }
-    if let Some(documents) = documents {
-        let held: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM records WHERE source_kind = 'corpus'",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|e| Error::internal(format!("cannot count the indexed documents: {e}")))?;
-        if usize::try_from(held).is_ok_and(|held| held > documents) {
-            return Err(Error::invalid(format!(
-                "--index-db holds {} documents that are not in this corpus (from an earlier \
-                 corpus): use one --index-db per corpus",
-                held - i64::try_from(documents).unwrap_or(i64::MAX)
-            ))
-            .in_file(name)
-            .on_field("index-db"));
-        }
+    let Ok(mut statement) =
+        conn.prepare("SELECT external_id FROM records WHERE source_kind = 'corpus'")
+    else {
+        return Ok(());
+    };
+    let held = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::internal(format!("cannot read the indexed documents: {e}")))?;
+    let foreign = held.iter().filter(|id| !corpus.contains(*id)).count();
+    if foreign > 0 {
+        return Err(Error::invalid(format!(
+            "--index-db holds {foreign} documents that are not in this corpus (from an earlier \
+             corpus): use one --index-db per corpus"
+        ))
+        .in_file(name)
+        .on_field("index-db"));
     }
     Ok(())
 }
@@ -538,100 +538,100 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| temp.path().join("eval.db"));
     if let Some(kept) = &args.index_db {
-        check_index_db(kept, None)?;
+        check_index_db(kept, &seen)?;
     }
-    let documents = rows.len();
     let mut config = with_model(config, args.model.as_deref());
     config.db = format!("sqlite://{}", db.display());
     let weave = Weave::open_with(config).await?;
-    let scope = weave.default_scope();
-    let mapping = Mapping::from_toml(CORPUS_MAPPING)?;
-    let ingest = weave
-        .ingest_rows(rows, &args.corpus.display().to_string(), &mapping, &scope)
-        .await?;
-    if let Some(kept) = &args.index_db {
-        check_index_db(kept, Some(documents))?;
-    }
-    if ingest.rejected_total > 0 {
-        let first = ingest.rejected.first().map(|r| r.reason.clone());
-        return Err(Error::invalid(format!(
-            "{} documents could not be indexed (first: {})",
-            ingest.rejected_total,
-            first.unwrap_or_default()
-        ))
-        .in_file(args.corpus.display().to_string()));
-    }
-    let load_seconds = load_start.elapsed().as_secs_f64();
-    let mut embed_seconds = 0.0;
-    let mut model = None;
-    if mode.uses_dense() {
-        let embedder = weave.embedder().await?;
-        let report = weave.embed(&scope, &*embedder, None).await?;
-        embed_seconds = report.seconds;
-        model = Some(report.model);
-    }
+    // Closed on every way out: a kept --index-db is left checkpointed, its vector graph saved.
+    let scored = async {
+        let scope = weave.default_scope();
+        let mapping = Mapping::from_toml(CORPUS_MAPPING)?;
+        let ingest = weave
+            .ingest_rows(rows, &args.corpus.display().to_string(), &mapping, &scope)
+            .await?;
+        if ingest.rejected_total > 0 {
+            let first = ingest.rejected.first().map(|r| r.reason.clone());
+            return Err(Error::invalid(format!(
+                "{} documents could not be indexed (first: {})",
+                ingest.rejected_total,
+                first.unwrap_or_default()
+            ))
+            .in_file(args.corpus.display().to_string()));
+        }
+        let load_seconds = load_start.elapsed().as_secs_f64();
+        let mut embed_seconds = 0.0;
+        let mut model = None;
+        if mode.uses_dense() {
+            let embedder = weave.embedder().await?;
+            let report = weave.embed(&scope, &*embedder, None).await?;
+            embed_seconds = report.seconds;
+            model = Some(report.model);
+        }
 
-    let options = RecallOptions {
-        k: EVAL_DEPTH,
-        mode,
-        ..RecallOptions::default()
-    };
-    let mut latencies = Vec::with_capacity(judged.len());
-    let (mut r1, mut r5, mut r10, mut r20, mut ndcg, mut mrr) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    for (_, text, grades) in &judged {
-        let started = Instant::now();
-        let hits = match weave.recall(&scope, text, &options).await {
-            Ok(hits) => hits,
-            // A query with no searchable words finds nothing by BM25; it still counts.
-            Err(e) if e.kind() == opsweave::ErrorKind::InvalidInput && !mode.uses_dense() => {
-                Vec::new()
-            }
-            Err(e) => return Err(e),
-        };
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        let ranked = ranked_ids(&weave, &scope, &hits).await?;
-        r1 += recall_at(&ranked, grades, 1);
-        r5 += recall_at(&ranked, grades, 5);
-        r10 += recall_at(&ranked, grades, 10);
-        r20 += recall_at(&ranked, grades, 20);
-        ndcg += ndcg_at(&ranked, grades, 10);
-        mrr += reciprocal_rank(&ranked, grades);
-    }
-    let n = judged.len() as f64;
-    let report = json!({
-        "mode": mode.as_str(),
-        "model": model,
-        "documents": corpus.len(),
-        "queries": judged.len(),
-        "recall@1": r1 / n,
-        "recall@5": r5 / n,
-        "recall@10": r10 / n,
-        "recall@20": r20 / n,
-        "ndcg@10": ndcg / n,
-        "mrr": mrr / n,
-        "p50_ms": percentile(&latencies, 50.0),
-        "p99_ms": percentile(&latencies, 99.0),
-        "index_seconds": load_seconds,
-        "embed_seconds": embed_seconds,
-    });
-    if args.json {
-        crate::output::print_json(&report);
-    } else {
-        outln!(
-            "{} on {} documents, {} queries: recall@10 {:.4}  nDCG@10 {:.4}  MRR@20 {:.4}  p50 {:.2} ms  p99 {:.2} ms",
+        let options = RecallOptions {
+            k: EVAL_DEPTH,
             mode,
-            corpus.len(),
-            judged.len(),
-            r10 / n,
-            ndcg / n,
-            mrr / n,
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0)
-        );
+            ..RecallOptions::default()
+        };
+        let mut latencies = Vec::with_capacity(judged.len());
+        let (mut r1, mut r5, mut r10, mut r20, mut ndcg, mut mrr) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        for (_, text, grades) in &judged {
+            let started = Instant::now();
+            let hits = match weave.recall(&scope, text, &options).await {
+                Ok(hits) => hits,
+                // A query with no searchable words finds nothing by BM25; it still counts.
+                Err(e) if e.kind() == opsweave::ErrorKind::InvalidInput && !mode.uses_dense() => {
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            let ranked = ranked_ids(&weave, &scope, &hits).await?;
+            r1 += recall_at(&ranked, grades, 1);
+            r5 += recall_at(&ranked, grades, 5);
+            r10 += recall_at(&ranked, grades, 10);
+            r20 += recall_at(&ranked, grades, 20);
+            ndcg += ndcg_at(&ranked, grades, 10);
+            mrr += reciprocal_rank(&ranked, grades);
+        }
+        let n = judged.len() as f64;
+        let report = json!({
+            "mode": mode.as_str(),
+            "model": model,
+            "documents": corpus.len(),
+            "queries": judged.len(),
+            "recall@1": r1 / n,
+            "recall@5": r5 / n,
+            "recall@10": r10 / n,
+            "recall@20": r20 / n,
+            "ndcg@10": ndcg / n,
+            "mrr": mrr / n,
+            "p50_ms": percentile(&latencies, 50.0),
+            "p99_ms": percentile(&latencies, 99.0),
+            "index_seconds": load_seconds,
+            "embed_seconds": embed_seconds,
+        });
+        if args.json {
+            crate::output::print_json(&report);
+        } else {
+            outln!(
+                "{} on {} documents, {} queries: recall@10 {:.4}  nDCG@10 {:.4}  MRR@20 {:.4}  p50 {:.2} ms  p99 {:.2} ms",
+                mode,
+                corpus.len(),
+                judged.len(),
+                r10 / n,
+                ndcg / n,
+                mrr / n,
+                percentile(&latencies, 50.0),
+                percentile(&latencies, 99.0)
+            );
+        }
+        Ok::<(), Error>(())
     }
-    // A kept --index-db is left checkpointed, its vector graph saved for the next run.
+    .await;
     weave.close().await;
-    Ok(())
+    scored
 }
 
 /// The corpus ids of `hits`, in rank order (recall answers with record ids).

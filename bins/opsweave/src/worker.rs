@@ -68,7 +68,8 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
         let _ = first.wait_for(|n| *n >= 1).await;
         eprintln!(
             "worker {stop_name}: stopping once the jobs in hand finish; send SIGTERM or Ctrl-C \
-             again to stop now (other workers then resume them when their leases run out)"
+             again to stop now (each job in hand then runs again elsewhere once its lease runs \
+             out, or fails if that was its last attempt: uploads and match runs have one)"
         );
     };
     let run = worker.run(first_stop, move |job, outcome| {
@@ -83,20 +84,23 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
     });
     tokio::select! {
         report = run => {
-            let report = report?;
-            eprintln!(
-                "worker {name} stopped: {} done, {} failed, {} lost",
-                report.done, report.failed, report.lost
-            );
+            if let Ok(report) = &report {
+                eprintln!(
+                    "worker {name} stopped: {} done, {} failed, {} lost",
+                    report.done, report.failed, report.lost
+                );
+            }
+            closing.close().await;
+            report.map(drop)
         }
         _ = heard.wait_for(|n| *n >= 2) => {
-            // Dropping the run aborts its jobs; their leases run out and the queue hands them
-            // to another worker (embed and ingest jobs pick up where they were).
+            // Dropping the run aborts its jobs; once their leases run out the queue retries
+            // each that has attempts left (embed picks up where it was) and fails the others.
             eprintln!("worker {name} stopped without finishing the jobs in hand");
+            closing.close().await;
+            Ok(())
         }
     }
-    closing.close().await;
-    Ok(())
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C (SIGINT).

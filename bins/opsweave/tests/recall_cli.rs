@@ -379,6 +379,13 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
         stderr.contains("2 documents that are not in this corpus"),
         "{stderr}"
     );
+    // Refused before anything was written: the index still serves its own corpus.
+    let out = run(kept("corpus.jsonl", "index.db"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.ok(&[
         "ingest",
         "--db",

@@ -446,7 +446,7 @@ impl Weave {
 
 impl Weave {
     /// Opens the model an [`EMBED_JOB`]'s payload names (`{"model": SPEC}`).
-    pub async fn job_embedder(&self, job: &opsweave_core::Job) -> Result<Arc<dyn Embedder>> {
+    pub(crate) async fn job_embedder(&self, job: &opsweave_core::Job) -> Result<Arc<dyn Embedder>> {
         if job.kind != EMBED_JOB {
             return Err(Error::invalid(format!(
                 "job {} is a `{}` job, not `{EMBED_JOB}`",
@@ -548,9 +548,10 @@ async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embe
     if let Some(dimensions) = config.embed.dimensions {
         openai = openai.with_dimensions(dimensions);
     }
-    // A model whose dimension is neither configured nor one of OpenAI's own is asked for it
-    // (one short request).
-    let embedder = opsweave_openai::OpenAiEmbedder::connect(openai)
+    // A model whose dimension is neither configured nor one of OpenAI's own is asked of the server
+    // with one short request, tried once (a retried probe would hold an offline user for a
+    // minute); with the dimension known, `connect` sends nothing.
+    let probe = opsweave_openai::OpenAiEmbedder::connect(openai.clone().with_max_attempts(1))
         .await
         .map_err(|e| match e.kind() {
             opsweave_core::ErrorKind::Unavailable => Error::unavailable(format!(
@@ -560,6 +561,8 @@ async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embe
             )),
             _ => e,
         })?;
+    let dim = probe.info().dim;
+    let embedder = opsweave_openai::OpenAiEmbedder::new(openai.with_dim(dim))?;
     Ok(Arc::new(embedder))
 }
 

@@ -272,7 +272,12 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
 
 /// Queues `job` and wakes the in-process workers.
 pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
-    let asked = (job.kind.clone(), job.payload.clone());
+    // Compared as the stores keep it: JSON text read back (a float's last digit may change on
+    // that trip, for the stored job and for this copy alike).
+    let asked = (
+        job.kind.clone(),
+        serde_json::from_str::<Value>(&job.payload.to_string()).unwrap_or(Value::Null),
+    );
     let job = queue(state)?.enqueue(job).await?;
     // A retried request gets its first job back; another request reusing the key is a mistake
     // that must not pass for success.

@@ -253,16 +253,18 @@ fn check_settings(server: &ServerConfig) -> opsweave::Result<()> {
     Ok(())
 }
 
-/// True for `scheme://host[:port]` with nothing after it, the form of an `Origin` header.
+/// True for `scheme://host[:port]` with nothing after it, the form of an `Origin` header (any
+/// scheme: browser extensions and app webviews send their own, e.g. `chrome-extension://ID`).
 fn is_origin(text: &str) -> bool {
     let Ok(uri) = text.parse::<axum::http::Uri>() else {
         return false;
     };
-    matches!(uri.scheme_str(), Some("http" | "https"))
+    let Some((_, rest)) = text.split_once("://") else {
+        return false;
+    };
+    uri.scheme_str().is_some()
         && uri.authority().is_some_and(|a| !a.host().is_empty())
-        && text
-            .split_once("://")
-            .is_some_and(|(_, rest)| !rest.contains('/'))
+        && !rest.contains(['/', '?', '#', '@'])
         && HeaderValue::from_str(text).is_ok()
 }
 

@@ -470,6 +470,10 @@ async fn server_settings_that_cannot_work_stop_the_server_from_starting() {
             Box::new(|s| s.cors_origins = vec!["app.example.com".into()]),
         ),
         (
+            "server.cors_origins",
+            Box::new(|s| s.cors_origins = vec!["https://user@app.example.com".into()]),
+        ),
+        (
             "server.webhooks.github.replay_window_secs",
             Box::new(|s| {
                 s.webhooks.insert(
@@ -503,6 +507,7 @@ async fn server_settings_that_cannot_work_stop_the_server_from_starting() {
     config.server.cors_origins = vec![
         "https://app.example.com".into(),
         "http://localhost:5173".into(),
+        "chrome-extension://abcdefghijklmnop".into(),
         "*".into(),
     ];
     let weave = Weave::open_with(config).await.unwrap();
