@@ -83,7 +83,9 @@ fn start_worker(args: &[&str], name: &str) -> Worker {
         .args(args)
         .args(["worker", "--name", name, "--kinds", "sleep", "--log-jobs"])
         .args(["--concurrency", &CONCURRENCY.to_string()])
-        .args(["--lease-secs", "2", "--poll-ms", "50"])
+        // Long enough that a survivor slowed by a loaded machine keeps its own leases: only the
+        // victim's jobs may run twice.
+        .args(["--lease-secs", "4", "--poll-ms", "50"])
         .env_remove("OPSWEAVE_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
