@@ -321,6 +321,19 @@ impl JobQueue for PgStore {
         .await
     }
 
+    async fn release(&self, id: JobId, worker: &str) -> Result<Job> {
+        self.update_held(
+            "UPDATE ops.jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), \
+             lease_owner = NULL, lease_expires_at = NULL, run_after = now(), updated_at = now() \
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2 RETURNING *",
+            id,
+            worker,
+            None,
+            None,
+        )
+        .await
+    }
+
     async fn complete_batch(&self, held: &[(JobId, String)]) -> Result<Vec<Result<()>>> {
         check_batch(held.len())?;
         if held.is_empty() {

@@ -48,6 +48,7 @@ struct Scripts {
     complete: Script,
     complete_batch: Script,
     fail: Script,
+    release: Script,
     cancel: Script,
 }
 
@@ -85,6 +86,7 @@ impl RedisQueue {
                 complete: script!("lua/complete.lua"),
                 complete_batch: script!("lua/complete_batch.lua"),
                 fail: script!("lua/fail.lua"),
+                release: script!("lua/release.lua"),
                 cancel: script!("lua/cancel.lua"),
             }),
         }
@@ -311,6 +313,12 @@ impl JobQueue for RedisQueue {
             .arg(millis(MAX_BACKOFF))
             .arg(u8::from(retry));
         self.held("fail", id, worker, call).await
+    }
+
+    async fn release(&self, id: JobId, worker: &str) -> Result<Job> {
+        let mut call = self.scripts.release.prepare_invoke();
+        call.arg(&self.redis.prefix).arg(id.0).arg(worker);
+        self.held("release", id, worker, call).await
     }
 
     async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {

@@ -256,6 +256,21 @@ impl JobQueue for SqliteStore {
         Ok(job)
     }
 
+    async fn release(&self, id: JobId, worker: &str) -> Result<Job> {
+        let now = Utc::now();
+        let mut tx = begin!(self);
+        let mut job = held(&mut tx, id, worker).await?;
+        job.status = JobStatus::Queued;
+        job.attempts = job.attempts.saturating_sub(1);
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.run_after = now;
+        job.updated_at = now;
+        let job = store(&mut tx, &job).await?;
+        tx.commit().await.map_err(|e| map("commit release", e))?;
+        Ok(job)
+    }
+
     async fn complete(&self, id: JobId, worker: &str) -> Result<Job> {
         let now = Utc::now();
         let mut tx = begin!(self);

@@ -528,6 +528,10 @@ impl JobQueue for Counted {
         self.inner.record_failure(id, worker, error, retry).await
     }
 
+    async fn release(&self, id: JobId, worker: &str) -> opsweave::Result<opsweave::Job> {
+        self.inner.release(id, worker).await
+    }
+
     async fn cancel(&self, scope: &Scope, id: JobId) -> opsweave::Result<opsweave::Job> {
         self.inner.cancel(scope, id).await
     }

@@ -68,39 +68,32 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
         let _ = first.wait_for(|n| *n >= 1).await;
         eprintln!(
             "worker {stop_name}: stopping once the jobs in hand finish; send SIGTERM or Ctrl-C \
-             again to stop now (each job in hand then runs again elsewhere once its lease runs \
-             out, or fails if that was its last attempt: uploads and match runs have one)"
+             again to stop now (the jobs in hand then go back to the queue for another worker)"
         );
     };
-    let run = worker.run(first_stop, move |job, outcome| {
-        if !log_jobs {
-            return;
-        }
-        match outcome {
-            JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
-            JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
-            JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
-        }
-    });
-    tokio::select! {
-        report = run => {
-            if let Ok(report) = &report {
-                eprintln!(
-                    "worker {name} stopped: {} done, {} failed, {} lost",
-                    report.done, report.failed, report.lost
-                );
+    let abandon = async move {
+        let _ = heard.wait_for(|n| *n >= 2).await;
+    };
+    let report = worker
+        .run_until(first_stop, abandon, move |job, outcome| {
+            if !log_jobs {
+                return;
             }
-            closing.close().await;
-            report.map(drop)
-        }
-        _ = heard.wait_for(|n| *n >= 2) => {
-            // Dropping the run aborts its jobs; once their leases run out the queue retries
-            // each that has attempts left (embed picks up where it was) and fails the others.
-            eprintln!("worker {name} stopped without finishing the jobs in hand");
-            closing.close().await;
-            Ok(())
-        }
+            match outcome {
+                JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
+                JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
+                JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
+            }
+        })
+        .await;
+    if let Ok(report) = &report {
+        eprintln!(
+            "worker {name} stopped: {} done, {} failed, {} lost or handed back",
+            report.done, report.failed, report.lost
+        );
     }
+    closing.close().await;
+    report.map(drop)
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C (SIGINT).

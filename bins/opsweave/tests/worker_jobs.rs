@@ -175,8 +175,13 @@ async fn a_second_sigterm_stops_a_worker_without_waiting_for_its_job() {
     stderr.read_to_end(&mut said).unwrap();
     let said = String::from_utf8_lossy(&said);
     assert!(status.success(), "{said}");
-    assert!(said.contains("stopped without finishing"), "{said}");
-    // Abandoned, not done: the queue gives it to another worker once its lease runs out.
+    assert!(said.contains("1 lost or handed back"), "{said}");
+    // Handed back, its attempt not counted: the next worker runs it from the start.
     let job = queue.get(&scope, long.id).await.unwrap();
-    assert_eq!(job.status, JobStatus::Running, "{job:?}");
+    assert_eq!(
+        (job.status, job.attempts),
+        (JobStatus::Queued, 0),
+        "{job:?}"
+    );
+    assert!(job.lease_owner.is_none(), "{job:?}");
 }

@@ -331,6 +331,11 @@ pub trait JobQueue: Send + Sync {
         retry: bool,
     ) -> Result<Job>;
 
+    /// Hands job `id`, which `worker` holds, back to the queue at once without using up an
+    /// attempt (its worker is stopping before the job is done); `Conflict` when `worker` no
+    /// longer holds it.
+    async fn release(&self, id: JobId, worker: &str) -> Result<Job>;
+
     /// Records a failed attempt: queued again after a backoff, or failed on the last attempt.
     async fn fail(&self, id: JobId, worker: &str, error: &str) -> Result<Job> {
         self.record_failure(id, worker, error, true).await

@@ -31,6 +31,7 @@ where
     expired_lease_passes_to_another_worker(open().await).await;
     failures_back_off_then_fail(open().await).await;
     a_failure_for_good_is_never_retried(open().await).await;
+    a_released_job_is_queued_again_without_using_an_attempt(open().await).await;
     cancel_stops_a_job(open().await).await;
     bad_input_is_rejected(open().await).await;
     batches_claim_in_order_and_complete_per_job(open().await).await;
@@ -364,6 +365,33 @@ pub async fn a_failure_for_good_is_never_retried(queue: Arc<dyn JobQueue>) {
         queue.get(&acme(), enqueued.id).await.unwrap().status,
         JobStatus::Failed
     );
+}
+
+/// A job its worker hands back is queued again at once, its attempt not counted, and only the
+/// worker that holds it can hand it back.
+pub async fn a_released_job_is_queued_again_without_using_an_attempt(queue: Arc<dyn JobQueue>) {
+    let enqueued = queue
+        .enqueue(job("ingest", 1).with_max_attempts(1))
+        .await
+        .unwrap();
+    claim(&*queue, "w1", LONG_LEASE).await.unwrap();
+    let err = queue
+        .release(enqueued.id, "someone-else")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let released = queue.release(enqueued.id, "w1").await.unwrap();
+    assert_eq!((released.status, released.attempts), (JobStatus::Queued, 0));
+    assert!(released.lease_owner.is_none() && released.lease_expires_at.is_none());
+    // Its only attempt is still there: another worker runs it to the end.
+    let again = claim(&*queue, "w2", LONG_LEASE)
+        .await
+        .expect("claimable at once");
+    assert_eq!((again.id, again.attempts), (enqueued.id, 1));
+    let err = queue.release(enqueued.id, "w1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let done = queue.complete(enqueued.id, "w2").await.unwrap();
+    assert_eq!(done.status, JobStatus::Done);
 }
 
 /// Cancelling stops a queued job before it runs and takes a running one from its worker.

@@ -372,6 +372,19 @@ impl Worker {
         S: Future<Output = ()> + Send,
         F: Fn(&Job, &JobOutcome) + Send + Sync + 'static,
     {
+        self.run_until(stop, std::future::pending(), on_job).await
+    }
+
+    /// [`run`](Self::run), and when `abandon` resolves (a second stop request, say), stops the
+    /// jobs in hand at once and hands each back to the queue ([`JobQueue::release`]) without
+    /// using up its attempt, so another worker runs it from the start (embed jobs pick up where
+    /// they were). A job whose release fails is reported lost: its lease runs out instead.
+    pub async fn run_until<S, A, F>(self, stop: S, abandon: A, on_job: F) -> Result<WorkerReport>
+    where
+        S: Future<Output = ()> + Send,
+        A: Future<Output = ()> + Send,
+        F: Fn(&Job, &JobOutcome) + Send + Sync + 'static,
+    {
         let kinds = self.kinds();
         if let Some(unknown) = kinds.iter().find(|k| !self.handlers.contains_key(*k)) {
             return Err(Error::invalid(format!(
@@ -407,6 +420,7 @@ impl Worker {
         // finishes, before claiming again.
         let mut pause_until: Option<tokio::time::Instant> = None;
         tokio::pin!(stop);
+        tokio::pin!(abandon);
         loop {
             // A stop that came meanwhile is heard before the next claim.
             tokio::select! {
@@ -475,6 +489,18 @@ impl Worker {
             });
             tokio::select! {
                 () = &mut stop, if !stopping => stopping = true,
+                () = &mut abandon => {
+                    running.abort_all();
+                    for (_, (slot, job)) in slot_of_task.drain() {
+                        let outcome = match shared.queue.release(job.id, &names[slot]).await {
+                            Ok(_) => JobOutcome::Lost("handed back: the worker stopped".into()),
+                            Err(e) => JobOutcome::Lost(e.to_string()),
+                        };
+                        report.lost += 1;
+                        on_job(&job, &outcome);
+                    }
+                    break;
+                }
                 Some(joined) = running.join_next_with_id(), if !running.is_empty() => {
                     let mut finished = vec![joined];
                     // Every job that finished meanwhile joins the same completion call; one
