@@ -51,8 +51,8 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
+/// A fresh embedded database (its folder, URL and handle), whose queue the worker shares.
+async fn embedded() -> (tempfile::TempDir, String, Weave) {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("jobs.db").display());
     let weave = Weave::open_with(Config {
@@ -61,6 +61,12 @@ async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
     })
     .await
     .unwrap();
+    (dir, db, weave)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
+    let (_dir, db, weave) = embedded().await;
     let scope = Scope::org("acme");
     let queue = weave.jobs().unwrap().clone();
     let upload = |file: &str, preset: &str, format| {
@@ -136,14 +142,7 @@ async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_stops_a_worker_without_waiting_for_its_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("jobs.db").display());
-    let weave = Weave::open_with(Config {
-        db: db.clone(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let (_dir, db, weave) = embedded().await;
     let scope = Scope::org("acme");
     let queue = weave.jobs().unwrap().clone();
     let long = queue
