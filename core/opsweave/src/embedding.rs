@@ -153,6 +153,21 @@ pub struct EmbedProgress {
     pub indexing: AtomicBool,
 }
 
+impl EmbedProgress {
+    /// The share done (below 1 until the run ends: a bulk load's index build comes last) and
+    /// its message, `DONE/PLANNED records`.
+    pub fn share(&self) -> (f64, String) {
+        let planned = self.total.load(Ordering::Relaxed);
+        let done = self.done.load(Ordering::Relaxed);
+        let fraction = if planned == 0 {
+            0.0
+        } else {
+            (done as f64 / planned as f64).min(1.0) * 0.99
+        };
+        (fraction, format!("{done}/{planned} records"))
+    }
+}
+
 /// What an embedding run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmbedReport {
@@ -415,17 +430,8 @@ impl Weave {
                 let lease = std::time::Duration::from_secs(60);
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                    let total = watch.total.load(Ordering::Relaxed);
-                    let done = watch.done.load(Ordering::Relaxed);
-                    let share = if total == 0 {
-                        0.0
-                    } else {
-                        done as f64 / total as f64
-                    };
-                    let update = opsweave_core::Progress {
-                        fraction: share.clamp(0.0, 1.0),
-                        message: Some(format!("{done}/{total} records")),
-                    };
+                    let (fraction, message) = watch.share();
+                    let update = opsweave_core::Progress::new(fraction, message);
                     if jobs
                         .heartbeat(id, &worker_name, lease, Some(update))
                         .await

@@ -760,22 +760,10 @@ pub fn ingest_share(progress: &IngestProgress, total: Option<u64>) -> (f64, Stri
 /// Runs an `embed` job with the model its payload names, reporting records done and leaving
 /// the embed report as the job's message.
 async fn run_embed(weave: Weave, job: Job, cx: JobContext) -> Result<()> {
-    use std::sync::atomic::Ordering;
     let embedder = weave.job_embedder(&job).await?;
     let progress = Arc::new(crate::EmbedProgress::default());
     let work = weave.embed_for_job(&job, &*embedder, Some(progress.clone()));
-    let report = cx
-        .reporting(work, || {
-            let planned = progress.total.load(Ordering::Relaxed);
-            let done = progress.done.load(Ordering::Relaxed);
-            let fraction = if planned == 0 {
-                0.0
-            } else {
-                (done as f64 / planned as f64).min(1.0) * 0.99
-            };
-            (fraction, format!("{done}/{planned} records"))
-        })
-        .await?;
+    let report = cx.reporting(work, || progress.share()).await?;
     cx.finish(serde_json::to_string(&report).unwrap_or_default());
     Ok(())
 }

@@ -146,7 +146,7 @@ pub struct RateLimits {
 impl RateLimits {
     /// The limits `server` configures.
     pub fn new(server: &ServerConfig) -> opsweave::Result<Self> {
-        let per_minute = server.rate_limit_per_minute.max(1);
+        let per_minute = server.rate_limit_per_minute;
         let read = RateLimit {
             rate: per_minute,
             period: Duration::from_secs(60),

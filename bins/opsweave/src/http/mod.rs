@@ -157,7 +157,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::docs())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(server.request_timeout_secs.max(1)),
+            Duration::from_secs(server.request_timeout_secs),
         ));
     // Event streams live as long as their job, so they are outside the request timeout.
     let streams = Router::new().route("/api/jobs/{id}/events", get(jobs::events));

@@ -7,7 +7,6 @@ use super::jobs::{INGEST_JOB, MATCH_JOB};
 use super::AppState;
 use opsweave::worker::InlineIngest;
 use opsweave::{EmbedProgress, Error, IngestProgress, Job, JobQueue, Progress, Result, EMBED_JOB};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -72,15 +71,12 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
         tokio::select! {
             result = &mut work => break Some(result),
             _ = beat.tick() => {
-                let report = if job.kind == EMBED_JOB {
-                    let planned = embedding.total.load(Ordering::Relaxed);
-                    let done = embedding.done.load(Ordering::Relaxed);
-                    let fraction = if planned == 0 { 0.0 } else { done as f64 / planned as f64 };
-                    Progress::new(fraction.min(1.0) * 0.99, format!("{done}/{planned} records"))
+                let (fraction, message) = if job.kind == EMBED_JOB {
+                    embedding.share()
                 } else {
-                    let (fraction, message) = opsweave::worker::ingest_share(&progress, total);
-                    Progress::new(fraction, message)
+                    opsweave::worker::ingest_share(&progress, total)
                 };
+                let report = Progress::new(fraction, message);
                 // The heartbeat needs the store's writer, which the job may hold mid-transaction:
                 // keep polling the job while the heartbeat waits, or each waits for the other
                 // until the pool's acquire timeout.
