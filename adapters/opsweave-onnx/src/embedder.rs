@@ -11,6 +11,7 @@ use ort::value::{Outlet, Tensor, TensorElementType};
 use tokenizers::Encoding;
 
 use crate::config::{ModelFiles, ModelSpec, OnnxConfig, Pooling, SentenceTransformersLayout};
+use crate::fingerprint::{fingerprint, Shaping};
 use crate::pool::{ort_error, SessionPool};
 use crate::runtime::runtime;
 use crate::tokenize::{Chunk, TextTokenizer};
@@ -83,6 +84,7 @@ impl OnnxEmbedder {
                 name: spec.name.clone(),
                 dim: static_dim.unwrap_or(0),
                 max_tokens: spec.max_tokens,
+                fingerprint: None,
             },
             spec,
             tokenizer,
@@ -119,6 +121,16 @@ impl OnnxEmbedder {
             }
         }
         engine.info.dim = dim;
+        let print = fingerprint(
+            &files,
+            &Shaping {
+                spec: &engine.spec,
+                output: &engine.output.name,
+                query_prefix: engine.query_prefix.as_deref(),
+                document_prefix: engine.document_prefix.as_deref(),
+            },
+        )?;
+        engine.info.fingerprint = Some(print);
         Ok(Self {
             engine: Arc::new(engine),
         })

@@ -33,6 +33,7 @@
 
 mod config;
 mod embedder;
+mod fingerprint;
 mod pool;
 mod runtime;
 mod tokenize;

@@ -319,6 +319,35 @@ async fn bare_directory_needs_a_preset_or_pooling() {
 }
 
 #[tokio::test]
+async fn the_fingerprint_follows_the_files_and_pooling_not_the_folder() {
+    let original = embedder();
+    let print = original.info().fingerprint.clone().expect("a fingerprint");
+    let dir = bare_model_dir();
+    let copy =
+        OnnxEmbedder::open(config_at(dir.path()).with_pooling(Pooling::Mean)).expect("opens");
+    assert_ne!(
+        copy.info().name,
+        original.info().name,
+        "named after its folder"
+    );
+    assert_eq!(copy.info().fingerprint.as_deref(), Some(print.as_str()));
+
+    let cls = OnnxEmbedder::open(config_at(dir.path()).with_pooling(Pooling::Cls))
+        .expect("opens with cls pooling");
+    assert_ne!(cls.info().fingerprint.as_deref(), Some(print.as_str()));
+
+    // Another tokenizer file (same vocabulary, one more byte) is another model as far as the
+    // store can tell.
+    let tokenizer = dir.path().join("tokenizer.json");
+    let mut text = std::fs::read(&tokenizer).expect("read");
+    text.push(b'\n');
+    std::fs::write(&tokenizer, text).expect("write");
+    let edited =
+        OnnxEmbedder::open(config_at(dir.path()).with_pooling(Pooling::Mean)).expect("opens");
+    assert_ne!(edited.info().fingerprint.as_deref(), Some(print.as_str()));
+}
+
+#[tokio::test]
 async fn preset_with_the_wrong_dimension_is_rejected() {
     let dir = bare_model_dir();
     let err = OnnxEmbedder::open(config_at(dir.path()).with_preset(Preset::BgeM3))

@@ -51,6 +51,7 @@ pub fn known_model(name: &str) -> Option<ModelInfo> {
         name: name.to_owned(),
         dim,
         max_tokens: OPENAI_MAX_TOKENS,
+        fingerprint: None,
     })
 }
 

@@ -185,6 +185,8 @@ impl Client {
                 .max_tokens
                 .or_else(|| known_model(&config.model).map(|m| m.max_tokens))
                 .unwrap_or(OPENAI_MAX_TOKENS),
+            // A server says nothing that identifies its weights: the model name stands for them.
+            fingerprint: None,
         };
         Ok(Self {
             http,

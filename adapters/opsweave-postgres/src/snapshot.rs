@@ -214,6 +214,7 @@ impl PgStore {
             dim: vectors[0].item.vector.len(),
             name: model,
             max_tokens: 0,
+            fingerprint: vectors[0].fingerprint.clone(),
         };
         self.upsert(&info, vectors.into_iter().map(|v| v.item).collect())
             .await
@@ -251,7 +252,8 @@ fn page_query<'a>(
         SnapshotKind::ApiKeys => ("SELECT * FROM ops.api_keys", "id"),
         SnapshotKind::Vectors => (
             "SELECT model, id, org, client, project, entity, source_kind, content_hash, \
-             embedding::real[] AS vector FROM search.embeddings",
+             embedding::real[] AS vector, (SELECT i.fingerprint FROM search.vector_indexes i \
+             WHERE i.model = search.embeddings.model) AS fingerprint FROM search.embeddings",
             "model, id",
         ),
     };
@@ -404,6 +406,7 @@ fn stored_usage(row: &PgRow) -> Result<StoredUsage> {
 fn stored_vector(row: &PgRow) -> Result<StoredVector> {
     Ok(StoredVector {
         model: get(row, "model")?,
+        fingerprint: get(row, "fingerprint")?,
         item: VectorItem {
             id: RecordId::from_raw(get(row, "id")?),
             scope: scope_of(row)?,

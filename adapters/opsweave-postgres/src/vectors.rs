@@ -7,7 +7,7 @@ use crate::retry::with_retries;
 use crate::PgStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
+    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
 };
 use opsweave_core::{
     Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorBulkLoad, VectorFilter,
@@ -41,27 +41,36 @@ impl PgStore {
     /// a literal (a bound parameter cannot prove the partial index's predicate in a generic plan).
     /// `Conflict` when the model already has an index of another dimension.
     pub async fn ensure_vector_index(&self, model: &str, dim: usize) -> Result<String> {
-        check_model_name(model)?;
+        let model = ModelInfo {
+            name: model.to_owned(),
+            dim,
+            max_tokens: 0,
+            fingerprint: None,
+        };
+        self.ensure_model_index(&model).await
+    }
+
+    /// [`Self::ensure_vector_index`] for `model`, which also records its fingerprint (the first
+    /// one given) and refuses another one (`Conflict`, see [`check_fingerprint`]).
+    async fn ensure_model_index(&self, model: &ModelInfo) -> Result<String> {
+        let dim = model.dim;
+        check_model_name(&model.name)?;
         if !(1..=MAX_INDEXED_DIM).contains(&dim) {
             return Err(Error::invalid(format!(
                 "dimension {dim} is not in 1..={MAX_INDEXED_DIM} (pgvector's HNSW limit for halfvec)"
             ))
             .on_field("dim"));
         }
-        let name = index_name(model);
+        let name = index_name(&model.name);
         // A named async fn, not a closure's async block: its future is Send for any lifetime,
         // which the `VectorIndex` methods (boxed by async_trait) need.
-        with_retries(|| create_vector_index(&self.pool, model, dim, &name)).await
+        with_retries(|| create_vector_index(&self.pool, model, &name)).await
     }
 }
 
 /// Records `model`'s index (creating it) under an advisory lock; see `ensure_vector_index`.
-async fn create_vector_index(
-    pool: &sqlx::PgPool,
-    model: &str,
-    dim: usize,
-    name: &str,
-) -> Result<String> {
+async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) -> Result<String> {
+    let (model, dim) = (info.name.as_str(), info.dim);
     let mut tx = pool.begin().await.map_err(|e| map("begin", e))?;
     // One creator at a time; the others then find the row it wrote.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('opsweave:' || $1, 0))")
@@ -69,18 +78,28 @@ async fn create_vector_index(
         .execute(&mut *tx)
         .await
         .map_err(|e| map("lock vector index", e))?;
-    let known: Option<(i32, String)> =
-        sqlx::query_as("SELECT dim, index_name FROM search.vector_indexes WHERE model = $1")
-            .bind(model)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| map("read vector indexes", e))?;
-    if let Some((known_dim, known_name)) = known {
+    let known: Option<(i32, String, Option<String>)> = sqlx::query_as(
+        "SELECT dim, index_name, fingerprint FROM search.vector_indexes WHERE model = $1",
+    )
+    .bind(model)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| map("read vector indexes", e))?;
+    if let Some((known_dim, known_name, fingerprint)) = known {
         if known_dim as usize != dim {
             return Err(Error::conflict(format!(
                 "model `{model}` is indexed with {known_dim} dimensions, not {dim}: \
                  re-embed under another model name"
             )));
+        }
+        check_fingerprint(info, fingerprint.as_deref())?;
+        if fingerprint.is_none() && info.fingerprint.is_some() {
+            sqlx::query("UPDATE search.vector_indexes SET fingerprint = $2 WHERE model = $1")
+                .bind(model)
+                .bind(&info.fingerprint)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("record model fingerprint", e))?;
         }
         // A bulk load that never finished left the model without its index: build it now.
         let present: bool =
@@ -91,20 +110,24 @@ async fn create_vector_index(
                 .map_err(|e| map("look up vector index", e))?;
         if !present {
             create_index(&mut tx, model, dim, &known_name).await?;
-            tx.commit()
-                .await
-                .map_err(|e| map("commit vector index", e))?;
         }
+        tx.commit()
+            .await
+            .map_err(|e| map("commit vector index", e))?;
         return Ok(known_name);
     }
     create_index(&mut tx, model, dim, name).await?;
-    sqlx::query("INSERT INTO search.vector_indexes (model, dim, index_name) VALUES ($1, $2, $3)")
-        .bind(model)
-        .bind(dim as i32)
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map("record vector index", e))?;
+    sqlx::query(
+        "INSERT INTO search.vector_indexes (model, dim, index_name, fingerprint) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(model)
+    .bind(dim as i32)
+    .bind(name)
+    .bind(&info.fingerprint)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| map("record vector index", e))?;
     tx.commit()
         .await
         .map_err(|e| map("commit vector index", e))?;
@@ -153,7 +176,7 @@ pub struct VectorLoad<'a> {
 impl PgStore {
     /// Begins a bulk load of `model`'s vectors (see [`VectorLoad`]).
     pub async fn begin_vector_load(&self, model: &ModelInfo) -> Result<VectorLoad<'_>> {
-        let index = self.ensure_vector_index(&model.name, model.dim).await?;
+        let index = self.ensure_model_index(model).await?;
         // The name is ours (`index_name`: letters, digits, underscores), safe to write inline.
         let drop = format!("DROP INDEX IF EXISTS search.{index}");
         with_retries(|| async {
@@ -401,8 +424,23 @@ impl VectorIndex for PgStore {
         if !check_items(model, &items)? {
             return Ok(());
         }
-        self.ensure_vector_index(&model.name, model.dim).await?;
+        self.ensure_model_index(model).await?;
         write_items(self, model, &items).await
+    }
+
+    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>> {
+        check_model_name(model)?;
+        with_retries(|| async move {
+            let fingerprint: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT fingerprint FROM search.vector_indexes WHERE model = $1",
+            )
+            .bind(model)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read vector model", e))?;
+            Ok(fingerprint.flatten())
+        })
+        .await
     }
 
     /// A [`VectorLoad`] when `count` is at least [`BULK_LOAD_FROM`] and at least the model's stored

@@ -213,7 +213,7 @@ impl Snapshot for SqliteStore {
             SnapshotKind::Vectors => {
                 let mut q = QueryBuilder::<Sqlite>::new(
                     "SELECT v.model, v.id, v.org, v.client, v.project, v.entity, v.source_kind, \
-                     v.content_hash, v.vector, m.dim, m.storage \
+                     v.content_hash, v.vector, m.dim, m.storage, m.fingerprint \
                      FROM vectors v JOIN vector_models m ON m.name = v.model",
                 );
                 if let Some(SnapshotKey::Vector(model, id)) = after {
@@ -343,6 +343,7 @@ impl SqliteStore {
             dim: vectors[0].item.vector.len(),
             name: model,
             max_tokens: 0,
+            fingerprint: vectors[0].fingerprint.clone(),
         };
         self.upsert(&info, vectors.into_iter().map(|v| v.item).collect())
             .await
@@ -493,6 +494,7 @@ fn stored_vector(row: &SqliteRow) -> Result<StoredVector> {
             vector,
         },
         model,
+        fingerprint: get(row, "fingerprint")?,
     })
 }
 

@@ -8,7 +8,7 @@ use crate::rows::{bind_scope, get, scope_filter};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
+    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
 };
 use opsweave_core::{
     Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorFilter, VectorHit, VectorIndex,
@@ -435,7 +435,24 @@ impl VectorIndex for SqliteStore {
                     model.name, row.dim, model.dim
                 )))
             }
-            Some(row) => row,
+            Some(row) => {
+                let stored: Option<String> =
+                    sqlx::query_scalar("SELECT fingerprint FROM vector_models WHERE name = ?")
+                        .bind(&model.name)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| map("read vector model", e))?;
+                check_fingerprint(model, stored.as_deref())?;
+                if stored.is_none() && model.fingerprint.is_some() {
+                    sqlx::query("UPDATE vector_models SET fingerprint = ? WHERE name = ?")
+                        .bind(&model.fingerprint)
+                        .bind(&model.name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| map("record model fingerprint", e))?;
+                }
+                row
+            }
             None => {
                 let storage = if model.dim >= self.vectors.options.half_precision_from {
                     VectorStorage::F16
@@ -443,12 +460,13 @@ impl VectorIndex for SqliteStore {
                     VectorStorage::F32
                 };
                 sqlx::query(
-                    "INSERT INTO vector_models (name, dim, storage, generation, count) \
-                     VALUES (?, ?, ?, 0, 0)",
+                    "INSERT INTO vector_models (name, dim, storage, generation, count, \
+                     fingerprint) VALUES (?, ?, ?, 0, 0, ?)",
                 )
                 .bind(&model.name)
                 .bind(model.dim as i64)
                 .bind(storage.as_str())
+                .bind(&model.fingerprint)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map("register vector model", e))?;
@@ -537,6 +555,17 @@ impl VectorIndex for SqliteStore {
             .collect();
         self.apply_to_graph(&model.name, row.generation, GraphChange::Insert(entries))
             .await
+    }
+
+    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>> {
+        check_model_name(model)?;
+        let fingerprint: Option<Option<String>> =
+            sqlx::query_scalar("SELECT fingerprint FROM vector_models WHERE name = ?")
+                .bind(model)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map("read vector model", e))?;
+        Ok(fingerprint.flatten())
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {

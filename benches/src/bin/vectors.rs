@@ -249,6 +249,7 @@ async fn main() -> opsweave_core::Result<()> {
         name: "bench".into(),
         dim: data.dim,
         max_tokens: 512,
+        fingerprint: None,
     };
     let org = Scope::org("acme");
     let tenant = Scope::org("acme").with_client("tenant");

@@ -23,6 +23,12 @@ pub struct ModelInfo {
     pub dim: usize,
     /// Longest input in tokens before chunking.
     pub max_tokens: usize,
+    /// What makes this model's vectors what they are (weights, tokenizer, pooling), hashed: a
+    /// store refuses vectors and queries of a model whose name it knows with another fingerprint,
+    /// so a model swapped behind the same name never mixes its vectors with the old ones. `None`
+    /// when the embedder cannot tell (a remote server): then the name alone identifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Vectors for a batch of texts, with the tokens it cost.

@@ -228,6 +228,8 @@ pub struct StoredKey {
 pub struct StoredVector {
     /// The model's name (its dimension is the vector's length).
     pub model: String,
+    /// The model's fingerprint, when the store knows one.
+    pub fingerprint: Option<String>,
     /// The record's vector, scope and kinds.
     pub item: VectorItem,
 }

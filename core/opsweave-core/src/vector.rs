@@ -60,6 +60,8 @@ pub struct StaleVector {
 /// Contract (checked by the testkit on every backend):
 /// - `upsert` of a vector whose length is not the model's dimension is `InvalidInput` and writes nothing;
 /// - a model keeps one dimension for life: another dimension is `Conflict`;
+/// - a model keeps the first fingerprint it is written with: another one is `Conflict` (see
+///   [`check_fingerprint`]);
 /// - `knn` returns `min(k, matching rows)` hits, best first, never fewer because of the filter.
 #[async_trait]
 pub trait VectorIndex: Send + Sync {
@@ -87,6 +89,10 @@ pub trait VectorIndex: Send + Sync {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
+
+    /// The fingerprint stored with `model`'s vectors (see [`ModelInfo::fingerprint`]); `None` when
+    /// the store has no vectors of that model or they were written without one.
+    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>>;
 
     /// A bulk load for writing `count` vectors of `model` in one go (a first embedding of a large
     /// corpus), or `None` when upserts one batch at a time cost the same (the default). A store
@@ -159,6 +165,23 @@ pub fn check_upsert(model: &ModelInfo, items: &[VectorItem]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses `model` when the store holds vectors of its name made by another model: both have a
+/// fingerprint and they differ. Vectors of two models live in different spaces; mixed, every
+/// similarity between them is noise, silently.
+pub fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> {
+    match (stored, model.fingerprint.as_deref()) {
+        (Some(stored), Some(now)) if stored != now => Err(crate::Error::conflict(format!(
+            "the vectors of model `{}` in this store were made by another model (fingerprint \
+             {stored}; this one is {now}: its weights, tokenizer or pooling differ): point the \
+             model back at the files that made them, or record this one under another name \
+             (embed.model_name) and embed again",
+            model.name
+        ))
+        .on_field("model")),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a k-NN query: a valid model name and filter scope, `k` at most [`MAX_K`], and a query
 /// vector that has a direction. Its dimension is the backend's to check against the model.
 pub fn check_query(model: &str, query: &[f32], k: usize, filter: &VectorFilter) -> Result<()> {
@@ -225,6 +248,7 @@ mod tests {
             name: "m".into(),
             dim: 2,
             max_tokens: 8,
+            fingerprint: None,
         };
         assert!(check_upsert(&model, &[item(vec![1.0, 0.0])]).is_ok());
         for (bad, field) in [

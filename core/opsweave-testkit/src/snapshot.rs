@@ -369,7 +369,13 @@ pub async fn fill_every_kind(store: &dyn SnapshotBackend) -> Filled {
         .map(|(i, id)| item(&acme, *id, i, 4))
         .collect();
     store
-        .upsert(&model("snap-a", 4), vectors_a.clone())
+        .upsert(
+            &ModelInfo {
+                fingerprint: Some("b3:0123456789abcdef".into()),
+                ..model("snap-a", 4)
+            },
+            vectors_a.clone(),
+        )
         .await
         .unwrap();
     let vectors_b: Vec<VectorItem> = g
@@ -394,6 +400,7 @@ fn model(name: &str, dim: usize) -> ModelInfo {
         name: name.into(),
         dim,
         max_tokens: 0,
+        fingerprint: None,
     }
 }
 
@@ -672,6 +679,14 @@ pub async fn assert_copy_behaves(
     let query = &filled.vectors_a[3];
     let hits = copy.knn("snap-a", &query.vector, 1, &filter).await.unwrap();
     assert_eq!(hits.first().map(|h| h.id), Some(query.id), "{hits:?}");
+    for model in ["snap-a", "snap-b"] {
+        assert_eq!(
+            copy.model_fingerprint(model).await.unwrap(),
+            source.model_fingerprint(model).await.unwrap(),
+            "{model}'s fingerprint"
+        );
+    }
+    assert!(copy.model_fingerprint("snap-a").await.unwrap().is_some());
     assert_eq!(
         copy.review_queue(&acme, None, 10).await.unwrap(),
         source.review_queue(&acme, None, 10).await.unwrap()

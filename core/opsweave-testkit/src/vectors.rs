@@ -27,6 +27,7 @@ where
 {
     bad_vectors_write_nothing(open().await).await;
     a_model_keeps_its_dimension(open().await).await;
+    a_model_keeps_its_fingerprint(open().await).await;
     knn_is_exact_on_a_small_set(open().await).await;
     filtered_queries_return_k_rows(open().await).await;
     delete_removes_vectors_in_scope(open().await).await;
@@ -39,6 +40,7 @@ pub fn model(name: &str, dim: usize) -> ModelInfo {
         name: name.into(),
         dim,
         max_tokens: 512,
+        fingerprint: None,
     }
 }
 
@@ -169,6 +171,96 @@ pub async fn a_model_keeps_its_dimension(store: Arc<dyn VectorBackend>) {
         .upsert(
             &model("conf-dim-8", 8),
             vec![vector_item(1, &scope, vec![1.0; 8])],
+        )
+        .await
+        .unwrap();
+}
+
+/// A model keeps the first fingerprint it is stored with: vectors without one are adopted by the
+/// first model that has one, vectors of another model under the same name are refused whole.
+pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
+    let scope = Scope::org("acme");
+    let printed = |fingerprint: Option<&str>| ModelInfo {
+        fingerprint: fingerprint.map(str::to_owned),
+        ..model("conf-print", 4)
+    };
+    assert_eq!(store.model_fingerprint("conf-print").await.unwrap(), None);
+    store
+        .upsert(
+            &printed(None),
+            vec![vector_item(1, &scope, vec![1.0, 2.0, 3.0, 4.0])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.model_fingerprint("conf-print").await.unwrap(), None);
+    store
+        .upsert(
+            &printed(Some("b3:aaaa")),
+            vec![vector_item(2, &scope, vec![4.0, 3.0, 2.0, 1.0])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .model_fingerprint("conf-print")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("b3:aaaa"),
+        "the first fingerprint is adopted"
+    );
+    let err = store
+        .upsert(
+            &printed(Some("b3:bbbb")),
+            vec![
+                vector_item(2, &scope, vec![1.0, 1.0, 1.0, 1.0]),
+                vector_item(3, &scope, vec![1.0, 0.0, 0.0, 0.0]),
+            ],
+        )
+        .await
+        .expect_err("another model under the same name");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("conf-print"), "{err}");
+    assert!(
+        err.message().contains("b3:aaaa") && err.message().contains("b3:bbbb"),
+        "{err}"
+    );
+    let hits = store
+        .knn("conf-print", &[4.0, 3.0, 2.0, 1.0], 5, &org_filter("acme"))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 2, "the refused batch wrote nothing: {hits:?}");
+    assert_eq!(hits[0].id, RecordId::from_raw(2));
+    assert!(
+        (hits[0].similarity - 1.0).abs() < 1e-2,
+        "record 2 kept its vector: {hits:?}"
+    );
+    // The same model, and a writer that cannot tell its fingerprint, still write.
+    for fingerprint in [Some("b3:aaaa"), None] {
+        store
+            .upsert(
+                &printed(fingerprint),
+                vec![vector_item(4, &scope, vec![0.0, 1.0, 0.0, 0.0])],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .model_fingerprint("conf-print")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("b3:aaaa")
+    );
+    // A new model name starts afresh.
+    store
+        .upsert(
+            &ModelInfo {
+                fingerprint: Some("b3:bbbb".into()),
+                ..model("conf-print-2", 4)
+            },
+            vec![vector_item(1, &scope, vec![1.0, 1.0, 1.0, 1.0])],
         )
         .await
         .unwrap();

@@ -141,6 +141,10 @@ pub struct EmbedConfig {
     /// Where `onnx:PRESET` models live: a folder holding the model, or one with a subfolder per
     /// preset (`OPSWEAVE_MODEL_DIR`).
     pub model_dir: Option<PathBuf>,
+    /// The name an `onnx:` model's vectors are recorded under; by default the preset's name or
+    /// the model folder's. A store refuses vectors of a name it knows from a model with other
+    /// files (see `ModelInfo::fingerprint`): a new name keeps both sets apart.
+    pub model_name: Option<String>,
     /// The ONNX Runtime library; `ORT_DYLIB_PATH` when not set.
     pub ort_dylib_path: Option<PathBuf>,
     /// Base URL of an OpenAI-compatible server; `OPENAI_BASE_URL` or OpenAI's when not set.
@@ -156,6 +160,7 @@ impl Default for EmbedConfig {
         Self {
             model: None,
             model_dir: None,
+            model_name: None,
             ort_dylib_path: None,
             openai_base_url: None,
             dimensions: None,

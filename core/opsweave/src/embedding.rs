@@ -9,6 +9,7 @@
 use crate::Weave;
 use chrono::Utc;
 use opsweave_core::recall::embedding_text;
+use opsweave_core::vector::check_fingerprint;
 use opsweave_core::{
     EmbedKind, Embedder, Embeddings, Error, JobId, Operation, RecordId, Result, Scope, UsageEvent,
     VectorBulkLoad, VectorIndex, VectorItem,
@@ -236,6 +237,11 @@ impl Weave {
         let started = Instant::now();
         let vectors = self.vector_index()?;
         let info = embedder.info().clone();
+        // Before any work: vectors of a swapped model would fail at the first batch's write.
+        check_fingerprint(
+            &info,
+            vectors.model_fingerprint(&info.name).await?.as_deref(),
+        )?;
         let progress = progress.unwrap_or_default();
         let mut stale = Vec::new();
         let mut after: Option<RecordId> = None;
@@ -531,6 +537,10 @@ async fn open_onnx(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedd
     if let Some(path) = &config.embed.ort_dylib_path {
         onnx = onnx.with_ort_dylib_path(path);
     }
+    if let Some(name) = &config.embed.model_name {
+        opsweave_core::vector::check_model_name(name).map_err(|e| e.on_field("model_name"))?;
+        onnx = onnx.with_name(name.clone());
+    }
     let embedder = tokio::task::spawn_blocking(move || opsweave_onnx::OnnxEmbedder::open(onnx))
         .await
         .map_err(|e| Error::internal(format!("opening the ONNX model failed: {e}")))??;
@@ -547,6 +557,13 @@ async fn open_onnx(model: &str, _config: &crate::Config) -> Result<Arc<dyn Embed
 
 #[cfg(feature = "openai")]
 async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedder>> {
+    if config.embed.model_name.is_some() {
+        return Err(Error::invalid(format!(
+            "embed.model_name names onnx: models only; openai:{model} records its vectors under \
+             the model the server is asked for"
+        ))
+        .on_field("model_name"));
+    }
     let mut openai = opsweave_openai::OpenAiConfig::from_env(model);
     if let Some(url) = &config.embed.openai_base_url {
         openai = openai.with_base_url(url.clone());

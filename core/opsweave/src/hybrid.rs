@@ -8,6 +8,7 @@ use opsweave_core::mapping::Normalised;
 use opsweave_core::recall::{
     embedding_text, fuse, title_from_text, FusedHit, Ranked, Ranker, RecallHit, RecallOptions,
 };
+use opsweave_core::vector::check_fingerprint;
 use opsweave_core::{
     EmbedKind, EntityKind, Error, ErrorKind, Fields, IngestItem, Record, RecordId, Result, Scope,
     SearchHit, SourceRef, TextQuery, Value, VectorFilter, VectorItem,
@@ -57,9 +58,14 @@ impl Weave {
             let embedder = self.embedder().await?;
             let vectors = self.vector_index()?;
             let info = embedder.info().clone();
-            let out = embedder
-                .embed(&[query.to_string()], EmbedKind::Query)
-                .await?;
+            // A query vector of another model than the stored vectors' ranks noise.
+            let texts = [query.to_string()];
+            let (out, stored) = tokio::join!(
+                embedder.embed(&texts, EmbedKind::Query),
+                vectors.model_fingerprint(&info.name)
+            );
+            check_fingerprint(&info, stored?.as_deref())?;
+            let out = out?;
             check_vectors(&out, 1, info.dim)?;
             self.meter_embedding(scope, &info.name, &out, None).await?;
             let filter = VectorFilter {

@@ -48,6 +48,7 @@ impl Hashed {
                 name: model.to_string(),
                 dim: 8,
                 max_tokens: 512,
+                fingerprint: None,
             },
             ok_calls,
             calls: AtomicUsize::new(0),

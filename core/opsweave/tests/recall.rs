@@ -349,3 +349,101 @@ async fn memories_are_found_at_once_replaced_and_forgotten() {
     assert!(err.message().contains("not a memory"), "{err}");
     assert!(weave.record(&scope, doc).await.is_ok());
 }
+
+/// Copies every file of the test model's folder (its sentence-transformers files too) to `to`.
+fn copy_model(to: &std::path::Path) {
+    let from = PathBuf::from(std::env::var_os("OPSWEAVE_TEST_MODEL_DIR").unwrap());
+    for entry in walk(&from) {
+        let target = to.join(entry.strip_prefix(&from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("minilm");
+    copy_model(&model_dir);
+    let mut config = Config {
+        db: format!("sqlite://{}", dir.path().join("t.db").display()),
+        ..Config::default()
+    };
+    config.embed.model = Some(format!("onnx:{}", model_dir.display()));
+    let scope = Scope::org("acme");
+    let options = RecallOptions {
+        k: 2,
+        mode: RecallMode::Dense,
+        ..RecallOptions::default()
+    };
+
+    let weave = Weave::open_with(config.clone()).await.unwrap();
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &scope)
+        .await
+        .unwrap();
+    let embedder = weave.embedder().await.unwrap();
+    assert_eq!(embedder.info().name, "minilm");
+    let report = weave.embed(&scope, &*embedder, None).await.unwrap();
+    assert_eq!(report.embedded, 5);
+    let before = weave
+        .recall(&scope, "website outage", &options)
+        .await
+        .unwrap();
+    assert_eq!(before[0].title, "Incident 42", "{before:#?}");
+    weave.close().await;
+
+    // Other files in the same folder: another model as far as anyone can tell from outside.
+    let tokenizer = model_dir.join("tokenizer.json");
+    let mut text = std::fs::read(&tokenizer).unwrap();
+    text.push(b'\n');
+    std::fs::write(&tokenizer, text).unwrap();
+
+    let weave = Weave::open_with(config.clone()).await.unwrap();
+    let embedder = weave.embedder().await.unwrap();
+    assert_eq!(embedder.info().name, "minilm");
+    let err = weave.embed(&scope, &*embedder, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("embed.model_name"), "{err}");
+    let err = weave
+        .recall(&scope, "website outage", &options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // Words alone still answer.
+    let words = RecallOptions {
+        mode: RecallMode::Bm25,
+        ..options.clone()
+    };
+    let hits = weave.recall(&scope, "payment", &words).await.unwrap();
+    assert_eq!(hits[0].title, "Incident 42", "{hits:#?}");
+    weave.close().await;
+
+    // Under a name of its own it embeds everything again, beside the old vectors.
+    config.embed.model_name = Some("minilm-edited".into());
+    let weave = Weave::open_with(config).await.unwrap();
+    let embedder = weave.embedder().await.unwrap();
+    assert_eq!(embedder.info().name, "minilm-edited");
+    let report = weave.embed(&scope, &*embedder, None).await.unwrap();
+    assert_eq!((report.stale, report.embedded), (5, 5), "{report:?}");
+    let after = weave
+        .recall(&scope, "website outage", &options)
+        .await
+        .unwrap();
+    assert_eq!(after[0].title, "Incident 42", "{after:#?}");
+    weave.close().await;
+}

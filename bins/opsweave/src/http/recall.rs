@@ -28,7 +28,7 @@ pub struct RecallBody {
 
 /// The records that best answer `query`, each hit explained.
 #[utoipa::path(post, path = "/api/recall", tag = "records", request_body = RecallBody, security(("key" = [])),
-    responses((status = 200, description = "hits", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "hits", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn recall(
     caller: Caller,
     State(state): State<AppState>,
@@ -57,7 +57,7 @@ pub struct MemoryBody {
 
 /// Stores a memory note that recall finds at once (needs an embedding model: `[embed] model`).
 #[utoipa::path(post, path = "/api/memory", tag = "records", request_body = MemoryBody, security(("key" = [])),
-    responses((status = 201, description = "the note's id", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "the note's id", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn remember(
     caller: Caller,
     State(state): State<AppState>,
