@@ -7,7 +7,8 @@ use crate::retry::with_retries;
 use crate::PgStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
+    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert,
+    StoredModel, MAX_K,
 };
 use opsweave_core::{
     Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorBulkLoad, VectorFilter,
@@ -428,17 +429,20 @@ impl VectorIndex for PgStore {
         write_items(self, model, &items).await
     }
 
-    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>> {
+    async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>> {
         check_model_name(model)?;
         with_retries(|| async move {
-            let fingerprint: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT fingerprint FROM search.vector_indexes WHERE model = $1",
+            let row: Option<(i32, Option<String>)> = sqlx::query_as(
+                "SELECT dim, fingerprint FROM search.vector_indexes WHERE model = $1",
             )
             .bind(model)
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| map("read vector model", e))?;
-            Ok(fingerprint.flatten())
+            Ok(row.map(|(dim, fingerprint)| StoredModel {
+                dim: dim as usize,
+                fingerprint,
+            }))
         })
         .await
     }

@@ -8,7 +8,8 @@ use crate::rows::{bind_scope, get, scope_filter};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert, MAX_K,
+    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert,
+    StoredModel, MAX_K,
 };
 use opsweave_core::{
     Error, ModelInfo, RecordId, Result, Scope, StaleVector, VectorFilter, VectorHit, VectorIndex,
@@ -557,15 +558,18 @@ impl VectorIndex for SqliteStore {
             .await
     }
 
-    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>> {
+    async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>> {
         check_model_name(model)?;
-        let fingerprint: Option<Option<String>> =
-            sqlx::query_scalar("SELECT fingerprint FROM vector_models WHERE name = ?")
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT dim, fingerprint FROM vector_models WHERE name = ?")
                 .bind(model)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| map("read vector model", e))?;
-        Ok(fingerprint.flatten())
+        Ok(row.map(|(dim, fingerprint)| StoredModel {
+            dim: dim as usize,
+            fingerprint,
+        }))
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {

@@ -55,6 +55,15 @@ pub struct StaleVector {
     pub content_hash: u64,
 }
 
+/// What a store knows of a model whose vectors it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredModel {
+    /// The dimension every vector of the model has.
+    pub dim: usize,
+    /// The fingerprint of what made them, when the writer told one (see [`ModelInfo::fingerprint`]).
+    pub fingerprint: Option<String>,
+}
+
 /// Stores vectors and answers filtered k-NN queries.
 ///
 /// Contract (checked by the testkit on every backend):
@@ -90,9 +99,9 @@ pub trait VectorIndex: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
 
-    /// The fingerprint stored with `model`'s vectors (see [`ModelInfo::fingerprint`]); `None` when
-    /// the store has no vectors of that model or they were written without one.
-    async fn model_fingerprint(&self, model: &str) -> Result<Option<String>>;
+    /// What the store knows of `model`'s vectors (dimension, fingerprint); `None` when it has
+    /// never stored any.
+    async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>>;
 
     /// A bulk load for writing `count` vectors of `model` in one go (a first embedding of a large
     /// corpus), or `None` when upserts one batch at a time cost the same (the default). A store
@@ -180,6 +189,24 @@ pub fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> 
         .on_field("model")),
         _ => Ok(()),
     }
+}
+
+/// Refuses to embed or query with `model` when the store's vectors of its name have another
+/// dimension or were made by another model (see [`check_fingerprint`]), before any work is done.
+pub fn check_stored_model(model: &ModelInfo, stored: Option<&StoredModel>) -> Result<()> {
+    let Some(stored) = stored else {
+        return Ok(());
+    };
+    if stored.dim != model.dim {
+        return Err(crate::Error::conflict(format!(
+            "the vectors of model `{}` in this store have {} dimensions; this model makes {}: \
+             it is another model, so record it under another name (embed.model_name for onnx: \
+             models) and embed again",
+            model.name, stored.dim, model.dim
+        ))
+        .on_field("model"));
+    }
+    check_fingerprint(model, stored.fingerprint.as_deref())
 }
 
 /// Checks a k-NN query: a valid model name and filter scope, `k` at most [`MAX_K`], and a query

@@ -681,12 +681,14 @@ pub async fn assert_copy_behaves(
     assert_eq!(hits.first().map(|h| h.id), Some(query.id), "{hits:?}");
     for model in ["snap-a", "snap-b"] {
         assert_eq!(
-            copy.model_fingerprint(model).await.unwrap(),
-            source.model_fingerprint(model).await.unwrap(),
-            "{model}'s fingerprint"
+            copy.stored_model(model).await.unwrap(),
+            source.stored_model(model).await.unwrap(),
+            "{model}'s dimension and fingerprint"
         );
     }
-    assert!(copy.model_fingerprint("snap-a").await.unwrap().is_some());
+    let stored = copy.stored_model("snap-a").await.unwrap().unwrap();
+    assert_eq!(stored.dim, 4);
+    assert_eq!(stored.fingerprint.as_deref(), Some("b3:0123456789abcdef"));
     assert_eq!(
         copy.review_queue(&acme, None, 10).await.unwrap(),
         source.review_queue(&acme, None, 10).await.unwrap()

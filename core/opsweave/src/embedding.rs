@@ -9,7 +9,7 @@
 use crate::Weave;
 use chrono::Utc;
 use opsweave_core::recall::embedding_text;
-use opsweave_core::vector::check_fingerprint;
+use opsweave_core::vector::check_stored_model;
 use opsweave_core::{
     EmbedKind, Embedder, Embeddings, Error, JobId, Operation, RecordId, Result, Scope, UsageEvent,
     VectorBulkLoad, VectorIndex, VectorItem,
@@ -238,10 +238,7 @@ impl Weave {
         let vectors = self.vector_index()?;
         let info = embedder.info().clone();
         // Before any work: vectors of a swapped model would fail at the first batch's write.
-        check_fingerprint(
-            &info,
-            vectors.model_fingerprint(&info.name).await?.as_deref(),
-        )?;
+        check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
         let progress = progress.unwrap_or_default();
         let mut stale = Vec::new();
         let mut after: Option<RecordId> = None;

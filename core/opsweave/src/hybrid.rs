@@ -8,7 +8,7 @@ use opsweave_core::mapping::Normalised;
 use opsweave_core::recall::{
     embedding_text, fuse, title_from_text, FusedHit, Ranked, Ranker, RecallHit, RecallOptions,
 };
-use opsweave_core::vector::check_fingerprint;
+use opsweave_core::vector::check_stored_model;
 use opsweave_core::{
     EmbedKind, EntityKind, Error, ErrorKind, Fields, IngestItem, Record, RecordId, Result, Scope,
     SearchHit, SourceRef, TextQuery, Value, VectorFilter, VectorItem,
@@ -62,9 +62,9 @@ impl Weave {
             let texts = [query.to_string()];
             let (out, stored) = tokio::join!(
                 embedder.embed(&texts, EmbedKind::Query),
-                vectors.model_fingerprint(&info.name)
+                vectors.stored_model(&info.name)
             );
-            check_fingerprint(&info, stored?.as_deref())?;
+            check_stored_model(&info, stored?.as_ref())?;
             let out = out?;
             check_vectors(&out, 1, info.dim)?;
             self.meter_embedding(scope, &info.name, &out, None).await?;

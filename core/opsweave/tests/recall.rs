@@ -447,3 +447,62 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
     assert_eq!(after[0].title, "Incident 42", "{after:#?}");
     weave.close().await;
 }
+
+/// The test model's name with fewer dimensions and no fingerprint, like a remote server's model
+/// of the same name asked for shorter vectors.
+struct Shorter {
+    info: ModelInfo,
+}
+
+#[async_trait]
+impl Embedder for Shorter {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings> {
+        let mut out = model().embed(texts, kind).await?;
+        for v in &mut out.vectors {
+            v.truncate(self.info.dim);
+        }
+        Ok(out)
+    }
+}
+
+#[tokio::test]
+async fn another_dimension_under_a_known_name_is_refused_even_with_nothing_to_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, store) = weave(&dir, 64).await;
+    let scope = Scope::org("acme");
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &scope)
+        .await
+        .unwrap();
+    weave.embed(&scope, &*model(), None).await.unwrap();
+    let shorter = || Shorter {
+        info: ModelInfo {
+            dim: 64,
+            fingerprint: None,
+            ..model().info().clone()
+        },
+    };
+    // Every record has a vector of this name: nothing is stale, and still it is refused.
+    let err = weave.embed(&scope, &shorter(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("384 dimensions"), "{err}");
+    let other_scope = weave
+        .embed(&Scope::org("globex"), &shorter(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(other_scope.kind(), ErrorKind::Conflict, "{other_scope}");
+
+    let asking = Weave::from_parts(store.clone(), store.clone(), Config::default())
+        .with_vectors(store.clone())
+        .with_embedder(Arc::new(shorter()));
+    let err = asking
+        .recall(&scope, "website outage", &RecallOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+}
