@@ -23,6 +23,7 @@ mod hybrid;
 mod ingest;
 mod metering;
 mod migrate;
+mod queue;
 mod resolve;
 mod scale_out;
 pub mod worker;

@@ -207,7 +207,7 @@ pub enum JobOutcome {
 }
 
 /// Counts of what a worker did before it stopped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerReport {
     /// Jobs completed.
     pub done: u64,

@@ -32,3 +32,93 @@ async fn an_opened_weave_queues_and_runs_jobs() {
     let done = jobs.get(&scope, queued.id).await.unwrap();
     assert_eq!(done.status, JobStatus::Done);
 }
+
+#[tokio::test]
+async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle() {
+    use opsweave::worker::WorkerOptions;
+    use opsweave::{ErrorKind, JobId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let acme = Scope::org("acme");
+    let sleep = |ms: u64| NewJob::new("sleep", acme.clone(), serde_json::json!({ "ms": ms }));
+
+    let first = weave
+        .enqueue(sleep(30).with_idempotency_key("nightly"))
+        .await
+        .unwrap();
+    let again = weave
+        .enqueue(sleep(30).with_idempotency_key("nightly"))
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id, "the same key returns the first job");
+    let err = weave
+        .enqueue(sleep(31).with_idempotency_key("nightly"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.location().field.as_deref(), Some("idempotency_key"));
+    let err = weave
+        .enqueue(NewJob::new("", acme.clone(), serde_json::Value::Null))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+
+    let second = weave.enqueue(sleep(20)).await.unwrap();
+    let doomed = weave.enqueue(sleep(10)).await.unwrap();
+    let cancelled = weave.cancel_job(&acme, doomed.id).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let listed = weave
+        .list_jobs(&acme, Some(JobStatus::Queued), 10)
+        .await
+        .unwrap();
+    let ids: Vec<JobId> = listed.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        vec![second.id, first.id],
+        "newest first, cancelled left out"
+    );
+    assert_eq!(
+        weave
+            .job(&Scope::org("globex"), first.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound,
+        "another org's job is not there"
+    );
+    assert_eq!(
+        weave.list_jobs(&acme, None, 0).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+
+    let mut options = WorkerOptions::new("facade-test");
+    options.idle_poll = Duration::from_millis(50);
+    let report = weave.run_jobs(&acme, options, None).await.unwrap();
+    assert_eq!((report.done, report.failed, report.lost), (2, 0, 0));
+    for id in [first.id, second.id] {
+        assert_eq!(weave.job(&acme, id).await.unwrap().status, JobStatus::Done);
+    }
+    assert_eq!(
+        weave.job(&acme, doomed.id).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+
+    // A job that never becomes runnable in time: the timeout ends the run.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let waiting = weave.enqueue(sleep(1).run_after(later)).await.unwrap();
+    let mut options = WorkerOptions::new("facade-test-2");
+    options.idle_poll = Duration::from_millis(50);
+    let report = weave
+        .run_jobs(&acme, options, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(report.done, 0);
+    assert_eq!(
+        weave.job(&acme, waiting.id).await.unwrap().status,
+        JobStatus::Queued
+    );
+    weave.close().await;
+}
