@@ -15,7 +15,10 @@ use args::{
 use convert::{from_python, to_python};
 use errors::to_py;
 use opsweave::matching::Resolver;
-use opsweave::{Config, Error, RecallOptions, Result, Scope, UsageQuery, Weave};
+use opsweave::worker::WorkerOptions;
+use opsweave::{
+    Config, Error, JobId, JobStatus, NewJob, RecallOptions, Result, Scope, UsageQuery, Weave,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use runtime::{awaitable, block, Output};
@@ -24,6 +27,17 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::RwLock;
+use std::time::Duration;
+
+/// A job id from Python: a positive integer.
+fn job_id(id: i64) -> Result<JobId> {
+    if id < 1 {
+        return Err(
+            Error::invalid(format!("job id {id} is not a job id (1 or more)")).on_field("id"),
+        );
+    }
+    Ok(JobId(id))
+}
 
 /// The result of an operation as JSON, ready for `to_python`.
 fn json<T: Serialize>(value: &T) -> Result<Value> {
@@ -372,6 +386,95 @@ impl NativeWeave {
             json(
                 &weave
                     .embed(&weave.default_scope(), embedder.as_ref(), None)
+                    .await?,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python call
+    fn enqueue_op(
+        &self,
+        kind: String,
+        payload: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<String>,
+        max_attempts: u32,
+        backoff_ms: u64,
+        run_after: Option<String>,
+    ) -> PyResult<impl Future<Output = Result<Value>> + Send + 'static> {
+        let payload = match payload {
+            Some(payload) => from_python(payload, "payload")?,
+            None => Value::Null,
+        };
+        Ok(self.with(move |weave| async move {
+            let mut job = NewJob::new(kind, weave.default_scope(), payload)
+                .with_max_attempts(max_attempts)
+                .with_backoff(Duration::from_millis(backoff_ms));
+            if let Some(key) = idempotency_key {
+                job = job.with_idempotency_key(key);
+            }
+            if let Some(at) =
+                opsweave::parse_now(run_after.as_deref()).map_err(|e| e.on_field("run_after"))?
+            {
+                job = job.run_after(at);
+            }
+            json(&weave.enqueue(job).await?)
+        }))
+    }
+
+    fn job_op(&self, id: i64) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            json(&weave.job(&weave.default_scope(), job_id(id)?).await?)
+        })
+    }
+
+    fn jobs_op(
+        &self,
+        status: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let status = status.as_deref().map(str::parse::<JobStatus>).transpose()?;
+            json(
+                &weave
+                    .list_jobs(&weave.default_scope(), status, limit)
+                    .await?,
+            )
+        })
+    }
+
+    fn cancel_job_op(&self, id: i64) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            json(
+                &weave
+                    .cancel_job(&weave.default_scope(), job_id(id)?)
+                    .await?,
+            )
+        })
+    }
+
+    fn run_jobs_op(
+        &self,
+        kinds: Option<Vec<String>>,
+        concurrency: usize,
+        timeout: Option<f64>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let timeout = match timeout {
+                Some(secs) if !(secs.is_finite() && secs > 0.0) => {
+                    return Err(Error::invalid(format!(
+                        "timeout is {secs}; it must be a positive number of seconds"
+                    ))
+                    .on_field("timeout"))
+                }
+                Some(secs) => Some(Duration::from_secs_f64(secs.min(31_536_000.0))),
+                None => None,
+            };
+            let mut options = WorkerOptions::new(format!("python-{}", std::process::id()));
+            options.kinds = kinds.unwrap_or_default();
+            options.concurrency = concurrency;
+            json(
+                &weave
+                    .run_jobs(&weave.default_scope(), options, timeout)
                     .await?,
             )
         })
@@ -819,6 +922,121 @@ impl NativeWeave {
     /// Like `embed`, as an awaitable.
     fn aembed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.embed_op())
+    }
+
+    /// Queues a job of `kind` with a JSON-able `payload` in this handle's scope; the same
+    /// `idempotency_key` again returns the first job.
+    #[pyo3(signature = (kind, payload=None, *, idempotency_key=None, max_attempts=3, backoff_ms=1000, run_after=None))]
+    #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python call
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        kind: String,
+        payload: Option<&Bound<'_, PyAny>>,
+        idempotency_key: Option<String>,
+        max_attempts: u32,
+        backoff_ms: u64,
+        run_after: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        block(
+            py,
+            self.enqueue_op(
+                kind,
+                payload,
+                idempotency_key,
+                max_attempts,
+                backoff_ms,
+                run_after,
+            )?,
+        )
+    }
+
+    /// Like `enqueue`, as an awaitable.
+    #[pyo3(signature = (kind, payload=None, *, idempotency_key=None, max_attempts=3, backoff_ms=1000, run_after=None))]
+    #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python call
+    fn aenqueue<'py>(
+        &self,
+        py: Python<'py>,
+        kind: String,
+        payload: Option<&Bound<'py, PyAny>>,
+        idempotency_key: Option<String>,
+        max_attempts: u32,
+        backoff_ms: u64,
+        run_after: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(
+            py,
+            self.enqueue_op(
+                kind,
+                payload,
+                idempotency_key,
+                max_attempts,
+                backoff_ms,
+                run_after,
+            )?,
+        )
+    }
+
+    /// The job `id` of this handle's scope.
+    fn job(&self, py: Python<'_>, id: i64) -> PyResult<Py<PyAny>> {
+        block(py, self.job_op(id))
+    }
+
+    /// Like `job`, as an awaitable.
+    fn ajob<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.job_op(id))
+    }
+
+    /// Jobs of this handle's scope (of `status` when given), newest first.
+    #[pyo3(signature = (*, status=None, limit=50))]
+    fn jobs(&self, py: Python<'_>, status: Option<String>, limit: usize) -> PyResult<Py<PyAny>> {
+        block(py, self.jobs_op(status, limit))
+    }
+
+    /// Like `jobs`, as an awaitable.
+    #[pyo3(signature = (*, status=None, limit=50))]
+    fn ajobs<'py>(
+        &self,
+        py: Python<'py>,
+        status: Option<String>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.jobs_op(status, limit))
+    }
+
+    /// Cancels a queued or running job of this handle's scope.
+    fn cancel_job(&self, py: Python<'_>, id: i64) -> PyResult<Py<PyAny>> {
+        block(py, self.cancel_job_op(id))
+    }
+
+    /// Like `cancel_job`, as an awaitable.
+    fn acancel_job<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.cancel_job_op(id))
+    }
+
+    /// Runs queued jobs in this process until none of this handle's scope is queued or running,
+    /// or `timeout` seconds have passed.
+    #[pyo3(signature = (*, kinds=None, concurrency=2, timeout=None))]
+    fn run_jobs(
+        &self,
+        py: Python<'_>,
+        kinds: Option<Vec<String>>,
+        concurrency: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        block(py, self.run_jobs_op(kinds, concurrency, timeout))
+    }
+
+    /// Like `run_jobs`, as an awaitable.
+    #[pyo3(signature = (*, kinds=None, concurrency=2, timeout=None))]
+    fn arun_jobs<'py>(
+        &self,
+        py: Python<'py>,
+        kinds: Option<Vec<String>>,
+        concurrency: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.run_jobs_op(kinds, concurrency, timeout))
     }
 
     /// Model calls, tokens and cost (from the configured price book) per group and model, from

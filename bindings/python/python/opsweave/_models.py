@@ -41,12 +41,16 @@ __all__ = [
     "EmbedReport",
     "UsageGroup",
     "UsageTotal",
+    "JobStatus",
+    "Job",
+    "WorkerReport",
 ]
 
 Horizon = Literal["today", "week", "month", "later"]
 Lane = Literal["past7d", "today", "week", "month"]
 TaskStatus = Literal["todo", "doing", "done", "dropped"]
 RecallMode = Literal["hybrid", "bm25", "dense"]
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 Ranker = Literal["dense", "bm25"]
 
 _HORIZON_ORDER = {"today": 0, "week": 1, "month": 2, "later": 3}
@@ -688,3 +692,71 @@ class UsageTotal(_Plain):
             embedding_tokens=d["embedding_tokens"],
             cost_usd=None if cost is None else decimal.Decimal(cost),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Job(_Plain):
+    """A background job as the queue holds it: what it runs (``kind``, ``payload``), where it is
+    in its life, its progress and last message (a finished ingest, embed or match job's message
+    is its report as JSON text), and the last attempt's error."""
+
+    id: int
+    kind: str
+    payload: Any
+    scope: Scope
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    backoff_ms: int
+    progress: float
+    message: Optional[str]
+    idempotency_key: Optional[str]
+    lease_owner: Optional[str]
+    lease_expires_at: Optional[_dt.datetime]
+    run_after: _dt.datetime
+    error: Optional[str]
+    created_at: _dt.datetime
+    updated_at: _dt.datetime
+    finished_at: Optional[_dt.datetime]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job reached a final status (done, failed or cancelled)."""
+        return self.status in ("done", "failed", "cancelled")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Job:
+        return cls(
+            id=d["id"],
+            kind=d["kind"],
+            payload=d.get("payload"),
+            scope=Scope.from_dict(d["scope"]),
+            status=d["status"],
+            attempts=d["attempts"],
+            max_attempts=d["max_attempts"],
+            backoff_ms=d["backoff"],
+            progress=d["progress"],
+            message=d.get("message"),
+            idempotency_key=d.get("idempotency_key"),
+            lease_owner=d.get("lease_owner"),
+            lease_expires_at=_datetime(d.get("lease_expires_at")),
+            run_after=_required_datetime(d["run_after"]),
+            error=d.get("error"),
+            created_at=_required_datetime(d["created_at"]),
+            updated_at=_required_datetime(d["updated_at"]),
+            finished_at=_datetime(d.get("finished_at")),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerReport(_Plain):
+    """What ``run_jobs`` did: jobs completed, attempts that failed, and jobs lost to a cancel
+    or an expired lease."""
+
+    done: int
+    failed: int
+    lost: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkerReport:
+        return cls(done=d["done"], failed=d["failed"], lost=d["lost"])

@@ -182,3 +182,45 @@ class NativeWeave:
     def ausage(
         self, *, start: Optional[str] = None, end: Optional[str] = None, group_by: str = "model"
     ) -> asyncio.Future[List[_Json]]: ...
+    def enqueue(
+        self,
+        kind: str,
+        payload: Any = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        max_attempts: int = 3,
+        backoff_ms: int = 1000,
+        run_after: Optional[str] = None,
+    ) -> _Json: ...
+    def aenqueue(
+        self,
+        kind: str,
+        payload: Any = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        max_attempts: int = 3,
+        backoff_ms: int = 1000,
+        run_after: Optional[str] = None,
+    ) -> asyncio.Future[_Json]: ...
+    def job(self, id: int) -> _Json: ...
+    def ajob(self, id: int) -> asyncio.Future[_Json]: ...
+    def jobs(self, *, status: Optional[str] = None, limit: int = 50) -> List[_Json]: ...
+    def ajobs(
+        self, *, status: Optional[str] = None, limit: int = 50
+    ) -> asyncio.Future[List[_Json]]: ...
+    def cancel_job(self, id: int) -> _Json: ...
+    def acancel_job(self, id: int) -> asyncio.Future[_Json]: ...
+    def run_jobs(
+        self,
+        *,
+        kinds: Optional[List[str]] = None,
+        concurrency: int = 2,
+        timeout: Optional[float] = None,
+    ) -> _Json: ...
+    def arun_jobs(
+        self,
+        *,
+        kinds: Optional[List[str]] = None,
+        concurrency: int = 2,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[_Json]: ...

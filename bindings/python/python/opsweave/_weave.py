@@ -31,6 +31,8 @@ from ._models import (
     Graph,
     Horizon,
     IngestReport,
+    Job,
+    JobStatus,
     RankedTask,
     RecallHit,
     RecallMode,
@@ -43,6 +45,7 @@ from ._models import (
     Task,
     UsageGroup,
     UsageTotal,
+    WorkerReport,
 )
 from . import _frames
 from ._opsweave import NativeWeave
@@ -108,6 +111,20 @@ def _id(id: Any) -> str:
     if isinstance(id, str):
         return id
     raise TypeError(f"id must be a str (16 hex digits), not {type(id).__name__}")
+
+
+def _job_id(id: object) -> int:
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise TypeError(f"id must be an int (a job id), not {type(id).__name__}")
+    return id
+
+
+def _timeout(timeout: object) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    return float(timeout)
 
 
 def _horizons(horizons: Union[Horizon, Iterable[Horizon], None]) -> Optional[List[str]]:
@@ -428,6 +445,66 @@ class Weave:
         )
         return [UsageTotal.from_dict(t) for t in raw]
 
+    def enqueue(
+        self,
+        kind: str,
+        payload: Any = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        max_attempts: int = 3,
+        backoff_ms: int = 1000,
+        run_after: Optional[When] = None,
+    ) -> Job:
+        """Queues a background job of ``kind`` (``ingest``, ``embed``, ``match``, ``sleep``, or
+        your own for your own workers) with a JSON-able ``payload``, in this handle's scope.
+        Enqueueing the same ``idempotency_key`` again returns the first job; reusing it for
+        another kind or payload raises ``ConflictError``. A failed attempt is retried after
+        ``backoff_ms``, doubling, until ``max_attempts``. ``run_after`` delays the first run.
+        Jobs run in ``opsweave worker`` processes, an ``opsweave serve`` with workers, or
+        ``run_jobs``."""
+        return Job.from_dict(
+            self._native.enqueue(
+                _text(kind, "kind"),
+                payload,
+                idempotency_key=idempotency_key,
+                max_attempts=max_attempts,
+                backoff_ms=backoff_ms,
+                run_after=_when(run_after),
+            )
+        )
+
+    def job(self, id: int) -> Job:
+        """The job ``id`` of this handle's scope (``NotFoundError`` for any other)."""
+        return Job.from_dict(self._native.job(_job_id(id)))
+
+    def jobs(self, *, status: Optional[JobStatus] = None, limit: int = 50) -> List[Job]:
+        """Jobs of this handle's scope, of ``status`` when given, newest first (``limit``
+        1 to 1000)."""
+        return [Job.from_dict(j) for j in self._native.jobs(status=status, limit=limit)]
+
+    def cancel_job(self, id: int) -> Job:
+        """Cancels a queued or running job (its worker stops at its next heartbeat); a
+        finished job raises ``ConflictError``, a cancelled one is returned as it is."""
+        return Job.from_dict(self._native.cancel_job(_job_id(id)))
+
+    def run_jobs(
+        self,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        concurrency: int = 2,
+        timeout: Optional[float] = None,
+    ) -> WorkerReport:
+        """Runs queued jobs in this process with the built-in handlers (ingest, embed, match,
+        sleep, noop; ``kinds`` narrows them) until no job of this handle's scope is queued or
+        running — retries waiting out their backoff included — or ``timeout`` seconds have
+        passed; jobs in hand then finish first. It claims jobs of any scope, as
+        ``opsweave worker`` does. Ctrl-C stops it at once: jobs in hand go back to the queue
+        when their leases run out (30 s)."""
+        raw = self._native.run_jobs(
+            kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
+        )
+        return WorkerReport.from_dict(raw)
+
 
 class AsyncWeave:
     """An open opsweave store with ``async`` methods; open it with ``await AsyncWeave.open(...)``.
@@ -620,3 +697,49 @@ class AsyncWeave:
             start=_instant(start, "start"), end=_instant(end, "end"), group_by=group_by
         )
         return [UsageTotal.from_dict(t) for t in raw]
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Any = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        max_attempts: int = 3,
+        backoff_ms: int = 1000,
+        run_after: Optional[When] = None,
+    ) -> Job:
+        """Like ``Weave.enqueue``."""
+        raw = await self._native.aenqueue(
+            _text(kind, "kind"),
+            payload,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+            backoff_ms=backoff_ms,
+            run_after=_when(run_after),
+        )
+        return Job.from_dict(raw)
+
+    async def job(self, id: int) -> Job:
+        """Like ``Weave.job``."""
+        return Job.from_dict(await self._native.ajob(_job_id(id)))
+
+    async def jobs(self, *, status: Optional[JobStatus] = None, limit: int = 50) -> List[Job]:
+        """Like ``Weave.jobs``."""
+        return [Job.from_dict(j) for j in await self._native.ajobs(status=status, limit=limit)]
+
+    async def cancel_job(self, id: int) -> Job:
+        """Like ``Weave.cancel_job``."""
+        return Job.from_dict(await self._native.acancel_job(_job_id(id)))
+
+    async def run_jobs(
+        self,
+        *,
+        kinds: Optional[Iterable[str]] = None,
+        concurrency: int = 2,
+        timeout: Optional[float] = None,
+    ) -> WorkerReport:
+        """Like ``Weave.run_jobs``; cancelling the task stops it at once."""
+        raw = await self._native.arun_jobs(
+            kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
+        )
+        return WorkerReport.from_dict(raw)
