@@ -81,6 +81,40 @@ export declare class Weave {
    * `start` (inclusive; default 30 days before `end`) to `end` (exclusive; default now).
    */
   usage(options?: UsageOptions | undefined | null): Promise<Array<UsageTotal>>
+  /**
+   * Queues a background job of `kind` (`sleep`, `noop`, `ingest`, `embed`, `match`, or a kind
+   * of your own that your own workers run) with `payload` as its arguments, in this handle's
+   * scope; resolves to the stored job (`status: 'queued'`). Enqueueing an `idempotencyKey`
+   * again resolves to the job stored first, whatever its status; reusing the key for another
+   * kind or payload rejects with `CONFLICT`. `runJobs` runs the built-in kinds.
+   */
+  enqueue(kind: string, payload?: any, options?: EnqueueOptions | undefined | null): Promise<Job>
+  /**
+   * One job of this handle's scope by its id (a whole number); `NOT_FOUND` for a job of
+   * another scope.
+   */
+  job(id: number): Promise<Job>
+  /**
+   * Jobs of this handle's scope, newest first: only those of `status` when given, at most
+   * `limit` (1 to 1000, default 50).
+   */
+  jobs(options?: JobsOptions | undefined | null): Promise<Array<Job>>
+  /**
+   * Cancels a queued or running job of this handle's scope (a running one stops at its
+   * worker's next heartbeat); resolves to it, `status: 'cancelled'`. Cancelling a cancelled
+   * job changes nothing; a finished one (`done`, `failed`) rejects with `CONFLICT`.
+   */
+  cancelJob(id: number): Promise<Job>
+  /**
+   * Runs the built-in worker (kinds `ingest`, `embed`, `match`, `sleep`, `noop`, or only
+   * `kinds`) in this process, `concurrency` jobs at once (default 2), until no job of this
+   * handle's scope is queued or running (jobs waiting out a retry backoff included), or until
+   * `timeoutMs` has passed; the jobs in hand then finish before it resolves. Give a timeout
+   * when the scope may hold jobs this worker does not run (a kind of your own): it waits for
+   * them otherwise. The worker claims jobs of every scope, as `opsweave worker` does; it is
+   * named `node-PID`.
+   */
+  runJobs(options?: RunJobsOptions | undefined | null): Promise<WorkerReport>
 }
 
 /**
@@ -123,6 +157,27 @@ export interface EmbedReport {
   tokens: number
   bulkLoad: boolean
   seconds: number
+}
+
+/** Options of `enqueue`. */
+export interface EnqueueOptions {
+  /**
+   * Enqueueing the same key again in this scope returns the job stored first (the same kind
+   * and payload) or rejects with `CONFLICT` (another kind or payload).
+   */
+  idempotencyKey?: string
+  /** Attempts allowed before the job fails (1 to 100, default 3). */
+  maxAttempts?: number
+  /**
+   * The pause after the first failed attempt in milliseconds (default 1000, at most an hour);
+   * it doubles after each further one.
+   */
+  backoffMs?: number
+  /**
+   * Not run before this ISO 8601 instant or date (default: at once); `date.toISOString()`
+   * fits.
+   */
+  runAfter?: string
 }
 
 /** An entry of the append-only event log; `kind` holds its `type` and details. */
@@ -208,6 +263,49 @@ export interface IngestReport {
   rejected: Array<Rejection>
   rejectedTotal: number
   seconds: number
+}
+
+/**
+ * A background job as the queue holds it. Dates are ISO 8601 text; `payload` is the job's
+ * arguments as given to `enqueue`.
+ */
+export interface Job {
+  /** Assigned by the queue: a whole number, what `job` and `cancelJob` take. */
+  id: number
+  /** What runs it: `sleep`, `noop`, `ingest`, `embed`, `match`, or a kind of your own. */
+  kind: string
+  payload: any
+  scope: Scope
+  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+  /** Attempts started so far (claims, including reclaims after a lost lease). */
+  attempts: number
+  /** Attempts allowed before the job fails. */
+  maxAttempts: number
+  /** The pause after the first failed attempt, in milliseconds (doubled after each further one). */
+  backoffMs: number
+  /** Progress in [0, 1] reported by the worker. */
+  progress: number
+  /** The worker's last progress note, or the run's summary (JSON) once done. */
+  message?: string
+  idempotencyKey?: string
+  /** The worker holding the lease while it runs. */
+  leaseOwner?: string
+  leaseExpiresAt?: string
+  /** Not claimed before this instant. */
+  runAfter: string
+  /** The last attempt's error. */
+  error?: string
+  createdAt: string
+  updatedAt: string
+  finishedAt?: string
+}
+
+/** Options of `jobs`. */
+export interface JobsOptions {
+  /** Only jobs of this status. */
+  status?: 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
+  /** At most this many, newest first (1 to 1000, default 50). */
+  limit?: number
 }
 
 /** Node ids per lane, best first (past7d: most recent first). */
@@ -377,6 +475,22 @@ export interface ReviewQueueOptions {
   limit?: number
 }
 
+/** Options of `runJobs`. */
+export interface RunJobsOptions {
+  /**
+   * Only jobs of these kinds (default: every built-in kind: ingest, embed, match, sleep,
+   * noop).
+   */
+  kinds?: Array<string>
+  /** Jobs run at once (1 to 1024, default 2). */
+  concurrency?: number
+  /**
+   * Stop claiming after this many milliseconds (the jobs in hand still finish); default: run
+   * until no job of this scope is queued or running.
+   */
+  timeoutMs?: number
+}
+
 /** Who records belong to: an org, optionally narrowed to a client and a project. */
 export interface Scope {
   org: string
@@ -457,4 +571,14 @@ export interface UsageTotal {
   outputTokens: number
   embeddingTokens: number
   costUsd?: string
+}
+
+/**
+ * What `runJobs` did: jobs completed, attempts that failed, and jobs lost to a cancel or an
+ * expired lease.
+ */
+export interface WorkerReport {
+  done: number
+  failed: number
+  lost: number
 }

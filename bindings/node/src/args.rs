@@ -7,7 +7,12 @@ use napi::bindgen_prelude::{JsValue, Unknown};
 use napi::{Env, ValueType};
 use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::recall::{Recency, MAX_K};
-use opsweave::{Error, Horizon, Mapping, RecallOptions, RecordId, Result, Window};
+use opsweave::worker::WorkerOptions;
+use opsweave::{
+    jobs, Error, Horizon, JobId, JobStatus, Mapping, NewJob, RecallOptions, RecordId, Result,
+    Scope, Window,
+};
+use std::time::Duration;
 
 /// The most results one call returns per list.
 pub const MAX_LIMIT: u32 = 1000;
@@ -168,4 +173,123 @@ fn mapping_file(path: &std::path::Path) -> Result<Mapping> {
         Mapping::from_toml(&text)
     };
     mapping.map_err(|e| e.in_file(name))
+}
+
+/// The largest integer a JavaScript number holds exactly (`Number.MAX_SAFE_INTEGER`).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A whole number from `min` to `max` given as the JavaScript option `name`, or `InvalidInput`
+/// naming it, on `field` (the facade's name for it, as its own errors give it).
+pub fn whole(value: f64, name: &str, field: &str, min: u64, max: u64) -> Result<u64> {
+    if value.is_finite() && value.fract() == 0.0 && value >= min as f64 && value <= max as f64 {
+        // In range and whole: the conversion is exact.
+        return Ok(value as u64);
+    }
+    Err(Error::invalid(format!(
+        "{name} is {value}; it must be a whole number from {min} to {max}"
+    ))
+    .on_field(field))
+}
+
+/// A job id: a JavaScript number (a `TypeError` naming the argument otherwise). Its value is
+/// checked when the operation runs (`InvalidInput` for a negative or fractional number).
+pub fn job_id_arg(env: &Env, value: Unknown<'_>) -> napi::Result<f64> {
+    match value.get_type()? {
+        ValueType::Number => value.coerce_to_number()?.get_double(),
+        other => Err(type_error(
+            env,
+            &format!("The \"id\" argument must be a job id (a whole number); received {other}"),
+        )),
+    }
+}
+
+/// A job id given as a number: a whole number from 0.
+pub fn job_id(value: f64) -> Result<JobId> {
+    let id = whole(value, "id", "id", 0, MAX_SAFE_INTEGER)?;
+    // At most 2^53 - 1: fits an i64.
+    Ok(JobId(id as i64))
+}
+
+/// The job to enqueue: `kind` and `payload` in `scope` with the options' key, attempts, backoff
+/// and start time, each checked and named when wrong.
+pub fn new_job(
+    kind: String,
+    payload: serde_json::Value,
+    scope: Scope,
+    options: types::EnqueueOptions,
+) -> Result<NewJob> {
+    let mut job = NewJob::new(kind, scope, payload);
+    if let Some(n) = options.max_attempts {
+        let n = whole(
+            n,
+            "maxAttempts",
+            "max_attempts",
+            1,
+            u64::from(jobs::MAX_ATTEMPTS),
+        )?;
+        // At most MAX_ATTEMPTS: fits a u32.
+        job = job.with_max_attempts(n as u32);
+    }
+    if let Some(ms) = options.backoff_ms {
+        let max = u64::try_from(jobs::MAX_BACKOFF.as_millis()).unwrap_or(u64::MAX);
+        job = job.with_backoff(Duration::from_millis(whole(
+            ms,
+            "backoffMs",
+            "backoff",
+            0,
+            max,
+        )?));
+    }
+    if let Some(key) = options.idempotency_key {
+        job = job.with_idempotency_key(key);
+    }
+    if let Some(text) = options.run_after {
+        let at = opsweave::parse_now(Some(&text))
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "runAfter `{text}` is not a date (YYYY-MM-DD) or an ISO 8601 date-time"
+                ))
+                .on_field("run_after")
+            })?;
+        job = job.run_after(at);
+    }
+    Ok(job)
+}
+
+/// A job status filter (`queued`, `running`, `done`, `failed`, `cancelled`).
+pub fn job_status(text: Option<&str>) -> Result<Option<JobStatus>> {
+    text.map(str::parse).transpose()
+}
+
+/// The longest `timeoutMs` taken as given (a year); longer ones are cut to it.
+const MAX_TIMEOUT_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
+
+/// How `runJobs` runs the worker, and for how long at most.
+pub fn run_jobs_options(
+    options: types::RunJobsOptions,
+) -> Result<(WorkerOptions, Option<Duration>)> {
+    let mut worker = WorkerOptions::new(format!("node-{}", std::process::id()));
+    worker.kinds = options.kinds.unwrap_or_default();
+    worker.concurrency = whole(
+        options.concurrency.unwrap_or(2.0),
+        "concurrency",
+        "concurrency",
+        1,
+        1024,
+    )? as usize;
+    let timeout = match options.timeout_ms {
+        None => None,
+        Some(ms) if ms.is_finite() && ms > 0.0 => {
+            Some(Duration::from_secs_f64(ms.min(MAX_TIMEOUT_MS) / 1000.0))
+        }
+        Some(ms) => {
+            return Err(Error::invalid(format!(
+                "timeoutMs is {ms}; it must be a positive number of milliseconds"
+            ))
+            .on_field("timeout"))
+        }
+    };
+    Ok((worker, timeout))
 }

@@ -8,8 +8,8 @@ mod task;
 mod types;
 
 use args::{
-    limit, mapping_of, parse_horizons, parse_id, parse_window, recall_options, resolver_of,
-    text_arg, texts_arg,
+    job_id, job_id_arg, job_status, limit, mapping_of, new_job, parse_horizons, parse_id,
+    parse_window, recall_options, resolver_of, run_jobs_options, text_arg, texts_arg, whole,
 };
 use napi::bindgen_prelude::*;
 use napi::{Env, ValueType};
@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use task::Op;
 use types::{
-    EventsOptions, FocusOptions, GraphOptions, IngestOptions, MarkOptions, OpenOptions,
-    RecallOptions, ReviewQueueOptions, UsageOptions,
+    EnqueueOptions, EventsOptions, FocusOptions, GraphOptions, IngestOptions, JobsOptions,
+    MarkOptions, OpenOptions, RecallOptions, ReviewQueueOptions, RunJobsOptions, UsageOptions,
 };
 
 /// Converts a facade result into its JavaScript shape through its JSON form.
@@ -459,6 +459,90 @@ impl Weave {
                 options.group_by.as_deref().unwrap_or("model"),
             )?;
             shape(&weave.usage_report(&query).await?)
+        })
+    }
+
+    /// Queues a background job of `kind` (`sleep`, `noop`, `ingest`, `embed`, `match`, or a kind
+    /// of your own that your own workers run) with `payload` as its arguments, in this handle's
+    /// scope; resolves to the stored job (`status: 'queued'`). Enqueueing an `idempotencyKey`
+    /// again resolves to the job stored first, whatever its status; reusing the key for another
+    /// kind or payload rejects with `CONFLICT`. `runJobs` runs the built-in kinds.
+    #[napi(
+        ts_args_type = "kind: string, payload?: any, options?: EnqueueOptions | undefined | null",
+        ts_return_type = "Promise<Job>"
+    )]
+    pub fn enqueue(
+        &self,
+        env: Env,
+        kind: Unknown<'_>,
+        payload: Option<serde_json::Value>,
+        options: Option<EnqueueOptions>,
+    ) -> napi::Result<AsyncTask<Op<types::Job>>> {
+        let kind = text_arg(&env, kind, "kind")?;
+        let payload = payload.unwrap_or(serde_json::Value::Null);
+        let options = options.unwrap_or_default();
+        Ok(self.op(move |weave| async move {
+            let job = new_job(kind, payload, weave.default_scope(), options)?;
+            shape(&weave.enqueue(job).await?)
+        }))
+    }
+
+    /// One job of this handle's scope by its id (a whole number); `NOT_FOUND` for a job of
+    /// another scope.
+    #[napi(ts_args_type = "id: number", ts_return_type = "Promise<Job>")]
+    pub fn job(&self, env: Env, id: Unknown<'_>) -> napi::Result<AsyncTask<Op<types::Job>>> {
+        let id = job_id_arg(&env, id)?;
+        Ok(self.op(move |weave| async move {
+            let id = job_id(id)?;
+            shape(&weave.job(&weave.default_scope(), id).await?)
+        }))
+    }
+
+    /// Jobs of this handle's scope, newest first: only those of `status` when given, at most
+    /// `limit` (1 to 1000, default 50).
+    #[napi(ts_return_type = "Promise<Array<Job>>")]
+    pub fn jobs(&self, options: Option<JobsOptions>) -> AsyncTask<Op<Vec<types::Job>>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let status = job_status(options.status.as_deref())?;
+            let limit = whole(options.limit.unwrap_or(50.0), "limit", "limit", 1, 1000)?;
+            shape(
+                &weave
+                    .list_jobs(&weave.default_scope(), status, limit as usize)
+                    .await?,
+            )
+        })
+    }
+
+    /// Cancels a queued or running job of this handle's scope (a running one stops at its
+    /// worker's next heartbeat); resolves to it, `status: 'cancelled'`. Cancelling a cancelled
+    /// job changes nothing; a finished one (`done`, `failed`) rejects with `CONFLICT`.
+    #[napi(ts_args_type = "id: number", ts_return_type = "Promise<Job>")]
+    pub fn cancel_job(&self, env: Env, id: Unknown<'_>) -> napi::Result<AsyncTask<Op<types::Job>>> {
+        let id = job_id_arg(&env, id)?;
+        Ok(self.op(move |weave| async move {
+            let id = job_id(id)?;
+            shape(&weave.cancel_job(&weave.default_scope(), id).await?)
+        }))
+    }
+
+    /// Runs the built-in worker (kinds `ingest`, `embed`, `match`, `sleep`, `noop`, or only
+    /// `kinds`) in this process, `concurrency` jobs at once (default 2), until no job of this
+    /// handle's scope is queued or running (jobs waiting out a retry backoff included), or until
+    /// `timeoutMs` has passed; the jobs in hand then finish before it resolves. Give a timeout
+    /// when the scope may hold jobs this worker does not run (a kind of your own): it waits for
+    /// them otherwise. The worker claims jobs of every scope, as `opsweave worker` does; it is
+    /// named `node-PID`.
+    #[napi(ts_return_type = "Promise<WorkerReport>")]
+    pub fn run_jobs(&self, options: Option<RunJobsOptions>) -> AsyncTask<Op<types::WorkerReport>> {
+        let options = options.unwrap_or_default();
+        self.op(move |weave| async move {
+            let (worker, timeout) = run_jobs_options(options)?;
+            shape(
+                &weave
+                    .run_jobs(&weave.default_scope(), worker, timeout)
+                    .await?,
+            )
         })
     }
 }

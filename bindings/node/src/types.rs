@@ -439,3 +439,93 @@ pub struct UsageTotal {
     pub embedding_tokens: i64,
     pub cost_usd: Option<String>,
 }
+
+/// A background job as the queue holds it. Dates are ISO 8601 text; `payload` is the job's
+/// arguments as given to `enqueue`.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct Job {
+    /// Assigned by the queue: a whole number, what `job` and `cancelJob` take.
+    pub id: i64,
+    /// What runs it: `sleep`, `noop`, `ingest`, `embed`, `match`, or a kind of your own.
+    pub kind: String,
+    #[napi(ts_type = "any")]
+    pub payload: serde_json::Value,
+    pub scope: Scope,
+    #[napi(ts_type = "'queued' | 'running' | 'done' | 'failed' | 'cancelled'")]
+    pub status: String,
+    /// Attempts started so far (claims, including reclaims after a lost lease).
+    pub attempts: i64,
+    /// Attempts allowed before the job fails.
+    pub max_attempts: i64,
+    /// The pause after the first failed attempt, in milliseconds (doubled after each further one).
+    #[serde(rename = "backoff")]
+    pub backoff_ms: i64,
+    /// Progress in [0, 1] reported by the worker.
+    pub progress: f64,
+    /// The worker's last progress note, or the run's summary (JSON) once done.
+    pub message: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The worker holding the lease while it runs.
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<String>,
+    /// Not claimed before this instant.
+    pub run_after: String,
+    /// The last attempt's error.
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// What `runJobs` did: jobs completed, attempts that failed, and jobs lost to a cancel or an
+/// expired lease.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerReport {
+    pub done: i64,
+    pub failed: i64,
+    pub lost: i64,
+}
+
+/// Options of `enqueue`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// Enqueueing the same key again in this scope returns the job stored first (the same kind
+    /// and payload) or rejects with `CONFLICT` (another kind or payload).
+    pub idempotency_key: Option<String>,
+    /// Attempts allowed before the job fails (1 to 100, default 3).
+    pub max_attempts: Option<f64>,
+    /// The pause after the first failed attempt in milliseconds (default 1000, at most an hour);
+    /// it doubles after each further one.
+    pub backoff_ms: Option<f64>,
+    /// Not run before this ISO 8601 instant or date (default: at once); `date.toISOString()`
+    /// fits.
+    pub run_after: Option<String>,
+}
+
+/// Options of `jobs`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct JobsOptions {
+    /// Only jobs of this status.
+    #[napi(ts_type = "'queued' | 'running' | 'done' | 'failed' | 'cancelled'")]
+    pub status: Option<String>,
+    /// At most this many, newest first (1 to 1000, default 50).
+    pub limit: Option<f64>,
+}
+
+/// Options of `runJobs`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct RunJobsOptions {
+    /// Only jobs of these kinds (default: every built-in kind: ingest, embed, match, sleep,
+    /// noop).
+    pub kinds: Option<Vec<String>>,
+    /// Jobs run at once (1 to 1024, default 2).
+    pub concurrency: Option<f64>,
+    /// Stop claiming after this many milliseconds (the jobs in hand still finish); default: run
+    /// until no job of this scope is queued or running.
+    pub timeout_ms: Option<f64>,
+}
