@@ -528,11 +528,10 @@ impl Weave {
 
     /// Runs the built-in worker (kinds `ingest`, `embed`, `match`, `sleep`, `noop`, or only
     /// `kinds`) in this process, `concurrency` jobs at once (default 2), until no job of this
-    /// handle's scope is queued or running (jobs waiting out a retry backoff included), or until
-    /// `timeoutMs` has passed; the jobs in hand then finish before it resolves. Give a timeout
-    /// when the scope may hold jobs this worker does not run (a kind of your own): it waits for
-    /// them otherwise. The worker claims jobs of every scope, as `opsweave worker` does; it is
-    /// named `node-PID`.
+    /// handle's scope of a kind it runs is queued or running (jobs waiting out a retry backoff
+    /// included; jobs of kinds of your own are left for your workers), or until `timeoutMs` has
+    /// passed; the jobs in hand then finish before it resolves. The worker claims jobs of every
+    /// scope, as `opsweave worker` does; it is named `node-PID`.
     #[napi(ts_return_type = "Promise<WorkerReport>")]
     pub fn run_jobs(&self, options: Option<RunJobsOptions>) -> AsyncTask<Op<types::WorkerReport>> {
         let options = options.unwrap_or_default();

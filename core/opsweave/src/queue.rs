@@ -8,6 +8,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Open jobs a `run_jobs` idle check reads per status.
+const IDLE_PAGE: usize = 1_000;
+
 impl Weave {
     /// The handle's job queue, or `Unavailable` naming how to get one.
     fn queue(&self) -> Result<&Arc<dyn JobQueue>> {
@@ -70,10 +73,11 @@ impl Weave {
         self.queue()?.cancel(scope, id).await
     }
 
-    /// Runs the built-in worker (ingest, embed, match, sleep, noop) in this process until no job
-    /// of `scope` is queued or running — jobs waiting out a retry backoff included — or until
-    /// `timeout` has passed; the jobs in hand then finish before it returns. The worker claims
-    /// jobs of every scope, as `opsweave worker` does.
+    /// Runs the built-in worker (ingest, embed, match, sleep, noop; or only `options.kinds`) in
+    /// this process until no job of `scope` of a kind it runs is queued or running — jobs waiting
+    /// out a retry backoff included; jobs of other kinds are left for their own workers — or
+    /// until `timeout` has passed; the jobs in hand then finish before it returns. The worker
+    /// claims jobs of every scope, as `opsweave worker` does.
     pub async fn run_jobs(
         &self,
         scope: &Scope,
@@ -82,21 +86,25 @@ impl Weave {
     ) -> Result<WorkerReport> {
         scope.validate()?;
         let worker = Worker::new(self.clone(), options.clone())?;
+        let kinds = worker.kinds();
         let queue = self.queue()?.clone();
         let scope = scope.clone();
         let poll = options.idle_poll.max(Duration::from_millis(50));
         let idle = async move {
             loop {
                 tokio::time::sleep(poll).await;
-                let mut open = 0;
+                let mut open = false;
                 for status in [JobStatus::Queued, JobStatus::Running] {
-                    match queue.list(&scope, Some(status), 1).await {
-                        Ok(jobs) => open += jobs.len(),
+                    open |= match queue.list(&scope, Some(status), IDLE_PAGE).await {
+                        // A full page may hide a job of ours behind others: not known to be idle.
+                        Ok(jobs) => {
+                            jobs.len() == IDLE_PAGE || jobs.iter().any(|j| kinds.contains(&j.kind))
+                        }
                         // Unreadable: not known to be idle; the worker reports queue trouble.
-                        Err(_) => open += 1,
-                    }
+                        Err(_) => true,
+                    };
                 }
-                if open == 0 {
+                if !open {
                     return;
                 }
             }

@@ -106,6 +106,29 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
         JobStatus::Cancelled
     );
 
+    // A job of a kind only other workers run does not keep the run going.
+    let foreign = weave
+        .enqueue(NewJob::new(
+            "mail-merge",
+            acme.clone(),
+            serde_json::Value::Null,
+        ))
+        .await
+        .unwrap();
+    let extra = weave.enqueue(sleep(5)).await.unwrap();
+    let mut options = WorkerOptions::new("facade-test-1");
+    options.idle_poll = Duration::from_millis(50);
+    let report = weave.run_jobs(&acme, options, None).await.unwrap();
+    assert_eq!(report.done, 1);
+    assert_eq!(
+        weave.job(&acme, extra.id).await.unwrap().status,
+        JobStatus::Done
+    );
+    assert_eq!(
+        weave.job(&acme, foreign.id).await.unwrap().status,
+        JobStatus::Queued
+    );
+
     // A job that never becomes runnable in time: the timeout ends the run.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let waiting = weave.enqueue(sleep(1).run_after(later)).await.unwrap();

@@ -495,9 +495,10 @@ class Weave:
         timeout: Optional[float] = None,
     ) -> WorkerReport:
         """Runs queued jobs in this process with the built-in handlers (ingest, embed, match,
-        sleep, noop; ``kinds`` narrows them) until no job of this handle's scope is queued or
-        running — retries waiting out their backoff included — or ``timeout`` seconds have
-        passed; jobs in hand then finish first. It claims jobs of any scope, as
+        sleep, noop; ``kinds`` narrows them) until no job of this handle's scope of a kind it runs
+        is queued or running — retries waiting out their backoff included; jobs of kinds of your
+        own are left for your workers — or ``timeout`` seconds have passed; jobs in hand then
+        finish first. It claims jobs of any scope, as
         ``opsweave worker`` does. Ctrl-C stops it at once: jobs in hand go back to the queue
         when their leases run out (30 s)."""
         raw = self._native.run_jobs(
