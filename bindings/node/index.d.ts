@@ -111,7 +111,7 @@ export declare class Weave {
    * handle's scope of a kind it runs is queued or running (jobs waiting out a retry backoff
    * included; jobs of kinds of your own are left for your workers), or until `timeoutMs` has
    * passed; the jobs in hand then finish before it resolves. The worker claims jobs of every
-   * scope, as `opsweave worker` does; it is named `node-PID`.
+   * scope, as `opsweave worker` does; it is named `node-PID-RUN`.
    */
   runJobs(options?: RunJobsOptions | undefined | null): Promise<WorkerReport>
 }

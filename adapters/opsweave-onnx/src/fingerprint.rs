@@ -58,25 +58,23 @@ fn hash_text(hasher: &mut blake3::Hasher, text: &str) {
     hasher.update(text.as_bytes());
 }
 
-/// Files beside `model` that hold its weights when they exceed protobuf's 2 GiB (BGE-M3's
-/// `model.onnx_data`): `model.onnx_data`, `model.onnx.data` and any other `*.onnx_data`, by name.
+/// The file beside `model` that holds its weights when they exceed protobuf's 2 GiB, under the
+/// names exporters give it (BGE-M3's `model.onnx_data`; `model.onnx.data`). Other files in the
+/// folder (backups, other variants' weights) are left out, so adding one changes nothing.
 fn external_data(model: &Path) -> Result<Vec<PathBuf>> {
-    let Some(dir) = model.parent() else {
+    let Some(name) = model.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Ok(Vec::new());
     };
-    let stem = model.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
-        let entry = entry.map_err(|e| read_error(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let beside = stem
-            .as_deref()
-            .is_some_and(|s| name != s && name.starts_with(s));
-        if (beside || name.ends_with(".onnx_data")) && entry.path().is_file() {
-            found.push(entry.path());
+    for suffix in ["_data", ".data"] {
+        let path = model.with_file_name(format!("{name}{suffix}"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => found.push(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(read_error(&path, e)),
         }
     }
-    found.sort();
     Ok(found)
 }
 
@@ -146,7 +144,9 @@ mod tests {
         std::fs::write(b.path().join("model.onnx_data"), b"more weights").expect("write");
         assert_ne!(first, print(&files(b.path()), &mean, None));
         std::fs::remove_file(b.path().join("model.onnx_data")).expect("remove");
-        std::fs::write(b.path().join("README.md"), b"notes").expect("write");
+        for other in ["README.md", "model.onnx.bak", "model_fp16.onnx_data"] {
+            std::fs::write(b.path().join(other), b"not these weights").expect("write");
+        }
         assert_eq!(first, print(&files(b.path()), &mean, None));
     }
 }

@@ -106,6 +106,7 @@ test('bad arguments name themselves', async () => {
   const invalid = (field) => ({ code: 'INVALID_INPUT', field })
 
   await assert.rejects(weave.job(-1), invalid('id'))
+  await assert.rejects(weave.job(0), invalid('id'))
   await assert.rejects(weave.job(1.5), invalid('id'))
   await assert.rejects(weave.cancelJob(-3), invalid('id'))
   await assert.rejects(weave.job(Number.MAX_SAFE_INTEGER + 10), invalid('id'))

@@ -203,9 +203,9 @@ pub fn job_id_arg(env: &Env, value: Unknown<'_>) -> napi::Result<f64> {
     }
 }
 
-/// A job id given as a number: a whole number from 0.
+/// A job id given as a number: a whole number from 1 (queues number jobs from 1).
 pub fn job_id(value: f64) -> Result<JobId> {
-    let id = whole(value, "id", "id", 0, MAX_SAFE_INTEGER)?;
+    let id = whole(value, "id", "id", 1, MAX_SAFE_INTEGER)?;
     // At most 2^53 - 1: fits an i64.
     Ok(JobId(id as i64))
 }
@@ -270,7 +270,10 @@ const MAX_TIMEOUT_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
 pub fn run_jobs_options(
     options: types::RunJobsOptions,
 ) -> Result<(WorkerOptions, Option<Duration>)> {
-    let mut worker = WorkerOptions::new(format!("node-{}", std::process::id()));
+    // One name per run: two runs at once must not lease jobs under the same slot names.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut worker = WorkerOptions::new(format!("node-{}-{run}", std::process::id()));
     worker.kinds = options.kinds.unwrap_or_default();
     worker.concurrency = whole(
         options.concurrency.unwrap_or(2.0),

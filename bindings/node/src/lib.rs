@@ -531,7 +531,7 @@ impl Weave {
     /// handle's scope of a kind it runs is queued or running (jobs waiting out a retry backoff
     /// included; jobs of kinds of your own are left for your workers), or until `timeoutMs` has
     /// passed; the jobs in hand then finish before it resolves. The worker claims jobs of every
-    /// scope, as `opsweave worker` does; it is named `node-PID`.
+    /// scope, as `opsweave worker` does; it is named `node-PID-RUN`.
     #[napi(ts_return_type = "Promise<WorkerReport>")]
     pub fn run_jobs(&self, options: Option<RunJobsOptions>) -> AsyncTask<Op<types::WorkerReport>> {
         let options = options.unwrap_or_default();

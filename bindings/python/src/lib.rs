@@ -469,7 +469,10 @@ impl NativeWeave {
                 Some(secs) => Some(Duration::from_secs_f64(secs.min(31_536_000.0))),
                 None => None,
             };
-            let mut options = WorkerOptions::new(format!("python-{}", std::process::id()));
+            // One name per run: two runs at once must not lease jobs under the same slot names.
+            static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut options = WorkerOptions::new(format!("python-{}-{run}", std::process::id()));
             options.kinds = kinds.unwrap_or_default();
             options.concurrency = concurrency;
             json(

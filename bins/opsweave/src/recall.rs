@@ -108,10 +108,14 @@ pub struct EvalRecallArgs {
 /// Hits each evaluation query retrieves: enough for recall@20 and MRR over the top 20.
 const EVAL_DEPTH: usize = 20;
 
-/// Applies a `--model` flag over the configuration.
+/// Applies a `--model` flag over the configuration; `embed.model_name` stays with the
+/// configured model (see `open_embedder`), not with another one the flag names.
 pub fn with_model(mut config: Config, model: Option<&str>) -> Config {
     if let Some(model) = model {
-        config.embed.model = Some(model.to_string());
+        let configured = config.embed.model.replace(model.to_string());
+        if configured.is_some_and(|c| c != model) {
+            config.embed.model_name = None;
+        }
     }
     config
 }

@@ -200,8 +200,8 @@ pub fn check_stored_model(model: &ModelInfo, stored: Option<&StoredModel>) -> Re
     if stored.dim != model.dim {
         return Err(crate::Error::conflict(format!(
             "the vectors of model `{}` in this store have {} dimensions; this model makes {}: \
-             it is another model, so record it under another name (embed.model_name for onnx: \
-             models) and embed again",
+             ask an openai: model for the stored size ([embed] dimensions), or record another \
+             model under a name of its own (embed.model_name, onnx: models) and embed again",
             model.name, stored.dim, model.dim
         ))
         .on_field("model"));

@@ -407,12 +407,19 @@ impl Weave {
         let jobs = self.jobs().ok_or_else(|| {
             Error::unavailable("this opsweave handle has no job queue (give one with with_jobs)")
         })?;
-        let job = opsweave_core::NewJob::new(
-            EMBED_JOB,
-            scope.clone(),
-            serde_json::json!({ "model": spec.to_string() }),
-        );
+        let job = opsweave_core::NewJob::new(EMBED_JOB, scope.clone(), self.embed_payload(spec)?);
         jobs.enqueue(job).await
+    }
+
+    /// An [`EMBED_JOB`]'s payload for `spec`: `{"model": SPEC}`, plus `"name"` when
+    /// `embed.model_name` names this model, so that whichever worker runs the job stores the
+    /// vectors under the name this handle recalls with.
+    pub fn embed_payload(&self, spec: &EmbedderSpec) -> Result<serde_json::Value> {
+        let mut payload = serde_json::json!({ "model": spec.to_string() });
+        if let Some(name) = model_name_for(spec, self.config())? {
+            payload["name"] = serde_json::Value::String(name);
+        }
+        Ok(payload)
     }
 
     /// Runs a claimed [`EMBED_JOB`]: opens the model its payload names, embeds, and reports
@@ -468,7 +475,18 @@ impl Weave {
             .and_then(|m| m.as_str())
             .ok_or_else(|| Error::invalid("embed job payload has no `model`").on_field("model"))?
             .parse()?;
-        open_embedder(&spec.to_string(), self.config()).await
+        let mut config = self.config().clone();
+        // The name travels with the job; this worker's own embed.model_name is for its own model.
+        config.embed.model = Some(spec.to_string());
+        config.embed.model_name = match job.payload.get("name") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(name)) => Some(name.clone()),
+            Some(_) => {
+                return Err(Error::invalid("an embed job's `name` must be a string")
+                    .on_field("payload.name"))
+            }
+        };
+        open_embedder(&spec.to_string(), &config).await
     }
 
     /// Runs a claimed [`EMBED_JOB`] with an embedder already open (a server's configured model,
@@ -516,16 +534,42 @@ pub(crate) fn check_vectors(out: &Embeddings, texts: usize, dim: usize) -> Resul
 }
 
 /// Opens the embedder `spec` names, with paths and keys from `config` and the environment.
+/// `embed.model_name` names the configured model only (or any model when none is configured):
+/// another model opened with the same configuration keeps its own name.
 pub async fn open_embedder(spec: &str, config: &crate::Config) -> Result<Arc<dyn Embedder>> {
     let parsed: EmbedderSpec = spec.parse()?;
+    let name = model_name_for(&parsed, config)?;
     match parsed {
-        EmbedderSpec::Onnx(model) => open_onnx(&model, config).await,
-        EmbedderSpec::OpenAi(model) => open_openai(&model, config).await,
+        EmbedderSpec::Onnx(model) => open_onnx(&model, name, config).await,
+        EmbedderSpec::OpenAi(model) => open_openai(&model, name, config).await,
     }
 }
 
+/// The `embed.model_name` that applies to `spec`: set, and `spec` is the configured model (or
+/// none is configured).
+fn model_name_for(spec: &EmbedderSpec, config: &crate::Config) -> Result<Option<String>> {
+    let Some(name) = &config.embed.model_name else {
+        return Ok(None);
+    };
+    let configured = config
+        .embed
+        .model
+        .as_deref()
+        .map(str::parse::<EmbedderSpec>)
+        .transpose()?;
+    if configured.is_some_and(|c| &c != spec) {
+        return Ok(None);
+    }
+    opsweave_core::vector::check_model_name(name).map_err(|e| e.on_field("model_name"))?;
+    Ok(Some(name.clone()))
+}
+
 #[cfg(feature = "onnx")]
-async fn open_onnx(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedder>> {
+async fn open_onnx(
+    model: &str,
+    name: Option<String>,
+    config: &crate::Config,
+) -> Result<Arc<dyn Embedder>> {
     let (dir, preset) = onnx_model_dir(model, config.embed.model_dir.as_deref())?;
     let mut onnx = opsweave_onnx::OnnxConfig::new(dir);
     if let Some(preset) = preset {
@@ -534,9 +578,8 @@ async fn open_onnx(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedd
     if let Some(path) = &config.embed.ort_dylib_path {
         onnx = onnx.with_ort_dylib_path(path);
     }
-    if let Some(name) = &config.embed.model_name {
-        opsweave_core::vector::check_model_name(name).map_err(|e| e.on_field("model_name"))?;
-        onnx = onnx.with_name(name.clone());
+    if let Some(name) = name {
+        onnx = onnx.with_name(name);
     }
     let embedder = tokio::task::spawn_blocking(move || opsweave_onnx::OnnxEmbedder::open(onnx))
         .await
@@ -545,7 +588,11 @@ async fn open_onnx(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedd
 }
 
 #[cfg(not(feature = "onnx"))]
-async fn open_onnx(model: &str, _config: &crate::Config) -> Result<Arc<dyn Embedder>> {
+async fn open_onnx(
+    model: &str,
+    _name: Option<String>,
+    _config: &crate::Config,
+) -> Result<Arc<dyn Embedder>> {
     Err(Error::invalid(format!(
         "onnx:{model}: this build of opsweave has no ONNX embedder: enable the `onnx` feature"
     ))
@@ -553,8 +600,12 @@ async fn open_onnx(model: &str, _config: &crate::Config) -> Result<Arc<dyn Embed
 }
 
 #[cfg(feature = "openai")]
-async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embedder>> {
-    if config.embed.model_name.is_some() {
+async fn open_openai(
+    model: &str,
+    name: Option<String>,
+    config: &crate::Config,
+) -> Result<Arc<dyn Embedder>> {
+    if name.is_some() {
         return Err(Error::invalid(format!(
             "embed.model_name names onnx: models only; openai:{model} records its vectors under \
              the model the server is asked for"
@@ -587,7 +638,11 @@ async fn open_openai(model: &str, config: &crate::Config) -> Result<Arc<dyn Embe
 }
 
 #[cfg(not(feature = "openai"))]
-async fn open_openai(model: &str, _config: &crate::Config) -> Result<Arc<dyn Embedder>> {
+async fn open_openai(
+    model: &str,
+    _name: Option<String>,
+    _config: &crate::Config,
+) -> Result<Arc<dyn Embedder>> {
     Err(Error::invalid(format!(
         "openai:{model}: this build of opsweave has no OpenAI embedder: enable the `openai` feature"
     ))

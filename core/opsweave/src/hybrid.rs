@@ -58,14 +58,12 @@ impl Weave {
             let embedder = self.embedder().await?;
             let vectors = self.vector_index()?;
             let info = embedder.info().clone();
-            // A query vector of another model than the stored vectors' ranks noise.
-            let texts = [query.to_string()];
-            let (out, stored) = tokio::join!(
-                embedder.embed(&texts, EmbedKind::Query),
-                vectors.stored_model(&info.name)
-            );
-            check_stored_model(&info, stored?.as_ref())?;
-            let out = out?;
+            // A query vector of another model than the stored vectors' ranks noise; checked
+            // before the model is asked (a remote model's call costs money).
+            check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
+            let out = embedder
+                .embed(&[query.to_string()], EmbedKind::Query)
+                .await?;
             check_vectors(&out, 1, info.dim)?;
             self.meter_embedding(scope, &info.name, &out, None).await?;
             let filter = VectorFilter {
@@ -233,6 +231,9 @@ impl Weave {
         let embedder = self.embedder().await?;
         let vectors = self.vector_index()?;
         let info = embedder.info().clone();
+        // Before anything is written: a refused vector would leave an updated note's new text
+        // beside its old vector.
+        check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
         let record = &item.normalised.record;
         let text = embedding_text(record);
         let out = embedder.embed(&[text], EmbedKind::Document).await?;

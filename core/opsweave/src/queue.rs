@@ -76,8 +76,10 @@ impl Weave {
     /// Runs the built-in worker (ingest, embed, match, sleep, noop; or only `options.kinds`) in
     /// this process until no job of `scope` of a kind it runs is queued or running — jobs waiting
     /// out a retry backoff included; jobs of other kinds are left for their own workers — or
-    /// until `timeout` has passed; the jobs in hand then finish before it returns. The worker
-    /// claims jobs of every scope, as `opsweave worker` does.
+    /// until `timeout` has passed; the jobs in hand then finish before it returns. A job whose
+    /// `run_after` lies ahead keeps it waiting (give a timeout), as do more than 1,000 open jobs
+    /// of other kinds in the scope (it cannot tell whether one of its own is among them). The
+    /// worker claims jobs of every scope, as `opsweave worker` does.
     pub async fn run_jobs(
         &self,
         scope: &Scope,
@@ -91,6 +93,9 @@ impl Weave {
         let scope = scope.clone();
         let poll = options.idle_poll.max(Duration::from_millis(50));
         let idle = async move {
+            // Two looks in a row: a job moving between queued and running (claimed, or put back
+            // after a failed attempt) between the two reads of one look is seen by the next.
+            let mut quiet_looks = 0;
             loop {
                 tokio::time::sleep(poll).await;
                 let mut open = false;
@@ -104,7 +109,8 @@ impl Weave {
                         Err(_) => true,
                     };
                 }
-                if !open {
+                quiet_looks = if open { 0 } else { quiet_looks + 1 };
+                if quiet_looks == 2 {
                     return;
                 }
             }

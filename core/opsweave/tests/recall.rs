@@ -435,7 +435,7 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
 
     // Under a name of its own it embeds everything again, beside the old vectors.
     config.embed.model_name = Some("minilm-edited".into());
-    let weave = Weave::open_with(config).await.unwrap();
+    let weave = Weave::open_with(config.clone()).await.unwrap();
     let embedder = weave.embedder().await.unwrap();
     assert_eq!(embedder.info().name, "minilm-edited");
     let report = weave.embed(&scope, &*embedder, None).await.unwrap();
@@ -445,6 +445,53 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
         .await
         .unwrap();
     assert_eq!(after[0].title, "Incident 42", "{after:#?}");
+
+    // The name belongs to the configured model: embed jobs carry it to whichever worker runs
+    // them, and another model opened with the same configuration keeps its own name.
+    let configured: opsweave::EmbedderSpec =
+        config.embed.model.as_deref().unwrap().parse().unwrap();
+    assert_eq!(
+        weave.embed_payload(&configured).unwrap(),
+        serde_json::json!({"model": configured.to_string(), "name": "minilm-edited"})
+    );
+    let other_dir = dir.path().join("other-minilm");
+    copy_model(&other_dir);
+    let other: opsweave::EmbedderSpec = format!("onnx:{}", other_dir.display()).parse().unwrap();
+    assert_eq!(
+        weave.embed_payload(&other).unwrap(),
+        serde_json::json!({"model": other.to_string()})
+    );
+    let opened = opsweave::open_embedder(&other.to_string(), &config)
+        .await
+        .unwrap();
+    assert_eq!(opened.info().name, "other-minilm");
+
+    // A worker stores a job's vectors under the name the job carries, not its own setting.
+    let job = weave
+        .enqueue(opsweave::NewJob::new(
+            opsweave::EMBED_JOB,
+            scope.clone(),
+            serde_json::json!({"model": other.to_string(), "name": "via-job"}),
+        ))
+        .await
+        .unwrap();
+    let mut worker = opsweave::worker::WorkerOptions::new("recall-test");
+    worker.idle_poll = std::time::Duration::from_millis(50);
+    let report = weave.run_jobs(&scope, worker, None).await.unwrap();
+    assert_eq!(
+        report.done,
+        1,
+        "{:?}",
+        weave.job(&scope, job.id).await.unwrap()
+    );
+    let vectors = weave.vectors().unwrap();
+    let stored = vectors.stored_model("via-job").await.unwrap().unwrap();
+    assert_eq!(stored.dim, 384);
+    assert_eq!(
+        vectors.stored_model("other-minilm").await.unwrap(),
+        None,
+        "not under the folder's name"
+    );
     weave.close().await;
 }
 

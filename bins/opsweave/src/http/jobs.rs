@@ -118,7 +118,8 @@ pub(super) fn idempotency_key(
     }
 }
 
-/// The payload of an `embed` job queued here: `{"model": SPEC}`. Without a model the server's
+/// The payload of an `embed` job queued here: `{"model": SPEC}` (plus the configured
+/// `embed.model_name` when it names that model: see `Weave::embed_payload`). Without a model the server's
 /// own `embed.model` is used; a server with a model embeds only with it (its workers would run
 /// the job), one without one queues for external workers (`opsweave worker`), which need a model.
 fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
@@ -188,7 +189,7 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
             .on_field("payload.model"))
         }
     };
-    Ok(json!({ "model": spec.to_string() }))
+    Ok(state.weave.embed_payload(&spec)?)
 }
 
 /// The payload of an `ingest` job queued at `/api/jobs`: only the inline form `/api/ingest`
