@@ -461,7 +461,12 @@ fn parse_job(fields: &HashMap<String, String>) -> Result<Job> {
     Ok(Job {
         id: JobId(int("id")?),
         kind: text("kind")?.to_string(),
-        payload: json("payload")?,
+        // A payload damaged outside opsweave reaches its handler as the text it holds (which
+        // fails that job) instead of failing every claim, and with it every worker.
+        payload: {
+            let raw = text("payload")?;
+            serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.into()))
+        },
         scope,
         status: text("status")?.parse()?,
         attempts: count("attempts")?,

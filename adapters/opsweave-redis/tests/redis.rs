@@ -222,6 +222,49 @@ async fn claims_show_in_the_consumer_group() {
     assert_eq!(pending.0, 0, "completing acknowledges the entry");
 }
 
+#[tokio::test]
+async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
+    let Some(url) = server_url("a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim")
+    else {
+        return;
+    };
+    let prefix = fresh_prefix("damaged");
+    let redis = Redis::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap();
+    let queue = redis.queue();
+    let job = queue
+        .enqueue(NewJob::new(
+            "sleep",
+            Scope::org("acme"),
+            serde_json::json!({"ms": 1}),
+        ))
+        .await
+        .unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{{{prefix}}}:job:{}", job.id.0))
+        .arg("payload")
+        .arg("{\"ms\": 1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let claimed = queue
+        .claim("w1", &[], Duration::from_secs(30))
+        .await
+        .expect("a claim despite the damaged payload")
+        .expect("the job");
+    assert_eq!(claimed.id, job.id);
+    assert_eq!(
+        claimed.payload,
+        serde_json::json!("{\"ms\": 1"),
+        "the text kept"
+    );
+}
+
 /// Redis unreachable: cache reads are misses and writes are dropped (the caller goes to the
 /// store), invalidation reports `Unavailable`, read limits fail open and write limits closed.
 #[tokio::test]

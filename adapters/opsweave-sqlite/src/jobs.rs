@@ -30,8 +30,9 @@ pub(crate) fn job_of(row: &SqliteRow) -> Result<Job> {
     Ok(Job {
         id: JobId(get(row, "id")?),
         kind: get(row, "kind")?,
-        payload: serde_json::from_str(&payload)
-            .map_err(|e| Error::internal(format!("sqlite: job payload is not JSON: {e}")))?,
+        // A payload damaged outside opsweave reaches its handler as the text it holds (which
+        // fails that job) instead of failing every claim, and with it every worker.
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
         scope: scope_of(row)?,
         status: status.parse()?,
         attempts: count("attempts")?,

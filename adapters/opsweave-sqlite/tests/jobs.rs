@@ -41,6 +41,58 @@ async fn jobs_survive_reopening_the_file() {
     assert_eq!(reopened.get(&scope, job.id).await.expect("get"), job);
 }
 
+#[tokio::test]
+async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("jobs.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.expect("open store");
+    let scope = opsweave_core::Scope::org("acme");
+    let damaged = store
+        .enqueue(opsweave_core::NewJob::new(
+            "sleep",
+            scope.clone(),
+            serde_json::json!({"ms": 1}),
+        ))
+        .await
+        .expect("enqueue");
+    let sound = store
+        .enqueue(opsweave_core::NewJob::new(
+            "sleep",
+            scope.clone(),
+            serde_json::json!({"ms": 2}),
+        ))
+        .await
+        .expect("enqueue");
+    let other = rusqlite::Connection::open(&path).expect("open file");
+    other
+        .execute(
+            "UPDATE jobs SET payload = '{\"ms\": 1' WHERE id = ?1",
+            [damaged.id.0],
+        )
+        .expect("damage the payload");
+    drop(other);
+    let lease = std::time::Duration::from_secs(30);
+    let first = store
+        .claim("w", &[], lease)
+        .await
+        .expect("a claim despite the damaged row")
+        .expect("a job");
+    assert_eq!(first.id, damaged.id);
+    assert_eq!(
+        first.payload,
+        serde_json::json!("{\"ms\": 1"),
+        "the text kept"
+    );
+    let second = store
+        .claim("w2", &[], lease)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(second.id, sound.id);
+    assert_eq!(second.payload, serde_json::json!({"ms": 2}));
+}
+
 /// Prints how many jobs per second 4 workers claim and complete (a measurement, not a check):
 /// `cargo test --release -p opsweave-sqlite --test jobs -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
