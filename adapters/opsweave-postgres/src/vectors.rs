@@ -478,18 +478,36 @@ impl VectorIndex for PgStore {
         let raw: Vec<i64> = ids.iter().map(|id| id.raw()).collect();
         let raw = &raw;
         with_retries(|| async move {
-            let done = sqlx::query(
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            let models: Vec<String> = sqlx::query_scalar(
                 "DELETE FROM search.embeddings WHERE id = ANY($1) AND org = $2 \
-                 AND ($3::text IS NULL OR client = $3) AND ($4::text IS NULL OR project = $4)",
+                 AND ($3::text IS NULL OR client = $3) AND ($4::text IS NULL OR project = $4) \
+                 RETURNING model",
             )
             .bind(raw)
             .bind(&scope.org)
             .bind(&scope.client)
             .bind(&scope.project)
-            .execute(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| map("delete vectors", e))?;
-            Ok(done.rows_affected())
+            let removed = models.len() as u64;
+            let mut emptied: Vec<String> = models;
+            emptied.sort_unstable();
+            emptied.dedup();
+            // A model with no vector left keeps its dimension but forgets what made its
+            // vectors: there is nothing left that another model could be mixed with.
+            sqlx::query(
+                "UPDATE search.vector_indexes i SET fingerprint = NULL \
+                 WHERE i.model = ANY($1) AND i.fingerprint IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM search.embeddings e WHERE e.model = i.model)",
+            )
+            .bind(&emptied)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map("forget an emptied model's fingerprint", e))?;
+            tx.commit().await.map_err(|e| map("commit delete", e))?;
+            Ok(removed)
         })
         .await
     }

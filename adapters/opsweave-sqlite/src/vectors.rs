@@ -614,8 +614,11 @@ impl VectorIndex for SqliteStore {
         let mut generations = Vec::with_capacity(removed.len());
         for (model, keys) in &removed {
             let generation: i64 = sqlx::query_scalar(
-                "UPDATE vector_models SET generation = generation + 1, count = count - ? \
-                 WHERE name = ? RETURNING generation",
+                // A model with no vector left keeps its dimension but forgets what made its
+                // vectors: there is nothing left that another model could be mixed with.
+                "UPDATE vector_models SET generation = generation + 1, count = count - ?1, \
+                 fingerprint = CASE WHEN count - ?1 <= 0 THEN NULL ELSE fingerprint END \
+                 WHERE name = ?2 RETURNING generation",
             )
             .bind(keys.len() as i64)
             .bind(model)

@@ -247,6 +247,31 @@ pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
             .unwrap();
     }
     assert_eq!(fingerprint(store.clone()).await.as_deref(), Some("b3:aaaa"));
+    // Once every vector of the model is gone, so is what made them: another model may start.
+    store
+        .delete(&scope, &[RecordId::from_raw(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        fingerprint(store.clone()).await.as_deref(),
+        Some("b3:aaaa"),
+        "vectors remain"
+    );
+    let ids: Vec<RecordId> = (1..=4).map(RecordId::from_raw).collect();
+    store.delete(&scope, &ids).await.unwrap();
+    assert_eq!(
+        fingerprint(store.clone()).await,
+        None,
+        "no vector left, no fingerprint"
+    );
+    store
+        .upsert(
+            &printed(Some("b3:bbbb")),
+            vec![vector_item(5, &scope, vec![0.0, 0.0, 1.0, 0.0])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fingerprint(store.clone()).await.as_deref(), Some("b3:bbbb"));
     // A new model name starts afresh.
     store
         .upsert(
