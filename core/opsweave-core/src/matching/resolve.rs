@@ -108,6 +108,19 @@ impl Resolver {
         if self.name.trim().is_empty() {
             return Err(Error::invalid("a resolver needs a name").on_field("name"));
         }
+        // Runs keep their fitted model, match state and review queue under the name: a changed
+        // copy of a built-in under its name would mix its state with the built-in's.
+        let built_in = RESOLVER_PRESETS
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map(|(_, text)| toml::from_str::<Resolver>(text).ok());
+        if built_in.is_some_and(|preset| preset.as_ref() != Some(self)) {
+            return Err(Error::invalid(format!(
+                "`{}` is a built-in resolver's name: give your changed copy a name of its own",
+                self.name
+            ))
+            .on_field("name"));
+        }
         if self.left.columns.is_empty() {
             return Err(Error::invalid("the left side names no columns").on_field("left.columns"));
         }
@@ -164,6 +177,19 @@ impl Resolver {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_changed_copy_of_a_built_in_needs_a_name_of_its_own() {
+        for (name, _) in RESOLVER_PRESETS {
+            let preset = resolver_preset(name).expect("built-ins validate");
+            let mut copy = preset.clone();
+            copy.left.columns.pop_last();
+            let err = copy.validate().expect_err("a changed copy under the built-in's name");
+            assert_eq!(err.location().field.as_deref(), Some("name"), "{err}");
+            copy.name = format!("{name}-mine");
+            copy.validate().expect("under its own name");
+        }
+    }
     use super::*;
 
     #[test]
