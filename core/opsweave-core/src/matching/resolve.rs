@@ -184,7 +184,9 @@ mod tests {
             let preset = resolver_preset(name).expect("built-ins validate");
             let mut copy = preset.clone();
             copy.left.columns.pop_last();
-            let err = copy.validate().expect_err("a changed copy under the built-in's name");
+            let err = copy
+                .validate()
+                .expect_err("a changed copy under the built-in's name");
             assert_eq!(err.location().field.as_deref(), Some("name"), "{err}");
             copy.name = format!("{name}-mine");
             copy.validate().expect("under its own name");
