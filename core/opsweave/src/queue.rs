@@ -96,8 +96,10 @@ impl Weave {
             // Two looks in a row: a job moving between queued and running (claimed, or put back
             // after a failed attempt) between the two reads of one look is seen by the next.
             let mut quiet_looks = 0;
+            let mut pause = poll;
             loop {
-                tokio::time::sleep(poll).await;
+                tokio::time::sleep(pause).await;
+                let looked = std::time::Instant::now();
                 let mut open = false;
                 for status in [JobStatus::Queued, JobStatus::Running] {
                     open |= match queue.list(&scope, Some(status), IDLE_PAGE).await {
@@ -109,6 +111,9 @@ impl Weave {
                         Err(_) => true,
                     };
                 }
+                // A look that takes long (a Redis queue lists by walking the org's job history)
+                // is taken less often: at most a fifth of the time goes to looking.
+                pause = poll.max(looked.elapsed() * 4);
                 quiet_looks = if open { 0 } else { quiet_looks + 1 };
                 if quiet_looks == 2 {
                     return;
