@@ -475,18 +475,23 @@ impl Weave {
             .and_then(|m| m.as_str())
             .ok_or_else(|| Error::invalid("embed job payload has no `model`").on_field("model"))?
             .parse()?;
-        let mut config = self.config().clone();
-        // The name travels with the job; this worker's own embed.model_name is for its own model.
-        config.embed.model = Some(spec.to_string());
-        config.embed.model_name = match job.payload.get("name") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(name)) => Some(name.clone()),
+        // The name travels with the job; without one, this worker's embed.model_name applies
+        // when the job names the worker's own configured model (see `open_embedder`).
+        match job.payload.get("name") {
+            None | Some(serde_json::Value::Null) => {
+                open_embedder(&spec.to_string(), self.config()).await
+            }
+            Some(serde_json::Value::String(name)) => {
+                let mut config = self.config().clone();
+                config.embed.model = Some(spec.to_string());
+                config.embed.model_name = Some(name.clone());
+                open_embedder(&spec.to_string(), &config).await
+            }
             Some(_) => {
-                return Err(Error::invalid("an embed job's `name` must be a string")
+                Err(Error::invalid("an embed job's `name` must be a string")
                     .on_field("payload.name"))
             }
-        };
-        open_embedder(&spec.to_string(), &config).await
+        }
     }
 
     /// Runs a claimed [`EMBED_JOB`] with an embedder already open (a server's configured model,

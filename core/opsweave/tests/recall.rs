@@ -492,6 +492,37 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
         None,
         "not under the folder's name"
     );
+    // A job for the configured model without a name (queued from a binding, say) gets the
+    // configured name, the one recall uses.
+    let job = weave
+        .enqueue(opsweave::NewJob::new(
+            opsweave::EMBED_JOB,
+            Scope::org("globex"),
+            serde_json::json!({"model": configured.to_string()}),
+        ))
+        .await
+        .unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, &Scope::org("globex"))
+        .await
+        .unwrap();
+    let mut worker = opsweave::worker::WorkerOptions::new("recall-test-2");
+    worker.idle_poll = std::time::Duration::from_millis(50);
+    let report = weave
+        .run_jobs(&Scope::org("globex"), worker, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.done,
+        1,
+        "{:?}",
+        weave.job(&Scope::org("globex"), job.id).await
+    );
+    let globex = weave
+        .recall(&Scope::org("globex"), "website outage", &options)
+        .await
+        .unwrap();
+    assert_eq!(globex[0].title, "Incident 42", "{globex:#?}");
     weave.close().await;
 }
 
