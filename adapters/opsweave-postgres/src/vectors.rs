@@ -512,6 +512,26 @@ impl VectorIndex for PgStore {
         .await
     }
 
+    async fn drop_model(&self, model: &str) -> Result<u64> {
+        check_model_name(model)?;
+        with_retries(|| async move {
+            let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+            let done = sqlx::query("DELETE FROM search.embeddings WHERE model = $1")
+                .bind(model)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("drop a model's vectors", e))?;
+            sqlx::query("UPDATE search.vector_indexes SET fingerprint = NULL WHERE model = $1")
+                .bind(model)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("forget a model's fingerprint", e))?;
+            tx.commit().await.map_err(|e| map("commit drop", e))?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     async fn knn(
         &self,
         model: &str,

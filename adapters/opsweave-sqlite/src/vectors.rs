@@ -638,6 +638,38 @@ impl VectorIndex for SqliteStore {
         Ok(total)
     }
 
+    async fn drop_model(&self, model: &str) -> Result<u64> {
+        check_model_name(model)?;
+        let _writing = self.vectors.writes.lock().await;
+        self.graph_before_write(model).await?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| map("begin", e))?;
+        let keys: Vec<i64> = sqlx::query_scalar("DELETE FROM vectors WHERE model = ? RETURNING id")
+            .bind(model)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| map("drop a model's vectors", e))?;
+        let generation: Option<i64> = sqlx::query_scalar(
+            "UPDATE vector_models SET generation = generation + 1, count = 0, \
+             fingerprint = NULL WHERE name = ? RETURNING generation",
+        )
+        .bind(model)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| map("bump vector generation", e))?;
+        tx.commit().await.map_err(|e| map("commit drop", e))?;
+        let removed = keys.len() as u64;
+        if let Some(generation) = generation {
+            let keys = keys.into_iter().map(|k| k as u64).collect();
+            self.apply_to_graph(model, generation - 1, GraphChange::Remove(keys))
+                .await?;
+        }
+        Ok(removed)
+    }
+
     async fn knn(
         &self,
         model: &str,

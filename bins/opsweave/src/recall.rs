@@ -23,6 +23,10 @@ pub struct EmbedArgs {
     /// [default: embed.model in the configuration]
     #[arg(long, env = "OPSWEAVE_EMBED_MODEL")]
     pub model: Option<String>,
+    /// First remove every vector stored under this model's name, in every org (a model swapped
+    /// behind the same name is refused until then), then embed this scope's records again
+    #[arg(long)]
+    replace: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -124,6 +128,11 @@ pub fn with_model(mut config: Config, model: Option<&str>) -> Config {
 pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
     let scope = weave.default_scope();
     let embedder = weave.embedder().await?;
+    if args.replace {
+        let name = &embedder.info().name;
+        let removed = weave.drop_vectors(name).await?;
+        eprintln!("removed {removed} vectors of `{name}` (every org); embedding again");
+    }
     let progress = Arc::new(EmbedProgress::default());
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -408,3 +408,73 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
         "the working database was changed"
     );
 }
+
+/// Copies `from` (a model folder, subfolders too) to `to`.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_swapped_model_is_refused_until_embed_replace() {
+    let dir = Dir::new();
+    let model = dir.0.path().join("minilm");
+    copy_tree(std::path::Path::new(&model_spec()["onnx:".len()..]), &model);
+    let spec = format!("onnx:{}", model.display());
+    let with_model = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--model", spec.as_str()]);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = with_model(&[
+        "remember",
+        "The staging database moves to Frankfurt in March",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    dir.ok(&args);
+
+    // Same folder, other files: another model under the same name.
+    let tokenizer = model.join("tokenizer.json");
+    let mut text = std::fs::read(&tokenizer).unwrap();
+    text.push(b'\n');
+    std::fs::write(&tokenizer, text).unwrap();
+    let args = with_model(&["embed"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dir.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("made by another model"), "{stderr}");
+    assert!(stderr.contains("--replace"), "{stderr}");
+
+    let args = with_model(&["embed", "--replace", "--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dir.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("removed 1 vectors of `minilm`"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["embedded"], 1, "{report}");
+    assert_eq!(report["model"], "minilm");
+
+    let args = with_model(&[
+        "recall",
+        "where does staging go",
+        "--mode",
+        "dense",
+        "--json",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let hits = dir.json(&args);
+    assert!(
+        hits.to_string().contains("Frankfurt"),
+        "the note is found with the new model: {hits}"
+    );
+}

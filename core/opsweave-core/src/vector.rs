@@ -103,6 +103,10 @@ pub trait VectorIndex: Send + Sync {
     /// never stored any.
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>>;
 
+    /// Removes every vector of `model`, in every scope; returns how many went. The model keeps
+    /// its dimension and forgets its fingerprint, so another model may take the name.
+    async fn drop_model(&self, model: &str) -> Result<u64>;
+
     /// A bulk load for writing `count` vectors of `model` in one go (a first embedding of a large
     /// corpus), or `None` when upserts one batch at a time cost the same (the default). A store
     /// whose index is far cheaper to build over stored rows than to grow row by row (pgvector's
@@ -182,8 +186,9 @@ pub fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> 
         (Some(stored), Some(now)) if stored != now => Err(crate::Error::conflict(format!(
             "the vectors of model `{}` in this store were made by another model (fingerprint \
              {stored}; this one is {now}: its weights, tokenizer or pooling differ): point the \
-             model back at the files that made them, or record this one under another name \
-             (embed.model_name) and embed again",
+             model back at the files that made them, record this one under another name \
+             (embed.model_name) and embed again, or replace the old vectors (opsweave embed \
+             --replace: every org's)",
             model.name
         ))
         .on_field("model")),

@@ -272,6 +272,50 @@ pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
         .await
         .unwrap();
     assert_eq!(fingerprint(store.clone()).await.as_deref(), Some("b3:bbbb"));
+    // Dropping a model removes its vectors in every scope and frees the name; others stay.
+    let elsewhere = Scope::org("globex");
+    store
+        .upsert(
+            &printed(Some("b3:bbbb")),
+            vec![vector_item(6, &elsewhere, vec![0.0, 0.0, 0.0, 1.0])],
+        )
+        .await
+        .unwrap();
+    store
+        .upsert(
+            &model("conf-print-kept", 4),
+            vec![vector_item(7, &scope, vec![1.0, 0.0, 0.0, 0.0])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.drop_model("conf-print").await.unwrap(), 2);
+    assert_eq!(fingerprint(store.clone()).await, None);
+    for org in ["acme", "globex"] {
+        let hits = store
+            .knn("conf-print", &[1.0, 1.0, 1.0, 1.0], 5, &org_filter(org))
+            .await
+            .unwrap();
+        assert!(hits.is_empty(), "{org}: {hits:?}");
+    }
+    let kept = store
+        .knn(
+            "conf-print-kept",
+            &[1.0, 0.0, 0.0, 0.0],
+            5,
+            &org_filter("acme"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1, "another model's vectors stay");
+    assert_eq!(store.drop_model("conf-print-never").await.unwrap(), 0);
+    store
+        .upsert(
+            &printed(Some("b3:cccc")),
+            vec![vector_item(8, &scope, vec![0.0, 1.0, 1.0, 0.0])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fingerprint(store.clone()).await.as_deref(), Some("b3:cccc"));
     // A new model name starts afresh.
     store
         .upsert(

@@ -215,6 +215,13 @@ impl Weave {
             .cloned()
     }
 
+    /// Removes every vector stored under `model`'s name, in every scope, and the fingerprint of
+    /// the model that made them (see [`VectorIndex::drop_model`]); returns how many went. What
+    /// `opsweave embed --replace` does before embedding again with a swapped model.
+    pub async fn drop_vectors(&self, model: &str) -> Result<u64> {
+        self.vector_index()?.drop_model(model).await
+    }
+
     /// Embeds every record of `scope` whose content changed since its last vector of
     /// `embedder`'s model (or that has none), in batches, each stored before the next.
     pub async fn embed(
