@@ -7,7 +7,7 @@ use crate::retry::with_retries;
 use crate::PgStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert,
+    check_half_precision, check_model_name, check_query, check_stored_model, check_upsert,
     StoredModel, MAX_K,
 };
 use opsweave_core::{
@@ -52,7 +52,7 @@ impl PgStore {
     }
 
     /// [`Self::ensure_vector_index`] for `model`, which also records its fingerprint (the first
-    /// one given) and refuses another one (`Conflict`, see [`check_fingerprint`]).
+    /// one given) and refuses another one (`Conflict`, see [`check_stored_model`]).
     async fn ensure_model_index(&self, model: &ModelInfo) -> Result<String> {
         let dim = model.dim;
         check_model_name(&model.name)?;
@@ -87,14 +87,12 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
     .await
     .map_err(|e| map("read vector indexes", e))?;
     if let Some((known_dim, known_name, fingerprint)) = known {
-        if known_dim as usize != dim {
-            return Err(Error::conflict(format!(
-                "model `{model}` is indexed with {known_dim} dimensions, not {dim}: \
-                 re-embed under another model name"
-            )));
-        }
-        check_fingerprint(info, fingerprint.as_deref())?;
-        if fingerprint.is_none() && info.fingerprint.is_some() {
+        let stored = StoredModel {
+            dim: known_dim as usize,
+            fingerprint,
+        };
+        check_stored_model(info, Some(&stored))?;
+        if stored.fingerprint.is_none() && info.fingerprint.is_some() {
             sqlx::query("UPDATE search.vector_indexes SET fingerprint = $2 WHERE model = $1")
                 .bind(model)
                 .bind(&info.fingerprint)

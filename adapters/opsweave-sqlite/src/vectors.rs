@@ -8,7 +8,7 @@ use crate::rows::{bind_scope, get, scope_filter};
 use crate::SqliteStore;
 use async_trait::async_trait;
 use opsweave_core::vector::{
-    check_fingerprint, check_half_precision, check_model_name, check_query, check_upsert,
+    check_half_precision, check_model_name, check_query, check_stored_model, check_upsert,
     StoredModel, MAX_K,
 };
 use opsweave_core::{
@@ -91,30 +91,44 @@ impl Vectors {
 }
 
 /// A model's row in `vector_models`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ModelRow {
     dim: usize,
     storage: VectorStorage,
     generation: i64,
     count: i64,
+    fingerprint: Option<String>,
 }
 
 /// The statement both readers (the pool and the point reader) fetch a `vector_models` row with.
-const MODEL_ROW: &str = "SELECT dim, storage, generation, count FROM vector_models WHERE name = ?1";
+const MODEL_ROW: &str =
+    "SELECT dim, storage, generation, count, fingerprint FROM vector_models WHERE name = ?1";
+
+/// A `vector_models` row's columns, in `MODEL_ROW`'s order.
+type ModelColumns = (i64, String, i64, i64, Option<String>);
 
 impl ModelRow {
-    fn from_columns((dim, storage, generation, count): (i64, String, i64, i64)) -> Result<Self> {
+    fn from_columns((dim, storage, generation, count, fingerprint): ModelColumns) -> Result<Self> {
         Ok(Self {
             dim: dim as usize,
             storage: VectorStorage::parse(&storage)?,
             generation,
             count,
+            fingerprint,
         })
+    }
+
+    /// What `VectorIndex::stored_model` tells of it.
+    fn stored(&self) -> StoredModel {
+        StoredModel {
+            dim: self.dim,
+            fingerprint: self.fingerprint.clone(),
+        }
     }
 }
 
 async fn model_row(conn: &mut SqliteConnection, model: &str) -> Result<Option<ModelRow>> {
-    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(MODEL_ROW)
+    let row: Option<ModelColumns> = sqlx::query_as(MODEL_ROW)
         .bind(model)
         .fetch_optional(conn)
         .await
@@ -133,11 +147,28 @@ impl SqliteStore {
         let mut statement = conn.prepare_cached(MODEL_ROW).ok()?;
         let row = statement
             .query_row([model], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
             })
             .optional()
             .ok()?;
         Some(row.map(ModelRow::from_columns).transpose())
+    }
+
+    /// `model`'s row, on this thread when the point reader can, else through the pool.
+    async fn read_model_row(&self, model: &str) -> Result<Option<ModelRow>> {
+        match self.model_row_here(model) {
+            Some(row) => row,
+            None => {
+                let mut conn = self.pool.acquire().await.map_err(|e| map("acquire", e))?;
+                model_row(&mut conn, model).await
+            }
+        }
     }
 
     /// Uses `options` for the vector index (before any vector is read or written).
@@ -179,14 +210,7 @@ impl SqliteStore {
     /// The graph of `model`, current with the database, read-locked; `None` when the model has
     /// no vectors yet.
     async fn fresh_graph(&self, model: &str) -> Result<Option<(GraphGuard, ModelRow)>> {
-        let row = match self.model_row_here(model) {
-            Some(row) => row?,
-            None => {
-                let mut conn = self.pool.acquire().await.map_err(|e| map("acquire", e))?;
-                model_row(&mut conn, model).await?
-            }
-        };
-        let Some(row) = row else {
+        let Some(row) = self.read_model_row(model).await? else {
             return Ok(None);
         };
         let slot = self.vectors.slot(model);
@@ -430,21 +454,9 @@ impl VectorIndex for SqliteStore {
             .await
             .map_err(|e| map("begin", e))?;
         let row = match model_row(&mut tx, &model.name).await? {
-            Some(row) if row.dim != model.dim => {
-                return Err(Error::conflict(format!(
-                    "model `{}` stores {} dimensions, not {}: re-embed under another model name",
-                    model.name, row.dim, model.dim
-                )))
-            }
             Some(row) => {
-                let stored: Option<String> =
-                    sqlx::query_scalar("SELECT fingerprint FROM vector_models WHERE name = ?")
-                        .bind(&model.name)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(|e| map("read vector model", e))?;
-                check_fingerprint(model, stored.as_deref())?;
-                if stored.is_none() && model.fingerprint.is_some() {
+                check_stored_model(model, Some(&row.stored()))?;
+                if row.fingerprint.is_none() && model.fingerprint.is_some() {
                     sqlx::query("UPDATE vector_models SET fingerprint = ? WHERE name = ?")
                         .bind(&model.fingerprint)
                         .bind(&model.name)
@@ -476,6 +488,7 @@ impl VectorIndex for SqliteStore {
                     storage,
                     generation: 0,
                     count: 0,
+                    fingerprint: model.fingerprint.clone(),
                 }
             }
         };
@@ -560,16 +573,7 @@ impl VectorIndex for SqliteStore {
 
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>> {
         check_model_name(model)?;
-        let row: Option<(i64, Option<String>)> =
-            sqlx::query_as("SELECT dim, fingerprint FROM vector_models WHERE name = ?")
-                .bind(model)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| map("read vector model", e))?;
-        Ok(row.map(|(dim, fingerprint)| StoredModel {
-            dim: dim as usize,
-            fingerprint,
-        }))
+        Ok(self.read_model_row(model).await?.map(|row| row.stored()))
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {

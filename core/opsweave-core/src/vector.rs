@@ -70,7 +70,7 @@ pub struct StoredModel {
 /// - `upsert` of a vector whose length is not the model's dimension is `InvalidInput` and writes nothing;
 /// - a model keeps one dimension for life: another dimension is `Conflict`;
 /// - a model keeps the first fingerprint it is written with: another one is `Conflict` (see
-///   [`check_fingerprint`]);
+///   [`check_stored_model`]);
 /// - `knn` returns `min(k, matching rows)` hits, best first, never fewer because of the filter.
 #[async_trait]
 pub trait VectorIndex: Send + Sync {
@@ -181,7 +181,7 @@ pub fn check_upsert(model: &ModelInfo, items: &[VectorItem]) -> Result<()> {
 /// Refuses `model` when the store holds vectors of its name made by another model: both have a
 /// fingerprint and they differ. Vectors of two models live in different spaces; mixed, every
 /// similarity between them is noise, silently.
-pub fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> {
+fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> {
     match (stored, model.fingerprint.as_deref()) {
         (Some(stored), Some(now)) if stored != now => Err(crate::Error::conflict(format!(
             "the vectors of model `{}` in this store were made by another model (fingerprint \
@@ -197,7 +197,8 @@ pub fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> 
 }
 
 /// Refuses to embed or query with `model` when the store's vectors of its name have another
-/// dimension or were made by another model (see [`check_fingerprint`]), before any work is done.
+/// dimension or were made by another model (both fingerprinted, differing): stores check it in
+/// every write, callers before any work.
 pub fn check_stored_model(model: &ModelInfo, stored: Option<&StoredModel>) -> Result<()> {
     let Some(stored) = stored else {
         return Ok(());

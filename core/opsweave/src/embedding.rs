@@ -411,11 +411,8 @@ impl Weave {
         scope: &Scope,
         spec: &EmbedderSpec,
     ) -> Result<opsweave_core::Job> {
-        let jobs = self.jobs().ok_or_else(|| {
-            Error::unavailable("this opsweave handle has no job queue (give one with with_jobs)")
-        })?;
         let job = opsweave_core::NewJob::new(EMBED_JOB, scope.clone(), self.embed_payload(spec)?);
-        jobs.enqueue(job).await
+        self.enqueue(job).await
     }
 
     /// An [`EMBED_JOB`]'s payload for `spec`: `{"model": SPEC}`, plus `"name"` when

@@ -13,17 +13,16 @@ const IDLE_PAGE: usize = 1_000;
 
 impl Weave {
     /// The handle's job queue, or `Unavailable` naming how to get one.
-    fn queue(&self) -> Result<&Arc<dyn JobQueue>> {
+    pub(crate) fn queue(&self) -> Result<&Arc<dyn JobQueue>> {
         self.jobs().ok_or_else(|| {
             Error::unavailable("this opsweave handle has no job queue (give one with with_jobs)")
         })
     }
 
-    /// Queues `job` (checked first, naming the field at fault). Enqueueing an idempotency key
+    /// Queues `job` (the queue checks it, naming the field at fault). Enqueueing an idempotency key
     /// again returns the job stored first; reusing it for another kind or payload is `Conflict`:
     /// a retry gets its job back, a mistake does not pass for success.
     pub async fn enqueue(&self, job: NewJob) -> Result<Job> {
-        job.validate()?;
         // Compared as the stores keep it: JSON text read back (a float's last digit may change on
         // that trip, for the stored job and for this copy alike).
         let asked = (

@@ -306,10 +306,7 @@ impl Worker {
     /// A worker on `weave`'s job queue with the built-in handlers.
     pub fn new(weave: Weave, options: WorkerOptions) -> Result<Self> {
         options.validate()?;
-        let queue = weave
-            .jobs()
-            .cloned()
-            .ok_or_else(|| Error::unavailable("this opsweave handle has no job queue"))?;
+        let queue = weave.queue()?.clone();
         let mut worker = Self {
             weave,
             queue,

@@ -64,6 +64,15 @@ fn docs() -> Vec<serde_json::Value> {
     .collect()
 }
 
+/// Ingests the five test documents into `scope`.
+async fn ingest_docs(weave: &Weave, scope: &Scope) {
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    weave
+        .ingest_rows(docs(), "docs", &mapping, scope)
+        .await
+        .unwrap();
+}
+
 async fn weave(dir: &tempfile::TempDir, batch_size: usize) -> (Weave, Arc<SqliteStore>) {
     let path = dir.path().join("t.db");
     let store = Arc::new(
@@ -105,11 +114,7 @@ async fn embedding_skips_unchanged_records_and_resumes_after_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let (weave, _store) = weave(&dir, 2).await;
     let scope = Scope::org("acme");
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &scope)
-        .await
-        .unwrap();
+    ingest_docs(&weave, &scope).await;
 
     // Dies on its second batch: the first batch's two vectors stay.
     let failing = Failing {
@@ -139,7 +144,12 @@ async fn embedding_skips_unchanged_records_and_resumes_after_a_failure() {
     let mut changed = docs();
     changed[2]["text"] = "The payment service was down for an hour on Sunday.".into();
     weave
-        .ingest_rows(changed, "docs", &mapping, &scope)
+        .ingest_rows(
+            changed,
+            "docs",
+            &Mapping::from_toml(MAPPING).unwrap(),
+            &scope,
+        )
         .await
         .unwrap();
     let third = weave.embed(&scope, &*model(), None).await.unwrap();
@@ -151,11 +161,7 @@ async fn hybrid_recall_explains_hits_and_filters() {
     let dir = tempfile::tempdir().unwrap();
     let (weave, _store) = weave(&dir, 64).await;
     let scope = Scope::org("acme");
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &scope)
-        .await
-        .unwrap();
+    ingest_docs(&weave, &scope).await;
     weave.embed(&scope, &*model(), None).await.unwrap();
 
     // No word in common with doc 3: only the dense ranker can find it.
@@ -338,11 +344,7 @@ async fn memories_are_found_at_once_replaced_and_forgotten() {
     // Bad notes write nothing; ingested records are not memories.
     let err = weave.remember(&scope, "   ", &[]).await.unwrap_err();
     assert_eq!(err.location().field.as_deref(), Some("text"));
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &scope)
-        .await
-        .unwrap();
+    ingest_docs(&weave, &scope).await;
     let doc = opsweave::RecordId::derive(&scope, "wiki", "1");
     let err = weave.forget(&scope, doc).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
@@ -391,11 +393,7 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
     };
 
     let weave = Weave::open_with(config.clone()).await.unwrap();
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &scope)
-        .await
-        .unwrap();
+    ingest_docs(&weave, &scope).await;
     let embedder = weave.embedder().await.unwrap();
     assert_eq!(embedder.info().name, "minilm");
     let report = weave.embed(&scope, &*embedder, None).await.unwrap();
@@ -502,10 +500,7 @@ async fn a_model_swapped_behind_its_name_is_refused_until_renamed() {
         ))
         .await
         .unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &Scope::org("globex"))
-        .await
-        .unwrap();
+    ingest_docs(&weave, &Scope::org("globex")).await;
     let mut worker = opsweave::worker::WorkerOptions::new("recall-test-2");
     worker.idle_poll = std::time::Duration::from_millis(50);
     let report = weave
@@ -552,11 +547,7 @@ async fn another_dimension_under_a_known_name_is_refused_even_with_nothing_to_em
     let dir = tempfile::tempdir().unwrap();
     let (weave, store) = weave(&dir, 64).await;
     let scope = Scope::org("acme");
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
-    weave
-        .ingest_rows(docs(), "docs", &mapping, &scope)
-        .await
-        .unwrap();
+    ingest_docs(&weave, &scope).await;
     weave.embed(&scope, &*model(), None).await.unwrap();
     let shorter = || Shorter {
         info: ModelInfo {

@@ -273,6 +273,7 @@ fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
 
 /// Queues `job` and wakes the in-process workers.
 pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
+    // Checked here for the server's own wording of a missing queue.
     queue(state)?;
     // A retried request gets its first job back; another request reusing the key is a mistake
     // the facade refuses (409).
