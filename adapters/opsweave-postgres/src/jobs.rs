@@ -10,7 +10,7 @@ use crate::PgStore;
 use async_trait::async_trait;
 use opsweave_core::jobs::{
     check_batch, check_lease, check_progress, clip_message, lease_lost, retry_delay, scope_key,
-    Job, JobId, JobQueue, JobStatus, NewJob, Progress,
+    Job, JobId, JobQueue, JobStatus, NewJob, OpenJobs, Progress,
 };
 use opsweave_core::{Error, Result, Scope};
 use sqlx::postgres::{PgConnection, PgRow};
@@ -490,5 +490,29 @@ impl JobQueue for PgStore {
             .await
             .map_err(|e| map("list jobs", e))?;
         rows.iter().map(job_of).collect()
+    }
+
+    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
+        // `jobs_by_scope` (org, status, id) holds the open jobs of an org together.
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new("SELECT status, count(*) AS n FROM ops.jobs WHERE ");
+        push_scope(&mut q, scope, "");
+        q.push(" AND status IN ('queued', 'running')");
+        if !kinds.is_empty() {
+            q.push(" AND kind = ANY(").push_bind(kinds).push(")");
+        }
+        q.push(" GROUP BY status");
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("count open jobs", e))?;
+        let mut open = OpenJobs::default();
+        for row in &rows {
+            let status: String = get(row, "status")?;
+            let n: i64 = get(row, "n")?;
+            open.add(status.parse()?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(open)
     }
 }

@@ -3,7 +3,9 @@
 //! Layout (all under the prefix): `job:ID` hashes hold each job's state; `stream:KIND` is a stream
 //! per kind with one consumer group, `workers`, whose entries are the runnable jobs; `delayed` is
 //! a sorted set of jobs waiting out a backoff or `run_after` (score: when); `leases` a sorted set
-//! of running jobs (score: when the lease runs out); `org:ORG` indexes jobs for listing;
+//! of running jobs (score: when the lease runs out); `org:ORG` indexes an org's jobs for listing,
+//! `open:ORG` its queued and running ones (for counting and listing open jobs without walking
+//! the history; `open-built:ORG` marks it built for jobs enqueued before it existed);
 //! `idem:SCOPE:KEY` holds the job an idempotency key made.
 //!
 //! Every change is one Lua script, so it is atomic and costs one round trip. A claim moves due
@@ -24,7 +26,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use opsweave_core::jobs::{
     check_batch, check_lease, check_progress, clip_message, lease_lost, scope_key, Job, JobId,
-    JobQueue, JobStatus, NewJob, Progress, MAX_BACKOFF,
+    JobQueue, JobStatus, NewJob, OpenJobs, Progress, MAX_BACKOFF,
 };
 use opsweave_core::{Error, Result, Scope};
 use redis::Script;
@@ -50,7 +52,11 @@ struct Scripts {
     fail: Script,
     release: Script,
     cancel: Script,
+    index_open: Script,
 }
+
+/// Job hashes read per round trip when walking an index.
+const PAGE: isize = 500;
 
 /// A [`JobQueue`] on Redis Streams; see the module documentation for the layout.
 #[derive(Clone)]
@@ -88,6 +94,7 @@ impl RedisQueue {
                 fail: script!("lua/fail.lua"),
                 release: script!("lua/release.lua"),
                 cancel: script!("lua/cancel.lua"),
+                index_open: script!("lua/index_open.lua"),
             }),
         }
     }
@@ -126,6 +133,106 @@ impl RedisQueue {
                 Err(lease_lost(id, worker, status, owner.as_deref()))
             }
             Outcome::Nothing => Err(Error::internal(format!("redis: {what}: empty answer"))),
+        }
+    }
+
+    /// The next page of job ids in `index` past `after` (exclusive), oldest first or newest
+    /// first. Paged by id, not by rank: ids leaving the index meanwhile shift no one out of view.
+    async fn page(
+        &self,
+        conn: &mut redis::aio::ConnectionManager,
+        index: &str,
+        after: Option<i64>,
+        newest_first: bool,
+    ) -> Result<Vec<i64>> {
+        let past = after.map(|id| format!("({id}"));
+        let mut cmd = if newest_first {
+            let mut c = redis::cmd("ZREVRANGEBYSCORE");
+            c.arg(index)
+                .arg(past.as_deref().unwrap_or("+inf"))
+                .arg("-inf");
+            c
+        } else {
+            let mut c = redis::cmd("ZRANGEBYSCORE");
+            c.arg(index)
+                .arg(past.as_deref().unwrap_or("-inf"))
+                .arg("+inf");
+            c
+        };
+        cmd.arg("LIMIT").arg(0).arg(PAGE);
+        cmd.query_async(conn)
+            .await
+            .map_err(|e| map("read job index", e))
+    }
+
+    /// The key of `org`'s index of open jobs. Enqueue and every finish keep it; the first call
+    /// for an org whose index is not marked built adds the open jobs of its history (jobs an
+    /// earlier version enqueued), then marks it.
+    async fn open_index(&self, org: &str) -> Result<String> {
+        let key = self.redis.key(&format!("open:{org}"));
+        let built = self.redis.key(&format!("open-built:{org}"));
+        let mut conn = self.redis.conn();
+        let done: bool = redis::cmd("EXISTS")
+            .arg(&built)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| map("read open jobs", e))?;
+        if done {
+            return Ok(key);
+        }
+        // Oldest first: jobs enqueued meanwhile join the end (and the index, by enqueue).
+        let history = self.redis.key(&format!("org:{org}"));
+        let mut after = None;
+        loop {
+            let ids = self.page(&mut conn, &history, after, false).await?;
+            let Some(&last) = ids.last() else {
+                break;
+            };
+            after = Some(last);
+            let mut call = self.scripts.index_open.prepare_invoke();
+            call.arg(&self.redis.prefix).arg(org);
+            for id in &ids {
+                call.arg(id);
+            }
+            let _added: i64 = call
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| map("index open jobs", e))?;
+        }
+        redis::cmd("SET")
+            .arg(&built)
+            .arg(1)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| map("index open jobs", e))?;
+        Ok(key)
+    }
+
+    /// Walks `index` (a sorted set of job ids) newest first, a page of hashes per round trip,
+    /// handing `visit` each job until it answers false.
+    async fn walk(&self, index: &str, mut visit: impl FnMut(Job) -> bool) -> Result<()> {
+        let mut after = None;
+        let mut conn = self.redis.conn();
+        loop {
+            let ids = self.page(&mut conn, index, after, true).await?;
+            let Some(&last) = ids.last() else {
+                return Ok(());
+            };
+            after = Some(last);
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGETALL")
+                    .arg(self.redis.key(&format!("job:{id}")));
+            }
+            let pages: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| map("list jobs", e))?;
+            for fields in pages.iter().filter(|f| !f.is_empty()) {
+                if !visit(parse_job(fields)?) {
+                    return Ok(());
+                }
+            }
         }
     }
 
@@ -350,45 +457,64 @@ impl JobQueue for RedisQueue {
         status: Option<JobStatus>,
         limit: usize,
     ) -> Result<Vec<Job>> {
-        // Newest first through the org's index, a page of hashes per round trip, filtered by
-        // the narrower scope parts and the status here.
-        const PAGE: isize = 500;
-        let index = self.redis.key(&format!("org:{}", scope.org));
+        // Newest first through the org's index (its open jobs' index for an open status),
+        // filtered by the narrower scope parts and the status here.
+        let index = match status {
+            Some(JobStatus::Queued | JobStatus::Running) => self.open_index(&scope.org).await?,
+            _ => self.redis.key(&format!("org:{}", scope.org)),
+        };
         let mut found = Vec::new();
-        let mut start: isize = 0;
-        let mut conn = self.redis.conn();
-        while found.len() < limit {
-            let ids: Vec<i64> = redis::cmd("ZREVRANGE")
-                .arg(&index)
-                .arg(start)
-                .arg(start + PAGE - 1)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| map("list jobs", e))?;
-            if ids.is_empty() {
-                break;
+        if limit == 0 {
+            return Ok(found);
+        }
+        self.walk(&index, |job| {
+            if scope.contains(&job.scope) && status.is_none_or(|s| s == job.status) {
+                found.push(job);
             }
+            found.len() < limit
+        })
+        .await?;
+        Ok(found)
+    }
+
+    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
+        // Three fields per open job, not the whole hash: payloads can be large.
+        let index = self.open_index(&scope.org).await?;
+        let mut open = OpenJobs::default();
+        let mut conn = self.redis.conn();
+        let mut after = None;
+        loop {
+            let ids = self.page(&mut conn, &index, after, false).await?;
+            let Some(&last) = ids.last() else {
+                return Ok(open);
+            };
+            after = Some(last);
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("HGETALL")
-                    .arg(self.redis.key(&format!("job:{id}")));
+                pipe.cmd("HMGET")
+                    .arg(self.redis.key(&format!("job:{id}")))
+                    .arg("status")
+                    .arg("kind")
+                    .arg("scope");
             }
-            let pages: Vec<HashMap<String, String>> = pipe
+            let rows: Vec<(Option<String>, Option<String>, Option<String>)> = pipe
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| map("list jobs", e))?;
-            for fields in pages.iter().filter(|f| !f.is_empty()) {
-                let job = parse_job(fields)?;
-                if scope.contains(&job.scope) && status.is_none_or(|s| s == job.status) {
-                    found.push(job);
-                    if found.len() == limit {
-                        break;
-                    }
+                .map_err(|e| map("count open jobs", e))?;
+            for (status, kind, job_scope) in rows {
+                let (Some(status), Some(kind), Some(job_scope)) = (status, kind, job_scope) else {
+                    continue;
+                };
+                if !kinds.is_empty() && !kinds.contains(&kind) {
+                    continue;
+                }
+                let job_scope: Scope = serde_json::from_str(&job_scope)
+                    .map_err(|e| Error::internal(format!("redis: job scope: {e}")))?;
+                if scope.contains(&job_scope) {
+                    open.add(status.parse()?, 1);
                 }
             }
-            start += PAGE;
         }
-        Ok(found)
     }
 }
 

@@ -265,6 +265,84 @@ async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
     );
 }
 
+/// Jobs enqueued before the open-jobs index existed (no `open:ORG` set, no `org` field in their
+/// hash) are counted and listed once the index is built from the org's history, and leave it
+/// when they finish.
+#[tokio::test]
+async fn open_jobs_from_before_the_open_index_are_found() {
+    let Some(url) = server_url("open_jobs_from_before_the_open_index_are_found") else {
+        return;
+    };
+    let prefix = fresh_prefix("open-index");
+    let redis = Redis::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap();
+    let queue = redis.queue();
+    let acme = Scope::org("acme");
+    let mut ids = Vec::new();
+    for n in 0..1_200 {
+        let job = NewJob::new("noop", acme.clone(), serde_json::json!({ "n": n }));
+        ids.push(queue.enqueue(job).await.unwrap().id);
+    }
+    let done = queue
+        .claim("w1", &[], Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    queue.complete(done.id, "w1").await.unwrap();
+    let running = queue
+        .claim("w1", &[], Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Back to the layout of earlier versions.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{{{prefix}}}:open:acme"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in &ids {
+        let _: () = redis::cmd("HDEL")
+            .arg(format!("{{{prefix}}}:job:{}", id.0))
+            .arg("org")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    // A fresh handle, as a process of the new version would start.
+    let queue = Redis::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap()
+        .queue();
+    let open = queue.count_open(&acme, &[]).await.unwrap();
+    assert_eq!((open.queued, open.running), (1_198, 1));
+    let listed = queue
+        .list(&acme, Some(JobStatus::Running), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, running.id);
+
+    // Finishing a job whose hash has no `org` takes it out of the index.
+    queue.complete(running.id, "w1").await.unwrap();
+    queue.cancel(&acme, ids[500]).await.unwrap();
+    let open = queue.count_open(&acme, &[]).await.unwrap();
+    assert_eq!((open.queued, open.running), (1_197, 0));
+    let members: i64 = redis::cmd("ZCARD")
+        .arg(format!("{{{prefix}}}:open:acme"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, 1_197, "finished jobs left the index");
+}
+
 /// Redis unreachable: cache reads are misses and writes are dropped (the caller goes to the
 /// store), invalidation reports `Unavailable`, read limits fail open and write limits closed.
 #[tokio::test]

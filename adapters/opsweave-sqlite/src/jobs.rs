@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use opsweave_core::jobs::{
     check_lease, check_progress, clip_message, lease_lost, retry_delay, scope_key, Job, JobId,
-    JobQueue, JobStatus, NewJob, Progress,
+    JobQueue, JobStatus, NewJob, OpenJobs, Progress,
 };
 use opsweave_core::{Error, Result, Scope};
 use sqlx::sqlite::SqliteRow;
@@ -378,5 +378,34 @@ impl JobQueue for SqliteStore {
             .await
             .map_err(|e| map("list jobs", e))?;
         rows.iter().map(job_of).collect()
+    }
+
+    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
+        // `jobs_by_scope` (org, status, id) holds the open jobs of an org together.
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT status, count(*) AS n FROM jobs WHERE ");
+        push_scope(&mut q, scope);
+        q.push(" AND status IN ('queued', 'running')");
+        if !kinds.is_empty() {
+            q.push(" AND kind IN (");
+            let mut list = q.separated(", ");
+            for kind in kinds {
+                list.push_bind(kind.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" GROUP BY status");
+        let rows = q
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| map("count open jobs", e))?;
+        let mut open = OpenJobs::default();
+        for row in &rows {
+            let status: String = get(row, "status")?;
+            let n: i64 = get(row, "n")?;
+            open.add(status.parse()?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(open)
     }
 }

@@ -548,6 +548,14 @@ impl JobQueue for Counted {
     ) -> opsweave::Result<Vec<opsweave::Job>> {
         self.inner.list(scope, status, limit).await
     }
+
+    async fn count_open(
+        &self,
+        scope: &Scope,
+        kinds: &[String],
+    ) -> opsweave::Result<opsweave::OpenJobs> {
+        self.inner.count_open(scope, kinds).await
+    }
 }
 
 /// The `ingest.concurrency` values to measure: `OPSWEAVE_BENCH_CONCURRENCY` (comma-separated),

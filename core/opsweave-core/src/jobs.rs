@@ -368,6 +368,36 @@ pub trait JobQueue: Send + Sync {
         status: Option<JobStatus>,
         limit: usize,
     ) -> Result<Vec<Job>>;
+
+    /// How many jobs in `scope` of one of `kinds` (any when empty) are still to finish, by
+    /// status: queued (jobs waiting out a backoff or their `run_after` included) and running.
+    /// Backends read an index of open jobs, so the cost follows the open jobs, not the history.
+    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs>;
+}
+
+/// The jobs of a scope still to finish, by status (see [`JobQueue::count_open`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenJobs {
+    /// Waiting for a worker, now or after a backoff or their `run_after`.
+    pub queued: u64,
+    /// Held by a worker (or whose worker's lease ran out, until a claim notices).
+    pub running: u64,
+}
+
+impl OpenJobs {
+    /// Queued and running together.
+    pub fn total(&self) -> u64 {
+        self.queued + self.running
+    }
+
+    /// Adds one job of `status` (final ones are not counted).
+    pub fn add(&mut self, status: JobStatus, n: u64) {
+        match status {
+            JobStatus::Queued => self.queued += n,
+            JobStatus::Running => self.running += n,
+            JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled => {}
+        }
+    }
 }
 
 /// Progress a worker reports with a heartbeat.

@@ -39,7 +39,7 @@ pub use event::{Event, EventKind, NewEvent};
 pub use focus::Focus;
 pub use graph::Graph;
 pub use horizon::{Horizon, Lane, Window};
-pub use jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress};
+pub use jobs::{Job, JobId, JobQueue, JobStatus, NewJob, OpenJobs, Progress};
 pub use link::{Link, LinkKind, LinkRef};
 pub use mapping::{Format, Mapping, Rejection};
 pub use model::{EntityKind, Fields, Money, RawItem, Record, RecordId, SourceRef, Value};

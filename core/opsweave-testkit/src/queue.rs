@@ -3,7 +3,7 @@
 //! Leases in these checks are short (200 ms) and the waits past them generous (several times
 //! longer), so a slow machine makes the suite slower, never wrong.
 
-use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress, MAX_BATCH};
+use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, OpenJobs, Progress, MAX_BATCH};
 use opsweave_core::{ErrorKind, Scope};
 use serde_json::json;
 use std::collections::HashSet;
@@ -38,6 +38,7 @@ where
     racing_batch_claimers_never_share_a_job(open().await).await;
     expired_leases_return_in_batches(open().await).await;
     jobs_dead_letter_after_their_attempts(open().await).await;
+    open_jobs_are_counted_by_status_kind_and_scope(open().await).await;
 }
 
 fn acme() -> Scope {
@@ -782,4 +783,88 @@ pub async fn jobs_dead_letter_after_their_attempts(queue: Arc<dyn JobQueue>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// `count_open` counts queued (delayed and backing off included) and running jobs by kind and
+/// scope, and forgets each job once it is done, failed or cancelled, whichever call finished it.
+pub async fn open_jobs_are_counted_by_status_kind_and_scope(queue: Arc<dyn JobQueue>) {
+    let count = |scope: Scope, kinds: &'static [&'static str]| {
+        let queue = queue.clone();
+        async move {
+            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            queue.count_open(&scope, &kinds).await.unwrap()
+        }
+    };
+    let open = |queued, running| OpenJobs { queued, running };
+    assert_eq!(count(acme(), &[]).await, open(0, 0), "an empty queue");
+
+    let initech = acme().with_client("initech");
+    let mut embeds = Vec::new();
+    for n in 0..5 {
+        embeds.push(queue.enqueue(job("embed", n)).await.unwrap());
+    }
+    let matched = queue
+        .enqueue(NewJob::new("match", initech.clone(), json!(null)))
+        .await
+        .unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    queue
+        .enqueue(job("embed", 9).run_after(later))
+        .await
+        .unwrap();
+    queue
+        .enqueue(NewJob::new("embed", Scope::org("globex"), json!(null)))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(acme(), &[]).await,
+        open(7, 0),
+        "a delayed job is queued"
+    );
+    assert_eq!(count(acme(), &["match"]).await, open(1, 0));
+    assert_eq!(count(acme(), &["match", "embed"]).await, open(7, 0));
+    assert_eq!(count(acme(), &["ingest"]).await, open(0, 0));
+    assert_eq!(
+        count(initech.clone(), &[]).await,
+        open(1, 0),
+        "a client sees its own"
+    );
+    assert_eq!(count(Scope::org("globex"), &[]).await, open(1, 0));
+
+    // Claim four embeds: running.
+    let kinds = ["embed".to_string()];
+    let names: Vec<String> = (0..4).map(|i| format!("w{i}")).collect();
+    let held = queue.claim_batch(&names, &kinds, LONG_LEASE).await.unwrap();
+    assert_eq!(held.len(), 4);
+    assert_eq!(count(acme(), &["embed"]).await, open(2, 4));
+    assert_eq!(count(acme(), &[]).await.total(), 7);
+
+    // Each way out of `running` or `queued`.
+    queue.complete(held[0].id, "w0").await.unwrap();
+    let batch = vec![(held[1].id, "w1".to_string())];
+    assert!(queue.complete_batch(&batch).await.unwrap()[0].is_ok());
+    queue
+        .fail_for_good(held[2].id, "w2", "bad input")
+        .await
+        .unwrap();
+    let retried = queue.fail(held[3].id, "w3", "flaky").await.unwrap();
+    assert_eq!(retried.status, JobStatus::Queued, "attempts left");
+    assert_eq!(
+        count(acme(), &["embed"]).await,
+        open(3, 0),
+        "a job backing off is queued"
+    );
+    queue.cancel(&initech, matched.id).await.unwrap();
+    queue.cancel(&acme(), embeds[4].id).await.unwrap();
+    assert_eq!(count(acme(), &[]).await, open(2, 0));
+    assert_eq!(count(initech, &[]).await, open(0, 0));
+    assert_eq!(
+        queue
+            .list(&acme(), Some(JobStatus::Queued), 10)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "list agrees with the count"
+    );
 }

@@ -3,13 +3,10 @@
 
 use crate::worker::{Worker, WorkerOptions, WorkerReport};
 use crate::Weave;
-use opsweave_core::{Error, Job, JobId, JobQueue, JobStatus, NewJob, Result, Scope};
+use opsweave_core::{Error, Job, JobId, JobQueue, JobStatus, NewJob, OpenJobs, Result, Scope};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Open jobs a `run_jobs` idle check reads per status.
-const IDLE_PAGE: usize = 1_000;
 
 impl Weave {
     /// The handle's job queue, or `Unavailable` naming how to get one.
@@ -72,13 +69,18 @@ impl Weave {
         self.queue()?.cancel(scope, id).await
     }
 
+    /// How many jobs of `scope` of one of `kinds` (any when empty) are queued or running.
+    pub async fn count_open_jobs(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
+        scope.validate()?;
+        self.queue()?.count_open(scope, kinds).await
+    }
+
     /// Runs the built-in worker (ingest, embed, match, sleep, noop; or only `options.kinds`) in
     /// this process until no job of `scope` of a kind it runs is queued or running — jobs waiting
-    /// out a retry backoff included; jobs of other kinds are left for their own workers — or
-    /// until `timeout` has passed; the jobs in hand then finish before it returns. A job whose
-    /// `run_after` lies ahead keeps it waiting (give a timeout), as do more than 1,000 open jobs
-    /// of other kinds in the scope (it cannot tell whether one of its own is among them). The
-    /// worker claims jobs of every scope, as `opsweave worker` does.
+    /// out a retry backoff or a `run_after` included, so such a job keeps it waiting (give a
+    /// timeout); jobs of other kinds are left for their own workers — or until `timeout` has
+    /// passed; the jobs in hand then finish before it returns. The worker claims jobs of every
+    /// scope, as `opsweave worker` does.
     pub async fn run_jobs(
         &self,
         scope: &Scope,
@@ -92,26 +94,19 @@ impl Weave {
         let scope = scope.clone();
         let poll = options.idle_poll.max(Duration::from_millis(50));
         let idle = async move {
-            // Two looks in a row: a job moving between queued and running (claimed, or put back
-            // after a failed attempt) between the two reads of one look is seen by the next.
+            // Two quiet looks in a row: a Redis count is several reads, not one snapshot.
             let mut quiet_looks = 0;
             let mut pause = poll;
             loop {
                 tokio::time::sleep(pause).await;
                 let looked = std::time::Instant::now();
-                let mut open = false;
-                for status in [JobStatus::Queued, JobStatus::Running] {
-                    open |= match queue.list(&scope, Some(status), IDLE_PAGE).await {
-                        // A full page may hide a job of ours behind others: not known to be idle.
-                        Ok(jobs) => {
-                            jobs.len() == IDLE_PAGE || jobs.iter().any(|j| kinds.contains(&j.kind))
-                        }
-                        // Unreadable: not known to be idle; the worker reports queue trouble.
-                        Err(_) => true,
-                    };
-                }
-                // A look that takes long (a Redis queue lists by walking the org's job history)
-                // is taken less often: at most a fifth of the time goes to looking.
+                // Unreadable: not known to be idle; the worker reports queue trouble.
+                let open = queue
+                    .count_open(&scope, &kinds)
+                    .await
+                    .map_or(true, |open| open.total() > 0);
+                // A look that takes long (many open jobs on Redis) is taken less often: at most
+                // a fifth of the time goes to looking.
                 pause = poll.max(looked.elapsed() * 4);
                 quiet_looks = if open { 0 } else { quiet_looks + 1 };
                 if quiet_looks == 2 {

@@ -106,7 +106,7 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
         JobStatus::Cancelled
     );
 
-    // A job of a kind only other workers run does not keep the run going.
+    // Jobs of a kind only other workers run do not keep the run going, however many there are.
     let foreign = weave
         .enqueue(NewJob::new(
             "mail-merge",
@@ -115,6 +115,10 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
         ))
         .await
         .unwrap();
+    for n in 0..1_200 {
+        let job = NewJob::new("mail-merge", acme.clone(), serde_json::json!(n));
+        weave.enqueue(job).await.unwrap();
+    }
     let extra = weave.enqueue(sleep(5)).await.unwrap();
     let mut options = WorkerOptions::new("facade-test-1");
     options.idle_poll = Duration::from_millis(50);
@@ -128,6 +132,9 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
         weave.job(&acme, foreign.id).await.unwrap().status,
         JobStatus::Queued
     );
+    let kinds = ["mail-merge".to_string()];
+    let open = weave.count_open_jobs(&acme, &kinds).await.unwrap();
+    assert_eq!((open.queued, open.running), (1_201, 0));
 
     // A job that never becomes runnable in time: the timeout ends the run.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);

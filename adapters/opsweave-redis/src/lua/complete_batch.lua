@@ -6,10 +6,12 @@ local now = now_ms()
 local out = {}
 local entries = {}
 local done = {}
+local opened = {}
 for i = 2, #ARGV, 2 do
   local id, worker = ARGV[i], ARGV[i + 1]
   local key = jkey(id)
-  local h = redis.call('HMGET', key, 'status', 'owner', 'kind', 'entry', 'message', 'attempts', 'scope')
+  local h = redis.call('HMGET', key, 'status', 'owner', 'kind', 'entry', 'message', 'attempts', 'scope',
+    'org')
   if not h[1] then
     out[#out + 1] = {'notfound'}
   elseif h[1] ~= 'running' or h[2] ~= worker then
@@ -20,6 +22,9 @@ for i = 2, #ARGV, 2 do
       table.insert(entries[h[3]], h[4])
     end
     done[#done + 1] = id
+    local open = open_key(h[8], h[7])
+    opened[open] = opened[open] or {}
+    table.insert(opened[open], id)
     redis.call('HSET', key, 'status', 'done', 'progress', '1', 'updated_ms', now, 'finished_ms', now)
     redis.call('HDEL', key, 'owner', 'lease_ms', 'entry')
     publish_fields(id, {status = 'done', progress = '1', message = h[5] or nil, kind = h[3],
@@ -32,4 +37,5 @@ for kind, ids in pairs(entries) do
   trim(kind)
 end
 if #done > 0 then redis.call('ZREM', P .. ':leases', unpack(done)) end
+for open, ids in pairs(opened) do redis.call('ZREM', open, unpack(ids)) end
 return out

@@ -13,12 +13,14 @@ if ARGV[9] ~= '' then run_after = tonumber(ARGV[9]) end
 local key = jkey(id)
 redis.call('HSET', key, 'id', id, 'kind', kind, 'payload', ARGV[5], 'scope', ARGV[6],
   'status', 'queued', 'attempts', 0, 'max_attempts', ARGV[7], 'backoff_ms', ARGV[8],
-  'progress', '0', 'run_after_ms', run_after, 'created_ms', now, 'updated_ms', now)
+  'progress', '0', 'run_after_ms', run_after, 'created_ms', now, 'updated_ms', now,
+  'org', ARGV[3])
 if idem ~= '' then
   redis.call('HSET', key, 'idem', ARGV[10])
   redis.call('SET', idem, id, 'NX')
 end
 redis.call('ZADD', P .. ':org:' .. ARGV[3], id, id)
+redis.call('ZADD', P .. ':open:' .. ARGV[3], id, id)
 if redis.call('SADD', P .. ':kinds', kind) == 1 then
   redis.call('XGROUP', 'CREATE', skey(kind), GROUP, '0', 'MKSTREAM')
 end

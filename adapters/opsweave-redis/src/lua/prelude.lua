@@ -65,10 +65,18 @@ local function drop_entry(kind, entry)
   end
 end
 
+-- The org's index of open (queued or running) jobs. Hashes written before the index existed
+-- hold no `org` field; their scope names the org.
+local function open_key(org, scope)
+  if not org then org = cjson.decode(scope).org end
+  return P .. ':open:' .. org
+end
+
 -- Moves a job to a final status.
 local function finish(id, status, now)
-  local h = redis.call('HMGET', jkey(id), 'kind', 'entry')
+  local h = redis.call('HMGET', jkey(id), 'kind', 'entry', 'org', 'scope')
   drop_entry(h[1], h[2])
+  redis.call('ZREM', open_key(h[3], h[4]), id)
   redis.call('ZREM', P .. ':leases', id)
   redis.call('ZREM', P .. ':delayed', id)
   redis.call('HSET', jkey(id), 'status', status, 'updated_ms', now, 'finished_ms', now)

@@ -135,13 +135,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn scrape(State(state): State<AppState>) -> Response {
     if let Some(queue) = state.weave.jobs() {
         let scope = opsweave::Scope::org(state.dev_org.clone());
-        for status in [JobStatus::Queued, JobStatus::Running] {
-            if let Ok(jobs) = queue.list(&scope, Some(status), 10_000).await {
+        if let Ok(open) = queue.count_open(&scope, &[]).await {
+            for (status, n) in [
+                (JobStatus::Queued, open.queued),
+                (JobStatus::Running, open.running),
+            ] {
                 state
                     .metrics
                     .queue_depth
                     .with_label_values(&[status.as_str()])
-                    .set(i64::try_from(jobs.len()).unwrap_or(i64::MAX));
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
     }

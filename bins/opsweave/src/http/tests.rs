@@ -206,7 +206,11 @@ fn assert_not_ready(status: StatusCode, headers: &axum::http::HeaderMap, body: &
 
 #[tokio::test]
 async fn health_ready_metrics_openapi_and_docs() {
-    let s = Server::start(|_| {}).await;
+    let s = Server::start(|c| c.server.dev_org = "acme".into()).await;
+    for n in 0..2 {
+        let job = opsweave::NewJob::new("noop", Scope::org("acme"), serde_json::json!(n));
+        s.state.weave.enqueue(job).await.unwrap();
+    }
     let (status, headers, body) = s.call("GET", "/healthz", None, None).await;
     assert_eq!(
         (status, body["status"].as_str()),
@@ -261,6 +265,14 @@ async fn health_ready_metrics_openapi_and_docs() {
         "{text}"
     );
     assert!(text.contains("route=\"/readyz\""), "{text}");
+    assert!(
+        text.contains("opsweave_job_queue_depth{status=\"queued\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("opsweave_job_queue_depth{status=\"running\"} 0"),
+        "{text}"
+    );
 
     // A request id sent in comes back out.
     let request = Request::get("/healthz")
