@@ -99,6 +99,8 @@ export declare class Weave {
    * `limit` (1 to 1000, default 50).
    */
   jobs(options?: JobsOptions | undefined | null): Promise<Array<Job>>
+  /** How many jobs of this handle's scope (only of `kinds` when given) are queued or running. */
+  openJobs(options?: OpenJobsOptions | undefined | null): Promise<OpenJobs>
   /**
    * Cancels a queued or running job of this handle's scope (a running one stops at its
    * worker's next heartbeat); resolves to it, `status: 'cancelled'`. Cancelling a cancelled
@@ -330,6 +332,21 @@ export interface MarkOptions {
   boost?: number
   /** Pin to today. */
   pinned?: boolean
+}
+
+/**
+ * Jobs still to finish: `queued` (retries waiting out a backoff and jobs waiting for their
+ * `runAfter` included) and `running`.
+ */
+export interface OpenJobs {
+  queued: number
+  running: number
+}
+
+/** Options of `openJobs`. */
+export interface OpenJobsOptions {
+  /** Only jobs of these kinds (default: every kind). */
+  kinds?: Array<string>
 }
 
 /** How to open a store. */

@@ -53,9 +53,13 @@ test('enqueue, idempotency, list, cancel, then runJobs runs the rest', async () 
   assert.equal((await weave.cancelJob(c.id)).status, 'cancelled', 'cancelling twice changes nothing')
   assert.deepEqual(ids(await weave.jobs({ status: 'queued' })), [d.id, b.id, a.id])
   assert.deepEqual(ids(await weave.jobs({ status: 'cancelled' })), [c.id])
+  assert.deepEqual(await weave.openJobs(), { queued: 3, running: 0 })
+  assert.deepEqual(await weave.openJobs({ kinds: ['noop'] }), { queued: 0, running: 0 })
+  assert.deepEqual(await weave.openJobs({ kinds: ['sleep', 'noop'] }), { queued: 3, running: 0 })
 
   const report = await weave.runJobs({ timeoutMs: 60_000 })
   assert.deepEqual(report, { done: 3, failed: 0, lost: 0 })
+  assert.deepEqual(await weave.openJobs(), { queued: 0, running: 0 })
   for (const id of [a.id, b.id, d.id]) {
     const job = await weave.job(id)
     assert.equal(job.status, 'done')

@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock};
 use task::Op;
 use types::{
     EnqueueOptions, EventsOptions, FocusOptions, GraphOptions, IngestOptions, JobsOptions,
-    MarkOptions, OpenOptions, RecallOptions, ReviewQueueOptions, RunJobsOptions, UsageOptions,
+    MarkOptions, OpenJobsOptions, OpenOptions, RecallOptions, ReviewQueueOptions, RunJobsOptions,
+    UsageOptions,
 };
 
 /// Converts a facade result into its JavaScript shape through its JSON form.
@@ -509,6 +510,19 @@ impl Weave {
             shape(
                 &weave
                     .list_jobs(&weave.default_scope(), status, limit as usize)
+                    .await?,
+            )
+        })
+    }
+
+    /// How many jobs of this handle's scope (only of `kinds` when given) are queued or running.
+    #[napi(ts_return_type = "Promise<OpenJobs>")]
+    pub fn open_jobs(&self, options: Option<OpenJobsOptions>) -> AsyncTask<Op<types::OpenJobs>> {
+        let kinds = options.unwrap_or_default().kinds.unwrap_or_default();
+        self.op(move |weave| async move {
+            shape(
+                &weave
+                    .count_open_jobs(&weave.default_scope(), &kinds)
                     .await?,
             )
         })

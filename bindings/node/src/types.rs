@@ -478,6 +478,23 @@ pub struct Job {
     pub finished_at: Option<String>,
 }
 
+/// Jobs still to finish: `queued` (retries waiting out a backoff and jobs waiting for their
+/// `runAfter` included) and `running`.
+#[napi(object)]
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenJobs {
+    pub queued: i64,
+    pub running: i64,
+}
+
+/// Options of `openJobs`.
+#[napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct OpenJobsOptions {
+    /// Only jobs of these kinds (default: every kind).
+    pub kinds: Option<Vec<String>>,
+}
+
 /// What `runJobs` did: jobs completed, attempts that failed, and jobs lost to a cancel or an
 /// expired lease.
 #[napi(object)]

@@ -442,6 +442,20 @@ impl NativeWeave {
         })
     }
 
+    fn open_jobs_op(
+        &self,
+        kinds: Option<Vec<String>>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        self.with(move |weave| async move {
+            let kinds = kinds.unwrap_or_default();
+            json(
+                &weave
+                    .count_open_jobs(&weave.default_scope(), &kinds)
+                    .await?,
+            )
+        })
+    }
+
     fn cancel_job_op(&self, id: i64) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             json(
@@ -1005,6 +1019,22 @@ impl NativeWeave {
         limit: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         awaitable(py, self.jobs_op(status, limit))
+    }
+
+    /// How many jobs of this handle's scope (of `kinds` when given) are queued or running.
+    #[pyo3(signature = (*, kinds=None))]
+    fn open_jobs(&self, py: Python<'_>, kinds: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
+        block(py, self.open_jobs_op(kinds))
+    }
+
+    /// Like `open_jobs`, as an awaitable.
+    #[pyo3(signature = (*, kinds=None))]
+    fn aopen_jobs<'py>(
+        &self,
+        py: Python<'py>,
+        kinds: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.open_jobs_op(kinds))
     }
 
     /// Cancels a queued or running job of this handle's scope.

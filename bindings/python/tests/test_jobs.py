@@ -28,6 +28,11 @@ def test_jobs_are_queued_idempotently_listed_cancelled_and_run(weave: opsweave.W
     assert cancelled.status == "cancelled" and cancelled.finished
     assert [j.id for j in weave.jobs(status="queued")] == [second.id, first.id]
     assert [j.id for j in weave.jobs(limit=1)] == [doomed.id], "newest first"
+    assert weave.open_jobs() == opsweave.OpenJobs(queued=2, running=0)
+    assert weave.open_jobs(kinds="sleep").total == 2
+    assert weave.open_jobs(kinds=["ingest", "embed"]).total == 0
+    with pytest.raises(TypeError, match="kinds"):
+        weave.open_jobs(kinds=[1])  # type: ignore[list-item]
 
     report = weave.run_jobs(timeout=60)
     assert report == opsweave.WorkerReport(done=2, failed=0, lost=0)
@@ -37,6 +42,7 @@ def test_jobs_are_queued_idempotently_listed_cancelled_and_run(weave: opsweave.W
     assert weave.job(doomed.id).status == "cancelled"
     with pytest.raises(opsweave.ConflictError):
         weave.cancel_job(first.id)
+    assert weave.open_jobs().total == 0
     assert json.loads(json.dumps(weave.job(first.id).to_dict()))["status"] == "done"
 
 
@@ -112,6 +118,7 @@ def test_async_jobs(db_url: str) -> None:
         async with await opsweave.AsyncWeave.open(db_url) as weave:
             job = await weave.enqueue("sleep", {"ms": 5})
             assert [j.id for j in await weave.jobs()] == [job.id]
+            assert (await weave.open_jobs(kinds=["sleep"])).queued == 1
             report = await weave.run_jobs(timeout=60)
             assert report.done == 1
             assert (await weave.job(job.id)).status == "done"

@@ -749,6 +749,24 @@ class Job(_Plain):
 
 
 @dataclasses.dataclass(frozen=True)
+class OpenJobs(_Plain):
+    """Jobs still to finish: ``queued`` (retries waiting out a backoff and jobs waiting for their
+    ``run_after`` included) and ``running``."""
+
+    queued: int
+    running: int
+
+    @property
+    def total(self) -> int:
+        """Queued and running together."""
+        return self.queued + self.running
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OpenJobs:
+        return cls(queued=d["queued"], running=d["running"])
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkerReport(_Plain):
     """What ``run_jobs`` did: jobs completed, attempts that failed, and jobs lost to a cancel
     or an expired lease."""

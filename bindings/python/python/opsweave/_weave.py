@@ -45,6 +45,7 @@ from ._models import (
     Task,
     UsageGroup,
     UsageTotal,
+    OpenJobs,
     WorkerReport,
 )
 from . import _frames
@@ -482,6 +483,10 @@ class Weave:
         1 to 1000)."""
         return [Job.from_dict(j) for j in self._native.jobs(status=status, limit=limit)]
 
+    def open_jobs(self, *, kinds: Optional[Iterable[str]] = None) -> OpenJobs:
+        """How many jobs of this handle's scope (of ``kinds`` when given) are queued or running."""
+        return OpenJobs.from_dict(self._native.open_jobs(kinds=_names(kinds, "kinds")))
+
     def cancel_job(self, id: int) -> Job:
         """Cancels a queued or running job (its worker stops at its next heartbeat); a
         finished job raises ``ConflictError``, a cancelled one is returned as it is."""
@@ -727,6 +732,10 @@ class AsyncWeave:
     async def jobs(self, *, status: Optional[JobStatus] = None, limit: int = 50) -> List[Job]:
         """Like ``Weave.jobs``."""
         return [Job.from_dict(j) for j in await self._native.ajobs(status=status, limit=limit)]
+
+    async def open_jobs(self, *, kinds: Optional[Iterable[str]] = None) -> OpenJobs:
+        """Like ``Weave.open_jobs``."""
+        return OpenJobs.from_dict(await self._native.aopen_jobs(kinds=_names(kinds, "kinds")))
 
     async def cancel_job(self, id: int) -> Job:
         """Like ``Weave.cancel_job``."""
