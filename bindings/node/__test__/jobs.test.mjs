@@ -133,12 +133,13 @@ test('bad arguments name themselves', async () => {
   await assert.rejects(weave.enqueue('', SLEEP), invalid('kind'))
   await assert.rejects(weave.enqueue('sleep', SLEEP, { maxAttempts: 0 }), invalid('max_attempts'))
   await assert.rejects(weave.enqueue('sleep', SLEEP, { maxAttempts: 2.5 }), invalid('max_attempts'))
-  await assert.rejects(weave.enqueue('sleep', SLEEP, { backoffMs: -5 }), invalid('backoff'))
+  await assert.rejects(weave.enqueue('sleep', SLEEP, { backoffMs: -5 }), invalid('backoff_ms'))
+  await assert.rejects(weave.enqueue('sleep', SLEEP, { backoffMs: 3_600_001 }), invalid('backoff_ms'))
   await assert.rejects(weave.enqueue('sleep', SLEEP, { runAfter: 'next tuesday' }), invalid('run_after'))
   await assert.rejects(weave.enqueue('sleep', SLEEP, { idempotencyKey: 'a\nb' }), invalid('idempotency_key'))
 
   await assert.rejects(weave.runJobs({ concurrency: 0 }), invalid('concurrency'))
-  await assert.rejects(weave.runJobs({ timeoutMs: -1 }), invalid('timeout'))
+  await assert.rejects(weave.runJobs({ timeoutMs: -1 }), invalid('timeout_ms'))
   assert.deepEqual(await weave.jobs(), [], 'nothing was queued by the bad calls')
 
   weave.close()

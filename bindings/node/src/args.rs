@@ -235,7 +235,7 @@ pub fn new_job(
         job = job.with_backoff(Duration::from_millis(whole(
             ms,
             "backoffMs",
-            "backoff",
+            "backoff_ms",
             0,
             max,
         )?));
@@ -291,7 +291,7 @@ pub fn run_jobs_options(
             return Err(Error::invalid(format!(
                 "timeoutMs is {ms}; it must be a positive number of milliseconds"
             ))
-            .on_field("timeout"))
+            .on_field("timeout_ms"))
         }
     };
     Ok((worker, timeout))

@@ -406,6 +406,15 @@ impl NativeWeave {
             None => Value::Null,
         };
         Ok(self.with(move |weave| async move {
+            let max_backoff =
+                u64::try_from(opsweave::jobs::MAX_BACKOFF.as_millis()).unwrap_or(u64::MAX);
+            if backoff_ms > max_backoff {
+                // Named as the caller wrote it (the queue's own check names `backoff`).
+                return Err(Error::invalid(format!(
+                    "backoff_ms is {backoff_ms}; it must be at most {max_backoff}"
+                ))
+                .on_field("backoff_ms"));
+            }
             let mut job = NewJob::new(kind, weave.default_scope(), payload)
                 .with_max_attempts(max_attempts)
                 .with_backoff(Duration::from_millis(backoff_ms));

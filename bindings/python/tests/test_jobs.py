@@ -101,6 +101,9 @@ def test_bad_job_arguments_name_what_is_wrong(weave: opsweave.Weave) -> None:
         weave.enqueue("sleep", max_attempts=0)
     assert err.value.field == "max_attempts"
     with pytest.raises(opsweave.InvalidInputError) as err:
+        weave.enqueue("sleep", backoff_ms=3_600_001)
+    assert err.value.field == "backoff_ms"
+    with pytest.raises(opsweave.InvalidInputError) as err:
         weave.enqueue("sleep", run_after="next tuesday")
     assert err.value.field == "run_after"
     with pytest.raises(TypeError):
