@@ -111,11 +111,11 @@ export declare class Weave {
    * Runs the built-in worker (kinds `ingest`, `embed`, `match`, `sleep`, `noop`, or only
    * `kinds`) in this process, `concurrency` jobs at once (default 2), until no job of this
    * handle's scope of a kind it runs is queued or running (jobs waiting out a retry backoff
-   * included; jobs of kinds of your own are left for your workers), or until `timeoutMs` has
-   * passed; the jobs in hand then finish before it resolves. The worker claims jobs of every
-   * scope, as `opsweave worker` does; it is named `node-PID-RUN`.
+   * included; jobs of kinds of your own are left for your workers), until `timeoutMs` has
+   * passed, or until `signal` aborts; the jobs in hand then finish before it resolves. The
+   * worker claims jobs of every scope, as `opsweave worker` does; it is named `node-PID-RUN`.
    */
-  runJobs(options?: RunJobsOptions | undefined | null): Promise<WorkerReport>
+  runJobs(options?: RunJobsOptions, signal?: AbortSignal): Promise<WorkerReport>
 }
 
 /**

@@ -146,3 +146,27 @@ test('bad arguments name themselves', async () => {
   await assert.rejects(weave.jobs(), { code: 'UNAVAILABLE' })
   await assert.rejects(weave.enqueue('noop'), { code: 'UNAVAILABLE' })
 })
+
+test('runJobs stops claiming when its AbortSignal aborts; the job in hand finishes', async () => {
+  const weave = await opsweave.Weave.open(dbUrl())
+  const first = await weave.enqueue('sleep', { ms: 300 })
+  const second = await weave.enqueue('sleep', { ms: 300 })
+  const controller = new AbortController()
+  const run = weave.runJobs({ concurrency: 1 }, controller.signal)
+  while ((await weave.job(first.id)).status !== 'running') {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  controller.abort()
+  assert.deepEqual(await run, { done: 1, failed: 0, lost: 0 })
+  assert.equal((await weave.job(first.id)).status, 'done')
+  assert.equal((await weave.job(second.id)).status, 'queued', 'nothing claimed after the abort')
+
+  // A signal aborted before the call: the run stops before it claims anything.
+  assert.deepEqual(await weave.runJobs({}, AbortSignal.abort()), { done: 0, failed: 0, lost: 0 })
+  assert.equal((await weave.job(second.id)).status, 'queued')
+
+  assert.throws(() => weave.runJobs({}, { aborted: 'no' }), { name: 'TypeError', message: /"signal"/ })
+  assert.throws(() => weave.runJobs({}, 'soon'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  assert.deepEqual(await weave.runJobs({ timeoutMs: 60_000 }, undefined), { done: 1, failed: 0, lost: 0 })
+  weave.close()
+})

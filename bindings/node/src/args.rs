@@ -3,7 +3,7 @@
 
 use crate::errors::type_error;
 use crate::types;
-use napi::bindgen_prelude::{JsValue, Unknown};
+use napi::bindgen_prelude::{FnArgs, Function, JsObjectValue, JsValue, Object, Unknown};
 use napi::{Env, ValueType};
 use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::recall::{Recency, MAX_K};
@@ -295,4 +295,41 @@ pub fn run_jobs_options(
         }
     };
     Ok((worker, timeout))
+}
+
+/// `EventTarget.addEventListener(type, listener)`.
+type AddEventListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, ()>;
+
+/// A stop request from an optional `AbortSignal`: true once the signal has aborted (at once when
+/// it already had). A `TypeError` names anything that is not an `AbortSignal`.
+pub fn abort_arg(
+    env: &Env,
+    signal: Option<Object<'_>>,
+) -> napi::Result<Option<tokio::sync::watch::Receiver<bool>>> {
+    let Some(signal) = signal else {
+        return Ok(None);
+    };
+    let wrong = || {
+        type_error(
+            env,
+            "The \"signal\" argument must be an AbortSignal (from an AbortController)",
+        )
+    };
+    let aborted = signal
+        .get_named_property::<Unknown<'_>>("aborted")
+        .map_err(|_| wrong())?;
+    if aborted.get_type()? != ValueType::Boolean {
+        return Err(wrong());
+    }
+    let (tx, rx) = tokio::sync::watch::channel(aborted.coerce_to_bool()?);
+    let add: AddEventListener<'_> = signal
+        .get_named_property("addEventListener")
+        .map_err(|_| wrong())?;
+    // Called on the main thread when the signal aborts; the run reads it on the runtime.
+    let listener = env.create_function_from_closure("opsweaveStop", move |_| {
+        let _ = tx.send(true);
+        Ok(())
+    })?;
+    add.apply(signal, ("abort", listener).into())?;
+    Ok(Some(rx))
 }

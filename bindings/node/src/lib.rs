@@ -543,20 +543,40 @@ impl Weave {
     /// Runs the built-in worker (kinds `ingest`, `embed`, `match`, `sleep`, `noop`, or only
     /// `kinds`) in this process, `concurrency` jobs at once (default 2), until no job of this
     /// handle's scope of a kind it runs is queued or running (jobs waiting out a retry backoff
-    /// included; jobs of kinds of your own are left for your workers), or until `timeoutMs` has
-    /// passed; the jobs in hand then finish before it resolves. The worker claims jobs of every
-    /// scope, as `opsweave worker` does; it is named `node-PID-RUN`.
-    #[napi(ts_return_type = "Promise<WorkerReport>")]
-    pub fn run_jobs(&self, options: Option<RunJobsOptions>) -> AsyncTask<Op<types::WorkerReport>> {
+    /// included; jobs of kinds of your own are left for your workers), until `timeoutMs` has
+    /// passed, or until `signal` aborts; the jobs in hand then finish before it resolves. The
+    /// worker claims jobs of every scope, as `opsweave worker` does; it is named `node-PID-RUN`.
+    #[napi(
+        ts_args_type = "options?: RunJobsOptions, signal?: AbortSignal",
+        ts_return_type = "Promise<WorkerReport>"
+    )]
+    pub fn run_jobs(
+        &self,
+        env: Env,
+        options: Option<RunJobsOptions>,
+        signal: Option<Object<'_>>,
+    ) -> napi::Result<AsyncTask<Op<types::WorkerReport>>> {
         let options = options.unwrap_or_default();
-        self.op(move |weave| async move {
+        let stop = args::abort_arg(&env, signal)?;
+        Ok(self.op(move |weave| async move {
             let (worker, timeout) = run_jobs_options(options)?;
+            let stop = async move {
+                match stop {
+                    // A dropped sender (the signal collected unaborted) never stops the run.
+                    Some(mut aborted) => {
+                        if aborted.wait_for(|a| *a).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             shape(
                 &weave
-                    .run_jobs(&weave.default_scope(), worker, timeout)
+                    .run_jobs_until(&weave.default_scope(), worker, timeout, stop)
                     .await?,
             )
-        })
+        }))
     }
 }
 

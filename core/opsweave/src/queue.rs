@@ -87,6 +87,19 @@ impl Weave {
         options: WorkerOptions,
         timeout: Option<Duration>,
     ) -> Result<WorkerReport> {
+        self.run_jobs_until(scope, options, timeout, std::future::pending())
+            .await
+    }
+
+    /// [`run_jobs`](Self::run_jobs) that also stops claiming when `stop` resolves (a caller's
+    /// cancel: an abort signal, a shutdown); the jobs in hand then finish before it returns.
+    pub async fn run_jobs_until(
+        &self,
+        scope: &Scope,
+        options: WorkerOptions,
+        timeout: Option<Duration>,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<WorkerReport> {
         scope.validate()?;
         let worker = Worker::new(self.clone(), options.clone())?;
         let kinds = worker.kinds();
@@ -114,12 +127,18 @@ impl Weave {
                 }
             }
         };
-        let stop = async move {
+        let done = async move {
             match timeout {
                 Some(limit) => {
                     let _ = tokio::time::timeout(limit, idle).await;
                 }
                 None => idle.await,
+            }
+        };
+        let stop = async move {
+            tokio::select! {
+                () = done => {}
+                () = stop => {}
             }
         };
         worker.run(stop, |_, _| {}).await

@@ -136,6 +136,47 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
     let open = weave.count_open_jobs(&acme, &kinds).await.unwrap();
     assert_eq!((open.queued, open.running), (1_201, 0));
 
+    // A caller's stop: the job in hand finishes, the rest stay queued.
+    let slow: Vec<_> = [
+        weave.enqueue(sleep(300)).await.unwrap(),
+        weave.enqueue(sleep(300)).await.unwrap(),
+    ]
+    .to_vec();
+    let mut options = WorkerOptions::new("facade-test-stop");
+    options.idle_poll = Duration::from_millis(50);
+    options.concurrency = 1;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = weave.run_jobs_until(&acme, options, None, async move {
+        let _ = rx.await;
+    });
+    let watcher = weave.clone();
+    let first_id = slow[0].id;
+    let stopper = async move {
+        // Stop once the first job is in hand, however slowly the worker started.
+        while watcher
+            .job(&Scope::org("acme"), first_id)
+            .await
+            .unwrap()
+            .status
+            != JobStatus::Running
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(()).unwrap();
+    };
+    let (report, ()) = tokio::join!(run, stopper);
+    assert_eq!(report.unwrap().done, 1, "the job in hand finished");
+    assert_eq!(
+        weave.job(&acme, slow[0].id).await.unwrap().status,
+        JobStatus::Done
+    );
+    assert_eq!(
+        weave.job(&acme, slow[1].id).await.unwrap().status,
+        JobStatus::Queued,
+        "nothing claimed after the stop"
+    );
+    weave.cancel_job(&acme, slow[1].id).await.unwrap();
+
     // A job that never becomes runnable in time: the timeout ends the run.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let waiting = weave.enqueue(sleep(1).run_after(later)).await.unwrap();
