@@ -38,9 +38,13 @@ impl PgStore {
     /// Makes sure `model`'s vectors (of `dim` dimensions) have their HNSW index (cosine distance),
     /// creating it on first use (and again when an unfinished bulk load left it missing), and
     /// returns the index name. A k-NN query uses the index when it
-    /// orders by `embedding::halfvec(dim) <=> $query` and filters on `model = '<model>'` written as
-    /// a literal (a bound parameter cannot prove the partial index's predicate in a generic plan).
-    /// `Conflict` when the model already has an index of another dimension.
+    /// orders by `embedding::halfvec(dim) <=> $query` and filters on `model = '<model>' AND
+    /// vector_dims(embedding) = <dim>` written as literals (a bound parameter cannot prove the
+    /// partial index's predicate in a generic plan). The dimension is in the predicate because
+    /// an index build also reads rows deleted but not yet vacuumed: after a model name was
+    /// emptied and took another dimension, the cast would fail on the old rows.
+    /// `Conflict` when the model's stored vectors have another dimension; a model without any
+    /// takes the new one (its index is built again).
     pub async fn ensure_vector_index(&self, model: &str, dim: usize) -> Result<String> {
         let model = ModelInfo {
             name: model.to_owned(),
@@ -91,6 +95,34 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
             dim: known_dim as usize,
             fingerprint,
         };
+        if stored.dim != dim && !has_vectors(&mut tx, model).await? {
+            // A name whose vectors are all gone takes the next model's dimension: its index is
+            // on a cast to the old one, so it goes and a new one is built.
+            let drop: String =
+                sqlx::query_scalar("SELECT format('DROP INDEX IF EXISTS search.%I', $1::text)")
+                    .bind(&known_name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| map("build drop index statement", e))?;
+            sqlx::query(&drop)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("drop vector index", e))?;
+            sqlx::query(
+                "UPDATE search.vector_indexes SET dim = $2, fingerprint = $3 WHERE model = $1",
+            )
+            .bind(model)
+            .bind(dim as i32)
+            .bind(&info.fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map("resize vector model", e))?;
+            create_index(&mut tx, model, dim, &known_name).await?;
+            tx.commit()
+                .await
+                .map_err(|e| map("commit vector index", e))?;
+            return Ok(known_name);
+        }
         check_stored_model(info, Some(&stored))?;
         if stored.fingerprint.is_none() && info.fingerprint.is_some() {
             sqlx::query("UPDATE search.vector_indexes SET fingerprint = $2 WHERE model = $1")
@@ -133,6 +165,15 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
     Ok(name.to_string())
 }
 
+/// Whether any vector of `model` is stored.
+async fn has_vectors(conn: &mut sqlx::PgConnection, model: &str) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search.embeddings WHERE model = $1)")
+        .bind(model)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| map("look up vectors", e))
+}
+
 /// Creates `model`'s HNSW index `name` over the rows already stored (cosine distance on halfvec).
 async fn create_index(
     conn: &mut sqlx::PgConnection,
@@ -143,8 +184,9 @@ async fn create_index(
     // The server quotes the name and the model (format's %I and %L).
     let create: String = sqlx::query_scalar(
         "SELECT format('CREATE INDEX IF NOT EXISTS %I ON search.embeddings \
-         USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) WHERE model = %L', \
-         $1::text, $2::int, $3::text)",
+         USING hnsw ((embedding::halfvec(%s)) halfvec_cosine_ops) \
+         WHERE model = %L AND vector_dims(embedding) = %s', \
+         $1::text, $2::int, $3::text, $2::int)",
     )
     .bind(name)
     .bind(dim as i32)
@@ -430,8 +472,10 @@ impl VectorIndex for PgStore {
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>> {
         check_model_name(model)?;
         with_retries(|| async move {
+            // A name with no vectors left is free (see `create_vector_index`).
             let row: Option<(i32, Option<String>)> = sqlx::query_as(
-                "SELECT dim, fingerprint FROM search.vector_indexes WHERE model = $1",
+                "SELECT dim, fingerprint FROM search.vector_indexes i WHERE model = $1 \
+                 AND EXISTS (SELECT 1 FROM search.embeddings e WHERE e.model = i.model)",
             )
             .bind(model)
             .fetch_optional(&self.pool)
@@ -552,8 +596,9 @@ impl VectorIndex for PgStore {
             // hnsw.max_scan_tuples); relaxed order lets them, and the hits are re-sorted below.
             let dim: Option<i32> = sqlx::query_scalar(
                 "SELECT dim, set_config('hnsw.iterative_scan', 'relaxed_order', true), \
-                 set_config('hnsw.ef_search', $2, true) FROM search.vector_indexes \
-                 WHERE model = $1",
+                 set_config('hnsw.ef_search', $2, true) FROM search.vector_indexes i \
+                 WHERE model = $1 \
+                 AND EXISTS (SELECT 1 FROM search.embeddings e WHERE e.model = i.model)",
             )
             .bind(model)
             .bind(ef_search(k).to_string())
@@ -571,8 +616,8 @@ impl VectorIndex for PgStore {
             }
             let knn = format!(
                 "SELECT id, (embedding::halfvec({dim}) <=> $1::halfvec({dim}))::real AS distance \
-                 FROM search.embeddings WHERE model = {} AND {} \
-                 ORDER BY embedding::halfvec({dim}) <=> $1::halfvec({dim}) LIMIT $7",
+                 FROM search.embeddings WHERE model = {} AND vector_dims(embedding) = {dim} \
+                 AND {} ORDER BY embedding::halfvec({dim}) <=> $1::halfvec({dim}) LIMIT $7",
                 model_literal(model),
                 filter_sql(2)
             );

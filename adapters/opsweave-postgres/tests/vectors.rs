@@ -40,11 +40,18 @@ async fn filtered_knn_uses_the_model_index_and_keeps_recall() {
         store.ensure_vector_index("test-model", DIM).await.unwrap(),
         name
     );
-    let err = store
-        .ensure_vector_index("test-model", DIM + 1)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    // No vector stored yet: the name may still take another dimension (and back).
+    assert_eq!(
+        store
+            .ensure_vector_index("test-model", DIM + 1)
+            .await
+            .unwrap(),
+        name
+    );
+    assert_eq!(
+        store.ensure_vector_index("test-model", DIM).await.unwrap(),
+        name
+    );
     assert_eq!(
         store
             .ensure_vector_index("m", 5_000)
@@ -86,9 +93,15 @@ async fn filtered_knn_uses_the_model_index_and_keeps_recall() {
         .execute(store.pool())
         .await
         .unwrap();
+    let err = store
+        .ensure_vector_index("test-model", DIM + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "vectors are stored: {err}");
 
     let knn = format!(
         "SELECT id FROM search.embeddings WHERE model = 'test-model' AND org = 'small' \
+         AND vector_dims(embedding) = {DIM} \
          ORDER BY embedding::halfvec({DIM}) <=> $1::halfvec({DIM}) LIMIT 10"
     );
     let queries = vectors(20, 99);

@@ -453,9 +453,39 @@ impl VectorIndex for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| map("begin", e))?;
+        let storage_for = |dim: usize| {
+            if dim >= self.vectors.options.half_precision_from {
+                VectorStorage::F16
+            } else {
+                VectorStorage::F32
+            }
+        };
+        // A name whose vectors are all gone takes the next model's dimension (the row stays:
+        // its generation only grows, so no process mistakes an old graph for a current one).
+        let mut resized = false;
         let row = match model_row(&mut tx, &model.name).await? {
+            Some(row) if row.count == 0 && row.dim != model.dim => {
+                let storage = storage_for(model.dim);
+                sqlx::query(
+                    "UPDATE vector_models SET dim = ?, storage = ?, fingerprint = ? WHERE name = ?",
+                )
+                .bind(model.dim as i64)
+                .bind(storage.as_str())
+                .bind(&model.fingerprint)
+                .bind(&model.name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map("resize vector model", e))?;
+                resized = true;
+                ModelRow {
+                    dim: model.dim,
+                    storage,
+                    fingerprint: model.fingerprint.clone(),
+                    ..row
+                }
+            }
             Some(row) => {
-                check_stored_model(model, Some(&row.stored()))?;
+                check_stored_model(model, Some(&row.stored()).filter(|_| row.count > 0))?;
                 if row.fingerprint.is_none() && model.fingerprint.is_some() {
                     sqlx::query("UPDATE vector_models SET fingerprint = ? WHERE name = ?")
                         .bind(&model.fingerprint)
@@ -467,11 +497,7 @@ impl VectorIndex for SqliteStore {
                 row
             }
             None => {
-                let storage = if model.dim >= self.vectors.options.half_precision_from {
-                    VectorStorage::F16
-                } else {
-                    VectorStorage::F32
-                };
+                let storage = storage_for(model.dim);
                 sqlx::query(
                     "INSERT INTO vector_models (name, dim, storage, generation, count, \
                      fingerprint) VALUES (?, ?, ?, 0, 0, ?)",
@@ -552,6 +578,11 @@ impl VectorIndex for SqliteStore {
         .await
         .map_err(|e| map("bump vector generation", e))?;
         tx.commit().await.map_err(|e| map("commit vectors", e))?;
+        if resized {
+            // The graph in memory has the old dimension: the next search builds it from the rows.
+            *self.vectors.slot(&model.name).write_owned().await = None;
+            return Ok(());
+        }
 
         let entries = items
             .into_iter()
@@ -573,7 +604,11 @@ impl VectorIndex for SqliteStore {
 
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>> {
         check_model_name(model)?;
-        Ok(self.read_model_row(model).await?.map(|row| row.stored()))
+        Ok(self
+            .read_model_row(model)
+            .await?
+            .filter(|row| row.count > 0)
+            .map(|row| row.stored()))
     }
 
     async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> Result<u64> {
@@ -685,9 +720,13 @@ impl VectorIndex for SqliteStore {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let Some((guard, ModelRow { dim, .. })) = self.fresh_graph(model).await? else {
+        let Some((guard, ModelRow { dim, count, .. })) = self.fresh_graph(model).await? else {
             return Ok(Vec::new());
         };
+        if count == 0 {
+            // An emptied name: no vectors, whatever dimension it had.
+            return Ok(Vec::new());
+        }
         if query.len() != dim {
             return Err(Error::invalid(format!(
                 "the query vector has {} dimensions; model `{model}` has {dim}",

@@ -353,3 +353,72 @@ async fn searches_run_beside_writes() {
         .unwrap();
     assert_eq!(all.len(), 4_000, "every write reached the graph");
 }
+
+/// A model name emptied and given another dimension through one handle: another handle, which
+/// searched the old graph, builds the new one from the rows instead of reusing the old one, and
+/// a reopened store loads the new one (not the old graph file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resized_model_is_rebuilt_in_every_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("resize.db");
+    let options = VectorOptions {
+        exact_scan_limit: 16,
+        plan_by_cost: false,
+        ..VectorOptions::default()
+    };
+    let scope = Scope::org("acme");
+    let items = |dim: usize, seed: u64| -> Vec<_> {
+        random_vectors(300, dim, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| vector_item(i as i64 + 1, &scope, v))
+            .collect()
+    };
+    let filter = VectorFilter {
+        scope: scope.clone(),
+        ..VectorFilter::default()
+    };
+    let writer = open(&db, options.clone()).await;
+    let reader = open(&db, options.clone()).await;
+    let small = items(8, 1);
+    writer
+        .upsert(&model("resize", 8), small.clone())
+        .await
+        .unwrap();
+    let hits = reader
+        .knn("resize", &small[7].vector, 5, &filter)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits[0].id, small[7].id,
+        "the reader built the 8-dimension graph"
+    );
+
+    assert_eq!(writer.drop_model("resize").await.unwrap(), 300);
+    let wide = items(24, 2);
+    writer
+        .upsert(&model("resize", 24), wide.clone())
+        .await
+        .unwrap();
+    for (name, store) in [("writer", &writer), ("reader", &reader)] {
+        let hits = store
+            .knn("resize", &wide[42].vector, 5, &filter)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 5, "{name}");
+        assert_eq!(hits[0].id, wide[42].id, "{name}: {hits:?}");
+        let err = store
+            .knn("resize", &small[7].vector, 5, &filter)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+    }
+    writer.close().await;
+    reader.close().await;
+    let reopened = open(&db, options).await;
+    let hits = reopened
+        .knn("resize", &wide[42].vector, 5, &filter)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, wide[42].id, "reopened: {hits:?}");
+}

@@ -198,7 +198,8 @@ fn check_fingerprint(model: &ModelInfo, stored: Option<&str>) -> Result<()> {
 
 /// Refuses to embed or query with `model` when the store's vectors of its name have another
 /// dimension or were made by another model (both fingerprinted, differing): stores check it in
-/// every write, callers before any work.
+/// every write, callers before any work. A name with no vectors left (all deleted, or dropped
+/// with [`VectorIndex::drop_model`]) is stored as `None`: any model may take it.
 pub fn check_stored_model(model: &ModelInfo, stored: Option<&StoredModel>) -> Result<()> {
     let Some(stored) = stored else {
         return Ok(());
@@ -206,8 +207,9 @@ pub fn check_stored_model(model: &ModelInfo, stored: Option<&StoredModel>) -> Re
     if stored.dim != model.dim {
         return Err(crate::Error::conflict(format!(
             "the vectors of model `{}` in this store have {} dimensions; this model makes {}: \
-             ask an openai: model for the stored size ([embed] dimensions), or record another \
-             model under a name of its own (embed.model_name, onnx: models) and embed again",
+             ask an openai: model for the stored size ([embed] dimensions), record another \
+             model under a name of its own (embed.model_name, onnx: models) and embed again, \
+             or replace the old vectors (opsweave embed --replace: every org's)",
             model.name, stored.dim, model.dim
         ))
         .on_field("model"));

@@ -28,6 +28,7 @@ where
     bad_vectors_write_nothing(open().await).await;
     a_model_keeps_its_dimension(open().await).await;
     a_model_keeps_its_fingerprint(open().await).await;
+    an_emptied_model_name_takes_another_dimension(open().await).await;
     knn_is_exact_on_a_small_set(open().await).await;
     filtered_queries_return_k_rows(open().await).await;
     delete_removes_vectors_in_scope(open().await).await;
@@ -260,9 +261,9 @@ pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
     let ids: Vec<RecordId> = (1..=4).map(RecordId::from_raw).collect();
     store.delete(&scope, &ids).await.unwrap();
     assert_eq!(
-        fingerprint(store.clone()).await,
+        store.stored_model("conf-print").await.unwrap(),
         None,
-        "no vector left, no fingerprint"
+        "no vector left: no fingerprint, the name is free"
     );
     store
         .upsert(
@@ -289,7 +290,7 @@ pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
         .await
         .unwrap();
     assert_eq!(store.drop_model("conf-print").await.unwrap(), 2);
-    assert_eq!(fingerprint(store.clone()).await, None);
+    assert_eq!(store.stored_model("conf-print").await.unwrap(), None);
     for org in ["acme", "globex"] {
         let hits = store
             .knn("conf-print", &[1.0, 1.0, 1.0, 1.0], 5, &org_filter(org))
@@ -327,6 +328,73 @@ pub async fn a_model_keeps_its_fingerprint(store: Arc<dyn VectorBackend>) {
         )
         .await
         .unwrap();
+}
+
+/// A name whose vectors are all gone (dropped, or deleted record by record) takes the next
+/// model's dimension; until then searches of it find nothing, whatever the query's dimension.
+pub async fn an_emptied_model_name_takes_another_dimension(store: Arc<dyn VectorBackend>) {
+    let scope = Scope::org("acme");
+    let items = |dim: usize, seed: u64| -> Vec<VectorItem> {
+        random_vectors(5, dim, seed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| vector_item(i as i64 + 1, &scope, v))
+            .collect()
+    };
+    let search = |store: Arc<dyn VectorBackend>, query: Vec<f32>| async move {
+        store
+            .knn("conf-resize", &query, 3, &org_filter("acme"))
+            .await
+    };
+    store
+        .upsert(&model("conf-resize", 4), items(4, 1))
+        .await
+        .unwrap();
+    let err = store
+        .upsert(&model("conf-resize", 6), items(6, 2))
+        .await
+        .expect_err("vectors of 4 dimensions are stored");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("--replace"), "{err}");
+
+    assert_eq!(store.drop_model("conf-resize").await.unwrap(), 5);
+    assert_eq!(store.stored_model("conf-resize").await.unwrap(), None);
+    for dim in [4, 6] {
+        let hits = search(store.clone(), vec![0.5; dim]).await.unwrap();
+        assert!(hits.is_empty(), "{dim} dimensions: {hits:?}");
+    }
+    let six = items(6, 2);
+    store
+        .upsert(&model("conf-resize", 6), six.clone())
+        .await
+        .unwrap();
+    let stored = store.stored_model("conf-resize").await.unwrap().unwrap();
+    assert_eq!(stored.dim, 6);
+    let hits = search(store.clone(), six[2].vector.clone()).await.unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].id, six[2].id, "{hits:?}");
+    assert!((hits[0].similarity - 1.0).abs() < 1e-2, "{hits:?}");
+    let err = search(store.clone(), vec![0.5; 4]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = store
+        .upsert(&model("conf-resize", 4), items(4, 1))
+        .await
+        .expect_err("the name holds 6 dimensions now");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+
+    // Deleting every record's vector frees the name too.
+    let ids: Vec<RecordId> = six.iter().map(|i| i.id).collect();
+    assert_eq!(store.delete(&scope, &ids).await.unwrap(), 5);
+    assert_eq!(store.stored_model("conf-resize").await.unwrap(), None);
+    let eight = items(8, 3);
+    store
+        .upsert(&model("conf-resize", 8), eight.clone())
+        .await
+        .unwrap();
+    let hits = search(store.clone(), eight[4].vector.clone())
+        .await
+        .unwrap();
+    assert_eq!(hits[0].id, eight[4].id, "{hits:?}");
 }
 
 /// On a small set the answer is the exact one, best first; `k` past the set returns it all;

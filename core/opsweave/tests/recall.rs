@@ -543,7 +543,7 @@ impl Embedder for Shorter {
 }
 
 #[tokio::test]
-async fn another_dimension_under_a_known_name_is_refused_even_with_nothing_to_embed() {
+async fn another_dimension_under_a_known_name_is_refused_until_its_vectors_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let (weave, store) = weave(&dir, 64).await;
     let scope = Scope::org("acme");
@@ -574,4 +574,28 @@ async fn another_dimension_under_a_known_name_is_refused_even_with_nothing_to_em
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.message().contains("--replace"), "{err}");
+
+    // Once the name's vectors are dropped (`opsweave embed --replace`), it takes the new size.
+    let name = model().info().name.clone();
+    assert!(weave.drop_vectors(&name).await.unwrap() > 0);
+    let report = weave.embed(&scope, &shorter(), None).await.unwrap();
+    assert!(report.embedded > 0, "{report:?}");
+    let stored = opsweave::VectorIndex::stored_model(&*store, &name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.dim, 64);
+    let hits = asking
+        .recall(&scope, "website outage", &RecallOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        hits.iter().any(|h| h
+            .explanation
+            .found_by
+            .iter()
+            .any(|r| r.ranker == Ranker::Dense)),
+        "dense k-NN answers at 64 dimensions: {hits:?}"
+    );
 }
