@@ -115,7 +115,7 @@ export declare class Weave {
    * passed, or until `signal` aborts; the jobs in hand then finish before it resolves. The
    * worker claims jobs of every scope, as `opsweave worker` does; it is named `node-PID-RUN`.
    */
-  runJobs(options?: RunJobsOptions, signal?: AbortSignal): Promise<WorkerReport>
+  runJobs(options?: RunJobsOptions | undefined | null, signal?: AbortSignal | undefined | null): Promise<WorkerReport>
 }
 
 /**
@@ -345,7 +345,7 @@ export interface OpenJobs {
 
 /** Options of `openJobs`. */
 export interface OpenJobsOptions {
-  /** Only jobs of these kinds (default: every kind). */
+  /** Only jobs of these kinds (absent or empty: every kind). */
   kinds?: Array<string>
 }
 

@@ -83,8 +83,11 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
         .execute(&mut *tx)
         .await
         .map_err(|e| map("lock vector index", e))?;
+    // FOR UPDATE: a resize below waits for writers (which hold the row FOR SHARE) to commit,
+    // so it sees their vectors; writers that come after it read the new dimension.
     let known: Option<(i32, String, Option<String>)> = sqlx::query_as(
-        "SELECT dim, index_name, fingerprint FROM search.vector_indexes WHERE model = $1",
+        "SELECT dim, index_name, fingerprint FROM search.vector_indexes WHERE model = $1 \
+         FOR UPDATE",
     )
     .bind(model)
     .fetch_optional(&mut *tx)
@@ -96,8 +99,23 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
             fingerprint,
         };
         if stored.dim != dim && !has_vectors(&mut tx, model).await? {
-            // A name whose vectors are all gone takes the next model's dimension: its index is
-            // on a cast to the old one, so it goes and a new one is built.
+            // A name whose vectors are all gone takes the next model's dimension. Its index is
+            // on a cast to the old one: a new index (named by its dimension) is built first, and
+            // the old one dropped just before commit, so the table every model shares is locked
+            // against readers only briefly.
+            let name = format!("{}_d{dim}", index_name(model));
+            create_index(&mut tx, model, dim, &name).await?;
+            sqlx::query(
+                "UPDATE search.vector_indexes SET dim = $2, index_name = $3, fingerprint = $4 \
+                 WHERE model = $1",
+            )
+            .bind(model)
+            .bind(dim as i32)
+            .bind(&name)
+            .bind(&info.fingerprint)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map("resize vector model", e))?;
             let drop: String =
                 sqlx::query_scalar("SELECT format('DROP INDEX IF EXISTS search.%I', $1::text)")
                     .bind(&known_name)
@@ -108,20 +126,10 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map("drop vector index", e))?;
-            sqlx::query(
-                "UPDATE search.vector_indexes SET dim = $2, fingerprint = $3 WHERE model = $1",
-            )
-            .bind(model)
-            .bind(dim as i32)
-            .bind(&info.fingerprint)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| map("resize vector model", e))?;
-            create_index(&mut tx, model, dim, &known_name).await?;
             tx.commit()
                 .await
                 .map_err(|e| map("commit vector index", e))?;
-            return Ok(known_name);
+            return Ok(name);
         }
         check_stored_model(info, Some(&stored))?;
         if stored.fingerprint.is_none() && info.fingerprint.is_some() {
@@ -328,7 +336,7 @@ async fn write_items(store: &PgStore, model: &ModelInfo, items: &[VectorItem]) -
         .map(|(_, item)| item)
         .collect();
     let batches: Vec<Columns> = items.chunks(ROWS_PER_STATEMENT).map(Columns::of).collect();
-    with_retries(|| write_batches(&store.pool, &model.name, &batches)).await
+    with_retries(|| write_batches(&store.pool, model, &batches)).await
 }
 
 /// `model` as an SQL string literal. A k-NN query names its model as a literal so the planner can
@@ -411,10 +419,25 @@ impl Columns {
 }
 
 /// Writes all batches of vectors of `model` in one transaction.
-async fn write_batches(pool: &sqlx::PgPool, model: &str, batches: &[Columns]) -> Result<()> {
+async fn write_batches(pool: &sqlx::PgPool, model: &ModelInfo, batches: &[Columns]) -> Result<()> {
     let mut tx = pool.begin().await.map_err(|e| map("begin", e))?;
+    // The dimension checked before this transaction still holds until it commits: a name
+    // emptied meanwhile may have taken another one (see `create_vector_index`).
+    let dim: Option<i32> =
+        sqlx::query_scalar("SELECT dim FROM search.vector_indexes WHERE model = $1 FOR SHARE")
+            .bind(&model.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map("read vector model", e))?;
+    if let Some(stored) = dim.filter(|d| *d as usize != model.dim) {
+        return Err(Error::conflict(format!(
+            "model `{}` was given vectors of {stored} dimensions meanwhile; this model makes {}",
+            model.name, model.dim
+        ))
+        .on_field("model"));
+    }
     for columns in batches {
-        write_columns(&mut tx, model, columns).await?;
+        write_columns(&mut tx, &model.name, columns).await?;
     }
     tx.commit().await.map_err(|e| map("commit vectors", e))
 }
@@ -537,8 +560,8 @@ impl VectorIndex for PgStore {
             let mut emptied: Vec<String> = models;
             emptied.sort_unstable();
             emptied.dedup();
-            // A model with no vector left keeps its dimension but forgets what made its
-            // vectors: there is nothing left that another model could be mixed with.
+            // A model with no vector left forgets what made its vectors: there is nothing left
+            // that another model could be mixed with (its next upsert may change the dimension).
             sqlx::query(
                 "UPDATE search.vector_indexes i SET fingerprint = NULL \
                  WHERE i.model = ANY($1) AND i.fingerprint IS NOT NULL \
@@ -637,7 +660,7 @@ impl VectorIndex for PgStore {
                 // match, compare them all instead.
                 let matching: i64 = sqlx::query_scalar(&format!(
                     "SELECT count(*) FROM (SELECT 1 FROM search.embeddings \
-                     WHERE model = {} AND {} LIMIT $6) AS m",
+                     WHERE model = {} AND vector_dims(embedding) = {dim} AND {} LIMIT $6) AS m",
                     model_literal(model),
                     filter_sql(1)
                 ))

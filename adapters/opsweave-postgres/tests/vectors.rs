@@ -40,18 +40,15 @@ async fn filtered_knn_uses_the_model_index_and_keeps_recall() {
         store.ensure_vector_index("test-model", DIM).await.unwrap(),
         name
     );
-    // No vector stored yet: the name may still take another dimension (and back).
-    assert_eq!(
-        store
-            .ensure_vector_index("test-model", DIM + 1)
-            .await
-            .unwrap(),
-        name
-    );
-    assert_eq!(
-        store.ensure_vector_index("test-model", DIM).await.unwrap(),
-        name
-    );
+    // No vector stored yet: the name may still take another dimension (and back); the index
+    // is built again, under a name of its size.
+    let wider = store
+        .ensure_vector_index("test-model", DIM + 1)
+        .await
+        .unwrap();
+    assert_ne!(wider, name);
+    let name = store.ensure_vector_index("test-model", DIM).await.unwrap();
+    assert_ne!(name, wider);
     assert_eq!(
         store
             .ensure_vector_index("m", 5_000)
@@ -324,5 +321,57 @@ async fn a_bulk_load_builds_the_index_at_the_end_and_an_unfinished_one_is_repair
     );
     assert!(recall_at_10(&store, &all).await >= 0.9);
     drop(store);
+    databases.drop_all().await;
+}
+
+/// A writer that read a model name's dimension before another writer gave the emptied name
+/// another one is refused at its write instead of mixing two sizes under one name; the resize
+/// leaves one index, of the new size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_between_check_and_write_refuses_the_old_size() {
+    use opsweave_core::{Scope, VectorFilter, VectorIndex};
+    let Some(server) = support::server_url("a_resize_between_check_and_write_refuses_the_old_size")
+    else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "vector_resize");
+    let url = databases.create().await;
+    let first = PgStore::open(&url).await.unwrap();
+    let second = PgStore::open(&url).await.unwrap();
+    let items = |dim: usize| -> Vec<_> {
+        opsweave_testkit::random_vectors(20, dim, dim as u64)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| opsweave_testkit::vector_item(i as i64 + 1, &Scope::org("acme"), v))
+            .collect()
+    };
+    let four = opsweave_testkit::model("race", 4);
+    first.upsert(&four, items(4)).await.unwrap();
+    assert_eq!(first.drop_model("race").await.unwrap(), 20);
+    // The name is empty and still recorded at 4 dimensions: this load checks 4 and goes on.
+    let load = first.begin_vector_load(&four).await.unwrap();
+    second
+        .upsert(&opsweave_testkit::model("race", 6), items(6))
+        .await
+        .unwrap();
+    let err = load.write(items(4)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'search' \
+         AND indexname LIKE 'embeddings_hnsw_%'",
+    )
+    .fetch_all(first.pool())
+    .await
+    .unwrap();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert!(indexes[0].contains("halfvec(6)"), "{indexes:?}");
+    let six = items(6);
+    let filter = VectorFilter {
+        scope: Scope::org("acme"),
+        ..VectorFilter::default()
+    };
+    let hits = first.knn("race", &six[3].vector, 3, &filter).await.unwrap();
+    assert_eq!(hits[0].id, six[3].id, "{hits:?}");
     databases.drop_all().await;
 }

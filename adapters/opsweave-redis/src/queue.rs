@@ -5,7 +5,8 @@
 //! a sorted set of jobs waiting out a backoff or `run_after` (score: when); `leases` a sorted set
 //! of running jobs (score: when the lease runs out); `org:ORG` indexes an org's jobs for listing,
 //! `open:ORG` its queued and running ones (for counting and listing open jobs without walking
-//! the history; `open-built:ORG` marks it built for jobs enqueued before it existed);
+//! the history; `open-mark:ORG` is the newest job of the history it has looked at, so jobs
+//! enqueued by processes that do not keep it are found);
 //! `idem:SCOPE:KEY` holds the job an idempotency key made.
 //!
 //! Every change is one Lua script, so it is atomic and costs one round trip. A claim moves due
@@ -165,47 +166,23 @@ impl RedisQueue {
             .map_err(|e| map("read job index", e))
     }
 
-    /// The key of `org`'s index of open jobs. Enqueue and every finish keep it; the first call
-    /// for an org whose index is not marked built adds the open jobs of its history (jobs an
-    /// earlier version enqueued), then marks it.
+    /// The key of `org`'s index of open jobs, after it took the jobs of the org's history it has
+    /// not looked at yet (see `lua/index_open.lua`): the whole history the first time, a page at a
+    /// time (a look that stops midway goes on from there next time), later only jobs enqueued by
+    /// processes that do not keep the index.
     async fn open_index(&self, org: &str) -> Result<String> {
-        let key = self.redis.key(&format!("open:{org}"));
-        let built = self.redis.key(&format!("open-built:{org}"));
         let mut conn = self.redis.conn();
-        let done: bool = redis::cmd("EXISTS")
-            .arg(&built)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| map("read open jobs", e))?;
-        if done {
-            return Ok(key);
-        }
-        // Oldest first: jobs enqueued meanwhile join the end (and the index, by enqueue).
-        let history = self.redis.key(&format!("org:{org}"));
-        let mut after = None;
         loop {
-            let ids = self.page(&mut conn, &history, after, false).await?;
-            let Some(&last) = ids.last() else {
-                break;
-            };
-            after = Some(last);
             let mut call = self.scripts.index_open.prepare_invoke();
-            call.arg(&self.redis.prefix).arg(org);
-            for id in &ids {
-                call.arg(id);
-            }
-            let _added: i64 = call
+            call.arg(&self.redis.prefix).arg(org).arg(PAGE);
+            let looked: isize = call
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| map("index open jobs", e))?;
+            if looked < PAGE {
+                return Ok(self.redis.key(&format!("open:{org}")));
+            }
         }
-        redis::cmd("SET")
-            .arg(&built)
-            .arg(1)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| map("index open jobs", e))?;
-        Ok(key)
     }
 
     /// Walks `index` (a sorted set of job ids) newest first, a page of hashes per round trip,
@@ -481,11 +458,20 @@ impl JobQueue for RedisQueue {
         // Three fields per open job, not the whole hash: payloads can be large.
         let index = self.open_index(&scope.org).await?;
         let mut open = OpenJobs::default();
+        let mut gone = Vec::new();
         let mut conn = self.redis.conn();
         let mut after = None;
         loop {
             let ids = self.page(&mut conn, &index, after, false).await?;
             let Some(&last) = ids.last() else {
+                if !gone.is_empty() {
+                    redis::cmd("ZREM")
+                        .arg(&index)
+                        .arg(&gone)
+                        .query_async::<()>(&mut conn)
+                        .await
+                        .map_err(|e| map("count open jobs", e))?;
+                }
                 return Ok(open);
             };
             after = Some(last);
@@ -501,17 +487,28 @@ impl JobQueue for RedisQueue {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| map("count open jobs", e))?;
-            for (status, kind, job_scope) in rows {
+            for (id, (status, kind, job_scope)) in ids.iter().zip(rows) {
                 let (Some(status), Some(kind), Some(job_scope)) = (status, kind, job_scope) else {
+                    gone.push(*id);
                     continue;
                 };
+                let Ok(status) = status.parse::<JobStatus>() else {
+                    continue;
+                };
+                if status.is_final() {
+                    // Finished by a process that does not keep the index: it leaves it now.
+                    gone.push(*id);
+                    continue;
+                }
                 if !kinds.is_empty() && !kinds.contains(&kind) {
                     continue;
                 }
-                let job_scope: Scope = serde_json::from_str(&job_scope)
-                    .map_err(|e| Error::internal(format!("redis: job scope: {e}")))?;
+                // A damaged hash is not counted rather than failing every count.
+                let Ok(job_scope) = serde_json::from_str::<Scope>(&job_scope) else {
+                    continue;
+                };
                 if scope.contains(&job_scope) {
-                    open.add(status.parse()?, 1);
+                    open.add(status, 1);
                 }
             }
         }

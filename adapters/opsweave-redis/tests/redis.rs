@@ -303,6 +303,7 @@ async fn open_jobs_from_before_the_open_index_are_found() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("DEL")
         .arg(format!("{{{prefix}}}:open:acme"))
+        .arg(format!("{{{prefix}}}:open-mark:acme"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -341,6 +342,71 @@ async fn open_jobs_from_before_the_open_index_are_found() {
         .await
         .unwrap();
     assert_eq!(members, 1_197, "finished jobs left the index");
+
+    // A process of the earlier version still running: its enqueue (a hash and the history, no
+    // index) is found by the next look; its finish (the status only) leaves the index then.
+    let template: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(format!("{{{prefix}}}:job:{}", ids[0].0))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let old_id: i64 = redis::cmd("INCR")
+        .arg(format!("{{{prefix}}}:next_id"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut hset = redis::cmd("HSET");
+    hset.arg(format!("{{{prefix}}}:job:{old_id}"));
+    for (field, value) in &template {
+        let value = match field.as_str() {
+            "id" => old_id.to_string(),
+            "status" => "queued".to_string(),
+            _ => value.clone(),
+        };
+        hset.arg(field).arg(value);
+    }
+    let _: () = hset.query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(format!("{{{prefix}}}:org:acme"))
+        .arg(old_id)
+        .arg(old_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{{{prefix}}}:job:{}", ids[600].0))
+        .arg("status")
+        .arg("done")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let open = queue.count_open(&acme, &[]).await.unwrap();
+    assert_eq!((open.queued, open.running), (1_197, 0), "one in, one out");
+    let listed = queue.list(&acme, Some(JobStatus::Queued), 1).await.unwrap();
+    assert_eq!(
+        listed[0].id.0, old_id,
+        "the newest queued job is the old process's"
+    );
+    let members: i64 = redis::cmd("ZCARD")
+        .arg(format!("{{{prefix}}}:open:acme"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        members, 1_197,
+        "the old process's finished job left the index"
+    );
+    // A new enqueue keeps the index caught up: the next look reads no history.
+    let fresh = queue
+        .enqueue(NewJob::new("noop", acme.clone(), serde_json::json!(null)))
+        .await
+        .unwrap();
+    let mark: i64 = redis::cmd("GET")
+        .arg(format!("{{{prefix}}}:open-mark:acme"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mark, fresh.id.0);
 }
 
 /// Redis unreachable: cache reads are misses and writes are dropped (the caller goes to the

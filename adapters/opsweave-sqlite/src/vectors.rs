@@ -579,8 +579,15 @@ impl VectorIndex for SqliteStore {
         .map_err(|e| map("bump vector generation", e))?;
         tx.commit().await.map_err(|e| map("commit vectors", e))?;
         if resized {
-            // The graph in memory has the old dimension: the next search builds it from the rows.
-            *self.vectors.slot(&model.name).write_owned().await = None;
+            // The graph in memory has the old dimension: the next search builds it from the rows
+            // (unless one already did, at this write's generation or later).
+            let mut graph = self.vectors.slot(&model.name).write_owned().await;
+            if graph
+                .as_ref()
+                .is_some_and(|g| g.generation <= row.generation)
+            {
+                *graph = None;
+            }
             return Ok(());
         }
 
@@ -653,8 +660,8 @@ impl VectorIndex for SqliteStore {
         let mut generations = Vec::with_capacity(removed.len());
         for (model, keys) in &removed {
             let generation: i64 = sqlx::query_scalar(
-                // A model with no vector left keeps its dimension but forgets what made its
-                // vectors: there is nothing left that another model could be mixed with.
+                // A model with no vector left forgets what made its vectors: there is nothing
+                // left that another model could be mixed with (its next upsert may resize it).
                 "UPDATE vector_models SET generation = generation + 1, count = count - ?1, \
                  fingerprint = CASE WHEN count - ?1 <= 0 THEN NULL ELSE fingerprint END \
                  WHERE name = ?2 RETURNING generation",

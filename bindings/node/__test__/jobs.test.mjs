@@ -1,6 +1,7 @@
 // The job queue: enqueue (idempotency keys), read, list, cancel, and the built-in worker run
 // in-process by runJobs; scopes keep jobs apart; bad arguments name themselves.
 import { test } from 'node:test'
+import { getEventListeners } from 'node:events'
 import assert from 'node:assert/strict'
 import { opsweave, dbUrl } from './helpers.mjs'
 
@@ -168,5 +169,14 @@ test('runJobs stops claiming when its AbortSignal aborts; the job in hand finish
   assert.throws(() => weave.runJobs({}, { aborted: 'no' }), { name: 'TypeError', message: /"signal"/ })
   assert.throws(() => weave.runJobs({}, 'soon'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
   assert.deepEqual(await weave.runJobs({ timeoutMs: 60_000 }, undefined), { done: 1, failed: 0, lost: 0 })
+
+  // One signal for many runs (a SIGINT controller): each run takes its listener off when it ends.
+  const shared = new AbortController()
+  for (let i = 0; i < 12; i++) {
+    await weave.runJobs({ timeoutMs: 60_000 }, shared.signal)
+    assert.equal(getEventListeners(shared.signal, 'abort').length, 0, `after run ${i}`)
+  }
   weave.close()
+  await assert.rejects(weave.runJobs({}, shared.signal), { code: 'UNAVAILABLE' })
+  assert.equal(getEventListeners(shared.signal, 'abort').length, 0, 'a failed run too')
 })

@@ -2,8 +2,9 @@
 //! naming the argument.
 
 use crate::errors::type_error;
+use crate::task::Settle;
 use crate::types;
-use napi::bindgen_prelude::{FnArgs, Function, JsObjectValue, JsValue, Object, Unknown};
+use napi::bindgen_prelude::{FnArgs, Function, JsObjectValue, JsValue, Object, ObjectRef, Unknown};
 use napi::{Env, ValueType};
 use opsweave::matching::{resolver_preset, Resolver};
 use opsweave::recall::{Recency, MAX_K};
@@ -297,15 +298,20 @@ pub fn run_jobs_options(
     Ok((worker, timeout))
 }
 
-/// `EventTarget.addEventListener(type, listener)`.
-type AddEventListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, ()>;
+/// `EventTarget.addEventListener(type, listener, options)`.
+type AddEventListener<'env> =
+    Function<'env, FnArgs<(&'env str, Function<'env, (), ()>, Object<'env>)>, ()>;
+/// `EventTarget.removeEventListener(type, listener)`.
+type RemoveEventListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, ()>;
 
 /// A stop request from an optional `AbortSignal`: true once the signal has aborted (at once when
-/// it already had). A `TypeError` names anything that is not an `AbortSignal`.
+/// it already had), and the work that takes the listener off the signal once the run settled
+/// (a signal reused for many runs keeps none of theirs). A `TypeError` names anything that is
+/// not an `AbortSignal`.
 pub fn abort_arg(
     env: &Env,
     signal: Option<Object<'_>>,
-) -> napi::Result<Option<tokio::sync::watch::Receiver<bool>>> {
+) -> napi::Result<Option<(tokio::sync::watch::Receiver<bool>, Option<Settle>)>> {
     let Some(signal) = signal else {
         return Ok(None);
     };
@@ -322,6 +328,9 @@ pub fn abort_arg(
         return Err(wrong());
     }
     let (tx, rx) = tokio::sync::watch::channel(aborted.coerce_to_bool()?);
+    if *rx.borrow() {
+        return Ok(Some((rx, None)));
+    }
     let add: AddEventListener<'_> = signal
         .get_named_property("addEventListener")
         .map_err(|_| wrong())?;
@@ -330,6 +339,16 @@ pub fn abort_arg(
         let _ = tx.send(true);
         Ok(())
     })?;
-    add.apply(signal, ("abort", listener).into())?;
-    Ok(Some(rx))
+    let listener_ref = listener.create_ref()?;
+    let mut once = Object::new(env)?;
+    once.set_named_property("once", true)?;
+    add.apply(signal, ("abort", listener, once).into())?;
+    let signal_ref: ObjectRef<false> = signal.create_ref()?;
+    let settle: Settle = Box::new(move |env: &Env| {
+        let signal = signal_ref.get_value(env)?;
+        let remove: RemoveEventListener<'_> = signal.get_named_property("removeEventListener")?;
+        remove.apply(signal, ("abort", listener_ref.borrow_back(env)?).into())?;
+        signal_ref.unref(env)
+    });
+    Ok(Some((rx, Some(settle))))
 }

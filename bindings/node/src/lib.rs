@@ -547,7 +547,7 @@ impl Weave {
     /// passed, or until `signal` aborts; the jobs in hand then finish before it resolves. The
     /// worker claims jobs of every scope, as `opsweave worker` does; it is named `node-PID-RUN`.
     #[napi(
-        ts_args_type = "options?: RunJobsOptions, signal?: AbortSignal",
+        ts_args_type = "options?: RunJobsOptions | undefined | null, signal?: AbortSignal | undefined | null",
         ts_return_type = "Promise<WorkerReport>"
     )]
     pub fn run_jobs(
@@ -557,8 +557,13 @@ impl Weave {
         signal: Option<Object<'_>>,
     ) -> napi::Result<AsyncTask<Op<types::WorkerReport>>> {
         let options = options.unwrap_or_default();
-        let stop = args::abort_arg(&env, signal)?;
-        Ok(self.op(move |weave| async move {
+        let (stop, settle) = match args::abort_arg(&env, signal)? {
+            Some((aborted, settle)) => (Some(aborted), settle),
+            None => (None, None),
+        };
+        let weave = self.weave();
+        let run = async move {
+            let weave = weave?;
             let (worker, timeout) = run_jobs_options(options)?;
             let stop = async move {
                 match stop {
@@ -576,7 +581,8 @@ impl Weave {
                     .run_jobs_until(&weave.default_scope(), worker, timeout, stop)
                     .await?,
             )
-        }))
+        };
+        Ok(AsyncTask::new(Op::new(run).on_settle(settle)))
     }
 }
 

@@ -27,9 +27,14 @@ fn runtime() -> opsweave::Result<&'static Runtime> {
 
 type BoxedFuture<T> = Pin<Box<dyn Future<Output = opsweave::Result<T>> + Send + 'static>>;
 
+/// Main-thread work once an operation's promise settled: releasing what the call borrowed
+/// from JavaScript (a listener it added, a reference it held).
+pub type Settle = Box<dyn FnOnce(&Env) -> napi::Result<()> + Send>;
+
 /// One facade operation as a promise-returning task.
 pub struct Op<T: Send + 'static> {
     future: Option<BoxedFuture<T>>,
+    settle: Option<Settle>,
 }
 
 impl<T: Send + 'static> Op<T> {
@@ -37,7 +42,14 @@ impl<T: Send + 'static> Op<T> {
     pub fn new(future: impl Future<Output = opsweave::Result<T>> + Send + 'static) -> Self {
         Self {
             future: Some(Box::pin(future)),
+            settle: None,
         }
+    }
+
+    /// Runs `settle` on the main thread once the promise resolved or rejected.
+    pub fn on_settle(mut self, settle: Option<Settle>) -> Self {
+        self.settle = settle;
+        self
     }
 
     /// An operation that fails with `err` (bad arguments found before anything ran).
@@ -71,5 +83,12 @@ impl<T: Send + ToNapiValue + TypeName + 'static> Task for Op<T> {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<T> {
         output.map_err(|e| to_js(&env, &e))
+    }
+
+    fn finally(self, env: Env) -> napi::Result<()> {
+        match self.settle {
+            Some(settle) => settle(&env),
+            None => Ok(()),
+        }
     }
 }

@@ -491,7 +491,7 @@ pub struct OpenJobs {
 #[napi(object)]
 #[derive(Debug, Clone, Default)]
 pub struct OpenJobsOptions {
-    /// Only jobs of these kinds (default: every kind).
+    /// Only jobs of these kinds (absent or empty: every kind).
     pub kinds: Option<Vec<String>>,
 }
 

@@ -398,7 +398,7 @@ impl NativeWeave {
         payload: Option<&Bound<'_, PyAny>>,
         idempotency_key: Option<String>,
         max_attempts: u32,
-        backoff_ms: u64,
+        backoff_ms: i64,
         run_after: Option<String>,
     ) -> PyResult<impl Future<Output = Result<Value>> + Send + 'static> {
         let payload = match payload {
@@ -407,14 +407,17 @@ impl NativeWeave {
         };
         Ok(self.with(move |weave| async move {
             let max_backoff =
-                u64::try_from(opsweave::jobs::MAX_BACKOFF.as_millis()).unwrap_or(u64::MAX);
-            if backoff_ms > max_backoff {
-                // Named as the caller wrote it (the queue's own check names `backoff`).
+                i64::try_from(opsweave::jobs::MAX_BACKOFF.as_millis()).unwrap_or(i64::MAX);
+            // Named as the caller wrote it (the queue's own check names `backoff`).
+            let Some(backoff_ms) = u64::try_from(backoff_ms)
+                .ok()
+                .filter(|_| backoff_ms <= max_backoff)
+            else {
                 return Err(Error::invalid(format!(
-                    "backoff_ms is {backoff_ms}; it must be at most {max_backoff}"
+                    "backoff_ms is {backoff_ms}; it must be 0 to {max_backoff}"
                 ))
                 .on_field("backoff_ms"));
-            }
+            };
             let mut job = NewJob::new(kind, weave.default_scope(), payload)
                 .with_max_attempts(max_attempts)
                 .with_backoff(Duration::from_millis(backoff_ms));
@@ -961,7 +964,7 @@ impl NativeWeave {
         payload: Option<&Bound<'_, PyAny>>,
         idempotency_key: Option<String>,
         max_attempts: u32,
-        backoff_ms: u64,
+        backoff_ms: i64,
         run_after: Option<String>,
     ) -> PyResult<Py<PyAny>> {
         block(
@@ -987,7 +990,7 @@ impl NativeWeave {
         payload: Option<&Bound<'py, PyAny>>,
         idempotency_key: Option<String>,
         max_attempts: u32,
-        backoff_ms: u64,
+        backoff_ms: i64,
         run_after: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         awaitable(

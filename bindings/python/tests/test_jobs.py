@@ -104,6 +104,9 @@ def test_bad_job_arguments_name_what_is_wrong(weave: opsweave.Weave) -> None:
         weave.enqueue("sleep", backoff_ms=3_600_001)
     assert err.value.field == "backoff_ms"
     with pytest.raises(opsweave.InvalidInputError) as err:
+        weave.enqueue("sleep", backoff_ms=-1)
+    assert err.value.field == "backoff_ms"
+    with pytest.raises(opsweave.InvalidInputError) as err:
         weave.enqueue("sleep", run_after="next tuesday")
     assert err.value.field == "run_after"
     with pytest.raises(TypeError):

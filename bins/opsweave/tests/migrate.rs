@@ -279,6 +279,15 @@ fn migrate_prints_a_table_and_names_bad_urls() {
     let third = format!("sqlite://{}", dir.join("third.db").display());
     ok(dir, &["migrate", "--db", &from, "--to", &third]);
 
+    // The source under another spelling (relative to the working directory) is refused.
+    for same in ["demo.db", "sqlite:./demo.db", "sqlite://./sub/../demo.db"] {
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let out = opsweave(dir, &["migrate", "--from", &from, "--to", same]);
+        assert_eq!(out.status.code(), Some(2), "{same}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("same database file"), "{same}: {stderr}");
+    }
+
     let missing = format!("sqlite://{}", dir.join("nope.db").display());
     let out = opsweave(dir, &["migrate", "--from", &missing, "--to", &to]);
     assert_eq!(out.status.code(), Some(2));

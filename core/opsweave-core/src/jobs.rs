@@ -390,7 +390,7 @@ impl OpenJobs {
         self.queued + self.running
     }
 
-    /// Adds one job of `status` (final ones are not counted).
+    /// Adds `n` jobs of `status` (final ones are not counted).
     pub fn add(&mut self, status: JobStatus, n: u64) {
         match status {
             JobStatus::Queued => self.queued += n,

@@ -68,7 +68,8 @@ pub struct StoredModel {
 ///
 /// Contract (checked by the testkit on every backend):
 /// - `upsert` of a vector whose length is not the model's dimension is `InvalidInput` and writes nothing;
-/// - a model keeps one dimension for life: another dimension is `Conflict`;
+/// - a model keeps its dimension while it has vectors: another dimension is `Conflict`; a name
+///   whose vectors are all gone (deleted, or [`VectorIndex::drop_model`]) takes the next one;
 /// - a model keeps the first fingerprint it is written with: another one is `Conflict` (see
 ///   [`check_stored_model`]);
 /// - `knn` returns `min(k, matching rows)` hits, best first, never fewer because of the filter.
@@ -99,12 +100,12 @@ pub trait VectorIndex: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
 
-    /// What the store knows of `model`'s vectors (dimension, fingerprint); `None` when it has
-    /// never stored any.
+    /// What the store knows of `model`'s vectors (dimension, fingerprint); `None` when it holds
+    /// none (never stored, or all gone: the name is free).
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>>;
 
-    /// Removes every vector of `model`, in every scope; returns how many went. The model keeps
-    /// its dimension and forgets its fingerprint, so another model may take the name.
+    /// Removes every vector of `model`, in every scope; returns how many went. The name is then
+    /// free: another model, of any dimension and fingerprint, may take it.
     async fn drop_model(&self, model: &str) -> Result<u64>;
 
     /// A bulk load for writing `count` vectors of `model` in one go (a first embedding of a large

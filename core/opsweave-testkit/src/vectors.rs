@@ -143,7 +143,7 @@ pub async fn bad_vectors_write_nothing(store: Arc<dyn VectorBackend>) {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
-/// A model keeps the dimension it was first stored with.
+/// A model keeps the dimension it was first stored with while it has vectors.
 pub async fn a_model_keeps_its_dimension(store: Arc<dyn VectorBackend>) {
     let scope = Scope::org("acme");
     store

@@ -115,6 +115,18 @@ pub async fn migrate(
         ))
         .on_field("to"));
     }
+    // The same file under two spellings (`sqlite://./a.db`, `a.db`, a link to it).
+    if let (Some(a), Some(b)) = (sqlite_path(from), sqlite_path(to)) {
+        if let (Ok(a), Ok(b)) = (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            if a == b {
+                return Err(Error::invalid(format!(
+                    "--from and --to name the same database file `{}`",
+                    a.display()
+                ))
+                .on_field("to"));
+            }
+        }
+    }
     if let Some(path) = sqlite_path(from) {
         let file = std::path::Path::new(path);
         let why = if path.is_empty() || path == ":memory:" || !file.exists() {

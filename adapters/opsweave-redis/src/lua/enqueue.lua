@@ -19,7 +19,15 @@ if idem ~= '' then
   redis.call('HSET', key, 'idem', ARGV[10])
   redis.call('SET', idem, id, 'NX')
 end
-redis.call('ZADD', P .. ':org:' .. ARGV[3], id, id)
+local history = P .. ':org:' .. ARGV[3]
+local mark_key = P .. ':open-mark:' .. ARGV[3]
+local mark = redis.call('GET', mark_key)
+-- The open index has looked at every earlier job of the org: it takes this one here, so its
+-- mark moves past it (an older process's enqueue leaves the mark behind, for index_open).
+if mark and mark == (redis.call('ZREVRANGE', history, 0, 0)[1] or '') then
+  redis.call('SET', mark_key, id)
+end
+redis.call('ZADD', history, id, id)
 redis.call('ZADD', P .. ':open:' .. ARGV[3], id, id)
 if redis.call('SADD', P .. ':kinds', kind) == 1 then
   redis.call('XGROUP', 'CREATE', skey(kind), GROUP, '0', 'MKSTREAM')

@@ -484,7 +484,8 @@ class Weave:
         return [Job.from_dict(j) for j in self._native.jobs(status=status, limit=limit)]
 
     def open_jobs(self, *, kinds: Optional[Iterable[str]] = None) -> OpenJobs:
-        """How many jobs of this handle's scope (of ``kinds`` when given) are queued or running."""
+        """How many jobs of this handle's scope are queued or running: of ``kinds`` when given
+        (None or an empty list: every kind)."""
         return OpenJobs.from_dict(self._native.open_jobs(kinds=_names(kinds, "kinds")))
 
     def cancel_job(self, id: int) -> Job:

@@ -69,7 +69,7 @@ impl Metrics {
         let queue_depth = IntGaugeVec::new(
             Opts::new(
                 "opsweave_job_queue_depth",
-                "Jobs by status in the default org's queue (at most 10,000 counted)",
+                "Open jobs by status (queued, running) in the default org's queue",
             ),
             &["status"],
         )
