@@ -306,6 +306,23 @@ impl VectorLoad<'_> {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map("set index build memory", e))?;
+            // The model may have been resized meanwhile (emptied and written at another size):
+            // then the index it has now is the one to keep, and this load's is not built.
+            let now: Option<(i32, String)> = sqlx::query_as(
+                "SELECT dim, index_name FROM search.vector_indexes WHERE model = $1 FOR SHARE",
+            )
+            .bind(&model.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| map("read vector model", e))?;
+            if let Some((dim, name)) = now.filter(|(d, n)| *d as usize != model.dim || n != index) {
+                return Err(Error::conflict(format!(
+                    "model `{}` was given vectors of {dim} dimensions (index {name}) during this \
+                     load of {}: the load's index is not built",
+                    model.name, model.dim
+                ))
+                .on_field("model"));
+            }
             create_index(&mut tx, &model.name, model.dim, index).await?;
             tx.commit().await.map_err(|e| map("commit vector index", e))
         })

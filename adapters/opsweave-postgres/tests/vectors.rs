@@ -356,6 +356,12 @@ async fn a_resize_between_check_and_write_refuses_the_old_size() {
         .unwrap();
     let err = load.write(items(4)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = load.finish(64).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Conflict,
+        "the load's index is not built: {err}"
+    );
 
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'search' \

@@ -82,6 +82,7 @@ pub async fn run(weave: Weave, args: &WorkerArgs) -> Result<()> {
             match outcome {
                 JobOutcome::Done => outln!("done {} {}", job.id, job.kind),
                 JobOutcome::Failed(e) => outln!("failed {} {}: {e}", job.id, job.kind),
+                JobOutcome::Cancelled => outln!("cancelled {} {}", job.id, job.kind),
                 JobOutcome::Lost(e) => outln!("lost {} {}: {e}", job.id, job.kind),
             }
         })

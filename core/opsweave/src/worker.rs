@@ -22,7 +22,7 @@
 use crate::{IngestProgress, IngestReport, Weave};
 use base64::Engine as _;
 use opsweave_core::{
-    Error, ErrorKind, Format, Job, JobId, JobQueue, Mapping, Progress, Result, Scope,
+    Error, ErrorKind, Format, Job, JobId, JobQueue, JobStatus, Mapping, Progress, Result, Scope,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -201,8 +201,10 @@ pub enum JobOutcome {
     Done,
     /// The attempt failed (queued again after a backoff, or failed for good); the error.
     Failed(String),
-    /// The worker lost the job (cancelled, or its lease expired and another worker took it):
-    /// it stopped working on it.
+    /// The job was cancelled while the worker ran it: it stopped working on it.
+    Cancelled,
+    /// The worker lost the job (its lease expired and another worker took it, or the queue
+    /// could not be told the outcome): it stopped working on it.
     Lost(String),
 }
 
@@ -537,7 +539,7 @@ impl Worker {
                         match &outcome {
                             JobOutcome::Done => report.done += 1,
                             JobOutcome::Failed(_) => report.failed += 1,
-                            JobOutcome::Lost(_) => report.lost += 1,
+                            JobOutcome::Lost(_) | JobOutcome::Cancelled => report.lost += 1,
                         }
                         on_job(&job, &outcome);
                     }
@@ -649,8 +651,19 @@ async fn run_job(shared: Arc<Shared>, name: String, job: Job) -> Ran {
             Ok(()) => Ran::Succeeded(cx.take_summary()),
             Err(e) => Ran::Ended(finish_failed(&shared, &name, &job, &e).await),
         },
-        // The handler's future is dropped here: the job is someone else's now.
-        lost = beats => Ran::Ended(JobOutcome::Lost(lost.to_string())),
+        // The handler's future is dropped here: the job is someone else's now (or nobody's).
+        lost = beats => {
+            let cancelled = shared
+                .queue
+                .get(&job.scope, job.id)
+                .await
+                .is_ok_and(|now| now.status == JobStatus::Cancelled);
+            Ran::Ended(if cancelled {
+                JobOutcome::Cancelled
+            } else {
+                JobOutcome::Lost(lost.to_string())
+            })
+        }
     }
 }
 

@@ -123,3 +123,45 @@ async fn a_stopped_worker_claims_nothing_more() {
         JobStatus::Queued
     );
 }
+
+/// A job cancelled while it runs: its worker stops it at the next heartbeat and reports it
+/// cancelled (counted with the lost ones), not as a lease lost to another worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_while_it_runs_is_reported_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap();
+    let queue = weave.jobs().unwrap().clone();
+    let scope = Scope::org("acme");
+    let job = NewJob::new("sleep", scope.clone(), serde_json::json!({ "ms": 60_000 }));
+    let id = queue.enqueue(job).await.unwrap().id;
+    let mut options = WorkerOptions::new("cancel");
+    options.lease = Duration::from_millis(600);
+    let worker = Worker::new(weave.clone(), options).unwrap();
+    let outcomes: Arc<Mutex<Vec<JobOutcome>>> = Arc::default();
+    let seen = outcomes.clone();
+    let (reported, mut stop) = tokio::sync::watch::channel(false);
+    let canceller = {
+        let (queue, scope) = (queue.clone(), scope.clone());
+        async move {
+            while queue.get(&scope, id).await.unwrap().status != JobStatus::Running {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            queue.cancel(&scope, id).await.unwrap();
+        }
+    };
+    let run = worker.run(
+        async move {
+            let _ = stop.wait_for(|done| *done).await;
+        },
+        move |_, outcome| {
+            seen.lock().unwrap().push(outcome.clone());
+            let _ = reported.send(true);
+        },
+    );
+    let (report, ()) = tokio::join!(run, canceller);
+    let report = report.unwrap();
+    assert_eq!((report.done, report.failed, report.lost), (0, 0, 1));
+    assert_eq!(*outcomes.lock().unwrap(), vec![JobOutcome::Cancelled]);
+}
