@@ -502,11 +502,25 @@ impl JobQueue for PgStore {
             q.push(" AND kind = ANY(").push_bind(kinds).push(")");
         }
         q.push(" GROUP BY status");
+        // A queue's statistics lag behind it: analysed while most jobs were queued, they make
+        // the planner scan the whole table for the few open ones (26 ms at 100,000 jobs, against
+        // 0.07 ms through `jobs_by_scope`). The index is always the right path here, and a plain
+        // index scan (not a bitmap one) marks the entries of jobs finished since the last
+        // vacuum dead as it passes them, so the next look skips them.
+        let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
+        sqlx::query(
+            "SELECT set_config('enable_seqscan', 'off', true), \
+             set_config('enable_bitmapscan', 'off', true)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| map("count open jobs", e))?;
         let rows = q
             .build()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| map("count open jobs", e))?;
+        tx.commit().await.map_err(|e| map("count open jobs", e))?;
         let mut open = OpenJobs::default();
         for row in &rows {
             let status: String = get(row, "status")?;

@@ -305,11 +305,14 @@ impl QueueBench<'_> {
         let load = load_average();
         let started = Instant::now();
         let (done, how) = match mode {
-            Mode::Single => (self.single(queue).await?, format!("{} tasks", self.workers)),
+            Mode::Single => (
+                self.single(queue.clone()).await?,
+                format!("{} tasks", self.workers),
+            ),
             Mode::Batched => {
                 let tasks = self.loop_count();
                 (
-                    self.batched(queue, tasks).await?,
+                    self.batched(queue.clone(), tasks).await?,
                     format!("{tasks} tasks x batches of {}", self.batch),
                 )
             }
@@ -345,6 +348,47 @@ impl QueueBench<'_> {
         if done != self.jobs {
             return Err(format!("{}: {done} of {} jobs completed", self.backend, self.jobs).into());
         }
+        self.look(&queue, &scope).await
+    }
+
+    /// Times what `run_jobs` does between claims once the queue holds a history: with the
+    /// drained jobs done, 10 new ones queued, a count of the open jobs (median of 21), against
+    /// listing failed jobs (there are none: on Redis a walk of the whole history, as listing
+    /// queued jobs was before the open-jobs index).
+    async fn look(&self, queue: &Arc<dyn JobQueue>, scope: &Scope) -> Result<(), BoxError> {
+        for n in 0..10 {
+            let job = NewJob::new("noop", scope.clone(), serde_json::json!({ "late": n }));
+            queue.enqueue(job).await?;
+        }
+        let kinds = ["noop".to_string()];
+        let median = |mut times: Vec<f64>| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        };
+        let mut counts = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            let open = queue.count_open(scope, &kinds).await?;
+            counts.push(started.elapsed().as_secs_f64() * 1e3);
+            if open.queued != 10 {
+                return Err(format!("{}: {} open jobs, not 10", self.backend, open.queued).into());
+            }
+        }
+        let mut walks = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            queue
+                .list(scope, Some(opsweave::JobStatus::Failed), 1_000)
+                .await?;
+            walks.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "  with {} done jobs and 10 queued: count_open {:.2} ms (median of 21); listing \
+             failed jobs (none) {:.1} ms (median of 3)",
+            self.jobs,
+            median(counts),
+            median(walks)
+        );
         Ok(())
     }
 
