@@ -116,13 +116,8 @@ async fn create_vector_index(pool: &sqlx::PgPool, info: &ModelInfo, name: &str) 
             .execute(&mut *tx)
             .await
             .map_err(|e| map("resize vector model", e))?;
-            let drop: String =
-                sqlx::query_scalar("SELECT format('DROP INDEX IF EXISTS search.%I', $1::text)")
-                    .bind(&known_name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| map("build drop index statement", e))?;
-            sqlx::query(&drop)
+            // The name is ours (`index_name`: letters, digits, underscores), safe to write inline.
+            sqlx::query(&format!("DROP INDEX IF EXISTS search.{known_name}"))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map("drop vector index", e))?;

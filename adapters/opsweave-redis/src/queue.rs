@@ -137,31 +137,23 @@ impl RedisQueue {
         }
     }
 
-    /// The next page of job ids in `index` past `after` (exclusive), oldest first or newest
-    /// first. Paged by id, not by rank: ids leaving the index meanwhile shift no one out of view.
+    /// The next page of job ids in `index`, newest first, older than `after` when given. Paged
+    /// by id, not by rank: ids leaving the index meanwhile shift no one out of view.
     async fn page(
         &self,
         conn: &mut redis::aio::ConnectionManager,
         index: &str,
         after: Option<i64>,
-        newest_first: bool,
     ) -> Result<Vec<i64>> {
-        let past = after.map(|id| format!("({id}"));
-        let mut cmd = if newest_first {
-            let mut c = redis::cmd("ZREVRANGEBYSCORE");
-            c.arg(index)
-                .arg(past.as_deref().unwrap_or("+inf"))
-                .arg("-inf");
-            c
-        } else {
-            let mut c = redis::cmd("ZRANGEBYSCORE");
-            c.arg(index)
-                .arg(past.as_deref().unwrap_or("-inf"))
-                .arg("+inf");
-            c
-        };
-        cmd.arg("LIMIT").arg(0).arg(PAGE);
-        cmd.query_async(conn)
+        let max = after.map_or_else(|| "+inf".to_string(), |id| format!("({id}"));
+        redis::cmd("ZREVRANGEBYSCORE")
+            .arg(index)
+            .arg(max)
+            .arg("-inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(PAGE)
+            .query_async(conn)
             .await
             .map_err(|e| map("read job index", e))
     }
@@ -191,7 +183,7 @@ impl RedisQueue {
         let mut after = None;
         let mut conn = self.redis.conn();
         loop {
-            let ids = self.page(&mut conn, index, after, true).await?;
+            let ids = self.page(&mut conn, index, after).await?;
             let Some(&last) = ids.last() else {
                 return Ok(());
             };
@@ -462,7 +454,7 @@ impl JobQueue for RedisQueue {
         let mut conn = self.redis.conn();
         let mut after = None;
         loop {
-            let ids = self.page(&mut conn, &index, after, false).await?;
+            let ids = self.page(&mut conn, &index, after).await?;
             let Some(&last) = ids.last() else {
                 if !gone.is_empty() {
                     redis::cmd("ZREM")

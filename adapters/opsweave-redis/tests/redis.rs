@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use opsweave_core::jobs::JobQueue;
 use opsweave_core::{Cache, ErrorKind, JobStatus, NewJob, Progress, RateLimit, RateLimiter, Scope};
-use opsweave_redis::Redis;
+use opsweave_redis::{Redis, RedisQueue};
 use opsweave_testkit::{run_cache_conformance, run_queue_conformance, run_rate_limit_conformance};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,16 @@ fn fresh_prefix(test: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// A queue handle on the server at `url`, under `prefix`.
+async fn queue_on(url: &str, prefix: &str) -> RedisQueue {
+    Redis::connect(url)
+        .await
+        .unwrap()
+        .with_prefix(prefix)
+        .unwrap()
+        .queue()
 }
 
 async fn redis(url: &str, test: &str) -> Redis {
@@ -123,18 +133,8 @@ async fn job_progress_fans_out_to_subscribers() {
         return;
     };
     let prefix = fresh_prefix("events");
-    let queue = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap()
-        .queue();
-    let watcher = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap()
-        .queue();
+    let queue = queue_on(&url, &prefix).await;
+    let watcher = queue_on(&url, &prefix).await;
     let mut updates = watcher.subscribe().await.unwrap();
     let scope = Scope::org("acme");
     let job = queue
@@ -182,12 +182,7 @@ async fn claims_show_in_the_consumer_group() {
         return;
     };
     let prefix = fresh_prefix("group");
-    let redis = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap();
-    let queue = redis.queue();
+    let queue = queue_on(&url, &prefix).await;
     let job = queue
         .enqueue(NewJob::new(
             "embed",
@@ -229,12 +224,7 @@ async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
         return;
     };
     let prefix = fresh_prefix("damaged");
-    let redis = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap();
-    let queue = redis.queue();
+    let queue = queue_on(&url, &prefix).await;
     let job = queue
         .enqueue(NewJob::new(
             "sleep",
@@ -274,12 +264,7 @@ async fn open_jobs_from_before_the_open_index_are_found() {
         return;
     };
     let prefix = fresh_prefix("open-index");
-    let redis = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap();
-    let queue = redis.queue();
+    let queue = queue_on(&url, &prefix).await;
     let acme = Scope::org("acme");
     let mut ids = Vec::new();
     for n in 0..1_200 {
@@ -316,12 +301,7 @@ async fn open_jobs_from_before_the_open_index_are_found() {
             .unwrap();
     }
     // A fresh handle, as a process of the new version would start.
-    let queue = Redis::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(&prefix)
-        .unwrap()
-        .queue();
+    let queue = queue_on(&url, &prefix).await;
     let open = queue.count_open(&acme, &[]).await.unwrap();
     assert_eq!((open.queued, open.running), (1_198, 1));
     let listed = queue

@@ -383,7 +383,7 @@ impl JobQueue for SqliteStore {
     async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
         // `jobs_by_scope` (org, status, id) holds the open jobs of an org together.
         let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT status, count(*) AS n FROM jobs WHERE ");
+            QueryBuilder::new("SELECT status, count(*) FROM jobs WHERE ");
         push_scope(&mut q, scope);
         q.push(" AND status IN ('queued', 'running')");
         if !kinds.is_empty() {
@@ -395,17 +395,11 @@ impl JobQueue for SqliteStore {
             q.push(")");
         }
         q.push(" GROUP BY status");
-        let rows = q
-            .build()
+        let rows: Vec<(String, i64)> = q
+            .build_query_as()
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map("count open jobs", e))?;
-        let mut open = OpenJobs::default();
-        for row in &rows {
-            let status: String = get(row, "status")?;
-            let n: i64 = get(row, "n")?;
-            open.add(status.parse()?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(open)
+        OpenJobs::from_counts(rows)
     }
 }

@@ -298,11 +298,8 @@ pub fn run_jobs_options(
     Ok((worker, timeout))
 }
 
-/// `EventTarget.addEventListener(type, listener, options)`.
-type AddEventListener<'env> =
-    Function<'env, FnArgs<(&'env str, Function<'env, (), ()>, Object<'env>)>, ()>;
-/// `EventTarget.removeEventListener(type, listener)`.
-type RemoveEventListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, ()>;
+/// `EventTarget.addEventListener(type, listener)` or `removeEventListener(type, listener)`.
+type ListenerCall<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, ()>;
 
 /// A stop request from an optional `AbortSignal`: true once the signal has aborted (at once when
 /// it already had), and the work that takes the listener off the signal once the run settled
@@ -331,7 +328,7 @@ pub fn abort_arg(
     if *rx.borrow() {
         return Ok(Some((rx, None)));
     }
-    let add: AddEventListener<'_> = signal
+    let add: ListenerCall<'_> = signal
         .get_named_property("addEventListener")
         .map_err(|_| wrong())?;
     // Called on the main thread when the signal aborts; the run reads it on the runtime.
@@ -340,13 +337,11 @@ pub fn abort_arg(
         Ok(())
     })?;
     let listener_ref = listener.create_ref()?;
-    let mut once = Object::new(env)?;
-    once.set_named_property("once", true)?;
-    add.apply(signal, ("abort", listener, once).into())?;
+    add.apply(signal, ("abort", listener).into())?;
     let signal_ref: ObjectRef<false> = signal.create_ref()?;
     let settle: Settle = Box::new(move |env: &Env| {
         let signal = signal_ref.get_value(env)?;
-        let remove: RemoveEventListener<'_> = signal.get_named_property("removeEventListener")?;
+        let remove: ListenerCall<'_> = signal.get_named_property("removeEventListener")?;
         remove.apply(signal, ("abort", listener_ref.borrow_back(env)?).into())?;
         signal_ref.unref(env)
     });

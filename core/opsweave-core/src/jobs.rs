@@ -390,6 +390,15 @@ impl OpenJobs {
         self.queued + self.running
     }
 
+    /// The counts of `(status, count)` rows as a store's `GROUP BY status` returns them.
+    pub fn from_counts(rows: impl IntoIterator<Item = (String, i64)>) -> Result<Self> {
+        let mut open = Self::default();
+        for (status, n) in rows {
+            open.add(status.parse()?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(open)
+    }
+
     /// Adds `n` jobs of `status` (final ones are not counted).
     pub fn add(&mut self, status: JobStatus, n: u64) {
         match status {

@@ -12,12 +12,17 @@ use std::time::Duration;
 
 const CONCURRENCY: usize = 4;
 
+/// An embedded store in `dir`.
+async fn open(dir: &tempfile::TempDir) -> Weave {
+    Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_runs_every_job_once_within_its_slots() {
     let dir = tempfile::tempdir().unwrap();
-    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
-        .await
-        .unwrap();
+    let weave = open(&dir).await;
     let queue = weave.jobs().unwrap().clone();
     let scope = Scope::org("acme");
     let mut expected = HashMap::new();
@@ -108,9 +113,7 @@ async fn a_worker_runs_every_job_once_within_its_slots() {
 #[tokio::test]
 async fn a_stopped_worker_claims_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
-    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
-        .await
-        .unwrap();
+    let weave = open(&dir).await;
     let queue = weave.jobs().unwrap().clone();
     let scope = Scope::org("acme");
     let job = NewJob::new("noop", scope.clone(), serde_json::json!(null));
@@ -129,9 +132,7 @@ async fn a_stopped_worker_claims_nothing_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_cancelled_while_it_runs_is_reported_cancelled() {
     let dir = tempfile::tempdir().unwrap();
-    let weave = Weave::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
-        .await
-        .unwrap();
+    let weave = open(&dir).await;
     let queue = weave.jobs().unwrap().clone();
     let scope = Scope::org("acme");
     let job = NewJob::new("sleep", scope.clone(), serde_json::json!({ "ms": 60_000 }));
