@@ -199,6 +199,19 @@ impl Snapshot for PgStore {
             })
             .collect()
     }
+
+    async fn database_identity(&self) -> Result<Option<String>> {
+        // A server may keep pg_control_system from ordinary roles: then nobody can tell.
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT 'PostgreSQL system ' || s.system_identifier || ', database ' || d.oid \
+             FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .ok()
+        .flatten();
+        Ok(row.map(|(identity,)| identity))
+    }
 }
 
 impl PgStore {

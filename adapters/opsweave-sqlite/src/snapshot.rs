@@ -290,6 +290,19 @@ impl Snapshot for SqliteStore {
             })
             .collect()
     }
+
+    async fn database_identity(&self) -> Result<Option<String>> {
+        let file: Option<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map("read the database file's name", e))?;
+        // An in-memory database has no file: it is nobody else's.
+        Ok(file
+            .filter(|f| !f.is_empty())
+            .map(|f| std::fs::canonicalize(&f).map_or(f, |p| p.display().to_string()))
+            .map(|f| format!("SQLite file {f}")))
+    }
 }
 
 impl SqliteStore {

@@ -21,7 +21,9 @@ sides; the command fails (exit 1) when a count differs.
 
 The target must be empty. If a copy stopped half-way, run the same command with --resume: rows \
 already there are written again by their ids (nothing is duplicated). A target holding orgs the \
-source does not have is always refused, so a copy never overwrites someone else's data.
+source does not have is always refused, so a copy never overwrites someone else's data. --from \
+and --to must be two databases: the same file or server database under another spelling is \
+refused (exit 2).
 
 Stop the source's writers (serve, worker) while it runs: rows written meanwhile may be missed, \
 and the count check then fails.";

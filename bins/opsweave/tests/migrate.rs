@@ -248,6 +248,21 @@ fn migrate_copies_the_demo_into_postgres_with_identical_focus_and_graph() {
     assert_eq!(resumed["tables"], report["tables"], "nothing duplicated");
     assert_eq!(views(dir, &pg.url, &at), before);
 
+    // The same database under another URL is refused before anything is written, even with
+    // --resume (which would otherwise accept a target that matches its source).
+    let sep = if pg.url.contains('?') { '&' } else { '?' };
+    let other = format!("{}{sep}application_name=another_spelling", pg.url);
+    let same = opsweave(
+        dir,
+        &["migrate", "--from", &pg.url, "--to", &other, "--resume"],
+    );
+    assert_eq!(same.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(
+        stderr.contains("same database (PostgreSQL system"),
+        "{stderr}"
+    );
+
     // The undo history came along: undoing on PostgreSQL restores the task.
     let undone = json(dir, &["undo", &completed, "--db", &pg.url, "--json"]);
     assert_eq!(undone["previous"], "done");

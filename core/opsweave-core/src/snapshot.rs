@@ -405,6 +405,13 @@ pub trait Snapshot: Send + Sync {
 
     /// Rows per table (see [`COUNTED_TABLES`]) and org; tables and orgs without rows are left out.
     async fn row_counts(&self) -> Result<Vec<RowCount>>;
+
+    /// What names this database whatever URL reached it (a file's canonical path, a server's
+    /// system identifier and database), so a copy can refuse to write into its own source;
+    /// `None` where the store cannot tell.
+    async fn database_identity(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// The key an `after` of `kind` must be, or `InvalidInput`.

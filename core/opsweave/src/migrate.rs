@@ -206,6 +206,18 @@ impl Weave {
         options.validate()?;
         let source = self.snapshot.as_ref().ok_or_else(no_snapshot)?;
         let sink = target.snapshot.as_ref().ok_or_else(no_snapshot)?;
+        if let (Some(a), Some(b)) = (
+            source.database_identity().await?,
+            sink.database_identity().await?,
+        ) {
+            if a == b {
+                return Err(Error::invalid(format!(
+                    "the source and the target are the same database ({a}): a copy needs \
+                     another one to write into"
+                ))
+                .on_field("to"));
+            }
+        }
         let before = Counts::of(source.row_counts().await?);
         let existing = Counts::of(sink.row_counts().await?);
         let resumed = !existing.is_empty();

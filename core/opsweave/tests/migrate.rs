@@ -250,6 +250,54 @@ impl Snapshot for Lossy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_never_copies_into_its_own_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = url(dir.path(), "from.db");
+    let (_store, _) = filled_source(&from).await;
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let linked = dir.path().join("link.db");
+    std::os::unix::fs::symlink(dir.path().join("from.db"), &linked).unwrap();
+    let source = Weave::open(&from).await.unwrap();
+    let before = source.snapshot().unwrap().row_counts().await.unwrap();
+    // Through the library, no URL check runs first: the stores themselves must tell.
+    for other in [
+        format!("sqlite://{}/sub/../from.db", dir.path().display()),
+        format!("sqlite://{}", linked.display()),
+    ] {
+        let target = Weave::open(&other).await.unwrap();
+        let options = MigrateOptions {
+            batch: 2,
+            resume: true,
+        };
+        let err = source
+            .migrate_to(&target, &options, &mut |_: &MigrateProgress| {})
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{other}: {err}");
+        assert!(
+            err.message().contains("same database") && err.message().contains("from.db"),
+            "{other}: {err}"
+        );
+        target.close().await;
+    }
+    assert_eq!(
+        source.snapshot().unwrap().row_counts().await.unwrap(),
+        before,
+        "nothing was written"
+    );
+    // A different file is another database.
+    let target = Weave::open(&url(dir.path(), "to.db")).await.unwrap();
+    let options = MigrateOptions {
+        batch: 100,
+        resume: false,
+    };
+    source
+        .migrate_to(&target, &options, &mut |_: &MigrateProgress| {})
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_whose_counts_differ_fails_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let (from, to) = (url(dir.path(), "from.db"), url(dir.path(), "to.db"));
