@@ -1,10 +1,12 @@
 //! The SQLite store passes the job queue conformance suite.
 
-use opsweave_core::jobs::JobQueue;
+use opsweave_core::jobs::{Job, JobId, JobQueue, JobStatus, NewJob, Progress};
+use opsweave_core::{Result, Scope};
 use opsweave_sqlite::SqliteStore;
 use opsweave_testkit::run_queue_conformance;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_passes_the_queue_conformance_suite() {
@@ -28,10 +30,10 @@ async fn jobs_survive_reopening_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
     let store = SqliteStore::open(&url).await.expect("open store");
-    let scope = opsweave_core::Scope::org("acme");
+    let scope = Scope::org("acme");
     let job = store
         .enqueue(
-            opsweave_core::NewJob::new("embed", scope.clone(), serde_json::json!({"batch": 7}))
+            NewJob::new("embed", scope.clone(), serde_json::json!({"batch": 7}))
                 .with_idempotency_key("k"),
         )
         .await
@@ -47,9 +49,9 @@ async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
     let path = dir.path().join("jobs.db");
     let url = format!("sqlite://{}", path.display());
     let store = SqliteStore::open(&url).await.expect("open store");
-    let scope = opsweave_core::Scope::org("acme");
+    let scope = Scope::org("acme");
     let damaged = store
-        .enqueue(opsweave_core::NewJob::new(
+        .enqueue(NewJob::new(
             "sleep",
             scope.clone(),
             serde_json::json!({"ms": 1}),
@@ -57,7 +59,7 @@ async fn a_payload_damaged_outside_opsweave_fails_its_job_not_every_claim() {
         .await
         .expect("enqueue");
     let sound = store
-        .enqueue(opsweave_core::NewJob::new(
+        .enqueue(NewJob::new(
             "sleep",
             scope.clone(),
             serde_json::json!({"ms": 2}),
@@ -132,4 +134,73 @@ async fn queue_throughput() {
         "sqlite queue: {JOBS} jobs claimed and completed by 4 workers in {secs:.2} s = {:.0} jobs/s",
         JOBS as f64 / secs
     );
+}
+
+/// A queue that forwards everything to the store but counting open jobs, so the trait's
+/// default `count_open` (for queues outside the workspace) is what answers.
+struct DefaultCount(SqliteStore);
+
+#[async_trait::async_trait]
+impl JobQueue for DefaultCount {
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        self.0.enqueue(job).await
+    }
+
+    async fn claim(&self, worker: &str, kinds: &[String], lease: Duration) -> Result<Option<Job>> {
+        self.0.claim(worker, kinds, lease).await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: JobId,
+        worker: &str,
+        lease: Duration,
+        progress: Option<Progress>,
+    ) -> Result<Job> {
+        self.0.heartbeat(id, worker, lease, progress).await
+    }
+
+    async fn complete(&self, id: JobId, worker: &str) -> Result<Job> {
+        self.0.complete(id, worker).await
+    }
+
+    async fn record_failure(
+        &self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        retry: bool,
+    ) -> Result<Job> {
+        self.0.record_failure(id, worker, error, retry).await
+    }
+
+    async fn release(&self, id: JobId, worker: &str) -> Result<Job> {
+        self.0.release(id, worker).await
+    }
+
+    async fn cancel(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        self.0.cancel(scope, id).await
+    }
+
+    async fn get(&self, scope: &Scope, id: JobId) -> Result<Job> {
+        self.0.get(scope, id).await
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        self.0.list(scope, status, limit).await
+    }
+}
+
+#[tokio::test]
+async fn the_default_count_of_open_jobs_lists_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    let store = SqliteStore::open(&url).await.expect("open store");
+    opsweave_testkit::open_jobs_are_counted_by_status_kind_and_scope(Arc::new(DefaultCount(store)))
+        .await;
 }

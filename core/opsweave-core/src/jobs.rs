@@ -371,8 +371,20 @@ pub trait JobQueue: Send + Sync {
 
     /// How many jobs in `scope` of one of `kinds` (any when empty) are still to finish, by
     /// status: queued (jobs waiting out a backoff or their `run_after` included) and running.
-    /// Backends read an index of open jobs, so the cost follows the open jobs, not the history.
-    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs>;
+    /// The workspace's backends read an index of open jobs, so their cost follows the open jobs,
+    /// not the history; this default lists every queued and running job of the scope instead.
+    async fn count_open(&self, scope: &Scope, kinds: &[String]) -> Result<OpenJobs> {
+        let mut open = OpenJobs::default();
+        for status in [JobStatus::Queued, JobStatus::Running] {
+            let jobs = self.list(scope, Some(status), usize::MAX).await?;
+            let n = jobs
+                .iter()
+                .filter(|job| kinds.is_empty() || kinds.contains(&job.kind))
+                .count();
+            open.add(status, n as u64);
+        }
+        Ok(open)
+    }
 }
 
 /// The jobs of a scope still to finish, by status (see [`JobQueue::count_open`]).
