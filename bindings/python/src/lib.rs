@@ -21,7 +21,7 @@ use opsweave::{
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use runtime::{awaitable, block, Output};
+use runtime::{awaitable, block, block_stoppable, Output};
 use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
@@ -483,6 +483,7 @@ impl NativeWeave {
         kinds: Option<Vec<String>>,
         concurrency: usize,
         timeout: Option<f64>,
+        stop: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let timeout = match timeout {
@@ -503,7 +504,7 @@ impl NativeWeave {
             options.concurrency = concurrency;
             json(
                 &weave
-                    .run_jobs(&weave.default_scope(), options, timeout)
+                    .run_jobs_until(&weave.default_scope(), options, timeout, stop)
                     .await?,
             )
         })
@@ -1069,7 +1070,9 @@ impl NativeWeave {
         concurrency: usize,
         timeout: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
-        block(py, self.run_jobs_op(kinds, concurrency, timeout))
+        block_stoppable(py, |stop| {
+            self.run_jobs_op(kinds, concurrency, timeout, stop)
+        })
     }
 
     /// Like `run_jobs`, as an awaitable.
@@ -1081,7 +1084,10 @@ impl NativeWeave {
         concurrency: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.run_jobs_op(kinds, concurrency, timeout))
+        awaitable(
+            py,
+            self.run_jobs_op(kinds, concurrency, timeout, std::future::pending()),
+        )
     }
 
     /// Model calls, tokens and cost (from the configured price book) per group and model, from

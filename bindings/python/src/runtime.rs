@@ -7,6 +7,7 @@ use opsweave::Error;
 use pyo3::prelude::*;
 use serde_json::Value;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::runtime::Runtime;
@@ -82,6 +83,59 @@ pub fn block<T: Output>(
                         if let Err(signal) = Python::attach(|py| py.check_signals()) {
                             task.abort();
                             // Wait until the task has stopped, so nothing writes after we return.
+                            let _ = (&mut task).await;
+                            return Waited::Interrupted(signal);
+                        }
+                    }
+                }
+            }
+        })
+    });
+    match waited {
+        Waited::Done(Ok(value)) => value.into_python(py),
+        Waited::Done(Err(e)) => Err(to_py(py, &e)),
+        Waited::Interrupted(signal) => Err(signal),
+    }
+}
+
+/// Like [`block`], for an operation that can wind down: `op` is made with a future that
+/// resolves at the first signal (Ctrl-C), and the call waits for the operation to finish what
+/// it holds, then raises the signal; a second signal meanwhile cancels it at once.
+pub fn block_stoppable<T: Output, F>(
+    py: Python<'_>,
+    op: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
+) -> PyResult<Py<PyAny>>
+where
+    F: Future<Output = opsweave::Result<T>> + Send + 'static,
+{
+    let rt = runtime().map_err(|e| to_py(py, &e))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let op = op(Box::pin(async move {
+        // A dropped sender is a stop too: nobody can ask for one any more.
+        let _ = stopped.await;
+    }));
+    let waited = py.detach(|| {
+        let mut task = rt.spawn(op);
+        let mut stop = Some(stop);
+        let mut first_signal = None;
+        rt.block_on(async {
+            loop {
+                tokio::select! {
+                    done = &mut task => {
+                        return match first_signal {
+                            Some(signal) => Waited::Interrupted(signal),
+                            None => Waited::Done(joined(done)),
+                        };
+                    }
+                    () = tokio::time::sleep(SIGNAL_POLL) => {
+                        let Err(signal) = Python::attach(|py| py.check_signals()) else {
+                            continue;
+                        };
+                        if let Some(stop) = stop.take() {
+                            let _ = stop.send(());
+                            first_signal = Some(signal);
+                        } else {
+                            task.abort();
                             let _ = (&mut task).await;
                             return Waited::Interrupted(signal);
                         }

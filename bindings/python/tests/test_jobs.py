@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import datetime as dt
 import json
+import signal
+import threading
+import time
 
 import pytest
 
@@ -117,6 +121,53 @@ def test_bad_job_arguments_name_what_is_wrong(weave: opsweave.Weave) -> None:
         weave.run_jobs(kinds=["mail-merge"])
     with pytest.raises(opsweave.NotFoundError):
         weave.cancel_job(424242)
+
+
+def _interrupt_once_running(weave: opsweave.Weave, job: int, times: int) -> threading.Thread:
+    """A thread that waits for the job to be running, then presses Ctrl-C `times` times."""
+
+    def press() -> None:
+        deadline = time.monotonic() + 30
+        while weave.job(job).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for _ in range(times):
+            _thread.interrupt_main()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=press)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def ctrl_c(request: pytest.FixtureRequest) -> None:
+    # A shell starts background jobs with SIGINT ignored, and then Python installs no handler
+    # (interrupt_main would do nothing): put Python's own handler in place for the test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_ctrl_c_lets_the_jobs_in_hand_finish(weave: opsweave.Weave) -> None:
+    running = weave.enqueue("sleep", {"ms": 1500})
+    presser = _interrupt_once_running(weave, running.id, times=1)
+    with pytest.raises(KeyboardInterrupt):
+        weave.run_jobs(concurrency=1, timeout=60)
+    presser.join()
+    # The job in hand finished; nothing more was claimed after the stop.
+    assert weave.job(running.id).status == "done"
+
+
+@pytest.mark.usefixtures("ctrl_c")
+def test_a_second_ctrl_c_stops_at_once(weave: opsweave.Weave) -> None:
+    running = weave.enqueue("sleep", {"ms": 60_000})
+    presser = _interrupt_once_running(weave, running.id, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        weave.run_jobs(concurrency=1, timeout=120)
+    presser.join()
+    # Dropped mid-run: the job stays running until its lease runs out.
+    assert weave.job(running.id).status == "running"
+    assert weave.cancel_job(running.id).status == "cancelled"
 
 
 def test_async_jobs(db_url: str) -> None:

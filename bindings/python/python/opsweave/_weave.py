@@ -504,9 +504,10 @@ class Weave:
         sleep, noop; ``kinds`` narrows them) until no job of this handle's scope of a kind it runs
         is queued or running — retries waiting out their backoff included; jobs of kinds of your
         own are left for your workers — or ``timeout`` seconds have passed; jobs in hand then
-        finish first. It claims jobs of any scope, as
-        ``opsweave worker`` does. Ctrl-C stops it at once: jobs in hand go back to the queue
-        when their leases run out (30 s)."""
+        finish first. It claims jobs of any scope, as ``opsweave worker`` does. Ctrl-C stops
+        it as the worker stops: no more claims, the jobs in hand finish, then
+        ``KeyboardInterrupt`` is raised; a second Ctrl-C meanwhile stops it at once (jobs in
+        hand then go back to the queue when their leases run out, 30 s)."""
         raw = self._native.run_jobs(
             kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
         )
