@@ -61,6 +61,32 @@ async fn two_stores_on_one_database_share_the_queue() {
     databases.drop_all().await;
 }
 
+#[tokio::test]
+async fn the_jobs_table_is_vacuumed_after_a_fixed_number_of_dead_rows() {
+    let Some(server) = support::server_url("the_jobs_table_is_vacuumed_after_a_fixed_number")
+    else {
+        return;
+    };
+    let databases = support::Databases::new(&server, "jobs_vacuum");
+    let url = databases.create().await;
+    let store = PgStore::open(&url).await.expect("open store");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    let options: Vec<String> = sqlx::query_scalar(
+        "SELECT unnest(reloptions) FROM pg_class WHERE oid = 'ops.jobs'::regclass",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read the table's options");
+    assert!(
+        options.contains(&"autovacuum_vacuum_scale_factor=0".to_string())
+            && options.contains(&"autovacuum_vacuum_threshold=10000".to_string()),
+        "{options:?}"
+    );
+    pool.close().await;
+    store.close().await;
+    databases.drop_all().await;
+}
+
 /// Prints how many jobs per second 8 workers claim and complete (a measurement, not a check):
 /// `cargo test --release -p opsweave-postgres --test jobs -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
