@@ -17,9 +17,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use opsweave_core::jobs::scope_key;
 use opsweave_core::mapping::Rejection;
 use opsweave_core::snapshot::{
-    check_key, RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage, StoredKey, StoredLink,
-    StoredMatchMember, StoredMatchState, StoredRaw, StoredRecord, StoredRejection, StoredReview,
-    StoredTask, StoredUsage, StoredVector, MAX_PAGE,
+    check_key, DatabaseIdentity, RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage,
+    StoredKey, StoredLink, StoredMatchMember, StoredMatchState, StoredRaw, StoredRecord,
+    StoredRejection, StoredReview, StoredTask, StoredUsage, StoredVector, MAX_PAGE,
 };
 use opsweave_core::{
     EntityKind, Error, Event, Job, Link, LinkKind, ModelInfo, Operation, RecordId, Result, Task,
@@ -200,17 +200,27 @@ impl Snapshot for PgStore {
             .collect()
     }
 
-    async fn database_identity(&self) -> Result<Option<String>> {
-        // A server may keep pg_control_system from ordinary roles: then nobody can tell.
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT 'PostgreSQL system ' || s.system_identifier || ', database ' || d.oid \
+    async fn database_identity(&self) -> Result<Option<DatabaseIdentity>> {
+        let row: std::result::Result<(String, String, String), sqlx::Error> = sqlx::query_as(
+            "SELECT s.system_identifier::text, d.oid::text, d.datname::text \
              FROM pg_control_system() s, pg_database d WHERE d.datname = current_database()",
         )
-        .fetch_optional(&self.pool)
-        .await
-        .ok()
-        .flatten();
-        Ok(row.map(|(identity,)| identity))
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok((system, oid, name)) => Ok(Some(DatabaseIdentity {
+                key: format!("postgres:{system}:{oid}"),
+                label: format!("PostgreSQL system {system}, database {name}"),
+            })),
+            // 42501: a server that keeps pg_control_system from ordinary roles; 42883: one
+            // without it. Then nobody can tell, which is no reason to refuse the copy.
+            Err(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("42501" | "42883")) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(map("name the database", e)),
+        }
     }
 }
 

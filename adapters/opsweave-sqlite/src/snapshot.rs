@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use opsweave_core::jobs::scope_key;
 use opsweave_core::mapping::Rejection;
 use opsweave_core::snapshot::{
-    check_key, RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage, StoredKey, StoredLink,
-    StoredMatchMember, StoredMatchState, StoredRaw, StoredRecord, StoredRejection, StoredReview,
-    StoredTask, StoredUsage, StoredVector, MAX_PAGE,
+    check_key, DatabaseIdentity, RowCount, Snapshot, SnapshotKey, SnapshotKind, SnapshotPage,
+    StoredKey, StoredLink, StoredMatchMember, StoredMatchState, StoredRaw, StoredRecord,
+    StoredRejection, StoredReview, StoredTask, StoredUsage, StoredVector, MAX_PAGE,
 };
 use opsweave_core::{
     EntityKind, Error, Link, LinkKind, ModelInfo, Operation, RecordId, Result, Task, UsageEvent,
@@ -291,17 +291,30 @@ impl Snapshot for SqliteStore {
             .collect()
     }
 
-    async fn database_identity(&self) -> Result<Option<String>> {
+    async fn database_identity(&self) -> Result<Option<DatabaseIdentity>> {
         let file: Option<String> =
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| map("read the database file's name", e))?;
         // An in-memory database has no file: it is nobody else's.
-        Ok(file
-            .filter(|f| !f.is_empty())
-            .map(|f| std::fs::canonicalize(&f).map_or(f, |p| p.display().to_string()))
-            .map(|f| format!("SQLite file {f}")))
+        let Some(file) = file.filter(|f| !f.is_empty()) else {
+            return Ok(None);
+        };
+        let path = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone().into());
+        let label = format!("SQLite file {}", path.display());
+        // Device and inode: a hard link or a bind mount is the same file under another path.
+        #[cfg(unix)]
+        let key = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&path).map_err(|e| {
+                Error::unavailable(format!("cannot read `{}`: {e}", path.display()))
+            })?;
+            format!("sqlite:{}:{}", meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let key = format!("sqlite:{}", path.display());
+        Ok(Some(DatabaseIdentity { key, label }))
     }
 }
 

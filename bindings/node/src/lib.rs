@@ -578,7 +578,13 @@ impl Weave {
             };
             shape(
                 &weave
-                    .run_jobs_until(&weave.default_scope(), worker, timeout, stop)
+                    .run_jobs_until(
+                        &weave.default_scope(),
+                        worker,
+                        timeout,
+                        stop,
+                        std::future::pending(),
+                    )
                     .await?,
             )
         };

@@ -484,6 +484,7 @@ impl NativeWeave {
         concurrency: usize,
         timeout: Option<f64>,
         stop: impl Future<Output = ()> + Send + 'static,
+        abandon: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let timeout = match timeout {
@@ -504,7 +505,7 @@ impl NativeWeave {
             options.concurrency = concurrency;
             json(
                 &weave
-                    .run_jobs_until(&weave.default_scope(), options, timeout, stop)
+                    .run_jobs_until(&weave.default_scope(), options, timeout, stop, abandon)
                     .await?,
             )
         })
@@ -1070,8 +1071,8 @@ impl NativeWeave {
         concurrency: usize,
         timeout: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
-        block_stoppable(py, |stop| {
-            self.run_jobs_op(kinds, concurrency, timeout, stop)
+        block_stoppable(py, |stop, abandon| {
+            self.run_jobs_op(kinds, concurrency, timeout, stop, abandon)
         })
     }
 
@@ -1086,7 +1087,13 @@ impl NativeWeave {
     ) -> PyResult<Bound<'py, PyAny>> {
         awaitable(
             py,
-            self.run_jobs_op(kinds, concurrency, timeout, std::future::pending()),
+            self.run_jobs_op(
+                kinds,
+                concurrency,
+                timeout,
+                std::future::pending(),
+                std::future::pending(),
+            ),
         )
     }
 

@@ -64,6 +64,8 @@ fn joined<T>(joined: Result<opsweave::Result<T>, JoinError>) -> opsweave::Result
 enum Waited<T> {
     Done(opsweave::Result<T>),
     Interrupted(PyErr),
+    /// Wound down after a signal; the operation's error, if it ended with one.
+    Stopped(PyErr, Option<Error>),
 }
 
 /// Runs `op` on the runtime and waits for it with the GIL released; a pending signal (Ctrl-C)
@@ -94,50 +96,64 @@ pub fn block<T: Output>(
     match waited {
         Waited::Done(Ok(value)) => value.into_python(py),
         Waited::Done(Err(e)) => Err(to_py(py, &e)),
-        Waited::Interrupted(signal) => Err(signal),
+        Waited::Interrupted(signal) | Waited::Stopped(signal, _) => Err(signal),
     }
 }
 
-/// Like [`block`], for an operation that can wind down: `op` is made with a future that
-/// resolves at the first signal (Ctrl-C), and the call waits for the operation to finish what
-/// it holds, then raises the signal; a second signal meanwhile cancels it at once.
+/// A future that resolves when its [`Trigger`] fires or is dropped.
+pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A stop request's two ends: the call's side and the operation's future.
+fn trigger() -> (Option<tokio::sync::oneshot::Sender<()>>, StopFuture) {
+    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+    let future = Box::pin(async move {
+        // A dropped sender is a stop too: nobody can ask for one any more.
+        let _ = fired.await;
+    });
+    (Some(fire), future)
+}
+
+/// Like [`block`], for an operation that winds down as `opsweave worker` does: `op` is made
+/// with two futures, `stop` (resolved at the first signal: finish what it holds) and `abandon`
+/// (at the second: hand it back at once). The call waits for the operation to end, then raises
+/// the last signal, with the operation's error, if any, as its cause; a third signal cancels
+/// the operation outright.
 pub fn block_stoppable<T: Output, F>(
     py: Python<'_>,
-    op: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
+    op: impl FnOnce(StopFuture, StopFuture) -> F,
 ) -> PyResult<Py<PyAny>>
 where
     F: Future<Output = opsweave::Result<T>> + Send + 'static,
 {
     let rt = runtime().map_err(|e| to_py(py, &e))?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let op = op(Box::pin(async move {
-        // A dropped sender is a stop too: nobody can ask for one any more.
-        let _ = stopped.await;
-    }));
+    let (mut stop, stopped) = trigger();
+    let (mut abandon, abandoned) = trigger();
+    let op = op(stopped, abandoned);
     let waited = py.detach(|| {
         let mut task = rt.spawn(op);
-        let mut stop = Some(stop);
-        let mut first_signal = None;
+        let mut signal = None;
         rt.block_on(async {
             loop {
                 tokio::select! {
                     done = &mut task => {
-                        return match first_signal {
-                            Some(signal) => Waited::Interrupted(signal),
-                            None => Waited::Done(joined(done)),
+                        let done = joined(done);
+                        return match signal {
+                            Some(signal) => Waited::Stopped(signal, done.err()),
+                            None => Waited::Done(done),
                         };
                     }
                     () = tokio::time::sleep(SIGNAL_POLL) => {
-                        let Err(signal) = Python::attach(|py| py.check_signals()) else {
+                        let Err(next) = Python::attach(|py| py.check_signals()) else {
                             continue;
                         };
-                        if let Some(stop) = stop.take() {
-                            let _ = stop.send(());
-                            first_signal = Some(signal);
+                        if let Some(fire) = stop.take().or_else(|| abandon.take()) {
+                            let _ = fire.send(());
+                            signal = Some(next);
                         } else {
                             task.abort();
+                            // Wait until the task has stopped, so nothing writes after we return.
                             let _ = (&mut task).await;
-                            return Waited::Interrupted(signal);
+                            return Waited::Interrupted(next);
                         }
                     }
                 }
@@ -148,6 +164,12 @@ where
         Waited::Done(Ok(value)) => value.into_python(py),
         Waited::Done(Err(e)) => Err(to_py(py, &e)),
         Waited::Interrupted(signal) => Err(signal),
+        Waited::Stopped(signal, error) => {
+            if let Some(e) = error {
+                signal.set_cause(py, Some(to_py(py, &e)));
+            }
+            Err(signal)
+        }
     }
 }
 

@@ -150,24 +150,26 @@ def ctrl_c(request: pytest.FixtureRequest) -> None:
 @pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_lets_the_jobs_in_hand_finish(weave: opsweave.Weave) -> None:
     running = weave.enqueue("sleep", {"ms": 1500})
+    waiting = weave.enqueue("sleep", {"ms": 10})
     presser = _interrupt_once_running(weave, running.id, times=1)
     with pytest.raises(KeyboardInterrupt):
         weave.run_jobs(concurrency=1, timeout=60)
     presser.join()
     # The job in hand finished; nothing more was claimed after the stop.
     assert weave.job(running.id).status == "done"
+    assert weave.job(waiting.id).status == "queued"
 
 
 @pytest.mark.usefixtures("ctrl_c")
-def test_a_second_ctrl_c_stops_at_once(weave: opsweave.Weave) -> None:
+def test_a_second_ctrl_c_hands_the_jobs_back(weave: opsweave.Weave) -> None:
     running = weave.enqueue("sleep", {"ms": 60_000})
     presser = _interrupt_once_running(weave, running.id, times=2)
     with pytest.raises(KeyboardInterrupt):
         weave.run_jobs(concurrency=1, timeout=120)
     presser.join()
-    # Dropped mid-run: the job stays running until its lease runs out.
-    assert weave.job(running.id).status == "running"
-    assert weave.cancel_job(running.id).status == "cancelled"
+    # Stopped mid-run and handed back for another run, its attempt not used up.
+    back = weave.job(running.id)
+    assert (back.status, back.attempts) == ("queued", 0)
 
 
 def test_async_jobs(db_url: str) -> None:

@@ -406,12 +406,21 @@ pub trait Snapshot: Send + Sync {
     /// Rows per table (see [`COUNTED_TABLES`]) and org; tables and orgs without rows are left out.
     async fn row_counts(&self) -> Result<Vec<RowCount>>;
 
-    /// What names this database whatever URL reached it (a file's canonical path, a server's
+    /// What names this database whatever URL reached it (a file's device and inode, a server's
     /// system identifier and database), so a copy can refuse to write into its own source;
     /// `None` where the store cannot tell.
-    async fn database_identity(&self) -> Result<Option<String>> {
+    async fn database_identity(&self) -> Result<Option<DatabaseIdentity>> {
         Ok(None)
     }
+}
+
+/// A database as [`Snapshot::database_identity`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseIdentity {
+    /// Equal for any two handles of one database, different for two databases.
+    pub key: String,
+    /// The database in words, for messages.
+    pub label: String,
 }
 
 /// The key an `after` of `kind` must be, or `InvalidInput`.

@@ -456,11 +456,18 @@ impl Weave {
                 }
             })
         });
-        let result = self.embed_for_job(job, &*embedder, Some(progress)).await;
-        if let Some(beat) = beat {
-            beat.abort();
-        }
-        result
+        // Stopped however the embedding ends, a worker dropping it (abandoning the job) included.
+        let _beat = beat.map(StopOnDrop);
+        self.embed_for_job(job, &*embedder, Some(progress)).await
+    }
+}
+
+/// A spawned task that stops when its owner ends or is dropped.
+struct StopOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

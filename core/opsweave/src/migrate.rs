@@ -210,10 +210,11 @@ impl Weave {
             source.database_identity().await?,
             sink.database_identity().await?,
         ) {
-            if a == b {
+            if a.key == b.key {
                 return Err(Error::invalid(format!(
-                    "the source and the target are the same database ({a}): a copy needs \
-                     another one to write into"
+                    "the source and the target are the same database ({}): a copy needs \
+                     another one to write into",
+                    a.label
                 ))
                 .on_field("to"));
             }

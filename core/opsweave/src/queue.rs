@@ -87,18 +87,22 @@ impl Weave {
         options: WorkerOptions,
         timeout: Option<Duration>,
     ) -> Result<WorkerReport> {
-        self.run_jobs_until(scope, options, timeout, std::future::pending())
+        let pending = std::future::pending;
+        self.run_jobs_until(scope, options, timeout, pending(), pending())
             .await
     }
 
     /// [`run_jobs`](Self::run_jobs) that also stops claiming when `stop` resolves (a caller's
-    /// cancel: an abort signal, a shutdown); the jobs in hand then finish before it returns.
+    /// cancel: an abort signal, a shutdown); the jobs in hand then finish before it returns,
+    /// unless `abandon` resolves meanwhile: then they stop at once and go back to the queue
+    /// (see [`Worker::run_until`]).
     pub async fn run_jobs_until(
         &self,
         scope: &Scope,
         options: WorkerOptions,
         timeout: Option<Duration>,
         stop: impl std::future::Future<Output = ()> + Send,
+        abandon: impl std::future::Future<Output = ()> + Send,
     ) -> Result<WorkerReport> {
         scope.validate()?;
         let worker = Worker::new(self.clone(), options.clone())?;
@@ -141,6 +145,6 @@ impl Weave {
                 () = stop => {}
             }
         };
-        worker.run(stop, |_, _| {}).await
+        worker.run_until(stop, abandon, |_, _| {}).await
     }
 }

@@ -146,9 +146,10 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
     options.idle_poll = Duration::from_millis(50);
     options.concurrency = 1;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let run = weave.run_jobs_until(&acme, options, None, async move {
+    let stop = async move {
         let _ = rx.await;
-    });
+    };
+    let run = weave.run_jobs_until(&acme, options, None, stop, std::future::pending());
     let watcher = weave.clone();
     let first_id = slow[0].id;
     let stopper = async move {
@@ -176,6 +177,35 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
         "nothing claimed after the stop"
     );
     weave.cancel_job(&acme, slow[1].id).await.unwrap();
+
+    // Abandoned once in hand: the job stops at once and goes back to the queue.
+    let long = weave.enqueue(sleep(60_000)).await.unwrap();
+    let mut options = WorkerOptions::new("facade-test-abandon");
+    options.idle_poll = Duration::from_millis(50);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (stop, abandon) = (rx.clone(), rx);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|now| *now).await;
+    };
+    let run = weave.run_jobs_until(&acme, options, None, wait(stop), wait(abandon));
+    let watcher = weave.clone();
+    let stopper = async move {
+        while watcher
+            .job(&Scope::org("acme"), long.id)
+            .await
+            .unwrap()
+            .status
+            != JobStatus::Running
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(true).unwrap();
+    };
+    let (report, ()) = tokio::join!(run, stopper);
+    assert_eq!(report.unwrap().lost, 1, "handed back");
+    let back = weave.job(&acme, long.id).await.unwrap();
+    assert_eq!((back.status, back.attempts), (JobStatus::Queued, 0));
+    weave.cancel_job(&acme, long.id).await.unwrap();
 
     // A job that never becomes runnable in time: the timeout ends the run.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);

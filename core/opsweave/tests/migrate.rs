@@ -253,16 +253,21 @@ impl Snapshot for Lossy {
 async fn a_handle_never_copies_into_its_own_database() {
     let dir = tempfile::tempdir().unwrap();
     let from = url(dir.path(), "from.db");
-    let (_store, _) = filled_source(&from).await;
+    let (store, _) = filled_source(&from).await;
+    // Closed (checkpointed): a hard link's readers would not see the first name's WAL file.
+    store.close().await;
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     let linked = dir.path().join("link.db");
     std::os::unix::fs::symlink(dir.path().join("from.db"), &linked).unwrap();
+    let hard = dir.path().join("hard.db");
+    std::fs::hard_link(dir.path().join("from.db"), &hard).unwrap();
     let source = Weave::open(&from).await.unwrap();
     let before = source.snapshot().unwrap().row_counts().await.unwrap();
     // Through the library, no URL check runs first: the stores themselves must tell.
     for other in [
         format!("sqlite://{}/sub/../from.db", dir.path().display()),
         format!("sqlite://{}", linked.display()),
+        format!("sqlite://{}", hard.display()),
     ] {
         let target = Weave::open(&other).await.unwrap();
         let options = MigrateOptions {

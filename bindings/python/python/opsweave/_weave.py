@@ -506,8 +506,10 @@ class Weave:
         own are left for your workers — or ``timeout`` seconds have passed; jobs in hand then
         finish first. It claims jobs of any scope, as ``opsweave worker`` does. Ctrl-C stops
         it as the worker stops: no more claims, the jobs in hand finish, then
-        ``KeyboardInterrupt`` is raised; a second Ctrl-C meanwhile stops it at once (jobs in
-        hand then go back to the queue when their leases run out, 30 s)."""
+        ``KeyboardInterrupt`` is raised; a second Ctrl-C meanwhile stops them at once and hands
+        them back to the queue for another run (their attempts not used up), a third cancels
+        the call outright (jobs in hand then wait out their leases). An error the run ends with
+        meanwhile is the ``KeyboardInterrupt``'s ``__cause__``."""
         raw = self._native.run_jobs(
             kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
         )
