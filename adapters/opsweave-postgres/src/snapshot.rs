@@ -212,10 +212,11 @@ impl Snapshot for PgStore {
                 key: format!("postgres:{system}:{oid}"),
                 label: format!("PostgreSQL system {system}, database {name}"),
             })),
-            // 42501: a server that keeps pg_control_system from ordinary roles; 42883: one
-            // without it. Then nobody can tell, which is no reason to refuse the copy.
+            // 42501: a server that keeps pg_control_system from ordinary roles; 42883 / 0A000:
+            // one without it (a server speaking PostgreSQL's protocol). Then nobody can tell,
+            // which is no reason to refuse the copy.
             Err(sqlx::Error::Database(db))
-                if matches!(db.code().as_deref(), Some("42501" | "42883")) =>
+                if matches!(db.code().as_deref(), Some("42501" | "42883" | "0A000")) =>
             {
                 Ok(None)
             }

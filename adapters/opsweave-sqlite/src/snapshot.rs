@@ -304,16 +304,17 @@ impl Snapshot for SqliteStore {
         let path = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone().into());
         let label = format!("SQLite file {}", path.display());
         // Device and inode: a hard link or a bind mount is the same file under another path.
+        // A file gone since it was opened (removed, renamed) is named by its path instead.
         #[cfg(unix)]
         let key = {
             use std::os::unix::fs::MetadataExt;
-            let meta = std::fs::metadata(&path).map_err(|e| {
-                Error::unavailable(format!("cannot read `{}`: {e}", path.display()))
-            })?;
-            format!("sqlite:{}:{}", meta.dev(), meta.ino())
+            std::fs::metadata(&path).map_or_else(
+                |_| format!("sqlite-path:{}", path.display()),
+                |meta| format!("sqlite:{}:{}", meta.dev(), meta.ino()),
+            )
         };
         #[cfg(not(unix))]
-        let key = format!("sqlite:{}", path.display());
+        let key = format!("sqlite-path:{}", path.display());
         Ok(Some(DatabaseIdentity { key, label }))
     }
 }

@@ -84,7 +84,7 @@ pub fn block<T: Output>(
                     () = tokio::time::sleep(SIGNAL_POLL) => {
                         if let Err(signal) = Python::attach(|py| py.check_signals()) {
                             task.abort();
-                            // Wait until the task has stopped, so nothing writes after we return.
+                            // Wait until the task has stopped; tasks it spawned are only told to.
                             let _ = (&mut task).await;
                             return Waited::Interrupted(signal);
                         }
@@ -100,7 +100,7 @@ pub fn block<T: Output>(
     }
 }
 
-/// A future that resolves when its [`Trigger`] fires or is dropped.
+/// A future that resolves when its sender fires or is dropped.
 pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A stop request's two ends: the call's side and the operation's future.
@@ -151,7 +151,7 @@ where
                             signal = Some(next);
                         } else {
                             task.abort();
-                            // Wait until the task has stopped, so nothing writes after we return.
+                            // Wait until the task has stopped; tasks it spawned are only told to.
                             let _ = (&mut task).await;
                             return Waited::Interrupted(next);
                         }

@@ -406,9 +406,9 @@ pub trait Snapshot: Send + Sync {
     /// Rows per table (see [`COUNTED_TABLES`]) and org; tables and orgs without rows are left out.
     async fn row_counts(&self) -> Result<Vec<RowCount>>;
 
-    /// What names this database whatever URL reached it (a file's device and inode, a server's
-    /// system identifier and database), so a copy can refuse to write into its own source;
-    /// `None` where the store cannot tell.
+    /// What names this database whatever URL reached it (a file's device and inode on Unix,
+    /// its canonical path elsewhere; a server's system identifier and database), so a copy can
+    /// refuse to write into its own source; `None` where the store cannot tell.
     async fn database_identity(&self) -> Result<Option<DatabaseIdentity>> {
         Ok(None)
     }

@@ -215,8 +215,19 @@ pub struct WorkerReport {
     pub done: u64,
     /// Attempts that failed.
     pub failed: u64,
-    /// Jobs lost to a cancel or an expired lease.
+    /// Jobs lost to a cancel or an expired lease, or handed back by an abandoning worker.
     pub lost: u64,
+}
+
+impl WorkerReport {
+    /// Counts one job's outcome.
+    fn count(&mut self, outcome: &JobOutcome) {
+        match outcome {
+            JobOutcome::Done => self.done += 1,
+            JobOutcome::Failed(_) => self.failed += 1,
+            JobOutcome::Lost(_) | JobOutcome::Cancelled => self.lost += 1,
+        }
+    }
 }
 
 /// What a handler gets besides the job: its worker's name and a place to report progress.
@@ -490,12 +501,43 @@ impl Worker {
                 () = &mut stop, if !stopping => stopping = true,
                 () = &mut abandon => {
                     running.abort_all();
-                    for (_, (slot, job)) in slot_of_task.drain() {
-                        let outcome = match shared.queue.release(job.id, &names[slot]).await {
-                            Ok(_) => JobOutcome::Lost("handed back: the worker stopped".into()),
-                            Err(e) => JobOutcome::Lost(e.to_string()),
+                    // A job may have ended before the abort reached it: its outcome stands (a
+                    // success is completed, not run again); only the ones stopped mid-run are
+                    // handed back.
+                    let mut succeeded = Vec::new();
+                    let mut settled = Vec::new();
+                    while let Some(joined) = running.join_next_with_id().await {
+                        let (id, ran) = match joined {
+                            Ok((id, ran)) => (id, Ok(ran)),
+                            Err(e) => (e.id(), Err(e)),
                         };
-                        report.lost += 1;
+                        let Some((slot, job)) = slot_of_task.remove(&id) else {
+                            continue;
+                        };
+                        match ran {
+                            Ok(Ran::Succeeded(summary)) => succeeded.push((slot, job, summary)),
+                            Ok(Ran::Ended(outcome)) => settled.push((job, outcome)),
+                            Err(e) => {
+                                if e.is_panic() {
+                                    first_error.get_or_insert(Error::internal(format!(
+                                        "worker: job {} ({}): {e}",
+                                        job.id, job.kind
+                                    )));
+                                }
+                                let outcome =
+                                    match shared.queue.release(job.id, &names[slot]).await {
+                                        Ok(_) => JobOutcome::Lost(
+                                            "handed back: the worker stopped".into(),
+                                        ),
+                                        Err(e) => JobOutcome::Lost(e.to_string()),
+                                    };
+                                settled.push((job, outcome));
+                            }
+                        }
+                    }
+                    settled.extend(complete_all(&shared, &names, succeeded).await);
+                    for (job, outcome) in settled {
+                        report.count(&outcome);
                         on_job(&job, &outcome);
                     }
                     break;
@@ -536,11 +578,7 @@ impl Worker {
                     }
                     settled.extend(complete_all(&shared, &names, succeeded).await);
                     for (job, outcome) in settled {
-                        match &outcome {
-                            JobOutcome::Done => report.done += 1,
-                            JobOutcome::Failed(_) => report.failed += 1,
-                            JobOutcome::Lost(_) | JobOutcome::Cancelled => report.lost += 1,
-                        }
+                        report.count(&outcome);
                         on_job(&job, &outcome);
                     }
                     // Slots came free: claim for them now.
