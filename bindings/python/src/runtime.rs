@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, JoinError};
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -61,56 +62,26 @@ fn joined<T>(joined: Result<opsweave::Result<T>, JoinError>) -> opsweave::Result
     }
 }
 
-enum Waited<T> {
-    Done(opsweave::Result<T>),
-    Interrupted(PyErr),
-    /// Wound down after a signal; the operation's error, if it ended with one.
-    Stopped(PyErr, Option<Error>),
-}
-
 /// Runs `op` on the runtime and waits for it with the GIL released; a pending signal (Ctrl-C)
 /// cancels the operation and is raised (`KeyboardInterrupt`).
 pub fn block<T: Output>(
     py: Python<'_>,
     op: impl Future<Output = opsweave::Result<T>> + Send + 'static,
 ) -> PyResult<Py<PyAny>> {
-    let rt = runtime().map_err(|e| to_py(py, &e))?;
-    let waited = py.detach(|| {
-        let mut task = rt.spawn(op);
-        rt.block_on(async {
-            loop {
-                tokio::select! {
-                    done = &mut task => return Waited::Done(joined(done)),
-                    () = tokio::time::sleep(SIGNAL_POLL) => {
-                        if let Err(signal) = Python::attach(|py| py.check_signals()) {
-                            task.abort();
-                            // Wait until the task has stopped; tasks it spawned are only told to.
-                            let _ = (&mut task).await;
-                            return Waited::Interrupted(signal);
-                        }
-                    }
-                }
-            }
-        })
-    });
-    match waited {
-        Waited::Done(Ok(value)) => value.into_python(py),
-        Waited::Done(Err(e)) => Err(to_py(py, &e)),
-        Waited::Interrupted(signal) | Waited::Stopped(signal, _) => Err(signal),
-    }
+    wait(py, op, Vec::new())
 }
 
 /// A future that resolves when its sender fires or is dropped.
 pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A stop request's two ends: the call's side and the operation's future.
-fn trigger() -> (Option<tokio::sync::oneshot::Sender<()>>, StopFuture) {
-    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+fn trigger() -> (oneshot::Sender<()>, StopFuture) {
+    let (fire, fired) = oneshot::channel::<()>();
     let future = Box::pin(async move {
         // A dropped sender is a stop too: nobody can ask for one any more.
         let _ = fired.await;
     });
-    (Some(fire), future)
+    (fire, future)
 }
 
 /// Like [`block`], for an operation that winds down as `opsweave worker` does: `op` is made
@@ -125,10 +96,21 @@ pub fn block_stoppable<T: Output, F>(
 where
     F: Future<Output = opsweave::Result<T>> + Send + 'static,
 {
+    let (stop, stopped) = trigger();
+    let (abandon, abandoned) = trigger();
+    // Popped from the back: the first signal fires `stop`.
+    wait(py, op(stopped, abandoned), vec![abandon, stop])
+}
+
+/// Runs `op` and waits for it with the GIL released. Each signal fires the next of `triggers`
+/// (popped from the back) and the wait goes on; a signal with none left cancels the operation.
+/// After a signal, the last one is raised, with the operation's error, if any, as its cause.
+fn wait<T: Output>(
+    py: Python<'_>,
+    op: impl Future<Output = opsweave::Result<T>> + Send + 'static,
+    mut triggers: Vec<oneshot::Sender<()>>,
+) -> PyResult<Py<PyAny>> {
     let rt = runtime().map_err(|e| to_py(py, &e))?;
-    let (mut stop, stopped) = trigger();
-    let (mut abandon, abandoned) = trigger();
-    let op = op(stopped, abandoned);
     let waited = py.detach(|| {
         let mut task = rt.spawn(op);
         let mut signal = None;
@@ -138,7 +120,7 @@ where
                     done = &mut task => {
                         let done = joined(done);
                         return match signal {
-                            Some(signal) => Waited::Stopped(signal, done.err()),
+                            Some(signal) => Waited::Signalled(signal, done.err()),
                             None => Waited::Done(done),
                         };
                     }
@@ -146,14 +128,14 @@ where
                         let Err(next) = Python::attach(|py| py.check_signals()) else {
                             continue;
                         };
-                        if let Some(fire) = stop.take().or_else(|| abandon.take()) {
+                        if let Some(fire) = triggers.pop() {
                             let _ = fire.send(());
                             signal = Some(next);
                         } else {
                             task.abort();
                             // Wait until the task has stopped; tasks it spawned are only told to.
                             let _ = (&mut task).await;
-                            return Waited::Interrupted(next);
+                            return Waited::Signalled(next, None);
                         }
                     }
                 }
@@ -163,14 +145,21 @@ where
     match waited {
         Waited::Done(Ok(value)) => value.into_python(py),
         Waited::Done(Err(e)) => Err(to_py(py, &e)),
-        Waited::Interrupted(signal) => Err(signal),
-        Waited::Stopped(signal, error) => {
+        Waited::Signalled(signal, error) => {
             if let Some(e) = error {
                 signal.set_cause(py, Some(to_py(py, &e)));
             }
             Err(signal)
         }
     }
+}
+
+/// How a [`wait`] ended.
+enum Waited<T> {
+    /// The operation ended with no signal meanwhile.
+    Done(opsweave::Result<T>),
+    /// A signal came: the last one, and the operation's error if it ended with one.
+    Signalled(PyErr, Option<Error>),
 }
 
 /// Runs `op` on the runtime and returns an `asyncio.Future` of the running loop that completes

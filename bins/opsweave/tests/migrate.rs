@@ -300,7 +300,10 @@ fn migrate_prints_a_table_and_names_bad_urls() {
         let out = opsweave(dir, &["migrate", "--from", &from, "--to", same]);
         assert_eq!(out.status.code(), Some(2), "{same}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("same database file"), "{same}: {stderr}");
+        assert!(
+            stderr.contains("same database (SQLite file"),
+            "{same}: {stderr}"
+        );
     }
 
     let missing = format!("sqlite://{}", dir.join("nope.db").display());
