@@ -1,5 +1,7 @@
 //! Job progress fan-out: the queue's scripts publish every change of a job on one pub/sub
-//! channel, in the same atomic step as the change, so every process subscribed sees it.
+//! channel, in the same atomic step as the change, so every process subscribed sees it. A
+//! message is one update (a JSON object) or, from a script that changed a batch of jobs, the
+//! batch's updates in order (a JSON array).
 
 use crate::error::map;
 use crate::Redis;
@@ -29,6 +31,14 @@ pub struct JobUpdate {
     pub attempts: u32,
 }
 
+/// One message on the channel: an update, or a batch's updates in order.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Message {
+    One(JobUpdate),
+    Batch(Vec<JobUpdate>),
+}
+
 pub(crate) fn channel(redis: &Redis) -> String {
     redis.key("events")
 }
@@ -56,15 +66,16 @@ impl JobUpdates {
             .subscribe(channel(redis))
             .await
             .map_err(|e| map("subscribe to job updates", e))?;
-        let inner = pubsub.into_on_message().filter_map(|msg| async move {
-            let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-            match serde_json::from_slice::<JobUpdate>(&payload) {
-                Ok(update) => Some(update),
+        let inner = pubsub.into_on_message().flat_map(|msg| {
+            let updates = match serde_json::from_slice::<Message>(msg.get_payload_bytes()) {
+                Ok(Message::One(update)) => vec![update],
+                Ok(Message::Batch(updates)) => updates,
                 Err(e) => {
                     tracing::warn!(error = %e, "job update that does not parse: skipped");
-                    None
+                    Vec::new()
                 }
-            }
+            };
+            futures::stream::iter(updates)
         });
         Ok(Self {
             inner: Box::pin(inner),

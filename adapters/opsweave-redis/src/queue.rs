@@ -56,6 +56,28 @@ struct Scripts {
     index_open: Script,
 }
 
+/// The fields of a claimed job, in the order the claim script answers with their values
+/// (`READ` in `lua/claim.lua`, then what the claim set). A claimed job has no `finished_ms`.
+const CLAIM_FIELDS: [&str; 17] = [
+    "kind",
+    "payload",
+    "scope",
+    "status",
+    "attempts",
+    "max_attempts",
+    "backoff_ms",
+    "progress",
+    "message",
+    "idem",
+    "run_after_ms",
+    "error",
+    "created_ms",
+    "id",
+    "owner",
+    "lease_ms",
+    "updated_ms",
+];
+
 /// Job hashes read per round trip when walking an index.
 const PAGE: isize = 500;
 
@@ -286,15 +308,26 @@ impl JobQueue for RedisQueue {
             call.arg(kind);
         }
         let mut conn = self.redis.conn();
-        let replies: Vec<Vec<String>> = call
+        let replies: Vec<Vec<Option<String>>> = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| map("claim", e))?;
         replies
             .into_iter()
-            .map(|reply| match parse_outcome(reply)? {
-                Outcome::Job(job) => Ok(*job),
-                _ => Err(Error::internal("redis: claim: unexpected answer")),
+            .map(|values| {
+                if values.len() != CLAIM_FIELDS.len() {
+                    return Err(Error::internal(format!(
+                        "redis: claim: {} values for a job, not {}",
+                        values.len(),
+                        CLAIM_FIELDS.len()
+                    )));
+                }
+                let fields: HashMap<String, String> = CLAIM_FIELDS
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(name, value)| Some(((*name).to_string(), value?)))
+                    .collect();
+                parse_job(&fields)
             })
             .collect()
     }

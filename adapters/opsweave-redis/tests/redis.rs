@@ -4,7 +4,9 @@
 
 use futures::StreamExt;
 use opsweave_core::jobs::JobQueue;
-use opsweave_core::{Cache, ErrorKind, JobStatus, NewJob, Progress, RateLimit, RateLimiter, Scope};
+use opsweave_core::{
+    Cache, ErrorKind, JobId, JobStatus, NewJob, Progress, RateLimit, RateLimiter, Scope,
+};
 use opsweave_redis::{Redis, RedisQueue};
 use opsweave_testkit::{run_cache_conformance, run_queue_conformance, run_rate_limit_conformance};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -169,6 +171,55 @@ async fn job_progress_fans_out_to_subscribers() {
             (JobStatus::Done, 1.0, Some("half way".to_string())),
         ]
     );
+}
+
+/// A batch claim and a batch complete publish their jobs' updates as one message each; a
+/// subscriber still sees one update per job, in order, with what a single claim would show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_changes_reach_subscribers_one_update_per_job() {
+    let Some(url) = server_url("batched_changes_reach_subscribers_one_update_per_job") else {
+        return;
+    };
+    let prefix = fresh_prefix("batch-events");
+    let queue = queue_on(&url, &prefix).await;
+    let watcher = queue_on(&url, &prefix).await;
+    let mut updates = watcher.subscribe().await.unwrap();
+    let scope = Scope::org("acme").with_client("globex");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let job = NewJob::new("embed", scope.clone(), serde_json::json!({"n": n}));
+        ids.push(queue.enqueue(job).await.unwrap().id);
+    }
+    let workers: Vec<String> = ["w1", "w2", "w3"].map(String::from).to_vec();
+    let claimed = queue
+        .claim_batch(&workers, &[], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    for (job, worker) in claimed.iter().zip(&workers) {
+        assert_eq!(job.status, JobStatus::Running);
+        assert_eq!(job.lease_owner.as_deref(), Some(worker.as_str()));
+        assert_eq!(job.attempts, 1);
+        assert!(job.lease_expires_at.is_some());
+    }
+    let held: Vec<(JobId, String)> = ids.iter().copied().zip(workers.clone()).collect();
+    let done = queue.complete_batch(&held).await.unwrap();
+    assert!(done.iter().all(Result::is_ok), "{done:?}");
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let update = tokio::time::timeout(Duration::from_secs(10), updates.next())
+            .await
+            .expect("an update within 10 s")
+            .expect("the stream stays open");
+        assert_eq!((&update.scope, update.kind.as_str()), (&scope, "embed"));
+        seen.push((update.id, update.status, update.progress, update.attempts));
+    }
+    let expected: Vec<_> = ids
+        .iter()
+        .map(|&id| (id, JobStatus::Running, 0.0, 1))
+        .chain(ids.iter().map(|&id| (id, JobStatus::Done, 1.0, 1)))
+        .collect();
+    assert_eq!(seen, expected);
 }
 
 /// XPENDING's summary: count, lowest and highest id, pending entries per consumer.

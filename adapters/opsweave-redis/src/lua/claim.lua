@@ -2,7 +2,8 @@
 -- any). Leases up to N jobs, the i-th to the i-th worker, and answers one job reply per claimed
 -- job, in that order (none: an empty array).
 local now = now_ms()
-local lease_until = now + tonumber(ARGV[2])
+local lease_until = tostring(now + tonumber(ARGV[2]))
+local now_s = tostring(now)
 local n = tonumber(ARGV[4])
 local workers = {}
 for i = 1, n do workers[i] = ARGV[4 + i] end
@@ -32,25 +33,25 @@ else
 end
 
 -- Leases job `id` (its stream entry `entry`) to the next worker when its status is `expected`,
--- reading its hash once for the check, the update event and the reply; false when it was not.
+-- reading its hash once for the check, the update event and the answer; false when it was not.
+-- A job's answer is the values of READ in that order, then its id, owner, lease and update time
+-- (queue.rs `CLAIM_FIELDS` names them all), false where the hash has none: half the strings of
+-- its fields and values, which the server writes and the client reads for every job claimed.
+-- The hash is not asked for what the claim sets, nor for `finished_ms`, which no queued or
+-- running job has: a field a hash lacks costs a look at every field it has.
+local READ = {'kind', 'payload', 'scope', 'status', 'attempts', 'max_attempts', 'backoff_ms',
+  'progress', 'message', 'idem', 'run_after_ms', 'error', 'created_ms'}
 local leased = {}
 local function take(id, entry, expected)
-  local r = redis.call('HGETALL', jkey(id))
-  local h = {}
-  for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  if h.status ~= expected then return false end
-  h.status, h.owner, h.lease_ms, h.updated_ms, h.entry, h.attempts =
-    'running', workers[#claimed + 1], tostring(lease_until), tostring(now), entry,
-    tostring(tonumber(h.attempts) + 1)
-  redis.call('HSET', jkey(id), 'status', h.status, 'owner', h.owner, 'lease_ms', h.lease_ms,
-    'updated_ms', h.updated_ms, 'entry', entry, 'attempts', h.attempts)
-  publish_fields(id, h)
-  local reply = {'ok'}
-  for k, v in pairs(h) do
-    reply[#reply + 1] = k
-    reply[#reply + 1] = v
-  end
-  claimed[#claimed + 1] = reply
+  local key = jkey(id)
+  local v = redis.call('HMGET', key, unpack(READ))
+  if v[4] ~= expected then return false end
+  local owner, attempts = workers[#claimed + 1], tostring(tonumber(v[5]) + 1)
+  redis.call('HSET', key, 'status', 'running', 'owner', owner, 'lease_ms', lease_until,
+    'updated_ms', now_s, 'entry', entry, 'attempts', attempts)
+  v[4], v[5], v[14], v[15], v[16], v[17] = 'running', attempts, id, owner, lease_until, now_s
+  note_update(id, 'running', v[8], v[9], v[1], attempts, v[3])
+  claimed[#claimed + 1] = v
   leased[#leased + 1] = lease_until
   leased[#leased + 1] = id
   return true
@@ -66,7 +67,7 @@ for _, id in ipairs(expired) do
   elseif tonumber(h[3]) >= tonumber(h[4]) then
     finish(id, 'failed', now)
     redis.call('HSET', jkey(id), 'error', ARGV[3])
-    publish(id)
+    note(id)
   elseif #claimed < n and wanted[h[2]] and h[5] then
     -- The entry moves to the new worker's pending list in the consumer group.
     redis.call('XCLAIM', skey(h[2]), GROUP, workers[#claimed + 1], 0, h[5], 'JUSTID')
@@ -112,4 +113,5 @@ for _ = 1, 100 do
   end
 end
 if #leased > 0 then redis.call('ZADD', P .. ':leases', unpack(leased)) end
+publish_noted()
 return claimed

@@ -2,7 +2,7 @@
 -- holds, in order; answers per job {'ok'}, {'notfound'} or {'conflict', status, owner}. What
 -- `finish` does one job at a time is done here with one call per stream and per set, and the
 -- acknowledged entries leave their stream with a trim instead of one deletion each.
-local now = now_ms()
+local now = tostring(now_ms())
 local out = {}
 local entries = {}
 local done = {}
@@ -27,8 +27,7 @@ for i = 2, #ARGV, 2 do
     table.insert(opened[open], id)
     redis.call('HSET', key, 'status', 'done', 'progress', '1', 'updated_ms', now, 'finished_ms', now)
     redis.call('HDEL', key, 'owner', 'lease_ms', 'entry')
-    publish_fields(id, {status = 'done', progress = '1', message = h[5] or nil, kind = h[3],
-      attempts = h[6], scope = h[7]})
+    note_update(id, 'done', '1', h[5], h[3], h[6], h[7])
     out[#out + 1] = {'ok'}
   end
 end
@@ -38,4 +37,5 @@ for kind, ids in pairs(entries) do
 end
 if #done > 0 then redis.call('ZREM', P .. ':leases', unpack(done)) end
 for open, ids in pairs(opened) do redis.call('ZREM', open, unpack(ids)) end
+publish_noted()
 return out

@@ -21,22 +21,47 @@ local function reply(id)
 end
 
 -- Job progress goes to every process subscribed to the queue's channel, in the same atomic step
--- as the change itself. `h` holds the job's fields by name. The message is written by
--- concatenation: the scope is JSON already (the client wrote it), so it is not decoded and
--- encoded again for every update.
-local function publish_fields(id, h)
-  local message = 'null'
-  if h.message then message = cjson.encode(h.message) end
-  redis.call('PUBLISH', P .. ':events', '{"id":' .. tonumber(id) .. ',"status":' ..
-    cjson.encode(h.status) .. ',"progress":' .. tostring(tonumber(h.progress) or 0) ..
-    ',"message":' .. message .. ',"kind":' .. cjson.encode(h.kind) .. ',"attempts":' ..
-    tonumber(h.attempts) .. ',"scope":' .. h.scope .. '}')
+-- as the change itself. The message is written by concatenation: the scope is JSON already (the
+-- client wrote it), so it is not decoded and encoded again for every update; ids and attempts
+-- are integers this queue wrote, put in as they are stored (turning them into Lua numbers and
+-- back formats each as a float). A missing message is nil or false (HMGET's missing field).
+local encoded = {}
+local function json_name(s)
+  local e = encoded[s]
+  if not e then
+    e = cjson.encode(s)
+    encoded[s] = e
+  end
+  return e
 end
 
-local function publish(id)
+local function update_json(id, status, progress, message, kind, attempts, scope)
+  local m = 'null'
+  if message then m = cjson.encode(message) end
+  return '{"id":' .. id .. ',"status":' .. json_name(status) .. ',"progress":' ..
+    tostring(tonumber(progress) or 0) .. ',"message":' .. m .. ',"kind":' .. json_name(kind) ..
+    ',"attempts":' .. attempts .. ',"scope":' .. scope .. '}'
+end
+
+-- The updates of a script that changes many jobs go out as one message, a JSON array, when the
+-- script ends: one PUBLISH per batch instead of one per job.
+local updates = {}
+local function note_update(id, status, progress, message, kind, attempts, scope)
+  updates[#updates + 1] = update_json(id, status, progress, message, kind, attempts, scope)
+end
+
+local function note(id)
   local h = redis.call('HMGET', jkey(id), 'status', 'progress', 'message', 'kind', 'attempts', 'scope')
-  publish_fields(id, {status = h[1], progress = h[2], message = h[3] or nil, kind = h[4],
-    attempts = h[5], scope = h[6]})
+  note_update(id, h[1], h[2], h[3], h[4], h[5], h[6])
+end
+
+local function publish_noted()
+  if #updates == 1 then
+    redis.call('PUBLISH', P .. ':events', updates[1])
+  elseif #updates > 1 then
+    redis.call('PUBLISH', P .. ':events', '[' .. table.concat(updates, ',') .. ']')
+  end
+  updates = {}
 end
 
 -- Publishes the job's update and returns its reply, reading its hash once for both.
@@ -44,7 +69,8 @@ local function publish_reply(id)
   local r = redis.call('HGETALL', jkey(id))
   local h = {}
   for i = 1, #r, 2 do h[r[i]] = r[i + 1] end
-  publish_fields(id, h)
+  redis.call('PUBLISH', P .. ':events',
+    update_json(id, h.status, h.progress, h.message, h.kind, h.attempts, h.scope))
   table.insert(r, 1, 'ok')
   return r
 end
