@@ -31,12 +31,29 @@ pub struct JobUpdate {
     pub attempts: u32,
 }
 
-/// One message on the channel: an update, or a batch's updates in order.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Message {
-    One(JobUpdate),
-    Batch(Vec<JobUpdate>),
+/// The updates one message on the channel holds: an update (a JSON object), or a batch's
+/// updates in order (a JSON array). An update that does not parse is skipped and logged with
+/// serde's reason; the others in its batch still count.
+fn parse_message(payload: &[u8]) -> Vec<JobUpdate> {
+    let skip = |e: serde_json::Error| {
+        tracing::warn!(error = %e, "job update that does not parse: skipped");
+    };
+    if payload.first() != Some(&b'[') {
+        return serde_json::from_slice(payload)
+            .map_err(skip)
+            .into_iter()
+            .collect();
+    }
+    match serde_json::from_slice::<Vec<serde_json::Value>>(payload) {
+        Ok(items) => items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value(item).map_err(skip).ok())
+            .collect(),
+        Err(e) => {
+            skip(e);
+            Vec::new()
+        }
+    }
 }
 
 pub(crate) fn channel(redis: &Redis) -> String {
@@ -66,17 +83,9 @@ impl JobUpdates {
             .subscribe(channel(redis))
             .await
             .map_err(|e| map("subscribe to job updates", e))?;
-        let inner = pubsub.into_on_message().flat_map(|msg| {
-            let updates = match serde_json::from_slice::<Message>(msg.get_payload_bytes()) {
-                Ok(Message::One(update)) => vec![update],
-                Ok(Message::Batch(updates)) => updates,
-                Err(e) => {
-                    tracing::warn!(error = %e, "job update that does not parse: skipped");
-                    Vec::new()
-                }
-            };
-            futures::stream::iter(updates)
-        });
+        let inner = pubsub
+            .into_on_message()
+            .flat_map(|msg| futures::stream::iter(parse_message(msg.get_payload_bytes())));
         Ok(Self {
             inner: Box::pin(inner),
         })
@@ -88,5 +97,41 @@ impl Stream for JobUpdates {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<JobUpdate>> {
         self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPDATE: &str = r#"{"id":7,"status":"running","progress":0,"message":null,"kind":"embed","attempts":1,"scope":{"org":"acme"}}"#;
+
+    #[test]
+    fn a_message_is_one_update_or_a_batch_of_them() {
+        let one = parse_message(UPDATE.as_bytes());
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].id, one[0].status), (JobId(7), JobStatus::Running));
+        let done = UPDATE
+            .replace("\"id\":7", "\"id\":8")
+            .replace("running", "done");
+        let batch = parse_message(format!("[{UPDATE},{done}]").as_bytes());
+        let seen: Vec<_> = batch.iter().map(|u| (u.id, u.status)).collect();
+        assert_eq!(
+            seen,
+            vec![(JobId(7), JobStatus::Running), (JobId(8), JobStatus::Done)]
+        );
+    }
+
+    #[test]
+    fn an_update_that_does_not_parse_loses_only_itself() {
+        let unknown = UPDATE.replace("running", "paused");
+        let batch = parse_message(format!("[{unknown},{UPDATE}]").as_bytes());
+        assert_eq!(
+            batch.iter().map(|u| u.id).collect::<Vec<_>>(),
+            vec![JobId(7)]
+        );
+        assert!(parse_message(unknown.as_bytes()).is_empty());
+        assert!(parse_message(b"[not json").is_empty());
+        assert!(parse_message(b"").is_empty());
     }
 }

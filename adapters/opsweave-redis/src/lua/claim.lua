@@ -1,6 +1,6 @@
 -- claim: ARGV = prefix, lease_ms, error for exhausted leases, N, N worker names, kinds... (none:
--- any). Leases up to N jobs, the i-th to the i-th worker, and answers one job reply per claimed
--- job, in that order (none: an empty array).
+-- any). Leases up to N jobs, the i-th to the i-th worker, and answers one array of the job's
+-- values per claimed job (see `take`), in that order (none: an empty array).
 local now = now_ms()
 local lease_until = tostring(now + tonumber(ARGV[2]))
 local now_s = tostring(now)

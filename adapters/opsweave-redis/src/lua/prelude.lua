@@ -13,7 +13,8 @@ end
 local function jkey(id) return P .. ':job:' .. id end
 local function skey(kind) return P .. ':stream:' .. kind end
 
--- Every reply is a flat array: 'ok' then the job hash, or an outcome word and its details.
+-- A script's reply about one job is a flat array: 'ok' then the job hash, or an outcome word and
+-- its details (a claim answers differently, see claim.lua).
 local function reply(id)
   local r = redis.call('HGETALL', jkey(id))
   table.insert(r, 1, 'ok')
@@ -23,8 +24,8 @@ end
 -- Job progress goes to every process subscribed to the queue's channel, in the same atomic step
 -- as the change itself. The message is written by concatenation: the scope is JSON already (the
 -- client wrote it), so it is not decoded and encoded again for every update; ids and attempts
--- are integers this queue wrote, put in as they are stored (turning them into Lua numbers and
--- back formats each as a float). A missing message is nil or false (HMGET's missing field).
+-- are integers this queue wrote, put in as they are stored (no `tonumber` and `%.14g` back for
+-- each). A missing message is nil or false (HMGET's missing field).
 local encoded = {}
 local function json_name(s)
   local e = encoded[s]
@@ -44,7 +45,8 @@ local function update_json(id, status, progress, message, kind, attempts, scope)
 end
 
 -- The updates of a script that changes many jobs go out as one message, a JSON array, when the
--- script ends: one PUBLISH per batch instead of one per job.
+-- script ends: one PUBLISH per batch instead of one per job. (A script that raises an error
+-- midway publishes nothing, though Redis keeps the writes it made before the error.)
 local updates = {}
 local function note_update(id, status, progress, message, kind, attempts, scope)
   updates[#updates + 1] = update_json(id, status, progress, message, kind, attempts, scope)
