@@ -179,6 +179,11 @@ pub async fn claim_heartbeat_complete(queue: Arc<dyn JobQueue>) {
     assert_eq!(held.lease_owner.as_deref(), Some("w2"));
     let expires = held.lease_expires_at.unwrap();
     assert!(expires > held.updated_at);
+    assert_eq!(
+        queue.get(&acme(), held.id).await.unwrap(),
+        held,
+        "a claim answers the job as it stored it"
+    );
     assert!(
         claim(&*queue, "w3", LONG_LEASE).await.is_none(),
         "held jobs are not claimed again"
@@ -275,6 +280,7 @@ pub async fn expired_lease_passes_to_another_worker(queue: Arc<dyn JobQueue>) {
     assert_eq!(rescued.id, enqueued.id);
     assert_eq!(rescued.attempts, 2, "the lost attempt counts");
     assert_eq!(rescued.lease_owner.as_deref(), Some("rescuer"));
+    assert_eq!(queue.get(&acme(), rescued.id).await.unwrap(), rescued);
     let err = queue
         .heartbeat(enqueued.id, "crashed", LONG_LEASE, None)
         .await
@@ -324,6 +330,12 @@ pub async fn failures_back_off_then_fail(queue: Arc<dyn JobQueue>) {
     tokio::time::sleep(backoff + Duration::from_millis(500)).await;
     let second = claim(&*queue, "w2", LONG_LEASE).await.unwrap();
     assert_eq!((second.id, second.attempts), (enqueued.id, 2));
+    assert_eq!(
+        second.error.as_deref(),
+        Some("rate limited"),
+        "the last error stays"
+    );
+    assert_eq!(queue.get(&acme(), second.id).await.unwrap(), second);
     let failed = queue
         .fail(enqueued.id, "w2", "still limited")
         .await

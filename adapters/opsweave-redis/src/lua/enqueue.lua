@@ -6,19 +6,29 @@ if idem ~= '' then
   local existing = redis.call('GET', idem)
   if existing then return reply(existing) end
 end
-local id = redis.call('INCR', P .. ':next_id')
+local id = tostring(redis.call('INCR', P .. ':next_id'))
 local kind = ARGV[4]
 local run_after = now
 if ARGV[9] ~= '' then run_after = tonumber(ARGV[9]) end
-local key = jkey(id)
-redis.call('HSET', key, 'id', id, 'kind', kind, 'payload', ARGV[5], 'scope', ARGV[6],
-  'status', 'queued', 'attempts', 0, 'max_attempts', ARGV[7], 'backoff_ms', ARGV[8],
-  'progress', '0', 'run_after_ms', run_after, 'created_ms', now, 'updated_ms', now,
-  'org', ARGV[3])
+local now_s = tostring(now)
+-- The job's hash is written once, its stream entry included, and answered as written (no read
+-- back: the fields are all here).
+local fields = {'id', id, 'kind', kind, 'payload', ARGV[5], 'scope', ARGV[6], 'status', 'queued',
+  'attempts', '0', 'max_attempts', ARGV[7], 'backoff_ms', ARGV[8], 'progress', '0',
+  'run_after_ms', tostring(run_after), 'created_ms', now_s, 'updated_ms', now_s, 'org', ARGV[3]}
 if idem ~= '' then
-  redis.call('HSET', key, 'idem', ARGV[10])
+  fields[#fields + 1], fields[#fields + 2] = 'idem', ARGV[10]
   redis.call('SET', idem, id, 'NX')
 end
+if redis.call('SADD', P .. ':kinds', kind) == 1 then
+  redis.call('XGROUP', 'CREATE', skey(kind), GROUP, '0', 'MKSTREAM')
+end
+if run_after > now then
+  redis.call('ZADD', P .. ':delayed', run_after, id)
+else
+  fields[#fields + 1], fields[#fields + 2] = 'entry', redis.call('XADD', skey(kind), '*', 'job', id)
+end
+redis.call('HSET', jkey(id), unpack(fields))
 local history = P .. ':org:' .. ARGV[3]
 local mark_key = P .. ':open-mark:' .. ARGV[3]
 local mark = redis.call('GET', mark_key)
@@ -29,12 +39,5 @@ if mark and mark == (redis.call('ZREVRANGE', history, 0, 0)[1] or '') then
 end
 redis.call('ZADD', history, id, id)
 redis.call('ZADD', P .. ':open:' .. ARGV[3], id, id)
-if redis.call('SADD', P .. ':kinds', kind) == 1 then
-  redis.call('XGROUP', 'CREATE', skey(kind), GROUP, '0', 'MKSTREAM')
-end
-if run_after > now then
-  redis.call('ZADD', P .. ':delayed', run_after, id)
-else
-  redis.call('HSET', key, 'entry', redis.call('XADD', skey(kind), '*', 'job', id))
-end
-return reply(id)
+table.insert(fields, 1, 'ok')
+return fields
