@@ -223,3 +223,79 @@ async fn the_facade_queues_reads_cancels_and_runs_jobs_until_the_scope_is_idle()
     );
     weave.close().await;
 }
+
+/// An embed job's heartbeat lives as long as the job's run: a worker that drops the run (what
+/// abandoning a job does) leaves the lease to run out, instead of a task renewing it for as
+/// long as the process lives.
+#[cfg(feature = "openai")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embed_jobs_heartbeat_stops_when_its_run_is_dropped() {
+    use opsweave::{Config, Mapping, EMBED_JOB};
+
+    // A server that takes connections and never answers: the embedding waits on its first
+    // request (the client's timeout is a minute) while the heartbeat ticks every 5 s.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        db: format!("sqlite://{}", dir.path().join("t.db").display()),
+        ..Config::default()
+    };
+    config.embed.openai_base_url = Some(format!("http://{addr}/v1"));
+    let weave = Weave::open_with(config).await.unwrap();
+    let scope = Scope::org("acme");
+    let mapping = Mapping::from_toml(
+        "name = \"notes\"\nsource = \"wiki\"\nentity = \"document\"\nid = \"/id\"\n\
+         title = \"{/title}\"\nbody = \"{/text}\"\n",
+    )
+    .unwrap();
+    let note = serde_json::json!({"id": "1", "title": "Acme renewal", "text": "Q3 discount"});
+    weave
+        .ingest_rows(vec![note], "notes", &mapping, &scope)
+        .await
+        .unwrap();
+    let payload = serde_json::json!({"model": "openai:text-embedding-3-small"});
+    let queued = weave
+        .enqueue(NewJob::new(EMBED_JOB, scope.clone(), payload))
+        .await
+        .unwrap();
+    let jobs = weave.jobs().unwrap().clone();
+    let kinds = [EMBED_JOB.to_string()];
+    let held = jobs
+        .claim("w1", &kinds, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.id, queued.id);
+
+    let run = {
+        let (weave, job) = (weave.clone(), held.clone());
+        tokio::spawn(async move { weave.run_embed_job(&job, "w1").await })
+    };
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let beaten = jobs.get(&scope, held.id).await.unwrap();
+    assert!(!run.is_finished(), "the embedding waits on the server");
+    assert!(
+        beaten.lease_expires_at > held.lease_expires_at,
+        "the heartbeat renewed the lease while the job ran: {beaten:?}"
+    );
+
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    let dropped = jobs.get(&scope, held.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let later = jobs.get(&scope, held.id).await.unwrap();
+    assert_eq!(
+        later.lease_expires_at, dropped.lease_expires_at,
+        "no heartbeat after the run was dropped"
+    );
+    assert_eq!(later.updated_at, dropped.updated_at);
+    server.abort();
+    weave.close().await;
+}
