@@ -166,3 +166,60 @@ async fn a_job_cancelled_while_it_runs_is_reported_cancelled() {
     assert_eq!((report.done, report.failed, report.lost), (0, 0, 1));
     assert_eq!(*outcomes.lock().unwrap(), vec![JobOutcome::Cancelled]);
 }
+
+/// A job that ends just as its worker is told to abandon what it holds keeps its outcome: a
+/// success is completed, not handed back to run again. The handler raises the abandon signal
+/// itself and returns at once, so the worker wakes to both together; which it takes first is
+/// the runtime's pick (`select!` starts at a random branch), the outcome must not depend on it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_job_that_succeeds_as_its_worker_abandons_is_completed() {
+    for round in 0..16 {
+        let dir = tempfile::tempdir().unwrap();
+        let weave = open(&dir).await;
+        let queue = weave.jobs().unwrap().clone();
+        let scope = Scope::org("acme");
+        let job = NewJob::new(
+            "quick",
+            scope.clone(),
+            serde_json::json!({ "round": round }),
+        );
+        let id = queue.enqueue(job).await.unwrap().id;
+        let (abandon, abandoned) = tokio::sync::oneshot::channel::<()>();
+        let abandon = Arc::new(Mutex::new(Some(abandon)));
+        let mut options = WorkerOptions::new("w");
+        options.idle_poll = Duration::from_millis(20);
+        let worker = Worker::new(weave.clone(), options).unwrap().handle(
+            "quick",
+            Arc::new(move |_, _, _| {
+                let abandon = abandon.lock().unwrap().take();
+                Box::pin(async move {
+                    if let Some(abandon) = abandon {
+                        let _ = abandon.send(());
+                    }
+                    Ok(())
+                })
+            }),
+        );
+        let outcomes: Arc<Mutex<Vec<JobOutcome>>> = Arc::default();
+        let seen = outcomes.clone();
+        let report = worker
+            .run_until(
+                std::future::pending(),
+                async move {
+                    let _ = abandoned.await;
+                },
+                move |_, outcome| seen.lock().unwrap().push(outcome.clone()),
+            )
+            .await
+            .unwrap();
+        let stored = queue.get(&scope, id).await.unwrap();
+        assert_eq!(stored.status, JobStatus::Done, "round {round}: {stored:?}");
+        assert_eq!(stored.attempts, 1);
+        assert_eq!((report.done, report.lost), (1, 0), "round {round}");
+        assert!(
+            matches!(outcomes.lock().unwrap().as_slice(), [JobOutcome::Done]),
+            "round {round}: {outcomes:?}"
+        );
+        weave.close().await;
+    }
+}
