@@ -21,7 +21,7 @@ use opsweave::{
 };
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use runtime::{awaitable, block, block_stoppable, Output};
+use runtime::{awaitable, awaitable_abandoning, block, block_stoppable, Output};
 use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
@@ -1076,7 +1076,8 @@ impl NativeWeave {
         })
     }
 
-    /// Like `run_jobs`, as an awaitable.
+    /// Like `run_jobs`, as an awaitable. Cancelling it hands the jobs in hand back to the queue
+    /// (their attempts not used) before the run ends.
     #[pyo3(signature = (*, kinds=None, concurrency=2, timeout=None))]
     fn arun_jobs<'py>(
         &self,
@@ -1085,16 +1086,11 @@ impl NativeWeave {
         concurrency: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(
-            py,
-            self.run_jobs_op(
-                kinds,
-                concurrency,
-                timeout,
-                std::future::pending(),
-                std::future::pending(),
-            ),
-        )
+        // Cancelling hands the jobs in hand back to the queue (attempts not used), as a second
+        // Ctrl-C does in `run_jobs`, rather than leaving them to their leases.
+        awaitable_abandoning(py, |abandon| {
+            self.run_jobs_op(kinds, concurrency, timeout, std::future::pending(), abandon)
+        })
     }
 
     /// Model calls, tokens and cost (from the configured price book) per group and model, from

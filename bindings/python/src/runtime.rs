@@ -169,15 +169,50 @@ pub fn awaitable<'py, T: Output>(
     op: impl Future<Output = opsweave::Result<T>> + Send + 'static,
 ) -> PyResult<Bound<'py, PyAny>> {
     let rt = runtime().map_err(|e| to_py(py, &e))?;
+    let task = rt.spawn(op);
+    let on_cancel = CancelOnCancelled {
+        task: task.abort_handle(),
+    };
+    settle_from(py, rt, task, Bound::new(py, on_cancel)?.into_any())
+}
+
+/// Like [`awaitable`] for an operation that can wind itself down: cancelling the future
+/// resolves the `abandon` future `make` was given (jobs in hand are handed back) instead of
+/// dropping the operation midway. The operation then ends in the background; its result is
+/// dropped, the future being cancelled already.
+pub fn awaitable_abandoning<'py, T: Output, Op>(
+    py: Python<'py>,
+    make: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Op,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    Op: Future<Output = opsweave::Result<T>> + Send + 'static,
+{
+    let rt = runtime().map_err(|e| to_py(py, &e))?;
+    let (signal, signalled) = oneshot::channel::<()>();
+    let abandon = Box::pin(async move {
+        // The sender dropped unsent (the future settled normally): never abandon.
+        if signalled.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    });
+    let task = rt.spawn(make(abandon));
+    let on_cancel = AbandonOnCancelled {
+        signal: std::sync::Mutex::new(Some(signal)),
+    };
+    settle_from(py, rt, task, Bound::new(py, on_cancel)?.into_any())
+}
+
+/// An `asyncio.Future` of the running loop that `task`'s result settles; `on_cancel` is its
+/// done callback.
+fn settle_from<'py, T: Output>(
+    py: Python<'py>,
+    rt: &Runtime,
+    task: tokio::task::JoinHandle<opsweave::Result<T>>,
+    on_cancel: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
     let future = event_loop.call_method0("create_future")?;
-    let task = rt.spawn(op);
-    future.call_method1(
-        "add_done_callback",
-        (CancelOnCancelled {
-            task: task.abort_handle(),
-        },),
-    )?;
+    future.call_method1("add_done_callback", (on_cancel,))?;
     let event_loop = event_loop.unbind();
     let target = future.clone().unbind();
     rt.spawn(async move {
@@ -240,6 +275,26 @@ impl CancelOnCancelled {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
         if future.call_method0("cancelled")?.is_truthy()? {
             self.task.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Tells the operation behind an asyncio future to abandon its work when the future is
+/// cancelled.
+#[pyclass(frozen)]
+struct AbandonOnCancelled {
+    signal: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+}
+
+#[pymethods]
+impl AbandonOnCancelled {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            let signal = self.signal.lock().ok().and_then(|mut s| s.take());
+            if let Some(signal) = signal {
+                let _ = signal.send(());
+            }
         }
         Ok(())
     }

@@ -185,3 +185,26 @@ def test_async_jobs(db_url: str) -> None:
             assert (await weave.cancel_job(other.id)).status == "cancelled"
 
     asyncio.run(main())
+
+
+def test_cancelling_async_run_jobs_hands_the_jobs_back(db_url: str) -> None:
+    async def main() -> None:
+        async with await opsweave.AsyncWeave.open(db_url) as weave:
+            job = await weave.enqueue("sleep", {"ms": 60_000})
+            run = asyncio.create_task(weave.run_jobs(concurrency=1, timeout=120))
+            deadline = time.monotonic() + 30
+            while (await weave.job(job.id)).status != "running":
+                assert time.monotonic() < deadline, "the job never started"
+                await asyncio.sleep(0.02)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            # The run winds down in the background: the job is queued again, its attempt not
+            # used up, instead of waiting out its lease.
+            deadline = time.monotonic() + 10
+            while (back := await weave.job(job.id)).status != "queued":
+                assert time.monotonic() < deadline, back
+                await asyncio.sleep(0.02)
+            assert back.attempts == 0
+
+    asyncio.run(main())

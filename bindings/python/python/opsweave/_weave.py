@@ -752,7 +752,8 @@ class AsyncWeave:
         concurrency: int = 2,
         timeout: Optional[float] = None,
     ) -> WorkerReport:
-        """Like ``Weave.run_jobs``; cancelling the task stops it at once."""
+        """Like ``Weave.run_jobs``; cancelling the task stops it at once and hands the jobs in
+        hand back to the queue (their attempts not used), as a second Ctrl-C does."""
         raw = await self._native.arun_jobs(
             kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
         )
