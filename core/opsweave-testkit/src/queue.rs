@@ -352,6 +352,17 @@ pub async fn failures_back_off_then_fail(queue: Arc<dyn JobQueue>) {
         .await
         .unwrap();
     assert!(claim(&*queue, "w3", LONG_LEASE).await.is_none());
+    // Parked far ahead: the time is kept to the millisecond, as enqueue answered it.
+    let parked_until = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let parked = queue
+        .enqueue(job("embed", 3).run_after(parked_until))
+        .await
+        .unwrap();
+    assert_eq!(parked.run_after, parked_until);
+    assert_eq!(queue.get(&acme(), parked.id).await.unwrap(), parked);
+    assert!(claim(&*queue, "w3", LONG_LEASE).await.is_none());
 }
 
 /// A job failed for good is failed at once, attempts left or not, and only by its holder.

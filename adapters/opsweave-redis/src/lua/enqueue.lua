@@ -6,16 +6,18 @@ if idem ~= '' then
   local existing = redis.call('GET', idem)
   if existing then return reply(existing) end
 end
-local id = tostring(redis.call('INCR', P .. ':next_id'))
+-- Integers go into the hash as exact digits: `tostring` prints a Lua number with `%.14g`,
+-- which turns 15 digits and more into an exponent no reader parses.
+local id = string.format('%d', redis.call('INCR', P .. ':next_id'))
 local kind = ARGV[4]
-local run_after = now
-if ARGV[9] ~= '' then run_after = tonumber(ARGV[9]) end
-local now_s = tostring(now)
+local now_s = string.format('%d', now)
+local run_after, run_after_s = now, now_s
+if ARGV[9] ~= '' then run_after, run_after_s = tonumber(ARGV[9]), ARGV[9] end
 -- The job's hash is written once, its stream entry included, and answered as written (no read
 -- back: the fields are all here).
 local fields = {'id', id, 'kind', kind, 'payload', ARGV[5], 'scope', ARGV[6], 'status', 'queued',
   'attempts', '0', 'max_attempts', ARGV[7], 'backoff_ms', ARGV[8], 'progress', '0',
-  'run_after_ms', tostring(run_after), 'created_ms', now_s, 'updated_ms', now_s, 'org', ARGV[3]}
+  'run_after_ms', run_after_s, 'created_ms', now_s, 'updated_ms', now_s, 'org', ARGV[3]}
 if idem ~= '' then
   fields[#fields + 1], fields[#fields + 2] = 'idem', ARGV[10]
   redis.call('SET', idem, id, 'NX')
