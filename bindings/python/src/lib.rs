@@ -1076,8 +1076,8 @@ impl NativeWeave {
         })
     }
 
-    /// Like `run_jobs`, as an awaitable. Cancelling it hands the jobs in hand back to the queue
-    /// (their attempts not used) before the run ends.
+    /// Like `run_jobs`, as an awaitable, with a callable that asks the run to hand the jobs in
+    /// hand back to the queue (their attempts not used) and end: `(future, abandon)`.
     #[pyo3(signature = (*, kinds=None, concurrency=2, timeout=None))]
     fn arun_jobs<'py>(
         &self,
@@ -1085,9 +1085,7 @@ impl NativeWeave {
         kinds: Option<Vec<String>>,
         concurrency: usize,
         timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        // Cancelling hands the jobs in hand back to the queue (attempts not used), as a second
-        // Ctrl-C does in `run_jobs`, rather than leaving them to their leases.
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         awaitable_abandoning(py, |abandon| {
             self.run_jobs_op(kinds, concurrency, timeout, std::future::pending(), abandon)
         })

@@ -176,30 +176,35 @@ pub fn awaitable<'py, T: Output>(
     settle_from(py, rt, task, Bound::new(py, on_cancel)?.into_any())
 }
 
-/// Like [`awaitable`] for an operation that can wind itself down: cancelling the future
-/// resolves the `abandon` future `make` was given (jobs in hand are handed back) instead of
-/// dropping the operation midway. The operation then ends in the background; its result is
-/// dropped, the future being cancelled already.
+/// Like [`awaitable`] for an operation that can wind itself down, with a way to ask it to:
+/// answers the future and an `abandon()` callable that resolves the `abandon` future `make`
+/// was given (jobs in hand are handed back); the operation then ends and settles the future.
+/// Cancelling the future itself asks the same, the operation ending in the background.
 pub fn awaitable_abandoning<'py, T: Output, Op>(
     py: Python<'py>,
     make: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Op,
-) -> PyResult<Bound<'py, PyAny>>
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>
 where
     Op: Future<Output = opsweave::Result<T>> + Send + 'static,
 {
     let rt = runtime().map_err(|e| to_py(py, &e))?;
     let (signal, signalled) = oneshot::channel::<()>();
     let abandon = Box::pin(async move {
-        // The sender dropped unsent (the future settled normally): never abandon.
+        // The sender dropped unsent (the future settled, nobody asked): never abandon.
         if signalled.await.is_err() {
             std::future::pending::<()>().await;
         }
     });
     let task = rt.spawn(make(abandon));
-    let on_cancel = AbandonOnCancelled {
-        signal: std::sync::Mutex::new(Some(signal)),
-    };
-    settle_from(py, rt, task, Bound::new(py, on_cancel)?.into_any())
+    let abandon = Bound::new(
+        py,
+        Abandon {
+            signal: std::sync::Mutex::new(Some(signal)),
+        },
+    )?
+    .into_any();
+    let future = settle_from(py, rt, task, abandon.clone())?;
+    Ok((future, abandon))
 }
 
 /// An `asyncio.Future` of the running loop that `task`'s result settles; `on_cancel` is its
@@ -280,21 +285,25 @@ impl CancelOnCancelled {
     }
 }
 
-/// Tells the operation behind an asyncio future to abandon its work when the future is
-/// cancelled.
+/// Asks an operation to abandon its work: called with no argument, or as its future's done
+/// callback (then only when the future was cancelled). The first call that asks counts.
 #[pyclass(frozen)]
-struct AbandonOnCancelled {
+struct Abandon {
     signal: std::sync::Mutex<Option<oneshot::Sender<()>>>,
 }
 
 #[pymethods]
-impl AbandonOnCancelled {
-    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future.call_method0("cancelled")?.is_truthy()? {
-            let signal = self.signal.lock().ok().and_then(|mut s| s.take());
-            if let Some(signal) = signal {
-                let _ = signal.send(());
+impl Abandon {
+    #[pyo3(signature = (future=None))]
+    fn __call__(&self, future: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(future) = future {
+            if !future.call_method0("cancelled")?.is_truthy()? {
+                return Ok(());
             }
+        }
+        let signal = self.signal.lock().ok().and_then(|mut s| s.take());
+        if let Some(signal) = signal {
+            let _ = signal.send(());
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 """The compiled engine module. Use the typed ``opsweave`` package instead of this module."""
 
 import asyncio
-from typing import Any, Dict, List, Optional, Sequence, Union, final
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, final
 
 __all__ = [
     "ConflictError",
@@ -225,4 +225,4 @@ class NativeWeave:
         kinds: Optional[List[str]] = None,
         concurrency: int = 2,
         timeout: Optional[float] = None,
-    ) -> asyncio.Future[_Json]: ...
+    ) -> Tuple[asyncio.Future[_Json], Callable[[], None]]: ...

@@ -6,6 +6,7 @@ async calls run on the same engine runtime and complete an asyncio future.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import os
 from types import TracebackType
@@ -752,9 +753,19 @@ class AsyncWeave:
         concurrency: int = 2,
         timeout: Optional[float] = None,
     ) -> WorkerReport:
-        """Like ``Weave.run_jobs``; cancelling the task stops it at once and hands the jobs in
-        hand back to the queue (their attempts not used), as a second Ctrl-C does."""
-        raw = await self._native.arun_jobs(
+        """Like ``Weave.run_jobs``. Cancelling the task stops it: the jobs in hand are handed
+        back to the queue (their attempts not used), as a second Ctrl-C does, before the
+        cancellation goes on; cancelling it again meanwhile stops waiting for that."""
+        future, abandon = self._native.arun_jobs(
             kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
         )
+        try:
+            raw = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            abandon()
+            try:
+                await asyncio.shield(future)
+            except Exception:  # the run's own error: the cancellation is what goes on
+                pass
+            raise
         return WorkerReport.from_dict(raw)
