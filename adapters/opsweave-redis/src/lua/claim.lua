@@ -2,8 +2,8 @@
 -- any). Leases up to N jobs, the i-th to the i-th worker, and answers one array of the job's
 -- values per claimed job (see `take`), in that order (none: an empty array).
 local now = now_ms()
-local lease_until = string.format('%d', now + tonumber(ARGV[2]))
-local now_s = string.format('%d', now)
+local lease_until = string.format('%.0f', now + tonumber(ARGV[2]))
+local now_s = string.format('%.0f', now)
 local n = tonumber(ARGV[4])
 local workers = {}
 for i = 1, n do workers[i] = ARGV[4 + i] end
@@ -46,7 +46,7 @@ local function take(id, entry, expected)
   local key = jkey(id)
   local v = redis.call('HMGET', key, unpack(READ))
   if v[4] ~= expected then return false end
-  local owner, attempts = workers[#claimed + 1], string.format('%d', tonumber(v[5]) + 1)
+  local owner, attempts = workers[#claimed + 1], string.format('%.0f', tonumber(v[5]) + 1)
   redis.call('HSET', key, 'status', 'running', 'owner', owner, 'lease_ms', lease_until,
     'updated_ms', now_s, 'entry', entry, 'attempts', attempts)
   v[4], v[5], v[14], v[15], v[16], v[17] = 'running', attempts, id, owner, lease_until, now_s

@@ -2,7 +2,7 @@
 -- holds, in order; answers per job {'ok'}, {'notfound'} or {'conflict', status, owner}. What
 -- `finish` does one job at a time is done here with one call per stream and per set, and the
 -- acknowledged entries leave their stream with a trim instead of one deletion each.
-local now = string.format('%d', now_ms())
+local now = string.format('%.0f', now_ms())
 local out = {}
 local entries = {}
 local done = {}

@@ -6,11 +6,11 @@ if idem ~= '' then
   local existing = redis.call('GET', idem)
   if existing then return reply(existing) end
 end
--- Integers go into the hash as exact digits: `tostring` prints a Lua number with `%.14g`,
+-- Integers go into the hash as exact digits (`%.0f`): `tostring` prints a Lua number with `%.14g`,
 -- which turns 15 digits and more into an exponent no reader parses.
-local id = string.format('%d', redis.call('INCR', P .. ':next_id'))
+local id = string.format('%.0f', redis.call('INCR', P .. ':next_id'))
 local kind = ARGV[4]
-local now_s = string.format('%d', now)
+local now_s = string.format('%.0f', now)
 local run_after, run_after_s = now, now_s
 if ARGV[9] ~= '' then run_after, run_after_s = tonumber(ARGV[9]), ARGV[9] end
 -- The job's hash is written once, its stream entry included, and answered as written (no read

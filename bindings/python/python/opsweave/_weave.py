@@ -517,6 +517,12 @@ class Weave:
         return WorkerReport.from_dict(raw)
 
 
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    """Marks a settled future's exception as read."""
+    if not future.cancelled():
+        future.exception()
+
+
 class AsyncWeave:
     """An open opsweave store with ``async`` methods; open it with ``await AsyncWeave.open(...)``.
 
@@ -760,12 +766,13 @@ class AsyncWeave:
             kinds=_names(kinds, "kinds"), concurrency=concurrency, timeout=_timeout(timeout)
         )
         try:
-            raw = await asyncio.shield(future)
+            # Waiting through `asyncio.wait`: a cancelled wait leaves the run's future alone.
+            await asyncio.wait({future})
         except asyncio.CancelledError:
+            # The cancellation is what goes on: an error the run ends with is read here (and
+            # dropped), not logged later as never retrieved.
+            future.add_done_callback(_read_outcome)
             abandon()
-            try:
-                await asyncio.shield(future)
-            except Exception:  # the run's own error: the cancellation is what goes on
-                pass
+            await asyncio.wait({future})
             raise
-        return WorkerReport.from_dict(raw)
+        return WorkerReport.from_dict(future.result())
