@@ -429,12 +429,18 @@ impl Worker {
         // When set, the queue had nothing (or was unreachable): wait until then, or until a job
         // finishes, before claiming again.
         let mut pause_until: Option<tokio::time::Instant> = None;
+        // Set when `abandon` resolved before a claim: it is not polled again after that.
+        let mut abandoning = false;
         tokio::pin!(stop);
         tokio::pin!(abandon);
         loop {
-            // A stop that came meanwhile is heard before the next claim.
+            // A stop or abandon that came meanwhile is heard before the next claim.
             tokio::select! {
                 biased;
+                () = &mut abandon, if !abandoning => {
+                    abandoning = true;
+                    stopping = true;
+                }
                 () = &mut stop, if !stopping => stopping = true,
                 () = std::future::ready(()) => {}
             }
@@ -497,9 +503,14 @@ impl Worker {
             let pause = pause_until.unwrap_or_else(|| {
                 tokio::time::Instant::now() + shared.options.idle_poll.max(Duration::from_secs(1))
             });
+            let abandoned = async {
+                if !abandoning {
+                    (&mut abandon).await;
+                }
+            };
             tokio::select! {
                 () = &mut stop, if !stopping => stopping = true,
-                () = &mut abandon => {
+                () = abandoned => {
                     running.abort_all();
                     // A job may have ended before the abort reached it: its outcome stands (a
                     // success is completed, not run again); only the ones stopped mid-run are

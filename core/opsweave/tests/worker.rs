@@ -223,3 +223,29 @@ async fn a_job_that_succeeds_as_its_worker_abandons_is_completed() {
         weave.close().await;
     }
 }
+
+/// An abandon that comes before the first claim claims nothing: the queued job is left exactly
+/// as it was (not leased, started and handed back).
+#[tokio::test]
+async fn a_worker_abandoned_before_it_starts_claims_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = open(&dir).await;
+    let queue = weave.jobs().unwrap().clone();
+    let scope = Scope::org("acme");
+    let queued = queue
+        .enqueue(NewJob::new(
+            "sleep",
+            scope.clone(),
+            serde_json::json!({ "ms": 5 }),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let worker = Worker::new(weave.clone(), WorkerOptions::new("gone")).unwrap();
+    let report = worker
+        .run_until(std::future::pending(), async {}, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.done + report.failed + report.lost, 0);
+    assert_eq!(queue.get(&scope, queued.id).await.unwrap(), queued);
+}
