@@ -8,10 +8,11 @@
 //! ```
 //! (defaults: 20,000 jobs, 32 concurrent workers, 200,000 rows, batches of 32). Servers are read
 //! from `OPSWEAVE_TEST_POSTGRES_URL` and `OPSWEAVE_TEST_REDIS_URL`; each run uses a fresh
-//! PostgreSQL database and a fresh Redis key prefix. `OPSWEAVE_BENCH_ONLY=pg-queue,redis-queue,
-//! ingest` (any of them) runs only those parts, `OPSWEAVE_BENCH_MODES=single,batched,worker` only
-//! those ways of draining the queues, `OPSWEAVE_BENCH_CONCURRENCY=1,4` (the default) the
-//! `ingest.concurrency` values the ingest is measured with, each into a fresh database.
+//! PostgreSQL database and a fresh Redis key prefix, both dropped afterwards (a Redis left
+//! holding earlier runs' jobs drains measurably slower). `OPSWEAVE_BENCH_ONLY=pg-queue,
+//! redis-queue,ingest` (any of them) runs only those parts, `OPSWEAVE_BENCH_MODES=single,batched,
+//! worker` only those ways of draining the queues, `OPSWEAVE_BENCH_CONCURRENCY=1,4` (the default)
+//! the `ingest.concurrency` values the ingest is measured with, each into a fresh database.
 //!
 //! Each queue is drained in up to three ways, each from a fresh set of jobs:
 //! - `single`: `WORKERS` tasks, each claims one job and completes it, one call each;
@@ -117,9 +118,10 @@ fn main() -> Result<(), BoxError> {
             for &mode in &modes {
                 // The records store is unused here: only the queue (on Redis) is measured.
                 let scratch = tempfile::tempdir()?;
+                let prefix = format!("bench-{stamp}-{}", mode.name());
                 let weave = Weave::open_with(Config {
                     db: format!("sqlite://{}", scratch.path().join("unused.db").display()),
-                    queue: Some(format!("{redis}?prefix=bench-{stamp}-{}", mode.name())),
+                    queue: Some(format!("{redis}?prefix={prefix}")),
                     ..Config::default()
                 })
                 .await?;
@@ -131,7 +133,10 @@ fn main() -> Result<(), BoxError> {
                     batch,
                     server: &server,
                 };
-                bench.run(mode).await?;
+                let result = bench.run(mode).await;
+                drop(bench);
+                drop_prefix(&redis, &prefix).await?;
+                result?;
             }
         }
         if run("ingest") {
@@ -225,6 +230,35 @@ async fn postmaster_pid(server: &str) -> Option<u32> {
         .await
         .ok()?;
     parent_pid(u32::try_from(backend).ok()?)
+}
+
+/// Deletes a run's keys (those under `{prefix}`), as the PostgreSQL runs drop their database:
+/// a server left holding earlier runs' jobs drains a queue measurably slower.
+async fn drop_prefix(url: &str, prefix: &str) -> Result<(), BoxError> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let pattern = format!("{{{prefix}}}*");
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
 }
 
 /// The redis-server's pid, when it runs on this machine.
