@@ -56,28 +56,6 @@ struct Scripts {
     index_open: Script,
 }
 
-/// The fields of a claimed job, in the order the claim script answers with their values
-/// (`READ` in `lua/claim.lua`, then what the claim set). A claimed job has no `finished_ms`.
-const CLAIM_FIELDS: [&str; 17] = [
-    "kind",
-    "payload",
-    "scope",
-    "status",
-    "attempts",
-    "max_attempts",
-    "backoff_ms",
-    "progress",
-    "message",
-    "idem",
-    "run_after_ms",
-    "error",
-    "created_ms",
-    "id",
-    "owner",
-    "lease_ms",
-    "updated_ms",
-];
-
 /// Job hashes read per round trip when walking an index.
 const PAGE: isize = 500;
 
@@ -312,20 +290,25 @@ impl JobQueue for RedisQueue {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| map("claim", e))?;
+        // The first array names the values of each job's array after it.
+        let mut replies = replies.into_iter();
+        let names: Vec<String> = replies
+            .next()
+            .and_then(|names| names.into_iter().collect())
+            .ok_or_else(|| Error::internal("redis: claim: no field names in the answer"))?;
         replies
-            .into_iter()
             .map(|values| {
-                if values.len() != CLAIM_FIELDS.len() {
+                if values.len() != names.len() {
                     return Err(Error::internal(format!(
                         "redis: claim: {} values for a job, not {}",
                         values.len(),
-                        CLAIM_FIELDS.len()
+                        names.len()
                     )));
                 }
-                let fields: HashMap<String, String> = CLAIM_FIELDS
+                let fields: HashMap<String, String> = names
                     .iter()
                     .zip(values)
-                    .filter_map(|(name, value)| Some(((*name).to_string(), value?)))
+                    .filter_map(|(name, value)| Some((name.clone(), value?)))
                     .collect();
                 parse_job(&fields)
             })

@@ -1,6 +1,6 @@
 -- claim: ARGV = prefix, lease_ms, error for exhausted leases, N, N worker names, kinds... (none:
--- any). Leases up to N jobs, the i-th to the i-th worker, and answers one array of the job's
--- values per claimed job (see `take`), in that order (none: an empty array).
+-- any). Leases up to N jobs, the i-th to the i-th worker, and answers the names of a job's
+-- values, then one array of the job's values per claimed job (see `take`), in that order.
 local now = now_ms()
 local lease_until = string.format('%.0f', now + tonumber(ARGV[2]))
 local now_s = string.format('%.0f', now)
@@ -34,17 +34,20 @@ end
 
 -- Leases job `id` (its stream entry `entry`) to the next worker when its status is `expected`,
 -- reading its hash once for the check, the update event and the answer; false when it was not.
--- A job's answer is the values of READ in that order, then its id, owner, lease and update time
--- (queue.rs `CLAIM_FIELDS` names them all), false where the hash has none: half the strings of
--- its fields and values, which the server writes and the client reads for every job claimed.
--- The hash is not asked for what the claim sets, nor for `finished_ms`, which no queued or
--- running job has: a field a hash lacks costs a look at every field it has.
-local READ = {'kind', 'payload', 'scope', 'status', 'attempts', 'max_attempts', 'backoff_ms',
-  'progress', 'message', 'idem', 'run_after_ms', 'error', 'created_ms'}
+-- A job's answer is the values of ANSWER's fields in that order, false where the hash has none:
+-- half the strings of its fields and values, which the server writes and the client reads for
+-- every job claimed. The claim's reply starts with ANSWER itself, so the client takes the names
+-- from there. The first READ fields come from the hash, the rest are what the claim sets; the
+-- hash is not asked for `finished_ms`, which no queued or running job has (a field a hash lacks
+-- costs a look at every field it has).
+local ANSWER = {'kind', 'payload', 'scope', 'status', 'attempts', 'max_attempts', 'backoff_ms',
+  'progress', 'message', 'idem', 'run_after_ms', 'error', 'created_ms', 'id', 'owner', 'lease_ms',
+  'updated_ms'}
+local READ = 13
 local leased = {}
 local function take(id, entry, expected)
   local key = jkey(id)
-  local v = redis.call('HMGET', key, unpack(READ))
+  local v = redis.call('HMGET', key, unpack(ANSWER, 1, READ))
   if v[4] ~= expected then return false end
   local owner, attempts = workers[#claimed + 1], string.format('%.0f', tonumber(v[5]) + 1)
   redis.call('HSET', key, 'status', 'running', 'owner', owner, 'lease_ms', lease_until,
@@ -114,4 +117,5 @@ for _ = 1, 100 do
 end
 if #leased > 0 then redis.call('ZADD', P .. ':leases', unpack(leased)) end
 publish_noted()
+table.insert(claimed, 1, ANSWER)
 return claimed
