@@ -518,11 +518,7 @@ impl Worker {
                     let mut succeeded = Vec::new();
                     let mut settled = Vec::new();
                     while let Some(joined) = running.join_next_with_id().await {
-                        let (id, ran) = match joined {
-                            Ok((id, ran)) => (id, Ok(ran)),
-                            Err(e) => (e.id(), Err(e)),
-                        };
-                        let Some((slot, job)) = slot_of_task.remove(&id) else {
+                        let Some((slot, job, ran)) = job_of(&mut slot_of_task, joined) else {
                             continue;
                         };
                         match ran {
@@ -530,10 +526,7 @@ impl Worker {
                             Ok(Ran::Ended(outcome)) => settled.push((job, outcome)),
                             Err(e) => {
                                 if e.is_panic() {
-                                    first_error.get_or_insert(Error::internal(format!(
-                                        "worker: job {} ({}): {e}",
-                                        job.id, job.kind
-                                    )));
+                                    first_error.get_or_insert(panicked(&job, &e));
                                 }
                                 let outcome =
                                     match shared.queue.release(job.id, &names[slot]).await {
@@ -566,11 +559,7 @@ impl Worker {
                     let mut succeeded = Vec::new();
                     let mut settled = Vec::new();
                     for joined in finished {
-                        let (id, ran) = match joined {
-                            Ok((id, ran)) => (id, Ok(ran)),
-                            Err(e) => (e.id(), Err(e)),
-                        };
-                        let Some((slot, job)) = slot_of_task.remove(&id) else {
+                        let Some((slot, job, ran)) = job_of(&mut slot_of_task, joined) else {
                             continue;
                         };
                         free.insert(slot);
@@ -579,10 +568,7 @@ impl Worker {
                             Ok(Ran::Ended(outcome)) => settled.push((job, outcome)),
                             Err(e) => {
                                 // A handler panicked: stop the others too.
-                                first_error.get_or_insert(Error::internal(format!(
-                                    "worker: job {} ({}): {e}",
-                                    job.id, job.kind
-                                )));
+                                first_error.get_or_insert(panicked(&job, &e));
                                 stopping = true;
                             }
                         }
@@ -603,6 +589,25 @@ impl Worker {
             None => Ok(report),
         }
     }
+}
+
+/// The slot and job of a joined task (taken out of `slot_of_task`) and how its run ended;
+/// `None` for a task no job is known for.
+fn job_of(
+    slot_of_task: &mut HashMap<tokio::task::Id, (usize, Job)>,
+    joined: std::result::Result<(tokio::task::Id, Ran), tokio::task::JoinError>,
+) -> Option<(usize, Job, std::result::Result<Ran, tokio::task::JoinError>)> {
+    let (id, ran) = match joined {
+        Ok((id, ran)) => (id, Ok(ran)),
+        Err(e) => (e.id(), Err(e)),
+    };
+    let (slot, job) = slot_of_task.remove(&id)?;
+    Some((slot, job, ran))
+}
+
+/// The run's error for a job whose handler panicked.
+fn panicked(job: &Job, e: &tokio::task::JoinError) -> Error {
+    Error::internal(format!("worker: job {} ({}): {e}", job.id, job.kind))
 }
 
 /// How a job's run ended inside its task.
