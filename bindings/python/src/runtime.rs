@@ -71,15 +71,17 @@ pub fn block<T: Output>(
     wait(py, op, Vec::new())
 }
 
-/// A future that resolves when its sender fires or is dropped.
+/// A future that resolves when its sender fires.
 pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A stop request's two ends: the call's side and the operation's future.
+/// A stop request's two ends: the caller's side and the operation's future. A sender dropped
+/// unfired never resolves it: the caller is gone or the operation ended, nobody asked.
 fn trigger() -> (oneshot::Sender<()>, StopFuture) {
     let (fire, fired) = oneshot::channel::<()>();
     let future = Box::pin(async move {
-        // A dropped sender is a stop too: nobody can ask for one any more.
-        let _ = fired.await;
+        if fired.await.is_err() {
+            std::future::pending::<()>().await;
+        }
     });
     (fire, future)
 }
@@ -182,19 +184,13 @@ pub fn awaitable<'py, T: Output>(
 /// Cancelling the future itself asks the same, the operation ending in the background.
 pub fn awaitable_abandoning<'py, T: Output, Op>(
     py: Python<'py>,
-    make: impl FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Op,
+    make: impl FnOnce(StopFuture) -> Op,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>
 where
     Op: Future<Output = opsweave::Result<T>> + Send + 'static,
 {
     let rt = runtime().map_err(|e| to_py(py, &e))?;
-    let (signal, signalled) = oneshot::channel::<()>();
-    let abandon = Box::pin(async move {
-        // The sender dropped unsent (the future settled, nobody asked): never abandon.
-        if signalled.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    });
+    let (signal, abandon) = trigger();
     let task = rt.spawn(make(abandon));
     let abandon = Bound::new(
         py,
