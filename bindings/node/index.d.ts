@@ -581,6 +581,11 @@ export interface UsageOptions {
  */
 export interface UsageTotal {
   key: string
+  /**
+   * Grouped by project: the project's client (empty when absent), as projects of two clients
+   * are summed apart.
+   */
+  client?: string
   model: string
   calls: number
   inputTokens: number

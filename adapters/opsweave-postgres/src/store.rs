@@ -75,15 +75,23 @@ impl RecordStore for PgStore {
                 let mut outcome = BatchOutcome::default();
                 let mut tasks_written = false;
                 for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+                    // Unchanged records whose task the priority config may now rate otherwise.
+                    let mut rescore = Vec::new();
                     let written = if fresh_inserts {
-                        write_new_records(&mut tx, chunk).await?
+                        write_new_records(&mut tx, chunk, &mut rescore).await?
                     } else {
-                        upsert_records(&mut tx, chunk).await?
+                        let written = upsert_records(&mut tx, chunk).await?;
+                        rescore.extend(chunk.iter().copied().filter(|item| {
+                            !written.contains_key(&item.normalised.record.id.raw())
+                        }));
+                        written
                     };
+                    let rescored = rescore_tasks(&mut tx, &rescore).await?;
+                    tasks_written |= rescored > 0;
                     let inserted = written.values().filter(|inserted| **inserted).count() as u64;
                     outcome.inserted += inserted;
-                    outcome.updated += written.len() as u64 - inserted;
-                    outcome.unchanged += (chunk.len() - written.len()) as u64;
+                    outcome.updated += written.len() as u64 - inserted + rescored;
+                    outcome.unchanged += (chunk.len() - written.len()) as u64 - rescored;
                     // The rows of a record this chunk inserted do not exist yet (they are
                     // written and deleted with their record): they are copied in, without the
                     // conflict checks that cost a third of those rows.
@@ -680,9 +688,10 @@ async fn append_event(tx: &mut PgConnection, event: &NewEvent) -> Result<Event> 
 /// conflict-checking insert), unchanged ones are left alone and changed ones go through
 /// [`upsert_records`]. A record that another transaction inserts meanwhile makes the `COPY` fail
 /// with a unique violation: the caller writes the batch again with conflict checks on every row.
-async fn write_new_records(
+async fn write_new_records<'a>(
     tx: &mut PgConnection,
-    chunk: &[&IngestItem],
+    chunk: &[&'a IngestItem],
+    rescore: &mut Vec<&'a IngestItem>,
 ) -> Result<HashMap<i64, bool>> {
     let mut by_org: HashMap<&str, Vec<i64>> = HashMap::new();
     for item in chunk {
@@ -692,25 +701,36 @@ async fn write_new_records(
             .or_default()
             .push(r.id.raw());
     }
-    let mut stored_hash: HashMap<i64, i64> = HashMap::new();
+    // Each stored record's hash, and its task's importance and reason when it is one.
+    type Stored = (i64, Option<f64>, Option<String>);
+    let mut stored: HashMap<i64, Stored> = HashMap::new();
     for (org, ids) in by_org {
-        let rows = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT id, content_hash FROM core.records WHERE org = $1 AND id = ANY($2)",
+        let rows = sqlx::query_as::<_, (i64, i64, Option<f64>, Option<String>)>(
+            "SELECT r.id, r.content_hash, t.importance, t.importance_reason FROM core.records r \
+             LEFT JOIN core.tasks t ON t.id = r.id WHERE r.org = $1 AND r.id = ANY($2)",
         )
         .bind(org)
         .bind(ids)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| map("look up stored records", e))?;
-        stored_hash.extend(rows);
+        stored.extend(
+            rows.into_iter()
+                .map(|(id, hash, importance, reason)| (id, (hash, importance, reason))),
+        );
     }
-    let mut new = Vec::with_capacity(chunk.len() - stored_hash.len());
+    let mut new = Vec::with_capacity(chunk.len() - stored.len());
     let mut changed = Vec::new();
     for item in chunk {
         let r = &item.normalised.record;
-        match stored_hash.get(&r.id.raw()) {
+        match stored.get(&r.id.raw()) {
             None => new.push(*item),
-            Some(hash) if *hash != r.content_hash => changed.push(*item),
+            Some((hash, _, _)) if *hash != r.content_hash => changed.push(*item),
+            Some((_, Some(importance), Some(reason)))
+                if *importance != item.importance || *reason != item.importance_reason =>
+            {
+                rescore.push(*item);
+            }
             Some(_) => {}
         }
     }
@@ -727,6 +747,34 @@ async fn write_new_records(
         );
     }
     Ok(written)
+}
+
+/// Stores the importance the priority config now gives the tasks of `items` (records whose
+/// content is unchanged) where it differs from the stored one; returns how many changed.
+async fn rescore_tasks(tx: &mut PgConnection, items: &[&IngestItem]) -> Result<u64> {
+    let tasks: Vec<&&IngestItem> = items
+        .iter()
+        .filter(|item| item.normalised.task.is_some())
+        .collect();
+    if tasks.is_empty() {
+        return Ok(0);
+    }
+    let id: Vec<i64> = tasks.iter().map(|i| i.normalised.record.id.raw()).collect();
+    let importance: Vec<f64> = tasks.iter().map(|i| i.importance).collect();
+    let reason: Vec<Cow<str>> = tasks.iter().map(|i| text(&i.importance_reason)).collect();
+    let rows = sqlx::query(
+        "UPDATE core.tasks AS t SET importance = n.importance, importance_reason = n.reason \
+         FROM UNNEST($1::bigint[], $2::float8[], $3::text[]) AS n(id, importance, reason) \
+         WHERE t.id = n.id AND (t.importance IS DISTINCT FROM n.importance \
+           OR t.importance_reason IS DISTINCT FROM n.reason)",
+    )
+    .bind(id)
+    .bind(importance)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| map("rescore tasks", e))?;
+    Ok(rows.rows_affected())
 }
 
 /// Copies in records the store does not hold.

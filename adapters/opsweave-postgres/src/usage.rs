@@ -68,12 +68,16 @@ impl UsageLedger for PgStore {
             UsageGroup::Project => "COALESCE(project, '')",
             UsageGroup::Model => "model",
         };
+        let client = match query.group_by {
+            UsageGroup::Project => "COALESCE(client, '')",
+            _ => "NULL::text",
+        };
         with_retries(|| async {
             // SUM of bigint is numeric: saturated before the cast back, a ledger whose sums pass
             // i64::MAX stays readable (the cast alone fails with "bigint out of range").
             // Byte order (COLLATE "C"), as the embedded store sorts, whatever the database's locale.
             let mut q = QueryBuilder::<Postgres>::new(format!(
-                "SELECT {key} AS key, model, COUNT(*)::bigint AS calls, \
+                "SELECT {key} AS key, {client} AS group_client, model, COUNT(*)::bigint AS calls, \
                  LEAST(SUM(input_tokens), {MAX}::numeric)::bigint AS input_tokens, \
                  LEAST(SUM(output_tokens), {MAX}::numeric)::bigint AS output_tokens, \
                  LEAST(SUM(embedding_tokens), {MAX}::numeric)::bigint AS embedding_tokens \
@@ -92,7 +96,8 @@ impl UsageLedger for PgStore {
                 .push(" AND at < ")
                 .push_bind(stored(query.to))
                 .push(format!(
-                    " GROUP BY 1, 2 ORDER BY {key} COLLATE \"C\", model COLLATE \"C\""
+                    " GROUP BY 1, 2, 3 ORDER BY {key} COLLATE \"C\", {client} COLLATE \"C\", \
+                     model COLLATE \"C\""
                 ));
             let rows = q
                 .build()
@@ -103,6 +108,7 @@ impl UsageLedger for PgStore {
                 .map(|row| {
                     Ok(UsageTotal {
                         key: get(row, "key")?,
+                        client: get(row, "group_client")?,
                         model: get(row, "model")?,
                         calls: sum(row, "calls")?,
                         input_tokens: sum(row, "input_tokens")?,

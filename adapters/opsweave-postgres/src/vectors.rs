@@ -735,8 +735,8 @@ impl VectorIndex for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT r.id, r.content_hash FROM core.records r \
+        let rows: Vec<(i64, i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT r.id, r.content_hash, r.org, r.client, r.project FROM core.records r \
              LEFT JOIN search.embeddings e ON e.model = $1 AND e.id = r.id \
              WHERE r.org = $2 AND ($3::text IS NULL OR r.client = $3) \
              AND ($4::text IS NULL OR r.project = $4) AND r.id > $5 \
@@ -754,9 +754,14 @@ impl VectorIndex for PgStore {
         .map_err(|e| map("stale vectors", e))?;
         Ok(rows
             .into_iter()
-            .map(|(id, hash)| StaleVector {
+            .map(|(id, hash, org, client, project)| StaleVector {
                 id: RecordId::from_raw(id),
                 content_hash: hash as u64,
+                scope: Scope {
+                    org,
+                    client,
+                    project,
+                },
             })
             .collect())
     }

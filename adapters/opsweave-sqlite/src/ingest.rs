@@ -40,6 +40,18 @@ struct ExistingTask {
     status: TaskStatus,
     source_status: String,
     completed_at: Option<i64>,
+    importance: f64,
+    importance_reason: String,
+}
+
+impl ExistingTask {
+    /// Whether `item`'s importance (worked out by the priority config of this ingest) differs
+    /// from the stored one: the config changed since the row was written.
+    fn rescored_by(&self, item: &IngestItem) -> bool {
+        item.normalised.task.is_some()
+            && (self.importance != item.importance
+                || self.importance_reason != item.importance_reason)
+    }
 }
 
 /// Runs `write` with the connection behind `handle` as a rusqlite connection.
@@ -116,13 +128,21 @@ fn write(
     let mut next_seq = first_new;
     // In item order: when two items declare the same link, the later one's evidence stays.
     let mut changed: Vec<(i64, &IngestItem)> = Vec::with_capacity(items.len());
+    // Unchanged records whose task the priority config now rates otherwise.
+    let mut rescored: Vec<(i64, &IngestItem)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let id = item.normalised.record.id.raw();
         if latest.get(&id) != Some(&i) {
             continue;
         }
         match existing.get(&id) {
-            Some(e) if e.hash == item.normalised.record.content_hash => outcome.unchanged += 1,
+            Some(e) if e.hash == item.normalised.record.content_hash => match &e.task {
+                Some(task) if task.rescored_by(item) => {
+                    rescored.push((e.seq, item));
+                    outcome.updated += 1;
+                }
+                _ => outcome.unchanged += 1,
+            },
             Some(e) => {
                 outcome.updated += 1;
                 changed.push((e.seq, item));
@@ -134,7 +154,8 @@ fn write(
             }
         }
     }
-    let tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
+    let mut tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
+    tasks_written |= rescore_tasks(conn, &rescored)?;
     if let Some(loaded) = loaded.as_mut() {
         for &(seq, item) in &changed {
             if seq >= first_new {
@@ -174,8 +195,8 @@ fn read_existing(
     ids: impl Iterator<Item = i64>,
     loaded: Option<&LoadedIds>,
 ) -> Result<HashMap<i64, Existing>> {
-    const READ: &str = "SELECT r.seq, r.content_hash, t.status, t.source_status, t.completed_at \
-         FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE ";
+    const READ: &str = "SELECT r.seq, r.content_hash, t.status, t.source_status, t.completed_at, \
+         t.importance, t.importance_reason FROM records r LEFT JOIN tasks t ON t.seq = r.seq WHERE ";
     let by_id = format!("{READ}r.id = ?1 AND r.org = ?2");
     let by_seq = format!("{READ}r.seq = ?1");
     let mut read = conn
@@ -190,6 +211,8 @@ fn read_existing(
                 row.get::<_, Option<String>>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, Option<i64>>(4)?,
+                row.get::<_, Option<f64>>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         };
         let row = match loaded {
@@ -201,7 +224,7 @@ fn read_existing(
         }
         .optional()
         .map_err(|e| map_rusqlite("read existing", e))?;
-        let Some((seq, hash, status, source_status, completed_at)) = row else {
+        let Some((seq, hash, status, source_status, completed_at, importance, reason)) = row else {
             continue;
         };
         let task = match (status, source_status) {
@@ -209,12 +232,30 @@ fn read_existing(
                 status: status.parse()?,
                 source_status,
                 completed_at,
+                importance: importance.unwrap_or_default(),
+                importance_reason: reason.unwrap_or_default(),
             }),
             _ => None,
         };
         existing.insert(id, Existing { seq, hash, task });
     }
     Ok(existing)
+}
+
+/// Stores the importance of `rescored` tasks (rows otherwise unchanged); true when there was one.
+fn rescore_tasks(conn: &Connection, rescored: &[(i64, &IngestItem)]) -> Result<bool> {
+    if rescored.is_empty() {
+        return Ok(false);
+    }
+    let mut update = conn
+        .prepare_cached("UPDATE tasks SET importance = ?1, importance_reason = ?2 WHERE seq = ?3")
+        .map_err(|e| map_rusqlite("rescore tasks", e))?;
+    for (seq, item) in rescored {
+        update
+            .execute(params![item.importance, item.importance_reason, seq])
+            .map_err(|e| map_rusqlite("rescore tasks", e))?;
+    }
+    Ok(true)
 }
 
 /// Writes the raw item, record and task of each changed row; true when a task was written.

@@ -87,8 +87,13 @@ impl UsageLedger for SqliteStore {
             UsageGroup::Project => "COALESCE(project, '')",
             UsageGroup::Model => "model",
         };
+        let client = match query.group_by {
+            UsageGroup::Project => "COALESCE(client, '')",
+            _ => "NULL",
+        };
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {key} AS key, model, COUNT(*) AS calls, {} FROM usage_events WHERE org = ",
+            "SELECT {key} AS key, {client} AS group_client, model, COUNT(*) AS calls, {} \
+             FROM usage_events WHERE org = ",
             split_sums(&["input_tokens", "output_tokens", "embedding_tokens"])
         ));
         q.push_bind(query.scope.org.as_str());
@@ -102,7 +107,7 @@ impl UsageLedger for SqliteStore {
             .push_bind(millis(query.from))
             .push(" AND at < ")
             .push_bind(millis(query.to))
-            .push(" GROUP BY 1, 2 ORDER BY 1, 2");
+            .push(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
         let rows = q
             .build()
             .fetch_all(&self.pool)
@@ -112,6 +117,7 @@ impl UsageLedger for SqliteStore {
             .map(|row| {
                 Ok(UsageTotal {
                     key: get(row, "key")?,
+                    client: get(row, "group_client")?,
                     model: get(row, "model")?,
                     calls: sum(row, "calls")?,
                     input_tokens: saturated_sum(row, "input_tokens")?,

@@ -774,7 +774,7 @@ impl VectorIndex for SqliteStore {
             return Ok(Vec::new());
         }
         let mut sql = String::from(
-            "SELECT r.id, r.content_hash FROM records r \
+            "SELECT r.id, r.content_hash, r.org, r.client, r.project FROM records r \
              LEFT JOIN vectors v ON v.model = ? AND v.id = r.id WHERE ",
         );
         scope_filter(&mut sql, scope, "r");
@@ -793,6 +793,11 @@ impl VectorIndex for SqliteStore {
                 Ok(StaleVector {
                     id: RecordId::from_raw(get(row, "id")?),
                     content_hash: get::<i64>(row, "content_hash")? as u64,
+                    scope: Scope {
+                        org: get(row, "org")?,
+                        client: get(row, "client")?,
+                        project: get(row, "project")?,
+                    },
                 })
             })
             .collect()

@@ -176,7 +176,7 @@ impl Weave {
         self.op(move |weave| async move {
             let limit = limit(options.limit, 3)?;
             let horizons = parse_horizons(options.horizons)?;
-            let now = opsweave::parse_now(options.now.as_deref())?;
+            let now = weave.parse_as_of(options.now.as_deref())?;
             shape(
                 &weave
                     .focus(&weave.default_scope(), &horizons, limit, now)
@@ -190,7 +190,7 @@ impl Weave {
     pub fn task(&self, id: String, now: Option<String>) -> AsyncTask<Op<types::RankedTask>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
-            let now = opsweave::parse_now(now.as_deref())?;
+            let now = weave.parse_as_of(now.as_deref())?;
             shape(&weave.task(&weave.default_scope(), id, now).await?)
         })
     }
@@ -240,7 +240,7 @@ impl Weave {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
             let window = parse_window(options.window.as_deref())?;
-            let now = opsweave::parse_now(options.now.as_deref())?;
+            let now = weave.parse_as_of(options.now.as_deref())?;
             shape(&weave.graph(&weave.default_scope(), window, now).await?)
         })
     }

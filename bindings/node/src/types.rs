@@ -432,6 +432,9 @@ pub struct UsageOptions {
 #[derive(Debug, Clone, Deserialize)]
 pub struct UsageTotal {
     pub key: String,
+    /// Grouped by project: the project's client (empty when absent), as projects of two clients
+    /// are summed apart.
+    pub client: Option<String>,
     pub model: String,
     pub calls: i64,
     pub input_tokens: i64,

@@ -170,7 +170,7 @@ impl NativeWeave {
                 );
             }
             let horizons = parse_horizons(horizons)?;
-            let now = opsweave::parse_now(now.as_deref())?;
+            let now = weave.parse_as_of(now.as_deref())?;
             let scope = weave.default_scope();
             json(&weave.focus(&scope, &horizons, limit, now).await?)
         })
@@ -183,7 +183,7 @@ impl NativeWeave {
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let id = parse_id(&id)?;
-            let now = opsweave::parse_now(now.as_deref())?;
+            let now = weave.parse_as_of(now.as_deref())?;
             json(&weave.task(&weave.default_scope(), id, now).await?)
         })
     }
@@ -232,7 +232,7 @@ impl NativeWeave {
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         self.with(move |weave| async move {
             let window = parse_window(&window)?;
-            let now = opsweave::parse_now(now.as_deref())?;
+            let now = weave.parse_as_of(now.as_deref())?;
             json(&weave.graph(&weave.default_scope(), window, now).await?)
         })
     }

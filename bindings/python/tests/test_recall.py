@@ -96,6 +96,10 @@ def test_embed_then_recall_modes_and_filters(memory: opsweave.Weave) -> None:
     hour_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
     (by_org,) = memory.usage(group_by="org", start=hour_ago)
     assert by_org.key == memory.scope.org and by_org.embedding_tokens == report.tokens
+    assert by_org.client is None
+    (by_project,) = memory.usage(group_by="project", start=hour_ago)
+    scope = memory.scope
+    assert (by_project.key, by_project.client) == (scope.project or "", scope.client or "")
     assert memory.usage(start=datetime.date(2000, 1, 1), end="2000-01-02") == []
     with pytest.raises(opsweave.InvalidInputError) as bad:
         memory.usage(group_by="team")  # type: ignore[arg-type]

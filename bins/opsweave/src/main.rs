@@ -337,7 +337,7 @@ async fn run(cli: Cli) -> Result<()> {
                         &weave.default_scope(),
                         &horizons,
                         usize::from(*limit),
-                        opsweave::parse_now(now.as_deref())?,
+                        weave.parse_as_of(now.as_deref())?,
                     )
                     .await?;
                 output::print_focus(&focus, &horizons, *json);
@@ -396,7 +396,7 @@ async fn run(cli: Cli) -> Result<()> {
                     .graph(
                         &weave.default_scope(),
                         window,
-                        opsweave::parse_now(now.as_deref())?,
+                        weave.parse_as_of(now.as_deref())?,
                     )
                     .await?;
                 output::print_json(&graph);
@@ -551,7 +551,11 @@ const SAMPLE_DAY: &str = "2026-11-23";
 
 async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
     // Before anything is written: a bad --now must not leave a loaded database behind.
-    let as_of = opsweave::parse_now(Some(now.unwrap_or(SAMPLE_DAY)))?;
+    let config = config_for(cli, None)?;
+    let as_of = opsweave::parse_now_in(
+        Some(now.unwrap_or(SAMPLE_DAY)),
+        config.priority.utc_offset_minutes,
+    )?;
     let default_path = "opsweave-demo.db";
     let db = cli
         .db

@@ -298,10 +298,16 @@ fn jsonl(path: &Path) -> Result<Vec<(u64, serde_json::Map<String, serde_json::Va
                 .in_file(name.clone())
                 .at_line(n)
         })?;
+        // A byte-order mark some editors write before the first line is not part of the JSON.
+        let line = if n == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
             Error::invalid(format!("not JSON: {e}"))
                 .in_file(name.clone())
                 .at_line(n)
@@ -347,6 +353,7 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::invalid(format!("cannot read: {e}")).in_file(name.clone()))?;
     let mut qrels: Qrels = HashMap::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (i, line) in text.lines().enumerate() {
         let n = i as u64 + 1;
         if line.trim().is_empty() {
@@ -471,8 +478,11 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
     let mut rows = Vec::with_capacity(corpus.len());
     let mut seen = HashSet::new();
     for (line, row) in &corpus {
-        let id = text_field(row, "_id", true, &args.corpus, *line)?;
-        if id.trim().is_empty() {
+        // Trimmed as the ingest mapping and the qrels reader trim them.
+        let id = text_field(row, "_id", true, &args.corpus, *line)?
+            .trim()
+            .to_string();
+        if id.is_empty() {
             return Err(Error::invalid("empty `_id`")
                 .in_file(args.corpus.display().to_string())
                 .at_line(*line)
@@ -501,23 +511,12 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         return Err(Error::invalid("the corpus holds no documents")
             .in_file(args.corpus.display().to_string()));
     }
-    let unjudgeable = qrels
-        .values()
-        .flat_map(|grades| grades.keys())
-        .filter(|doc| !seen.contains(*doc))
-        .count();
-    if unjudgeable > 0 {
-        eprintln!(
-            "warning: {}: {unjudgeable} judgement(s) name documents that are not in {}; they \
-             count as relevant documents never found",
-            args.qrels.display(),
-            args.corpus.display()
-        );
-    }
     let mut judged = Vec::new();
     let mut query_ids = HashSet::new();
     for (line, row) in &queries {
-        let id = text_field(row, "_id", true, &args.queries, *line)?;
+        let id = text_field(row, "_id", true, &args.queries, *line)?
+            .trim()
+            .to_string();
         let text = text_field(row, "text", true, &args.queries, *line)?;
         if !query_ids.insert(id.clone()) {
             return Err(Error::invalid(format!("query `{id}` appears twice"))
@@ -542,6 +541,20 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
             "no query in the queries file has judgements in the qrels file",
         )
         .in_file(args.qrels.display().to_string()));
+    }
+    // Relevant documents of the queries run that the corpus lacks: found by no ranking.
+    let unjudgeable = judged
+        .iter()
+        .flat_map(|(_, _, grades)| grades.iter())
+        .filter(|(doc, grade)| **grade > 0 && !seen.contains(*doc))
+        .count();
+    if unjudgeable > 0 {
+        eprintln!(
+            "warning: {}: {unjudgeable} relevant judgement(s) name documents that are not in {}; \
+             they count as relevant documents never found",
+            args.qrels.display(),
+            args.corpus.display()
+        );
     }
 
     let temp = tempfile::tempdir()
@@ -591,13 +604,20 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         let (mut r1, mut r5, mut r10, mut r20, mut ndcg, mut mrr) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         for (_, text, grades) in &judged {
             let started = Instant::now();
-            let hits = match weave.recall(&scope, text, &options).await {
-                Ok(hits) => hits,
-                // A query with no searchable words finds nothing by BM25; it still counts.
-                Err(e) if e.kind() == opsweave::ErrorKind::InvalidInput && !mode.uses_dense() => {
-                    Vec::new()
+            // An empty query finds nothing in every mode; it still counts.
+            let hits = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                match weave.recall(&scope, text, &options).await {
+                    Ok(hits) => hits,
+                    // A query with no searchable words finds nothing by BM25; it still counts.
+                    Err(e)
+                        if e.kind() == opsweave::ErrorKind::InvalidInput && !mode.uses_dense() =>
+                    {
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             };
             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
             let ranked = ranked_ids(&weave, &scope, &hits).await?;

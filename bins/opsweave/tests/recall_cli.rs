@@ -254,6 +254,40 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
         assert!(report["mrr"].as_f64().unwrap() > 0.6, "{mode}: {report:#}");
     }
 
+    // Files written by other tools: byte-order marks, padded ids, a judged query with no
+    // words (it finds nothing, in every mode, and still counts).
+    dir.write(
+        "bom-corpus.jsonl",
+        &format!("\u{feff}{}", CORPUS.replace("\"d1\"", "\" d1 \"")),
+    );
+    dir.write(
+        "bom-queries.jsonl",
+        &format!("\u{feff}{QUERIES}{{\"_id\":\"q5\",\"text\":\" \"}}\n"),
+    );
+    dir.write(
+        "bom-qrels.tsv",
+        &format!(
+            "\u{feff}q1\td1\t1\n{}q5\td2\t1\n",
+            &QRELS[QRELS.find("q2").unwrap()..]
+        ),
+    );
+    let report = dir.json(&[
+        "eval",
+        "recall",
+        "--corpus",
+        "bom-corpus.jsonl",
+        "--queries",
+        "bom-queries.jsonl",
+        "--qrels",
+        "bom-qrels.tsv",
+        "--mode",
+        "hybrid",
+        "--json",
+    ]);
+    assert_eq!(report["queries"], 4, "{report:#}");
+    assert_eq!(report["documents"], 5, "{report:#}");
+    assert_eq!(report["recall@10"], 0.75, "{report:#}");
+
     dir.write(
         "bad.jsonl",
         "{\"_id\":\"d1\",\"text\":\"ok\"}\n{\"_id\": \"d2\", \"text\": 7\n",
@@ -329,13 +363,17 @@ fn eval_recall_scores_each_mode_and_names_bad_lines() {
     dir.write("empty.jsonl", "\n");
     let err = dir.bad_input(&eval("empty.jsonl", "queries.jsonl", "qrels.tsv"));
     assert!(err.contains("no documents"), "{err}");
-    // Judgements of documents the corpus lacks are scored, with a warning.
-    dir.write("ghost.tsv", &format!("{QRELS}q1\tghost\t1\n"));
+    // Relevant judgements of documents the corpus lacks are scored, with a warning; one that
+    // judges a missing document not relevant changes nothing.
+    dir.write(
+        "ghost.tsv",
+        &format!("{QRELS}q1\tghost\t1\nq1\tghost0\t0\n"),
+    );
     let out = dir.run(&eval("corpus.jsonl", "queries.jsonl", "ghost.tsv"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("1 judgement(s) name documents that are not in"),
+        stderr.contains("1 relevant judgement(s) name documents that are not in"),
         "{stderr}"
     );
 

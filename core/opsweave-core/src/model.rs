@@ -257,7 +257,8 @@ impl Value {
             Self::Integer(i) => Some(*i as f64),
             Self::Decimal(d) => d.to_f64(),
             Self::Money(m) => m.amount.to_f64(),
-            Self::Text(s) | Self::Enum(s) => s.trim().parse().ok(),
+            // "NaN" and "inf" parse as numbers but carry none.
+            Self::Text(s) | Self::Enum(s) => s.trim().parse().ok().filter(|v: &f64| v.is_finite()),
             _ => None,
         }
     }

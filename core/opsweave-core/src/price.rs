@@ -150,15 +150,17 @@ impl PriceBook {
         &self,
         pieces: impl IntoIterator<Item = (DateTime<Utc>, Vec<UsageTotal>)>,
     ) -> Vec<PricedTotal> {
-        let mut merged: BTreeMap<(String, String), PricedTotal> = BTreeMap::new();
+        type GroupKey = (String, Option<String>, String);
+        let mut merged: BTreeMap<GroupKey, PricedTotal> = BTreeMap::new();
         for (start, totals) in pieces {
             for total in totals {
                 let cost = self.cost(&total, start);
                 let entry = merged
-                    .entry((total.key.clone(), total.model.clone()))
+                    .entry((total.key.clone(), total.client.clone(), total.model.clone()))
                     .or_insert_with(|| PricedTotal {
                         total: UsageTotal {
                             key: total.key.clone(),
+                            client: total.client.clone(),
                             model: total.model.clone(),
                             calls: 0,
                             input_tokens: 0,
@@ -232,6 +234,7 @@ mod tests {
 
     fn total(model: &str, input: u64, output: u64, embedding: u64) -> UsageTotal {
         UsageTotal {
+            client: None,
             key: "acme".into(),
             model: model.into(),
             calls: 1,

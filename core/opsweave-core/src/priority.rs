@@ -20,6 +20,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Words that say a label is a priority without saying which ("priority: high").
+const PRIORITY_WORDS: &[&str] = &["priority", "prio", "pri", "severity", "sev", "level"];
+
 /// Weights and knobs of the score; serialisable so it can live in the config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -241,6 +244,16 @@ impl PriorityConfig {
                 );
             }
         }
+        // Each band starts where the next more urgent one ends: out of order, one undated task
+        // would belong to two horizons.
+        if !(self.undated_today >= self.undated_week && self.undated_week >= self.undated_month) {
+            return Err(Error::invalid(format!(
+                "priority: the undated thresholds must not rise from today to month \
+                 (undated_today {} ≥ undated_week {} ≥ undated_month {})",
+                self.undated_today, self.undated_week, self.undated_month
+            ))
+            .on_field("priority.undated_week"));
+        }
         if self.utc_offset_minutes.abs() > 24 * 60 {
             return Err(Error::invalid(format!(
                 "priority: `utc_offset_minutes` must be within ±1440 (is {})",
@@ -289,6 +302,29 @@ impl PriorityConfig {
             .clamp(0.0, 1.0)
     }
 
+    /// Importance of one label: a configured label, or one made only of configured labels and
+    /// the words that name a priority ("priority: high", "P1 - High", "severity/critical"). A
+    /// label with any other word is not a priority ("not urgent", "non-blocker", "good first
+    /// issue", "area: high-availability").
+    fn label_importance(&self, label: &str) -> Option<f64> {
+        let key = label.trim().to_lowercase();
+        if let Some(v) = self.labels.get(&key) {
+            return Some(*v);
+        }
+        let mut best: Option<f64> = None;
+        for word in key
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            match self.labels.get(word) {
+                Some(v) => best = Some(best.map_or(*v, |b| b.max(*v))),
+                None if PRIORITY_WORDS.contains(&word) => {}
+                None => return None,
+            }
+        }
+        best
+    }
+
     /// Importance in [0, 1] from source signals, with the reason.
     pub fn importance(&self, signals: &Signals) -> (f64, String) {
         let mut best = (0.0, String::from("no priority signal"));
@@ -298,14 +334,7 @@ impl PriorityConfig {
             }
         };
         for label in &signals.labels {
-            let key = label.trim().to_lowercase();
-            // Labels often carry a prefix: "priority: high", "P1 - High".
-            let found = self.labels.get(&key).copied().or_else(|| {
-                key.split(|c: char| !c.is_alphanumeric())
-                    .filter_map(|t| self.labels.get(t).copied())
-                    .reduce(f64::max)
-            });
-            if let Some(v) = found {
+            if let Some(v) = self.label_importance(label) {
                 consider(v, format!("label {}", label.trim()));
             }
         }
@@ -587,6 +616,35 @@ mod tests {
     }
 
     #[test]
+    fn a_label_counts_only_when_all_its_words_name_a_priority() {
+        let cfg = PriorityConfig::default();
+        let of = |label: &str| {
+            cfg.importance(&Signals {
+                labels: vec![label.into()],
+                ..Signals::default()
+            })
+            .0
+        };
+        for (label, want) in [
+            ("Priority: High", 0.8),
+            ("P1 - High", 0.8),
+            ("priority/critical-urgent", 1.0),
+            ("severity: critical", 0.9),
+            ("High Priority", 0.8),
+            ("urgent!", 1.0),
+            ("Very Good", 0.7),
+            ("not urgent", 0.0),
+            ("non-blocker", 0.0),
+            ("good first issue", 0.0),
+            ("area: high-availability", 0.0),
+            ("priority", 0.0),
+            ("", 0.0),
+        ] {
+            assert_eq!(of(label), want, "{label}");
+        }
+    }
+
+    #[test]
     fn weights_that_would_make_scores_meaningless_are_refused() {
         assert!(PriorityConfig::default().validate().is_ok());
         let refused = |change: &dyn Fn(&mut PriorityConfig), field: &str| {
@@ -606,6 +664,14 @@ mod tests {
             },
             "priority.labels.p9",
         );
+        refused(
+            &|c| {
+                c.undated_today = 0.5;
+                c.undated_week = 0.7;
+            },
+            "priority.undated_week",
+        );
+        refused(&|c| c.undated_month = 0.99, "priority.undated_week");
         refused(
             &|c| c.utc_offset_minutes = 100_000,
             "priority.utc_offset_minutes",

@@ -156,17 +156,26 @@ pub const DEFAULT_USAGE_DAYS: i64 = 30;
 /// Reads a usage range bound: an RFC 3339 instant, or a date (its midnight, UTC); `field` names
 /// it in the error.
 fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
+    use chrono::Datelike;
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
+    };
+    let at = at.ok_or_else(|| {
+        crate::Error::invalid(format!("`{text}` is not a date or an RFC 3339 instant"))
+            .on_field(field)
+    })?;
+    // Both stores answer the same for these years (PostgreSQL has none before 4713 BC).
+    if !(1..=9999).contains(&at.year()) {
+        return Err(
+            crate::Error::invalid(format!("`{text}` is outside the years 1 to 9999"))
+                .on_field(field),
+        );
     }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            crate::Error::invalid(format!("`{text}` is not a date or an RFC 3339 instant"))
-                .on_field(field)
-        })
+    Ok(at)
 }
 
 /// Which usage to sum.
@@ -209,7 +218,16 @@ impl UsageQuery {
             .unwrap_or(now);
         let from = match from {
             Some(f) => parse_usage_instant(f, "from")?,
-            None => to - chrono::Duration::days(DEFAULT_USAGE_DAYS),
+            None => to
+                .checked_sub_signed(chrono::Duration::days(DEFAULT_USAGE_DAYS))
+                .filter(|from| chrono::Datelike::year(from) >= 1)
+                .ok_or_else(|| {
+                    crate::Error::invalid(format!(
+                        "usage: `to` {to} leaves no room for the default {DEFAULT_USAGE_DAYS} days \
+                         before it; give `from` too"
+                    ))
+                    .on_field("to")
+                })?,
         };
         let query = Self {
             scope,
@@ -242,6 +260,10 @@ impl UsageQuery {
 pub struct UsageTotal {
     /// The group's key (org, client, project or model name; empty when the scope part is absent).
     pub key: String,
+    /// Grouped by project: the project's client (empty when absent), as projects of different
+    /// clients may share a name and are summed apart. `None` for the other groupings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     /// The model these sums are for.
     pub model: String,
     /// Number of calls.
@@ -260,7 +282,8 @@ pub trait UsageLedger: Send + Sync {
     /// Stores events, all or none.
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<()>;
 
-    /// Sums by `query.group_by` and model, ordered by key then model.
+    /// Sums by `query.group_by` and model (a project by its client and name), ordered by key,
+    /// client, then model.
     async fn usage_totals(&self, query: &UsageQuery) -> Result<Vec<UsageTotal>>;
 }
 
@@ -330,6 +353,9 @@ mod tests {
             (Some("yesterday"), None, "model", "from"),
             (None, Some("2026-13-01"), "model", "to"),
             (Some("2026-11-23"), Some("2026-11-22"), "model", "from"),
+            (None, Some("-262143-01-01"), "model", "to"),
+            (Some("-0001-01-01"), None, "model", "from"),
+            (None, Some("0001-01-10"), "model", "to"),
         ] {
             let err = UsageQuery::parse_at(scope.clone(), from, to, group, now).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");

@@ -47,12 +47,14 @@ pub struct VectorHit {
 }
 
 /// A record whose vector is missing or was made from other content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaleVector {
     /// The record.
     pub id: RecordId,
     /// Its current content hash (to be stored with the new vector).
     pub content_hash: u64,
+    /// Its scope: an embedding job meters each model call to the scope of the records embedded.
+    pub scope: Scope,
 }
 
 /// What a store knows of a model whose vectors it holds.

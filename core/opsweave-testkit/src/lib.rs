@@ -156,6 +156,7 @@ where
     links_and_done_lanes(open().await).await;
     rejections_are_kept(open().await).await;
     task_revision_follows_task_writes(open().await).await;
+    a_new_priority_config_rescores_unchanged_records(open().await).await;
 }
 
 async fn ingest(
@@ -168,6 +169,50 @@ async fn ingest(
         .ingest_batch(scope, "fixtures.csv", &items, &[])
         .await
         .unwrap()
+}
+
+/// Re-ingesting records whose content is unchanged but whose task the priority config now
+/// rates otherwise (a VIP sender or label weight added) stores the new importance, as an update.
+pub async fn a_new_priority_config_rescores_unchanged_records(store: Arc<dyn Backend>) {
+    let scope = Scope::org("acme");
+    let fixtures: Vec<TaskFixture> = (0..3)
+        .map(|i| TaskFixture::new(&format!("T-{i}"), &format!("task {i}"), None, 0.2))
+        .collect();
+    ingest(&*store, &scope, &fixtures).await;
+    let revision = store.task_revision(&scope.org).await.unwrap();
+    let mut items: Vec<IngestItem> = fixtures.iter().map(|f| f.item(&scope)).collect();
+    items[1].importance = 0.95;
+    items[1].importance_reason = "VIP sender ceo@bigcustomer.com".into();
+    let outcome = store
+        .ingest_batch(&scope, "fixtures.csv", &items, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.inserted, outcome.updated, outcome.unchanged),
+        (0, 1, 2),
+        "rescored ingest"
+    );
+    let task = store.task(&scope, id_of(&scope, "T-1")).await.unwrap();
+    assert_eq!(task.importance, 0.95);
+    assert_eq!(task.importance_reason, "VIP sender ceo@bigcustomer.com");
+    let other = store.task(&scope, id_of(&scope, "T-0")).await.unwrap();
+    assert_eq!(other.importance, 0.2);
+    if revision.is_some() {
+        assert_ne!(
+            store.task_revision(&scope.org).await.unwrap(),
+            revision,
+            "a rescore is a task write: cached focus lists must not outlive it"
+        );
+    }
+    let again = store
+        .ingest_batch(&scope, "fixtures.csv", &items, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, 3),
+        "the same config again"
+    );
 }
 
 /// Re-ingesting identical items writes nothing; a changed one is an update.

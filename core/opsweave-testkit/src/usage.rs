@@ -143,6 +143,40 @@ pub async fn usage_sums_by_group_and_range(store: Arc<dyn Metering>) {
     let keys: Vec<_> = by_model.iter().map(|t| (t.key.as_str(), t.calls)).collect();
     assert_eq!(keys, vec![("bge-m3", 1), ("gpt-4o-mini", 1)]);
 
+    // Two clients' projects of one name are summed apart, each naming its client.
+    let initech_q3 = acme.clone().with_client("initech").with_project("q3");
+    store
+        .record_usage(&[event(initech_q3, "bge-m3", 7, 6)])
+        .await
+        .unwrap();
+    let by_project = store
+        .usage_totals(&query(acme.clone(), UsageGroup::Project))
+        .await
+        .unwrap();
+    let keys: Vec<_> = by_project
+        .iter()
+        .map(|t| {
+            (
+                t.key.as_str(),
+                t.client.as_deref(),
+                t.model.as_str(),
+                t.embedding_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("", Some(""), "bge-m3", 10),
+            ("", Some("globex"), "bge-m3", 20),
+            ("q3", Some("globex"), "bge-m3", 30),
+            ("q3", Some("globex"), "gpt-4o-mini", 0),
+            ("q3", Some("initech"), "bge-m3", 7),
+        ],
+        "usage by project across clients"
+    );
+    assert!(by_client.iter().all(|t| t.client.is_none()));
+
     let mut reversed = query(acme, UsageGroup::Org);
     reversed.to = reversed.from;
     let err = store.usage_totals(&reversed).await.unwrap_err();

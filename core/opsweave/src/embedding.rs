@@ -15,6 +15,7 @@ use opsweave_core::{
     VectorBulkLoad, VectorIndex, VectorItem,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +27,45 @@ pub const EMBED_JOB: &str = "embed";
 
 /// Stale records listed per query while planning an embedding run.
 const STALE_PAGE: usize = 10_000;
+
+/// The records an embedding job embeds, by scope: each scope's ids in id order.
+struct StalePlan(BTreeMap<Scope, Vec<RecordId>>);
+
+impl StalePlan {
+    /// Reads the records of `scope` whose vectors of `model` are missing or stale.
+    async fn read(vectors: &dyn VectorIndex, model: &str, scope: &Scope) -> Result<Self> {
+        let mut plan: BTreeMap<Scope, Vec<RecordId>> = BTreeMap::new();
+        let mut after: Option<RecordId> = None;
+        loop {
+            let page = vectors.stale(model, scope, after, STALE_PAGE).await?;
+            let full = page.len() == STALE_PAGE;
+            after = page.last().map(|s| s.id);
+            for stale in page {
+                match plan.get_mut(&stale.scope) {
+                    Some(ids) => ids.push(stale.id),
+                    None => {
+                        plan.insert(stale.scope, vec![stale.id]);
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(Self(plan))
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+
+    /// Batches of at most `size` ids, none spanning two scopes.
+    fn batches(&self, size: usize) -> impl Iterator<Item = (&Scope, &[RecordId])> {
+        self.0
+            .iter()
+            .flat_map(move |(scope, ids)| ids.chunks(size).map(move |chunk| (scope, chunk)))
+    }
+}
 
 /// Which embedding model to use, as written in configuration and on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,17 +287,7 @@ impl Weave {
         // Before any work: vectors of a swapped model would fail at the first batch's write.
         check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
         let progress = progress.unwrap_or_default();
-        let mut stale = Vec::new();
-        let mut after: Option<RecordId> = None;
-        loop {
-            let page = vectors.stale(&info.name, scope, after, STALE_PAGE).await?;
-            let full = page.len() == STALE_PAGE;
-            after = page.last().map(|s| s.id);
-            stale.extend(page.into_iter().map(|s| s.id));
-            if !full {
-                break;
-            }
-        }
+        let stale = StalePlan::read(vectors.as_ref(), &info.name, scope).await?;
         progress.total.store(stale.len() as u64, Ordering::Relaxed);
         let mut report = EmbedReport {
             model: info.name.clone(),
@@ -269,7 +299,6 @@ impl Weave {
         report.bulk_load = bulk.is_some();
         let written = self
             .embed_batches(
-                scope,
                 embedder,
                 &stale,
                 bulk.as_deref(),
@@ -295,13 +324,12 @@ impl Weave {
     }
 
     /// Embeds the records of `stale` batch by batch, each stored (through `bulk` when given)
-    /// before the next, and counts them in `report`.
-    #[allow(clippy::too_many_arguments)]
+    /// before the next, and counts them in `report`. A batch holds records of one scope, so
+    /// each model call is metered to the scope whose records it embedded.
     async fn embed_batches(
         &self,
-        scope: &Scope,
         embedder: &dyn Embedder,
-        stale: &[RecordId],
+        stale: &StalePlan,
         bulk: Option<&dyn VectorBulkLoad>,
         progress: &EmbedProgress,
         job: Option<JobId>,
@@ -310,7 +338,7 @@ impl Weave {
         let vectors = self.vector_index()?;
         let info = embedder.info().clone();
         let batch_size = self.config().embed.batch_size.max(1);
-        for ids in stale.chunks(batch_size) {
+        for (scope, ids) in stale.batches(batch_size) {
             let records = self.store().records_by_id(scope, ids).await?;
             let mut texts = Vec::with_capacity(records.len());
             let mut items = Vec::with_capacity(records.len());

@@ -47,20 +47,30 @@ use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use std::sync::Arc;
 
-/// Parses the "as of" instant callers pass to focus and graph: an RFC 3339 instant, a naive ISO
-/// date-time (taken as UTC), or a date (09:00 UTC that day). `None` stays `None` (now).
+/// Parses an instant given as text: an RFC 3339 instant, a naive ISO date-time (taken as UTC),
+/// or a date (09:00 UTC that day). `None` stays `None` (now). For the "as of" of focus and
+/// graph, [`Weave::parse_as_of`] reads naive times on the user's day instead.
 pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    parse_now_in(text, 0)
+}
+
+/// [`parse_now`] with naive date-times and dates read `utc_offset_minutes` east of UTC.
+pub fn parse_now_in(text: Option<&str>, utc_offset_minutes: i32) -> Result<Option<DateTime<Utc>>> {
     let Some(text) = text else { return Ok(None) };
     let text = text.trim();
+    let local = |t: chrono::NaiveDateTime| {
+        t.checked_sub_signed(chrono::Duration::minutes(i64::from(utc_offset_minutes)))
+            .map(|t| t.and_utc())
+    };
     let now = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         Some(t.with_timezone(&Utc))
     } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        Some(t.and_utc())
+        local(t)
     } else {
         chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .ok()
             .and_then(|d| d.and_hms_opt(9, 0, 0))
-            .map(|t| t.and_utc())
+            .and_then(local)
     };
     let now = now.ok_or_else(|| {
         Error::invalid(format!(
@@ -322,6 +332,13 @@ impl Weave {
         self.jobs.as_ref()
     }
 
+    /// Parses the "as of" instant of focus, graph and task calls: as [`parse_now`], with naive
+    /// date-times and dates (09:00 that day) on the user's day (`priority.utc_offset_minutes`),
+    /// the day focus counts in.
+    pub fn parse_as_of(&self, text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+        parse_now_in(text, self.config().priority.utc_offset_minutes)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
@@ -551,5 +568,31 @@ mod tests {
             assert_eq!(err.location().field.as_deref(), Some("now"), "{far}");
         }
         assert!(parse_now(Some("9999-12-31")).is_ok());
+    }
+
+    #[test]
+    fn a_naive_now_is_on_the_users_day() {
+        let at = |text: &str, offset: i32| {
+            let now = parse_now_in(Some(text), offset).unwrap().unwrap();
+            let priority = PriorityConfig {
+                utc_offset_minutes: offset,
+                ..PriorityConfig::default()
+            };
+            (now.to_rfc3339(), priority.today(now).to_string())
+        };
+        // Ten hours west of UTC, 09:00 on the 23rd is 19:00 UTC: still the 23rd there.
+        assert_eq!(
+            at("2026-11-23", -600),
+            ("2026-11-23T19:00:00+00:00".into(), "2026-11-23".into())
+        );
+        assert_eq!(
+            at("2026-11-23T00:30:00", 60),
+            ("2026-11-22T23:30:00+00:00".into(), "2026-11-23".into())
+        );
+        // An instant with its own offset is that instant, whatever the user's day.
+        assert_eq!(
+            at("2026-11-23T00:30:00+01:00", -600).0,
+            "2026-11-22T23:30:00+00:00"
+        );
     }
 }

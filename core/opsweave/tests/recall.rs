@@ -157,6 +157,50 @@ async fn embedding_skips_unchanged_records_and_resumes_after_a_failure() {
 }
 
 #[tokio::test]
+async fn an_embedding_job_meters_each_call_to_the_scope_it_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, store) = weave(&dir, 256).await;
+    let weave = weave.with_usage_ledger(store.clone());
+    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    let client = |name: &str| Scope {
+        org: "acme".into(),
+        client: Some(name.into()),
+        project: None,
+    };
+    let mut globex = docs();
+    let initech = globex.split_off(3);
+    for (rows, scope) in [(globex, client("globex")), (initech, client("initech"))] {
+        weave
+            .ingest_rows(rows, "docs", &mapping, &scope)
+            .await
+            .unwrap();
+    }
+    // One job over the whole org, its batch big enough to hold every record.
+    let report = weave
+        .embed(&Scope::org("acme"), &*model(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.embedded, 5);
+    let query = opsweave::UsageQuery::parse(Scope::org("acme"), Some("2000-01-01"), None, "client")
+        .unwrap();
+    let totals = weave.usage_report(&query).await.unwrap();
+    let by_client: Vec<(String, u64, u64)> = totals
+        .iter()
+        .map(|t| (t.total.key.clone(), t.total.calls, t.total.embedding_tokens))
+        .collect();
+    assert_eq!(
+        by_client.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        ["globex", "initech"],
+        "{by_client:?}"
+    );
+    assert!(
+        by_client.iter().all(|t| t.1 == 1 && t.2 > 0),
+        "{by_client:?}"
+    );
+    assert_eq!(by_client[0].2 + by_client[1].2, report.tokens);
+}
+
+#[tokio::test]
 async fn hybrid_recall_explains_hits_and_filters() {
     let dir = tempfile::tempdir().unwrap();
     let (weave, _store) = weave(&dir, 64).await;

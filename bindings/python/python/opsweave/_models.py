@@ -670,7 +670,8 @@ UsageGroup = Literal["org", "client", "project", "model"]
 class UsageTotal(_Plain):
     """Model calls and tokens of one group (``key``: its org, client, project or model; empty
     when the scope part is absent) and model, with their cost in US dollars from the configured
-    price book (``None`` when some of the tokens have no price)."""
+    price book (``None`` when some of the tokens have no price). Grouped by project, ``client``
+    names the project's client (empty when absent): projects of two clients are summed apart."""
 
     key: str
     model: str
@@ -679,12 +680,14 @@ class UsageTotal(_Plain):
     output_tokens: int
     embedding_tokens: int
     cost_usd: Optional[decimal.Decimal]
+    client: Optional[str] = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> UsageTotal:
         cost = d.get("cost_usd")
         return cls(
             key=d["key"],
+            client=d.get("client"),
             model=d["model"],
             calls=d["calls"],
             input_tokens=d["input_tokens"],

@@ -112,7 +112,7 @@ pub async fn list_tasks(
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
     let limit = limit_of(q.limit, 3)?;
-    let now = opsweave::parse_now(q.now.as_deref())?;
+    let now = state.weave.parse_as_of(q.now.as_deref())?;
     let horizon = q.horizon.as_deref().unwrap_or("today");
     if horizon == Lane::Past7d.as_str() {
         let until = now.unwrap_or_else(Utc::now);
@@ -266,7 +266,7 @@ pub async fn graph(
                 })?,
         ),
     };
-    let now = opsweave::parse_now(q.now.as_deref())?;
+    let now = state.weave.parse_as_of(q.now.as_deref())?;
     let mut graph = state.weave.graph(&scope, window, now).await?;
     if q.source.is_some() || lane.is_some() {
         graph.nodes.retain(|n| {

@@ -318,6 +318,8 @@ pub struct CompiledMapping {
     url: Option<Template>,
     status: Option<(Path, StatusRule)>,
     links: Vec<(Path, Option<Path>, LinkRule)>,
+    /// Minutes east of UTC of the user's day: a due instant falls on that day's date.
+    day_offset_minutes: i32,
 }
 
 impl Mapping {
@@ -476,11 +478,20 @@ impl Mapping {
             url,
             status,
             links,
+            day_offset_minutes: 0,
         })
     }
 }
 
 impl CompiledMapping {
+    /// Reads due instants (fields typed `datetime`) as the dates of a day `minutes` east of
+    /// UTC, the day focus counts in (`priority.utc_offset_minutes`); UTC dates without it.
+    /// Fields typed `date` keep the day as written.
+    pub fn with_day_offset(mut self, minutes: i32) -> Self {
+        self.day_offset_minutes = minutes;
+        self
+    }
+
     /// The mapping this was compiled from.
     pub fn mapping(&self) -> &Mapping {
         &self.mapping
@@ -718,7 +729,14 @@ impl CompiledMapping {
         };
         TaskSeed {
             status,
-            due: field(&rule.due).and_then(Value::as_date),
+            due: field(&rule.due).and_then(|due| match due {
+                Value::DateTime(at) => at
+                    .checked_add_signed(chrono::Duration::minutes(i64::from(
+                        self.day_offset_minutes,
+                    )))
+                    .map(|local| local.date_naive()),
+                other => other.as_date(),
+            }),
             signals: Signals {
                 labels,
                 value,

@@ -227,6 +227,62 @@ fn probabilities_are_percent_unless_the_mapping_says_fraction() {
 }
 
 #[test]
+fn a_due_instant_falls_on_the_users_day() {
+    let mapping = Mapping::from_toml(
+        r#"
+name = "due-instants"
+source = "tracker"
+entity = "task"
+format = "jsonl"
+id = "id"
+title = "{title}"
+[fields.title]
+from = "title"
+[fields.due]
+from = "due"
+type = "datetime"
+[fields.day]
+from = "day"
+type = "date"
+[task]
+due = "due"
+"#,
+    )
+    .unwrap();
+    let due = |compiled: &CompiledMapping, row: serde_json::Value| {
+        let raw = RawItem {
+            line: 1,
+            payload: row,
+        };
+        let n = compiled.apply(&Scope::default(), &raw, now()).unwrap();
+        n.task.unwrap().due.unwrap().to_string()
+    };
+    let row = serde_json::json!({"id": "1", "title": "t", "due": "2026-11-23T00:30:00+01:00"});
+    // 23:30 UTC on the 22nd: the 22nd in UTC, the 23rd an hour east of it.
+    assert_eq!(due(&mapping.compile().unwrap(), row.clone()), "2026-11-22");
+    let east = mapping.compile().unwrap().with_day_offset(60);
+    assert_eq!(due(&east, row.clone()), "2026-11-23");
+    let west = mapping.compile().unwrap().with_day_offset(-600);
+    assert_eq!(due(&west, row), "2026-11-22");
+    // A field typed `date` keeps the day as written, whatever the offset.
+    let mut by_day = mapping.clone();
+    by_day.task.as_mut().unwrap().due = Some("day".into());
+    let row = serde_json::json!({"id": "1", "title": "t", "day": "2026-11-23T00:30:00+01:00"});
+    assert_eq!(
+        due(&by_day.compile().unwrap().with_day_offset(-600), row),
+        "2026-11-23"
+    );
+}
+
+#[test]
+fn a_probability_that_is_not_a_number_is_no_probability() {
+    for text in ["NaN", "inf", "-inf"] {
+        assert_eq!(Value::Text(text.into()).as_f64(), None, "{text}");
+    }
+    assert_eq!(Value::Text(" 40 ".into()).as_f64(), Some(40.0));
+}
+
+#[test]
 fn compile_reports_unknown_template_fields_and_bad_paths() {
     let mut m = preset("odoo-crm-lead").unwrap();
     m.title = "{nmae}".into();

@@ -24,7 +24,8 @@ pub struct Evaluation {
     pub true_positives: usize,
     /// Candidate pairs blocking produced.
     pub candidates: usize,
-    /// Share of gold pairs among the candidates (the ceiling on recall).
+    /// Share of gold pairs among the candidates blocking produced: the ceiling on recall of a
+    /// link run; a dedupe run's clusters also join pairs that were never compared.
     pub blocking_recall: f64,
     /// Wall-clock seconds of the matching run (loading excluded).
     pub seconds: f64,

@@ -253,6 +253,14 @@ impl Gold {
         });
         let mut gold = Gold::default();
         let mut rows = 0usize;
+        let other = right.unwrap_or(left);
+        // A file without a header starts with a pair: its first row names ids both tables hold.
+        if label.is_none() {
+            if let (Some(i), Some(j)) = (left.row_of(&header[0]), other.row_of(&header[1])) {
+                rows += 1;
+                gold.add(i, j, right.is_none());
+            }
+        }
         for rec in csv.records() {
             let rec = rec.map_err(|e| csv_error(e, name))?;
             let line = rec.position().map_or(0, csv::Position::line);
@@ -271,17 +279,8 @@ impl Gold {
                     .in_file(name)
                     .at_line(line));
             };
-            let other = right.unwrap_or(left);
             match (left.row_of(a), other.row_of(b)) {
-                (Some(i), Some(j)) => {
-                    if right.is_none() {
-                        if i != j {
-                            gold.pairs.insert((i.min(j), i.max(j)));
-                        }
-                    } else {
-                        gold.pairs.insert((i, j));
-                    }
-                }
+                (Some(i), Some(j)) => gold.add(i, j, right.is_none()),
                 _ => gold.unknown += 1,
             }
         }
@@ -290,7 +289,50 @@ impl Gold {
                 .in_file(name)
                 .at_line(1));
         }
+        if gold.pairs.is_empty() {
+            // Scores against no pair at all would all read 0, as if the matcher had failed.
+            return Err(Error::invalid(format!(
+                "no pair names ids the tables hold ({} of {rows} rows name an unknown id): the \
+                 first column must hold {} ids, the second {} ids",
+                gold.unknown,
+                if right.is_some() {
+                    "left"
+                } else {
+                    "the table's"
+                },
+                if right.is_some() {
+                    "right"
+                } else {
+                    "the table's"
+                },
+            ))
+            .in_file(name));
+        }
+        if right.is_none() {
+            gold.close(left.len());
+        }
         Ok(gold)
+    }
+
+    fn add(&mut self, i: usize, j: usize, dedupe: bool) {
+        if !dedupe {
+            self.pairs.insert((i, j));
+        } else if i != j {
+            self.pairs.insert((i.min(j), i.max(j)));
+        }
+    }
+
+    /// Dedupe: rows paired with a common row are one entity too (duplicates listed against one
+    /// original name every pair among them), as a run's clusters name every pair inside them.
+    fn close(&mut self, rows: usize) {
+        let pairs: Vec<(usize, usize)> = self.pairs.iter().copied().collect();
+        for members in super::cluster::components(rows, pairs) {
+            for (x, a) in members.iter().enumerate() {
+                for b in &members[x + 1..] {
+                    self.pairs.insert((*a, *b));
+                }
+            }
+        }
     }
 }
 
@@ -369,5 +411,33 @@ mod tests {
         // Blank lines are skipped, not counted as pairs.
         let g = gold("a,b\n\n1,2\n\n").unwrap();
         assert_eq!(g.pairs.len(), 1);
+        // Pairs that all name unknown ids (columns swapped, another file) are an error, not a
+        // report of zeros.
+        let r = load("id,n\nx,a\ny,b\n").unwrap();
+        let e = Gold::from_csv(
+            "left_id,right_id\nx,1\ny,2\n".as_bytes(),
+            "g.csv",
+            &l,
+            Some(&r),
+        )
+        .unwrap_err();
+        assert!(e.message().contains("2 of 2 rows"), "{e}");
+        assert_eq!(e.location().file.as_deref(), Some("g.csv"));
+    }
+
+    #[test]
+    fn a_gold_file_without_a_header_keeps_its_first_pair() {
+        let l = load("id,n\n1,a\n2,b\n").unwrap();
+        let r = load("id,n\nx,a\ny,b\n").unwrap();
+        let g = Gold::from_csv("1,x\n2,y\n".as_bytes(), "g.csv", &l, Some(&r)).unwrap();
+        assert_eq!(g.pairs, HashSet::from([(0, 0), (1, 1)]));
+    }
+
+    #[test]
+    fn dedupe_gold_names_every_pair_of_an_entity() {
+        let l = load("id,n\n1,a\n2,b\n3,c\n4,d\n5,e\n").unwrap();
+        // 2 and 3 are duplicates of 1, 5 of 4.
+        let g = Gold::from_csv("a,b\n1,2\n1,3\n4,5\n".as_bytes(), "g.csv", &l, None).unwrap();
+        assert_eq!(g.pairs, HashSet::from([(0, 1), (0, 2), (1, 2), (3, 4)]));
     }
 }
