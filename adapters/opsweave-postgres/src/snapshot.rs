@@ -251,7 +251,8 @@ fn page_query<'a>(
     after: Option<&'a SnapshotKey>,
 ) -> QueryBuilder<'a, Postgres> {
     let (select, key) = match kind {
-        SnapshotKind::Records => (RECORD_PAGE, "r.id"),
+        // The primary key's order: a page is one index range scan, never a sort of the rest.
+        SnapshotKind::Records => (RECORD_PAGE, "r.org, r.id"),
         SnapshotKind::Links => (
             "SELECT org, kind, from_id, to_id, weight, evidence FROM core.links",
             "kind, from_id, to_id",
@@ -318,6 +319,9 @@ fn page_query<'a>(
             }
             SnapshotKey::Vector(model, id) => {
                 q.push_bind(model.as_str()).push(", ").push_bind(*id);
+            }
+            SnapshotKey::Record(org, id) => {
+                q.push_bind(org.as_str()).push(", ").push_bind(*id);
             }
         }
         q.push(")");

@@ -29,15 +29,28 @@ impl UsageLedger for PgStore {
         if events.is_empty() {
             return Ok(());
         }
+        // Drawn once, outside the retried transaction: a retry after a lost COMMIT writes the
+        // same keys, and the events the first attempt committed are skipped.
+        let batch_key = with_retries(|| async {
+            sqlx::query_scalar::<_, i64>("SELECT nextval('ops.usage_batches')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| map("draw a usage batch key", e))
+        })
+        .await?;
         with_retries(|| async {
             let mut tx = self.pool.begin().await.map_err(|e| map("begin", e))?;
-            // 11 parameters per row; PostgreSQL allows 65,535 per statement.
-            for chunk in events.chunks(4_000) {
+            // 13 parameters per row; PostgreSQL allows 65,535 per statement.
+            for (n, chunk) in events.chunks(4_000).enumerate() {
+                let first = n * 4_000;
                 let mut q = QueryBuilder::<Postgres>::new(
                     "INSERT INTO ops.usage_events (org, client, project, operation, model, \
-                     input_tokens, output_tokens, embedding_tokens, latency_ms, job_id, at) ",
+                     input_tokens, output_tokens, embedding_tokens, latency_ms, job_id, at, \
+                     batch_key, batch_ord) ",
                 );
+                let mut ord = first as i64;
                 q.push_values(chunk, |mut row, e| {
+                    ord += 1;
                     row.push_bind(text(&e.scope.org).into_owned())
                         .push_bind(e.scope.client.as_deref().map(|c| text(c).into_owned()))
                         .push_bind(e.scope.project.as_deref().map(|p| text(p).into_owned()))
@@ -48,8 +61,11 @@ impl UsageLedger for PgStore {
                         .push_bind(count(e.embedding_tokens))
                         .push_bind(count(e.latency_ms))
                         .push_bind(e.job.map(|j| j.0))
-                        .push_bind(stored(e.at));
+                        .push_bind(stored(e.at))
+                        .push_bind(batch_key)
+                        .push_bind(ord);
                 });
+                q.push(" ON CONFLICT (batch_key, batch_ord) DO NOTHING");
                 q.build()
                     .execute(&mut *tx)
                     .await

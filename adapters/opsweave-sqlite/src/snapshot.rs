@@ -63,7 +63,8 @@ impl Snapshot for SqliteStore {
         check_key(kind, after)?;
         let limit = limit.clamp(1, MAX_PAGE) as i64;
         let id_after = match after {
-            Some(SnapshotKey::Id(id)) => *id,
+            // Records are paged by id alone here (the id index); the org is not needed.
+            Some(SnapshotKey::Id(id) | SnapshotKey::Record(_, id)) => *id,
             _ => i64::MIN,
         };
         let by_id = |table: &str| {

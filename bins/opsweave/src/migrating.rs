@@ -25,8 +25,10 @@ source does not have is always refused, so a copy never overwrites someone else'
 and --to must be two databases: the same file or server database under another spelling is \
 refused (exit 2).
 
-Stop the source's writers (serve, worker) while it runs: rows written meanwhile may be missed, \
-and the count check then fails.";
+Stop the source's writers (serve, worker, ingest) while it runs: each batch is read on its own, \
+so a row added meanwhile may be missed (the count check then fails), and a row changed \
+meanwhile (a task completed, a key revoked) may be copied as it was before the change, which \
+no count shows.";
 
 /// Arguments of `opsweave migrate`.
 #[derive(Debug, Args)]

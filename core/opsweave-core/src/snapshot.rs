@@ -265,8 +265,11 @@ pub enum SnapshotPage {
 /// compare as the store compares them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotKey {
-    /// A record id, rejection id, event sequence number, job, usage or key id.
+    /// A rejection id, event sequence number, job, usage or key id.
     Id(i64),
+    /// A record: (org, id). A store pages records in its own key order, org and id or id alone
+    /// (PostgreSQL keys records by org, SQLite by id).
+    Record(String, i64),
     /// A link: (kind, from, to).
     Link(String, i64, i64),
     /// A resolver state: (org, resolver).
@@ -339,7 +342,10 @@ impl SnapshotPage {
     /// The key of its last row: where the next page starts.
     pub fn last_key(&self) -> Option<SnapshotKey> {
         Some(match self {
-            Self::Records(rows) => SnapshotKey::Id(rows.last()?.record.id.raw()),
+            Self::Records(rows) => {
+                let record = &rows.last()?.record;
+                SnapshotKey::Record(record.scope.org.clone(), record.id.raw())
+            }
             Self::Links(rows) => {
                 let l = &rows.last()?.link;
                 SnapshotKey::Link(l.kind.as_str().to_string(), l.from.raw(), l.to.raw())
@@ -428,9 +434,9 @@ pub fn check_key(kind: SnapshotKind, after: Option<&SnapshotKey>) -> Result<()> 
     let ok = matches!(
         (kind, after),
         (_, None)
+            | (SnapshotKind::Records, Some(SnapshotKey::Record(..)))
             | (
-                SnapshotKind::Records
-                    | SnapshotKind::Rejections
+                SnapshotKind::Rejections
                     | SnapshotKind::Events
                     | SnapshotKind::Jobs
                     | SnapshotKind::UsageEvents
@@ -506,6 +512,9 @@ mod tests {
         let err = check_key(SnapshotKind::Links, Some(&SnapshotKey::Id(3))).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
         assert!(err.message().contains("links"), "{err}");
+        let record = SnapshotKey::Record("acme".into(), 3);
+        assert!(check_key(SnapshotKind::Records, Some(&record)).is_ok());
+        assert!(check_key(SnapshotKind::Records, Some(&SnapshotKey::Id(3))).is_err());
     }
 
     #[test]

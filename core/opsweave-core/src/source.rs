@@ -112,14 +112,29 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
                 .in_file(file)
                 .at_line(1));
         }
-        let text = text.trim().to_string();
+        let mut text = text.trim().to_string();
+        // Spreadsheets save unnamed columns (often trailing empty ones) and some exports repeat
+        // a name (Jira's `Labels`, one per label): they get names of their own, and only an id
+        // or required column the mapping reads must be unambiguous.
+        if text.is_empty() {
+            text = format!("column {}", i + 1);
+        }
         if headers.contains(&text) {
-            return Err(
-                Error::invalid(format!("duplicate column `{text}` in the CSV header"))
-                    .in_file(file)
-                    .at_line(1)
-                    .on_field(text),
-            );
+            if required.contains(&text) {
+                return Err(Error::invalid(format!(
+                    "duplicate column `{text}` in the CSV header: the mapping reads it, and \
+                     cannot tell which one is meant"
+                ))
+                .in_file(file)
+                .at_line(1)
+                .on_field(text));
+            }
+            let base = text.clone();
+            let mut n = 2;
+            while headers.contains(&text) {
+                text = format!("{base} ({n})");
+                n += 1;
+            }
         }
         headers.push(text);
     }
@@ -256,24 +271,34 @@ impl<R: Read> Iterator for SourceReader<R> {
                 reader,
                 headers,
                 record,
-            } => match reader.read_byte_record(record) {
-                Ok(false) => None,
-                Ok(true) => {
-                    let line = line_of(reader, record.position());
-                    Some(Ok(csv_item(headers, record, line)))
-                }
-                Err(e) => {
-                    let line = line_of(reader, e.position());
-                    match e.kind() {
-                        csv::ErrorKind::Io(_) => {
-                            Some(Err(Error::unavailable(format!("cannot read: {e}"))
-                                .in_file(self.file.clone())))
+            } => loop {
+                match reader.read_byte_record(record) {
+                    Ok(false) => return None,
+                    Ok(true) => {
+                        // Rows of empty cells (`,,,,`, which spreadsheets leave below the data)
+                        // are blank lines.
+                        if record
+                            .iter()
+                            .all(|cell| cell.iter().all(u8::is_ascii_whitespace))
+                        {
+                            continue;
                         }
-                        _ => Some(Ok(SourceItem::Rejected(Rejection::new(
-                            line,
-                            None,
-                            format!("unreadable CSV row: {e}"),
-                        )))),
+                        let line = line_of(reader, record.position());
+                        return Some(Ok(csv_item(headers, record, line)));
+                    }
+                    Err(e) => {
+                        let line = line_of(reader, e.position());
+                        return match e.kind() {
+                            csv::ErrorKind::Io(_) => {
+                                Some(Err(Error::unavailable(format!("cannot read: {e}"))
+                                    .in_file(self.file.clone())))
+                            }
+                            _ => Some(Ok(SourceItem::Rejected(Rejection::new(
+                                line,
+                                None,
+                                format!("unreadable CSV row: {e}"),
+                            )))),
+                        };
                     }
                 }
             },
@@ -515,6 +540,40 @@ mod tests {
         assert_eq!(last.line, 7);
     }
 
+    #[test]
+    fn unnamed_and_repeated_columns_get_names_and_empty_rows_are_blank_lines() {
+        let data = b"id,Labels,name,Labels,,\n1,a,Acme,b,,\n,,,,,\n2,c,Globex,d,x,\n";
+        let mut reader =
+            SourceReader::new(Format::Csv, &data[..], "f", &["id".into()], None).unwrap();
+        assert_eq!(
+            reader.headers(),
+            ["id", "Labels", "name", "Labels (2)", "column 5", "column 6"]
+        );
+        let first = reader.next().unwrap().unwrap();
+        let SourceItem::Raw(first) = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(
+            (
+                first.payload["Labels"].as_str(),
+                first.payload["Labels (2)"].as_str()
+            ),
+            (Some("a"), Some("b"))
+        );
+        let SourceItem::Raw(second) = reader.next().unwrap().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (second.line, second.payload["column 5"].as_str()),
+            (4, Some("x"))
+        );
+        assert!(reader.next().is_none());
+        // A repeated column the mapping must read is ambiguous.
+        let err = read(Format::Csv, b"id,name,id\n1,a,2\n", &["id"], None).unwrap_err();
+        assert!(err.message().contains("duplicate column `id`"), "{err}");
+        assert_eq!(err.location().field.as_deref(), Some("id"));
+    }
+
     /// (line, rejected) of every item.
     fn lines(data: &[u8]) -> Vec<(u64, bool)> {
         read(Format::Csv, data, &["id"], None)
@@ -569,7 +628,9 @@ mod tests {
         assert_eq!(err.location().line, Some(1));
         assert!(read(Format::Csv, b"", &["id"], None).is_err());
         assert!(read(Format::Csv, b"\x89PNG\r\n\x1a\n\x00\x00", &["id"], None).is_err());
-        assert!(read(Format::Csv, b"id,id\n1,2\n", &[], None).is_err());
+        assert!(read(Format::Csv, b"id,id\n1,2\n", &["id"], None).is_err());
+        // A repeated column the mapping does not need is renamed, not an error.
+        assert!(read(Format::Csv, b"id,id\n1,2\n", &[], None).is_ok());
     }
 
     #[test]

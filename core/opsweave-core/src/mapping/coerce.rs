@@ -136,10 +136,12 @@ fn money(raw: &Json, default_currency: Option<&str>) -> Result<Money, String> {
     let mut amount_text = String::new();
     for token in tokens {
         if token.len() == 3 && token.chars().all(|c| c.is_ascii_alphabetic()) {
-            if currency.is_some() {
+            let code = token.to_ascii_uppercase();
+            // "$1,234.00 USD" names one currency twice; "$12 EUR" names two.
+            if currency.as_ref().is_some_and(|c| *c != code) {
                 return Err(format!("`{}` names two currencies", shorten(&original)));
             }
-            currency = Some(token.to_ascii_uppercase());
+            currency = Some(code);
         } else {
             amount_text.push_str(token);
         }
@@ -510,6 +512,9 @@ mod tests {
         assert_eq!(amount("€ 99"), ("99".into(), "EUR".into()));
         assert!(m("twelve").is_err());
         assert!(m("USD 10 EUR").is_err());
+        // A symbol and its own code name one currency; a symbol and another code, two.
+        assert_eq!(amount("$1,234.00 USD"), ("1234.00".into(), "USD".into()));
+        assert!(m("$12 EUR").unwrap_err().contains("two currencies"));
         let no_currency = coerce(&json!("10"), &r).unwrap_err();
         assert!(no_currency.contains("currency"), "{no_currency}");
         assert!(coerce(

@@ -85,6 +85,17 @@ fn ace_sample_maps_every_row() {
         Value::Text("123456789012".into())
     );
     assert_eq!(first.task.as_ref().unwrap().signals.probability, Some(60.0));
+    // The console writes US dates; ISO dates are read as well.
+    let us = String::from_utf8_lossy(include_bytes!(
+        "../../../../examples/data/ace-opportunity.csv"
+    ))
+    .replace("2026-11-24", "11/24/2026");
+    let (ok, bad) = run("ace-opportunity", us.as_bytes());
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        ok[0].task.as_ref().unwrap().due,
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 24)
+    );
 }
 
 #[test]
