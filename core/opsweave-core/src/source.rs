@@ -30,7 +30,7 @@ pub struct SourceReader<R: Read> {
 
 enum Inner<R: Read> {
     Csv {
-        reader: csv::Reader<LineIndex<R>>,
+        reader: csv::Reader<LineIndex<BufReader<R>>>,
         headers: Vec<String>,
         record: csv::ByteRecord,
     },
@@ -75,10 +75,16 @@ impl<R: Read> SourceReader<R> {
 }
 
 fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner<R>> {
+    let mut buffered = BufReader::with_capacity(64 * 1024, reader);
+    let head = buffered
+        .fill_buf()
+        .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
+    let delimiter = delimiter_of(head);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(LineIndex::new(reader));
+        .delimiter(delimiter)
+        .from_reader(LineIndex::new(buffered));
     let header = reader
         .byte_headers()
         .map_err(|e| {
@@ -161,6 +167,28 @@ fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner
         headers,
         record: csv::ByteRecord::new(),
     })
+}
+
+/// The delimiter of a CSV file from its header line (`head`: the file's first bytes): a comma,
+/// unless the header has none but semicolons (what Excel writes where the decimal mark is a
+/// comma) or tabs.
+fn delimiter_of(head: &[u8]) -> u8 {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    let (mut quoted, mut counts) = (false, [0usize; 3]);
+    for b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    match counts {
+        [0, semicolons, tabs] if semicolons > 0 && semicolons >= tabs => b';',
+        [0, _, tabs] if tabs > 0 => b'\t',
+        _ => b',',
+    }
 }
 
 fn open_jsonl<R: Read>(reader: R, file: &str) -> Result<Inner<R>> {
@@ -572,6 +600,29 @@ mod tests {
         let err = read(Format::Csv, b"id,name,id\n1,a,2\n", &["id"], None).unwrap_err();
         assert!(err.message().contains("duplicate column `id`"), "{err}");
         assert_eq!(err.location().field.as_deref(), Some("id"));
+    }
+
+    #[test]
+    fn semicolon_and_tab_separated_files_are_read_by_their_header() {
+        for (data, delimiter) in [
+            (&b"id;name;amount\n1;Acme;1,5\n2;\"Glob;ex\";2\n"[..], ';'),
+            (
+                &b"id\tname\tamount\n1\tAcme\t1,5\n2\tGlob;ex\t2\n"[..],
+                '\t',
+            ),
+            (&b"id,name;alias,amount\n1,Acme;A,1\n2,Glob;ex,2\n"[..], ','),
+        ] {
+            let items = read(Format::Csv, data, &["id"], None).unwrap();
+            let names: Vec<_> = items
+                .iter()
+                .map(|item| match item {
+                    SourceItem::Raw(raw) => raw.payload["id"].as_str().unwrap().to_string(),
+                    SourceItem::Rejected(r) => panic!("{delimiter:?}: {r:?}"),
+                })
+                .collect();
+            assert_eq!(names, ["1", "2"], "{delimiter:?}");
+        }
+        assert_eq!(delimiter_of(b"\"a,b\";c\n"), b';');
     }
 
     /// (line, rejected) of every item.

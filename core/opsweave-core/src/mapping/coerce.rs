@@ -96,11 +96,43 @@ fn integer(raw: &Json) -> Result<i64, String> {
             .ok_or_else(|| format!("`{n}` is not a whole number")),
         other => {
             let s = text_of(other);
-            s.trim()
-                .parse()
-                .map_err(|_| format!("`{}` is not a whole number", shorten(&s)))
+            let t = s.trim();
+            t.parse()
+                .ok()
+                .or_else(|| whole_number_text(t))
+                .ok_or_else(|| format!("`{}` is not a whole number", shorten(&s)))
         }
     }
+}
+
+/// Whole numbers as spreadsheets and dataframes write them: `42.0` (pandas writes an integer
+/// column with gaps as floats) and `1,234,567`. `12.000` stays an error: thousands or decimals?
+fn whole_number_text(t: &str) -> Option<i64> {
+    let (sign, digits) = match t.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let number = if let Some((whole, zeros)) = digits.split_once('.') {
+        if !all_digits(whole) || zeros.is_empty() || zeros.bytes().any(|b| b != b'0') {
+            return None;
+        }
+        if zeros.len() == 3 {
+            return None;
+        }
+        whole.to_string()
+    } else {
+        let groups: Vec<&str> = digits.split(',').collect();
+        let grouped = groups.len() > 1
+            && (1..=3).contains(&groups[0].len())
+            && groups.iter().all(|g| all_digits(g))
+            && groups[1..].iter().all(|g| g.len() == 3);
+        if !grouped {
+            return None;
+        }
+        groups.concat()
+    };
+    number.parse::<i64>().ok().map(|n| sign * n)
 }
 
 fn decimal(raw: &Json) -> Result<Decimal, String> {
@@ -108,7 +140,10 @@ fn decimal(raw: &Json) -> Result<Decimal, String> {
     let t = s.trim();
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| format!("`{}` is not a number", shorten(&s)))
+        .ok()
+        // `1,234.5`, `60,5`, `1.234,5`: read as amounts of money are.
+        .or_else(|| parse_amount(t))
+        .ok_or_else(|| format!("`{}` is not a number", shorten(&s)))
 }
 
 const SYMBOLS: [(&str, &str); 6] = [
@@ -655,10 +690,40 @@ mod tests {
             Value::Integer(42)
         );
         assert!(coerce(&json!("4.2"), &rule(FieldType::Integer)).is_err());
+        // As spreadsheets and pandas write whole numbers; `12.000` is ambiguous.
+        for (text, want) in [
+            ("42.0", 42),
+            ("-7.00", -7),
+            ("1,234,567", 1_234_567),
+            ("+3", 3),
+        ] {
+            assert_eq!(
+                coerce(&json!(text), &rule(FieldType::Integer)).unwrap(),
+                Value::Integer(want),
+                "{text}"
+            );
+        }
+        for text in ["12.000", "1,23", "1,2345", "4.50", ",123", "1.0.0"] {
+            assert!(
+                coerce(&json!(text), &rule(FieldType::Integer)).is_err(),
+                "{text}"
+            );
+        }
         assert_eq!(
             coerce(&json!(" 4.20 "), &rule(FieldType::Decimal)).unwrap(),
             Value::Decimal(Decimal::new(420, 2))
         );
+        for (text, want) in [
+            ("1,234.5", Decimal::new(12345, 1)),
+            ("60,5", Decimal::new(605, 1)),
+        ] {
+            assert_eq!(
+                coerce(&json!(text), &rule(FieldType::Decimal)).unwrap(),
+                Value::Decimal(want),
+                "{text}"
+            );
+        }
+        assert!(coerce(&json!("12 apples"), &rule(FieldType::Decimal)).is_err());
         let adf = json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Fix"}, {"type": "text", "text": "login"}]}]});
         assert_eq!(
             coerce(&adf, &rule(FieldType::String)).unwrap(),
