@@ -538,10 +538,29 @@ impl CompiledMapping {
         let external_id = match self.id.get(payload).and_then(scalar_text) {
             Some(id) if !id.trim().is_empty() => id.trim().to_string(),
             _ => {
-                return Err(reject(
-                    Some(&self.mapping.id),
-                    "missing external id".to_string(),
-                ))
+                let mut reason = "missing external id".to_string();
+                // A whole API answer read as one item ({"messages": [...]}): name the pointer
+                // that would read its items.
+                if self.mapping.records.is_none() {
+                    let arrays: Vec<&String> = payload
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, v)| {
+                            v.as_array()
+                                .is_some_and(|items| items.first().is_some_and(|i| i.is_object()))
+                        })
+                        .map(|(k, _)| k)
+                        .collect();
+                    if let [key] = arrays[..] {
+                        reason.push_str(&format!(
+                            "; the item holds a list of objects under `{key}`: if those are the \
+                             items, set records = \"/{}\" in the mapping",
+                            key.replace('~', "~0").replace('/', "~1")
+                        ));
+                    }
+                }
+                return Err(reject(Some(&self.mapping.id), reason));
             }
         };
         let mut fields = Fields::new();

@@ -286,6 +286,22 @@ due = "due"
 }
 
 #[test]
+fn an_api_answer_read_as_one_item_names_the_records_pointer() {
+    let compiled = preset("gmail-message").unwrap().compile().unwrap();
+    let raw = RawItem {
+        line: 1,
+        payload: serde_json::json!({"messages": [{"id": "18c2", "threadId": "18c2"}], "resultSizeEstimate": 1}),
+    };
+    let rejection = compiled.apply(&Scope::default(), &raw, now()).unwrap_err();
+    assert!(
+        rejection.reason.contains("missing external id")
+            && rejection.reason.contains("records = \"/messages\""),
+        "{}",
+        rejection.reason
+    );
+}
+
+#[test]
 fn a_probability_that_is_not_a_number_is_no_probability() {
     for text in ["NaN", "inf", "-inf"] {
         assert_eq!(Value::Text(text.into()).as_f64(), None, "{text}");
