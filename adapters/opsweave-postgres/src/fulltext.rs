@@ -192,11 +192,14 @@ pub(crate) fn all_words_tsquery(text: &str) -> Option<String> {
 /// The folded words of a search query, at most [`MAX_QUERY_WORDS`] (no longer than a document
 /// word can be).
 pub(crate) fn query_words(text: &str) -> Vec<String> {
+    folded_words(text).take(MAX_QUERY_WORDS).collect()
+}
+
+/// Every folded word of `text` a document could hold, in order.
+pub(crate) fn folded_words(text: &str) -> impl Iterator<Item = String> + '_ {
     words(text)
         .filter(|w| w.len() <= MAX_WORD_BYTES)
-        .take(MAX_QUERY_WORDS)
         .map(Cow::into_owned)
-        .collect()
 }
 
 /// `words` as a `tsquery` text joined by `operator`, each quoted so the server takes it as the

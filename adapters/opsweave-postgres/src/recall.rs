@@ -2,40 +2,19 @@
 //! records by id, and deleting records with everything derived from them.
 
 use crate::error::map;
-use crate::fulltext::{query_words, tsquery};
+use crate::fulltext::{folded_words, tsquery};
 use crate::retry::with_retries;
 use crate::rows::{get, push_scope, record_of, search_hit_of};
 use crate::PgStore;
+use opsweave_core::recall::ranked_query_words;
 use opsweave_core::{Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
 use sqlx::QueryBuilder;
 
-/// Words ranking gains nothing from (Lucene's English stop set, as the embedded store).
-const STOP_WORDS: [&str; 33] = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
-    "they", "this", "to", "was", "will", "with",
-];
-
 /// A `tsquery` text matching any of the query's words: words are folded runs of letters and
-/// digits, each quoted as a lexeme, repeats and stop words dropped unless nothing else is left.
+/// digits, each quoted as a lexeme, chosen as every store chooses them ([`ranked_query_words`]).
 pub(crate) fn any_word_tsquery(text: &str) -> Option<String> {
-    let folded = query_words(text);
-    let mut words: Vec<&str> = Vec::new();
-    for word in &folded {
-        if !words.contains(&word.as_str()) {
-            words.push(word);
-        }
-    }
-    if words.is_empty() {
-        return None;
-    }
-    let content: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !STOP_WORDS.contains(w))
-        .collect();
-    let chosen = if content.is_empty() { words } else { content };
-    Some(tsquery(&chosen, " | "))
+    let words = ranked_query_words(folded_words(text));
+    (!words.is_empty()).then(|| tsquery(&words, " | "))
 }
 
 pub(crate) async fn rank_text(

@@ -5,46 +5,20 @@ use crate::error::map;
 use crate::rows::{bind_scope, get, scope_filter, search_hit_of};
 use crate::store::record_of;
 use crate::SqliteStore;
+use opsweave_core::recall::ranked_query_words;
 use opsweave_core::{Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
-
-/// Words BM25 gains nothing from (Lucene's English stop set): an OR query over them would match
-/// nearly every row and rank them all.
-const STOP_WORDS: [&str; 33] = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
-    "they", "this", "to", "was", "will", "with",
-];
-
-/// The most distinct words one ranked query looks for.
-const MAX_WORDS: usize = 64;
 
 /// Ids per `IN (…)` list, well under SQLite's parameter limit.
 const IDS_PER_STATEMENT: usize = 500;
 
 /// Turns free text into an FTS5 query matching any of its words: each word quoted (no operator
-/// injection), repeats and stop words dropped (unless nothing else is left).
+/// injection), the words chosen as every store chooses them ([`ranked_query_words`]).
 pub(crate) fn any_word_query(text: &str) -> Option<String> {
-    let mut words: Vec<String> = Vec::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
-        let lower = word.to_lowercase();
-        if !lower.is_empty() && !words.contains(&lower) {
-            words.push(lower);
-        }
-    }
-    let content: Vec<&String> = words
-        .iter()
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-        .collect();
-    let chosen: Vec<&String> = if content.is_empty() {
-        words.iter().collect()
-    } else {
-        content
-    };
-    let quoted: Vec<String> = chosen
-        .into_iter()
-        .take(MAX_WORDS)
-        .map(|w| format!("\"{w}\""))
-        .collect();
+    let words = ranked_query_words(
+        text.split(|c: char| !c.is_alphanumeric())
+            .map(str::to_lowercase),
+    );
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
     (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 

@@ -50,6 +50,14 @@ impl Weave {
         if query.is_empty() {
             return Err(Error::invalid("recall query is empty").on_field("query"));
         }
+        // As for a note: a model splits a long text into chunks and embeds every one.
+        if query.len() > MAX_MEMORY_BYTES {
+            return Err(Error::invalid(format!(
+                "a recall query holds at most {MAX_MEMORY_BYTES} bytes, this one has {}",
+                query.len()
+            ))
+            .on_field("query"));
+        }
         let depth = options.candidates();
         let dense = async {
             if !options.mode.uses_dense() {
@@ -124,32 +132,46 @@ impl Weave {
             let ids: Vec<RecordId> = candidate_ids(&lists);
             records = self.records_map(scope, &ids).await?;
         }
-        let fused = fuse(&lists, &options.fusion, options.recency.as_ref(), |id| {
+        let mut fused = fuse(&lists, &options.fusion, options.recency.as_ref(), |id| {
             records.get(&id).map(|r| age_days(r.updated_at, now))
         });
-        let top: Vec<FusedHit> = fused.into_iter().take(options.k).collect();
-        if options.recency.is_none() {
-            let ids: Vec<RecordId> = top.iter().map(|h| h.id).collect();
-            records = self.records_map(scope, &ids).await?;
+        // A record deleted since a ranker read it is no answer, and must not take the place of
+        // one: with recency the records are all known before the cut, without they are read
+        // for the next best until k are found (or the candidates run out).
+        if options.recency.is_some() {
+            fused.retain(|h| records.contains_key(&h.id));
         }
-        Ok(top
-            .into_iter()
-            // A record deleted since its vector was read is no answer.
-            .filter_map(|explanation| {
-                let record = records.get(&explanation.id)?;
+        let mut hits = Vec::with_capacity(options.k);
+        let mut rest = fused.into_iter();
+        while hits.len() < options.k {
+            let next: Vec<FusedHit> = rest.by_ref().take(options.k - hits.len()).collect();
+            if next.is_empty() {
+                break;
+            }
+            if options.recency.is_none() {
+                let ids: Vec<RecordId> = next.iter().map(|h| h.id).collect();
+                records.extend(self.records_map(scope, &ids).await?);
+            }
+            for explanation in next {
+                let Some(record) = records.get(&explanation.id) else {
+                    continue;
+                };
+                // A title-only match has an empty snippet: the record's own text says more.
                 let snippet = snippets
                     .remove(&explanation.id)
+                    .filter(|s| !s.trim().is_empty())
                     .unwrap_or_else(|| excerpt(record));
-                Some(RecallHit {
+                hits.push(RecallHit {
                     id: record.id,
                     title: record.title.clone(),
                     entity: record.entity,
                     source_kind: record.source.kind.clone(),
                     snippet,
                     explanation,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(hits)
     }
 
     /// Stores a memory note (a record of entity `note` from source `memory`) and its vector,
@@ -180,15 +202,23 @@ impl Weave {
         };
         let tags = tags.map_or(old_tags, <[String]>::to_vec);
         let created = old.created_at.unwrap_or(old.updated_at);
+        // The note's own scope, not the (possibly wider) one it was found in: its id derives
+        // from it, and another scope would write a second note beside the old one.
         let item = memory_item(
-            scope,
+            &old.scope,
             &old.source.external_id,
             text,
             &tags,
             created,
             Utc::now(),
         )?;
-        self.write_memory(scope, item, false).await?;
+        if item.normalised.record.id != id {
+            return Err(Error::internal(format!(
+                "memory {id}: its text would be written under id {}",
+                item.normalised.record.id
+            )));
+        }
+        self.write_memory(&old.scope, item, false).await?;
         self.store().record(scope, id).await
     }
 
@@ -238,6 +268,9 @@ impl Weave {
         let text = embedding_text(record);
         let out = embedder.embed(&[text], EmbedKind::Document).await?;
         check_vectors(&out, 1, info.dim)?;
+        // Metered before the note is stored: a ledger that fails then fails the call with
+        // nothing written, so a retry stores one note, not two.
+        self.meter_embedding(scope, &info.name, &out, None).await?;
         let vector = VectorItem {
             id: record.id,
             scope: record.scope.clone(),
@@ -256,7 +289,7 @@ impl Weave {
             }
             return Err(e);
         }
-        self.meter_embedding(scope, &info.name, &out, None).await
+        Ok(())
     }
 
     async fn records_map(

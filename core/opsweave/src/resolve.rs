@@ -46,6 +46,22 @@ struct SavedState {
     model: Model,
 }
 
+/// Matching state (a resolver's links, review pairs and fitted model) is kept per org: a run in
+/// a client's or project's scope would replace the org's, and a review would show other
+/// clients' pairs. Until that state is kept per client and project, matching takes an org scope.
+fn check_matching_scope(scope: &Scope) -> Result<()> {
+    scope.validate()?;
+    if scope.client.is_some() || scope.project.is_some() {
+        return Err(Error::invalid(format!(
+            "matching works on a whole org (its links, review pairs and model are the org's): \
+             use the scope `{}`, not `{scope}`",
+            scope.org
+        ))
+        .on_field("scope"));
+    }
+    Ok(())
+}
+
 impl Weave {
     /// Runs `resolver` over the records in `scope`. With `incremental`, and when the resolver
     /// has run before, only records it has not seen are scored (against everything), with the
@@ -57,7 +73,7 @@ impl Weave {
         resolver: &Resolver,
         incremental: bool,
     ) -> Result<ResolveReport> {
-        scope.validate()?;
+        check_matching_scope(scope)?;
         resolver.validate()?;
         let started = Instant::now();
         let records = self.all_records(scope).await?;
@@ -227,6 +243,7 @@ impl Weave {
         resolver: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ReviewItem>> {
+        check_matching_scope(scope)?;
         let queue = self.store().review_queue(scope, resolver, limit).await?;
         // An empty queue for a name that is neither built in nor has ever run is a typo, not
         // "nothing to review".
@@ -257,6 +274,7 @@ impl Weave {
         pair: (RecordId, RecordId),
         accept: bool,
     ) -> Result<ReviewItem> {
+        check_matching_scope(scope)?;
         if pair.0 == pair.1 {
             return Err(Error::invalid(
                 "a record is not a match of itself: name two different records",

@@ -299,6 +299,44 @@ async fn hybrid_recall_explains_hits_and_filters() {
 }
 
 #[tokio::test]
+async fn a_memory_updated_from_a_wider_scope_stays_one_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, _store) = weave(&dir, 64).await;
+    let org = Scope::org("acme");
+    let globex = org.clone().with_client("globex");
+    let id = weave
+        .remember(&globex, "Globex pays in dollars", &[])
+        .await
+        .unwrap();
+    let updated = weave
+        .update_memory(&org, id, "Globex pays in euros", None)
+        .await
+        .unwrap();
+    assert_eq!((updated.id, updated.scope.clone()), (id, globex.clone()));
+    assert_eq!(updated.body, "Globex pays in euros");
+    let text = RecallOptions {
+        mode: RecallMode::Bm25,
+        ..RecallOptions::default()
+    };
+    for scope in [&org, &globex] {
+        let hits = weave.recall(scope, "Globex pays", &text).await.unwrap();
+        assert_eq!(
+            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            [id],
+            "one note in {scope}"
+        );
+    }
+
+    // A query is held to a note's size: a model embeds every chunk of a long one.
+    let long = "invoice ".repeat(5_000);
+    let err = weave
+        .recall(&org, &long, &RecallOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.location().field.as_deref(), Some("query"), "{err}");
+}
+
+#[tokio::test]
 async fn memories_are_found_at_once_replaced_and_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     let (weave, store) = weave(&dir, 64).await;

@@ -186,6 +186,22 @@ async fn review_decisions_are_checked_and_empty_stores_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), opsweave::ErrorKind::NotFound);
+
+    // Matching state is kept per org: a client's scope could replace it or see other clients'
+    // pairs, and is refused by every matching call.
+    let client = scope.clone().with_client("globex");
+    let errors = [
+        weave.resolve(&client, &resolver, false).await.unwrap_err(),
+        weave.review_queue(&client, None, 10).await.unwrap_err(),
+        weave
+            .decide_review(&client, &resolver, pair, true)
+            .await
+            .unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.kind(), opsweave::ErrorKind::InvalidInput, "{err}");
+        assert!(err.message().contains("whole org"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ pub struct MatchRunBody {
 /// Starts a resolver run as a `match` job (202 with the job).
 #[utoipa::path(post, path = "/api/match/runs", tag = "matching", request_body = MatchRunBody, security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (409 when that job differs)")),
-    responses((status = 202, description = "the match job", body = super::jobs::JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "the match job", body = super::jobs::JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn start_run(
     caller: Caller,
     State(state): State<AppState>,
@@ -39,6 +39,7 @@ pub async fn start_run(
     Body(body): Body<MatchRunBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
+    org_wide(&caller)?;
     resolver_preset(&body.preset).map_err(|e| e.on_field("preset"))?;
     let mut job = NewJob::new(
         MATCH_JOB,
@@ -49,6 +50,18 @@ pub async fn start_run(
     job.idempotency_key = super::jobs::idempotency_key(&headers, body.idempotency_key)?;
     job.validate()?;
     super::jobs::submit(&state, job).await
+}
+
+/// Matching state (links, review pairs, the fitted model) is the org's: a key limited to a
+/// client or project would see and change other clients' pairs, so it may not match.
+fn org_wide(caller: &Caller) -> ApiResult<()> {
+    if caller.scope.client.is_some() || caller.scope.project.is_some() {
+        return Err(Problem::forbidden(
+            "matching works on the whole org (its links, review pairs and model are the \
+             org's): use a key that is not limited to a client or project",
+        ));
+    }
+    Ok(())
 }
 
 /// Which review pairs to list.
@@ -64,13 +77,14 @@ pub struct ReviewQuery {
 
 /// Pairs in the review band, most likely matches first, each with its explanation.
 #[utoipa::path(get, path = "/api/match/review", tag = "matching", params(ReviewQuery), security(("key" = [])),
-    responses((status = 200, description = "pairs", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "pairs", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn review(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<ReviewQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
+    org_wide(&caller)?;
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > 1000 {
         return Err(Problem::invalid("limit must be between 1 and 1000").on_field("limit"));
@@ -102,6 +116,7 @@ async fn decide(
     accept: bool,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Write)?;
+    org_wide(&caller)?;
     let resolver = resolver_preset(&body.resolver).map_err(|e| e.on_field("resolver"))?;
     let left: RecordId = body
         .left
@@ -120,7 +135,7 @@ async fn decide(
 
 /// Same entity: link the pair.
 #[utoipa::path(post, path = "/api/match/review/accept", tag = "matching", request_body = DecisionBody, security(("key" = [])),
-    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept(
     caller: Caller,
     State(state): State<AppState>,
@@ -131,7 +146,7 @@ pub async fn accept(
 
 /// Different entities: never ask again.
 #[utoipa::path(post, path = "/api/match/review/reject", tag = "matching", request_body = DecisionBody, security(("key" = [])),
-    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn reject(
     caller: Caller,
     State(state): State<AppState>,

@@ -942,6 +942,38 @@ async fn org_a_cannot_read_change_or_detect_org_b() {
         none["code"], "not_found",
         "the unscoped record is outside the client: {none}"
     );
+    // Matching state is the org's: a client's key neither sees nor changes it.
+    let (_, _, made) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&s.acme),
+            Some(json!({"name": "globex member", "role": "member", "client": "globex"})),
+        )
+        .await;
+    let member = made["secret"].as_str().unwrap().to_string();
+    for (method, path, body) in [
+        ("GET", "/api/match/review", None),
+        (
+            "POST",
+            "/api/match/runs",
+            Some(json!({"preset": "task-dedupe"})),
+        ),
+        (
+            "POST",
+            "/api/match/review/accept",
+            Some(
+                json!({"resolver": "task-dedupe", "left": "0000000000000001", "right": "0000000000000002"}),
+            ),
+        ),
+    ] {
+        let (status, _, problem) = s.call(method, path, Some(&member), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {problem}");
+    }
+    let (status, _, _) = s
+        .call("GET", "/api/match/review", Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "an org-wide key may");
 }
 
 #[tokio::test]

@@ -17,6 +17,35 @@ use std::str::FromStr;
 /// The most hits one recall may ask for.
 pub const MAX_K: usize = 1_000;
 
+/// Words BM25 gains nothing from (Lucene's English stop set): an any-word query over them would
+/// match nearly every record and rank them all.
+pub const STOP_WORDS: [&str; 33] = [
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
+];
+
+/// The most distinct words one ranked text query looks for.
+pub const MAX_QUERY_WORDS: usize = 64;
+
+/// The words a ranked any-word text query looks for, from a query's case-folded words in
+/// order: repeats and stop words dropped (stop words kept when nothing else is left), then at
+/// most [`MAX_QUERY_WORDS`]. Every store ranks by the same words.
+pub fn ranked_query_words(folded: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in folded {
+        if !word.is_empty() && !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    let is_content = |w: &String| !STOP_WORDS.contains(&w.as_str());
+    if words.iter().any(is_content) {
+        words.retain(is_content);
+    }
+    words.truncate(MAX_QUERY_WORDS);
+    words
+}
+
 /// Which rankers a recall runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -256,5 +285,17 @@ mod tests {
         );
         assert_eq!("BM25".parse::<RecallMode>().unwrap(), RecallMode::Bm25);
         assert!("fuzzy".parse::<RecallMode>().is_err());
+    }
+
+    #[test]
+    fn ranked_query_words_drop_repeats_and_stop_words_before_the_cap() {
+        let words = |text: &str| ranked_query_words(text.split(' ').map(str::to_lowercase));
+        assert_eq!(words("the Invoice of the invoice"), ["invoice"]);
+        assert_eq!(words("to be or not"), ["to", "be", "or", "not"]);
+        // The distinct content word after 40 stop words and 40 repeats is still looked for.
+        let long = format!("{} {} invoice", "the a of ".repeat(14), "acme ".repeat(40));
+        assert_eq!(words(&long), ["acme", "invoice"]);
+        let many: String = (0..100).map(|i| format!("w{i} ")).collect();
+        assert_eq!(words(many.trim()).len(), MAX_QUERY_WORDS);
     }
 }
