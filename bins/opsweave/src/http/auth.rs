@@ -94,16 +94,23 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The API key a request carries (`Authorization: Bearer ow_…`), `None` without the header.
+pub fn bearer_secret(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Problem::unauthorized("the Authorization header is not text"))?;
+    text.strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .map(Some)
+        .ok_or_else(|| Problem::unauthorized("use `Authorization: Bearer ow_…`"))
+}
+
 async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-        let text = value
-            .to_str()
-            .map_err(|_| Problem::unauthorized("the Authorization header is not text"))?;
-        let secret = text
-            .strip_prefix("Bearer ")
-            .or_else(|| text.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| Problem::unauthorized("use `Authorization: Bearer ow_…`"))?;
+    if let Some(secret) = bearer_secret(&parts.headers)? {
         let key = state.weave.authenticate(secret).await?;
         return Ok(Caller {
             key: Some(key.id),

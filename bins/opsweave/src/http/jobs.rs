@@ -417,6 +417,24 @@ struct Step {
 /// How often a followed job is read again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How often an event stream checks that its key still works (revoked or expired keys end it).
+const RECHECK_KEY: Duration = if cfg!(test) {
+    Duration::from_millis(500)
+} else {
+    Duration::from_secs(30)
+};
+
+/// What a stream may tell its client of `e`: an internal error's text (SQL, paths) stays in the
+/// server's log.
+fn public_message(e: &opsweave::Error) -> String {
+    if e.kind() == opsweave::ErrorKind::Internal {
+        tracing::error!(error = %e, "job event stream");
+        "internal error (details in the server log)".to_string()
+    } else {
+        e.message().to_string()
+    }
+}
+
 /// The job's life as Server-Sent Events: one event per change (`queued`, `running` with
 /// progress, then `done`, `failed` or `cancelled`), sent as it happens; the stream ends with the job.
 #[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "jobs", security(("key" = [])),
@@ -426,34 +444,55 @@ pub async fn events(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
     caller.require(Action::Read)?;
     let queue = queue(&state)?;
     let scope = caller.scope.clone();
+    let secret = super::auth::bearer_secret(&headers)?.map(str::to_string);
     // The first read answers 404 before the stream starts, for ids outside the caller's scope.
     let first = queue.get(&scope, JobId(id)).await?;
+    let checked = tokio::time::Instant::now();
     let stream = futures::stream::unfold(
-        (Some(first), None::<Step>, false),
-        move |(pending, last, finished)| {
+        (Some(first), None::<Step>, false, checked),
+        move |(pending, last, finished, mut checked)| {
             let queue = queue.clone();
             let scope = scope.clone();
+            let state = state.clone();
+            let secret = secret.clone();
             async move {
                 if finished {
                     return None;
                 }
+                let mut stopping = state.stopping.subscribe();
                 let mut pending = pending;
                 loop {
                     let job = match pending.take() {
                         Some(job) => job,
                         None => {
-                            tokio::time::sleep(POLL).await;
+                            tokio::select! {
+                                () = tokio::time::sleep(POLL) => {}
+                                // The server is shutting down: the client reconnects elsewhere.
+                                _ = stopping.wait_for(|stop| *stop) => return None,
+                            }
+                            if let Some(secret) = &secret {
+                                if checked.elapsed() >= RECHECK_KEY {
+                                    if let Err(e) = state.weave.authenticate(secret).await {
+                                        let event = Event::default().event("error").data(
+                                            json!({ "error": public_message(&e) }).to_string(),
+                                        );
+                                        return Some((Ok(event), (None, last, true, checked)));
+                                    }
+                                    checked = tokio::time::Instant::now();
+                                }
+                            }
                             match queue.get(&scope, JobId(id)).await {
                                 Ok(job) => job,
                                 Err(e) => {
                                     let event = Event::default()
                                         .event("error")
-                                        .data(json!({ "error": e.message() }).to_string());
-                                    return Some((Ok(event), (None, last, true)));
+                                        .data(json!({ "error": public_message(&e) }).to_string());
+                                    return Some((Ok(event), (None, last, true, checked)));
                                 }
                             }
                         }
@@ -479,7 +518,7 @@ pub async fn events(
                         .event(step.status.as_str())
                         .data(data.to_string());
                     let done = step.status.is_final();
-                    return Some((Ok(event), (None, Some(step), done)));
+                    return Some((Ok(event), (None, Some(step), done, checked)));
                 }
             }
         },

@@ -57,6 +57,9 @@ pub struct Shared {
     pub job_queued: tokio::sync::Notify,
     /// JSON bodies of recent focus answers, written once per answer.
     pub focus_bodies: tasks::FocusBodies,
+    /// Set when the server shuts down: open event streams end, so the shutdown does not wait
+    /// for jobs that may never finish.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,6 +120,7 @@ impl AppState {
             seen_signatures: webhooks::SeenSignatures::default(),
             job_queued: tokio::sync::Notify::new(),
             focus_bodies: tasks::FocusBodies::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })))
     }
 }
@@ -386,9 +390,11 @@ pub async fn serve(weave: Weave, addr: &str) -> Result<()> {
     let workers = workers::spawn(state.clone(), server.workers, stop.1.clone());
     tracing::info!(%local, workers = server.workers, "listening");
     eprintln!("opsweave serve: listening on http://{local} (docs at /docs)");
+    let stopping = state.clone();
     let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            stopping.stopping.send_replace(true);
         })
         .await
         .map_err(|e| opsweave::Error::unavailable(format!("server stopped: {e}")));

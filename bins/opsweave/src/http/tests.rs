@@ -977,6 +977,59 @@ async fn org_a_cannot_read_change_or_detect_org_b() {
 }
 
 #[tokio::test]
+async fn event_streams_end_when_their_key_is_revoked_or_the_server_stops() {
+    let s = Server::start(|_| {}).await;
+    // A job no worker here runs: its stream would follow it for ever.
+    let (_, _, job) = s
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&s.acme),
+            Some(json!({"kind": "agent"})),
+        )
+        .await;
+    let uri = format!("/api/jobs/{}/events", job["id"].as_i64().unwrap());
+    let (_, _, made) = s
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&s.acme),
+            Some(json!({"name": "watcher", "role": "viewer"})),
+        )
+        .await;
+    let watcher = made["secret"].as_str().unwrap().to_string();
+    let revoke = format!("/api/keys/{}/revoke", made["key"]["id"]);
+    let revoked = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, _, _) = s.call("POST", &revoke, Some(&s.acme), None).await;
+        assert_eq!(status, StatusCode::OK);
+    };
+    let ((status, _, body), ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(s.call("GET", &uri, Some(&watcher), None), revoked)
+    })
+    .await
+    .expect("the stream of a revoked key ends");
+    let body = body.as_str().unwrap().to_string();
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("event: queued") && body.contains("event: error"),
+        "{body}"
+    );
+
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.state.stopping.send_replace(true);
+    };
+    let ((status, _, body), ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(s.call("GET", &uri, Some(&s.acme), None), stop)
+    })
+    .await
+    .expect("the stream ends when the server stops");
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("event: queued"), "{body}");
+}
+
+#[tokio::test]
 async fn jobs_are_idempotent_listed_cancelled_and_streamed() {
     let s = Server::start(|_| {}).await;
     let body =
