@@ -1234,6 +1234,22 @@ async fn webhooks_need_a_fresh_valid_signature() {
         assert_eq!(status, StatusCode::CONFLICT, "{respelled}: {problem}");
         assert_problem(status, &headers, &problem, StatusCode::CONFLICT, "replayed");
     }
+    // A delivery that fails does not use up its signature: the sender's retry is heard.
+    let broken = b"{\"id\": 9002,";
+    let signed = webhooks::sign(WEBHOOK_SECRET, now, broken);
+    for attempt in 0..2 {
+        let request = Request::post("/api/webhooks/github")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(webhooks::SIGNATURE_HEADER, signed.clone())
+            .body(HttpBody::from(&broken[..]))
+            .unwrap();
+        let (status, _, problem) = s.raw(request).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "attempt {attempt}: {problem}"
+        );
+    }
     // An entry given twice, or a signed timestamp, is malformed.
     for ambiguous in [
         format!("t={now},v1={},v1={mac}", "0".repeat(64)),

@@ -39,6 +39,15 @@ impl SeenSignatures {
         seen.insert((source.to_string(), t, mac.to_vec()), expires)
             .is_none()
     }
+
+    /// Lets the signature be offered again: its delivery failed, and the sender's retry of it
+    /// must not be refused as a replay.
+    fn forget(&self, source: &str, t: i64, mac: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(source.to_string(), t, mac.to_vec()));
+    }
 }
 
 /// The signature a sender computes for `body` at unix time `t` (what tests send).
@@ -151,22 +160,26 @@ pub async fn receive(
             "this signature was already used",
         ));
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}")))?;
-    let rows = match payload {
-        Value::Array(items) => items,
-        item @ Value::Object(_) => vec![item],
-        _ => {
-            return Err(Problem::invalid(
-                "the body must be a JSON object or an array of objects",
-            ))
-        }
-    };
-    let mapping = opsweave::preset(&hook.preset)?;
-    let report = state
-        .weave
-        .ingest_rows(rows, &format!("webhook:{source}"), &mapping, &hook.scope)
-        .await?;
+    let delivered = async {
+        let payload: Value = serde_json::from_slice(&body)
+            .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}")))?;
+        let rows = match payload {
+            Value::Array(items) => items,
+            item @ Value::Object(_) => vec![item],
+            _ => {
+                return Err(Problem::invalid(
+                    "the body must be a JSON object or an array of objects",
+                ))
+            }
+        };
+        let mapping = opsweave::preset(&hook.preset)?;
+        Ok(state
+            .weave
+            .ingest_rows(rows, &format!("webhook:{source}"), &mapping, &hook.scope)
+            .await?)
+    }
+    .await;
+    let report = delivered.inspect_err(|_| state.seen_signatures.forget(&source, t, &given))?;
     Ok((
         StatusCode::OK,
         Json(json!({
