@@ -105,6 +105,7 @@ pub async fn record_events(
     }
     state.weave.record_usage(&events).await?;
     for e in &events {
+        let model = state.metrics.model_label(&e.model);
         let op = match e.operation {
             Operation::Embed => "embed",
             Operation::Chat => "chat",
@@ -112,7 +113,7 @@ pub async fn record_events(
         state
             .metrics
             .model_seconds
-            .with_label_values(&[op, &e.model])
+            .with_label_values(&[op, &model])
             .observe(e.latency_ms as f64 / 1000.0);
         for (kind, n) in [
             ("input", e.input_tokens),
@@ -123,7 +124,7 @@ pub async fn record_events(
                 state
                     .metrics
                     .tokens
-                    .with_label_values(&[kind, &e.model])
+                    .with_label_values(&[kind, &model])
                     .inc_by(n);
             }
         }

@@ -10,6 +10,7 @@ use opsweave::{JobStatus, Result};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::HashSet;
 use std::time::Instant;
 
 /// The metrics of one server.
@@ -28,6 +29,26 @@ pub struct Metrics {
     pub model_seconds: HistogramVec,
     /// Tokens by kind and model (reported usage).
     pub tokens: IntCounterVec,
+    /// Model names and job kinds given labels so far: callers name them, and each new value is
+    /// a series kept for the life of the process.
+    labelled: std::sync::Arc<std::sync::Mutex<(HashSet<String>, HashSet<String>)>>,
+}
+
+/// Distinct model names, and distinct job kinds, that get a label of their own; later ones are
+/// counted under `other`.
+const MAX_LABEL_VALUES: usize = 64;
+
+/// The label of `value` among those already `seen`, or `other` once there are
+/// [`MAX_LABEL_VALUES`] of them.
+fn bounded(seen: &mut HashSet<String>, value: &str) -> String {
+    if seen.contains(value) {
+        return value.to_string();
+    }
+    if seen.len() >= MAX_LABEL_VALUES {
+        return "other".to_string();
+    }
+    seen.insert(value.to_string());
+    value.to_string()
 }
 
 fn internal(e: prometheus::Error) -> opsweave::Error {
@@ -109,7 +130,26 @@ impl Metrics {
             queue_depth,
             model_seconds,
             tokens,
+            labelled: std::sync::Arc::default(),
         })
+    }
+
+    /// The label a caller-given model name is counted under.
+    pub fn model_label(&self, model: &str) -> String {
+        let mut labelled = self
+            .labelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bounded(&mut labelled.0, model)
+    }
+
+    /// The label a caller-given job kind is counted under.
+    pub fn kind_label(&self, kind: &str) -> String {
+        let mut labelled = self
+            .labelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bounded(&mut labelled.1, kind)
     }
 }
 
@@ -157,4 +197,28 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         buffer,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_named_labels_are_bounded() {
+        let metrics = Metrics::new().unwrap();
+        for n in 0..MAX_LABEL_VALUES {
+            assert_eq!(metrics.model_label(&format!("m{n}")), format!("m{n}"));
+        }
+        assert_eq!(metrics.model_label("one more"), "other");
+        assert_eq!(
+            metrics.model_label("m3"),
+            "m3",
+            "known names keep their label"
+        );
+        assert_eq!(
+            metrics.kind_label("ingest"),
+            "ingest",
+            "kinds are counted apart"
+        );
+    }
 }
