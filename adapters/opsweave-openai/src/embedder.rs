@@ -541,23 +541,36 @@ fn server_message(body: &[u8]) -> String {
 
 /// Removes the key, and anything shaped like an OpenAI key, from a server message.
 fn redact(message: &str, key: Option<&ApiKey>) -> String {
-    let mut out = match key {
+    let out = match key {
         Some(k) if !k.expose().is_empty() => message.replace(k.expose(), "[redacted]"),
         _ => message.to_owned(),
     };
-    // OpenAI echoes a masked key ("sk-abc***xyz"); keep none of it.
-    out = out
-        .split(' ')
-        .map(|word| {
-            if word.starts_with("sk-") {
-                "[redacted]"
-            } else {
-                word
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    out
+    // OpenAI echoes a masked key ("sk-abc***xyz"); keep none of it, wherever a word starting
+    // with `sk-` stands (after a space, `=`, a quote, a newline…).
+    let mut redacted = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("sk-") {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '-' && c != '_');
+        let (head, tail) = rest.split_at(at);
+        redacted.push_str(head);
+        if starts_word {
+            redacted.push_str("[redacted]");
+            let end = tail
+                .find(|c: char| {
+                    c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '(' | ')' | '<' | '>')
+                })
+                .unwrap_or(tail.len());
+            rest = &tail[end..];
+        } else {
+            redacted.push_str("sk-");
+            rest = &tail[3..];
+        }
+    }
+    redacted.push_str(rest);
+    redacted
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -641,6 +654,15 @@ mod tests {
         );
         assert!(!out.contains("abcdef"), "{out}");
         assert!(!out.contains("cdef"), "{out}");
+        // After `=`, in quotes, after a newline; never inside a word.
+        for (message, kept) in [
+            ("auth failed: key=sk-ab***yz", "auth failed: key=[redacted]"),
+            ("{\"key\": \"sk-ab***yz\"}", "{\"key\": \"[redacted]\"}"),
+            ("bad key\nsk-ab***yz expired", "bad key\n[redacted] expired"),
+            ("a disk-based task-dedupe", "a disk-based task-dedupe"),
+        ] {
+            assert_eq!(redact(message, None), kept, "{message}");
+        }
         let other = ApiKey::new("local-token-42");
         assert_eq!(
             redact("token local-token-42 expired", Some(&other)),

@@ -24,15 +24,21 @@ pub(crate) fn server_wait(headers: &HeaderMap, now: SystemTime) -> Option<Durati
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|ms| ms.is_finite() && *ms >= 0.0)
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(seconds(ms / 1000.0));
     }
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs.is_finite() && secs >= 0.0).then(|| seconds(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     // A date in the past means "now".
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A wait of `secs` (finite, not negative); one too long for a `Duration` is the longest, more
+/// than any `max_retry_after`, so the retries end instead of the process.
+fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 /// The backoff before retry `retry` (1 for the first retry): uniform in
@@ -88,6 +94,18 @@ mod tests {
             server_wait(&headers(&[("retry-after", &earlier)]), now),
             Some(Duration::ZERO)
         );
+        // Waits no Duration holds are the longest wait, not a panic.
+        for (name, huge) in [
+            ("retry-after", "1e20"),
+            ("retry-after", "99999999999999999999"),
+            ("retry-after-ms", "1e23"),
+        ] {
+            assert_eq!(
+                server_wait(&headers(&[(name, huge)]), now),
+                Some(Duration::MAX),
+                "{name}: {huge}"
+            );
+        }
         assert_eq!(server_wait(&headers(&[("retry-after", "soon")]), now), None);
         assert_eq!(server_wait(&headers(&[("retry-after", "-3")]), now), None);
         assert_eq!(server_wait(&HeaderMap::new(), now), None);

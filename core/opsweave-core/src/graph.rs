@@ -88,6 +88,11 @@ pub async fn graph(
             continue;
         };
         for ranked in tasks {
+            // Done and open are two reads: a task undone between them is in both. It is one
+            // node, in the lane of its first read.
+            if out.nodes.iter().any(|n| n.id == ranked.task.id) {
+                continue;
+            }
             out.lanes.entry(lane).or_default().push(ranked.task.id);
             out.nodes.push(Node {
                 id: ranked.task.id,

@@ -47,6 +47,20 @@ use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use std::sync::Arc;
 
+/// `now`, or the current time: refused outside the years 1 to 9999, where the day and week
+/// arithmetic of focus and graph would overflow.
+fn as_of(now: Option<DateTime<Utc>>) -> Result<DateTime<Utc>> {
+    let at = now.unwrap_or_else(Utc::now);
+    if !(1..=9999).contains(&at.year()) {
+        return Err(Error::invalid(format!(
+            "now {} is outside the years 1 to 9999",
+            at.to_rfc3339()
+        ))
+        .on_field("now"));
+    }
+    Ok(at)
+}
+
 /// Parses an instant given as text: an RFC 3339 instant, a naive ISO date-time (taken as UTC),
 /// or a date (09:00 UTC that day). `None` stays `None` (now). For the "as of" of focus and
 /// graph, [`Weave::parse_as_of`] reads naive times on the user's day instead.
@@ -381,7 +395,7 @@ impl Weave {
         limit: usize,
         now: Option<DateTime<Utc>>,
     ) -> Result<Arc<Focus>> {
-        let at = now.unwrap_or_else(Utc::now);
+        let at = as_of(now)?;
         let compute = || {
             opsweave_core::focus::focus(
                 &*self.store,
@@ -422,8 +436,8 @@ impl Weave {
         id: RecordId,
         now: Option<DateTime<Utc>>,
     ) -> Result<RankedTask> {
+        let now = as_of(now)?;
         let task = self.store.task(scope, id).await?;
-        let now = now.unwrap_or_else(Utc::now);
         let priority = self.config.priority.score(&task, now);
         let horizon = self
             .config
@@ -506,7 +520,7 @@ impl Weave {
         window: Window,
         now: Option<DateTime<Utc>>,
     ) -> Result<Graph> {
-        let now = now.unwrap_or_else(Utc::now);
+        let now = as_of(now)?;
         opsweave_core::graph::graph(&*self.store, &self.config.priority, scope, now, window, 50)
             .await
     }

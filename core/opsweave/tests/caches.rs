@@ -104,3 +104,25 @@ async fn focus_is_cached_only_when_asked_and_never_past_a_write() {
     assert_eq!(got, ["old", "older"]);
     assert_eq!(cached.focus_cache_stats().unwrap().misses, 2);
 }
+
+#[tokio::test]
+async fn an_instant_past_the_calendar_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let weave = open(&dir).await;
+    let scope = weave.default_scope();
+    for at in [
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+    ] {
+        let err = weave
+            .focus(&scope, &opsweave::Horizon::FOCUS, 3, Some(at))
+            .await
+            .unwrap_err();
+        assert_eq!(err.location().field.as_deref(), Some("now"), "{err}");
+        let err = weave
+            .graph(&scope, opsweave::Window::default(), Some(at))
+            .await
+            .unwrap_err();
+        assert_eq!(err.location().field.as_deref(), Some("now"), "{err}");
+    }
+}
