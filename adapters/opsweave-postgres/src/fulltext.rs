@@ -4,14 +4,13 @@
 //! them to PostgreSQL ready-made, so both backends find the same records whatever the server's
 //! locale, version, parser or extensions — and the server spends no time parsing text.
 
+use opsweave_core::recall::fold_word;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::types::Oid;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, Postgres};
 use std::borrow::Cow;
 use std::ops::Range;
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
 
 /// At most this many bytes of words per column: a `tsvector` holds at most 1 MiB.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -215,22 +214,8 @@ pub(crate) fn tsquery<S: AsRef<str>>(words: &[S], operator: &str) -> String {
 fn words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(fold)
+        .map(fold_word)
         .filter(|w| !w.is_empty())
-}
-
-/// Lower case without diacritics: "Ça" → "ca", "Łódź" keeps its stroke ("łodz"), as unicode61.
-fn fold(word: &str) -> Cow<'_, str> {
-    if word.is_ascii() {
-        if word.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Cow::Owned(word.to_ascii_lowercase());
-        }
-        return Cow::Borrowed(word);
-    }
-    word.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 #[cfg(test)]

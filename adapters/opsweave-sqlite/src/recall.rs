@@ -5,7 +5,7 @@ use crate::error::map;
 use crate::rows::{bind_scope, get, scope_filter, search_hit_of};
 use crate::store::record_of;
 use crate::SqliteStore;
-use opsweave_core::recall::ranked_query_words;
+use opsweave_core::recall::{fold_word, ranked_query_words};
 use opsweave_core::{Error, Record, RecordId, Result, Scope, SearchHit, TextQuery};
 
 /// Ids per `IN (…)` list, well under SQLite's parameter limit.
@@ -16,7 +16,7 @@ const IDS_PER_STATEMENT: usize = 500;
 pub(crate) fn any_word_query(text: &str) -> Option<String> {
     let words = ranked_query_words(
         text.split(|c: char| !c.is_alphanumeric())
-            .map(str::to_lowercase),
+            .map(|w| fold_word(w).into_owned()),
     );
     let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
     (!quoted.is_empty()).then(|| quoted.join(" OR "))

@@ -604,7 +604,7 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
         let (mut r1, mut r5, mut r10, mut r20, mut ndcg, mut mrr) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         for (_, text, grades) in &judged {
             let started = Instant::now();
-            // An empty query finds nothing in every mode; it still counts.
+            // An empty query finds nothing in every mode; it still counts (but is not timed).
             let hits = if text.trim().is_empty() {
                 Vec::new()
             } else {
@@ -619,7 +619,9 @@ pub async fn eval_recall(config: Config, args: &EvalRecallArgs) -> Result<()> {
                     Err(e) => return Err(e),
                 }
             };
-            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            if !text.trim().is_empty() {
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
             let ranked = ranked_ids(&weave, &scope, &hits).await?;
             r1 += recall_at(&ranked, grades, 1);
             r5 += recall_at(&ranked, grades, 5);

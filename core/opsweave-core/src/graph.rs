@@ -89,9 +89,12 @@ pub async fn graph(
         };
         for ranked in tasks {
             // Done and open are two reads: a task undone between them is in both. It is one
-            // node, in the lane of its first read.
-            if out.nodes.iter().any(|n| n.id == ranked.task.id) {
-                continue;
+            // node, in the lane of the later read (its state now).
+            if let Some(at) = out.nodes.iter().position(|n| n.id == ranked.task.id) {
+                let done = out.nodes.remove(at);
+                if let Some(ids) = out.lanes.get_mut(&done.lane) {
+                    ids.retain(|id| *id != done.id);
+                }
             }
             out.lanes.entry(lane).or_default().push(ranked.task.id);
             out.nodes.push(Node {

@@ -30,7 +30,7 @@ pub struct SourceReader<R: Read> {
 
 enum Inner<R: Read> {
     Csv {
-        reader: csv::Reader<LineIndex<BufReader<R>>>,
+        reader: csv::Reader<LineIndex<std::io::Chain<std::io::Cursor<Vec<u8>>, R>>>,
         headers: Vec<String>,
         record: csv::ByteRecord,
     },
@@ -74,17 +74,27 @@ impl<R: Read> SourceReader<R> {
     }
 }
 
-fn open_csv<R: Read>(reader: R, file: &str, required: &[String]) -> Result<Inner<R>> {
-    let mut buffered = BufReader::with_capacity(64 * 1024, reader);
-    let head = buffered
-        .fill_buf()
-        .map_err(|e| Error::unavailable(format!("cannot read: {e}")).in_file(file))?;
-    let delimiter = delimiter_of(head);
+fn open_csv<R: Read>(mut reader: R, file: &str, required: &[String]) -> Result<Inner<R>> {
+    // The header line decides the delimiter: it is read whole (up to 64 KiB, however the
+    // reader hands it out), then the file is read from its start.
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 8 * 1024];
+    while !head.contains(&b'\n') && head.len() < 64 * 1024 {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::unavailable(format!("cannot read: {e}")).in_file(file));
+            }
+        }
+    }
+    let delimiter = delimiter_of(&head);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .delimiter(delimiter)
-        .from_reader(LineIndex::new(buffered));
+        .from_reader(LineIndex::new(std::io::Cursor::new(head).chain(reader)));
     let header = reader
         .byte_headers()
         .map_err(|e| {
@@ -185,8 +195,9 @@ fn delimiter_of(head: &[u8]) -> u8 {
         }
     }
     match counts {
-        [0, semicolons, tabs] if semicolons > 0 && semicolons >= tabs => b';',
-        [0, _, tabs] if tabs > 0 => b'\t',
+        // A tab never stands in a name by accident; a semicolon may ("name;alias").
+        [0, semicolons, tabs] if tabs > 0 && tabs >= semicolons => b'\t',
+        [0, semicolons, _] if semicolons > 0 => b';',
         _ => b',',
     }
 }
@@ -623,6 +634,29 @@ mod tests {
             assert_eq!(names, ["1", "2"], "{delimiter:?}");
         }
         assert_eq!(delimiter_of(b"\"a,b\";c\n"), b';');
+        assert_eq!(delimiter_of(b"id\tname;alias\n"), b'\t');
+        // A reader that hands the header out a byte at a time.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let Some((first, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = *first;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let data = b"id;name\n1;Acme\n";
+        let items: Vec<_> =
+            SourceReader::new(Format::Csv, Trickle(data), "f", &["name".into()], None)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+        assert!(
+            matches!(&items[..], [SourceItem::Raw(raw)] if raw.payload["name"] == "Acme" && raw.line == 2),
+            "{items:?}"
+        );
     }
 
     /// (line, rejected) of every item.

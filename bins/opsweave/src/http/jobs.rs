@@ -323,6 +323,9 @@ pub async fn enqueue(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
     let scope = caller.narrowed(body.client.as_deref(), body.project.as_deref())?;
+    if body.kind == MATCH_JOB {
+        super::matching::org_wide(&scope)?;
+    }
     let key = idempotency_key(&headers, body.idempotency_key)?;
     let payload = match body.kind.as_str() {
         EMBED_JOB => embed_payload(&state, body.payload)?,
@@ -477,13 +480,20 @@ pub async fn events(
                             }
                             if let Some(secret) = &secret {
                                 if checked.elapsed() >= RECHECK_KEY {
-                                    if let Err(e) = state.weave.authenticate(secret).await {
-                                        let event = Event::default().event("error").data(
-                                            json!({ "error": public_message(&e) }).to_string(),
-                                        );
-                                        return Some((Ok(event), (None, last, true, checked)));
+                                    match state.weave.authenticate(secret).await {
+                                        Ok(_) => checked = tokio::time::Instant::now(),
+                                        // A store that does not answer now is asked again at
+                                        // the next poll; only a key that no longer works ends
+                                        // the stream.
+                                        Err(e) if e.kind() != opsweave::ErrorKind::Unauthorized => {
+                                        }
+                                        Err(e) => {
+                                            let event = Event::default().event("error").data(
+                                                json!({ "error": public_message(&e) }).to_string(),
+                                            );
+                                            return Some((Ok(event), (None, last, true, checked)));
+                                        }
                                     }
-                                    checked = tokio::time::Instant::now();
                                 }
                             }
                             match queue.get(&scope, JobId(id)).await {

@@ -39,7 +39,7 @@ pub async fn start_run(
     Body(body): Body<MatchRunBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;
-    org_wide(&caller)?;
+    org_wide(&caller.scope)?;
     resolver_preset(&body.preset).map_err(|e| e.on_field("preset"))?;
     let mut job = NewJob::new(
         MATCH_JOB,
@@ -54,8 +54,8 @@ pub async fn start_run(
 
 /// Matching state (links, review pairs, the fitted model) is the org's: a key limited to a
 /// client or project would see and change other clients' pairs, so it may not match.
-fn org_wide(caller: &Caller) -> ApiResult<()> {
-    if caller.scope.client.is_some() || caller.scope.project.is_some() {
+pub(super) fn org_wide(scope: &opsweave::Scope) -> ApiResult<()> {
+    if scope.client.is_some() || scope.project.is_some() {
         return Err(Problem::forbidden(
             "matching works on the whole org (its links, review pairs and model are the \
              org's): use a key that is not limited to a client or project",
@@ -84,7 +84,7 @@ pub async fn review(
     Query(q): Query<ReviewQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
-    org_wide(&caller)?;
+    org_wide(&caller.scope)?;
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > 1000 {
         return Err(Problem::invalid("limit must be between 1 and 1000").on_field("limit"));
@@ -116,7 +116,7 @@ async fn decide(
     accept: bool,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Write)?;
-    org_wide(&caller)?;
+    org_wide(&caller.scope)?;
     let resolver = resolver_preset(&body.resolver).map_err(|e| e.on_field("resolver"))?;
     let left: RecordId = body
         .left

@@ -970,6 +970,34 @@ async fn org_a_cannot_read_change_or_detect_org_b() {
         let (status, _, problem) = s.call(method, path, Some(&member), body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {problem}");
     }
+    let (status, _, problem) = s
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&member),
+            Some(json!({"kind": "match", "payload": {"preset": "task-dedupe"}})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a match job by the jobs route: {problem}"
+    );
+    let (status, _, problem) = s
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&s.acme),
+            Some(
+                json!({"kind": "match", "payload": {"preset": "task-dedupe"}, "client": "globex"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "narrowed in the body: {problem}"
+    );
     let (status, _, _) = s
         .call("GET", "/api/match/review", Some(&s.acme), None)
         .await;

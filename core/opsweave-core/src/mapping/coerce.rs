@@ -141,9 +141,62 @@ fn decimal(raw: &Json) -> Result<Decimal, String> {
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
         .ok()
-        // `1,234.5`, `60,5`, `1.234,5`: read as amounts of money are.
-        .or_else(|| parse_amount(t))
+        .or_else(|| decimal_text(t))
         .ok_or_else(|| format!("`{}` is not a number", shorten(&s)))
+}
+
+/// Decimals as spreadsheets write them: `1,234.5` and `1.234,5` (thousands in groups of three),
+/// `1,234,567`, `60,5` (a decimal comma). `1,500` stays an error: thousands or decimals?
+fn decimal_text(t: &str) -> Option<Decimal> {
+    let (negative, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let grouped = |s: &str, sep: char| {
+        let mut groups = s.split(sep);
+        groups
+            .next()
+            .is_some_and(|first| digits(first) && first.len() <= 3)
+            && groups.all(|g| g.len() == 3 && digits(g))
+    };
+    let (dots, commas) = (body.matches('.').count(), body.matches(',').count());
+    let (whole, fraction) = match (dots, commas) {
+        (0, 1) => {
+            let (whole, fraction) = body.split_once(',')?;
+            if fraction.len() == 3 || !digits(whole) {
+                return None;
+            }
+            (whole.to_string(), fraction)
+        }
+        (0, _) => {
+            if !grouped(body, ',') {
+                return None;
+            }
+            (body.replace(',', ""), "0")
+        }
+        (_, 0) => return None,
+        _ => {
+            let (mark, thousands) = if body.rfind('.') > body.rfind(',') {
+                ('.', ',')
+            } else {
+                (',', '.')
+            };
+            if body.matches(mark).count() != 1 {
+                return None;
+            }
+            let (whole, fraction) = body.split_once(mark)?;
+            if !grouped(whole, thousands) {
+                return None;
+            }
+            (whole.replace(thousands, ""), fraction)
+        }
+    };
+    if !digits(fraction) {
+        return None;
+    }
+    let value = Decimal::from_str(&format!("{whole}.{fraction}")).ok()?;
+    Some(if negative { -value } else { value })
 }
 
 const SYMBOLS: [(&str, &str); 6] = [
@@ -723,7 +776,30 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(coerce(&json!("12 apples"), &rule(FieldType::Decimal)).is_err());
+        for text in [
+            "12 apples",
+            "1,500",
+            "1,2,3",
+            "1.2.3,5",
+            "1,2.5",
+            ",5",
+            "5,",
+        ] {
+            assert!(
+                coerce(&json!(text), &rule(FieldType::Decimal)).is_err(),
+                "{text}"
+            );
+        }
+        for (text, want) in [
+            ("1.234,5", Decimal::new(12345, 1)),
+            ("-1,234,567", Decimal::new(-1_234_567, 0)),
+        ] {
+            assert_eq!(
+                coerce(&json!(text), &rule(FieldType::Decimal)).unwrap(),
+                Value::Decimal(want),
+                "{text}"
+            );
+        }
         let adf = json!({"type": "doc", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Fix"}, {"type": "text", "text": "login"}]}]});
         assert_eq!(
             coerce(&adf, &rule(FieldType::String)).unwrap(),

@@ -28,8 +28,25 @@ pub const STOP_WORDS: [&str; 33] = [
 /// The most distinct words one ranked text query looks for.
 pub const MAX_QUERY_WORDS: usize = 64;
 
-/// The words a ranked any-word text query looks for, from a query's case-folded words in
-/// order: repeats and stop words dropped (stop words kept when nothing else is left), then at
+/// A word as full-text indexes compare it: lower case without diacritics ("Ça" → "ca";
+/// "Łódź" keeps its stroke: "łodz"), as SQLite's `unicode61 remove_diacritics 2` folds it.
+pub fn fold_word(word: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    if word.is_ascii() {
+        if word.bytes().any(|b| b.is_ascii_uppercase()) {
+            return std::borrow::Cow::Owned(word.to_ascii_lowercase());
+        }
+        return std::borrow::Cow::Borrowed(word);
+    }
+    word.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The words a ranked any-word text query looks for, from a query's folded words
+/// ([`fold_word`]) in order: repeats and stop words dropped (stop words kept when nothing else is left), then at
 /// most [`MAX_QUERY_WORDS`]. Every store ranks by the same words.
 pub fn ranked_query_words(folded: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
@@ -289,7 +306,10 @@ mod tests {
 
     #[test]
     fn ranked_query_words_drop_repeats_and_stop_words_before_the_cap() {
-        let words = |text: &str| ranked_query_words(text.split(' ').map(str::to_lowercase));
+        let words =
+            |text: &str| ranked_query_words(text.split(' ').map(|w| fold_word(w).into_owned()));
+        // Folded before the stop words are dropped: "thé" is "the".
+        assert_eq!(words("Thé invoice"), ["invoice"]);
         assert_eq!(words("the Invoice of the invoice"), ["invoice"]);
         assert_eq!(words("to be or not"), ["to", "be", "or", "not"]);
         // The distinct content word after 40 stop words and 40 repeats is still looked for.
