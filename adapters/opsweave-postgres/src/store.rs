@@ -284,6 +284,22 @@ impl RecordStore for PgStore {
         .await
     }
 
+    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
+        with_retries(|| async {
+            let mut q = QueryBuilder::new("SELECT source_status FROM core.tasks WHERE id = ");
+            q.push_bind(id.raw()).push(" AND ");
+            push_scope(&mut q, scope, "");
+            let status: String = q
+                .build_query_scalar()
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map("read task source status", e))?
+                .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
+            Ok(Some(status))
+        })
+        .await
+    }
+
     async fn task_candidates(&self, scope: &Scope, c: &CandidateQuery) -> Result<Vec<Task>> {
         with_retries(|| async {
             let mut q = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM core.tasks WHERE "));

@@ -178,6 +178,17 @@ impl RecordStore for SqliteStore {
         task_of(&row)
     }
 
+    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
+        let mut sql = format!("SELECT source_status FROM tasks WHERE {TASK_BY_ID} AND ");
+        scope_filter(&mut sql, scope, "");
+        let row = bind_scope(sqlx::query(&sql).bind(&scope.org).bind(id.raw()), scope)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| map("read task source status", e))?
+            .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
+        Ok(Some(get(&row, "source_status")?))
+    }
+
     async fn task_candidates(&self, scope: &Scope, q: &CandidateQuery) -> Result<Vec<Task>> {
         // A range of due days cannot be read from the index in importance order, and sorting a
         // whole range (or everything overdue) costs milliseconds at a million tasks. So ranges

@@ -297,6 +297,12 @@ pub trait RecordStore: Send + Sync {
     /// One task; `NotFound` when it is not a task in `scope`.
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task>;
 
+    /// The status the source last gave task `id` (`NotFound` as [`Self::task`]); `None` from a
+    /// store that does not keep it.
+    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
+        self.task(scope, id).await.map(|_| None)
+    }
+
     /// A page of open tasks for the focus search.
     async fn task_candidates(&self, scope: &Scope, query: &CandidateQuery) -> Result<Vec<Task>>;
 

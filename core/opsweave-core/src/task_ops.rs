@@ -32,14 +32,28 @@ pub fn plan_complete(status: TaskStatus) -> StatusPlan {
 }
 
 /// Plans undoing the last status change of a task currently in `status`, given its last
-/// status event (`StatusChanged` or `Undone`). Undo after undo does nothing.
-pub fn plan_undo(status: TaskStatus, last: Option<&Event>) -> StatusPlan {
+/// status event (`StatusChanged` or `Undone`) and the status its source last gave it (when the
+/// store keeps it). Undo after undo does nothing.
+///
+/// A user only ever completes a task, and undo restores what was there before, so the status a
+/// change started from is the source's, unless the source changed it since (ingest writes a
+/// source's change without an event). Then the change to undo is no longer the user's last word
+/// on the task, and undo does nothing rather than reopen what the source closed.
+pub fn plan_undo(
+    status: TaskStatus,
+    source_status: Option<&str>,
+    last: Option<&Event>,
+) -> StatusPlan {
     match last.map(|e| (&e.event.kind, e.seq)) {
-        Some((EventKind::StatusChanged { from, to }, seq)) if *to == status => StatusPlan::Change {
-            from: status,
-            to: *from,
-            undoes: Some(seq),
-        },
+        Some((EventKind::StatusChanged { from, to }, seq))
+            if *to == status && source_status.is_none_or(|s| s == from.as_str()) =>
+        {
+            StatusPlan::Change {
+                from: status,
+                to: *from,
+                undoes: Some(seq),
+            }
+        }
         _ => StatusPlan::Nothing,
     }
 }
@@ -82,7 +96,7 @@ mod tests {
             },
         );
         assert_eq!(
-            plan_undo(TaskStatus::Done, Some(&completed)),
+            plan_undo(TaskStatus::Done, None, Some(&completed)),
             StatusPlan::Change {
                 from: TaskStatus::Done,
                 to: TaskStatus::Doing,
@@ -98,14 +112,28 @@ mod tests {
             },
         );
         assert_eq!(
-            plan_undo(TaskStatus::Doing, Some(&undone)),
+            plan_undo(TaskStatus::Doing, None, Some(&undone)),
             StatusPlan::Nothing
         );
-        assert_eq!(plan_undo(TaskStatus::Todo, None), StatusPlan::Nothing);
+        assert_eq!(plan_undo(TaskStatus::Todo, None, None), StatusPlan::Nothing);
         // The source changed the status since: undo must not clobber it.
         assert_eq!(
-            plan_undo(TaskStatus::Todo, Some(&completed)),
+            plan_undo(TaskStatus::Todo, None, Some(&completed)),
             StatusPlan::Nothing
+        );
+        // ... also when the source then closed the task itself: the status is the event's
+        // `to` again, but the source says done, not the `doing` the undo would restore.
+        assert_eq!(
+            plan_undo(TaskStatus::Done, Some("done"), Some(&completed)),
+            StatusPlan::Nothing
+        );
+        assert_eq!(
+            plan_undo(TaskStatus::Done, Some("doing"), Some(&completed)),
+            StatusPlan::Change {
+                from: TaskStatus::Done,
+                to: TaskStatus::Doing,
+                undoes: Some(7)
+            }
         );
     }
 }

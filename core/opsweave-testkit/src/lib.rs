@@ -479,7 +479,16 @@ pub async fn complete_and_undo_are_events(store: Arc<dyn Backend>) {
     let history = store.events(&scope, Some(id), 0, 100).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0], done);
-    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, history.last())
+    // The user's complete leaves the source's status as the source gave it.
+    let source_status = store.task_source_status(&scope, id).await.unwrap();
+    assert_eq!(source_status.as_deref(), Some(from.as_str()));
+    let missing = store
+        .task_source_status(&scope, RecordId::from_raw(id.raw() ^ 1))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    let StatusPlan::Change { from, to, undoes } =
+        plan_undo(TaskStatus::Done, source_status.as_deref(), history.last())
     else {
         panic!("undo must change")
     };

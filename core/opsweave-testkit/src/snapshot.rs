@@ -166,7 +166,7 @@ pub async fn fill_every_kind(store: &dyn SnapshotBackend) -> Filled {
             .unwrap();
     }
     let history = store.events(&acme, Some(undone), 0, 100).await.unwrap();
-    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, history.last())
+    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, None, history.last())
     else {
         panic!("undo must change a completed task")
     };
@@ -564,7 +564,7 @@ pub async fn assert_copy_behaves(
         .events(&acme, Some(filled.completed), 0, 100)
         .await
         .unwrap();
-    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, history.last())
+    let StatusPlan::Change { from, to, undoes } = plan_undo(TaskStatus::Done, None, history.last())
     else {
         panic!("the copied history lets the completed task be undone")
     };

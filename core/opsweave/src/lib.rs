@@ -467,7 +467,8 @@ impl Weave {
                 EventKind::StatusChanged { .. } | EventKind::Undone { .. }
             )
         });
-        let plan = plan_undo(task.status, last);
+        let source_status = self.store.task_source_status(scope, id).await?;
+        let plan = plan_undo(task.status, source_status.as_deref(), last);
         self.apply(scope, task, plan, actor).await
     }
 
