@@ -284,18 +284,24 @@ impl RecordStore for PgStore {
         .await
     }
 
-    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
+    async fn task_with_source_status(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+    ) -> Result<(Task, Option<String>)> {
         with_retries(|| async {
-            let mut q = QueryBuilder::new("SELECT source_status FROM core.tasks WHERE id = ");
+            let mut q = QueryBuilder::new(format!(
+                "SELECT {TASK_COLUMNS}, source_status FROM core.tasks WHERE id = "
+            ));
             q.push_bind(id.raw()).push(" AND ");
             push_scope(&mut q, scope, "");
-            let status: String = q
-                .build_query_scalar()
+            let row = q
+                .build()
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(|e| map("read task source status", e))?
+                .map_err(|e| map("read task", e))?
                 .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
-            Ok(Some(status))
+            Ok((task_of(&row)?, Some(get(&row, "source_status")?)))
         })
         .await
     }

@@ -178,15 +178,20 @@ impl RecordStore for SqliteStore {
         task_of(&row)
     }
 
-    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
-        let mut sql = format!("SELECT source_status FROM tasks WHERE {TASK_BY_ID} AND ");
+    async fn task_with_source_status(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+    ) -> Result<(Task, Option<String>)> {
+        let mut sql =
+            format!("SELECT {TASK_COLUMNS}, source_status FROM tasks WHERE {TASK_BY_ID} AND ");
         scope_filter(&mut sql, scope, "");
         let row = bind_scope(sqlx::query(&sql).bind(&scope.org).bind(id.raw()), scope)
             .fetch_optional(&self.pool)
             .await
-            .map_err(|e| map("read task source status", e))?
+            .map_err(|e| map("read task", e))?
             .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
-        Ok(Some(get(&row, "source_status")?))
+        Ok((task_of(&row)?, Some(get(&row, "source_status")?)))
     }
 
     async fn task_candidates(&self, scope: &Scope, q: &CandidateQuery) -> Result<Vec<Task>> {

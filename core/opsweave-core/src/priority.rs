@@ -20,6 +20,18 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The calendar date at `at` on a day `offset_minutes` east of UTC; `None` past the calendar.
+pub fn day_at(at: DateTime<Utc>, offset_minutes: i32) -> Option<NaiveDate> {
+    at.checked_add_signed(Duration::minutes(i64::from(offset_minutes)))
+        .map(|local| local.date_naive())
+}
+
+/// Whether `at` lies in the years 1 to 9999: the instants every store keeps alike and the
+/// day and week counts of focus, graph and usage reports stay within.
+pub fn within_calendar(at: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(&at))
+}
+
 /// Words that say a label is a priority without saying which ("priority: high").
 const PRIORITY_WORDS: &[&str] = &["priority", "prio", "pri", "severity", "sev", "level"];
 
@@ -266,7 +278,7 @@ impl PriorityConfig {
 
     /// The user's calendar day at `now`.
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
-        (now + Duration::minutes(i64::from(self.utc_offset_minutes))).date_naive()
+        day_at(now, self.utc_offset_minutes).unwrap_or_else(|| now.date_naive())
     }
 
     /// Urgency of a task due `days` days from today (negative: overdue).

@@ -297,10 +297,14 @@ pub trait RecordStore: Send + Sync {
     /// One task; `NotFound` when it is not a task in `scope`.
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task>;
 
-    /// The status the source last gave task `id` (`NotFound` as [`Self::task`]); `None` from a
-    /// store that does not keep it.
-    async fn task_source_status(&self, scope: &Scope, id: RecordId) -> Result<Option<String>> {
-        self.task(scope, id).await.map(|_| None)
+    /// [`Self::task`] with the status its source last gave it (what undo checks), read at
+    /// once; `None` from a store that does not keep it.
+    async fn task_with_source_status(
+        &self,
+        scope: &Scope,
+        id: RecordId,
+    ) -> Result<(Task, Option<String>)> {
+        Ok((self.task(scope, id).await?, None))
     }
 
     /// A page of open tasks for the focus search.

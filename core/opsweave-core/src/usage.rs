@@ -156,7 +156,6 @@ pub const DEFAULT_USAGE_DAYS: i64 = 30;
 /// Reads a usage range bound: an RFC 3339 instant, or a date (its midnight, UTC); `field` names
 /// it in the error.
 fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
-    use chrono::Datelike;
     let at = match DateTime::parse_from_rfc3339(text) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -169,7 +168,7 @@ fn parse_usage_instant(text: &str, field: &str) -> Result<DateTime<Utc>> {
             .on_field(field)
     })?;
     // Both stores answer the same for these years (PostgreSQL has none before 4713 BC).
-    if !(1..=9999).contains(&at.year()) {
+    if !crate::priority::within_calendar(at) {
         return Err(
             crate::Error::invalid(format!("`{text}` is outside the years 1 to 9999"))
                 .on_field(field),
@@ -220,7 +219,7 @@ impl UsageQuery {
             Some(f) => parse_usage_instant(f, "from")?,
             None => to
                 .checked_sub_signed(chrono::Duration::days(DEFAULT_USAGE_DAYS))
-                .filter(|from| chrono::Datelike::year(from) >= 1)
+                .filter(|from| crate::priority::within_calendar(*from))
                 .ok_or_else(|| {
                     crate::Error::invalid(format!(
                         "usage: `to` {to} leaves no room for the default {DEFAULT_USAGE_DAYS} days \

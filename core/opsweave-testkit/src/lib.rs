@@ -480,10 +480,11 @@ pub async fn complete_and_undo_are_events(store: Arc<dyn Backend>) {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0], done);
     // The user's complete leaves the source's status as the source gave it.
-    let source_status = store.task_source_status(&scope, id).await.unwrap();
+    let (read, source_status) = store.task_with_source_status(&scope, id).await.unwrap();
+    assert_eq!(read, store.task(&scope, id).await.unwrap());
     assert_eq!(source_status.as_deref(), Some(from.as_str()));
     let missing = store
-        .task_source_status(&scope, RecordId::from_raw(id.raw() ^ 1))
+        .task_with_source_status(&scope, RecordId::from_raw(id.raw() ^ 1))
         .await
         .unwrap_err();
     assert_eq!(missing.kind(), ErrorKind::NotFound);

@@ -41,12 +41,7 @@ impl StalePlan {
             let full = page.len() == STALE_PAGE;
             after = page.last().map(|s| s.id);
             for stale in page {
-                match plan.get_mut(&stale.scope) {
-                    Some(ids) => ids.push(stale.id),
-                    None => {
-                        plan.insert(stale.scope, vec![stale.id]);
-                    }
-                }
+                plan.entry(stale.scope).or_default().push(stale.id);
             }
             if !full {
                 break;

@@ -38,10 +38,10 @@ pub use migrate::{
     migrate, sqlite_path, MigrateOptions, MigrateProgress, MigrateReport, TableCounts,
 };
 pub use opsweave_core::*;
-pub use resolve::ResolveReport;
+pub use resolve::{check_matching_scope, ResolveReport};
 pub use scale_out::mask_password;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use focus_cache::{FocusCache, FocusKey};
 use opsweave_core::mapping::presets;
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
@@ -51,7 +51,7 @@ use std::sync::Arc;
 /// arithmetic of focus and graph would overflow.
 fn as_of(now: Option<DateTime<Utc>>) -> Result<DateTime<Utc>> {
     let at = now.unwrap_or_else(Utc::now);
-    if !(1..=9999).contains(&at.year()) {
+    if !opsweave_core::priority::within_calendar(at) {
         return Err(Error::invalid(format!(
             "now {} is outside the years 1 to 9999",
             at.to_rfc3339()
@@ -93,7 +93,7 @@ pub fn parse_now_in(text: Option<&str>, utc_offset_minutes: i32) -> Result<Optio
         .on_field("now")
     })?;
     // Focus and graph count days and weeks from now: far from the calendar's ends.
-    if !(1..=9999).contains(&now.year()) {
+    if !opsweave_core::priority::within_calendar(now) {
         return Err(
             Error::invalid(format!("now `{text}` is outside the years 1 to 9999")).on_field("now"),
         );
@@ -459,7 +459,7 @@ impl Weave {
 
     /// Undoes the task's last status change (undoing twice changes nothing more).
     pub async fn undo(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
-        let task = self.store.task(scope, id).await?;
+        let (task, source_status) = self.store.task_with_source_status(scope, id).await?;
         let history = self.events.events(scope, Some(id), 0, 100_000).await?;
         let last = history.iter().rev().find(|e| {
             matches!(
@@ -467,7 +467,6 @@ impl Weave {
                 EventKind::StatusChanged { .. } | EventKind::Undone { .. }
             )
         });
-        let source_status = self.store.task_source_status(scope, id).await?;
         let plan = plan_undo(task.status, source_status.as_deref(), last);
         self.apply(scope, task, plan, actor).await
     }

@@ -46,10 +46,11 @@ struct SavedState {
     model: Model,
 }
 
-/// Matching state (a resolver's links, review pairs and fitted model) is kept per org: a run in
-/// a client's or project's scope would replace the org's, and a review would show other
-/// clients' pairs. Until that state is kept per client and project, matching takes an org scope.
-fn check_matching_scope(scope: &Scope) -> Result<()> {
+/// Refuses a scope narrower than an org for matching. Matching state (a resolver's links, review
+/// pairs and fitted model) is kept per org: a run in a client's or project's scope would
+/// replace the org's, and a review would show other clients' pairs. Until that state is kept
+/// per client and project, matching takes an org scope.
+pub fn check_matching_scope(scope: &Scope) -> Result<()> {
     scope.validate()?;
     if scope.client.is_some() || scope.project.is_some() {
         return Err(Error::invalid(format!(

@@ -281,7 +281,7 @@ pub(super) async fn submit(state: &AppState, job: NewJob) -> ApiResult<(StatusCo
     state
         .metrics
         .jobs_enqueued
-        .with_label_values(&[&state.metrics.kind_label(&job.kind)])
+        .with_label_values(&[&state.metrics.kinds.label(&job.kind)])
         .inc();
     state.job_queued.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(view(&job))))

@@ -52,16 +52,10 @@ pub async fn start_run(
     super::jobs::submit(&state, job).await
 }
 
-/// Matching state (links, review pairs, the fitted model) is the org's: a key limited to a
-/// client or project would see and change other clients' pairs, so it may not match.
+/// A key limited to a client or project may not match: it would see and change other
+/// clients' pairs (the facade's rule, answered as 403 here, also before a match job is queued).
 pub(super) fn org_wide(scope: &opsweave::Scope) -> ApiResult<()> {
-    if scope.client.is_some() || scope.project.is_some() {
-        return Err(Problem::forbidden(
-            "matching works on the whole org (its links, review pairs and model are the \
-             org's): use a key that is not limited to a client or project",
-        ));
-    }
-    Ok(())
+    opsweave::check_matching_scope(scope).map_err(|e| Problem::forbidden(e.message().to_string()))
 }
 
 /// Which review pairs to list.

@@ -105,7 +105,7 @@ pub async fn record_events(
     }
     state.weave.record_usage(&events).await?;
     for e in &events {
-        let model = state.metrics.model_label(&e.model);
+        let model = state.metrics.models.label(&e.model);
         let op = match e.operation {
             Operation::Embed => "embed",
             Operation::Chat => "chat",

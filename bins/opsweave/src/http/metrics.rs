@@ -29,26 +29,37 @@ pub struct Metrics {
     pub model_seconds: HistogramVec,
     /// Tokens by kind and model (reported usage).
     pub tokens: IntCounterVec,
-    /// Model names and job kinds given labels so far: callers name them, and each new value is
-    /// a series kept for the life of the process.
-    labelled: std::sync::Arc<std::sync::Mutex<(HashSet<String>, HashSet<String>)>>,
+    /// Labels of the model names callers report.
+    pub models: LabelSet,
+    /// Labels of the job kinds callers queue.
+    pub kinds: LabelSet,
 }
 
-/// Distinct model names, and distinct job kinds, that get a label of their own; later ones are
+/// Distinct values of one caller-named label that get a label of their own; later ones are
 /// counted under `other`.
 const MAX_LABEL_VALUES: usize = 64;
 
-/// The label of `value` among those already `seen`, or `other` once there are
-/// [`MAX_LABEL_VALUES`] of them.
-fn bounded(seen: &mut HashSet<String>, value: &str) -> String {
-    if seen.contains(value) {
-        return value.to_string();
+/// The values a caller-named label has taken: each new one is a series kept for the life of
+/// the process, so there are at most [`MAX_LABEL_VALUES`].
+#[derive(Clone, Default)]
+pub struct LabelSet(std::sync::Arc<std::sync::Mutex<HashSet<String>>>);
+
+impl LabelSet {
+    /// The label `value` is counted under: itself, or `other` once the set is full.
+    pub fn label(&self, value: &str) -> String {
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(value) {
+            return value.to_string();
+        }
+        if seen.len() >= MAX_LABEL_VALUES {
+            return "other".to_string();
+        }
+        seen.insert(value.to_string());
+        value.to_string()
     }
-    if seen.len() >= MAX_LABEL_VALUES {
-        return "other".to_string();
-    }
-    seen.insert(value.to_string());
-    value.to_string()
 }
 
 fn internal(e: prometheus::Error) -> opsweave::Error {
@@ -130,26 +141,9 @@ impl Metrics {
             queue_depth,
             model_seconds,
             tokens,
-            labelled: std::sync::Arc::default(),
+            models: LabelSet::default(),
+            kinds: LabelSet::default(),
         })
-    }
-
-    /// The label a caller-given model name is counted under.
-    pub fn model_label(&self, model: &str) -> String {
-        let mut labelled = self
-            .labelled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        bounded(&mut labelled.0, model)
-    }
-
-    /// The label a caller-given job kind is counted under.
-    pub fn kind_label(&self, kind: &str) -> String {
-        let mut labelled = self
-            .labelled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        bounded(&mut labelled.1, kind)
     }
 }
 
@@ -207,16 +201,16 @@ mod tests {
     fn caller_named_labels_are_bounded() {
         let metrics = Metrics::new().unwrap();
         for n in 0..MAX_LABEL_VALUES {
-            assert_eq!(metrics.model_label(&format!("m{n}")), format!("m{n}"));
+            assert_eq!(metrics.models.label(&format!("m{n}")), format!("m{n}"));
         }
-        assert_eq!(metrics.model_label("one more"), "other");
+        assert_eq!(metrics.models.label("one more"), "other");
         assert_eq!(
-            metrics.model_label("m3"),
+            metrics.models.label("m3"),
             "m3",
             "known names keep their label"
         );
         assert_eq!(
-            metrics.kind_label("ingest"),
+            metrics.kinds.label("ingest"),
             "ingest",
             "kinds are counted apart"
         );

@@ -108,31 +108,44 @@ fn integer(raw: &Json) -> Result<i64, String> {
 /// Whole numbers as spreadsheets and dataframes write them: `42.0` (pandas writes an integer
 /// column with gaps as floats) and `1,234,567`. `12.000` stays an error: thousands or decimals?
 fn whole_number_text(t: &str) -> Option<i64> {
-    let (sign, digits) = match t.strip_prefix('-') {
-        Some(rest) => (-1, rest),
-        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    let (negative, body) = split_sign(t);
+    let number = match body.split_once('.') {
+        Some((whole, zeros)) => {
+            let zero_fraction =
+                !zeros.is_empty() && zeros.len() != 3 && zeros.bytes().all(|b| b == b'0');
+            if !(all_digits(whole) && zero_fraction) {
+                return None;
+            }
+            whole.to_string()
+        }
+        None if body.contains(',') && grouped(body, ',') => body.replace(',', ""),
+        None => return None,
     };
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let number = if let Some((whole, zeros)) = digits.split_once('.') {
-        if !all_digits(whole) || zeros.is_empty() || zeros.bytes().any(|b| b != b'0') {
-            return None;
-        }
-        if zeros.len() == 3 {
-            return None;
-        }
-        whole.to_string()
-    } else {
-        let groups: Vec<&str> = digits.split(',').collect();
-        let grouped = groups.len() > 1
-            && (1..=3).contains(&groups[0].len())
-            && groups.iter().all(|g| all_digits(g))
-            && groups[1..].iter().all(|g| g.len() == 3);
-        if !grouped {
-            return None;
-        }
-        groups.concat()
-    };
-    number.parse::<i64>().ok().map(|n| sign * n)
+    number
+        .parse::<i64>()
+        .ok()
+        .map(|n| if negative { -n } else { n })
+}
+
+/// A leading `-` (true) or `+` taken off.
+fn split_sign(t: &str) -> (bool, &str) {
+    match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    }
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Digits in thousands: one to three, then groups of exactly three after each `sep`.
+fn grouped(s: &str, sep: char) -> bool {
+    let mut groups = s.split(sep);
+    groups
+        .next()
+        .is_some_and(|first| all_digits(first) && first.len() <= 3)
+        && groups.all(|g| g.len() == 3 && all_digits(g))
 }
 
 fn decimal(raw: &Json) -> Result<Decimal, String> {
@@ -148,23 +161,12 @@ fn decimal(raw: &Json) -> Result<Decimal, String> {
 /// Decimals as spreadsheets write them: `1,234.5` and `1.234,5` (thousands in groups of three),
 /// `1,234,567`, `60,5` (a decimal comma). `1,500` stays an error: thousands or decimals?
 fn decimal_text(t: &str) -> Option<Decimal> {
-    let (negative, body) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let grouped = |s: &str, sep: char| {
-        let mut groups = s.split(sep);
-        groups
-            .next()
-            .is_some_and(|first| digits(first) && first.len() <= 3)
-            && groups.all(|g| g.len() == 3 && digits(g))
-    };
+    let (negative, body) = split_sign(t);
     let (dots, commas) = (body.matches('.').count(), body.matches(',').count());
     let (whole, fraction) = match (dots, commas) {
         (0, 1) => {
             let (whole, fraction) = body.split_once(',')?;
-            if fraction.len() == 3 || !digits(whole) {
+            if fraction.len() == 3 || !all_digits(whole) {
                 return None;
             }
             (whole.to_string(), fraction)
@@ -192,7 +194,7 @@ fn decimal_text(t: &str) -> Option<Decimal> {
             (whole.replace(thousands, ""), fraction)
         }
     };
-    if !digits(fraction) {
+    if !all_digits(fraction) {
         return None;
     }
     let value = Decimal::from_str(&format!("{whole}.{fraction}")).ok()?;

@@ -749,11 +749,7 @@ impl CompiledMapping {
         TaskSeed {
             status,
             due: field(&rule.due).and_then(|due| match due {
-                Value::DateTime(at) => at
-                    .checked_add_signed(chrono::Duration::minutes(i64::from(
-                        self.day_offset_minutes,
-                    )))
-                    .map(|local| local.date_naive()),
+                Value::DateTime(at) => crate::priority::day_at(*at, self.day_offset_minutes),
                 other => other.as_date(),
             }),
             signals: Signals {

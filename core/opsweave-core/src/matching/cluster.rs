@@ -59,6 +59,15 @@ pub fn components(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> 
     groups.into_values().filter(|g| g.len() > 1).collect()
 }
 
+/// Every pair of members inside each of `clusters`, smaller row first (members sorted).
+pub fn pairs_within(clusters: &[Vec<usize>]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    clusters.iter().flat_map(|c| {
+        c.iter()
+            .enumerate()
+            .flat_map(move |(x, a)| c[x + 1..].iter().map(move |b| (*a.min(b), *a.max(b))))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

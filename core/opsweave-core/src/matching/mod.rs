@@ -103,15 +103,7 @@ impl MatchOutcome {
     /// The matched pairs as rows; in dedupe every pair inside a cluster, smaller row first.
     pub fn predicted_pairs(&self) -> Vec<(usize, usize)> {
         if self.spec.mode == MatchMode::Dedupe && self.spec.clustering == ClusterMode::Components {
-            let mut out = Vec::new();
-            for c in &self.clusters {
-                for (x, a) in c.iter().enumerate() {
-                    for b in &c[x + 1..] {
-                        out.push((*a.min(b), *a.max(b)));
-                    }
-                }
-            }
-            out
+            cluster::pairs_within(&self.clusters).collect()
         } else {
             self.matches
                 .iter()

@@ -291,20 +291,14 @@ impl Gold {
         }
         if gold.pairs.is_empty() {
             // Scores against no pair at all would all read 0, as if the matcher had failed.
+            let (first, second) = match right {
+                Some(_) => ("left", "right"),
+                None => ("the table's", "the table's"),
+            };
             return Err(Error::invalid(format!(
                 "no pair names ids the tables hold ({} of {rows} rows name an unknown id): the \
-                 first column must hold {} ids, the second {} ids",
-                gold.unknown,
-                if right.is_some() {
-                    "left"
-                } else {
-                    "the table's"
-                },
-                if right.is_some() {
-                    "right"
-                } else {
-                    "the table's"
-                },
+                 first column must hold {first} ids, the second {second} ids",
+                gold.unknown
             ))
             .in_file(name));
         }
@@ -325,14 +319,8 @@ impl Gold {
     /// Dedupe: rows paired with a common row are one entity too (duplicates listed against one
     /// original name every pair among them), as a run's clusters name every pair inside them.
     fn close(&mut self, rows: usize) {
-        let pairs: Vec<(usize, usize)> = self.pairs.iter().copied().collect();
-        for members in super::cluster::components(rows, pairs) {
-            for (x, a) in members.iter().enumerate() {
-                for b in &members[x + 1..] {
-                    self.pairs.insert((*a, *b));
-                }
-            }
-        }
+        let groups = super::cluster::components(rows, self.pairs.iter().copied());
+        self.pairs.extend(super::cluster::pairs_within(&groups));
     }
 }
 
