@@ -1,11 +1,12 @@
 //! The [`Embedder`] over `POST {base_url}/embeddings`: batch, send with retries, check, reorder.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use opsweave_core::embed::{EmbedKind, Embedder, Embeddings, ModelInfo};
 use opsweave_core::{Error, ErrorKind, ModelCall, Result};
 use reqwest::{StatusCode, Url};
@@ -64,12 +65,29 @@ struct EmbeddingItem {
     embedding: Vec<f32>,
 }
 
+/// Only the usage of a response whose other fields did not parse.
 #[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize, Default)]
 struct Usage {
     #[serde(default)]
     prompt_tokens: u64,
     #[serde(default)]
     total_tokens: u64,
+}
+
+/// What one answered request cost: its tokens (a server that reports none is metered as 0)
+/// and its wall time.
+fn model_call(usage: &Usage, latency: Duration) -> ModelCall {
+    ModelCall {
+        embedding_tokens: usage.total_tokens.max(usage.prompt_tokens),
+        latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+        ..ModelCall::default()
+    }
 }
 
 /// Vectors of one batch, in the batch's order, and what the call cost.
@@ -147,11 +165,38 @@ impl Embedder for OpenAiEmbedder {
         }
         let config = &self.client.config;
         let batches = plan_batches(texts, config.max_batch_inputs, config.max_batch_tokens);
-        let results: Vec<BatchResult> = futures::stream::iter(batches)
-            .map(|range| self.client.send_batch(&texts[range.clone()], range))
-            .buffered(config.max_concurrent_requests)
-            .try_collect()
-            .await?;
+        // After a failure no new request starts, but those already sent are awaited: the
+        // server bills them, so their calls go back with the error to be metered.
+        let failed = AtomicBool::new(false);
+        let mut sent = futures::stream::iter(batches)
+            .map(|range| {
+                let failed = &failed;
+                async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    Some(self.client.send_batch(&texts[range.clone()], range).await)
+                }
+            })
+            .buffered(config.max_concurrent_requests);
+        let mut results = Vec::new();
+        let mut error: Option<Error> = None;
+        while let Some(outcome) = sent.next().await {
+            match outcome {
+                Some(Ok(result)) => results.push(result),
+                Some(Err(e)) => {
+                    failed.store(true, Ordering::Relaxed);
+                    error = Some(match error {
+                        Some(first) => first.with_spent(e.spent().iter().copied()),
+                        None => e,
+                    });
+                }
+                None => {}
+            }
+        }
+        if let Some(e) = error {
+            return Err(e.with_spent(results.into_iter().map(|r| r.call)));
+        }
         let mut out = Embeddings {
             vectors: Vec::with_capacity(texts.len()),
             tokens: 0,
@@ -267,36 +312,45 @@ impl Client {
             return Err(self.status_error(status, message, wait, range));
         }
         let parsed: EmbeddingResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            // A response whose vectors do not parse may still say what it cost.
+            let spent = serde_json::from_slice::<UsageOnly>(&bytes)
+                .ok()
+                .and_then(|u| u.usage)
+                .map(|u| model_call(&u, latency));
             Attempt::Fatal(
                 Error::unavailable(format!(
                     "{} sent a response that is not an embeddings response (inputs {}..{}): {e}",
                     self.endpoint, range.start, range.end
                 ))
-                .with_source(e),
+                .with_source(e)
+                .with_spent(spent),
             )
         })?;
-        self.order(parsed, count, latency, range)
-            .map_err(Attempt::Fatal)
+        let call = model_call(&parsed.usage.unwrap_or_default(), latency);
+        match self.order(parsed.data, count, range) {
+            Ok(vectors) => Ok(BatchResult { vectors, call }),
+            // The server answered, so the call is billed even though its vectors are refused.
+            Err(e) => Err(Attempt::Fatal(e.with_spent([call]))),
+        }
     }
 
     /// Puts the vectors in input order and checks count, indices and dimension.
     fn order(
         &self,
-        response: EmbeddingResponse,
+        data: Vec<EmbeddingItem>,
         count: usize,
-        latency: Duration,
         range: &Range<usize>,
-    ) -> Result<BatchResult> {
+    ) -> Result<Vec<Vec<f32>>> {
         let from = || format!("{} (inputs {}..{})", self.endpoint, range.start, range.end);
-        if response.data.len() != count {
+        if data.len() != count {
             return Err(Error::unavailable(format!(
                 "{} returned {} vectors for {count} texts",
                 from(),
-                response.data.len()
+                data.len()
             )));
         }
         let mut slots: Vec<Option<Vec<f32>>> = vec![None; count];
-        for item in response.data {
+        for item in data {
             let slot = slots.get_mut(item.index).ok_or_else(|| {
                 Error::unavailable(format!(
                     "{} returned index {} for a batch of {count}",
@@ -341,17 +395,7 @@ impl Client {
                 )));
             }
         }
-        let tokens = response
-            .usage
-            .map_or(0, |u| u.total_tokens.max(u.prompt_tokens));
-        Ok(BatchResult {
-            vectors,
-            call: ModelCall {
-                embedding_tokens: tokens,
-                latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-                ..ModelCall::default()
-            },
-        })
+        Ok(vectors)
     }
 
     /// Maps a transport failure: timeouts and connection failures are worth retrying.

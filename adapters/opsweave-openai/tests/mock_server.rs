@@ -270,6 +270,111 @@ async fn concurrent_requests_keep_input_order() {
     }
 }
 
+/// The tokens of each model call an error reports as spent before it.
+fn spent_tokens(err: &opsweave_core::Error) -> Vec<u64> {
+    err.spent().iter().map(|c| c.embedding_tokens).collect()
+}
+
+#[tokio::test]
+async fn a_failed_request_reports_the_calls_answered_before_it_and_sends_no_more() {
+    let (url, script) = serve(
+        vec![
+            Reply::Ok { dim: 2 },
+            Reply::Ok { dim: 2 },
+            status(400, "input 2 is too long"),
+        ],
+        Some(Reply::Ok { dim: 2 }),
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2).with_max_batch_inputs(1)).unwrap();
+    let input = texts(&["one", "two words", "three more words", "four"]);
+    let err = embedder
+        .embed(&input, EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(script.seen().len(), 3, "no request after the failure");
+    assert_eq!(spent_tokens(&err), vec![1, 2], "{err:?}");
+    assert!(err.spent().iter().all(|c| c.latency_ms < 60_000));
+}
+
+#[tokio::test]
+async fn requests_in_flight_when_one_fails_are_awaited_and_reported() {
+    // Four requests at once: whichever arrives first fails at once, the other three answer
+    // later, and each of them is billed.
+    let (url, script) = serve(
+        vec![status(400, "rejected")],
+        Some(Reply::Slow {
+            delay: Duration::from_millis(150),
+            dim: 2,
+        }),
+    )
+    .await;
+    let embedder = OpenAiEmbedder::new(
+        config(&url, 2)
+            .with_max_batch_inputs(1)
+            .with_max_concurrent_requests(4),
+    )
+    .unwrap();
+    let input = texts(&["a", "a b", "a b c", "a b c d", "a b c d e", "f"]);
+    let err = embedder
+        .embed(&input, EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let seen = script.seen();
+    assert_eq!(seen.len(), 4, "the two batches not yet sent never are");
+    let first = seen[0].body["input"][0].as_str().unwrap();
+    let mut answered: Vec<u64> = seen[1..]
+        .iter()
+        .map(|s| {
+            s.body["input"][0]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .count() as u64
+        })
+        .collect();
+    answered.sort_unstable();
+    let mut spent = spent_tokens(&err);
+    spent.sort_unstable();
+    assert_eq!(spent, answered, "the failed request was {first:?}");
+}
+
+#[tokio::test]
+async fn an_answer_refused_after_it_was_billed_reports_its_call() {
+    let (url, _script) = serve(vec![Reply::WrongDim { dim: 3 }], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 4)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a b", "c"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(spent_tokens(&err), vec![3]);
+
+    for raw in [
+        r#"{"data": [], "usage": {"prompt_tokens": 7, "total_tokens": 7}}"#,
+        r#"{"data": "not a list", "usage": {"prompt_tokens": 7, "total_tokens": 7}}"#,
+    ] {
+        let (url, _script) = serve(vec![Reply::Raw(raw)], None).await;
+        let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+        let err = embedder
+            .embed(&texts(&["a", "b"]), EmbedKind::Document)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{raw}: {err}");
+        assert_eq!(spent_tokens(&err), vec![7], "{raw}");
+    }
+    // A body that says nothing of its cost reports no call.
+    let (url, _script) = serve(vec![Reply::Raw("{not json")], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["a"]), EmbedKind::Document)
+        .await
+        .unwrap_err();
+    assert!(err.spent().is_empty(), "{err:?}");
+}
+
 #[tokio::test]
 async fn a_429_with_retry_after_is_waited_out_then_succeeds() {
     let (url, script) = serve(

@@ -77,17 +77,21 @@ impl fmt::Display for Location {
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    location: Location,
+    /// Boxed to keep every `Result` small; none until a part is set.
+    location: Option<Box<Location>>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Model calls made before the failure, which a paid service bills all the same.
+    spent: Vec<crate::usage::ModelCall>,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.location.is_empty() {
+        let location = self.location();
+        if location.is_empty() {
             write!(f, "{}: {}", self.kind, self.message)
         } else {
-            write!(f, "{}: {}: {}", self.kind, self.location, self.message)
+            write!(f, "{}: {}: {}", self.kind, location, self.message)
         }
     }
 }
@@ -98,8 +102,9 @@ impl Error {
         Self {
             kind,
             message: message.into(),
-            location: Location::default(),
+            location: None,
             source: None,
+            spent: Vec::new(),
         }
     }
 
@@ -148,20 +153,32 @@ impl Error {
 
     /// Sets the file the error is about.
     pub fn in_file(mut self, file: impl Into<String>) -> Self {
-        self.location.file = Some(file.into());
+        self.location.get_or_insert_with(Box::default).file = Some(file.into());
         self
     }
 
     /// Sets the line the error is about.
     pub fn at_line(mut self, line: u64) -> Self {
-        self.location.line = Some(line);
+        self.location.get_or_insert_with(Box::default).line = Some(line);
         self
     }
 
     /// Sets the field the error is about.
     pub fn on_field(mut self, field: impl Into<String>) -> Self {
-        self.location.field = Some(field.into());
+        self.location.get_or_insert_with(Box::default).field = Some(field.into());
         self
+    }
+
+    /// Adds model calls that were made (and may be billed) before the operation failed, so
+    /// that the caller meters them although the operation returns no result.
+    pub fn with_spent(mut self, calls: impl IntoIterator<Item = crate::usage::ModelCall>) -> Self {
+        self.spent.extend(calls);
+        self
+    }
+
+    /// The model calls made before the failure (see [`with_spent`](Self::with_spent)).
+    pub fn spent(&self) -> &[crate::usage::ModelCall] {
+        &self.spent
     }
 
     /// The kind of failure.
@@ -176,7 +193,12 @@ impl Error {
 
     /// Where in the input the failure is, if known.
     pub fn location(&self) -> &Location {
-        &self.location
+        static UNKNOWN: Location = Location {
+            file: None,
+            line: None,
+            field: None,
+        };
+        self.location.as_deref().unwrap_or(&UNKNOWN)
     }
 }
 

@@ -192,7 +192,7 @@ pub struct UsageQuery {
 
 impl UsageQuery {
     /// The query of `scope` between `from` and `to` as text (see [`parse_usage_instant`]; `to`
-    /// defaults to now, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
+    /// defaults to now, included, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
     /// (`org`, `client`, `project` or `model`).
     pub fn parse(
         scope: Scope,
@@ -214,7 +214,9 @@ impl UsageQuery {
         let to = to
             .map(|t| parse_usage_instant(t, "to"))
             .transpose()?
-            .unwrap_or(now);
+            // `to` is exclusive and ledgers keep milliseconds: a usage report asked for in the
+            // millisecond an event was written still counts it.
+            .unwrap_or(now + chrono::Duration::milliseconds(1));
         let from = match from {
             Some(f) => parse_usage_instant(f, "from")?,
             None => to
@@ -303,7 +305,11 @@ mod tests {
         let q = UsageQuery::parse_at(Scope::org("acme"), Some("2026-11-01"), None, "client", now)
             .unwrap();
         assert_eq!(q.from, at("2026-11-01T00:00:00Z"));
-        assert_eq!(q.to, now);
+        assert_eq!(
+            q.to,
+            now + chrono::Duration::milliseconds(1),
+            "now included"
+        );
         assert_eq!(q.group_by, UsageGroup::Client);
         let q = UsageQuery::parse_at(
             Scope::org("acme"),

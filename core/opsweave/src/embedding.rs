@@ -354,11 +354,11 @@ impl Weave {
                 });
             }
             if !texts.is_empty() {
-                let out = embedder.embed(&texts, EmbedKind::Document).await?;
-                check_vectors(&out, texts.len(), info.dim)?;
+                let out = self
+                    .embed_metered(embedder, &texts, EmbedKind::Document, scope, job)
+                    .await?;
                 report.calls += out.calls.len().max(1) as u64;
                 report.tokens += out.tokens;
-                self.meter_embedding(scope, &info.name, &out, job).await?;
                 for (item, vector) in items.iter_mut().zip(out.vectors) {
                     item.vector = vector;
                 }
@@ -372,6 +372,38 @@ impl Weave {
             progress.done.fetch_add(ids.len() as u64, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Embeds `texts` and meters the model calls to `scope`: those of a result before it is
+    /// checked, and those an error reports were made before it (a paid service bills them).
+    pub(crate) async fn embed_metered(
+        &self,
+        embedder: &dyn Embedder,
+        texts: &[String],
+        kind: EmbedKind,
+        scope: &Scope,
+        job: Option<JobId>,
+    ) -> Result<Embeddings> {
+        let model = &embedder.info().name;
+        let out = match embedder.embed(texts, kind).await {
+            Ok(out) => out,
+            Err(e) => {
+                if !e.spent().is_empty() {
+                    let spent = Embeddings {
+                        vectors: Vec::new(),
+                        tokens: e.spent().iter().map(|c| c.embedding_tokens).sum(),
+                        calls: e.spent().to_vec(),
+                    };
+                    // The model's error is the one to report; a ledger that fails as well
+                    // fails the next metered call too.
+                    let _ = self.meter_embedding(scope, model, &spent, job).await;
+                }
+                return Err(e);
+            }
+        };
+        self.meter_embedding(scope, model, &out, job).await?;
+        check_vectors(&out, texts.len(), embedder.info().dim)?;
+        Ok(out)
     }
 
     /// Writes one usage event per model call in `out` when a usage ledger is attached.

@@ -1,7 +1,6 @@
 //! Hybrid recall (dense k-NN + BM25, fused by reciprocal rank) and memory notes that recall finds
 //! the moment they are written.
 
-use crate::embedding::check_vectors;
 use crate::Weave;
 use chrono::{DateTime, Utc};
 use opsweave_core::mapping::Normalised;
@@ -69,11 +68,15 @@ impl Weave {
             // A query vector of another model than the stored vectors' ranks noise; checked
             // before the model is asked (a remote model's call costs money).
             check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
-            let out = embedder
-                .embed(&[query.to_string()], EmbedKind::Query)
+            let out = self
+                .embed_metered(
+                    &*embedder,
+                    &[query.to_string()],
+                    EmbedKind::Query,
+                    scope,
+                    None,
+                )
                 .await?;
-            check_vectors(&out, 1, info.dim)?;
-            self.meter_embedding(scope, &info.name, &out, None).await?;
             let filter = VectorFilter {
                 scope: scope.clone(),
                 entities: options.entities.clone(),
@@ -266,11 +269,11 @@ impl Weave {
         check_stored_model(&info, vectors.stored_model(&info.name).await?.as_ref())?;
         let record = &item.normalised.record;
         let text = embedding_text(record);
-        let out = embedder.embed(&[text], EmbedKind::Document).await?;
-        check_vectors(&out, 1, info.dim)?;
         // Metered before the note is stored: a ledger that fails then fails the call with
         // nothing written, so a retry stores one note, not two.
-        self.meter_embedding(scope, &info.name, &out, None).await?;
+        let out = self
+            .embed_metered(&*embedder, &[text], EmbedKind::Document, scope, None)
+            .await?;
         let vector = VectorItem {
             id: record.id,
             scope: record.scope.clone(),

@@ -200,6 +200,92 @@ async fn an_embedding_job_meters_each_call_to_the_scope_it_embedded() {
     assert_eq!(by_client[0].2 + by_client[1].2, report.tokens);
 }
 
+/// An embedder like a paid service that fails after spending: its second call fails with the
+/// calls it made before failing, its third answers a vector the store must refuse (NaN).
+struct Spending {
+    inner: Arc<OnnxEmbedder>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Embedder for Spending {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    async fn embed(&self, texts: &[String], kind: EmbedKind) -> Result<Embeddings> {
+        let mut out = self.inner.embed(texts, kind).await?;
+        let call = |tokens| opsweave::ModelCall {
+            embedding_tokens: tokens,
+            latency_ms: 3,
+            ..Default::default()
+        };
+        out.calls = vec![call(10)];
+        out.tokens = 10;
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok(out),
+            1 => Err(opsweave::Error::unavailable("the third request failed")
+                .with_spent([call(7), call(5)])),
+            _ => {
+                out.vectors[0][0] = f32::NAN;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Every call a paid model answered is metered, also when the embedding fails afterwards: the
+/// calls an error reports, and a call whose vectors are refused.
+#[tokio::test]
+async fn model_calls_before_a_failure_are_metered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, store) = weave(&dir, 2).await;
+    let weave = weave.with_usage_ledger(store.clone());
+    let scope = Scope::org("acme");
+    ingest_docs(&weave, &scope).await;
+    let spending = Spending {
+        inner: model(),
+        calls: AtomicUsize::new(0),
+    };
+    let totals = || async {
+        let query =
+            opsweave::UsageQuery::parse(scope.clone(), Some("2000-01-01"), None, "org").unwrap();
+        let totals = weave.usage_report(&query).await.unwrap();
+        totals
+            .first()
+            .map_or((0, 0), |t| (t.total.calls, t.total.embedding_tokens))
+    };
+    let err = weave.embed(&scope, &spending, None).await.unwrap_err();
+    assert_eq!(err.message(), "the third request failed");
+    assert_eq!(
+        totals().await,
+        (3, 10 + 7 + 5),
+        "first batch, then two spent calls"
+    );
+
+    let err = weave.embed(&scope, &spending, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err}");
+    assert!(err.message().contains("NaN"), "{err}");
+    assert_eq!(totals().await, (4, 32), "the refused answer was billed too");
+
+    let memory = Weave::from_parts(store.clone(), store.clone(), Config::default())
+        .with_vectors(store.clone())
+        .with_embedder(Arc::new(Spending {
+            inner: model(),
+            calls: AtomicUsize::new(1),
+        }))
+        .with_usage_ledger(store.clone());
+    memory
+        .recall(&scope, "website outage", &RecallOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        totals().await,
+        (6, 44),
+        "a failed query embedding is metered"
+    );
+}
+
 #[tokio::test]
 async fn hybrid_recall_explains_hits_and_filters() {
     let dir = tempfile::tempdir().unwrap();
