@@ -102,6 +102,17 @@ impl AppState {
                 .on_field(format!("server.webhooks.{name}.secret")));
             }
         }
+        // The signature covers the body, not the source it is sent to: two sources with one
+        // secret would each accept the other's deliveries, into their own scope and preset.
+        let mut secrets: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, hook) in &server.webhooks {
+            if let Some(other) = secrets.insert(hook.secret.expose(), name) {
+                return Err(opsweave::Error::invalid(format!(
+                    "webhooks `{other}` and `{name}` have the same secret: a delivery signed for                      one would be accepted by the other; give each source its own secret"
+                ))
+                .on_field(format!("server.webhooks.{name}.secret")));
+            }
+        }
         // A configured secret key must be usable before the server starts (the connectors use it).
         server
             .secret_key

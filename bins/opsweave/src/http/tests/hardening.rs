@@ -441,6 +441,48 @@ async fn a_webhook_with_an_empty_secret_stops_the_server_from_starting() {
     );
 }
 
+/// The signature does not name the source: two sources sharing a secret would accept each
+/// other's deliveries (into their own scope), so such a configuration does not start.
+#[tokio::test]
+async fn webhooks_sharing_a_secret_stop_the_server_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = |secret: &str, org: &str| WebhookConfig {
+        secret: opsweave::Secret::new(secret),
+        preset: "github-issue".into(),
+        scope: Scope::org(org),
+        replay_window_secs: 300,
+    };
+    let open = |name: &str, second_secret: &str| {
+        let mut config = Config {
+            db: format!("sqlite://{}", dir.path().join(name).display()),
+            ..Config::default()
+        };
+        config
+            .server
+            .webhooks
+            .insert("github".into(), hook("s3cret", "acme"));
+        config
+            .server
+            .webhooks
+            .insert("jira".into(), hook(second_secret, "initech"));
+        Weave::open_with(config)
+    };
+    let e = AppState::new(open("shared.db", "s3cret").await.unwrap())
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), opsweave::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(
+        e.location().field.as_deref(),
+        Some("server.webhooks.jira.secret")
+    );
+    assert!(e.message().contains("`github` and `jira`"), "{e}");
+    assert!(
+        !e.message().contains("s3cret"),
+        "the secret is never echoed: {e}"
+    );
+    assert!(AppState::new(open("apart.db", "other").await.unwrap()).is_ok());
+}
+
 #[tokio::test]
 async fn server_settings_that_cannot_work_stop_the_server_from_starting() {
     let dir = tempfile::tempdir().unwrap();
