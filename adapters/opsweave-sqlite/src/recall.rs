@@ -53,7 +53,7 @@ pub(crate) async fn rank_text(
             placeholders(query.source_kinds.len())
         ));
     }
-    sql.push_str(" ORDER BY rank LIMIT ?");
+    sql.push_str(" ORDER BY rank, records.id LIMIT ?");
     let mut q = bind_scope(sqlx::query(&sql).bind(&matcher), scope);
     for entity in &query.entities {
         q = q.bind(entity.as_str());

@@ -146,7 +146,7 @@ impl RecordStore for SqliteStore {
              WHERE records_fts MATCH ? AND ",
         );
         scope_filter(&mut sql, scope, "records");
-        sql.push_str(" ORDER BY rank LIMIT ?");
+        sql.push_str(" ORDER BY rank, records.id LIMIT ?");
         let rows = bind_scope(sqlx::query(&sql).bind(&matcher), scope)
             .bind(limit.clamp(1, 1000) as i64)
             .fetch_all(&self.pool)

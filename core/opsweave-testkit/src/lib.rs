@@ -23,7 +23,7 @@ pub use vectors::*;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use opsweave_core::focus::{focus, rank_order};
 use opsweave_core::mapping::{Normalised, Rejection};
-use opsweave_core::store::RecordFilter;
+use opsweave_core::store::{RecordFilter, SearchHit, TextQuery};
 use opsweave_core::task_ops::{plan_complete, plan_undo, StatusPlan};
 use opsweave_core::{
     EntityKind, ErrorKind, EventKind, EventLog, Fields, Horizon, IngestItem, Link, LinkKind,
@@ -147,6 +147,7 @@ where
     failed_batch_leaves_nothing(open().await).await;
     scopes_are_isolated(open().await).await;
     search_finds_words_in_scope(open().await).await;
+    equal_scores_come_in_id_order(open().await).await;
     search_follows_changed_records(open().await).await;
     complete_and_undo_are_events(open().await).await;
     user_status_survives_unchanged_source_status(open().await).await;
@@ -376,6 +377,36 @@ pub async fn search_finds_words_in_scope(store: Arc<dyn Backend>) {
         store.search(&scope, "\"*() -", 10).await.is_err(),
         "a query without words is invalid input"
     );
+}
+
+/// Hits of equal score come in record id order, so that the same query over the same records
+/// answers the same list, and a limit cuts it at the same place, in every store.
+pub async fn equal_scores_come_in_id_order(store: Arc<dyn Backend>) {
+    let scope = Scope::org("acme");
+    let names = ["E-1", "E-2", "E-3", "E-4", "E-5", "E-6", "E-7"];
+    let fixtures: Vec<TaskFixture> = names
+        .iter()
+        .map(|n| TaskFixture::new(n, "Quarterly invoice review", None, 0.5))
+        .collect();
+    ingest(&*store, &scope, &fixtures).await;
+    let mut ids: Vec<i64> = names.iter().map(|n| id_of(&scope, n).raw()).collect();
+    ids.sort_unstable();
+    let found = |hits: Vec<SearchHit>| -> Vec<i64> { hits.iter().map(|h| h.id.raw()).collect() };
+    let hits = store.search(&scope, "invoice", 10).await.unwrap();
+    assert!(
+        hits.windows(2).all(|w| w[0].score == w[1].score),
+        "{hits:?}"
+    );
+    assert_eq!(found(hits), ids, "search");
+    let hits = store.search(&scope, "invoice", 3).await.unwrap();
+    assert_eq!(found(hits), ids[..3], "search, cut at 3");
+    let query = TextQuery {
+        text: "quarterly invoice".into(),
+        limit: 4,
+        ..TextQuery::default()
+    };
+    let hits = store.rank_text(&scope, &query).await.unwrap();
+    assert_eq!(found(hits), ids[..4], "rank_text, cut at 4");
 }
 
 /// Search follows what batches write: a changed title replaces the old words, new records are
