@@ -460,14 +460,8 @@ impl Weave {
     /// Undoes the task's last status change (undoing twice changes nothing more).
     pub async fn undo(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
         let (task, source_status) = self.store.task_with_source_status(scope, id).await?;
-        let history = self.events.events(scope, Some(id), 0, 100_000).await?;
-        let last = history.iter().rev().find(|e| {
-            matches!(
-                e.event.kind,
-                EventKind::StatusChanged { .. } | EventKind::Undone { .. }
-            )
-        });
-        let plan = plan_undo(task.status, source_status.as_deref(), last);
+        let last = last_status_event(&*self.events, scope, id, EVENT_PAGE).await?;
+        let plan = plan_undo(task.status, source_status.as_deref(), last.as_ref());
         self.apply(scope, task, plan, actor).await
     }
 
@@ -547,9 +541,77 @@ impl Weave {
     }
 }
 
+/// Events read per call while looking for a task's last status change.
+const EVENT_PAGE: usize = 10_000;
+
+/// The last status change (or undo) of task `id`, reading its events `page` at a time: a task
+/// may have more events than one read returns.
+async fn last_status_event(
+    events: &dyn EventLog,
+    scope: &Scope,
+    id: RecordId,
+    page: usize,
+) -> Result<Option<Event>> {
+    let mut last = None;
+    let mut after = 0;
+    loop {
+        let read = events.events(scope, Some(id), after, page).await?;
+        let Some(end) = read.last() else {
+            return Ok(last);
+        };
+        after = end.seq;
+        let full = read.len() >= page;
+        if let Some(found) = read.into_iter().rev().find(|e| {
+            matches!(
+                e.event.kind,
+                EventKind::StatusChanged { .. } | EventKind::Undone { .. }
+            )
+        }) {
+            last = Some(found);
+        }
+        if !full {
+            return Ok(last);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A task with more events than one read holds: its last status change is still found.
+    #[tokio::test]
+    async fn the_last_status_change_is_found_past_the_first_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            opsweave_sqlite::SqliteStore::open(&dir.path().join("e.db").display().to_string())
+                .await
+                .unwrap(),
+        );
+        let weave = Weave::from_parts(store.clone(), store.clone(), Config::default());
+        let scope = Scope::org("acme");
+        let item = opsweave_testkit::TaskFixture::new("T-1", "renew", Some(2), 0.5).item(&scope);
+        store
+            .ingest_batch(&scope, "t.csv", &[item], &[])
+            .await
+            .unwrap();
+        let id = opsweave_testkit::id_of(&scope, "T-1");
+        weave.complete(&scope, id, "me").await.unwrap();
+        weave.undo(&scope, id, "me").await.unwrap();
+        weave.complete(&scope, id, "me").await.unwrap();
+        let all = store.events(&scope, Some(id), 0, 100).await.unwrap();
+        assert_eq!(all.len(), 3, "{all:?}");
+        for page in [1, 2, 3, 4, 100] {
+            let last = last_status_event(&*store, &scope, id, page)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(last.seq, all[2].seq, "page {page}");
+        }
+        // Undo then acts on the last change: the task is open again.
+        let undone = weave.undo(&scope, id, "me").await.unwrap();
+        assert_eq!(undone.status, TaskStatus::Todo);
+    }
 
     #[test]
     fn now_accepts_dates_date_times_and_instants() {
