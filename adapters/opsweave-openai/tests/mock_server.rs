@@ -343,15 +343,7 @@ async fn requests_in_flight_when_one_fails_are_awaited_and_reported() {
 
 #[tokio::test]
 async fn an_answer_refused_after_it_was_billed_reports_its_call() {
-    let (url, _script) = serve(vec![Reply::WrongDim { dim: 3 }], None).await;
-    let embedder = OpenAiEmbedder::new(config(&url, 4)).unwrap();
-    let err = embedder
-        .embed(&texts(&["a b", "c"]), EmbedKind::Document)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(spent_tokens(&err), vec![3]);
-
+    // (A wrong dimension reports its call too: a_wrong_dimension_is_an_error_not_a_vector.)
     for raw in [
         r#"{"data": [], "usage": {"prompt_tokens": 7, "total_tokens": 7}}"#,
         r#"{"data": "not a list", "usage": {"prompt_tokens": 7, "total_tokens": 7}}"#,
@@ -365,14 +357,6 @@ async fn an_answer_refused_after_it_was_billed_reports_its_call() {
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{raw}: {err}");
         assert_eq!(spent_tokens(&err), vec![7], "{raw}");
     }
-    // A body that says nothing of its cost reports no call.
-    let (url, _script) = serve(vec![Reply::Raw("{not json")], None).await;
-    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
-    let err = embedder
-        .embed(&texts(&["a"]), EmbedKind::Document)
-        .await
-        .unwrap_err();
-    assert!(err.spent().is_empty(), "{err:?}");
 }
 
 #[tokio::test]
@@ -573,22 +557,31 @@ async fn a_wrong_dimension_is_an_error_not_a_vector() {
     let (url, _script) = serve(vec![Reply::WrongDim { dim: 3 }], None).await;
     let embedder = OpenAiEmbedder::new(config(&url, 4)).unwrap();
     let err = embedder
-        .embed(&texts(&["a", "b"]), EmbedKind::Document)
+        .embed(&texts(&["a b", "c"]), EmbedKind::Document)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(spent_tokens(&err), vec![3], "the refused answer was billed");
     assert!(err.message().contains("3-dimensional"), "{err}");
     assert!(err.message().contains("4 dimensions"), "{err}");
 }
 
 #[tokio::test]
 async fn malformed_or_incomplete_responses_are_errors() {
-    for raw in [
-        "{not json",
-        r#"{"data": [{"index": 0, "embedding": "AAAA"}]}"#,
-        r#"{"data": []}"#,
-        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 0, "embedding": [1.0, 2.0]}]}"#,
-        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 5, "embedding": [1.0, 2.0]}]}"#,
+    // With the calls each reports as spent: a body that parses is an answered call (it names
+    // no usage: 0 tokens); one that does not parse says nothing of its cost.
+    for (raw, spent) in [
+        ("{not json", vec![]),
+        (r#"{"data": [{"index": 0, "embedding": "AAAA"}]}"#, vec![]),
+        (r#"{"data": []}"#, vec![0]),
+        (
+            r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 0, "embedding": [1.0, 2.0]}]}"#,
+            vec![0],
+        ),
+        (
+            r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 5, "embedding": [1.0, 2.0]}]}"#,
+            vec![0],
+        ),
     ] {
         let (url, script) = serve(vec![Reply::Raw(raw)], None).await;
         let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
@@ -599,6 +592,7 @@ async fn malformed_or_incomplete_responses_are_errors() {
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{raw}: {err}");
         assert!(err.message().contains(&url), "{err}");
         assert_eq!(script.seen().len(), 1, "{raw} is not retried");
+        assert_eq!(spent_tokens(&err), spent, "{raw}: {err:?}");
     }
 }
 

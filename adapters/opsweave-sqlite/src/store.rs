@@ -168,14 +168,8 @@ impl RecordStore for SqliteStore {
     }
 
     async fn task(&self, scope: &Scope, id: RecordId) -> Result<Task> {
-        let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE {TASK_BY_ID} AND ");
-        scope_filter(&mut sql, scope, "");
-        let row = bind_scope(sqlx::query(&sql).bind(&scope.org).bind(id.raw()), scope)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map("read task", e))?
-            .ok_or_else(|| Error::not_found(format!("no task {id} in scope {scope}")))?;
-        task_of(&row)
+        // The same read; the source status is one column more.
+        Ok(self.task_with_source_status(scope, id).await?.0)
     }
 
     async fn task_with_source_status(
