@@ -80,6 +80,105 @@ pub(crate) fn dot_f16(a: &[half::f16], b: &[half::f16]) -> f32 {
     total
 }
 
+/// Bytes after a quantized vector's components: its scale, an f32 in little-endian order.
+pub(crate) const SCALE_BYTES: usize = 4;
+
+/// A unit vector as 8-bit integers for a quantized graph: each component divided by the vector's
+/// own scale (its largest magnitude over 127, so the widest component uses the whole range),
+/// rounded, then the scale itself in [`SCALE_BYTES`] more. One scale per vector rather than one
+/// for all keeps small vectors' precision; the metric multiplies the two scales back in.
+pub(crate) fn quantize(unit: &[f32]) -> Vec<i8> {
+    let widest = unit.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if widest > 0.0 && widest.is_finite() {
+        widest / 127.0
+    } else {
+        0.0
+    };
+    let mut out: Vec<i8> = Vec::with_capacity(unit.len() + SCALE_BYTES);
+    out.extend(unit.iter().map(|x| {
+        if scale > 0.0 {
+            // In [-127, 127] by the choice of scale; `as` saturates anyway.
+            (x / scale).round() as i8
+        } else {
+            0
+        }
+    }));
+    out.extend(scale.to_le_bytes().map(|b| b as i8));
+    out
+}
+
+/// The dot product of two vectors [`quantize`] made, `dim` components each.
+pub(crate) fn dot_quantized(a: &[i8], b: &[i8], dim: usize) -> f32 {
+    let (a, a_scale) = a.split_at(dim);
+    let (b, b_scale) = b.split_at(dim);
+    dot_i8(a, b) as f32 * scale_of(a_scale) * scale_of(b_scale)
+}
+
+/// The scale stored after a quantized vector's components.
+fn scale_of(bytes: &[i8]) -> f32 {
+    f32::from_le_bytes([
+        bytes[0] as u8,
+        bytes[1] as u8,
+        bytes[2] as u8,
+        bytes[3] as u8,
+    ])
+}
+
+/// The dot product of two equally long i8 slices, exact in i32: |127 · 127| · 130,000 components
+/// still fits.
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has AVX-512BW (checked above), all `dot_i8_avx512` asks for.
+            return unsafe { dot_i8_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked above), all `dot_i8_avx2` asks for.
+            return unsafe { dot_i8_avx2(a, b) };
+        }
+    }
+    dot_i8_plain(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+    dot_i8_plain(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    dot_i8_plain(a, b)
+}
+
+/// Widened products summed in i32: an integer sum may be reordered, so the compiler vectorises
+/// this loop as it is (sign-extend, multiply-add pairs).
+#[inline(always)]
+fn dot_i8_plain(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
+}
+
+/// Makes `index` (of `dim` + [`SCALE_BYTES`] i8 scalars, each vector made by [`quantize`])
+/// measure `1 − a·b` from the integers and the two scales.
+pub(crate) fn use_quantized_dot(index: &mut Index, dim: usize) {
+    index.change_metric::<i8>(Box::new(move |a: *const i8, b: *const i8| {
+        // SAFETY: as in `use_unit_dot`, on an i8 index of `dim + SCALE_BYTES` dimensions.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, dim + SCALE_BYTES),
+                std::slice::from_raw_parts(b, dim + SCALE_BYTES),
+            )
+        };
+        1.0 - dot_quantized(a, b, dim)
+    }));
+}
+
 /// Scales `vector` to length 1 (a zero vector stays zero, at distance 1 from everything).
 pub(crate) fn normalise(vector: &mut [f32]) {
     let norm = dot(vector, vector).sqrt();
@@ -167,6 +266,46 @@ mod tests {
                 "n = {n}"
             );
         }
+    }
+
+    #[test]
+    fn i8_dot_products_are_exact_on_every_path() {
+        for n in [0, 1, 31, 32, 33, 64, 384, 1031] {
+            let a: Vec<i8> = (0..n)
+                .map(|i| (i * 37) % 255 - 127)
+                .map(|x| x as i8)
+                .collect();
+            let b: Vec<i8> = (0..n)
+                .map(|i| 127 - (i * 11) % 255)
+                .map(|x| x as i8)
+                .collect();
+            let plain: i64 = a.iter().zip(&b).map(|(x, y)| *x as i64 * *y as i64).sum();
+            assert_eq!(dot_i8(&a, &b) as i64, plain, "dispatched, n = {n}");
+            assert_eq!(dot_i8_plain(&a, &b) as i64, plain, "portable, n = {n}");
+        }
+    }
+
+    #[test]
+    fn quantized_dot_products_stay_close_to_the_exact_ones() {
+        let unit = |seed: f32| {
+            let mut v: Vec<f32> = (0..384).map(|i| (seed * 0.37 * i as f32).sin()).collect();
+            normalise(&mut v);
+            v
+        };
+        let mut worst = 0f32;
+        for i in 1..40 {
+            let (a, b) = (unit(i as f32), unit(i as f32 + 0.5));
+            let (qa, qb) = (quantize(&a), quantize(&b));
+            assert_eq!(qa.len(), 384 + SCALE_BYTES);
+            worst = worst.max((dot_quantized(&qa, &qb, 384) - dot(&a, &b)).abs());
+            // A vector with itself: its length, 1, to the rounding.
+            assert!((dot_quantized(&qa, &qa, 384) - 1.0).abs() < 2e-3);
+        }
+        assert!(worst < 2e-3, "worst error {worst}");
+        // A zero vector quantizes to zeros (scale 0) and is at distance 1 from everything.
+        let zero = quantize(&[0.0; 8]);
+        assert!(zero.iter().all(|x| *x == 0));
+        assert_eq!(dot_quantized(&zero, &quantize(&unit(1.0)[..8]), 8), 0.0);
     }
 
     #[test]

@@ -241,6 +241,10 @@ impl SqliteStore {
         if let Some(dir) = self.vectors.dir.clone() {
             if crate::hnsw::sidecar_matches(&dir, model, row.generation, row.count) {
                 let groups = read_groups(&mut tx, model).await?;
+                let exact = match options.quantize_graph {
+                    true => Some(read_vectors(&mut tx, model, &row).await?),
+                    false => None,
+                };
                 let model = model.to_string();
                 let options = options.clone();
                 let loaded = tokio::task::spawn_blocking(move || {
@@ -252,6 +256,7 @@ impl SqliteStore {
                         &options,
                         row.generation,
                         groups,
+                        exact,
                     )
                 })
                 .await
@@ -280,15 +285,10 @@ impl SqliteStore {
             after = last.0;
             let mut entries = Vec::with_capacity(rows.len());
             for (id, org, client, project, entity, source_kind, blob) in rows {
-                let vector = row.storage.decode(&blob, row.dim).ok_or_else(|| {
-                    Error::internal(format!(
-                        "sqlite: vector of record {id} (model `{model}`) has {} bytes, not {} \
-                         {} values",
-                        blob.len(),
-                        row.dim,
-                        row.storage.as_str()
-                    ))
-                })?;
+                let vector = row
+                    .storage
+                    .decode(&blob, row.dim)
+                    .ok_or_else(|| bad_blob(id, model, &blob, &row))?;
                 entries.push(GraphEntry {
                     key: id as u64,
                     group: GroupKey {
@@ -393,6 +393,48 @@ type VectorRow = (
 enum GraphChange {
     Insert(Vec<GraphEntry>),
     Remove(Vec<u64>),
+}
+
+/// Every vector of `model`, decoded, read a page at a time (the exact copies a quantized graph
+/// keeps beside its integers).
+async fn read_vectors(
+    conn: &mut SqliteConnection,
+    model: &str,
+    row: &ModelRow,
+) -> Result<Vec<(u64, Vec<f32>)>> {
+    let mut vectors = Vec::with_capacity(row.count.max(0) as usize);
+    let mut after = -1i64;
+    loop {
+        let page: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, vector FROM vectors WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(model)
+        .bind(after)
+        .bind(REBUILD_PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| map("read vectors", e))?;
+        let Some(last) = page.last() else { break };
+        after = last.0;
+        for (id, blob) in page {
+            let vector = row
+                .storage
+                .decode(&blob, row.dim)
+                .ok_or_else(|| bad_blob(id, model, &blob, row))?;
+            vectors.push((id as u64, vector));
+        }
+    }
+    Ok(vectors)
+}
+
+/// A stored vector whose BLOB is not `row.dim` values of the model's storage.
+fn bad_blob(id: i64, model: &str, blob: &[u8], row: &ModelRow) -> Error {
+    Error::internal(format!(
+        "sqlite: vector of record {id} (model `{model}`) has {} bytes, not {} {} values",
+        blob.len(),
+        row.dim,
+        row.storage.as_str()
+    ))
 }
 
 async fn read_groups(conn: &mut SqliteConnection, model: &str) -> Result<HashMap<u64, GroupKey>> {

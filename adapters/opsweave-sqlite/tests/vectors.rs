@@ -101,6 +101,159 @@ async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
     store.close().await;
 }
 
+/// The graph path again with the graph's vectors quantized to 8 bits: the contract (k rows,
+/// recall, exact similarities) holds as it does on f32 graphs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_vector_conformance_suite_on_a_quantized_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = AtomicUsize::new(0);
+    let options = VectorOptions {
+        exact_scan_limit: 16,
+        plan_by_cost: false,
+        quantize_graph: true,
+        ..VectorOptions::default()
+    };
+    run_vector_conformance(|| {
+        let path = dir
+            .path()
+            .join(format!("q-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
+        let options = options.clone();
+        async move { Arc::new(open(&path, options).await) as Arc<dyn VectorBackend> }
+    })
+    .await;
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// A quantized graph walks 8-bit vectors (on 24 dimensions their dot products are off by up to
+/// ~1e-2) but answers with the exact vectors: every similarity is the exact cosine, the order is
+/// the exact order, and the exact copies come back when the saved graph is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quantized_graph_answers_with_the_exact_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("quantized.db");
+    let scope = Scope::org("acme");
+    let vectors = random_vectors(3_000, 24, 21);
+    let items: Vec<_> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| vector_item(i as i64 + 1, &scope, v.clone()))
+        .collect();
+    let queries = random_vectors(20, 24, 22);
+    let quantized = VectorOptions {
+        quantize_graph: true,
+        ..VectorOptions::default()
+    };
+    let check = |answers: &[Vec<VectorHit>], what: &str| {
+        let mut found = 0;
+        for (q, hits) in queries.iter().zip(answers) {
+            assert_eq!(hits.len(), 10, "{what}");
+            for hit in hits {
+                let exact = cosine(q, &vectors[hit.id.raw() as usize - 1]);
+                assert!(
+                    (hit.similarity - exact).abs() < 1e-5,
+                    "{what}: {} against {exact}",
+                    hit.similarity
+                );
+            }
+            assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+            let mut truth: Vec<(f32, usize)> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (cosine(q, v), i + 1))
+                .collect();
+            truth.sort_by(|a, b| b.0.total_cmp(&a.0));
+            found += hits
+                .iter()
+                .filter(|h| truth[..10].iter().any(|t| t.1 as i64 == h.id.raw()))
+                .count();
+        }
+        assert!(found >= 190, "{what}: {found} of 200 true neighbours");
+    };
+
+    let store = open(&db, quantized.clone()).await;
+    store.upsert(&model("files", 24), items).await.unwrap();
+    assert_eq!(
+        store
+            .plan_knn(
+                "files",
+                &VectorFilter {
+                    scope: scope.clone(),
+                    ..VectorFilter::default()
+                }
+            )
+            .await
+            .unwrap(),
+        VectorPlan::Graph { matching: 3_000 }
+    );
+    let before = answers(&store, &queries).await;
+    check(&before, "built");
+    store.close().await;
+    let files = graph_files(&db);
+    let graph = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "usearch"))
+        .unwrap()
+        .clone();
+    let sidecar = graph.with_extension("json");
+    let distance = || {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&sidecar).unwrap()).unwrap()
+            ["distance"]
+            .clone()
+    };
+    assert_eq!(distance(), "unit-dot-i8");
+
+    // Loaded from the file (not written again), its exact vectors from the rows.
+    let saved_at = std::fs::metadata(&graph).unwrap().modified().unwrap();
+    let store = open(&db, quantized.clone()).await;
+    let loaded = answers(&store, &queries).await;
+    assert_eq!(loaded, before, "loaded from the file");
+    assert_eq!(
+        std::fs::metadata(&graph).unwrap().modified().unwrap(),
+        saved_at,
+        "loaded, not rebuilt"
+    );
+    // A delete leaves neither the graph node nor its exact copy behind.
+    let top = loaded[0][0].id;
+    store.delete(&scope, &[top]).await.unwrap();
+    let after = store
+        .knn(
+            "files",
+            &queries[0],
+            10,
+            &VectorFilter {
+                scope: scope.clone(),
+                ..VectorFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(after.iter().all(|h| h.id != top), "{after:?}");
+    assert_eq!(after[..9], loaded[0][1..10], "the rest keep their order");
+    store.close().await;
+
+    // A handle that does not quantize rebuilds the graph in f32, and one that does, back again.
+    let store = open(&db, VectorOptions::default()).await;
+    assert_eq!(answers(&store, &queries).await.len(), queries.len());
+    store.close().await;
+    assert_eq!(distance(), "unit-dot");
+    let store = open(&db, quantized).await;
+    let rebuilt = answers(&store, &queries).await;
+    assert!(rebuilt[0].iter().all(|h| h.id != top), "{rebuilt:?}");
+    for (q, hits) in queries.iter().zip(&rebuilt) {
+        for hit in hits {
+            let exact = cosine(q, &vectors[hit.id.raw() as usize - 1]);
+            assert!((hit.similarity - exact).abs() < 1e-5, "rebuilt");
+        }
+    }
+    store.close().await;
+    assert_eq!(distance(), "unit-dot-i8");
+}
+
 /// The graph file and its sidecar, as the store names them.
 fn graph_files(db: &Path) -> Vec<PathBuf> {
     let dir = PathBuf::from(format!("{}.vectors", db.display()));

@@ -15,6 +15,8 @@
 //! the SQLite vectors and graph in f16 (the store's choice for models of `half_precision_from`
 //! dimensions and more). `--m N` and `--ef-construction N` change the SQLite graph's
 //! connectivity and build-time expansion (defaults 16 and 128, as the other engines).
+//! `--quantize` keeps the graph's vectors as 8-bit integers and ranks its candidates again by the
+//! exact vectors (`VectorOptions::quantize_graph`; pass it with `--existing` too).
 //!
 //! On PostgreSQL the vectors go in as a bulk load (`PgStore::begin_vector_load`): rows first, the
 //! HNSW index built over them at the end with `OPSWEAVE_BENCH_PG_BUILD_MIB` (default 3,072) of
@@ -173,6 +175,7 @@ async fn main() -> opsweave_core::Result<()> {
             "--existing" => existing = true,
             "--no-rebuild" => rebuild = false,
             "--half" => half = true,
+            "--quantize" => graph.quantize_graph = true,
             "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
             "--m" => graph.connectivity = args.next().and_then(|m| m.parse().ok()).expect("--m N"),
             "--ef-construction" => {
@@ -199,6 +202,7 @@ async fn main() -> opsweave_core::Result<()> {
         // queries run, with the given ef.
         let options = opsweave_sqlite::VectorOptions {
             expansion_search: ef.unwrap_or(64),
+            quantize_graph: graph.quantize_graph,
             ..opsweave_sqlite::VectorOptions::default()
         };
         let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(options));
@@ -373,6 +377,7 @@ async fn main() -> opsweave_core::Result<()> {
             "dim": data.dim,
             "m": graph.connectivity,
             "ef_construction": graph.expansion_add,
+            "quantize_graph": graph.quantize_graph,
             "build_s": build_s,
             "build_cpu_s": build_cpu_s,
             "query_cpu_s": query_cpu_s,
