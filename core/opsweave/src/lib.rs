@@ -452,17 +452,33 @@ impl Weave {
 
     /// Marks a task done (an event; completing a done task changes nothing).
     pub async fn complete(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
-        let task = self.store.task(scope, id).await?;
-        let plan = plan_complete(task.status);
-        self.apply(scope, task, plan, actor).await
+        let mut attempt = 0;
+        loop {
+            let task = self.store.task(scope, id).await?;
+            let plan = plan_complete(task.status);
+            match self.apply(scope, task, plan, actor).await {
+                Err(e) if lost_race(&e, &mut attempt) => continue,
+                done => return done,
+            }
+        }
     }
 
     /// Undoes the task's last status change (undoing twice changes nothing more).
     pub async fn undo(&self, scope: &Scope, id: RecordId, actor: &str) -> Result<Task> {
-        let (task, source_status) = self.store.task_with_source_status(scope, id).await?;
-        let last = last_status_event(&*self.events, scope, id, EVENT_PAGE).await?;
-        let plan = plan_undo(task.status, source_status.as_deref(), last.as_ref());
-        self.apply(scope, task, plan, actor).await
+        let mut attempt = 0;
+        loop {
+            // The events before the task: a change landing between the two reads then shows in
+            // the task, which no longer matches the change to undo (nothing to do, and the
+            // answer is the task as it is now); read the other way round, the task would be
+            // the older read and a plan of nothing would answer a stale status.
+            let last = last_status_event(&*self.events, scope, id, EVENT_PAGE).await?;
+            let (task, source_status) = self.store.task_with_source_status(scope, id).await?;
+            let plan = plan_undo(task.status, source_status.as_deref(), last.as_ref());
+            match self.apply(scope, task, plan, actor).await {
+                Err(e) if lost_race(&e, &mut attempt) => continue,
+                done => return done,
+            }
+        }
     }
 
     async fn apply(
@@ -541,6 +557,21 @@ impl Weave {
     }
 }
 
+/// Times a complete or undo plans again after another change to the task got in first.
+const STATUS_RETRIES: u32 = 8;
+
+/// Whether `error` says the task's status changed between reading it and writing it, and there
+/// are tries left (counted in `attempt`): the change is planned again on what is there now, so
+/// two people completing a task at once both succeed, with one event, as one after the other
+/// would.
+fn lost_race(error: &Error, attempt: &mut u32) -> bool {
+    if error.kind() != ErrorKind::Conflict || *attempt >= STATUS_RETRIES {
+        return false;
+    }
+    *attempt += 1;
+    true
+}
+
 /// Events read per call while looking for a task's last status change.
 const EVENT_PAGE: usize = 10_000;
 
@@ -611,6 +642,60 @@ mod tests {
         // Undo then acts on the last change: the task is open again.
         let undone = weave.undo(&scope, id, "me").await.unwrap();
         assert_eq!(undone.status, TaskStatus::Todo);
+    }
+
+    /// Completes and undos of one task at the same time all succeed and leave the events one
+    /// after the other would: one status change each way, not a conflict error for the slower.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_completes_and_undos_all_succeed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            opsweave_sqlite::SqliteStore::open(&dir.path().join("c.db").display().to_string())
+                .await
+                .unwrap(),
+        );
+        let weave = Arc::new(Weave::from_parts(
+            store.clone(),
+            store.clone(),
+            Config::default(),
+        ));
+        let scope = Scope::org("acme");
+        let items: Vec<_> = (0..5)
+            .map(|i| {
+                opsweave_testkit::TaskFixture::new(&format!("T-{i}"), "renew", Some(2), 0.5)
+                    .item(&scope)
+            })
+            .collect();
+        store
+            .ingest_batch(&scope, "t.csv", &items, &[])
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let id = opsweave_testkit::id_of(&scope, &format!("T-{i}"));
+            for undo in [false, true] {
+                let runs: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (weave, scope) = (weave.clone(), scope.clone());
+                        tokio::spawn(async move {
+                            match undo {
+                                false => weave.complete(&scope, id, "me").await,
+                                true => weave.undo(&scope, id, "me").await,
+                            }
+                        })
+                    })
+                    .collect();
+                let want = if undo {
+                    TaskStatus::Todo
+                } else {
+                    TaskStatus::Done
+                };
+                for run in runs {
+                    assert_eq!(run.await.unwrap().unwrap().status, want, "T-{i}");
+                }
+            }
+            let events = store.events(&scope, Some(id), 0, 100).await.unwrap();
+            assert_eq!(events.len(), 2, "T-{i}: {events:?}");
+        }
     }
 
     #[test]
