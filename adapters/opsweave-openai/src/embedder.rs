@@ -163,8 +163,14 @@ impl Embedder for OpenAiEmbedder {
         if texts.is_empty() {
             return Ok(Embeddings::default());
         }
+        // Texts longer than the model takes go as pieces, their vectors combined afterwards.
+        let pieces = split_long_texts(texts, self.client.info.max_tokens);
+        let (inputs, owners) = match &pieces {
+            Some((inputs, owners)) => (inputs.as_slice(), Some(owners.as_slice())),
+            None => (texts, None),
+        };
         let config = &self.client.config;
-        let batches = plan_batches(texts, config.max_batch_inputs, config.max_batch_tokens);
+        let batches = plan_batches(inputs, config.max_batch_inputs, config.max_batch_tokens);
         // After a failure no new request starts, but those already sent are awaited: the
         // server bills them, so their calls go back with the error to be metered.
         let failed = AtomicBool::new(false);
@@ -175,7 +181,12 @@ impl Embedder for OpenAiEmbedder {
                     if failed.load(Ordering::Relaxed) {
                         return None;
                     }
-                    Some(self.client.send_batch(&texts[range.clone()], range).await)
+                    // Messages name the caller's texts, not the pieces.
+                    let texts_range = match owners {
+                        Some(owners) => owners[range.start]..owners[range.end - 1] + 1,
+                        None => range.clone(),
+                    };
+                    Some(self.client.send_batch(&inputs[range], texts_range).await)
                 }
             })
             .buffered(config.max_concurrent_requests);
@@ -206,6 +217,9 @@ impl Embedder for OpenAiEmbedder {
             out.vectors.extend(result.vectors);
             out.tokens += result.call.embedding_tokens;
             out.calls.push(result.call);
+        }
+        if let Some((inputs, owners)) = &pieces {
+            out.vectors = combine_pieces(texts.len(), inputs, owners, out.vectors);
         }
         Ok(out)
     }
@@ -536,6 +550,90 @@ fn estimated_tokens(text: &str) -> usize {
     text.len().div_ceil(3).max(1)
 }
 
+/// Bytes of a piece of a long text per token the model takes: two, not the three of
+/// [`estimated_tokens`], because a token of CJK text is about one character of three bytes, and
+/// a piece the server finds too long fails the whole call.
+const PIECE_BYTES_PER_TOKEN: usize = 2;
+
+/// The pieces of `texts` when one is longer than `max_tokens` can hold: every text cut into
+/// pieces of at most `max_tokens` × [`PIECE_BYTES_PER_TOKEN`] bytes (at whitespace when there is
+/// some in the piece's second half), and the index of the text each piece came from; `None`
+/// when every text fits as it is.
+fn split_long_texts(texts: &[String], max_tokens: usize) -> Option<(Vec<String>, Vec<usize>)> {
+    let limit = max_tokens.max(1).saturating_mul(PIECE_BYTES_PER_TOKEN);
+    if texts.iter().all(|t| t.len() <= limit) {
+        return None;
+    }
+    let (mut inputs, mut owners) = (Vec::new(), Vec::new());
+    for (owner, text) in texts.iter().enumerate() {
+        let mut rest = text.as_str();
+        while rest.len() > limit {
+            let mut cut = limit;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            // A char wider than the whole limit (limit < 4 bytes) still goes in one piece.
+            if cut == 0 {
+                cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+            }
+            // A cut just before whitespace already ends a word.
+            if !rest[cut..].starts_with(char::is_whitespace) {
+                let floor = cut / 2;
+                if let Some(space) = rest[..cut].rfind(char::is_whitespace) {
+                    if space >= floor && space > 0 {
+                        cut = space;
+                    }
+                }
+            }
+            let (piece, tail) = rest.split_at(cut);
+            if !piece.trim().is_empty() {
+                inputs.push(piece.to_owned());
+                owners.push(owner);
+            }
+            rest = tail;
+        }
+        // Whitespace-only tails add nothing; a text is never left without a piece.
+        if !rest.trim().is_empty() || owners.last() != Some(&owner) {
+            inputs.push(rest.to_owned());
+            owners.push(owner);
+        }
+    }
+    Some((inputs, owners))
+}
+
+/// One vector per text from the vectors of its pieces: a text of one piece keeps the server's
+/// vector; the pieces of a longer one are averaged, each weighted by its length, and the
+/// average scaled to length 1 (the way OpenAI suggests embedding texts over the limit).
+fn combine_pieces(
+    count: usize,
+    inputs: &[String],
+    owners: &[usize],
+    vectors: Vec<Vec<f32>>,
+) -> Vec<Vec<f32>> {
+    let mut parts: Vec<Vec<(usize, Vec<f32>)>> = vec![Vec::new(); count];
+    for ((input, owner), vector) in inputs.iter().zip(owners).zip(vectors) {
+        parts[*owner].push((input.len(), vector));
+    }
+    parts
+        .into_iter()
+        .map(|mut pieces| {
+            if pieces.len() == 1 {
+                return pieces.pop().map(|(_, v)| v).unwrap_or_default();
+            }
+            let dim = pieces.first().map_or(0, |(_, v)| v.len());
+            let mut sum = vec![0f64; dim];
+            for (weight, vector) in &pieces {
+                for (s, x) in sum.iter_mut().zip(vector) {
+                    *s += *weight as f64 * f64::from(*x);
+                }
+            }
+            let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            sum.iter().map(|x| (x * scale) as f32).collect()
+        })
+        .collect()
+}
+
 /// Splits `texts` into consecutive ranges of at most `max_inputs` texts and `max_tokens`
 /// estimated tokens; a text over the token budget goes alone.
 fn plan_batches(texts: &[String], max_inputs: usize, max_tokens: usize) -> Vec<Range<usize>> {
@@ -652,6 +750,63 @@ mod tests {
             vec![0..1, 1..2, 2..3]
         );
         assert!(plan_batches(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn long_texts_are_cut_into_pieces_within_the_limit() {
+        let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // 5 tokens: pieces of at most 10 bytes.
+        assert!(split_long_texts(&owned(&["short", "0123456789"]), 5).is_none());
+        let input = owned(&[
+            "short",
+            "alpha beta gamma delta epsilon",
+            "ééééééééééé",
+            "x",
+            "0123456789abcdefghij",
+        ]);
+        let (pieces, owners) = split_long_texts(&input, 5).unwrap();
+        assert!(
+            pieces.iter().all(|p| !p.is_empty() && p.len() <= 10),
+            "{pieces:?}"
+        );
+        assert!(owners.windows(2).all(|w| w[0] <= w[1]), "{owners:?}");
+        for (i, text) in input.iter().enumerate() {
+            let joined: String = pieces
+                .iter()
+                .zip(&owners)
+                .filter(|(_, o)| **o == i)
+                .map(|(p, _)| p.as_str())
+                .collect();
+            assert_eq!(&joined, text, "the pieces of text {i} are all of it");
+        }
+        // Cut at spaces where the limit allows, never inside a two-byte `é`.
+        let of = |i: usize| -> Vec<&str> {
+            pieces
+                .iter()
+                .zip(&owners)
+                .filter(|(_, o)| **o == i)
+                .map(|(p, _)| p.as_str())
+                .collect()
+        };
+        assert_eq!(of(0), vec!["short"]);
+        assert_eq!(of(1), vec!["alpha beta", " gamma", " delta", " epsilon"]);
+        assert_eq!(of(2), vec!["ééééé", "ééééé", "é"]);
+        assert_eq!(of(4), vec!["0123456789", "abcdefghij"]);
+        // A limit narrower than one character still moves on, a character at a time.
+        let (pieces, _) = split_long_texts(&owned(&["éé"]), 1).unwrap();
+        assert_eq!(pieces, vec!["é", "é"]);
+    }
+
+    #[test]
+    fn pieces_combine_into_one_unit_vector_per_text() {
+        let inputs = vec!["ab".to_string(), "abcdef".into(), "c".into()];
+        let owners = vec![0, 0, 1];
+        let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![3.0, 4.0]];
+        let out = combine_pieces(2, &inputs, &owners, vectors);
+        // Weights 2 and 6: (2, 6) scaled to length 1; a single piece stays as the server sent it.
+        let norm = (2f32 * 2.0 + 6.0 * 6.0).sqrt();
+        assert!((out[0][0] - 2.0 / norm).abs() < 1e-6 && (out[0][1] - 6.0 / norm).abs() < 1e-6);
+        assert_eq!(out[1], vec![3.0, 4.0]);
     }
 
     #[test]

@@ -194,6 +194,55 @@ async fn vectors_come_back_in_input_order_with_usage() {
     assert_eq!(seen[0].authorization.as_deref(), Some("Bearer sk-test-key"));
 }
 
+/// A text longer than the model takes (OpenAI answers 400 to it) is sent as pieces within the
+/// limit and comes back as one vector: the pieces' vectors weighted by length, scaled to length
+/// 1. Texts that fit go as they are.
+#[tokio::test]
+async fn a_text_over_the_model_limit_goes_in_pieces_and_comes_back_as_one_vector() {
+    let (url, script) = serve(vec![Reply::Ok { dim: 4 }], None).await;
+    // 8 tokens: pieces of at most 16 bytes.
+    let embedder = OpenAiEmbedder::new(config(&url, 4).with_max_tokens(8)).unwrap();
+    let long = "renewal terms for Acme were agreed on the call today".to_owned();
+    let input = vec!["short one".to_owned(), long.clone(), "tail".to_owned()];
+    let out = embedder.embed(&input, EmbedKind::Document).await.unwrap();
+
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1, "one request for all the pieces");
+    let sent: Vec<String> = seen[0].body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(sent.iter().all(|p| p.len() <= 16), "{sent:?}");
+    assert_eq!(sent.first().map(String::as_str), Some("short one"));
+    assert_eq!(sent.last().map(String::as_str), Some("tail"));
+    let pieces = &sent[1..sent.len() - 1];
+    assert!(pieces.len() >= 4, "{pieces:?}");
+    assert_eq!(pieces.concat(), long, "the pieces are the whole text");
+
+    assert_eq!(out.vectors.len(), 3);
+    assert_eq!(out.vectors[0], vector_for("short one", 4));
+    assert_eq!(out.vectors[2], vector_for("tail", 4));
+    let mut want = vec![0f64; 4];
+    for piece in pieces {
+        for (w, x) in want.iter_mut().zip(vector_for(piece, 4)) {
+            *w += piece.len() as f64 * f64::from(x);
+        }
+    }
+    let norm = want.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for (got, want) in out.vectors[1].iter().zip(&want) {
+        assert!(
+            (f64::from(*got) - want / norm).abs() < 1e-6,
+            "{:?}",
+            out.vectors[1]
+        );
+    }
+    // Usage is what the server counted for every piece.
+    assert_eq!(out.tokens, 2 + 10 + 1);
+    assert_eq!(out.calls.len(), 1);
+}
+
 #[tokio::test]
 async fn dimensions_are_sent_and_no_key_means_no_header() {
     let (url, script) = serve(vec![Reply::Ok { dim: 8 }], None).await;
