@@ -319,7 +319,7 @@ impl Client {
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
         let wait = server_wait(response.headers(), SystemTime::now());
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = self.read_body(response, count).await?;
         let latency = started.elapsed();
         if !status.is_success() {
             let message = redact(&server_message(&bytes), self.config.api_key.as_ref());
@@ -346,6 +346,28 @@ impl Client {
             // The server answered, so the call is billed even though its vectors are refused.
             Err(e) => Err(Attempt::Fatal(e.with_spent([call]))),
         }
+    }
+
+    /// Reads a response body of at most [`body_limit`] bytes: a server that sends more is
+    /// refused before it fills memory.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        count: usize,
+    ) -> std::result::Result<Vec<u8>, Attempt> {
+        let limit = body_limit(count, self.info.dim);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(Attempt::Fatal(Error::unavailable(format!(
+                    "{} sent a response of more than {limit} bytes for {count} input(s); \
+                     refused before reading the rest",
+                    self.endpoint
+                ))));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Puts the vectors in input order and checks count, indices and dimension.
@@ -542,6 +564,16 @@ fn endpoint(base_url: &str) -> Result<Url> {
         )));
     }
     Ok(url)
+}
+
+/// The most bytes a response to `count` inputs of `dim` dimensions may hold: 32 bytes a value
+/// (a float as JSON text takes at most ~25 with its comma) plus 1 KiB an input and 1 MiB for the
+/// rest. A dimension not known yet (0) counts as 16,384; error bodies are far smaller.
+fn body_limit(count: usize, dim: usize) -> usize {
+    let dim = if dim == 0 { 16_384 } else { dim };
+    count
+        .saturating_mul(dim.saturating_mul(32).saturating_add(1_024))
+        .saturating_add(1 << 20)
 }
 
 /// Estimated tokens of a text: one per three bytes, rounding up (see

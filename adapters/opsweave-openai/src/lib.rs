@@ -5,7 +5,9 @@
 //! ([`OpenAiConfig::max_batch_tokens`]); vectors come back in input order, each checked against
 //! the model's dimension. A text longer than the model takes (its `max_tokens`, 8,191 for
 //! OpenAI's models) goes as pieces of at most two bytes a token, cut at whitespace where it can;
-//! its vector is the pieces' vectors averaged by length and scaled to length 1. Requests that fail with 408, 429, 5xx, a timeout or a connection error
+//! its vector is the pieces' vectors averaged by length and scaled to length 1. A response body
+//! larger than the batch's vectors could need (32 bytes a value, 1 KiB an input, 1 MiB more) is
+//! refused as it arrives instead of being read into memory whole. Requests that fail with 408, 429, 5xx, a timeout or a connection error
 //! are retried with exponential backoff and full jitter, waiting exactly as long as the server
 //! asks with `retry-after-ms` or `Retry-After` ([`RetryPolicy`]). Other failures map to clear
 //! errors: 401/403 → `Unauthorized`, 404 → `NotFound`, 400 and other 4xx → `InvalidInput` with

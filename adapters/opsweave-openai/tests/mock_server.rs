@@ -34,6 +34,8 @@ enum Reply {
     Raw(&'static str),
     /// Waits this long, then answers like `Ok`.
     Slow { delay: Duration, dim: usize },
+    /// 200 with a body of this many bytes (JSON whitespace after an opening brace).
+    Huge(usize),
 }
 
 /// A request as the server saw it.
@@ -110,6 +112,12 @@ async fn embeddings(State(script): State<Script>, headers: HeaderMap, body: Stri
             axum::Json(ok_body(&inputs, dim)).into_response()
         }
         Reply::Raw(text) => (StatusCode::OK, text).into_response(),
+        Reply::Huge(size) => {
+            let mut body = String::with_capacity(size);
+            body.push('{');
+            body.extend(std::iter::repeat_n(' ', size.saturating_sub(1)));
+            (StatusCode::OK, body).into_response()
+        }
         Reply::Status {
             code,
             message,
@@ -241,6 +249,27 @@ async fn a_text_over_the_model_limit_goes_in_pieces_and_comes_back_as_one_vector
     // Usage is what the server counted for every piece.
     assert_eq!(out.tokens, 2 + 10 + 1);
     assert_eq!(out.calls.len(), 1);
+}
+
+/// A server that sends far more than vectors of the model's size could take is refused once
+/// the body passes the limit (about 1 MiB for one short vector), not read into memory whole.
+#[tokio::test]
+async fn an_oversized_response_is_refused() {
+    let (url, script) = serve(vec![Reply::Huge(64 << 20)], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+    let err = embedder
+        .embed(&texts(&["renewal"]), EmbedKind::Query)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.message().contains("more than"), "{err}");
+    assert_eq!(script.seen().len(), 1, "not retried");
+    // A big honest answer (300 vectors of 1,536 values in one response) is within the limit.
+    let (url, _script) = serve(vec![Reply::Ok { dim: 1_536 }], None).await;
+    let embedder = OpenAiEmbedder::new(config(&url, 1_536)).unwrap();
+    let many: Vec<String> = (0..300).map(|i| format!("record {i}")).collect();
+    let out = embedder.embed(&many, EmbedKind::Document).await.unwrap();
+    assert_eq!(out.vectors.len(), 300);
 }
 
 #[tokio::test]
