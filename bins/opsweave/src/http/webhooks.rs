@@ -23,30 +23,76 @@ pub const SIGNATURE_HEADER: &str = "x-opsweave-signature";
 /// (source, timestamp, MAC bytes), not by the header's text: a header spelled another way
 /// (upper-case hex, reordered or repeated entries, `t=+T`) is the same signature.
 #[derive(Debug, Default)]
-pub struct SeenSignatures(Mutex<HashMap<Verified, i64>>);
+pub struct SeenSignatures(Mutex<HashMap<Verified, (i64, Delivery)>>);
 
 /// A verified signature: source, timestamp, MAC bytes.
 type Verified = (String, i64, Vec<u8>);
 
+/// Where the delivery of a signature stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Being ingested now: a retry is asked to come back shortly (503), as the first may fail.
+    InFlight,
+    /// Ingested: the signature is used up (409 for a replay).
+    Done,
+}
+
 impl SeenSignatures {
-    /// True the first time this signature is offered before `expires` (unix seconds).
-    fn first_use(&self, source: &str, t: i64, mac: &[u8], now: i64, expires: i64) -> bool {
-        let mut seen = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        seen.retain(|_, until| *until >= now);
-        seen.insert((source.to_string(), t, mac.to_vec()), expires)
-            .is_none()
+    /// Claims the signature for a delivery until `expires` (unix seconds); the delivery it is
+    /// already claimed by otherwise.
+    fn claim(
+        &self,
+        source: &str,
+        t: i64,
+        mac: &[u8],
+        now: i64,
+        expires: i64,
+    ) -> Result<Claim<'_>, Delivery> {
+        let mut seen = self.lock();
+        seen.retain(|_, (until, _)| *until >= now);
+        let key = (source.to_string(), t, mac.to_vec());
+        if let Some((_, delivery)) = seen.get(&key) {
+            return Err(*delivery);
+        }
+        seen.insert(key.clone(), (expires, Delivery::InFlight));
+        Ok(Claim {
+            seen: self,
+            key,
+            delivered: false,
+        })
     }
 
-    /// Lets the signature be offered again: its delivery failed, and the sender's retry of it
-    /// must not be refused as a replay.
-    fn forget(&self, source: &str, t: i64, mac: &[u8]) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Verified, (i64, Delivery)>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(source.to_string(), t, mac.to_vec()));
+    }
+}
+
+/// A signature claimed for one delivery. Dropped without [`Claim::delivered`] (the delivery
+/// failed, or the request was dropped midway: ingest is idempotent), it lets the signature be
+/// offered again, so the sender's retry is heard rather than refused as a replay.
+struct Claim<'a> {
+    seen: &'a SeenSignatures,
+    key: Verified,
+    delivered: bool,
+}
+
+impl Claim<'_> {
+    /// The payload is ingested: the signature is used up until its window ends.
+    fn delivered(mut self) {
+        if let Some((_, delivery)) = self.seen.lock().get_mut(&self.key) {
+            *delivery = Delivery::Done;
+        }
+        self.delivered = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.delivered {
+            self.seen.lock().remove(&self.key);
+        }
     }
 }
 
@@ -103,7 +149,7 @@ fn parse_signature(header: &str) -> Option<(i64, Vec<u8>)> {
     params(("source" = String, Path, description = "a configured webhook source"),
            ("X-Opsweave-Signature" = String, Header, description = "t=UNIX,v1=HEX (HMAC-SHA256 of `{t}.{body}`)")),
     request_body(content = Object, description = "an item or an array of items"),
-    responses((status = 200, description = "ingest report", body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "ingest report", body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the signature was already delivered", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the signature's first delivery is still being ingested (Retry-After)", body = Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,
@@ -149,17 +195,30 @@ pub async fn receive(
             "the signature does not match the body",
         )
     })?;
-    if !state
+    let claim = match state
         .seen_signatures
-        .first_use(&source, t, &given, now, t.saturating_add(window))
+        .claim(&source, t, &given, now, t.saturating_add(window))
     {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "replayed",
-            "Replayed",
-            "this signature was already used",
-        ));
-    }
+        Ok(claim) => claim,
+        Err(Delivery::Done) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "replayed",
+                "Replayed",
+                "this signature was already used",
+            ))
+        }
+        Err(Delivery::InFlight) => {
+            let mut busy = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "delivery_in_progress",
+                "Delivery in progress",
+                "the first delivery of this signature is still being ingested; retry shortly",
+            );
+            busy.retry_after = Some(1);
+            return Err(busy);
+        }
+    };
     let delivered = async {
         let payload: Value = serde_json::from_slice(&body)
             .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}")))?;
@@ -179,7 +238,9 @@ pub async fn receive(
             .await?)
     }
     .await;
-    let report = delivered.inspect_err(|_| state.seen_signatures.forget(&source, t, &given))?;
+    // A failed delivery drops the claim, freeing the signature for the sender's retry.
+    let report = delivered?;
+    claim.delivered();
     Ok((
         StatusCode::OK,
         Json(json!({
@@ -189,4 +250,27 @@ pub async fn receive(
             "rejected": report.rejected,
         })),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_claimed_once_and_freed_when_its_delivery_fails() {
+        let seen = SeenSignatures::default();
+        let claim = |t: i64| seen.claim("github", t, b"mac", 100, 400).map(|_| ());
+        let first = seen.claim("github", 1, b"mac", 100, 400).unwrap();
+        // While it is being ingested, a retry is told to come back.
+        assert_eq!(claim(1), Err(Delivery::InFlight));
+        // Another signature is its own.
+        assert_eq!(claim(2), Ok(()));
+        // Failed (dropped undelivered): the retry is heard.
+        drop(first);
+        let again = seen.claim("github", 1, b"mac", 100, 400).unwrap();
+        again.delivered();
+        assert_eq!(claim(1), Err(Delivery::Done));
+        // Past its window the entry is gone.
+        assert!(seen.claim("github", 1, b"mac", 401, 700).is_ok());
+    }
 }
