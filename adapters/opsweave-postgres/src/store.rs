@@ -412,6 +412,21 @@ impl RecordStore for PgStore {
                     "task {id} is {current}, not {expected}: it changed meanwhile; retry"
                 )));
             }
+            // Status changes of the task take its row lock first, so none lands meanwhile.
+            if let EventKind::Undone { undoes, .. } = event.kind {
+                let later = sqlx::query(
+                    "SELECT * FROM ops.events WHERE org = $1 AND subject = $2 AND seq > $3",
+                )
+                .bind(scope.org.as_str())
+                .bind(id.raw())
+                .bind(undoes)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| map("read later events", e))?;
+                for row in &later {
+                    opsweave_core::task_ops::undo_still_current(id, undoes, &event_of(row)?)?;
+                }
+            }
             let completed_at = (to == TaskStatus::Done).then(|| stored(event.at));
             sqlx::query(
                 "UPDATE core.tasks SET status = $1, open = $2, completed_at = $3 WHERE id = $4",

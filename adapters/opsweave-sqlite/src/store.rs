@@ -330,6 +330,19 @@ impl RecordStore for SqliteStore {
                 "task {id} is {current}, not {expected}: it changed meanwhile; retry"
             )));
         }
+        if let EventKind::Undone { undoes, .. } = event.kind {
+            let later: Vec<sqlx::sqlite::SqliteRow> =
+                sqlx::query("SELECT * FROM events WHERE org = ? AND subject = ? AND seq > ?")
+                    .bind(&scope.org)
+                    .bind(id.raw())
+                    .bind(undoes)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| map("read later events", e))?;
+            for row in &later {
+                opsweave_core::task_ops::undo_still_current(id, undoes, &event_of(row)?)?;
+            }
+        }
         let completed_at = (to == TaskStatus::Done).then(|| millis(event.at));
         sqlx::query("UPDATE tasks SET status = ?, open = ?, completed_at = ? WHERE seq = ?")
             .bind(to.as_str())

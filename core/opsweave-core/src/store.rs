@@ -320,7 +320,9 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<Vec<Task>>;
 
     /// Changes a task's status and appends its event in one transaction; `Conflict` when the
-    /// status is no longer `expected` (someone else changed it first).
+    /// status is no longer `expected` (someone else changed it first), or when the event is an
+    /// undo and the task's status changed after the event it undoes
+    /// ([`crate::task_ops::undo_still_current`]).
     async fn change_status(
         &self,
         scope: &Scope,

@@ -1,6 +1,6 @@
 //! Complete and undo as events: what change each one asks for.
 
-use crate::{Event, EventKind, TaskStatus};
+use crate::{Error, Event, EventKind, RecordId, Result, TaskStatus};
 
 /// What a status operation should do given the task's state and its last status event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,21 @@ pub fn plan_undo(
             }
         }
         _ => StatusPlan::Nothing,
+    }
+}
+
+/// Checks, for a store about to record an undo of event `undoes` on task `id`, one event of the
+/// task that came after it: `Conflict` when it is a status change or undo, because then the
+/// undo was planned before it and would record the wrong change as undone.
+pub fn undo_still_current(id: RecordId, undoes: i64, later: &Event) -> Result<()> {
+    match later.event.kind {
+        EventKind::StatusChanged { .. } | EventKind::Undone { .. } => {
+            Err(Error::conflict(format!(
+                "task {id} changed status after event {undoes} (event {}): undo it again",
+                later.seq
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -191,7 +191,8 @@ pub struct UsageQuery {
 }
 
 impl UsageQuery {
-    /// The query of `scope` between `from` and `to` as text (see [`parse_usage_instant`]; `to`
+    /// The query of `scope` between `from` and `to` as text (each an RFC 3339 instant, or a date
+    /// meaning its midnight UTC; `to`
     /// defaults to now, included, `from` to [`DEFAULT_USAGE_DAYS`] before `to`), grouped by `group_by`
     /// (`org`, `client`, `project` or `model`).
     pub fn parse(

@@ -536,12 +536,56 @@ pub async fn complete_and_undo_are_events(store: Arc<dyn Backend>) {
         },
         at: now(),
     };
-    let undone = store.change_status(&scope, id, from, undo).await.unwrap();
+    let undone = store
+        .change_status(&scope, id, from, undo.clone())
+        .await
+        .unwrap();
     assert!(undone.seq > done.seq, "sequence numbers increase");
     let task = store.task(&scope, id).await.unwrap();
     assert_eq!((task.status, task.completed_at), (TaskStatus::Doing, None));
     let history = store.events(&scope, Some(id), done.seq, 100).await.unwrap();
-    assert_eq!(history, vec![undone]);
+    assert_eq!(history, vec![undone.clone()]);
+
+    // Completed again: an undo planned before that (of the first complete, from the same
+    // status) is refused, so the log never records the wrong change as undone.
+    let again = NewEvent {
+        kind: EventKind::StatusChanged {
+            from: TaskStatus::Doing,
+            to: TaskStatus::Done,
+        },
+        ..undo.clone()
+    };
+    let redone = store
+        .change_status(&scope, id, TaskStatus::Doing, again)
+        .await
+        .unwrap();
+    let stale_undo = store
+        .change_status(&scope, id, TaskStatus::Done, undo.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(stale_undo.kind(), ErrorKind::Conflict, "{stale_undo}");
+    assert_eq!(
+        store.task(&scope, id).await.unwrap().status,
+        TaskStatus::Done,
+        "the refused undo changed nothing"
+    );
+    let current = NewEvent {
+        kind: EventKind::Undone {
+            undoes: redone.seq,
+            from: TaskStatus::Done,
+            to: TaskStatus::Doing,
+        },
+        ..undo
+    };
+    store
+        .change_status(&scope, id, TaskStatus::Done, current)
+        .await
+        .unwrap();
+    let history = store
+        .events(&scope, Some(id), undone.seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
 }
 
 /// The user's complete stands over re-ingests until the source's own status changes.
