@@ -16,17 +16,21 @@ async fn open(path: &Path, options: VectorOptions) -> SqliteStore {
         .with_vector_options(options)
 }
 
+/// Runs the shared vector conformance suite on fresh stores opened with `options` in `dir`.
+async fn conformance_with(dir: &Path, options: &VectorOptions) {
+    let counter = AtomicUsize::new(0);
+    run_vector_conformance(|| {
+        let path = dir.join(format!("v-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
+        let options = options.clone();
+        async move { Arc::new(open(&path, options).await) as Arc<dyn VectorBackend> }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_vector_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let counter = AtomicUsize::new(0);
-    run_vector_conformance(|| {
-        let path = dir
-            .path()
-            .join(format!("v-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
-        async move { Arc::new(open(&path, VectorOptions::default()).await) as Arc<dyn VectorBackend> }
-    })
-    .await;
+    conformance_with(dir.path(), &VectorOptions::default()).await;
 }
 
 /// With a low exact-scan limit every filtered check walks the graph, so the graph path must keep
@@ -34,20 +38,12 @@ async fn sqlite_passes_the_vector_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
     let dir = tempfile::tempdir().unwrap();
-    let counter = AtomicUsize::new(0);
     let options = VectorOptions {
         exact_scan_limit: 16,
         plan_by_cost: false,
         ..VectorOptions::default()
     };
-    run_vector_conformance(|| {
-        let path = dir
-            .path()
-            .join(format!("g-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
-        let options = options.clone();
-        async move { Arc::new(open(&path, options).await) as Arc<dyn VectorBackend> }
-    })
-    .await;
+    conformance_with(dir.path(), &options).await;
 
     // The planner really chose the graph for the 1 % org, and exact scans below the limit.
     let store = open(&dir.path().join("plan.db"), options).await;
@@ -106,21 +102,13 @@ async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_vector_conformance_suite_on_a_quantized_graph() {
     let dir = tempfile::tempdir().unwrap();
-    let counter = AtomicUsize::new(0);
     let options = VectorOptions {
         exact_scan_limit: 16,
         plan_by_cost: false,
         quantize_graph: true,
         ..VectorOptions::default()
     };
-    run_vector_conformance(|| {
-        let path = dir
-            .path()
-            .join(format!("q-{}.db", counter.fetch_add(1, Ordering::SeqCst)));
-        let options = options.clone();
-        async move { Arc::new(open(&path, options).await) as Arc<dyn VectorBackend> }
-    })
-    .await;
+    conformance_with(dir.path(), &options).await;
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
