@@ -22,6 +22,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Embedding settings.
     pub embed: EmbedConfig,
+    /// The embedded store's vector graph.
+    pub index: IndexConfig,
     /// Prices of model calls (`[[prices]]`: model, kind, usd_per_million, from).
     pub prices: PriceBook,
     /// The HTTP service (`opsweave serve`).
@@ -169,6 +171,69 @@ impl Default for EmbedConfig {
     }
 }
 
+/// The HNSW graph the embedded (SQLite) store keeps beside its vectors; PostgreSQL's pgvector
+/// index is tuned on the server. `m` and `ef_construction` shape graphs built from then on (a
+/// saved graph keeps the shape it was built with: delete the `.vectors` folder beside the
+/// database to rebuild it); `ef_search` applies at once; switching `quantize` rebuilds the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Links per node (HNSW `M`): more find more true neighbours and cost build time and memory.
+    pub m: usize,
+    /// Candidates kept while inserting (`ef_construction`).
+    pub ef_construction: usize,
+    /// Candidates kept while searching (`ef`): recall against query time.
+    pub ef_search: usize,
+    /// Keep the graph's vectors as 8-bit integers and rank candidates again by the exact ones:
+    /// about half the build CPU and a third of the file, the same recall, more memory and a
+    /// slower load (docs/benchmarks.md, "Quantized graph").
+    pub quantize: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        let graph = embedded_graph_defaults();
+        Self {
+            m: graph.0,
+            ef_construction: graph.1,
+            ef_search: graph.2,
+            quantize: false,
+        }
+    }
+}
+
+/// The embedded store's own defaults (M, ef_construction, ef_search), so the two never drift.
+fn embedded_graph_defaults() -> (usize, usize, usize) {
+    #[cfg(feature = "sqlite")]
+    {
+        let d = opsweave_sqlite::VectorOptions::default();
+        (d.connectivity, d.expansion_add, d.expansion_search)
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        (16, 128, 128)
+    }
+}
+
+impl IndexConfig {
+    /// Checks the values are ones a graph can be built with.
+    pub fn validate(&self) -> Result<()> {
+        let check = |value: usize, low: usize, high: usize, field: &str| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!(
+                    "index.{field} must be between {low} and {high}, not {value}"
+                ))
+                .on_field(format!("index.{field}")))
+            }
+        };
+        check(self.m, 2, 128, "m")?;
+        check(self.ef_construction, 1, 4_096, "ef_construction")?;
+        check(self.ef_search, 1, 4_096, "ef_search")
+    }
+}
+
 /// Ingest settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -216,6 +281,7 @@ impl Default for Config {
             priority: PriorityConfig::default(),
             ingest: IngestConfig::default(),
             embed: EmbedConfig::default(),
+            index: IndexConfig::default(),
             prices: PriceBook::default(),
             server: ServerConfig::default(),
         }
@@ -247,6 +313,7 @@ impl Config {
         config.apply_env(|name| std::env::var(name).ok());
         config.scope.validate()?;
         config.prices.validate()?;
+        config.index.validate()?;
         Ok(config)
     }
 
@@ -292,6 +359,59 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn the_index_section_tunes_the_embedded_graph_within_bounds() {
+        let defaults = opsweave_sqlite::VectorOptions::default();
+        let index = Config::default().index;
+        assert_eq!(
+            (
+                index.m,
+                index.ef_construction,
+                index.ef_search,
+                index.quantize
+            ),
+            (
+                defaults.connectivity,
+                defaults.expansion_add,
+                defaults.expansion_search,
+                false
+            )
+        );
+        let config =
+            Config::from_toml("[index]\nm = 32\nef_construction = 200\nquantize = true\n").unwrap();
+        assert_eq!(
+            (
+                config.index.m,
+                config.index.ef_construction,
+                config.index.ef_search
+            ),
+            (32, 200, defaults.expansion_search)
+        );
+        assert!(config.index.quantize);
+        config.index.validate().unwrap();
+        for (text, field) in [
+            ("[index]\nm = 1\n", "index.m"),
+            ("[index]\nef_search = 0\n", "index.ef_search"),
+            (
+                "[index]\nef_construction = 100000\n",
+                "index.ef_construction",
+            ),
+        ] {
+            let err = Config::from_toml(text)
+                .unwrap()
+                .index
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.kind(), opsweave_core::ErrorKind::InvalidInput, "{text}");
+            assert_eq!(err.location().field.as_deref(), Some(field), "{text}");
+        }
+        assert!(
+            Config::from_toml("[index]\nM = 32\n").is_err(),
+            "unknown keys are refused"
+        );
+    }
 
     #[test]
     fn defaults_run_embedded_and_env_overrides_file() {

@@ -28,7 +28,9 @@ mod resolve;
 mod scale_out;
 pub mod worker;
 
-pub use config::{Config, EmbedConfig, IngestConfig, Secret, ServerConfig, WebhookConfig};
+pub use config::{
+    Config, EmbedConfig, IndexConfig, IngestConfig, Secret, ServerConfig, WebhookConfig,
+};
 pub use embedding::{open_embedder, EmbedProgress, EmbedReport, EmbedderSpec, EMBED_JOB};
 pub use focus_cache::FocusCacheStats;
 pub use hybrid::MEMORY_SOURCE;
@@ -191,7 +193,19 @@ impl Weave {
         match scheme {
             #[cfg(feature = "sqlite")]
             "sqlite" | "" => {
-                let store = Arc::new(opsweave_sqlite::SqliteStore::open(url).await?);
+                config.index.validate()?;
+                let graph = opsweave_sqlite::VectorOptions {
+                    connectivity: config.index.m,
+                    expansion_add: config.index.ef_construction,
+                    expansion_search: config.index.ef_search,
+                    quantize_graph: config.index.quantize,
+                    ..opsweave_sqlite::VectorOptions::default()
+                };
+                let store = Arc::new(
+                    opsweave_sqlite::SqliteStore::open(url)
+                        .await?
+                        .with_vector_options(graph),
+                );
                 Ok(Self {
                     store: store.clone(),
                     events: store.clone(),

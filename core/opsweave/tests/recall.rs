@@ -422,6 +422,56 @@ async fn a_memory_updated_from_a_wider_scope_stays_one_note() {
     assert_eq!(err.location().field.as_deref(), Some("query"), "{err}");
 }
 
+/// `[index]` in the configuration reaches the embedded store's graph: with `quantize` on, the
+/// saved graph is the quantized one, and recall works through it.
+#[tokio::test]
+async fn the_index_configuration_shapes_the_embedded_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let mut config = Config {
+        db: format!("sqlite://{}", db.display()),
+        ..Config::default()
+    };
+    config.index.quantize = true;
+    config.index.m = 8;
+    let weave = Weave::open_with(config.clone())
+        .await
+        .unwrap()
+        .with_embedder(model());
+    let scope = Scope::org("acme");
+    ingest_docs(&weave, &scope).await;
+    weave.embed(&scope, &*model(), None).await.unwrap();
+    let hits = weave
+        .recall(
+            &scope,
+            "discount on the licence renewal",
+            &RecallOptions {
+                k: 1,
+                mode: RecallMode::Dense,
+                ..RecallOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].title, "Acme renewal", "{hits:#?}");
+    weave.close().await;
+    let sidecars: Vec<_> = std::fs::read_dir(dir.path().join("q.db.vectors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(sidecars.len(), 1, "{sidecars:?}");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecars[0]).unwrap()).unwrap();
+    assert_eq!(sidecar["distance"], "unit-dot-i8", "{sidecar}");
+
+    // A bad value stops the store from opening, naming the key.
+    config.index.m = 0;
+    let err = Weave::open_with(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.location().field.as_deref(), Some("index.m"));
+}
+
 #[tokio::test]
 async fn memories_are_found_at_once_replaced_and_forgotten() {
     let dir = tempfile::tempdir().unwrap();
