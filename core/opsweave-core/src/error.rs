@@ -176,6 +176,13 @@ impl Error {
         self
     }
 
+    /// Adds `note` to the message, after a semicolon: something else that went wrong while the
+    /// failure was handled, which the caller must hear of too.
+    pub fn with_note(mut self, note: impl std::fmt::Display) -> Self {
+        self.message = format!("{}; {note}", self.message);
+        self
+    }
+
     /// The model calls made before the failure (see [`with_spent`](Self::with_spent)).
     pub fn spent(&self) -> &[crate::usage::ModelCall] {
         &self.spent

@@ -394,9 +394,15 @@ impl Weave {
                         tokens: e.spent().iter().map(|c| c.embedding_tokens).sum(),
                         calls: e.spent().to_vec(),
                     };
-                    // The model's error is the one to report; a ledger that fails as well
-                    // fails the next metered call too.
-                    let _ = self.meter_embedding(scope, model, &spent, job).await;
+                    // The model's error is the one to report, saying that its billed calls
+                    // went unmetered when the ledger fails as well.
+                    if let Err(ledger) = self.meter_embedding(scope, model, &spent, job).await {
+                        let (calls, tokens) = (spent.calls.len(), spent.tokens);
+                        return Err(e.with_note(format!(
+                            "{calls} model call(s) made before it ({tokens} tokens) could not \
+                             be metered: {ledger}"
+                        )));
+                    }
                 }
                 return Err(e);
             }

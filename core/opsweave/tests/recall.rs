@@ -286,6 +286,47 @@ async fn model_calls_before_a_failure_are_metered() {
     );
 }
 
+/// A usage ledger that is down.
+struct DownLedger;
+
+#[async_trait]
+impl opsweave::UsageLedger for DownLedger {
+    async fn record_usage(&self, _events: &[opsweave::UsageEvent]) -> Result<()> {
+        Err(opsweave::Error::unavailable("the usage ledger is down"))
+    }
+
+    async fn usage_totals(
+        &self,
+        _query: &opsweave::UsageQuery,
+    ) -> Result<Vec<opsweave::UsageTotal>> {
+        Err(opsweave::Error::unavailable("the usage ledger is down"))
+    }
+}
+
+/// When billed calls before a model failure cannot be metered either, the error says so: the
+/// model's failure first, then the unmetered calls and why.
+#[tokio::test]
+async fn unmetered_calls_before_a_failure_are_reported_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (weave, _store) = weave(&dir, 2).await;
+    let scope = Scope::org("acme");
+    ingest_docs(&weave, &scope).await;
+    let weave = weave.with_usage_ledger(Arc::new(DownLedger));
+    let spending = Spending {
+        inner: model(),
+        calls: AtomicUsize::new(1),
+    };
+    let err = weave.embed(&scope, &spending, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.message()
+            .starts_with("the third request failed; 2 model call(s)"),
+        "{err}"
+    );
+    assert!(err.message().contains("(12 tokens)"), "{err}");
+    assert!(err.message().contains("the usage ledger is down"), "{err}");
+}
+
 #[tokio::test]
 async fn hybrid_recall_explains_hits_and_filters() {
     let dir = tempfile::tempdir().unwrap();
