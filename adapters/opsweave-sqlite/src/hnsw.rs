@@ -114,10 +114,10 @@ impl ExactVectors {
         }
     }
 
-    fn insert(&mut self, key: u64, unit: &[f32]) {
+    fn insert(&mut self, key: u64, unit: Vec<f32>) {
         match self {
             Self::F32(map) => {
-                map.insert(key, unit.into());
+                map.insert(key, unit.into_boxed_slice());
             }
             Self::F16(map) => {
                 map.insert(key, unit.iter().map(|x| half::f16::from_f32(*x)).collect());
@@ -435,8 +435,9 @@ impl Graph {
             self.groups[group as usize].1.insert(entry.key);
             let vector = match &mut self.exact {
                 Some(exact) => {
-                    exact.insert(entry.key, &entry.vector);
-                    GraphVector::Quantized(quantize(&entry.vector))
+                    let quantized = quantize(&entry.vector);
+                    exact.insert(entry.key, entry.vector);
+                    GraphVector::Quantized(quantized)
                 }
                 None => GraphVector::Exact(entry.vector),
             };
@@ -740,7 +741,7 @@ impl Graph {
                     return None;
                 }
                 normalise(&mut vector);
-                store.insert(key, &vector);
+                store.insert(key, vector);
             }
         }
         for (key, group) in groups {

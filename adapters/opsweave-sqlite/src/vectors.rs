@@ -240,10 +240,14 @@ impl SqliteStore {
             .ok_or_else(|| Error::not_found(format!("no vectors of model `{model}`")))?;
         if let Some(dir) = self.vectors.dir.clone() {
             if crate::hnsw::sidecar_matches(&dir, model, row.generation, row.count) {
-                let groups = read_groups(&mut tx, model).await?;
-                let exact = match options.quantize_graph {
-                    true => Some(read_vectors(&mut tx, model, &row).await?),
-                    false => None,
+                // A quantized graph's exact vectors come from the rows, read with the groups.
+                let (groups, exact) = match options.quantize_graph {
+                    true => {
+                        let (groups, vectors) =
+                            read_groups_and_vectors(&mut tx, model, &row).await?;
+                        (groups, Some(vectors))
+                    }
+                    false => (read_groups(&mut tx, model).await?, None),
                 };
                 let model = model.to_string();
                 let options = options.clone();
@@ -395,18 +399,21 @@ enum GraphChange {
     Remove(Vec<u64>),
 }
 
-/// Every vector of `model`, decoded, read a page at a time (the exact copies a quantized graph
-/// keeps beside its integers).
-async fn read_vectors(
+/// The groups of `model`'s vectors and the vectors themselves, decoded, in one pass read a page
+/// at a time (the exact copies a quantized graph keeps beside its integers): the rows hold their
+/// BLOBs inline, so reading the groups alone costs as much.
+async fn read_groups_and_vectors(
     conn: &mut SqliteConnection,
     model: &str,
     row: &ModelRow,
-) -> Result<Vec<(u64, Vec<f32>)>> {
-    let mut vectors = Vec::with_capacity(row.count.max(0) as usize);
+) -> Result<(HashMap<u64, GroupKey>, Vec<(u64, Vec<f32>)>)> {
+    let count = row.count.max(0) as usize;
+    let (mut groups, mut vectors) = (HashMap::with_capacity(count), Vec::with_capacity(count));
     let mut after = -1i64;
     loop {
-        let page: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, vector FROM vectors WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
+        let page: Vec<VectorRow> = sqlx::query_as(
+            "SELECT id, org, client, project, entity, source_kind, vector FROM vectors \
+             WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
         )
         .bind(model)
         .bind(after)
@@ -416,15 +423,23 @@ async fn read_vectors(
         .map_err(|e| map("read vectors", e))?;
         let Some(last) = page.last() else { break };
         after = last.0;
-        for (id, blob) in page {
+        for (id, org, client, project, entity, source_kind, blob) in page {
             let vector = row
                 .storage
                 .decode(&blob, row.dim)
                 .ok_or_else(|| bad_blob(id, model, &blob, row))?;
+            let group = GroupKey {
+                org,
+                client,
+                project,
+                entity,
+                source_kind,
+            };
+            groups.insert(id as u64, group);
             vectors.push((id as u64, vector));
         }
     }
-    Ok(vectors)
+    Ok((groups, vectors))
 }
 
 /// A stored vector whose BLOB is not `row.dim` values of the model's storage.
