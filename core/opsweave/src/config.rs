@@ -185,8 +185,8 @@ pub struct IndexConfig {
     /// Candidates kept while searching (`ef`): recall against query time.
     pub ef_search: usize,
     /// Keep the graph's vectors as 8-bit integers and rank candidates again by the exact ones:
-    /// about half the build CPU and a third of the file, the same recall, more memory and a
-    /// slower load (docs/benchmarks.md, "Quantized graph").
+    /// about half the build CPU and a third of the file, the same recall, ~13 % more memory
+    /// (docs/benchmarks.md, "Quantized graph").
     pub quantize: bool,
 }
 
