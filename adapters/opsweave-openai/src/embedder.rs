@@ -80,13 +80,28 @@ struct Usage {
     total_tokens: u64,
 }
 
-/// What one answered request cost: its tokens (a server that reports none is metered as 0)
-/// and its wall time.
+/// What one answered request cost: the tokens the server counted and the wall time.
 fn model_call(usage: &Usage, latency: Duration) -> ModelCall {
     ModelCall {
         embedding_tokens: usage.total_tokens.max(usage.prompt_tokens),
         latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
         ..ModelCall::default()
+    }
+}
+
+/// The usage to meter an embeddings response by: the server's, or when it reports none (some
+/// compatible servers leave `usage` out or send zeros) the estimate [`estimated_tokens`] makes
+/// of `inputs`, which errs high, rather than metering the call as free.
+fn usage_or_estimate(usage: Option<Usage>, inputs: &[String]) -> Usage {
+    match usage {
+        Some(u) if u.total_tokens.max(u.prompt_tokens) > 0 => u,
+        _ => {
+            let estimate = inputs.iter().map(|t| estimated_tokens(t) as u64).sum();
+            Usage {
+                prompt_tokens: estimate,
+                total_tokens: estimate,
+            }
+        }
     }
 }
 
@@ -340,7 +355,7 @@ impl Client {
                 .with_spent(spent),
             )
         })?;
-        let call = model_call(&parsed.usage.unwrap_or_default(), latency);
+        let call = model_call(&usage_or_estimate(parsed.usage, body.input), latency);
         match self.order(parsed.data, count, range) {
             Ok(vectors) => Ok(BatchResult { vectors, call }),
             // The server answered, so the call is billed even though its vectors are refused.

@@ -14,7 +14,8 @@
 //! the server's message. The API key never appears in errors or `Debug` output.
 //!
 //! Every request that returns vectors is reported as one [`ModelCall`](opsweave_core::ModelCall)
-//! in [`Embeddings::calls`](opsweave_core::embed::Embeddings) with the tokens the server counted,
+//! in [`Embeddings::calls`](opsweave_core::embed::Embeddings) with the tokens the server counted
+//! (a server that reports none is metered by the estimate of one token per three bytes sent),
 //! for the caller to record as usage.
 //!
 //! Configuration from the environment ([`OpenAiConfig::from_env`]): `OPENAI_API_KEY` (optional for

@@ -647,18 +647,19 @@ async fn a_wrong_dimension_is_an_error_not_a_vector() {
 #[tokio::test]
 async fn malformed_or_incomplete_responses_are_errors() {
     // With the calls each reports as spent: a body that parses is an answered call (it names
-    // no usage: 0 tokens); one that does not parse says nothing of its cost.
+    // no usage: the estimate of its two one-byte inputs, 2 tokens); one that does not parse
+    // says nothing of its cost.
     for (raw, spent) in [
         ("{not json", vec![]),
         (r#"{"data": [{"index": 0, "embedding": "AAAA"}]}"#, vec![]),
-        (r#"{"data": []}"#, vec![0]),
+        (r#"{"data": []}"#, vec![2]),
         (
             r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 0, "embedding": [1.0, 2.0]}]}"#,
-            vec![0],
+            vec![2],
         ),
         (
             r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 5, "embedding": [1.0, 2.0]}]}"#,
-            vec![0],
+            vec![2],
         ),
     ] {
         let (url, script) = serve(vec![Reply::Raw(raw)], None).await;
@@ -671,6 +672,26 @@ async fn malformed_or_incomplete_responses_are_errors() {
         assert!(err.message().contains(&url), "{err}");
         assert_eq!(script.seen().len(), 1, "{raw} is not retried");
         assert_eq!(spent_tokens(&err), spent, "{raw}: {err:?}");
+    }
+}
+
+/// A server that reports no usage (or zeros) is metered by the estimate of what it was sent
+/// (one token per three bytes, rounding up), not as free.
+#[tokio::test]
+async fn a_response_without_usage_is_metered_by_an_estimate() {
+    for raw in [
+        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 1, "embedding": [3.0, 4.0]}]}"#,
+        r#"{"data": [{"index": 0, "embedding": [1.0, 2.0]}, {"index": 1, "embedding": [3.0, 4.0]}], "usage": {"prompt_tokens": 0, "total_tokens": 0}}"#,
+    ] {
+        let (url, _script) = serve(vec![Reply::Raw(raw)], None).await;
+        let embedder = OpenAiEmbedder::new(config(&url, 2)).unwrap();
+        // 12 bytes = 4 tokens, 7 bytes = 3 (rounded up).
+        let out = embedder
+            .embed(&texts(&["renewal call", "for Q3!"]), EmbedKind::Document)
+            .await
+            .unwrap();
+        assert_eq!(out.tokens, 7, "{raw}");
+        assert_eq!(out.calls[0].embedding_tokens, 7, "{raw}");
     }
 }
 
