@@ -552,10 +552,7 @@ const SAMPLE_DAY: &str = "2026-11-23";
 async fn demo(cli: &Cli, now: Option<&str>, json: bool) -> Result<()> {
     // Before anything is written: a bad --now must not leave a loaded database behind.
     let config = config_for(cli, None)?;
-    let as_of = opsweave::parse_now_in(
-        Some(now.unwrap_or(SAMPLE_DAY)),
-        config.priority.utc_offset_minutes,
-    )?;
+    let as_of = opsweave::parse_now_in(Some(now.unwrap_or(SAMPLE_DAY)), config.priority.zone())?;
     let default_path = "opsweave-demo.db";
     let db = cli
         .db

@@ -558,6 +558,67 @@ fn mark_changes_only_what_it_names() {
 }
 
 #[test]
+fn the_users_time_zone_decides_today_across_daylight_saving() {
+    const MAPPING: &str = r#"
+name = "zoned"
+source = "tracker"
+entity = "task"
+format = "jsonl"
+id = "id"
+title = "{title}"
+[fields.title]
+from = "title"
+[fields.due]
+from = "due"
+type = "datetime"
+[task]
+due = "due"
+"#;
+    // 22:30 UTC on 30 June: 1 July in Berlin's summer time (+2), 30 June at a fixed +1.
+    const ROWS: &str =
+        r#"{"id": "a", "title": "Renew the certificate", "due": "2026-06-30T22:30:00Z"}"#;
+    let horizon_in = |priority: &str| {
+        let env = Env::new();
+        let dir = env.dir.path();
+        std::fs::write(
+            dir.join("opsweave.toml"),
+            format!("[priority]\n{priority}\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("zoned.toml"), MAPPING).unwrap();
+        std::fs::write(dir.join("tasks.jsonl"), ROWS).unwrap();
+        env.json(&["ingest", "tasks.jsonl", "--mapping", "zoned.toml", "--json"]);
+        // A naive --now is a wall-clock time in the user's zone: 23:45 on 30 June there.
+        let focus = env.json(&["focus", "--json", "--now", "2026-06-30T23:45:00"]);
+        ["today", "week", "month"]
+            .into_iter()
+            .find(|h| {
+                focus[*h]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["title"] == "Renew the certificate")
+            })
+            .unwrap_or_else(|| panic!("{focus}"))
+    };
+    assert_eq!(horizon_in("time_zone = \"Europe/Berlin\""), "week");
+    assert_eq!(horizon_in("utc_offset_minutes = 60"), "today");
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("opsweave.toml"),
+        "[priority]\ntime_zone = \"Europe/Berlni\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["focus"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("priority.time_zone") && stderr.contains("Europe/Berlni"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn keys_are_made_listed_and_revoked_from_the_cli_but_never_the_last_admin() {
     let env = Env::new();
     let made = env.json(&["keys", "create", "--name", "ops", "--json"]);

@@ -30,6 +30,7 @@ mod task;
 pub mod task_ops;
 pub mod usage;
 pub mod vector;
+pub mod zone;
 
 pub use access::{ApiKey, KeyId, KeyStore, NewApiKey, Role};
 pub use cache::{Cache, MemoryCache};
@@ -58,3 +59,4 @@ pub use usage::{
     ModelCall, Operation, UsageEvent, UsageGroup, UsageLedger, UsageQuery, UsageTotal,
 };
 pub use vector::{StaleVector, VectorBulkLoad, VectorFilter, VectorHit, VectorIndex, VectorItem};
+pub use zone::Zone;

@@ -15,16 +15,11 @@
 //! without a due date the importance decides (≥ `undated_today`, ≥ `undated_week`, ≥ `undated_month`).
 
 use crate::task::{Signals, Task};
+use crate::zone::Zone;
 use crate::{Error, Horizon, Result};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The calendar date at `at` on a day `offset_minutes` east of UTC; `None` past the calendar.
-pub fn day_at(at: DateTime<Utc>, offset_minutes: i32) -> Option<NaiveDate> {
-    at.checked_add_signed(Duration::minutes(i64::from(offset_minutes)))
-        .map(|local| local.date_naive())
-}
 
 /// Whether `at` lies in the years 1 to 9999: the instants every store keeps alike and the
 /// day and week counts of focus, graph and usage reports stay within.
@@ -71,8 +66,12 @@ pub struct PriorityConfig {
     pub undated_week: f64,
     /// Undated tasks at least this important go to month.
     pub undated_month: f64,
-    /// Offset of the user's day from UTC, in minutes (e.g. 120 for UTC+2).
+    /// Offset of the user's day from UTC, in minutes (e.g. 120 for UTC+2), all year round.
     pub utc_offset_minutes: i32,
+    /// The user's time zone, an IANA name (`Europe/Berlin`) or an offset (`+05:30`); when set,
+    /// it decides when each day starts, daylight saving included, instead of `utc_offset_minutes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Default for PriorityConfig {
@@ -123,6 +122,7 @@ impl Default for PriorityConfig {
             undated_week: 0.7,
             undated_month: 0.45,
             utc_offset_minutes: 0,
+            time_zone: None,
         }
     }
 }
@@ -273,12 +273,38 @@ impl PriorityConfig {
             ))
             .on_field("priority.utc_offset_minutes"));
         }
+        if let Some(name) = &self.time_zone {
+            if Zone::parse(name).is_none() {
+                return Err(Error::invalid(format!(
+                    "priority: `time_zone` `{name}` is neither an IANA time zone (such as \
+                     Europe/Berlin or America/New_York) nor an offset like +05:30"
+                ))
+                .on_field("priority.time_zone"));
+            }
+            if self.utc_offset_minutes != 0 {
+                return Err(Error::invalid(
+                    "priority: set `time_zone` or `utc_offset_minutes`, not both \
+                     (`time_zone` follows daylight saving time)",
+                )
+                .on_field("priority.time_zone"));
+            }
+        }
         Ok(())
+    }
+
+    /// The zone the user's days are counted in: `time_zone`, else `utc_offset_minutes` east of
+    /// UTC (an unusable value, which [`PriorityConfig::validate`] refuses, counts as UTC).
+    pub fn zone(&self) -> Zone {
+        match &self.time_zone {
+            Some(name) => Zone::parse(name),
+            None => Zone::east_minutes(self.utc_offset_minutes),
+        }
+        .unwrap_or_default()
     }
 
     /// The user's calendar day at `now`.
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
-        day_at(now, self.utc_offset_minutes).unwrap_or_else(|| now.date_naive())
+        self.zone().date_at(now).unwrap_or_else(|| now.date_naive())
     }
 
     /// Urgency of a task due `days` days from today (negative: overdue).
@@ -525,7 +551,7 @@ fn compact(value: f64) -> String {
 mod tests {
     use super::*;
     use crate::{RecordId, Scope, TaskStatus};
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
 
     fn now() -> DateTime<Utc> {
@@ -688,8 +714,60 @@ mod tests {
             &|c| c.utc_offset_minutes = 100_000,
             "priority.utc_offset_minutes",
         );
+        refused(
+            &|c| c.time_zone = Some("Europe/Atlantis".into()),
+            "priority.time_zone",
+        );
+        refused(
+            &|c| {
+                c.time_zone = Some("Europe/Berlin".into());
+                c.utc_offset_minutes = 60;
+            },
+            "priority.time_zone",
+        );
+        let zoned = PriorityConfig {
+            time_zone: Some("Asia/Kolkata".into()),
+            ..PriorityConfig::default()
+        };
+        assert!(zoned.validate().is_ok());
+        assert_eq!(zoned.zone().to_string(), "Asia/Kolkata");
         assert!(check_boost(1e308).is_err() && check_boost(f64::NAN).is_err());
         assert!(check_boost(-MAX_BOOST).is_ok() && check_boost(500.0).is_ok());
+    }
+
+    #[test]
+    fn today_starts_at_midnight_in_the_users_zone_all_year() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let berlin = PriorityConfig {
+            time_zone: Some("Europe/Berlin".into()),
+            ..PriorityConfig::default()
+        };
+        let plus_one = PriorityConfig {
+            utc_offset_minutes: 60,
+            ..PriorityConfig::default()
+        };
+        // Summer: Berlin's midnight is 22:00 UTC, a fixed +1's is 23:00 UTC.
+        let summer = at("2026-06-30T22:30:00Z");
+        assert_eq!(berlin.today(summer).to_string(), "2026-07-01");
+        assert_eq!(plus_one.today(summer).to_string(), "2026-06-30");
+        // A task due 1 July is today's in Berlin then, and tomorrow's (week) at a fixed +1.
+        let due_first = {
+            let mut t = task(None, 0.5);
+            t.due = NaiveDate::from_ymd_opt(2026, 7, 1);
+            t
+        };
+        assert_eq!(
+            berlin.horizon(&due_first, berlin.today(summer)),
+            Horizon::Today
+        );
+        assert_eq!(
+            plus_one.horizon(&due_first, plus_one.today(summer)),
+            Horizon::Week
+        );
+        // Winter: both start the day at 23:00 UTC.
+        let winter = at("2026-11-30T23:30:00Z");
+        assert_eq!(berlin.today(winter).to_string(), "2026-12-01");
+        assert_eq!(plus_one.today(winter).to_string(), "2026-12-01");
     }
 
     #[test]

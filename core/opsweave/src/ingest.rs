@@ -184,7 +184,7 @@ impl Weave {
         let started = Instant::now();
         let batch_size = self.ingest_batch_size();
         let priority = self.config().priority.clone();
-        let compiled = compiled.with_day_offset(priority.utc_offset_minutes);
+        let compiled = compiled.with_day_zone(priority.zone());
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(2);
         let scope_for_reader = scope.clone();
         let mapping_name = compiled.mapping().name.clone();

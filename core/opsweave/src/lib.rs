@@ -67,17 +67,14 @@ fn as_of(now: Option<DateTime<Utc>>) -> Result<DateTime<Utc>> {
 /// or a date (09:00 UTC that day). `None` stays `None` (now). For the "as of" of focus and
 /// graph, [`Weave::parse_as_of`] reads naive times on the user's day instead.
 pub fn parse_now(text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    parse_now_in(text, 0)
+    parse_now_in(text, Zone::UTC)
 }
 
-/// [`parse_now`] with naive date-times and dates read `utc_offset_minutes` east of UTC.
-pub fn parse_now_in(text: Option<&str>, utc_offset_minutes: i32) -> Result<Option<DateTime<Utc>>> {
+/// [`parse_now`] with naive date-times and dates read as wall-clock times in `zone`.
+pub fn parse_now_in(text: Option<&str>, zone: Zone) -> Result<Option<DateTime<Utc>>> {
     let Some(text) = text else { return Ok(None) };
     let text = text.trim();
-    let local = |t: chrono::NaiveDateTime| {
-        t.checked_sub_signed(chrono::Duration::minutes(i64::from(utc_offset_minutes)))
-            .map(|t| t.and_utc())
-    };
+    let local = |t: chrono::NaiveDateTime| zone.instant_of(t);
     let now = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         Some(t.with_timezone(&Utc))
     } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
@@ -361,10 +358,10 @@ impl Weave {
     }
 
     /// Parses the "as of" instant of focus, graph and task calls: as [`parse_now`], with naive
-    /// date-times and dates (09:00 that day) on the user's day (`priority.utc_offset_minutes`),
-    /// the day focus counts in.
+    /// date-times and dates (09:00 that day) as wall-clock times in the user's zone
+    /// (`priority.time_zone` or `priority.utc_offset_minutes`), the one focus counts days in.
     pub fn parse_as_of(&self, text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-        parse_now_in(text, self.config().priority.utc_offset_minutes)
+        parse_now_in(text, self.config().priority.zone())
     }
 
     /// The configuration in force.
@@ -747,13 +744,16 @@ mod tests {
 
     #[test]
     fn a_naive_now_is_on_the_users_day() {
+        let in_zone = |text: &str, priority: PriorityConfig| {
+            let now = parse_now_in(Some(text), priority.zone()).unwrap().unwrap();
+            (now.to_rfc3339(), priority.today(now).to_string())
+        };
         let at = |text: &str, offset: i32| {
-            let now = parse_now_in(Some(text), offset).unwrap().unwrap();
             let priority = PriorityConfig {
                 utc_offset_minutes: offset,
                 ..PriorityConfig::default()
             };
-            (now.to_rfc3339(), priority.today(now).to_string())
+            in_zone(text, priority)
         };
         // Ten hours west of UTC, 09:00 on the 23rd is 19:00 UTC: still the 23rd there.
         assert_eq!(
@@ -768,6 +768,24 @@ mod tests {
         assert_eq!(
             at("2026-11-23T00:30:00+01:00", -600).0,
             "2026-11-22T23:30:00+00:00"
+        );
+        // A named zone follows daylight saving time: 09:00 in Berlin is 07:00 UTC in July and
+        // 08:00 UTC in December; 00:30 on 1 July is still 30 June in UTC.
+        let berlin = || PriorityConfig {
+            time_zone: Some("Europe/Berlin".into()),
+            ..PriorityConfig::default()
+        };
+        assert_eq!(
+            in_zone("2026-07-01", berlin()),
+            ("2026-07-01T07:00:00+00:00".into(), "2026-07-01".into())
+        );
+        assert_eq!(
+            in_zone("2026-12-01", berlin()),
+            ("2026-12-01T08:00:00+00:00".into(), "2026-12-01".into())
+        );
+        assert_eq!(
+            in_zone("2026-07-01T00:30:00", berlin()),
+            ("2026-06-30T22:30:00+00:00".into(), "2026-07-01".into())
         );
     }
 }

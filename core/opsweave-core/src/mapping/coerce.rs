@@ -2,6 +2,7 @@
 
 use super::{FieldRule, FieldType, Path};
 use crate::model::Money;
+use crate::zone::Zone;
 use crate::Value;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -300,7 +301,7 @@ fn date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
     }
     // A datetime gives its own calendar date: the day as written, at its own offset (the
     // 23:30 of a UTC-5 evening is still that day, though it is the next one in UTC).
-    if let Some(dt) = parse_datetime_as_written(t, None, None) {
+    if let Some(dt) = parse_datetime_as_written(t, None, Zone::UTC) {
         return Ok(dt.date_naive());
     }
     Err(match format {
@@ -312,26 +313,6 @@ fn date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
     })
 }
 
-/// Parses `+02:00`, `-0530`, `Z` or `UTC`.
-pub(crate) fn parse_offset(tz: &str) -> Option<FixedOffset> {
-    let t = tz.trim();
-    if t.eq_ignore_ascii_case("z") || t.eq_ignore_ascii_case("utc") {
-        return FixedOffset::east_opt(0);
-    }
-    let (sign, rest) = match t.as_bytes().first()? {
-        b'+' => (1, &t[1..]),
-        b'-' => (-1, &t[1..]),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let hours: i32 = digits[..2].parse().ok()?;
-    let minutes: i32 = digits[2..].parse().ok()?;
-    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
-}
-
 const NAIVE_FORMATS: [&str; 5] = [
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
@@ -340,27 +321,26 @@ const NAIVE_FORMATS: [&str; 5] = [
     "%Y/%m/%d %H:%M:%S",
 ];
 
-fn parse_datetime_text(
-    t: &str,
-    format: Option<&str>,
-    zone: Option<FixedOffset>,
-) -> Option<DateTime<Utc>> {
+fn parse_datetime_text(t: &str, format: Option<&str>, zone: Zone) -> Option<DateTime<Utc>> {
     parse_datetime_as_written(t, format, zone).map(|dt| dt.with_timezone(&Utc))
 }
 
-/// A datetime at the offset it was written with (`zone`, else UTC, when it names none).
+/// A datetime at the offset it was written with (its time in `zone` when it names none).
 fn parse_datetime_as_written(
     t: &str,
     format: Option<&str>,
-    zone: Option<FixedOffset>,
+    zone: Zone,
 ) -> Option<DateTime<FixedOffset>> {
-    let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+    let in_zone = |n: NaiveDateTime| {
+        let at = zone.instant_of(n)?;
+        Some(at.with_timezone(&zone.offset_at(at)))
+    };
     if let Some(f) = format {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
             return Some(dt);
         }
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone.from_local_datetime(&n).single();
+            return in_zone(n);
         }
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
@@ -381,14 +361,18 @@ fn parse_datetime_as_written(
     }
     for f in NAIVE_FORMATS {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return zone.from_local_datetime(&n).single();
+            return in_zone(n);
         }
     }
     None
 }
 
 fn datetime(raw: &Json, rule: &FieldRule) -> Result<DateTime<Utc>, String> {
-    let zone = rule.timezone.as_deref().and_then(parse_offset);
+    let zone = rule
+        .timezone
+        .as_deref()
+        .and_then(Zone::parse)
+        .unwrap_or_default();
     let epoch = |n: i64| {
         // Milliseconds (Gmail internalDate) beyond year 5138 in seconds are implausible.
         let dt = if n.abs() >= 100_000_000_000 {
@@ -416,12 +400,8 @@ fn datetime(raw: &Json, rule: &FieldRule) -> Result<DateTime<Utc>, String> {
         return Ok(dt);
     }
     if let Ok(d) = date(t, None) {
-        let zone = zone.unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
-        if let Some(dt) = d
-            .and_hms_opt(0, 0, 0)
-            .and_then(|n| zone.from_local_datetime(&n).single())
-        {
-            return Ok(dt.with_timezone(&Utc));
+        if let Some(dt) = d.and_hms_opt(0, 0, 0).and_then(|n| zone.instant_of(n)) {
+            return Ok(dt);
         }
     }
     Err(format!(
@@ -679,6 +659,30 @@ mod tests {
             Value::DateTime(utc("2025-11-20T10:00:00Z"))
         );
         assert!(dt(json!("yesterday"), None).is_err());
+        // Naive values in a named zone take the offset of their date: +2 in July, +1 in
+        // December; a date alone is its midnight there.
+        let berlin = Some("Europe/Berlin");
+        assert_eq!(
+            dt(json!("2026-07-01 12:00:00"), berlin).unwrap(),
+            Value::DateTime(utc("2026-07-01T10:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("2026-12-01 12:00:00"), berlin).unwrap(),
+            Value::DateTime(utc("2026-12-01T11:00:00Z"))
+        );
+        assert_eq!(
+            dt(json!("2026-12-01"), berlin).unwrap(),
+            Value::DateTime(utc("2026-11-30T23:00:00Z"))
+        );
+        // The hour the clock skipped in spring still reads, an hour on; written offsets win.
+        assert_eq!(
+            dt(json!("2026-03-29T02:30:00"), berlin).unwrap(),
+            Value::DateTime(utc("2026-03-29T01:30:00Z"))
+        );
+        assert_eq!(
+            dt(json!("2026-07-01T12:00:00Z"), berlin).unwrap(),
+            Value::DateTime(utc("2026-07-01T12:00:00Z"))
+        );
     }
 
     #[test]

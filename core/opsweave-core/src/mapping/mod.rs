@@ -14,6 +14,7 @@ pub use path::Path;
 
 use crate::link::{LinkKind, LinkRef};
 use crate::task::{Signals, TaskSeed, TaskStatus};
+use crate::zone::Zone;
 use crate::{
     EntityKind, Error, Fields, RawItem, Record, RecordId, Result, Scope, SourceRef, Value,
 };
@@ -100,7 +101,8 @@ pub struct FieldRule {
     /// Date / datetime: a chrono format string tried before the standard ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// Datetime: the zone offset of naive values (`+02:00`, `Z`); UTC when unset.
+    /// Datetime: the zone of naive values, an offset (`+02:00`, `Z`) or an IANA name
+    /// (`Europe/Berlin`, daylight saving included); UTC when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Enum: raw value → canonical value; values not listed are rejected.
@@ -318,8 +320,8 @@ pub struct CompiledMapping {
     url: Option<Template>,
     status: Option<(Path, StatusRule)>,
     links: Vec<(Path, Option<Path>, LinkRule)>,
-    /// Minutes east of UTC of the user's day: a due instant falls on that day's date.
-    day_offset_minutes: i32,
+    /// The user's zone: a due instant falls on that day's date there.
+    day_zone: Zone,
 }
 
 impl Mapping {
@@ -374,11 +376,13 @@ impl Mapping {
                 }
             }
             if let Some(tz) = &rule.timezone {
-                coerce::parse_offset(tz).ok_or_else(|| {
+                Zone::parse(tz).ok_or_else(|| {
                     Error::invalid(format!(
-                        "{}: timezone `{tz}` is not an offset like +02:00 or Z",
+                        "{}: timezone `{tz}` is neither an offset like +02:00 or Z nor an IANA \
+                         time zone like Europe/Berlin",
                         at(&format!("field `{name}`"))
                     ))
+                    .on_field(format!("fields.{name}.timezone"))
                 })?;
             }
             fields.push((name.clone(), path, rule.clone()));
@@ -478,17 +482,17 @@ impl Mapping {
             url,
             status,
             links,
-            day_offset_minutes: 0,
+            day_zone: Zone::UTC,
         })
     }
 }
 
 impl CompiledMapping {
-    /// Reads due instants (fields typed `datetime`) as the dates of a day `minutes` east of
-    /// UTC, the day focus counts in (`priority.utc_offset_minutes`); UTC dates without it.
+    /// Reads due instants (fields typed `datetime`) as their dates in `zone`, the one focus
+    /// counts days in ([`crate::priority::PriorityConfig::zone`]); UTC dates without it.
     /// Fields typed `date` keep the day as written.
-    pub fn with_day_offset(mut self, minutes: i32) -> Self {
-        self.day_offset_minutes = minutes;
+    pub fn with_day_zone(mut self, zone: Zone) -> Self {
+        self.day_zone = zone;
         self
     }
 
@@ -749,7 +753,7 @@ impl CompiledMapping {
         TaskSeed {
             status,
             due: field(&rule.due).and_then(|due| match due {
-                Value::DateTime(at) => crate::priority::day_at(*at, self.day_offset_minutes),
+                Value::DateTime(at) => self.day_zone.date_at(*at),
                 other => other.as_date(),
             }),
             signals: Signals {

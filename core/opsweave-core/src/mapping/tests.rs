@@ -271,17 +271,50 @@ due = "due"
     let row = serde_json::json!({"id": "1", "title": "t", "due": "2026-11-23T00:30:00+01:00"});
     // 23:30 UTC on the 22nd: the 22nd in UTC, the 23rd an hour east of it.
     assert_eq!(due(&mapping.compile().unwrap(), row.clone()), "2026-11-22");
-    let east = mapping.compile().unwrap().with_day_offset(60);
+    let east = mapping
+        .compile()
+        .unwrap()
+        .with_day_zone(Zone::east_minutes(60).unwrap());
     assert_eq!(due(&east, row.clone()), "2026-11-23");
-    let west = mapping.compile().unwrap().with_day_offset(-600);
+    let west = mapping
+        .compile()
+        .unwrap()
+        .with_day_zone(Zone::east_minutes(-600).unwrap());
     assert_eq!(due(&west, row), "2026-11-22");
     // A field typed `date` keeps the day as written, whatever the offset.
     let mut by_day = mapping.clone();
     by_day.task.as_mut().unwrap().due = Some("day".into());
     let row = serde_json::json!({"id": "1", "title": "t", "day": "2026-11-23T00:30:00+01:00"});
     assert_eq!(
-        due(&by_day.compile().unwrap().with_day_offset(-600), row),
+        due(
+            &by_day
+                .compile()
+                .unwrap()
+                .with_day_zone(Zone::east_minutes(-600).unwrap()),
+            row
+        ),
         "2026-11-23"
+    );
+    // In a named zone the due day follows daylight saving time: 22:30 UTC on 30 June is
+    // 1 July in Berlin (+2 then), though a fixed +1 puts it on 30 June.
+    let row = serde_json::json!({"id": "1", "title": "t", "due": "2026-06-30T22:30:00Z"});
+    let berlin = mapping
+        .compile()
+        .unwrap()
+        .with_day_zone(Zone::parse("Europe/Berlin").unwrap());
+    assert_eq!(due(&berlin, row.clone()), "2026-07-01");
+    assert_eq!(due(&east, row), "2026-06-30");
+    // A field's timezone may be named too; a name the tz database lacks is refused at compile.
+    let mut named = mapping.clone();
+    named.fields.get_mut("due").unwrap().timezone = Some("America/New_York".into());
+    let row = serde_json::json!({"id": "1", "title": "t", "due": "2026-07-01T21:30:00"});
+    assert_eq!(due(&named.compile().unwrap(), row), "2026-07-02");
+    named.fields.get_mut("due").unwrap().timezone = Some("Mars/Olympus".into());
+    let err = named.compile().unwrap_err();
+    assert_eq!(
+        err.location().field.as_deref(),
+        Some("fields.due.timezone"),
+        "{err}"
     );
 }
 
