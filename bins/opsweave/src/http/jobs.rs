@@ -47,7 +47,7 @@ pub struct JobView {
     pub progress: f64,
     /// The latest progress note, or the run's summary once done.
     pub message: Option<String>,
-    /// Why the last attempt failed.
+    /// Why the last attempt failed (an internal error's details stay in the worker's log).
     pub error: Option<String>,
     /// Attempts made.
     pub attempts: u32,
@@ -70,6 +70,22 @@ pub struct JobList {
     pub jobs: Vec<JobView>,
 }
 
+/// What the API may show of a failed attempt: an internal error's text (SQL, paths, hosts)
+/// stays in the worker's log, as a direct request's does in the server's; the job record keeps
+/// it for `opsweave jobs` on the machine itself.
+fn public_job_error(job: &Job) -> Option<String> {
+    let error = job.error.as_deref()?;
+    let internal = format!("{}:", opsweave::ErrorKind::Internal);
+    Some(if error.starts_with(&internal) {
+        format!(
+            "{internal} details in the log of the worker that ran job {}",
+            job.id
+        )
+    } else {
+        error.to_string()
+    })
+}
+
 /// The wire view of a job.
 pub(super) fn view(job: &Job) -> Value {
     json!(JobView {
@@ -79,7 +95,7 @@ pub(super) fn view(job: &Job) -> Value {
         status: job.status,
         progress: job.progress,
         message: job.message.clone(),
-        error: job.error.clone(),
+        error: public_job_error(job),
         attempts: job.attempts,
         max_attempts: job.max_attempts,
         idempotency_key: job.idempotency_key.clone(),
@@ -511,7 +527,7 @@ pub async fn events(
                         status: job.status,
                         progress: job.progress,
                         message: job.message.clone(),
-                        error: job.error.clone(),
+                        error: public_job_error(&job),
                     };
                     if last.as_ref() == Some(&step) {
                         continue;

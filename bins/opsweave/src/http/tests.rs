@@ -1878,5 +1878,55 @@ async fn readyz_follows_postgres_through_a_cut_and_a_restore() {
     panic!("/readyz did not recover once the store was back: {last}");
 }
 
+#[tokio::test]
+async fn a_job_api_shows_an_internal_failure_without_its_details() {
+    let s = Server::start(|_| {}).await;
+    let queue = s.state.weave.jobs().unwrap().clone();
+    let mut failed = Vec::new();
+    for error in [
+        opsweave::Error::internal("sqlite: disk I/O error at /var/lib/opsweave/secret.db"),
+        opsweave::Error::invalid("sleep job: ms must be at most 3600000").on_field("ms"),
+    ] {
+        let (status, _, job) = s
+            .call(
+                "POST",
+                "/api/jobs",
+                Some(&s.acme),
+                Some(json!({"kind": "agent", "payload": {}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+        let claimed = queue
+            .claim("test-worker", &[], std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id.0, job["id"].as_i64().unwrap());
+        let stored = queue
+            .fail_with(claimed.id, "test-worker", &error)
+            .await
+            .unwrap();
+        assert_eq!(stored.error.as_deref(), Some(error.to_string().as_str()));
+        let (_, _, shown) = s
+            .call(
+                "GET",
+                &format!("/api/jobs/{}", claimed.id.0),
+                Some(&s.acme),
+                None,
+            )
+            .await;
+        failed.push(shown["error"].as_str().unwrap().to_string());
+    }
+    // The record keeps the cause for the operator; the API names the job, not the path.
+    assert!(
+        failed[0].starts_with("internal error:") && !failed[0].contains("/var/lib"),
+        "{}",
+        failed[0]
+    );
+    assert!(failed[0].contains("worker"), "{}", failed[0]);
+    // The caller's own mistakes are told in full.
+    assert!(failed[1].contains("ms must be at most"), "{}", failed[1]);
+}
+
 mod caching;
 mod hardening;
