@@ -115,6 +115,8 @@ pub async fn run(state: &AppState, queue: &dyn JobQueue, worker: &str, job: Job)
         }
         Some(Err(e)) => {
             // The message is the caller's own input error or a store failure; never a secret.
+            // The job API hides an internal one's text, so the log is where it is read.
+            tracing::warn!(job = %job.id, kind = %job.kind, error = %e, "job attempt failed");
             match queue.fail_with(job.id, worker, &e).await {
                 Ok(job) if job.status == opsweave::JobStatus::Failed => "failed",
                 Ok(_) => "retrying",
