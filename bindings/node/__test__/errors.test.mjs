@@ -90,4 +90,29 @@ test('wrong argument types are TypeErrors', async () => {
   })
   assert.throws(() => weave.complete(17), (err) => err instanceof Error && /string/i.test(err.message))
   assert.throws(() => weave.focus({ limit: 'three' }), (err) => err instanceof Error && /limit/.test(err.message))
+  // Options that are not an object are refused, not read as "no options".
+  for (const call of [
+    () => weave.focus('today'),
+    () => weave.ingest(join(DATA, 'jira-search.json'), 'jira-issue'),
+    () => weave.recall('renewal', 10),
+    () => weave.search('x', 'ten'),
+  ]) {
+    assert.throws(call, (err) => err instanceof Error && /Expect value to be Option<(Object|Number)>/.test(err.message))
+  }
+})
+
+test('numbers out of range name the option and the value', async () => {
+  const weave = await opsweave.Weave.open(dbUrl())
+  // A negative limit used to wrap to 4294967293 and be told it was above 1000.
+  await assert.rejects(weave.focus({ limit: -3 }), (err) => {
+    assert.equal(err.code, 'INVALID_INPUT')
+    assert.equal(err.field, 'limit')
+    assert.match(err.message, /limit is -3; it must be a whole number from 0 to 1000/)
+    return true
+  })
+  await assert.rejects(weave.search('x', 2.5), { code: 'INVALID_INPUT', field: 'limit' })
+  await assert.rejects(weave.recall('x', { k: -1 }), (err) => err.field === 'k' && /k is -1/.test(err.message))
+  await assert.rejects(weave.recall('x', { k: 0 }), { code: 'INVALID_INPUT', field: 'k' })
+  await assert.rejects(weave.events({ limit: 20000 }), (err) => err.field === 'limit' && /from 0 to 10000/.test(err.message))
+  assert.deepEqual(await weave.focus({ limit: 0 }), { today: [], week: [], month: [] })
 })

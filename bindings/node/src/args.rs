@@ -41,13 +41,17 @@ pub fn parse_window(text: Option<&str>) -> Result<Window> {
     })
 }
 
-/// A limit of at most [`MAX_LIMIT`].
-pub fn limit(value: Option<u32>, default: u32) -> Result<usize> {
-    let value = value.unwrap_or(default);
-    if value > MAX_LIMIT {
-        return Err(Error::invalid(format!("limit must be at most {MAX_LIMIT}")).on_field("limit"));
+/// A limit: a whole number from 0 to `max` (`default` when not given).
+pub fn limit_up_to(value: Option<f64>, default: u32, max: u32) -> Result<usize> {
+    match value {
+        None => Ok(default as usize),
+        Some(v) => Ok(whole(v, "limit", "limit", 0, u64::from(max))? as usize),
     }
-    Ok(value as usize)
+}
+
+/// A limit of at most [`MAX_LIMIT`].
+pub fn limit(value: Option<f64>, default: u32) -> Result<usize> {
+    limit_up_to(value, default, MAX_LIMIT)
 }
 
 /// A string argument, or a `TypeError` naming it.
@@ -96,14 +100,12 @@ pub fn texts_arg(
 
 /// What `recall` asks for, each option checked and named when wrong.
 pub fn recall_options(options: types::RecallOptions) -> Result<RecallOptions> {
-    let k = options.k.unwrap_or(10);
-    if !(1..=MAX_K as u32).contains(&k) {
-        return Err(
-            Error::invalid(format!("k must be between 1 and {MAX_K}, not {k}")).on_field("k"),
-        );
-    }
+    let k = match options.k {
+        None => 10,
+        Some(k) => whole(k, "k", "k", 1, MAX_K as u64)? as usize,
+    };
     let options = RecallOptions {
-        k: k as usize,
+        k,
         mode: options.mode.as_deref().unwrap_or("hybrid").parse()?,
         entities: options
             .entities

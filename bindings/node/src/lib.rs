@@ -93,7 +93,7 @@ impl Weave {
 impl Weave {
     /// Opens the store at `url` (`sqlite://PATH`; default from the configuration, then
     /// `OPSWEAVE_DB`, then `sqlite://./opsweave.db`).
-    #[napi(ts_return_type = "Promise<Weave>")]
+    #[napi(strict, ts_return_type = "Promise<Weave>")]
     pub fn open(url: Option<String>, options: Option<OpenOptions>) -> AsyncTask<Op<Weave>> {
         let config = config_of(url, options.unwrap_or_default());
         AsyncTask::new(Op::new(async move {
@@ -129,6 +129,7 @@ impl Weave {
     /// Ingests a file (CSV, JSON Lines, JSON) or rows (an array of objects) with a preset or a
     /// mapping. Bad rows do not stop it: they are in `report.rejected` (line, field, reason).
     #[napi(
+        strict,
         ts_args_type = "source: string | Array<Record<string, any>>, options: IngestOptions",
         ts_return_type = "Promise<IngestReport>"
     )]
@@ -170,7 +171,7 @@ impl Weave {
     }
 
     /// The top `limit` (default 3) open tasks of each horizon (today, week, month by default).
-    #[napi(ts_return_type = "Promise<Focus>")]
+    #[napi(strict, ts_return_type = "Promise<Focus>")]
     pub fn focus(&self, options: Option<FocusOptions>) -> AsyncTask<Op<types::Focus>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
@@ -186,7 +187,7 @@ impl Weave {
     }
 
     /// One task, ranked now (or at `now`).
-    #[napi(ts_return_type = "Promise<RankedTask>")]
+    #[napi(strict, ts_return_type = "Promise<RankedTask>")]
     pub fn task(&self, id: String, now: Option<String>) -> AsyncTask<Op<types::RankedTask>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
@@ -196,7 +197,7 @@ impl Weave {
     }
 
     /// Marks a task done (completing a done task changes nothing).
-    #[napi(ts_return_type = "Promise<Task>")]
+    #[napi(strict, ts_return_type = "Promise<Task>")]
     pub fn complete(&self, id: String, actor: Option<String>) -> AsyncTask<Op<types::Task>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
@@ -206,7 +207,7 @@ impl Weave {
     }
 
     /// Undoes the task's last status change (undoing twice changes nothing more).
-    #[napi(ts_return_type = "Promise<Task>")]
+    #[napi(strict, ts_return_type = "Promise<Task>")]
     pub fn undo(&self, id: String, actor: Option<String>) -> AsyncTask<Op<types::Task>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
@@ -216,7 +217,7 @@ impl Weave {
     }
 
     /// Pins a task to today and/or boosts its score by `boost` points.
-    #[napi(ts_return_type = "Promise<Task>")]
+    #[napi(strict, ts_return_type = "Promise<Task>")]
     pub fn mark(&self, id: String, options: Option<MarkOptions>) -> AsyncTask<Op<types::Task>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
@@ -235,7 +236,7 @@ impl Weave {
     }
 
     /// The work graph: nodes, edges and lanes (past7d, today, week[, month]).
-    #[napi(ts_return_type = "Promise<Graph>")]
+    #[napi(strict, ts_return_type = "Promise<Graph>")]
     pub fn graph(&self, options: Option<GraphOptions>) -> AsyncTask<Op<types::Graph>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
@@ -246,11 +247,11 @@ impl Weave {
     }
 
     /// Full-text search over titles and bodies, best first (default 10 hits).
-    #[napi(ts_return_type = "Promise<Array<SearchHit>>")]
+    #[napi(strict, ts_return_type = "Promise<Array<SearchHit>>")]
     pub fn search(
         &self,
         query: String,
-        limit: Option<u32>,
+        limit: Option<f64>,
     ) -> AsyncTask<Op<Vec<types::SearchHit>>> {
         self.op(move |weave| async move {
             let limit = args::limit(limit, 10)?;
@@ -259,7 +260,7 @@ impl Weave {
     }
 
     /// One record.
-    #[napi(ts_return_type = "Promise<StoredRecord>")]
+    #[napi(strict, ts_return_type = "Promise<StoredRecord>")]
     pub fn record(&self, id: String) -> AsyncTask<Op<types::StoredRecord>> {
         self.op(move |weave| async move {
             let id = parse_id(&id)?;
@@ -290,7 +291,7 @@ impl Weave {
     }
 
     /// Pending review pairs, most likely matches first.
-    #[napi(ts_return_type = "Promise<Array<ReviewItem>>")]
+    #[napi(strict, ts_return_type = "Promise<Array<ReviewItem>>")]
     pub fn review_queue(
         &self,
         options: Option<ReviewQueueOptions>,
@@ -333,19 +334,16 @@ impl Weave {
     }
 
     /// Events (about `subject` when given) after sequence `after`, oldest first.
-    #[napi(ts_return_type = "Promise<Array<Event>>")]
+    #[napi(strict, ts_return_type = "Promise<Array<Event>>")]
     pub fn events(&self, options: Option<EventsOptions>) -> AsyncTask<Op<Vec<types::Event>>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
             let subject = options.subject.as_deref().map(parse_id).transpose()?;
-            let limit = options.limit.unwrap_or(100);
-            if limit > 10_000 {
-                return Err(Error::invalid("limit must be at most 10000").on_field("limit"));
-            }
+            let limit = args::limit_up_to(options.limit, 100, 10_000)?;
             let after = options.after.unwrap_or(0);
             shape(
                 &weave
-                    .events(&weave.default_scope(), subject, after, limit as usize)
+                    .events(&weave.default_scope(), subject, after, limit)
                     .await?,
             )
         })
@@ -357,6 +355,7 @@ impl Weave {
     /// when given; `recency` favours recent records. Each hit's `explanation` says which rankers
     /// found it and why it ranked.
     #[napi(
+        strict,
         ts_args_type = "query: string, options?: RecallOptions | undefined | null",
         ts_return_type = "Promise<Array<RecallHit>>"
     )]
@@ -381,6 +380,7 @@ impl Weave {
     /// Stores a memory note (entity `note`, source `memory`) and its vector, so recall finds it
     /// at once; resolves to its id. Needs an embedding model (`embed.model`).
     #[napi(
+        strict,
         ts_args_type = "text: string, tags?: Array<string> | undefined | null",
         ts_return_type = "Promise<string>"
     )]
@@ -400,6 +400,7 @@ impl Weave {
 
     /// Replaces a memory's text (and its tags, when given) and its vector.
     #[napi(
+        strict,
         ts_args_type = "id: string, text: string, tags?: Array<string> | undefined | null",
         ts_return_type = "Promise<StoredRecord>"
     )]
@@ -435,7 +436,7 @@ impl Weave {
 
     /// Embeds every record whose text changed since its last vector (or that has none) with the
     /// configured model (`embed.model`), in batches that each commit; a stopped run resumes.
-    #[napi(ts_return_type = "Promise<EmbedReport>")]
+    #[napi(strict, ts_return_type = "Promise<EmbedReport>")]
     pub fn embed(&self) -> AsyncTask<Op<types::EmbedReport>> {
         self.op(move |weave| async move {
             let embedder = weave.embedder().await?;
@@ -449,7 +450,7 @@ impl Weave {
 
     /// Model calls, tokens and cost (from the configured price book) per group and model, from
     /// `start` (inclusive; default 30 days before `end`) to `end` (exclusive; default now).
-    #[napi(ts_return_type = "Promise<Array<UsageTotal>>")]
+    #[napi(strict, ts_return_type = "Promise<Array<UsageTotal>>")]
     pub fn usage(&self, options: Option<UsageOptions>) -> AsyncTask<Op<Vec<types::UsageTotal>>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
@@ -501,7 +502,7 @@ impl Weave {
 
     /// Jobs of this handle's scope, newest first: only those of `status` when given, at most
     /// `limit` (1 to 1000, default 50).
-    #[napi(ts_return_type = "Promise<Array<Job>>")]
+    #[napi(strict, ts_return_type = "Promise<Array<Job>>")]
     pub fn jobs(&self, options: Option<JobsOptions>) -> AsyncTask<Op<Vec<types::Job>>> {
         let options = options.unwrap_or_default();
         self.op(move |weave| async move {
@@ -516,7 +517,7 @@ impl Weave {
     }
 
     /// How many jobs of this handle's scope (only of `kinds` when given) are queued or running.
-    #[napi(ts_return_type = "Promise<OpenJobs>")]
+    #[napi(strict, ts_return_type = "Promise<OpenJobs>")]
     pub fn open_jobs(&self, options: Option<OpenJobsOptions>) -> AsyncTask<Op<types::OpenJobs>> {
         let kinds = options.unwrap_or_default().kinds.unwrap_or_default();
         self.op(move |weave| async move {
@@ -605,7 +606,7 @@ pub fn presets() -> Vec<&'static str> {
 }
 
 /// A built-in preset's mapping as an object, to adapt and pass as `mapping`.
-#[napi(ts_return_type = "Record<string, any>")]
+#[napi(strict, ts_return_type = "Record<string, any>")]
 pub fn preset(env: Env, name: String) -> napi::Result<serde_json::Value> {
     opsweave::preset(&name)
         .map_err(|e| e.on_field("preset"))

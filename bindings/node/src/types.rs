@@ -254,7 +254,7 @@ pub struct ReviewQueueOptions {
     /// Only this resolver's pairs.
     pub resolver: Option<String>,
     /// At most this many (default 100).
-    pub limit: Option<u32>,
+    pub limit: Option<f64>,
 }
 
 /// How to open a store.
@@ -287,7 +287,7 @@ pub struct IngestOptions {
 #[derive(Debug, Clone, Default)]
 pub struct FocusOptions {
     /// Tasks per horizon (default 3, at most 1000).
-    pub limit: Option<u32>,
+    pub limit: Option<f64>,
     /// Horizons to list (default today, week, month).
     #[napi(ts_type = "Array<'today' | 'week' | 'month' | 'later'>")]
     pub horizons: Option<Vec<String>>,
@@ -325,7 +325,7 @@ pub struct EventsOptions {
     /// Events after this sequence number.
     pub after: Option<i64>,
     /// At most this many (default 100).
-    pub limit: Option<u32>,
+    pub limit: Option<f64>,
 }
 
 /// Where one ranker placed a recall hit: its rank (1 = first), raw score and share of the
@@ -399,7 +399,7 @@ pub struct RecencyOptions {
 #[derive(Debug, Clone, Default)]
 pub struct RecallOptions {
     /// Hits to return (default 10, at most 1000).
-    pub k: Option<u32>,
+    pub k: Option<f64>,
     /// Which rankers run (default `hybrid`).
     #[napi(ts_type = "'hybrid' | 'bm25' | 'dense'")]
     pub mode: Option<String>,
