@@ -22,6 +22,10 @@ use crate::retry::{backoff, is_retryable, server_wait};
 #[derive(Clone)]
 pub struct OpenAiEmbedder {
     client: Arc<Client>,
+    /// Billed calls no embed call has reported yet (the dimension probe of
+    /// [`connect`](Self::connect)): the next embed call's [`Embeddings`] carries them, so
+    /// they are metered to the scope that first uses the model. Shared by clones.
+    owed: Arc<std::sync::Mutex<Vec<ModelCall>>>,
 }
 
 impl std::fmt::Debug for OpenAiEmbedder {
@@ -146,6 +150,7 @@ impl OpenAiEmbedder {
         client.info.dim = dim;
         Ok(Self {
             client: Arc::new(client),
+            owed: Arc::new(std::sync::Mutex::new(vec![probe.call])),
         })
     }
 
@@ -157,7 +162,14 @@ impl OpenAiEmbedder {
     fn build(config: OpenAiConfig, dim: usize) -> Result<Self> {
         Ok(Self {
             client: Arc::new(Client::build(config, dim)?),
+            owed: Arc::default(),
         })
+    }
+
+    /// Takes the calls still to be reported (see `owed`).
+    fn take_owed(&self) -> Vec<ModelCall> {
+        // A poisoned lock only means a panic elsewhere while it was held: the list is intact.
+        std::mem::take(&mut *self.owed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -207,6 +219,7 @@ impl Embedder for OpenAiEmbedder {
             .buffered(config.max_concurrent_requests);
         let mut results = Vec::new();
         let mut error: Option<Error> = None;
+        let owed = self.take_owed();
         while let Some(outcome) = sent.next().await {
             match outcome {
                 Some(Ok(result)) => results.push(result),
@@ -221,12 +234,12 @@ impl Embedder for OpenAiEmbedder {
             }
         }
         if let Some(e) = error {
-            return Err(e.with_spent(results.into_iter().map(|r| r.call)));
+            return Err(e.with_spent(owed.into_iter().chain(results.into_iter().map(|r| r.call))));
         }
         let mut out = Embeddings {
             vectors: Vec::with_capacity(texts.len()),
-            tokens: 0,
-            calls: Vec::with_capacity(results.len()),
+            tokens: owed.iter().map(|c| c.embedding_tokens).sum(),
+            calls: owed,
         };
         for result in results {
             out.vectors.extend(result.vectors);

@@ -774,7 +774,7 @@ async fn empty_text_is_invalid_input_naming_its_index_and_sends_nothing() {
 
 #[tokio::test]
 async fn connect_probes_an_unknown_models_dimension() {
-    let (url, script) = serve(vec![Reply::Ok { dim: 5 }], None).await;
+    let (url, script) = serve(vec![Reply::Ok { dim: 5 }; 3], None).await;
     let embedder =
         OpenAiEmbedder::connect(OpenAiConfig::new("nomic-embed-text").with_base_url(&url))
             .await
@@ -782,6 +782,21 @@ async fn connect_probes_an_unknown_models_dimension() {
     assert_eq!(embedder.info().dim, 5);
     assert_eq!(embedder.info().name, "nomic-embed-text");
     assert_eq!(script.seen().len(), 1);
+    // The probe was billed (1 token): the first embed call reports it with its own (3 tokens),
+    // so it is metered; later calls report only themselves, clones included.
+    let first = embedder
+        .embed(&["one two three".to_owned()], EmbedKind::Document)
+        .await
+        .unwrap();
+    let tokens: Vec<u64> = first.calls.iter().map(|c| c.embedding_tokens).collect();
+    assert_eq!((tokens, first.tokens), (vec![1, 3], 4));
+    let second = embedder
+        .clone()
+        .embed(&["four five".to_owned()], EmbedKind::Document)
+        .await
+        .unwrap();
+    let tokens: Vec<u64> = second.calls.iter().map(|c| c.embedding_tokens).collect();
+    assert_eq!((tokens, second.tokens), (vec![2], 2));
 
     // A known dimension needs no probe.
     let (url, script) = serve(Vec::new(), None).await;
