@@ -1428,27 +1428,42 @@ fn test_model(test: &str) -> Option<String> {
     }
 }
 
-/// Follows a job's event stream over the socket to its end: the text and how many chunks it
-/// arrived in.
-async fn follow(client: &reqwest::Client, base: &str, auth: &str, id: i64) -> (String, usize) {
-    let mut events = client
+/// Opens a job's event stream over the socket.
+async fn open_events(
+    client: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    id: i64,
+) -> reqwest::Response {
+    let events = client
         .get(format!("{base}/api/jobs/{id}/events"))
         .header("authorization", auth)
         .send()
         .await
         .unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
+    events
+}
+
+/// The next piece of a job's event stream (`None` at its end), bounded in time so that a
+/// stream that never ends fails the test instead of hanging it.
+async fn next_chunk(events: &mut reqwest::Response, id: i64, seen: &str) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(120), events.chunk())
+        .await
+        .unwrap_or_else(|_| panic!("job {id}'s stream stalled: {seen}"))
+        .unwrap()
+        .map(|chunk| String::from_utf8_lossy(&chunk).into_owned())
+}
+
+/// Follows a job's event stream over the socket to its end: the text and how many chunks it
+/// arrived in.
+async fn follow(client: &reqwest::Client, base: &str, auth: &str, id: i64) -> (String, usize) {
+    let mut events = open_events(client, base, auth, id).await;
     let mut seen = String::new();
     let mut chunks = 0;
-    // A bound on the wait, so a stream that never ends fails the test instead of hanging it.
-    while let Some(chunk) =
-        tokio::time::timeout(std::time::Duration::from_secs(120), events.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("job {id}'s stream stalled: {seen}"))
-            .unwrap()
-    {
+    while let Some(chunk) = next_chunk(&mut events, id, &seen).await {
         chunks += 1;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
+        seen.push_str(&chunk);
     }
     (seen, chunks)
 }
@@ -1463,7 +1478,6 @@ async fn end_to_end_over_a_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = tokio::sync::watch::channel(false);
-    let workers = workers::spawn(s.state.clone(), 1, stop.1.clone());
     let app = s.app();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{addr}");
@@ -1492,12 +1506,16 @@ async fn end_to_end_over_a_socket() {
         .await
         .unwrap();
     let id = job["id"].as_i64().unwrap_or_else(|| panic!("{job}"));
-    let (seen, chunks) = follow(&client, &base, &auth, id).await;
+    // The stream tells the queued state before any worker runs, then the rest as it happens:
+    // the workers start only once that first piece has arrived.
+    let mut events = open_events(&client, &base, &auth, id).await;
+    let mut seen = next_chunk(&mut events, id, "").await.unwrap();
+    assert!(seen.contains("event: queued"), "{seen}");
+    let workers = workers::spawn(s.state.clone(), 1, stop.1.clone());
+    while let Some(chunk) = next_chunk(&mut events, id, &seen).await {
+        seen.push_str(&chunk);
+    }
     assert!(seen.contains("event: done"), "{seen}");
-    assert!(
-        chunks >= 2,
-        "states arrive as they happen, not in one piece: {seen}"
-    );
 
     let tasks: Value = client
         .get(format!("{base}/api/tasks?horizon=today&now={SAMPLE_DAY}"))
