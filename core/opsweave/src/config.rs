@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub secret_key: Option<Secret>,
     /// In-process workers running queued jobs (0: none, when `opsweave worker` processes do it).
     pub workers: usize,
+    /// The bearer token `GET /metrics` asks for (`OPSWEAVE_METRICS_TOKEN`); none: served to
+    /// anyone who reaches it.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<Secret>,
     /// Webhook sources by name (`[server.webhooks.github]`).
     pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
 }
@@ -84,6 +88,7 @@ impl Default for ServerConfig {
             dev_org: "default".into(),
             secret_key: None,
             workers: 2,
+            metrics_token: None,
             webhooks: std::collections::BTreeMap::new(),
         }
     }
@@ -347,6 +352,9 @@ impl Config {
         if let Some(key) = set(var("OPSWEAVE_SECRET_KEY")) {
             self.server.secret_key = Some(Secret::new(key));
         }
+        if let Some(token) = set(var("OPSWEAVE_METRICS_TOKEN")) {
+            self.server.metrics_token = Some(Secret::new(token));
+        }
         if let Some(model) = set(var("OPSWEAVE_EMBED_MODEL")) {
             self.embed.model = Some(model);
         }
@@ -422,10 +430,17 @@ mod tests {
         config.apply_env(|name| match name {
             "OPSWEAVE_DB" => Some("sqlite://y.db".into()),
             "OPSWEAVE_ORG" => Some("acme".into()),
+            "OPSWEAVE_METRICS_TOKEN" => Some("scrape-me".into()),
             _ => None,
         });
         assert_eq!(config.db, "sqlite://y.db");
         assert_eq!(config.scope.org, "acme");
+        assert_eq!(
+            config.server.metrics_token.as_ref().map(Secret::expose),
+            Some("scrape-me")
+        );
+        // Printing a configuration never prints the token.
+        assert!(!format!("{config:?}").contains("scrape-me"));
         assert_eq!(Config::default().db, "sqlite://./opsweave.db");
     }
 

@@ -3,13 +3,14 @@
 
 use super::AppState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use opsweave::{JobStatus, Result};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -164,9 +165,50 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// The SHA-256 of the metrics token: requests are checked by comparing digests, so the time a
+/// comparison takes says nothing about how much of the token a guess got right.
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of a configured token; an empty one is refused (it would let anyone in).
+    pub fn of(token: &opsweave::Secret) -> opsweave::Result<Self> {
+        let token = token.expose().trim();
+        if token.is_empty() {
+            return Err(opsweave::Error::invalid(
+                "the metrics token is empty: set a secret, or leave it out to serve /metrics \
+                 without one",
+            )
+            .on_field("server.metrics_token"));
+        }
+        Ok(Self(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer TOKEN`.
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                <[u8; 32]>::from(Sha256::digest(given.trim().as_bytes())) == self.0
+            })
+    }
+}
+
 /// The metrics in Prometheus' text format.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn scrape(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+    (status = 401, description = "A metrics token is configured and the request does not carry it as `Authorization: Bearer TOKEN`", body = super::Problem, content_type = "application/problem+json"),
+))]
+pub async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.metrics_token {
+        if !token.admits(&headers) {
+            return super::Problem::unauthorized(
+                "/metrics needs the configured metrics token as `Authorization: Bearer TOKEN`",
+            )
+            .into_response();
+        }
+    }
     if let Some(queue) = state.weave.jobs() {
         let scope = opsweave::Scope::org(state.dev_org.clone());
         if let Ok(open) = queue.count_open(&scope, &[]).await {

@@ -51,6 +51,8 @@ pub struct Shared {
     pub dev_org: String,
     /// Webhook sources by name.
     pub webhooks: BTreeMap<String, WebhookConfig>,
+    /// The SHA-256 of the token `GET /metrics` asks for, when one is configured.
+    pub metrics_token: Option<metrics::TokenDigest>,
     /// Webhook signatures seen inside their replay window.
     pub seen_signatures: webhooks::SeenSignatures,
     /// Wakes in-process workers when a job is queued here.
@@ -120,6 +122,11 @@ impl AppState {
             .map(|key| opsweave::SecretBox::from_hex(key.expose()))
             .transpose()
             .map_err(|e| e.on_field("server.secret_key"))?;
+        let metrics_token = server
+            .metrics_token
+            .as_ref()
+            .map(metrics::TokenDigest::of)
+            .transpose()?;
         Ok(Self(Arc::new(Shared {
             weave,
             limiter,
@@ -128,6 +135,7 @@ impl AppState {
             dev_mode: server.dev_mode,
             dev_org: server.dev_org,
             webhooks: server.webhooks,
+            metrics_token,
             seen_signatures: webhooks::SeenSignatures::default(),
             job_queued: tokio::sync::Notify::new(),
             focus_bodies: tasks::FocusBodies::default(),

@@ -1946,5 +1946,48 @@ async fn a_job_api_shows_an_internal_failure_without_its_details() {
     assert!(failed[1].contains("ms must be at most"), "{}", failed[1]);
 }
 
+#[tokio::test]
+async fn a_metrics_token_guards_the_metrics() {
+    let s =
+        Server::start(|c| c.server.metrics_token = Some(opsweave::Secret::new("scrape-me"))).await;
+    let acme = s.acme.clone();
+    for key in [None, Some("scrape-you"), Some(acme.as_str())] {
+        let (status, headers, body) = s.call("GET", "/metrics", key, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{key:?}: {body}");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert!(
+            body["detail"].as_str().unwrap().contains("metrics token"),
+            "{body}"
+        );
+    }
+    let (status, _, text) = s.call("GET", "/metrics", Some("scrape-me"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.as_str().unwrap().contains("opsweave_job_queue_depth"),
+        "{text}"
+    );
+    // Health checks stay open; an empty token is refused before the server starts.
+    let (status, _, _) = s.call("GET", "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let server = opsweave::ServerConfig {
+        metrics_token: Some(opsweave::Secret::new("  ")),
+        ..opsweave::ServerConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let weave = Weave::open_with(Config {
+        db: format!("sqlite://{}", dir.path().join("other.db").display()),
+        server,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let err = AppState::new(weave).err().unwrap();
+    assert_eq!(
+        err.location().field.as_deref(),
+        Some("server.metrics_token"),
+        "{err}"
+    );
+}
+
 mod caching;
 mod hardening;
