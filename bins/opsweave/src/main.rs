@@ -22,11 +22,13 @@ macro_rules! out {
 
 mod eval;
 mod http;
+mod jobs;
 mod keys;
 mod migrating;
 mod output;
 mod recall;
 mod resolving;
+mod usage;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -191,6 +193,13 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Background jobs of the scope (the database's queue, or --queue): list, show, cancel.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
+    /// Metered model calls of the scope: calls, tokens and cost, by org, client, project or model.
+    Usage(usage::UsageArgs),
     /// Copy everything into another database (e.g. SQLite to PostgreSQL), ids kept, counts checked.
     #[command(long_about = migrating::LONG_ABOUT)]
     Migrate(migrating::MigrateArgs),
@@ -424,6 +433,20 @@ async fn run(cli: Cli) -> Result<()> {
             with_weave(config_for(&cli, None)?, async |weave| {
                 let scope = weave.default_scope();
                 keys::run(weave, scope, command).await
+            })
+            .await
+        }
+        Command::Jobs { command } => {
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let scope = weave.default_scope();
+                jobs::run(weave, scope, command).await
+            })
+            .await
+        }
+        Command::Usage(args) => {
+            with_weave(config_for(&cli, None)?, async |weave| {
+                let scope = weave.default_scope();
+                usage::run(weave, scope, args).await
             })
             .await
         }
