@@ -162,10 +162,11 @@ pub struct OnnxConfig {
     /// ONNX Runtime library (`libonnxruntime.so.1.x.y`); when `None`, `ORT_DYLIB_PATH` is used.
     #[serde(default)]
     pub ort_dylib_path: Option<PathBuf>,
-    /// Text put before every query (some models, e.g. E5, are trained with one).
+    /// Text put before every query (some models, e.g. E5, are trained with one); a query
+    /// longer than one chunk gets it before each of its chunks.
     #[serde(default)]
     pub query_prefix: Option<String>,
-    /// Text put before every document.
+    /// Text put before every document (before each chunk of a long one).
     #[serde(default)]
     pub document_prefix: Option<String>,
 }

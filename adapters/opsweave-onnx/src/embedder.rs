@@ -14,7 +14,7 @@ use crate::config::{ModelFiles, ModelSpec, OnnxConfig, Pooling, SentenceTransfor
 use crate::fingerprint::{fingerprint, Shaping};
 use crate::pool::{ort_error, SessionPool};
 use crate::runtime::runtime;
-use crate::tokenize::{Chunk, TextTokenizer};
+use crate::tokenize::{Chunk, Prefix, TextTokenizer};
 
 /// Embeds texts with a BERT-family encoder run in-process by ONNX Runtime.
 ///
@@ -58,6 +58,9 @@ struct Engine {
     sorted_batches: bool,
     query_prefix: Option<String>,
     document_prefix: Option<String>,
+    /// The prefixes, tokenized for every chunk.
+    query_chunk_prefix: Option<Prefix>,
+    document_chunk_prefix: Option<Prefix>,
 }
 
 impl OnnxEmbedder {
@@ -68,6 +71,14 @@ impl OnnxEmbedder {
         let layout = SentenceTransformersLayout::read(&config.model_dir)?;
         let spec = ModelSpec::resolve(&config, &layout)?;
         let tokenizer = TextTokenizer::load(&files.tokenizer, spec.max_tokens, spec.chunk_overlap)?;
+        let chunk_prefix = |text: &Option<String>, field: &str| {
+            text.as_deref()
+                .filter(|t| !t.is_empty())
+                .map(|t| tokenizer.prefix(t, field))
+                .transpose()
+        };
+        let query_chunk_prefix = chunk_prefix(&config.query_prefix, "query_prefix")?;
+        let document_chunk_prefix = chunk_prefix(&config.document_prefix, "document_prefix")?;
         let rt = runtime(config.ort_dylib_path.as_deref())?;
         let pool = SessionPool::new(
             rt,
@@ -95,6 +106,8 @@ impl OnnxEmbedder {
             sorted_batches: config.sorted_batches,
             query_prefix: config.query_prefix,
             document_prefix: config.document_prefix,
+            query_chunk_prefix,
+            document_chunk_prefix,
         };
         // A probe both fills a dynamic dimension and proves the graph runs with these inputs.
         let probe = engine
@@ -332,15 +345,11 @@ impl Engine {
             );
         }
         let prefix = match kind {
-            EmbedKind::Query => self.query_prefix.as_deref(),
-            EmbedKind::Document => self.document_prefix.as_deref(),
+            EmbedKind::Query => self.query_chunk_prefix.as_ref(),
+            EmbedKind::Document => self.document_chunk_prefix.as_ref(),
         };
         let count = texts.len();
-        let texts = match prefix {
-            Some(p) if !p.is_empty() => texts.into_iter().map(|t| format!("{p}{t}")).collect(),
-            _ => texts,
-        };
-        let chunks = self.tokenizer.chunks(texts)?;
+        let chunks = self.tokenizer.chunks(texts, prefix)?;
         // A tokenizer without special tokens can turn text it normalises away into no tokens.
         if let Some(c) = chunks.iter().find(|c| c.encoding.is_empty()) {
             return Err(Error::invalid(format!(

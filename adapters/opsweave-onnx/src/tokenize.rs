@@ -45,6 +45,19 @@ pub(crate) struct Chunk {
 pub(crate) struct TextTokenizer {
     tokenizer: Tokenizer,
     padding: PaddingParams,
+    max_tokens: usize,
+    overlap: usize,
+}
+
+/// A text put before every input of one kind (e5's `query: `, nomic's `search_document: `),
+/// ready to go before every chunk of a long text, not only its first.
+pub(crate) struct Prefix {
+    text: String,
+    /// Its tokens, without special tokens.
+    tokens: Encoding,
+    /// The tokenizer, its chunks shortened by the prefix's tokens so that each chunk with the
+    /// prefix still fits `max_tokens`.
+    shortened: Tokenizer,
 }
 
 impl TextTokenizer {
@@ -77,25 +90,98 @@ impl TextTokenizer {
                 "cannot set truncation on `{}`",
                 path.display()
             )))?;
-        Ok(Self { tokenizer, padding })
+        Ok(Self {
+            tokenizer,
+            padding,
+            max_tokens,
+            overlap,
+        })
     }
 
-    /// Splits each text into chunks; the first chunk of each text comes first in its run.
-    pub(crate) fn chunks(&self, texts: Vec<String>) -> Result<Vec<Chunk>> {
-        let encodings = self
+    /// Prepares `text` to go before every chunk; `field` names the setting for errors (a prefix
+    /// that leaves a chunk no more room than its overlap is refused).
+    pub(crate) fn prefix(&self, text: &str, field: &str) -> Result<Prefix> {
+        let tokens = self
             .tokenizer
-            .encode_batch(texts, true)
-            .map_err(tokenizer_error("cannot tokenize".to_owned()))?;
-        let mut chunks = Vec::with_capacity(encodings.len());
-        for (text, mut encoding) in encodings.into_iter().enumerate() {
-            let overflowing = encoding.take_overflowing();
-            chunks.push(Chunk { text, encoding });
-            chunks.extend(
-                overflowing
-                    .into_iter()
-                    .map(|encoding| Chunk { text, encoding }),
-            );
+            .encode(text, false)
+            .map_err(tokenizer_error(format!("cannot tokenize {field}")))?;
+        let added = special_token_count(&self.tokenizer)?;
+        let room = self
+            .max_tokens
+            .saturating_sub(added)
+            .saturating_sub(tokens.len());
+        if room <= self.overlap {
+            return Err(Error::invalid(format!(
+                "{field} `{text}` is {} tokens: with the {added} special tokens and the chunk \
+                 overlap of {} it leaves no room in a chunk of {} tokens",
+                tokens.len(),
+                self.overlap,
+                self.max_tokens
+            ))
+            .on_field(field.to_owned()));
         }
+        let mut shortened = self.tokenizer.clone();
+        shortened
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: self.max_tokens - tokens.len(),
+                strategy: TruncationStrategy::LongestFirst,
+                stride: self.overlap,
+            }))
+            .map_err(tokenizer_error(format!(
+                "cannot set truncation for {field}"
+            )))?;
+        Ok(Prefix {
+            text: text.to_owned(),
+            tokens,
+            shortened,
+        })
+    }
+
+    /// Splits each text into chunks; the first chunk of each text comes first in its run. With
+    /// a prefix, a text that fits one chunk is read with the prefix before it, as the model
+    /// card says; a longer one is split without it and the prefix's tokens go after the leading
+    /// special tokens of every chunk, so each chunk is read as the model expects.
+    pub(crate) fn chunks(&self, texts: Vec<String>, prefix: Option<&Prefix>) -> Result<Vec<Chunk>> {
+        let Some(prefix) = prefix else {
+            return split(&self.tokenizer, texts, None);
+        };
+        let prefixed = texts
+            .iter()
+            .map(|t| format!("{}{t}", prefix.text))
+            .collect();
+        let whole = self
+            .tokenizer
+            .encode_batch(prefixed, true)
+            .map_err(tokenizer_error("cannot tokenize".to_owned()))?;
+        let long: Vec<bool> = whole
+            .iter()
+            .map(|e| !e.get_overflowing().is_empty())
+            .collect();
+        if !long.contains(&true) {
+            return Ok(whole
+                .into_iter()
+                .enumerate()
+                .map(|(text, encoding)| Chunk { text, encoding })
+                .collect());
+        }
+        let mut chunks = Vec::with_capacity(texts.len());
+        let mut long_texts = Vec::new();
+        for (text, (encoding, is_long)) in whole.into_iter().zip(&long).enumerate() {
+            if *is_long {
+                long_texts.push((text, texts[text].clone()));
+            } else {
+                chunks.push(Chunk { text, encoding });
+            }
+        }
+        let (owners, raw): (Vec<usize>, Vec<String>) = long_texts.into_iter().unzip();
+        let pieces = split(&prefix.shortened, raw, Some(&prefix.tokens))?;
+        chunks.extend(pieces.into_iter().map(|c| Chunk {
+            text: owners[c.text],
+            encoding: c.encoding,
+        }));
+        // Back in text order, each text's chunks in theirs (the sort is stable).
+        chunks.sort_by_key(|c| c.text);
         Ok(chunks)
     }
 
@@ -103,6 +189,70 @@ impl TextTokenizer {
     pub(crate) fn pad(&self, batch: &mut [Encoding]) -> Result<()> {
         pad_encodings(batch, &self.padding).map_err(tokenizer_error("cannot pad".to_owned()))
     }
+}
+
+/// Encodes `texts` with `tokenizer` into chunks (a text's first, then its overflow), with
+/// `prefix`'s tokens put after each chunk's leading special tokens when given.
+fn split(
+    tokenizer: &Tokenizer,
+    texts: Vec<String>,
+    prefix: Option<&Encoding>,
+) -> Result<Vec<Chunk>> {
+    let encodings = tokenizer
+        .encode_batch(texts, true)
+        .map_err(tokenizer_error("cannot tokenize".to_owned()))?;
+    let mut chunks = Vec::with_capacity(encodings.len());
+    for (text, mut encoding) in encodings.into_iter().enumerate() {
+        let overflowing = encoding.take_overflowing();
+        for encoding in std::iter::once(encoding).chain(overflowing) {
+            let encoding = match prefix {
+                Some(prefix) => with_prefix(&encoding, prefix),
+                None => encoding,
+            };
+            chunks.push(Chunk { text, encoding });
+        }
+    }
+    Ok(chunks)
+}
+
+/// `chunk` with `prefix`'s tokens after its leading special tokens ([CLS], `<s>`), read as part
+/// of the chunk's own sequence.
+fn with_prefix(chunk: &Encoding, prefix: &Encoding) -> Encoding {
+    let lead = chunk
+        .get_special_tokens_mask()
+        .iter()
+        .take_while(|&&m| m == 1)
+        .count()
+        .min(chunk.len());
+    let n = prefix.len();
+    let type_id = chunk.get_type_ids().get(lead).copied().unwrap_or(0);
+    fn spliced<T: Clone>(chunk: &[T], lead: usize, middle: impl Iterator<Item = T>) -> Vec<T> {
+        chunk[..lead]
+            .iter()
+            .cloned()
+            .chain(middle)
+            .chain(chunk[lead..].iter().cloned())
+            .collect()
+    }
+    Encoding::new(
+        spliced(chunk.get_ids(), lead, prefix.get_ids().iter().copied()),
+        spliced(chunk.get_type_ids(), lead, std::iter::repeat_n(type_id, n)),
+        spliced(
+            chunk.get_tokens(),
+            lead,
+            prefix.get_tokens().iter().cloned(),
+        ),
+        spliced(chunk.get_word_ids(), lead, std::iter::repeat_n(None, n)),
+        spliced(chunk.get_offsets(), lead, std::iter::repeat_n((0, 0), n)),
+        spliced(
+            chunk.get_special_tokens_mask(),
+            lead,
+            std::iter::repeat_n(0, n),
+        ),
+        spliced(chunk.get_attention_mask(), lead, std::iter::repeat_n(1, n)),
+        Vec::new(),
+        Default::default(),
+    )
 }
 
 /// The file's pad token and ids with its strategy replaced by batch-longest, right side.

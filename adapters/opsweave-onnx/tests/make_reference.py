@@ -7,6 +7,10 @@ pipeline of all-MiniLM-L6-v2. A text longer than the model's 256 tokens is split
 embedder splits it (tokenizers' truncation with a stride, i.e. overlapping chunks); each chunk is
 pooled and normalised, and the chunk vectors are averaged and normalised again.
 
+`prefixed` repeats the texts with a query prefix (as E5-style models take): a text that fits one
+chunk is tokenized with the prefix before it; a longer one is split without it, into chunks
+shortened by the prefix's tokens, and the prefix's tokens go after each chunk's [CLS].
+
 Run (once; the output is committed):
 
     eval "$(adapters/opsweave-onnx/fetch-test-model.sh)"
@@ -20,6 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnxruntime as ort
@@ -27,6 +32,7 @@ import tokenizers
 
 MAX_TOKENS = 256  # sentence_bert_config.json max_seq_length
 OVERLAP = MAX_TOKENS // 8  # the embedder's default chunk overlap
+PREFIX = "query: "
 
 LONG = " ".join(
     f"Paragraph {i}: the partner team reviewed opportunity {i} with the customer, agreed on the "
@@ -70,21 +76,45 @@ def main() -> None:
         v = pooled[0]
         return v / max(np.linalg.norm(v), 1e-12)
 
-    entries = []
-    for text in TEXTS:
-        enc = tok.encode(text)
-        chunks = [enc] + list(enc.overflowing)
+    prefix = tok.encode(PREFIX, add_special_tokens=False)
+    shortened = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    shortened.no_padding()
+    shortened.enable_truncation(max_length=MAX_TOKENS - len(prefix.ids), stride=OVERLAP)
+
+    def with_prefix(enc):
+        lead = 0
+        while lead < len(enc.ids) and enc.special_tokens_mask[lead] == 1:
+            lead += 1
+        n = len(prefix.ids)
+        type_id = enc.type_ids[lead] if lead < len(enc.ids) else 0
+        return SimpleNamespace(
+            ids=enc.ids[:lead] + prefix.ids + enc.ids[lead:],
+            attention_mask=enc.attention_mask[:lead] + [1] * n + enc.attention_mask[lead:],
+            type_ids=enc.type_ids[:lead] + [type_id] * n + enc.type_ids[lead:],
+        )
+
+    def entry(text, chunks):
         vectors = [embed_chunk(c) for c in chunks]
         v = np.mean(vectors, axis=0)
         v = v / max(np.linalg.norm(v), 1e-12)
-        entries.append(
-            {
-                "text": text,
-                "chunks": len(chunks),
-                "tokens": sum(len(c.ids) for c in chunks),
-                "vector": [float(f"{x:.8g}") for x in v.astype(np.float32)],
-            }
-        )
+        return {
+            "text": text,
+            "chunks": len(chunks),
+            "tokens": sum(len(c.ids) for c in chunks),
+            "vector": [float(f"{x:.8g}") for x in v.astype(np.float32)],
+        }
+
+    entries = []
+    prefixed = []
+    for text in TEXTS:
+        enc = tok.encode(text)
+        entries.append(entry(text, [enc] + list(enc.overflowing)))
+        whole = tok.encode(PREFIX + text)
+        if not whole.overflowing:
+            prefixed.append(entry(text, [whole]))
+        else:
+            enc = shortened.encode(text)
+            prefixed.append(entry(text, [with_prefix(c) for c in [enc] + list(enc.overflowing)]))
 
     json.dump(
         {
@@ -99,6 +129,7 @@ def main() -> None:
             "max_tokens": MAX_TOKENS,
             "chunk_overlap": OVERLAP,
             "texts": entries,
+            "prefixed": {"prefix": PREFIX, "texts": prefixed},
         },
         sys.stdout,
         indent=1,

@@ -21,6 +21,14 @@ struct Reference {
     max_tokens: usize,
     chunk_overlap: usize,
     texts: Vec<ReferenceText>,
+    prefixed: Prefixed,
+}
+
+/// The texts again, embedded as queries of a model that takes a prefix.
+#[derive(Deserialize)]
+struct Prefixed {
+    prefix: String,
+    texts: Vec<ReferenceText>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +224,41 @@ async fn long_text_is_chunked_with_overlap_and_pooled() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(diff > 1e-3, "chunking changed nothing (max diff {diff})");
+}
+
+/// Every chunk of a long text is read with the prefix, not only the first: the vectors match
+/// Python's, which puts the prefix's tokens after each chunk's [CLS]; a text that fits one chunk
+/// is read with the prefix before it, as before.
+#[tokio::test]
+async fn a_prefix_goes_before_every_chunk_of_a_long_text() {
+    let prefixed = &reference().prefixed;
+    let mut config = config();
+    config.query_prefix = Some(prefixed.prefix.clone());
+    let e = OnnxEmbedder::open(config).expect("the test model opens");
+    let texts: Vec<String> = prefixed.texts.iter().map(|t| t.text.clone()).collect();
+    let out = e.embed(&texts, EmbedKind::Query).await.expect("embeds");
+    for (i, (got, want)) in out.vectors.iter().zip(&prefixed.texts).enumerate() {
+        assert_close(got, &want.vector, &format!("prefixed text {i}"));
+    }
+    let tokens: u64 = prefixed.texts.iter().map(|t| t.tokens).sum();
+    assert_eq!(
+        out.tokens, tokens,
+        "every chunk carries the prefix's tokens"
+    );
+    // Documents take no prefix here: the plain vectors.
+    let plain = e.embed(&texts, EmbedKind::Document).await.expect("embeds");
+    for (i, (got, want)) in plain.vectors.iter().zip(&reference().texts).enumerate() {
+        assert_close(got, &want.vector, &format!("document {i}"));
+    }
+    // A prefix that leaves a chunk no room is refused when the model opens, naming it.
+    let mut config = self::config();
+    config.document_prefix = Some("search document ".repeat(200));
+    let err = OnnxEmbedder::open(config).unwrap_err();
+    assert_eq!(
+        err.location().field.as_deref(),
+        Some("document_prefix"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
