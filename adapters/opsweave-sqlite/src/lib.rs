@@ -144,13 +144,27 @@ impl SqliteStore {
             )
             .await
             .map_err(|e| not_a_database(path, e))?;
-        sqlx::migrate!("./migrations")
-            .run(&writer)
+        // sqlx's migrator takes no lock on SQLite (its `lock` does nothing there), so two
+        // processes opening a new database at once both applied migration 1 and one failed
+        // ("table raw_items already exists"). Run inside one `BEGIN IMMEDIATE`, each migration's
+        // own transaction is a savepoint, and another process waits for this one to commit
+        // (busy timeout), then finds nothing left to apply.
+        let migrating = |e: sqlx::migrate::MigrateError| match e {
+            sqlx::migrate::MigrateError::Execute(e) => not_a_database(path, e),
+            e => Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e),
+        };
+        let mut migration = writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => not_a_database(path, e),
-                e => Error::internal(format!("sqlite: migrating `{path}`: {e}")).with_source(e),
-            })?;
+            .map_err(|e| not_a_database(path, e))?;
+        sqlx::migrate!("./migrations")
+            .run(&mut *migration)
+            .await
+            .map_err(migrating)?;
+        migration
+            .commit()
+            .await
+            .map_err(|e| map(&format!("migrating `{path}`"), e))?;
         let point_reader = Arc::new(std::sync::Mutex::new(open_point_reader(path)));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
