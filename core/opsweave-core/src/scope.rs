@@ -8,6 +8,8 @@ use std::fmt;
 ///
 /// As a query filter, `None` for client or project means "any".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+// A misspelt `projetc` would otherwise widen a config's or a request's scope to the whole org.
+#[serde(deny_unknown_fields)]
 pub struct Scope {
     /// The organisation (tenant); never empty.
     pub org: String,

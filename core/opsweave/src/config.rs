@@ -317,8 +317,18 @@ impl Config {
         };
         config.apply_env(|name| std::env::var(name).ok());
         config.scope.validate()?;
-        config.prices.validate()?;
-        config.index.validate()?;
+        // These come from the file alone (no environment variable sets them): name it.
+        let checked = config
+            .priority
+            .validate()
+            .and_then(|()| config.prices.validate())
+            .and_then(|()| config.index.validate());
+        if let Err(e) = checked {
+            return Err(match chosen {
+                Some(path) => e.in_file(path.display().to_string()),
+                None => e,
+            });
+        }
         Ok(config)
     }
 
@@ -449,5 +459,38 @@ mod tests {
         let err = Config::from_toml("db = \"a\"\n\n[priorty]\n").unwrap_err();
         assert!(err.message().contains("priorty"), "{err}");
         assert_eq!(err.location().line, Some(3));
+    }
+
+    #[test]
+    fn a_misspelt_scope_key_is_an_error_not_the_whole_org() {
+        let err = Config::from_toml("[scope]\norg = \"acme\"\nprojetc = \"p1\"\n").unwrap_err();
+        assert!(err.message().contains("projetc"), "{err}");
+        assert_eq!(err.location().line, Some(3));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("opsweave.toml");
+        for (text, field) in [
+            (
+                "[priority]\nutc_offset_minutes = 100000\n",
+                "priority.utc_offset_minutes",
+            ),
+            (
+                "[priority]\ntime_zone = \"Mars/Olympus\"\n",
+                "priority.time_zone",
+            ),
+            ("[index]\nm = 1\n", "index.m"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path)).unwrap_err();
+            assert_eq!(err.location().field.as_deref(), Some(field), "{err}");
+            assert_eq!(
+                err.location().file.as_deref(),
+                Some(path.display().to_string().as_str()),
+                "{err}"
+            );
+        }
     }
 }
