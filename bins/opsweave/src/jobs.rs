@@ -91,7 +91,7 @@ pub async fn run(weave: &Weave, scope: Scope, command: &JobsCommand) -> Result<(
             if let Some(error) = &job.error {
                 emit(format_args!("  error: {error}\n"));
             }
-            emit(format_args!("  payload: {}\n", job.payload));
+            emit(format_args!("  payload: {}\n", abridged(&job.payload)));
             Ok(())
         }
         JobsCommand::Cancel { id } => {
@@ -113,6 +113,38 @@ fn job_id(id: i64) -> Result<JobId> {
     Ok(JobId(id))
 }
 
+/// Longest text shown whole in a table or a payload: an ingest job's report lists every
+/// rejection and an upload carries the whole file (`--json` has them in full).
+const SHOWN_CHARS: usize = 160;
+
+/// `text` cut at [`SHOWN_CHARS`] (and at its first line), saying how much was left out.
+fn shortened(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    match first.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes; --json for all)", &first[..cut], text.len()),
+        None if first.len() < text.len() => {
+            format!("{first} … ({} bytes; --json for all)", text.len())
+        }
+        None => first.to_string(),
+    }
+}
+
+/// `payload` with long strings (an uploaded file's content) replaced by their shortened form.
+fn abridged(payload: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match payload {
+        Value::String(text) if text.len() > SHOWN_CHARS => Value::String(shortened(text)),
+        Value::Array(items) => Value::Array(items.iter().map(abridged).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), abridged(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// One line per job: id, status, kind, progress and the latest word on it.
 fn line(job: &Job) -> String {
     let note = match (job.status, &job.error, &job.message) {
@@ -121,6 +153,7 @@ fn line(job: &Job) -> String {
         (_, Some(error), None) => error.as_str(),
         (_, None, None) => "",
     };
+    let note = shortened(note);
     format!(
         "{:>6}  {:<9} {:<10} {:>4.0}%  {}",
         job.id.0,

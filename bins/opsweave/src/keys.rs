@@ -105,6 +105,12 @@ pub async fn run(weave: &Weave, scope: Scope, command: &KeysCommand) -> Result<(
             Ok(())
         }
         KeysCommand::Revoke { id } => {
+            if *id < 1 {
+                return Err(Error::invalid(format!(
+                    "key id {id} is not one the store assigns (from 1; see `keys list`)"
+                ))
+                .on_field("id"));
+            }
             let key = weave.revoke_key(&scope.org, opsweave::KeyId(*id)).await?;
             emit(format_args!("revoked key {} ({})\n", key.id, key.name));
             Ok(())

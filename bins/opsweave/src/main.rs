@@ -79,11 +79,12 @@ enum Command {
         json: bool,
     },
     /// Ingest a CSV, JSON Lines or JSON file.
+    #[command(group(clap::ArgGroup::new("read_with").required(true).args(["preset", "mapping"])))]
     Ingest {
         /// The file to read
         file: PathBuf,
         /// A built-in mapping (see `opsweave presets`)
-        #[arg(long, conflicts_with = "mapping", required_unless_present = "mapping")]
+        #[arg(long)]
         preset: Option<String>,
         /// A mapping file (TOML or JSON)
         #[arg(long)]

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 /// Which resolver to run.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("resolver").required(true).args(["preset", "spec"])))]
 pub struct MatchArgs {
     /// A built-in resolver: odoo-ace-opportunities, task-dedupe
-    #[arg(long, conflicts_with = "spec", required_unless_present = "spec")]
+    #[arg(long)]
     pub preset: Option<String>,
     /// A resolver file (TOML or JSON): sides, columns and optionally a match spec
     #[arg(long)]

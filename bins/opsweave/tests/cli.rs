@@ -329,6 +329,20 @@ fn bad_ids_and_arguments_exit_2() {
     let missing = env.run(&["complete", "0000000000000001"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    // Either way of reading a file is offered, not only the first; ids the store never
+    // assigns are malformed, not missing.
+    for (args, said) in [
+        (vec!["ingest", "x.csv"], vec!["--preset", "--mapping"]),
+        (vec!["match"], vec!["--preset", "--spec"]),
+        (vec!["keys", "revoke", "0"], vec!["key id 0"]),
+    ] {
+        let out = env.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for word in said {
+            assert!(stderr.contains(word), "{args:?}: {stderr}");
+        }
+    }
 }
 
 #[test]
@@ -616,6 +630,38 @@ due = "due"
         stderr.contains("priority.time_zone") && stderr.contains("Europe/Berlni"),
         "{stderr}"
     );
+}
+
+#[test]
+fn processes_opening_a_new_database_at_once_all_succeed() {
+    // Each one migrates the new file; they used to race (`table raw_items already exists`).
+    for round in 0..3 {
+        let env = Env::new();
+        let db = format!(
+            "sqlite://{}",
+            env.dir.path().join(format!("new-{round}.db")).display()
+        );
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_opsweave"))
+                    .args(["focus", "--json", "--db", &db])
+                    .current_dir(env.dir.path())
+                    .env_remove("OPSWEAVE_DB")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
 
 #[test]

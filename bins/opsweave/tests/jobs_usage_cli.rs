@@ -55,6 +55,15 @@ async fn jobs_are_listed_shown_and_cancelled_from_the_cli() {
         )
         .await
         .unwrap();
+    // An upload carries its whole file: `jobs show` abridges it, `--json` keeps it.
+    let upload = weave
+        .enqueue(NewJob::new(
+            "agent",
+            acme.clone(),
+            json!({"content": "x".repeat(10_000), "name": "big.csv"}),
+        ))
+        .await
+        .unwrap();
     // Another org's job is not this scope's.
     weave
         .enqueue(NewJob::new(
@@ -98,9 +107,17 @@ async fn jobs_are_listed_shown_and_cancelled_from_the_cli() {
         .collect();
     assert_eq!(
         ids,
-        vec![broken.id.0, sleep.id.0],
+        vec![upload.id.0, broken.id.0, sleep.id.0],
         "newest first, acme's only"
     );
+    let id = upload.id.0.to_string();
+    let shown = stdout(&opsweave(dir.path(), &db, &["jobs", "show", &id]));
+    assert!(
+        shown.len() < 1_000 && shown.contains("10000 bytes; --json for all"),
+        "{shown}"
+    );
+    let whole = stdout(&opsweave(dir.path(), &db, &["jobs", "show", &id, "--json"]));
+    assert!(whole.contains(&"x".repeat(10_000)));
     let table = stdout(&opsweave(
         dir.path(),
         &db,
@@ -138,7 +155,7 @@ async fn jobs_are_listed_shown_and_cancelled_from_the_cli() {
         (vec!["jobs", "list", "--status", "stuck"], 2),
         (vec!["jobs", "list", "--limit", "0"], 2),
         (vec!["jobs", "show", "0"], 2),
-        (vec!["jobs", "show", "3"], 1),
+        (vec!["jobs", "show", "4"], 1),
     ] {
         let out = opsweave(dir.path(), &db, &args);
         assert_eq!(
