@@ -157,8 +157,10 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| not_a_database(path, e))?;
+        // `run_direct` takes the connection as it is: `run`'s `Acquire` bound makes the future
+        // unprovably `Send` for tasks that open a store (the Node binding's).
         sqlx::migrate!("./migrations")
-            .run(&mut *migration)
+            .run_direct(&mut *migration)
             .await
             .map_err(migrating)?;
         migration
