@@ -306,13 +306,7 @@ impl Config {
         let default_file = Path::new("opsweave.toml");
         let chosen = file.or_else(|| default_file.exists().then_some(default_file));
         let mut config = match chosen {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::invalid(format!("cannot read config: {e}"))
-                        .in_file(path.display().to_string())
-                })?;
-                Self::from_toml(&text).map_err(|e| e.in_file(path.display().to_string()))?
-            }
+            Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok());
@@ -330,6 +324,50 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// Reads a configuration file, its relative paths taken from its folder; no environment.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(format!("cannot read config: {e}")).in_file(path.display().to_string())
+        })?;
+        let mut config =
+            Self::from_toml(&text).map_err(|e| e.in_file(path.display().to_string()))?;
+        let sets_db = text
+            .parse::<toml::Table>()
+            .is_ok_and(|table| table.contains_key("db"));
+        config.root_paths_at(path.parent().unwrap_or(Path::new("")), sets_db);
+        Ok(config)
+    }
+
+    /// Reads the relative paths a config file names (`db` when `sets_db`, `[embed] model_dir`
+    /// and `ort_dylib_path`) from the file's folder `dir`, not from wherever the command runs:
+    /// `--config ../opsweave.toml` finds the same database as a command run beside it.
+    fn root_paths_at(&mut self, dir: &Path, sets_db: bool) {
+        let rooted = |path: &Path| {
+            if path.is_relative() && !dir.as_os_str().is_empty() {
+                dir.join(path)
+            } else {
+                path.to_path_buf()
+            }
+        };
+        if sets_db {
+            let url = self.db.trim();
+            let (scheme, rest) = match url.split_once("://") {
+                Some((scheme, rest)) => (scheme, rest),
+                None => ("", url),
+            };
+            if scheme.is_empty() || scheme == "sqlite" {
+                let path = rooted(Path::new(rest));
+                self.db = format!("sqlite://{}", path.display());
+            }
+        }
+        if let Some(dir) = self.embed.model_dir.take() {
+            self.embed.model_dir = Some(rooted(&dir));
+        }
+        if let Some(lib) = self.embed.ort_dylib_path.take() {
+            self.embed.ort_dylib_path = Some(rooted(&lib));
+        }
     }
 
     /// Applies `OPSWEAVE_*` overrides read through `var`.
@@ -466,6 +504,41 @@ mod tests {
         let err = Config::from_toml("[scope]\norg = \"acme\"\nprojetc = \"p1\"\n").unwrap_err();
         assert!(err.message().contains("projetc"), "{err}");
         assert_eq!(err.location().line, Some(3));
+    }
+
+    #[test]
+    fn paths_in_a_config_file_are_read_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("conf");
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("opsweave.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::from_file(&path).unwrap()
+        };
+        let config = load(
+            "db = \"sqlite://./ops.db\"\n[embed]\nmodel_dir = \"models\"\nort_dylib_path = \"/opt/ort.so\"\n",
+        );
+        assert_eq!(
+            config.db,
+            format!("sqlite://{}", sub.join("./ops.db").display())
+        );
+        assert_eq!(config.embed.model_dir, Some(sub.join("models")));
+        assert_eq!(
+            config.embed.ort_dylib_path,
+            Some(PathBuf::from("/opt/ort.so"))
+        );
+        // Absolute paths, other backends and a file that names no db are left alone.
+        assert_eq!(
+            load("db = \"sqlite:///var/ops.db\"\n").db,
+            "sqlite:///var/ops.db"
+        );
+        assert_eq!(load("db = \"postgres://h/db\"\n").db, "postgres://h/db");
+        assert_eq!(load("[scope]\norg = \"acme\"\n").db, Config::default().db);
+        assert_eq!(
+            load("db = \"ops.db\"\n").db,
+            format!("sqlite://{}", sub.join("ops.db").display())
+        );
     }
 
     #[test]
