@@ -222,11 +222,22 @@ impl SqliteStore {
             return Ok(Some((guard, row)));
         }
         drop(guard);
-        let mut guard = slot.write_owned().await;
-        if guard.as_ref().is_none_or(|g| g.generation < row.generation) {
-            *guard = None;
-            *guard = Some(self.open_graph(model).await?);
-        }
+        // Loading or rebuilding runs as a task of its own: a caller that gives up (an HTTP
+        // request past its timeout) no longer throws the work away, so the next caller, waiting
+        // on the slot, finds the graph done instead of starting over.
+        let store = self.clone();
+        let name = model.to_string();
+        let generation = row.generation;
+        let guard = tokio::spawn(async move {
+            let mut guard = slot.write_owned().await;
+            if guard.as_ref().is_none_or(|g| g.generation < generation) {
+                *guard = None;
+                *guard = Some(store.open_graph(&name).await?);
+            }
+            Ok::<_, Error>(guard)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("vector index: loading stopped: {e}")))??;
         Ok(Some((guard.downgrade(), row)))
     }
 

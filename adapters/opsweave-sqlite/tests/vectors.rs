@@ -134,6 +134,8 @@ async fn a_quantized_graph_answers_with_the_exact_vectors() {
     let queries = random_vectors(20, 24, 22);
     let quantized = VectorOptions {
         quantize_graph: true,
+        // A graph this small would be scanned exactly: walk it.
+        exact_scan_limit: 0,
         ..VectorOptions::default()
     };
     let check = |answers: &[Vec<VectorHit>], what: &str| {
@@ -562,4 +564,92 @@ async fn a_resized_model_is_rebuilt_in_every_handle() {
         .await
         .unwrap();
     assert_eq!(hits[0].id, wide[42].id, "reopened: {hits:?}");
+}
+
+/// Thousands of near-identical vectors beside a few distinct ones (a bulk import of look-alike
+/// issues next to real work): a model this small is scanned exactly, so the distinct vector a
+/// query matches is found first, wherever the graph linked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_model_is_scanned_exactly_even_without_a_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("dupes.db"), VectorOptions::default()).await;
+    let scope = Scope::org("acme");
+    let distinct = random_vectors(38, 24, 31);
+    let base = &random_vectors(1, 24, 32)[0];
+    let noise = random_vectors(4_000, 24, 33);
+    let mut items: Vec<_> = noise
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let v: Vec<f32> = base.iter().zip(n).map(|(b, e)| b + 0.01 * e).collect();
+            vector_item(i as i64 + 1_000, &scope, v)
+        })
+        .collect();
+    items.extend(
+        distinct
+            .iter()
+            .enumerate()
+            .map(|(i, v)| vector_item(i as i64 + 1, &scope, v.clone())),
+    );
+    store.upsert(&model("files", 24), items).await.unwrap();
+    let all = VectorFilter {
+        scope: scope.clone(),
+        ..VectorFilter::default()
+    };
+    assert_eq!(
+        store.plan_knn("files", &all).await.unwrap(),
+        VectorPlan::Exact { matching: 4_038 }
+    );
+    for (i, v) in distinct.iter().enumerate() {
+        let hits = store.knn("files", v, 3, &all).await.unwrap();
+        assert_eq!(hits[0].id.raw(), i as i64 + 1, "distinct vector {i}");
+    }
+    store.close().await;
+}
+
+/// A search that gives up while the graph is being rebuilt (an HTTP request past its timeout)
+/// leaves the rebuild running: the graph is saved all the same, so the next search finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_outlives_the_search_that_started_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outlive.db");
+    let scope = Scope::org("acme");
+    let items: Vec<_> = random_vectors(3_000, 24, 41)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| vector_item(i as i64 + 1, &scope, v))
+        .collect();
+    let store = open(&db, VectorOptions::default()).await;
+    store.upsert(&model("files", 24), items).await.unwrap();
+    store.close().await;
+    for file in graph_files(&db) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let store = open(&db, VectorOptions::default()).await;
+    let query = random_vectors(1, 24, 42).remove(0);
+    let filter = VectorFilter {
+        scope,
+        ..VectorFilter::default()
+    };
+    // Dropped at its first wait: long before 3,000 vectors are read and linked.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_micros(1),
+        store.knn("files", &query, 10, &filter),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the search was meant to be dropped");
+    let mut waited = 0;
+    while graph_files(&db).len() < 2 {
+        waited += 1;
+        assert!(
+            waited < 600,
+            "the dropped search's rebuild never saved the graph"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        store.knn("files", &query, 10, &filter).await.unwrap().len(),
+        10
+    );
+    store.close().await;
 }
