@@ -17,6 +17,8 @@
 //! connectivity and build-time expansion (defaults 16 and 128, as the other engines).
 //! `--quantize` keeps the graph's vectors as 8-bit integers and ranks its candidates again by the
 //! exact vectors (`VectorOptions::quantize_graph`; pass it with `--existing` too).
+//! `--exact-scan-limit N` sets the size up to which queries scan every allowed vector exactly
+//! (default 10,000; 0 walks the graph even for the smallest model).
 //!
 //! On PostgreSQL the vectors go in as a bulk load (`PgStore::begin_vector_load`): rows first, the
 //! HNSW index built over them at the end with `OPSWEAVE_BENCH_PG_BUILD_MIB` (default 3,072) of
@@ -176,6 +178,12 @@ async fn main() -> opsweave_core::Result<()> {
             "--no-rebuild" => rebuild = false,
             "--half" => half = true,
             "--quantize" => graph.quantize_graph = true,
+            "--exact-scan-limit" => {
+                graph.exact_scan_limit = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--exact-scan-limit N")
+            }
             "--ef" => ef = args.next().and_then(|e| e.parse::<usize>().ok()),
             "--m" => graph.connectivity = args.next().and_then(|m| m.parse().ok()).expect("--m N"),
             "--ef-construction" => {
