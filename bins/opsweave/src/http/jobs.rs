@@ -191,10 +191,17 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
     }
     let spec = match (asked, configured) {
         (Some(asked), Some(own)) if asked != own => {
+            // A model folder's path is the server's business, not the caller's.
+            let own = match own {
+                EmbedderSpec::Onnx(_) if own.onnx_preset().is_none() => {
+                    "its own ONNX model folder".to_string()
+                }
+                own => format!("`{own}`"),
+            };
             return Err(Problem::invalid(format!(
-                "this server embeds with `{own}`, not `{asked}`: leave payload.model out"
+                "this server embeds with {own}, not `{asked}`: leave payload.model out"
             ))
-            .on_field("payload.model"))
+            .on_field("payload.model"));
         }
         (Some(spec), _) | (None, Some(spec)) => spec,
         (None, None) => {

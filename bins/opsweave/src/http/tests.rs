@@ -1773,6 +1773,24 @@ async fn idempotency_key_header_or_body_and_embed_jobs_need_a_model() {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+
+    // A server whose model is a folder does not tell callers where that folder is.
+    let in_folder =
+        Server::start(|c| c.embed.model = Some("onnx:/srv/private-models/minilm".into())).await;
+    let (status, _, body) = in_folder
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&in_folder.acme),
+            Some(json!({"kind": "embed", "payload": {"model": "onnx:all-minilm-l6-v2"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("/srv/private-models") && detail.contains("leave payload.model out"),
+        "{detail}"
+    );
 }
 
 /// A TCP relay in front of a server that can be cut (connections go silent, new ones are
