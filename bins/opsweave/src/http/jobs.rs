@@ -219,6 +219,27 @@ fn embed_payload(state: &AppState, payload: Value) -> ApiResult<Value> {
 /// queues (a mapping object, and rows or base64 content), checked as `/api/ingest` checks it.
 /// The worker-side file form (`file`, `mapping` as a path) is refused with 422: whichever worker
 /// claims the job would open those paths on its own machine with its own rights.
+/// A `match` job's payload checked as `POST /api/match/runs` checks its body, before it is
+/// queued: `{"preset": NAME, "incremental": BOOL}` (a resolver file names a server path, which
+/// jobs queued over HTTP may not). A worker ran `"incremental": "yes"` as a full run.
+fn match_job_payload(payload: Value) -> ApiResult<Value> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MatchPayload {
+        preset: String,
+        #[serde(default)]
+        incremental: bool,
+    }
+    let asked: MatchPayload = serde_json::from_value(payload).map_err(|e| {
+        Problem::unprocessable(format!(
+            "a match job's payload is {{\"preset\": NAME, \"incremental\": true|false}}: {e}"
+        ))
+        .on_field("payload")
+    })?;
+    opsweave::matching::resolver_preset(&asked.preset).map_err(|e| e.on_field("payload.preset"))?;
+    Ok(json!({ "preset": asked.preset, "incremental": asked.incremental }))
+}
+
 fn ingest_job_payload(payload: Value) -> ApiResult<Value> {
     let Value::Object(mut fields) = payload else {
         return Err(Problem::unprocessable(
@@ -334,10 +355,11 @@ pub struct NewJobBody {
 /// Queues a job (202; the same idempotency key returns the same job). An `embed` job embeds the
 /// records of the caller's scope whose text changed, with the server's model. Payloads never name
 /// paths on the server (422): an `ingest` job carries its mapping and rows or content inline, an
-/// `embed` job's model is a preset or a remote model, not a directory.
+/// `embed` job's model is a preset or a remote model, not a directory, a `match` job names a
+/// built-in resolver (`{"preset": NAME, "incremental": BOOL}`, checked as `/api/match/runs` is).
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = NewJobBody, security(("key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "the same key in the same scope returns the first job (409 when that job's kind or payload differ; or give `idempotency_key` in the body)")),
-    responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, description = "the job", body = JobView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the idempotency key was used for another job", body = Problem, content_type = "application/problem+json"), (status = 422, description = "a payload of the wrong shape for its kind, or one naming a path on the server", body = Problem, content_type = "application/problem+json")))]
 pub async fn enqueue(
     caller: Caller,
     State(state): State<AppState>,
@@ -353,6 +375,7 @@ pub async fn enqueue(
     let payload = match body.kind.as_str() {
         EMBED_JOB => embed_payload(&state, body.payload)?,
         INGEST_JOB => ingest_job_payload(body.payload)?,
+        MATCH_JOB => match_job_payload(body.payload)?,
         opsweave::worker::SLEEP_JOB => {
             opsweave::worker::sleep_millis(&body.payload).map_err(|e| e.on_field("payload.ms"))?;
             body.payload

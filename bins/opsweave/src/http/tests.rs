@@ -1370,6 +1370,48 @@ async fn match_runs_are_jobs_and_review_decisions_need_a_pair() {
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let done = s.finish_job(&s.acme, job["id"].as_i64().unwrap()).await;
     assert_eq!(done["status"], "done", "{done}");
+    // A match job queued through /api/jobs is checked as a run's body is, before it is queued.
+    for (payload, want) in [
+        (
+            json!({"preset": "task-dedupe", "incremental": "yes"}),
+            (StatusCode::UNPROCESSABLE_ENTITY, "payload"),
+        ),
+        (
+            json!({"preset": "task-dedupe", "spec": "/etc/passwd"}),
+            (StatusCode::UNPROCESSABLE_ENTITY, "payload"),
+        ),
+        (
+            json!({"preset": "nope"}),
+            (StatusCode::BAD_REQUEST, "payload.preset"),
+        ),
+    ] {
+        let (status, _, body) = s
+            .call(
+                "POST",
+                "/api/jobs",
+                Some(&s.acme),
+                Some(json!({"kind": "match", "payload": payload})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str().unwrap_or("")),
+            want,
+            "{payload}: {body}"
+        );
+    }
+    let (status, _, queued) = s
+        .call(
+            "POST",
+            "/api/jobs",
+            Some(&s.acme),
+            Some(
+                json!({"kind": "match", "payload": {"preset": "task-dedupe", "incremental": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let done = s.finish_job(&s.acme, queued["id"].as_i64().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
     let (status, _, review) = s
         .call(
             "GET",
