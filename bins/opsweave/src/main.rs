@@ -69,7 +69,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load the sample exports into a fresh database and print focus.
+    /// Load the sample exports into a fresh database and print focus: ./opsweave-demo.db,
+    /// made anew each run (not the global --db default), or a --db path that does not exist yet.
     Demo {
         /// Show focus as of this date or RFC 3339 instant [default: 2026-11-23, the samples' date]
         #[arg(long)]

@@ -176,6 +176,19 @@ impl Default for EmbedConfig {
     }
 }
 
+impl EmbedConfig {
+    /// Checks what the file can get wrong: a batch of no records would embed one at a time.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid(
+                "embed: `batch_size` must be at least 1 (records per embedding call)",
+            )
+            .on_field("embed.batch_size"));
+        }
+        Ok(())
+    }
+}
+
 /// The HNSW graph the embedded (SQLite) store keeps beside its vectors; PostgreSQL's pgvector
 /// index is tuned on the server. `m` and `ef_construction` shape graphs built from then on (a
 /// saved graph keeps the shape it was built with: delete the `.vectors` folder beside the
@@ -316,7 +329,8 @@ impl Config {
             .priority
             .validate()
             .and_then(|()| config.prices.validate())
-            .and_then(|()| config.index.validate());
+            .and_then(|()| config.index.validate())
+            .and_then(|()| config.embed.validate());
         if let Err(e) = checked {
             return Err(match chosen {
                 Some(path) => e.in_file(path.display().to_string()),
@@ -449,6 +463,7 @@ mod tests {
         config.index.validate().unwrap();
         for (text, field) in [
             ("[index]\nm = 1\n", "index.m"),
+            ("[embed]\nbatch_size = 0\n", "embed.batch_size"),
             ("[index]\nef_search = 0\n", "index.ef_search"),
             (
                 "[index]\nef_construction = 100000\n",
@@ -555,6 +570,7 @@ mod tests {
                 "priority.time_zone",
             ),
             ("[index]\nm = 1\n", "index.m"),
+            ("[embed]\nbatch_size = 0\n", "embed.batch_size"),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = Config::load(Some(&path)).unwrap_err();
