@@ -463,7 +463,6 @@ mod tests {
         config.index.validate().unwrap();
         for (text, field) in [
             ("[index]\nm = 1\n", "index.m"),
-            ("[embed]\nbatch_size = 0\n", "embed.batch_size"),
             ("[index]\nef_search = 0\n", "index.ef_search"),
             (
                 "[index]\nef_construction = 100000\n",
