@@ -17,7 +17,8 @@ pub enum KeysCommand {
         /// admin, member, viewer or service
         #[arg(long, default_value = "admin")]
         role: String,
-        /// Expiry: a date or RFC 3339 instant [default: never]
+        /// Expiry: a date (the key works through that day, in [priority] time_zone) or an
+        /// RFC 3339 instant [default: never]
         #[arg(long)]
         expires: Option<String>,
         /// Print JSON
@@ -51,11 +52,27 @@ pub async fn run(weave: &Weave, scope: Scope, command: &KeysCommand) -> Result<(
                 return Err(Error::invalid("--name must not be empty").on_field("name"));
             }
             let role: Role = role.parse().map_err(|e: Error| e.on_field("role"))?;
-            let expires_at = opsweave::parse_now(expires.as_deref()).map_err(|e| {
-                // parse_now speaks of `now`; here the value is an expiry.
-                let why = e.message().strip_prefix("now ").unwrap_or(e.message());
-                Error::invalid(format!("--expires {why}")).on_field("expires")
-            })?;
+            let day = expires
+                .as_deref()
+                .and_then(|t| chrono::NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").ok());
+            let expires_at = match day {
+                // A date means the key works through that day, the user's day: it expires at
+                // the next midnight there (not at 09:00 UTC, which made today's date "past").
+                Some(day) => Some(
+                    day.succ_opt()
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))
+                        .and_then(|midnight| weave.config().priority.zone().instant_of(midnight))
+                        .ok_or_else(|| {
+                            Error::invalid(format!("--expires `{day}` is past the calendar"))
+                                .on_field("expires")
+                        })?,
+                ),
+                None => opsweave::parse_now(expires.as_deref()).map_err(|e| {
+                    // parse_now speaks of `now`; here the value is an expiry.
+                    let why = e.message().strip_prefix("now ").unwrap_or(e.message());
+                    Error::invalid(format!("--expires {why}")).on_field("expires")
+                })?,
+            };
             if expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
                 return Err(Error::invalid("--expires is in the past").on_field("expires"));
             }

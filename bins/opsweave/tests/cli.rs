@@ -709,6 +709,25 @@ fn keys_are_made_listed_and_revoked_from_the_cli_but_never_the_last_admin() {
         stderr.contains("--expires `bogus` is not a date"),
         "{stderr}"
     );
+    // A date is the last day the key works: today's date is not "in the past" at any hour.
+    let today = chrono::Utc::now().date_naive();
+    let made = env.json(&[
+        "keys",
+        "create",
+        "--name",
+        "today",
+        "--role",
+        "viewer",
+        "--expires",
+        &today.to_string(),
+        "--json",
+    ]);
+    let midnight = format!("{}T00:00:00Z", today.succ_opt().unwrap());
+    assert_eq!(
+        made["key"]["expires_at"].as_str(),
+        Some(midnight.as_str()),
+        "{made}"
+    );
     for bad in [
         vec!["keys", "create", "--name", "x", "--role", "root"],
         vec!["keys", "create", "--name", "x", "--expires", "2020-01-01"],
