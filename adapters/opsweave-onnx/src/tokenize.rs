@@ -154,28 +154,20 @@ impl TextTokenizer {
             .tokenizer
             .encode_batch(prefixed, true)
             .map_err(tokenizer_error("cannot tokenize".to_owned()))?;
-        let long: Vec<bool> = whole
-            .iter()
-            .map(|e| !e.get_overflowing().is_empty())
-            .collect();
-        if !long.contains(&true) {
-            return Ok(whole
-                .into_iter()
-                .enumerate()
-                .map(|(text, encoding)| Chunk { text, encoding })
-                .collect());
-        }
         let mut chunks = Vec::with_capacity(texts.len());
-        let mut long_texts = Vec::new();
-        for (text, (encoding, is_long)) in whole.into_iter().zip(&long).enumerate() {
-            if *is_long {
-                long_texts.push((text, texts[text].clone()));
-            } else {
+        let (mut owners, mut long) = (Vec::new(), Vec::new());
+        for (text, (encoding, raw)) in whole.into_iter().zip(texts).enumerate() {
+            if encoding.get_overflowing().is_empty() {
                 chunks.push(Chunk { text, encoding });
+            } else {
+                owners.push(text);
+                long.push(raw);
             }
         }
-        let (owners, raw): (Vec<usize>, Vec<String>) = long_texts.into_iter().unzip();
-        let pieces = split(&prefix.shortened, raw, Some(&prefix.tokens))?;
+        if long.is_empty() {
+            return Ok(chunks);
+        }
+        let pieces = split(&prefix.shortened, long, Some(&prefix.tokens))?;
         chunks.extend(pieces.into_iter().map(|c| Chunk {
             text: owners[c.text],
             encoding: c.encoding,
