@@ -145,7 +145,7 @@ export interface Component {
 
 /**
  * What an embedding run did: the model, records found stale, embedded and skipped (no text),
- * model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
+ * those another run embedded meanwhile (`embeddedElsewhere`), model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
  * end: a large first embedding on PostgreSQL), and the wall time.
  */
 export interface EmbedReport {
@@ -154,6 +154,7 @@ export interface EmbedReport {
   stale: number
   embedded: number
   skippedEmpty: number
+  embeddedElsewhere: number
   calls: number
   tokens: number
   bulkLoad: boolean

@@ -723,6 +723,36 @@ impl VectorIndex for PgStore {
         Ok(hits)
     }
 
+    async fn stale_among(
+        &self,
+        model: &str,
+        scope: &Scope,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordId>> {
+        check_model_name(model)?;
+        scope.validate()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<i64> = ids.iter().map(|id| id.raw()).collect();
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT r.id FROM core.records r \
+             LEFT JOIN search.embeddings e ON e.model = $1 AND e.id = r.id \
+             WHERE r.id = ANY($2) AND r.org = $3 AND ($4::text IS NULL OR r.client = $4) \
+             AND ($5::text IS NULL OR r.project = $5) \
+             AND (e.id IS NULL OR e.content_hash <> r.content_hash) ORDER BY r.id",
+        )
+        .bind(model)
+        .bind(&raw)
+        .bind(&scope.org)
+        .bind(&scope.client)
+        .bind(&scope.project)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| map("stale vectors", e))?;
+        Ok(rows.into_iter().map(RecordId::from_raw).collect())
+    }
+
     async fn stale(
         &self,
         model: &str,

@@ -21,6 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, Semaphore};
 
+/// Ids per `IN (...)` list, well under SQLite's 32,766 parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
 /// Rows per multi-row INSERT: 10 columns × 3,000 stays under SQLite's 32,766 parameters.
 const ROWS_PER_STATEMENT: usize = 3_000;
 
@@ -827,6 +830,39 @@ impl VectorIndex for SqliteStore {
         })
         .await
         .map_err(|e| Error::internal(format!("vector index: search stopped: {e}")))?
+    }
+
+    async fn stale_among(
+        &self,
+        model: &str,
+        scope: &Scope,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordId>> {
+        check_model_name(model)?;
+        scope.validate()?;
+        let mut found = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let mut sql = format!(
+                "SELECT r.id FROM records r LEFT JOIN vectors v ON v.model = ? AND v.id = r.id \
+                 WHERE r.id IN ({}) AND (v.id IS NULL OR v.content_hash <> r.content_hash) AND ",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            scope_filter(&mut sql, scope, "r");
+            let mut q = sqlx::query(&sql).bind(model);
+            for id in chunk {
+                q = q.bind(id.raw());
+            }
+            let rows = bind_scope(q, scope)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| map("stale vectors", e))?;
+            for row in &rows {
+                found.push(RecordId::from_raw(get(row, "id")?));
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
     }
 
     async fn stale(

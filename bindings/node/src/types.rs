@@ -366,7 +366,7 @@ pub struct RecallHit {
 }
 
 /// What an embedding run did: the model, records found stale, embedded and skipped (no text),
-/// model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
+/// those another run embedded meanwhile (`embeddedElsewhere`), model calls and tokens, whether the vectors were loaded in bulk (the index built once at the
 /// end: a large first embedding on PostgreSQL), and the wall time.
 #[napi(object)]
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +376,8 @@ pub struct EmbedReport {
     pub stale: i64,
     pub embedded: i64,
     pub skipped_empty: i64,
+    #[serde(default)]
+    pub embedded_elsewhere: i64,
     pub calls: i64,
     pub tokens: i64,
     #[serde(default)]

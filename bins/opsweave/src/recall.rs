@@ -161,13 +161,21 @@ pub async fn embed(weave: &Weave, args: &EmbedArgs) -> Result<()> {
         crate::output::print_json(&report);
     } else {
         outln!(
-            "embedded {} of {} stale records with {} ({} dims) in {:.2} s; {} had no text{}",
+            "embedded {} of {} stale records with {} ({} dims) in {:.2} s; {} had no text{}{}",
             report.embedded,
             report.stale,
             report.model,
             report.dim,
             report.seconds,
             report.skipped_empty,
+            if report.embedded_elsewhere > 0 {
+                format!(
+                    "; {} were embedded by another run meanwhile",
+                    report.embedded_elsewhere
+                )
+            } else {
+                String::new()
+            },
             if report.bulk_load {
                 "; loaded in bulk, the vector index built once over them"
             } else {

@@ -102,6 +102,38 @@ pub trait VectorIndex: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StaleVector>>;
 
+    /// Those of `ids` in `scope` whose vector of `model` is missing or was made from other
+    /// content, in id order (ids of no record in `scope` are left out): an embedding run asks
+    /// before each batch, so records another run embedded meanwhile are not embedded (and
+    /// billed) twice. The default pages through [`Self::stale`] over the ids' range.
+    async fn stale_among(
+        &self,
+        model: &str,
+        scope: &Scope,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordId>> {
+        let wanted: std::collections::BTreeSet<RecordId> = ids.iter().copied().collect();
+        let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut after = Some(RecordId::from_raw(first.raw() - 1));
+        loop {
+            let page = self.stale(model, scope, after, MAX_K).await?;
+            let full = page.len() == MAX_K;
+            after = page.last().map(|s| s.id);
+            found.extend(
+                page.iter()
+                    .map(|s| s.id)
+                    .take_while(|id| id <= last)
+                    .filter(|id| wanted.contains(id)),
+            );
+            if !full || after.is_none_or(|a| a >= *last) {
+                return Ok(found);
+            }
+        }
+    }
+
     /// What the store knows of `model`'s vectors (dimension, fingerprint); `None` when it holds
     /// none (never stored, or all gone: the name is free).
     async fn stored_model(&self, model: &str) -> Result<Option<StoredModel>>;

@@ -697,6 +697,40 @@ pub async fn stale_lists_missing_and_changed_records(store: Arc<dyn VectorBacken
         seen, expected,
         "missing and changed records, in id order, with their current hash"
     );
+    // The same list for a batch of ids (unsorted, repeated, of another org, of no record), by
+    // the store's own query and by the trait's default over `stale`.
+    let mut asked: Vec<RecordId> = records
+        .iter()
+        .rev()
+        .map(|r| r.normalised.record.id)
+        .collect();
+    asked.extend([
+        records[7].normalised.record.id,
+        id_of(&other, "S-0"),
+        RecordId::from_raw(12_345),
+    ]);
+    let stale_ids: Vec<RecordId> = expected
+        .iter()
+        .map(|(id, _)| RecordId::from_raw(*id))
+        .collect();
+    let by_store = store
+        .stale_among("conf-stale", &acme, &asked)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_store, stale_ids,
+        "stale_among: the stale ones of the batch, in id order"
+    );
+    let by_default = ByStale(store.as_ref())
+        .stale_among("conf-stale", &acme, &asked)
+        .await
+        .unwrap();
+    assert_eq!(by_default, stale_ids, "the trait's default stale_among");
+    assert!(store
+        .stale_among("conf-stale", &acme, &[])
+        .await
+        .unwrap()
+        .is_empty());
     let everything = store
         .stale("conf-other-model", &acme, None, 100)
         .await
@@ -730,4 +764,50 @@ pub async fn stale_lists_missing_and_changed_records(store: Arc<dyn VectorBacken
         .unwrap()
         .is_empty());
     let _ = store.record(&acme, id_of(&acme, "S-0")).await.unwrap();
+}
+
+/// A store seen only through the required methods of [`VectorIndex`], so that the trait's
+/// default methods run.
+struct ByStale<'a>(&'a dyn VectorBackend);
+
+#[async_trait::async_trait]
+impl VectorIndex for ByStale<'_> {
+    async fn upsert(&self, model: &ModelInfo, items: Vec<VectorItem>) -> opsweave_core::Result<()> {
+        self.0.upsert(model, items).await
+    }
+
+    async fn delete(&self, scope: &Scope, ids: &[RecordId]) -> opsweave_core::Result<u64> {
+        self.0.delete(scope, ids).await
+    }
+
+    async fn knn(
+        &self,
+        model: &str,
+        query: &[f32],
+        k: usize,
+        filter: &VectorFilter,
+    ) -> opsweave_core::Result<Vec<opsweave_core::VectorHit>> {
+        self.0.knn(model, query, k, filter).await
+    }
+
+    async fn stale(
+        &self,
+        model: &str,
+        scope: &Scope,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> opsweave_core::Result<Vec<opsweave_core::StaleVector>> {
+        self.0.stale(model, scope, after, limit).await
+    }
+
+    async fn stored_model(
+        &self,
+        model: &str,
+    ) -> opsweave_core::Result<Option<opsweave_core::vector::StoredModel>> {
+        self.0.stored_model(model).await
+    }
+
+    async fn drop_model(&self, model: &str) -> opsweave_core::Result<u64> {
+        self.0.drop_model(model).await
+    }
 }

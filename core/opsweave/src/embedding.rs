@@ -4,7 +4,10 @@
 //! The job is resumable by construction: it asks the vector index which records are stale (no
 //! vector of this model, or one made from another content hash) and commits each batch's
 //! vectors before the next, so a killed run leaves finished batches behind and the next run
-//! continues with what is still stale.
+//! continues with what is still stale. Runs over the same records at once share them: each
+//! takes its batches in a random order and asks again before each batch which of its records
+//! are still stale, so a record is embedded (and billed) twice only when both runs pick its
+//! batch at the same moment.
 
 use crate::Weave;
 use chrono::Utc;
@@ -217,6 +220,10 @@ pub struct EmbedReport {
     pub embedded: u64,
     /// Records with no text to embed (left without a vector).
     pub skipped_empty: u64,
+    /// Records found current (or deleted) when their batch came up: another run embedded
+    /// (or removed) them meanwhile.
+    #[serde(default)]
+    pub embedded_elsewhere: u64,
     /// Model calls made.
     pub calls: u64,
     /// Tokens the model reported.
@@ -333,7 +340,20 @@ impl Weave {
         let vectors = self.vector_index()?;
         let info = embedder.info().clone();
         let batch_size = self.config().embed.batch_size.max(1);
-        for (scope, ids) in stale.batches(batch_size) {
+        let mut batches: Vec<(&Scope, &[RecordId])> = stale.batches(batch_size).collect();
+        // Runs over the same records at once (two embed jobs, two workers) each take the
+        // batches in their own random order and skip what another run already embedded, so
+        // they meet on a batch rarely instead of embedding (and paying for) everything twice.
+        fastrand::Rng::new().shuffle(&mut batches);
+        for (n, (scope, planned)) in batches.into_iter().enumerate() {
+            let still_stale;
+            let ids = if n == 0 {
+                planned
+            } else {
+                still_stale = vectors.stale_among(&info.name, scope, planned).await?;
+                report.embedded_elsewhere += (planned.len() - still_stale.len()) as u64;
+                &still_stale[..]
+            };
             let records = self.store().records_by_id(scope, ids).await?;
             let mut texts = Vec::with_capacity(records.len());
             let mut items = Vec::with_capacity(records.len());
@@ -369,7 +389,9 @@ impl Weave {
                 }
             }
             // Records deleted since the plan was made count as handled too.
-            progress.done.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            progress
+                .done
+                .fetch_add(planned.len() as u64, Ordering::Relaxed);
         }
         Ok(())
     }

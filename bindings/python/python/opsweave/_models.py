@@ -634,7 +634,7 @@ class RecallHit(_Plain):
 @dataclasses.dataclass(frozen=True)
 class EmbedReport(_Plain):
     """What an embedding run did: the model, records found stale, embedded and skipped (no
-    text), model calls and tokens, whether the vectors were loaded in bulk (the index built once
+    text), those another run embedded meanwhile (``embedded_elsewhere``), model calls and tokens, whether the vectors were loaded in bulk (the index built once
     at the end: a large first embedding on PostgreSQL), and the wall time."""
 
     model: str
@@ -642,6 +642,7 @@ class EmbedReport(_Plain):
     stale: int
     embedded: int
     skipped_empty: int
+    embedded_elsewhere: int
     calls: int
     tokens: int
     bulk_load: bool
@@ -655,6 +656,7 @@ class EmbedReport(_Plain):
             stale=d["stale"],
             embedded=d["embedded"],
             skipped_empty=d["skipped_empty"],
+            embedded_elsewhere=d.get("embedded_elsewhere", 0),
             calls=d["calls"],
             tokens=d["tokens"],
             bulk_load=d.get("bulk_load", False),
