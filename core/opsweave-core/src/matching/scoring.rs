@@ -121,6 +121,12 @@ pub(crate) fn estimate_u(
         .collect()
 }
 
+/// How many matched pairs the prior belief about m counts as (see [`fit`]).
+const PRIOR_MATCHES: f64 = 10.0;
+
+/// The evidence, in bits, the prior gives a comparison's most similar level.
+const PRIOR_TOP_BITS: f64 = 8.0;
+
 /// Expectation-maximisation of m and λ on the candidates' level patterns, u held fixed.
 pub(crate) fn fit(
     comparisons: &[Comparison],
@@ -132,21 +138,52 @@ pub(crate) fn fit(
     known_m: Option<Vec<Vec<f64>>>,
 ) -> Model {
     let fixed_m = known_m.is_some();
-    let mut m: Vec<Vec<f64>> = known_m.unwrap_or_else(|| {
-        comparisons
-            .iter()
-            .map(|c| {
-                // Start by believing matches sit in the high levels, each level half as likely as
-                // the one above it, and rarely in "different".
-                let n = c.level_count();
-                let mut row: Vec<f64> = (0..n).map(|l| 0.5f64.powi(l as i32)).collect();
-                row[n - 1] = 0.02;
-                let s: f64 = row.iter().sum();
-                row.iter().map(|x| x / s).collect()
-            })
-            .collect()
-    });
-    let mut lambda = lambda0.clamp(1e-4, 0.9);
+    // EM starts by believing matches sit in the high levels, each level half as likely as the
+    // one above it, and rarely in "different".
+    let start: Vec<Vec<f64>> = comparisons
+        .iter()
+        .map(|c| {
+            let n = c.level_count();
+            let mut row: Vec<f64> = (0..n).map(|l| 0.5f64.powi(l as i32)).collect();
+            row[n - 1] = 0.02;
+            let s: f64 = row.iter().sum();
+            row.iter().map(|x| x / s).collect()
+        })
+        .collect();
+    // And keeps a prior worth PRIOR_MATCHES matched pairs: m = u · 2^bits, the bits falling
+    // from PRIOR_TOP_BITS at the most similar level to 0 at the least, negative for "different".
+    // A few dozen candidates then cannot teach that a barely similar title marks a match (EM
+    // alone made it worth +3 bits on the 20 demo tasks); thousands of them outweigh the prior.
+    // Relative to u, so that a level random pairs never reach gets modest evidence from the
+    // prior alone, not 2^15 times more than chance.
+    let prior: Vec<Vec<f64>> = comparisons
+        .iter()
+        .zip(&u)
+        .map(|(c, u_row)| {
+            let n = c.level_count();
+            // Two write-ups of one thing (a ticket and the mail about it) often share few words:
+            // for free text "different" is weak evidence.
+            let different = match c.comparator {
+                Comparator::TfidfCosine | Comparator::TokenJaccard | Comparator::TokenSet => -2.0,
+                _ => -5.0,
+            };
+            let row: Vec<f64> = (0..n)
+                .map(|l| {
+                    let bits = if l + 1 == n {
+                        different
+                    } else {
+                        PRIOR_TOP_BITS * (1.0 - l as f64 / (n - 1) as f64)
+                    };
+                    u_row[l] * 2f64.powf(bits)
+                })
+                .collect();
+            let s: f64 = row.iter().sum();
+            row.iter().map(|x| x / s).collect()
+        })
+        .collect();
+    let mut m: Vec<Vec<f64>> = known_m.unwrap_or(start);
+    let lambda0 = lambda0.clamp(1e-4, 0.9);
+    let mut lambda = lambda0;
     let patterns: Vec<(&Vec<u8>, f64)> = patterns.iter().map(|(p, n)| (p, *n)).collect();
     let total: f64 = patterns.iter().map(|(_, n)| n).sum();
     let mut iterations = 0;
@@ -177,12 +214,15 @@ pub(crate) fn fit(
                 }
             }
         }
-        let new_lambda = (matched / total).clamp(1e-6, 0.999);
+        // λ keeps the first guess as a prior worth PRIOR_MATCHES candidates: on a few dozen
+        // candidates EM alone drives it to nothing (no pair is strong enough alone to hold it).
+        let new_lambda =
+            ((matched + PRIOR_MATCHES * lambda0) / (total + PRIOR_MATCHES)).clamp(1e-6, 0.999);
         let mut delta = (new_lambda - lambda).abs();
-        for (row, acc) in m.iter_mut().zip(&m_acc).filter(|_| !fixed_m) {
-            let s: f64 = acc.iter().sum::<f64>() + 1e-3 * acc.len() as f64;
-            for (x, a) in row.iter_mut().zip(acc) {
-                let next = (a + 1e-3) / s;
+        for ((row, acc), belief) in m.iter_mut().zip(&m_acc).zip(&prior).filter(|_| !fixed_m) {
+            let s: f64 = acc.iter().sum::<f64>() + PRIOR_MATCHES;
+            for ((x, a), b) in row.iter_mut().zip(acc).zip(belief) {
+                let next = (a + PRIOR_MATCHES * b) / s;
                 delta = delta.max((next - *x).abs());
                 *x = next;
             }

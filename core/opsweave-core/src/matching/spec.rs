@@ -307,6 +307,7 @@ impl MatchSpec {
         let mut qgram_fields = Vec::new();
         let mut equality = Vec::new();
         let mut code_fields = Vec::new();
+        let mut text_fields = Vec::new();
         for field in &shared {
             let profile = Profile::of(field, left, right);
             let Some(kind) = profile.kind() else { continue };
@@ -337,6 +338,7 @@ impl MatchSpec {
                     if profile.code_share >= 0.3 {
                         code_fields.push(field.clone());
                     }
+                    text_fields.push(field.clone());
                 }
                 FieldKind::Identifier => {
                     comparisons.push(comparison(
@@ -383,10 +385,13 @@ impl MatchSpec {
                 }
             }
         }
+        // When one text column carries codes (ticket keys in titles), they are compared across
+        // every text column: a GitHub issue whose body says "tracked in Jira OPS-102" shares a
+        // code with the ticket titled OPS-102.
         if !code_fields.is_empty() {
             comparisons.push(Comparison {
                 name: "identifiers".into(),
-                fields: code_fields,
+                fields: text_fields,
                 comparator: Comparator::Identifier,
                 levels: vec![1.0, 0.8, 0.6],
                 term_frequency: false,
