@@ -28,7 +28,7 @@ pub mod text;
 
 pub use compare::similarity;
 pub use eval::{evaluate_dedupe, evaluate_link, score_against_gold, Evaluation};
-pub use resolve::{resolver_preset, Resolver, Side, RESOLVER_PRESETS};
+pub use resolve::{resolver_preset, Resolver, Side, RECORD_ATTRIBUTES, RESOLVER_PRESETS};
 pub use scoring::{probability, Contribution, LevelModel, Model};
 pub use spec::{
     Blocking, ClusterMode, Comparator, Comparison, FieldKind, InferredField, MatchMode, MatchSpec,
@@ -199,9 +199,31 @@ fn run_inner(
         _ => {}
     }
     if spec.comparisons.is_empty() {
-        return Err(Error::invalid(
-            "nothing to compare: the tables share no field that could be compared (the spec has no comparisons)",
-        ));
+        let empty: Vec<String> = std::iter::once(left)
+            .chain(right)
+            .flat_map(|table| {
+                table
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, field)| {
+                        let blank = table.rows.iter().all(|row| row[i + 1].trim().is_empty());
+                        blank.then(|| format!("column `{field}` of {}", table.name))
+                    })
+            })
+            .collect();
+        let hint = if empty.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; empty in every row: {} (a misspelt field name?)",
+                empty.join(", ")
+            )
+        };
+        return Err(Error::invalid(format!(
+            "nothing to compare: the tables share no field that could be compared (the spec has \
+             no comparisons){hint}"
+        )));
     }
     spec.validate(left, right)?;
     let dedupe = right.is_none();

@@ -30,6 +30,9 @@ pub fn resolver_preset(name: &str) -> Result<Resolver> {
     Resolver::from_toml(text)
 }
 
+/// The record attributes a column may read instead of a field (see [`Side::columns`]).
+pub const RECORD_ATTRIBUTES: &[&str] = &["@title", "@body", "@url", "@source", "@external_id"];
+
 /// One side of a resolver: a selection of records and the columns taken from each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +123,20 @@ impl Resolver {
                 self.name
             ))
             .on_field("name"));
+        }
+        for (side, label) in
+            std::iter::once((&self.left, "left")).chain(self.right.as_ref().map(|r| (r, "right")))
+        {
+            for (column, from) in &side.columns {
+                if from.starts_with('@') && !RECORD_ATTRIBUTES.contains(&from.as_str()) {
+                    return Err(Error::invalid(format!(
+                        "column `{column}` reads `{from}`, which is not a record attribute: \
+                         use one of {} or a field name",
+                        RECORD_ATTRIBUTES.join(", ")
+                    ))
+                    .on_field(format!("{label}.columns.{column}")));
+                }
+            }
         }
         if self.left.columns.is_empty() {
             return Err(Error::invalid("the left side names no columns").on_field("left.columns"));
@@ -218,5 +235,22 @@ mod tests {
         assert_eq!(err.location().field.as_deref(), Some("right.columns"));
         let err = Resolver::from_toml("name = \"x\"\n[left]\ncolumns = {}\n").unwrap_err();
         assert_eq!(err.location().field.as_deref(), Some("left.columns"));
+    }
+
+    #[test]
+    fn a_misspelt_record_attribute_is_named() {
+        let err = Resolver::from_toml(
+            "name = \"x\"\n[left.columns]\nt = \"@title\"\n[right.columns]\nt = \"@titel\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.location().field.as_deref(), Some("right.columns.t"));
+        assert!(
+            err.message().contains("`@titel`") && err.message().contains("@title, @body"),
+            "{err}"
+        );
+        for attribute in RECORD_ATTRIBUTES {
+            let text = format!("name = \"x\"\n[left.columns]\nt = \"{attribute}\"\n");
+            Resolver::from_toml(&text).expect("every listed attribute is accepted");
+        }
     }
 }

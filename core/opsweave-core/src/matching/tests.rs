@@ -200,3 +200,19 @@ fn supervised_mode_takes_m_from_labels() {
     assert!(eval.f1 > 0.95, "{eval:?}");
     assert!(outcome.model.comparisons.iter().all(|c| c.m[0] > c.u[0]));
 }
+
+#[test]
+fn nothing_to_compare_names_the_columns_no_row_fills() {
+    let rows = (0..6)
+        .map(|i| vec![format!("r{i}"), String::new()])
+        .collect();
+    let table = Table::new("records", vec!["id".into(), "summry".into()], rows).unwrap();
+    let gold = Gold::from_csv("a,b\nr0,r1\n".as_bytes(), "g.csv", &table, None).unwrap();
+    let err = evaluate_dedupe(&table, &gold, None).unwrap_err();
+    assert!(
+        err.message().contains("nothing to compare")
+            && err.message().contains("column `summry` of records")
+            && err.message().contains("misspelt"),
+        "{err}"
+    );
+}
