@@ -2,8 +2,10 @@
 //! and the metered calls a CLI user could otherwise only see over HTTP or from Python and Node.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use opsweave::usage::{Operation, UsageEvent};
-use opsweave::{Config, Error, NewJob, Scope, Weave};
+use opsweave::{Error, NewJob, Scope};
 use serde_json::{json, Value};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -29,21 +31,9 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-async fn store() -> (tempfile::TempDir, String, Weave) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("ops.db").display());
-    let weave = Weave::open_with(Config {
-        db: db.clone(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    (dir, db, weave)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_listed_shown_and_cancelled_from_the_cli() {
-    let (dir, db, weave) = store().await;
+    let (dir, db, weave) = common::embedded("ops.db").await;
     let acme = Scope::org("acme");
     let sleep = weave
         .enqueue(NewJob::new("sleep", acme.clone(), json!({"ms": 60_000})))
@@ -169,7 +159,7 @@ async fn jobs_are_listed_shown_and_cancelled_from_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_sums_and_prices_the_metered_calls() {
-    let (dir, db, weave) = store().await;
+    let (dir, db, weave) = common::embedded("ops.db").await;
     let event = |scope: Scope, model: &str, tokens: u64| UsageEvent {
         scope,
         operation: Operation::Embed,

@@ -3,9 +3,11 @@
 //! whose job would run for a minute without waiting for it.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use base64::Engine as _;
 use opsweave::worker::{InlineIngest, INGEST_JOB, MATCH_JOB};
-use opsweave::{Config, Job, JobStatus, NewJob, Scope, Weave};
+use opsweave::{Job, JobStatus, NewJob, Scope, Weave};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -51,22 +53,9 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-/// A fresh embedded database (its folder, URL and handle), whose queue the worker shares.
-async fn embedded() -> (tempfile::TempDir, String, Weave) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("jobs.db").display());
-    let weave = Weave::open_with(Config {
-        db: db.clone(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    (dir, db, weave)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
-    let (_dir, db, weave) = embedded().await;
+    let (_dir, db, weave) = common::embedded("jobs.db").await;
     let scope = Scope::org("acme");
     let queue = weave.jobs().unwrap().clone();
     let upload = |file: &str, preset: &str, format| {
@@ -142,7 +131,7 @@ async fn a_worker_process_keeps_each_jobs_report_as_its_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_stops_a_worker_without_waiting_for_its_job() {
-    let (_dir, db, weave) = embedded().await;
+    let (_dir, db, weave) = common::embedded("jobs.db").await;
     let scope = Scope::org("acme");
     let queue = weave.jobs().unwrap().clone();
     let long = queue

@@ -7,84 +7,13 @@
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
 
-use async_trait::async_trait;
-use opsweave::{
-    Config, EmbedKind, Embedder, Embeddings, Mapping, ModelInfo, RecordId, Result, Scope,
-    VectorFilter, Weave,
-};
+mod common;
+
+use common::{hashed, Hashed, NOTES_MAPPING};
+use opsweave::{Config, Mapping, RecordId, Scope, VectorFilter, Weave};
 use opsweave_postgres::BULK_LOAD_FROM;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-const MAPPING: &str = r#"
-name = "bulk-notes"
-source = "notes"
-entity = "note"
-id = "id"
-title = "{title}"
-body = "{body}"
-[fields.title]
-from = "title"
-required = true
-[fields.body]
-from = "body"
-"#;
-
-/// Eight dimensions hashed from the text: the same text always gives the same vector, different
-/// texts (almost always) different ones. It stands in for a model: the subject is the store.
-/// Fails every call after `ok_calls`, like a model server going away mid-run.
-struct Hashed {
-    info: ModelInfo,
-    ok_calls: usize,
-    calls: AtomicUsize,
-}
-
-impl Hashed {
-    fn new(model: &str, ok_calls: usize) -> Arc<Self> {
-        Arc::new(Self {
-            info: ModelInfo {
-                name: model.to_string(),
-                dim: 8,
-                max_tokens: 512,
-                fingerprint: None,
-            },
-            ok_calls,
-            calls: AtomicUsize::new(0),
-        })
-    }
-}
-
-fn hashed(text: &str) -> Vec<f32> {
-    let mut state = 0xcbf2_9ce4_8422_2325_u64;
-    (0..8)
-        .map(|i| {
-            for b in text.bytes().chain([i as u8]) {
-                state = (state ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
-
-#[async_trait]
-impl Embedder for Hashed {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    async fn embed(&self, texts: &[String], _kind: EmbedKind) -> Result<Embeddings> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.ok_calls {
-            return Err(opsweave::Error::unavailable("model server went away"));
-        }
-        Ok(Embeddings {
-            vectors: texts.iter().map(|t| hashed(t)).collect(),
-            tokens: texts.len() as u64,
-            calls: Vec::new(),
-        })
-    }
-}
 
 /// Whether `model` has its HNSW index on the server now.
 async fn has_index(url: &str, model: &str) -> bool {
@@ -122,7 +51,7 @@ async fn large_first_embeddings_load_in_bulk_and_build_the_index_once() {
     };
     config.embed.batch_size = 1_000;
     let weave = Weave::open_with(config).await.unwrap();
-    let mapping = Mapping::from_toml(MAPPING).unwrap();
+    let mapping = Mapping::from_toml(NOTES_MAPPING).unwrap();
     let n = BULK_LOAD_FROM as usize;
     let rows: Vec<serde_json::Value> = (0..n)
         .map(|i| json!({"id": format!("N-{i}"), "title": format!("note {i}"), "body": "text"}))

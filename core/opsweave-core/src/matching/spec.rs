@@ -306,7 +306,7 @@ impl MatchSpec {
         let mut token_fields = Vec::new();
         let mut qgram_fields = Vec::new();
         let mut equality = Vec::new();
-        let mut code_fields = Vec::new();
+        let mut carries_codes = false;
         let mut text_fields = Vec::new();
         for field in &shared {
             let profile = Profile::of(field, left, right);
@@ -335,9 +335,7 @@ impl MatchSpec {
                         false,
                     ));
                     token_fields.push(field.clone());
-                    if profile.code_share >= 0.3 {
-                        code_fields.push(field.clone());
-                    }
+                    carries_codes |= profile.code_share >= 0.3;
                     text_fields.push(field.clone());
                 }
                 FieldKind::Identifier => {
@@ -388,7 +386,7 @@ impl MatchSpec {
         // When one text column carries codes (ticket keys in titles), they are compared across
         // every text column: a GitHub issue whose body says "tracked in Jira OPS-102" shares a
         // code with the ticket titled OPS-102.
-        if !code_fields.is_empty() {
+        if carries_codes {
             comparisons.push(Comparison {
                 name: "identifiers".into(),
                 fields: text_fields,
