@@ -131,17 +131,12 @@ impl SqliteStore {
         // million records); pages are only allocated as they are used. A bulk load grows the WAL
         // to the size of the whole load; once checkpointed it is cut back to 128 MiB (above the
         // ~100 MB the autocheckpoint lets it reach otherwise) rather than staying that large.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", "-262144")
-                    .pragma("wal_autocheckpoint", "25000")
-                    .pragma("journal_size_limit", "134217728"),
-            )
+        let writer_options = options
+            .clone()
+            .pragma("cache_size", "-262144")
+            .pragma("wal_autocheckpoint", "25000")
+            .pragma("journal_size_limit", "134217728");
+        let writer = connect_writer(writer_options)
             .await
             .map_err(|e| not_a_database(path, e))?;
         // sqlx's migrator takes no lock on SQLite (its `lock` does nothing there), so two
@@ -229,6 +224,43 @@ impl SqliteStore {
             let _ = last.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
         }
     }
+}
+
+/// How long opening waits, in all, for other processes switching a new file to WAL.
+const WAL_SWITCH_WAIT: Duration = Duration::from_secs(10);
+
+/// The writer pool, connected. A new file's `journal_mode = WAL` reads page 1, then writes it;
+/// when another process is writing it at that moment SQLite answers `SQLITE_BUSY` at once,
+/// without the busy handler (a reader upgrading to a writer could deadlock waiting), so
+/// processes opening a new database together failed with "database is locked". Trying again
+/// finds the file already in WAL mode, with nothing to write.
+async fn connect_writer(
+    options: SqliteConnectOptions,
+) -> std::result::Result<SqlitePool, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Err(e) if is_busy(&e) && started.elapsed() < WAL_SWITCH_WAIT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            attempt => return attempt,
+        }
+    }
+}
+
+/// `SQLITE_BUSY` (code 5), the plain code: extended codes are on, and those say something else.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "5")
 }
 
 /// The connection [`SqliteStore::revision_here`] and the vector index's model reads go through,

@@ -46,6 +46,32 @@ async fn open_reports_a_missing_folder_clearly() {
     assert!(err.message().contains("/definitely/not/here"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_opening_one_new_file_at_once_all_open_it() {
+    // Each switches the new file to WAL; one that read page 1 while another wrote it was refused
+    // at once ("database is locked", no busy wait), in about one round in twenty.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for round in 0..40 {
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("new-{round}.db")).display()
+        );
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { SqliteStore::open(&url).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open
+                .await
+                .expect("open task")
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            store.close().await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn sqlite_stores_match_runs_and_reviews() {
     let dir = tempfile::tempdir().expect("temp dir");
