@@ -2,7 +2,7 @@
 //! ingest, which queues an `ingest` job the in-process workers run.
 
 use super::auth::Caller;
-use super::problem::{ApiResult, Body, Path, Problem, Query};
+use super::problem::{ApiResult, Body, NoParams, Path, Problem, Query};
 use super::AppState;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -434,6 +434,7 @@ pub async fn get_job(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    _: Query<NoParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
     let job = queue(&state)?.get(&caller.scope, JobId(id)).await?;

@@ -1,7 +1,7 @@
 //! Usage events and aggregates with cost, and the admin endpoints for API keys.
 
 use super::auth::Caller;
-use super::problem::{ApiResult, Body, Path, Problem, Query};
+use super::problem::{ApiResult, Body, NoParams, Path, Problem, Query};
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -230,7 +230,11 @@ pub async fn create_key(
 /// create keys there).
 #[utoipa::path(get, path = "/api/keys", tag = "keys", security(("key" = [])),
     responses((status = 200, description = "keys", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub async fn list_keys(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_keys(
+    caller: Caller,
+    State(state): State<AppState>,
+    _: Query<NoParams>,
+) -> ApiResult<Json<Value>> {
     caller.require(Action::ManageKeys)?;
     let mut keys = state.weave.list_keys(&caller.scope.org).await?;
     keys.retain(|key| caller.scope.contains(&key.scope));

@@ -204,7 +204,32 @@ pub fn app(state: AppState) -> Router {
             },
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(sane_request_id))
         .with_state(state)
+}
+
+/// The longest `X-Request-ID` kept from a client (a UUID is 36 bytes).
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Drops a client's `X-Request-ID` that is long, repeated, or not visible ASCII, so that the
+/// server makes its own: the id goes into every log line of the request and back out.
+async fn sane_request_id(
+    mut request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let mut given = request.headers().get_all("x-request-id").iter();
+    let sane = match (given.next(), given.next()) {
+        (Some(id), None) => {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID_BYTES
+                && id.as_bytes().iter().all(u8::is_ascii_graphic)
+        }
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+    };
+    if !sane {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// Refuses `[server]` settings that would start a server unable to do its job (a body limit no

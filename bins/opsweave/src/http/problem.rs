@@ -226,6 +226,12 @@ pub struct Body<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(Problem))]
 pub struct Query<T>(pub T);
 
+/// The query string of an endpoint that takes none: any parameter is refused by name, where it
+/// would otherwise be ignored without a word (`?org=other` on a key listing reads as a filter).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 /// Path parameters whose rejections (a bad id) are problems.
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Problem))]

@@ -1,7 +1,7 @@
 //! Tasks (focus per horizon, complete, undo), records, search and the graph.
 
 use super::auth::Caller;
-use super::problem::{ApiResult, Path, Problem, Query};
+use super::problem::{ApiResult, NoParams, Path, Problem, Query};
 use super::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -176,6 +176,7 @@ pub async fn record(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    _: Query<NoParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
     let id = id_of(&id)?;
@@ -294,6 +295,7 @@ pub async fn graph(
 pub async fn graph_filters(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Read)?;
     let graph = state

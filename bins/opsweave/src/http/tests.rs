@@ -281,6 +281,24 @@ async fn health_ready_metrics_openapi_and_docs() {
         .unwrap();
     let (_, headers, _) = s.raw(request).await;
     assert_eq!(headers["x-request-id"], "abc-123");
+
+    // One too long, or with spaces, is replaced by the server's own (it goes into every log line).
+    for odd in ["x".repeat(129), "two words".to_string()] {
+        let request = Request::get("/healthz")
+            .header("x-request-id", odd.as_str())
+            .body(HttpBody::empty())
+            .unwrap();
+        let (_, headers, _) = s.raw(request).await;
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert_ne!(id, odd);
+        assert_eq!(id.len(), 36, "{id}");
+    }
+    let request = Request::get("/healthz")
+        .header("x-request-id", "x".repeat(128))
+        .body(HttpBody::empty())
+        .unwrap();
+    let (_, headers, _) = s.raw(request).await;
+    assert_eq!(headers["x-request-id"], "x".repeat(128));
 }
 
 /// A key store that cannot be reached: what readiness sees when the database is down.
@@ -806,10 +824,22 @@ async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
         ("/api/usage?from=yesterday", "invalid_input"),
         ("/api/records/ffffffffffffffffff", "invalid_input"),
         ("/api/graph?window=year", "invalid_input"),
+        // Endpoints without parameters refuse one rather than ignore it.
+        ("/api/keys?org=initech", "malformed_request"),
+        ("/api/graph/filters?window=week", "malformed_request"),
+        ("/api/records/00000000000000ff?full=1", "malformed_request"),
+        ("/api/jobs/1?verbose", "malformed_request"),
     ] {
         let (status, headers, body) = s.call("GET", uri, Some(&s.acme), None).await;
         assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST, code);
     }
+    let (_, _, body) = s
+        .call("GET", "/api/keys?org=initech", Some(&s.acme), None)
+        .await;
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("`org`")),
+        "{body}"
+    );
     let (status, headers, body) = s.call("GET", "/api/nowhere", Some(&s.acme), None).await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, headers, body) = s
