@@ -178,7 +178,8 @@ enum Command {
     Embed(recall::EmbedArgs),
     /// Find records by meaning and words (hybrid: dense + BM25), each hit explained.
     Recall(recall::RecallArgs),
-    /// Store a memory note (at most 32 KiB) that recall finds at once; prints its id.
+    /// Store a memory note (at most 32 KiB) that recall finds at once, or replace one's text
+    /// (--replace ID); prints its id.
     Remember(recall::RememberArgs),
     /// Remove a memory note for good (record, full-text row and vectors).
     Forget(recall::ForgetArgs),

@@ -68,6 +68,10 @@ pub struct RememberArgs {
     /// A tag (repeatable)
     #[arg(long)]
     tag: Vec<String>,
+    /// Replace the text of this memory (16 hex digits) instead of storing a new one; its tags
+    /// stay unless --tag is given
+    #[arg(long, value_name = "ID")]
+    replace: Option<String>,
     /// Embedding model [default: embed.model in the configuration]
     #[arg(long, env = "OPSWEAVE_EMBED_MODEL")]
     pub model: Option<String>,
@@ -271,11 +275,21 @@ fn print_hit(hit: &RecallHit) {
 pub async fn remember(weave: &Weave, args: &RememberArgs) -> Result<()> {
     // Open the model first, so `ms` is the note's own cost (embed + store), as in a long-lived
     // process that has the model loaded.
+    let replace = args
+        .replace
+        .as_deref()
+        .map(|id| id.parse::<RecordId>().map_err(|e| e.on_field("replace")))
+        .transpose()?;
     weave.embedder().await?;
     let started = Instant::now();
-    let id = weave
-        .remember(&weave.default_scope(), &args.text, &args.tag)
-        .await?;
+    let scope = weave.default_scope();
+    let id = match replace {
+        Some(id) => {
+            let tags = (!args.tag.is_empty()).then_some(args.tag.as_slice());
+            weave.update_memory(&scope, id, &args.text, tags).await?.id
+        }
+        None => weave.remember(&scope, &args.text, &args.tag).await?,
+    };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if args.json {
         crate::output::print_json(&json!({ "id": id, "ms": ms }));

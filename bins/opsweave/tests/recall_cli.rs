@@ -101,6 +101,23 @@ fn remember_recall_forget() {
     let notes = dir.json(&["recall", "plants", "--entity", "task", "--json"]);
     assert_eq!(notes.as_array().unwrap().len(), 0);
 
+    // Replaced: the new text is found under the same id, the old one no longer.
+    let replaced = dir.json(&[
+        "remember",
+        "Acme wants the Q3 renewal invoiced in Swiss francs",
+        "--replace",
+        &id,
+        "--json",
+    ]);
+    assert_eq!(replaced["id"], id.as_str(), "{replaced}");
+    let text = dir.ok(&["recall", "francs", "--mode", "bm25"]);
+    assert!(text.contains(&id), "{text}");
+    let none = dir.json(&["recall", "euros", "--mode", "bm25", "--json"]);
+    assert_eq!(none.as_array().unwrap().len(), 0, "{none:#}");
+    assert!(dir
+        .bad_input(&["remember", "x", "--replace", "nothex"])
+        .contains("replace"));
+
     dir.ok(&["forget", &id]);
     let hits = dir.json(&["recall", "which currency does Acme pay in", "--json"]);
     assert!(hits

@@ -20,7 +20,7 @@ pub use problem::Problem;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use opsweave::{MemoryRateLimiter, RateLimiter, Result, Scope, ServerConfig, Weave, WebhookConfig};
 use std::collections::BTreeMap;
@@ -158,6 +158,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/search", get(tasks::search))
         .route("/api/recall", post(recall::recall))
         .route("/api/memory", post(recall::remember))
+        .route(
+            "/api/memory/{id}",
+            put(recall::update_memory).delete(recall::forget),
+        )
         .route("/api/graph", get(tasks::graph))
         .route("/api/graph/filters", get(tasks::graph_filters))
         .route("/api/match/runs", post(matching::start_run))
@@ -327,7 +331,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,

@@ -14,7 +14,7 @@ use utoipa_scalar::{Scalar, Servable};
         super::healthz, super::readyz, metrics::scrape,
         tasks::list_tasks, tasks::complete, tasks::undo, tasks::record, tasks::search, tasks::graph, tasks::graph_filters,
         recall::recall,
-        recall::remember,
+        recall::remember, recall::update_memory, recall::forget,
         matching::start_run, matching::review, matching::accept, matching::reject,
         jobs::enqueue, jobs::list, jobs::get_job, jobs::cancel, jobs::events, jobs::ingest,
         webhooks::receive,
@@ -23,7 +23,7 @@ use utoipa_scalar::{Scalar, Servable};
     components(schemas(problem::Problem, jobs::JobView, jobs::JobList, jobs::NewJobBody, jobs::IngestBody, matching::MatchRunBody, matching::DecisionBody,
         metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody,
         recall::RecallBody,
-        recall::MemoryBody)),
+        recall::MemoryBody, recall::MemoryUpdateBody)),
     modifiers(&KeyAuth, &CommonProblems, &Links)
 )]
 struct ApiDoc;
@@ -54,7 +54,15 @@ struct CommonProblems;
 impl Modify for CommonProblems {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let body = op.request_body.is_some();
                 let params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
@@ -108,13 +116,14 @@ impl Modify for CommonProblems {
 }
 
 /// Links from answers to the operations that take what they hold (the tasks listed to complete,
-/// undo or read; a queued job to read or cancel), so clients and stateful fuzzing can chain
-/// them. A job's event stream is left out: it lasts as long as the job.
+/// undo or read; a queued job to read or cancel; a new memory note to change, forget or read), so
+/// clients and stateful fuzzing can chain them. A job's event stream is left out: it lasts as
+/// long as the job.
 struct Links;
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let chains: [(&str, &str, &str, &str, &[&str]); 3] = [
+        let chains: [(&str, &str, &str, &str, &[&str]); 4] = [
             (
                 "/api/tasks",
                 "get",
@@ -135,6 +144,13 @@ impl Modify for Links {
                 "202",
                 "$response.body#/id",
                 &["get_job", "cancel"],
+            ),
+            (
+                "/api/memory",
+                "post",
+                "201",
+                "$response.body#/id",
+                &["update_memory", "forget", "record"],
             ),
         ];
         for (path, method, status, id, targets) in chains {

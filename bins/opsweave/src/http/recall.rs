@@ -1,7 +1,8 @@
 //! Recall (hybrid search: dense + BM25 fused by reciprocal rank) and memory notes.
 
 use super::auth::Caller;
-use super::problem::{ApiResult, Body, Problem};
+use super::problem::{ApiResult, Body, Path, Problem};
+use super::tasks::id_of;
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,4 +73,53 @@ pub async fn remember(
         .remember(&caller.scope, &body.text, &body.tags)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// A memory note's new text.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"text": "Globex wants the migration invoiced in dollars after all"}))]
+#[serde(deny_unknown_fields)]
+pub struct MemoryUpdateBody {
+    /// The note's new text (at most 32 KiB).
+    #[schema(min_length = 1)]
+    pub text: String,
+    /// Its new tags; left out, the note keeps the ones it has.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Replaces a memory note's text (and tags, when given) and its vector; recall finds the new
+/// text at once.
+#[utoipa::path(put, path = "/api/memory/{id}", tag = "records",
+    params(("id" = String, Path, description = "memory id (16 hex digits)")),
+    request_body = MemoryUpdateBody, security(("key" = [])),
+    responses((status = 200, description = "the note as stored now", body = Object), (status = 400, description = "bad text or tags, or the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn update_memory(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(body): Body<MemoryUpdateBody>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Action::Write)?;
+    let id = id_of(&id)?;
+    let record = state
+        .weave
+        .update_memory(&caller.scope, id, &body.text, body.tags.as_deref())
+        .await?;
+    Ok(Json(json!(record)))
+}
+
+/// Removes a memory note for good: its record, full-text row and vectors.
+#[utoipa::path(delete, path = "/api/memory/{id}", tag = "records",
+    params(("id" = String, Path, description = "memory id (16 hex digits)")),
+    security(("key" = [])),
+    responses((status = 204, description = "forgotten"), (status = 400, description = "the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub async fn forget(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Action::Write)?;
+    state.weave.forget(&caller.scope, id_of(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

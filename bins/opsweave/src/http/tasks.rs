@@ -30,7 +30,7 @@ fn limit_of(limit: Option<usize>, default: usize) -> ApiResult<usize> {
     Ok(limit)
 }
 
-fn id_of(text: &str) -> ApiResult<RecordId> {
+pub(super) fn id_of(text: &str) -> ApiResult<RecordId> {
     text.parse::<RecordId>()
         .map_err(|e| Problem::from(e.on_field("id")))
 }

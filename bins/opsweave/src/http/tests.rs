@@ -1540,6 +1540,120 @@ async fn follow(client: &reqwest::Client, base: &str, auth: &str, id: i64) -> (S
     (seen, chunks)
 }
 
+/// A memory note stored, found, changed and forgotten through the API with the real test model;
+/// another org can neither change nor forget it, and a record that is not a memory is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_notes_are_changed_and_forgotten_over_http() {
+    let Some(model) = test_model("memory_notes_are_changed_and_forgotten_over_http") else {
+        return;
+    };
+    let s = Server::start(|c| c.embed.model = Some(model)).await;
+    let recall = |query: &str| json!({"query": query, "options": {"mode": "dense", "k": 1, "source_kinds": ["memory"]}});
+    let (status, _, made) = s
+        .call(
+            "POST",
+            "/api/memory",
+            Some(&s.acme),
+            Some(
+                json!({"text": "Globex wants the migration invoiced in euros", "tags": ["globex"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    let uri = format!("/api/memory/{id}");
+
+    let (status, _, changed) = s
+        .call(
+            "PUT",
+            &uri,
+            Some(&s.acme),
+            Some(json!({"text": "The office plants need water on Mondays"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["id"], id.as_str());
+    assert!(
+        changed.to_string().contains("plants") && !changed.to_string().contains("euros"),
+        "{changed}"
+    );
+    // Tags left out are kept.
+    assert!(changed.to_string().contains("globex"), "{changed}");
+    let (_, _, hits) = s
+        .call(
+            "POST",
+            "/api/recall",
+            Some(&s.acme),
+            Some(recall("watering plants")),
+        )
+        .await;
+    assert_eq!(hits["hits"][0]["id"], id.as_str(), "{hits}");
+
+    // Another org's key: the note does not exist there.
+    let (status, headers, body) = s
+        .call(
+            "PUT",
+            &uri,
+            Some(&s.initech),
+            Some(json!({"text": "mine now"})),
+        )
+        .await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, headers, body) = s.call("DELETE", &uri, Some(&s.initech), None).await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+    // Empty text, and an id that is a task, not a memory: refused, the note unchanged.
+    let (status, headers, body) = s
+        .call("PUT", &uri, Some(&s.acme), Some(json!({"text": "  "})))
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_eq!(body["field"], "text", "{body}");
+    s.ingest_jira(&s.acme).await;
+    let task = s.first_task(&s.acme).await;
+    let (status, headers, body) = s
+        .call(
+            "DELETE",
+            &format!("/api/memory/{task}"),
+            Some(&s.acme),
+            None,
+        )
+        .await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    let (status, _, _) = s
+        .call("GET", &format!("/api/records/{task}"), Some(&s.acme), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _, body) = s.call("DELETE", &uri, Some(&s.acme), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, headers, body) = s
+        .call("GET", &format!("/api/records/{id}"), Some(&s.acme), None)
+        .await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+    let (_, _, hits) = s
+        .call(
+            "POST",
+            "/api/recall",
+            Some(&s.acme),
+            Some(recall("watering plants")),
+        )
+        .await;
+    assert_eq!(hits["hits"], json!([]), "{hits}");
+    let (status, headers, body) = s.call("DELETE", &uri, Some(&s.acme), None).await;
+    assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
 /// Over a real socket, with the server's own workers: upload a file, follow the job's events to
 /// the end, see the tasks, complete and undo one; then embed the records with the real test
 /// model as an `embed` job and find its tokens in the org's usage.
