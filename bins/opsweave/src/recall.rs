@@ -6,7 +6,7 @@ use opsweave::recall::quality::{ndcg_at, percentile, recall_at, reciprocal_rank}
 use opsweave::recall::Recency;
 use opsweave::{
     Config, EmbedProgress, EntityKind, Error, Mapping, RecallHit, RecallMode, RecallOptions,
-    RecordId, Result, Weave,
+    RecordId, Result, Scope, Weave,
 };
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -223,25 +223,39 @@ pub async fn recall(weave: &Weave, args: &RecallArgs) -> Result<()> {
         &args.source,
         args.half_life,
     )?;
-    let hits = weave
-        .recall(&weave.default_scope(), &args.query, &options)
-        .await?;
+    let scope = weave.default_scope();
+    let hits = weave.recall(&scope, &args.query, &options).await?;
     if args.json {
         crate::output::print_json(&hits);
         return Ok(());
     }
     if hits.is_empty() {
-        if args.mode.eq_ignore_ascii_case("bm25") {
-            outln!("no records match");
-        } else {
+        if !args.mode.eq_ignore_ascii_case("bm25") && unembedded_records(weave, &scope).await {
             // Dense recall finds only what has vectors.
-            outln!("no records match (records are found by meaning once `opsweave embed` has run)");
+            outln!(
+                "no records match (some records have no vector of this model yet: `opsweave \
+                 embed` makes them)"
+            );
+        } else {
+            outln!("no records match");
         }
     }
     for hit in &hits {
         print_hit(hit);
     }
     Ok(())
+}
+
+/// Whether some record of `scope` waits for a vector of the configured model (when that cannot
+/// be told, yes: the hint to embed is then the safer one).
+async fn unembedded_records(weave: &Weave, scope: &Scope) -> bool {
+    let (Some(vectors), Ok(embedder)) = (weave.vectors(), weave.embedder().await) else {
+        return true;
+    };
+    vectors
+        .stale(&embedder.info().name, scope, None, 1)
+        .await
+        .map_or(true, |stale| !stale.is_empty())
 }
 
 fn print_hit(hit: &RecallHit) {

@@ -100,6 +100,15 @@ fn remember_recall_forget() {
     assert!(text.contains(&id) && text.contains("bm25 #1"), "{text}");
     let notes = dir.json(&["recall", "plants", "--entity", "task", "--json"]);
     assert_eq!(notes.as_array().unwrap().len(), 0);
+    // No hits: the hint to embed only while some record has no vector.
+    let none = ["recall", "plants", "--entity", "task"];
+    assert_eq!(dir.ok(&none).trim(), "no records match");
+    dir.write("notes.toml", NOTES_MAPPING);
+    dir.write("notes.jsonl", &notes_jsonl(3));
+    dir.ok(&["ingest", "notes.jsonl", "--mapping", "notes.toml"]);
+    assert!(dir.ok(&none).contains("`opsweave embed`"));
+    dir.ok(&["embed"]);
+    assert_eq!(dir.ok(&none).trim(), "no records match");
 
     // Replaced: the new text is found under the same id, the old one no longer.
     let replaced = dir.json(&[
@@ -160,6 +169,10 @@ fn commands_save_the_vector_graph_they_changed() {
     );
 }
 
+/// A mapping of the notes `notes_jsonl` writes.
+const NOTES_MAPPING: &str = "name = \"notes\"\nsource = \"notes\"\nentity = \"note\"\n\
+     format = \"jsonl\"\nid = \"/id\"\ntitle = \"{/title}\"\nbody = \"{/text}\"\n";
+
 fn notes_jsonl(n: usize) -> String {
     let topics = [
         "renewal pricing for the enterprise plan",
@@ -182,11 +195,7 @@ fn notes_jsonl(n: usize) -> String {
 #[test]
 fn embed_is_resumable_after_a_kill() {
     let dir = Dir::new();
-    dir.write(
-        "notes.toml",
-        "name = \"notes\"\nsource = \"notes\"\nentity = \"note\"\nformat = \"jsonl\"\nid = \"/id\"\n\
-         title = \"{/title}\"\nbody = \"{/text}\"\n",
-    );
+    dir.write("notes.toml", NOTES_MAPPING);
     dir.write("opsweave.toml", "[embed]\nbatch_size = 8\n");
     let total = 1500;
     dir.write("notes.jsonl", &notes_jsonl(total));
