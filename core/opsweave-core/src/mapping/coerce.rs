@@ -94,14 +94,20 @@ fn integer(raw: &Json) -> Result<i64, String> {
                     .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
                     .map(|f| f as i64)
             })
-            .ok_or_else(|| format!("`{n}` is not a whole number")),
+            .ok_or_else(|| {
+                too_large(&n.to_string(), 19, &i64::MAX.to_string())
+                    .unwrap_or_else(|| format!("`{n}` is not a whole number"))
+            }),
         other => {
             let s = text_of(other);
             let t = s.trim();
             t.parse()
                 .ok()
                 .or_else(|| whole_number_text(t))
-                .ok_or_else(|| format!("`{}` is not a whole number", shorten(&s)))
+                .ok_or_else(|| {
+                    too_large(t, 19, &i64::MAX.to_string())
+                        .unwrap_or_else(|| format!("`{}` is not a whole number", shorten(&s)))
+                })
         }
     }
 }
@@ -156,7 +162,24 @@ fn decimal(raw: &Json) -> Result<Decimal, String> {
         .or_else(|_| Decimal::from_scientific(t))
         .ok()
         .or_else(|| decimal_text(t))
-        .ok_or_else(|| format!("`{}` is not a number", shorten(&s)))
+        .ok_or_else(|| {
+            too_large(t, 29, &Decimal::MAX.to_string())
+                .unwrap_or_else(|| format!("`{}` is not a number", shorten(&s)))
+        })
+}
+
+/// Why a number written out in `digits` or more digits was refused when it does not parse: it
+/// is larger than the type holds (fractions only round), which "not a number" would hide.
+fn too_large(text: &str, digits: usize, most: &str) -> Option<String> {
+    let shaped = text.bytes().all(|b| {
+        b.is_ascii_digit() || matches!(b, b'.' | b',' | b'-' | b'+' | b'(' | b')' | b'\'' | b'_')
+    });
+    (shaped && text.bytes().filter(u8::is_ascii_digit).count() >= digits).then(|| {
+        format!(
+            "`{}` is too large: at most {most} (and as low as -{most})",
+            shorten(text)
+        )
+    })
 }
 
 /// Decimals as spreadsheets write them: `1,234.5` and `1.234,5` (thousands in groups of three),
@@ -237,8 +260,10 @@ fn money(raw: &Json, default_currency: Option<&str>) -> Result<Money, String> {
             amount_text.push_str(token);
         }
     }
-    let amount = parse_amount(&amount_text)
-        .ok_or_else(|| format!("`{}` is not an amount of money", shorten(&original)))?;
+    let amount = parse_amount(&amount_text).ok_or_else(|| {
+        too_large(&amount_text, 29, &Decimal::MAX.to_string())
+            .unwrap_or_else(|| format!("`{}` is not an amount of money", shorten(&original)))
+    })?;
     let currency = match (currency, default_currency) {
         (Some(c), _) => c,
         (None, Some(d)) => d.trim().to_ascii_uppercase(),
@@ -582,6 +607,14 @@ mod tests {
         assert_eq!(amount("€ 99"), ("99".into(), "EUR".into()));
         assert!(m("twelve").is_err());
         assert!(m("USD 10 EUR").is_err());
+        // Too many digits is said so, not "not an amount"; long fractions only round.
+        let huge = m("123456789012345678901234567890123456789").unwrap_err();
+        assert!(huge.contains("too large") && huge.contains("79228162514264337593543950335"));
+        assert!(m("twelve").unwrap_err().contains("not an amount of money"));
+        assert_eq!(
+            amount("0.123456789012345678901234567891").0,
+            "0.1234567890123456789012345679"
+        );
         // A symbol and its own code name one currency; a symbol and another code, two.
         assert_eq!(amount("$1,234.00 USD"), ("1234.00".into(), "USD".into()));
         assert!(m("$12 EUR").unwrap_err().contains("two currencies"));
@@ -749,6 +782,21 @@ mod tests {
             Value::Integer(42)
         );
         assert!(coerce(&json!("4.2"), &rule(FieldType::Integer)).is_err());
+        // Past the type's range: said so, as text or as a JSON number.
+        for huge in [
+            json!("99999999999999999999"),
+            json!(12345678901234567890_u64),
+        ] {
+            let err = coerce(&huge, &rule(FieldType::Integer)).unwrap_err();
+            assert!(
+                err.contains("too large") && err.contains("9223372036854775807"),
+                "{err}"
+            );
+        }
+        let err = coerce(&json!("1e400"), &rule(FieldType::Decimal)).unwrap_err();
+        assert!(err.contains("not a number"), "{err}");
+        let err = coerce(&json!("1".repeat(30)), &rule(FieldType::Decimal)).unwrap_err();
+        assert!(err.contains("too large"), "{err}");
         // As spreadsheets and pandas write whole numbers; `12.000` is ambiguous.
         for (text, want) in [
             ("42.0", 42),
