@@ -14,8 +14,9 @@ pub struct UsageArgs {
     /// To this instant or date (midnight UTC), excluded [default: now]
     #[arg(long)]
     to: Option<String>,
-    /// Sum by org, client, project or model
-    #[arg(long, default_value = "org")]
+    /// Sum by org, client, project or model (each group's rows are per model), as the HTTP API
+    /// and the bindings do
+    #[arg(long, default_value = "model")]
     group_by: String,
     /// Print JSON
     #[arg(long)]
@@ -49,9 +50,24 @@ pub async fn run(weave: &Weave, scope: Scope, args: &UsageArgs) -> Result<()> {
         emit(format_args!("no metered calls from {range} UTC{default}\n"));
         return Ok(());
     }
+    // Grouped by model, the key is the model: one column says it.
+    let by_model = query.group_by == opsweave::UsageGroup::Model;
+    let model_column = |model: &str| {
+        if by_model {
+            String::new()
+        } else {
+            format!(" {model:<28}")
+        }
+    };
     emit(format_args!(
-        "{:<24} {:<28} {:>8} {:>12} {:>12} {:>12} {:>12}\n",
-        args.group_by, "model", "calls", "input", "output", "embedding", "cost USD"
+        "{:<24}{} {:>8} {:>12} {:>12} {:>12} {:>12}\n",
+        args.group_by,
+        model_column("model"),
+        "calls",
+        "input",
+        "output",
+        "embedding",
+        "cost USD"
     ));
     for priced in &totals {
         let t = &priced.total;
@@ -65,8 +81,12 @@ pub async fn run(weave: &Weave, scope: Scope, args: &UsageArgs) -> Result<()> {
             .cost_usd
             .map_or_else(|| "no price".to_string(), |c| c.round_dp(6).to_string());
         emit(format_args!(
-            "{key:<24} {:<28} {:>8} {:>12} {:>12} {:>12} {cost:>12}\n",
-            t.model, t.calls, t.input_tokens, t.output_tokens, t.embedding_tokens
+            "{key:<24}{} {:>8} {:>12} {:>12} {:>12} {cost:>12}\n",
+            model_column(&t.model),
+            t.calls,
+            t.input_tokens,
+            t.output_tokens,
+            t.embedding_tokens
         ));
     }
     emit(format_args!("{range} UTC\n"));

@@ -215,6 +215,17 @@ async fn usage_sums_and_prices_the_metered_calls() {
         ],
         "acme's calls only: initech's are not summed in"
     );
+    // The default grouping is by model, as over HTTP and in the bindings; one column names it.
+    let default: Value = serde_json::from_str(&stdout(&opsweave(
+        dir.path(),
+        &db,
+        &["usage", "--json", "--config", config],
+    )))
+    .unwrap();
+    assert_eq!(default, totals);
+    let table = stdout(&opsweave(dir.path(), &db, &["usage", "--config", config]));
+    let header = table.lines().next().unwrap_or_default();
+    assert_eq!(header.matches("model").count(), 1, "{table}");
     let table = stdout(&opsweave(
         dir.path(),
         &db,
