@@ -42,7 +42,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Origins allowed by CORS (`*` for any); none: no CORS headers.
     pub cors_origins: Vec<String>,
-    /// Requests per minute per key (and a burst of a tenth of it, at least 10).
+    /// Requests per minute per key (and a burst of a tenth of it, at least 10 or the whole
+    /// minute's when that is less).
     pub rate_limit_per_minute: u32,
     /// While the shared rate limiter (`redis`) is unavailable, reads (GET, HEAD) are `open`
     /// (served unmetered; default) or `closed` (refused with 503).

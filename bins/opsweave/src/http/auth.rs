@@ -157,7 +157,8 @@ impl RateLimits {
         let read = RateLimit {
             rate: per_minute,
             period: Duration::from_secs(60),
-            burst: (per_minute / 10).max(10),
+            // Never more at once than a minute allows: a limit of 3 a minute is 3 at once.
+            burst: (per_minute / 10).max(10).min(per_minute),
             when_unavailable: server.rate_limit_reads_when_unavailable,
         };
         read.validate()?;

@@ -1473,6 +1473,15 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!(headers.contains_key(header::RETRY_AFTER));
     let (status, _, _) = s.call("GET", "/api/jobs", Some(&s.initech), None).await;
     assert_eq!(status, StatusCode::OK, "limits are per key");
+
+    // Below 10 a minute, the burst is the minute's whole budget, not 10.
+    let s = Server::start(|c| c.server.rate_limit_per_minute = 3).await;
+    for n in 1..=3 {
+        let (status, _, body) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+        assert_eq!(status, StatusCode::OK, "request {n}: {body}");
+    }
+    let (status, _, _) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// Whether tests may skip what needs a server or the test model: only with
