@@ -159,8 +159,84 @@ impl From<Error> for Problem {
 
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Self {
-        Self::rejection(r.status(), r.body_text())
+        let field = match &r {
+            JsonRejection::JsonDataError(e) => field_of(e),
+            _ => None,
+        };
+        Self {
+            field,
+            ..Self::rejection(r.status(), plain_types(&r.body_text()))
+        }
     }
+}
+
+/// The body field a JSON data error is about (`options.mode`, `events[0].model`), from the path
+/// axum's extractor tracks; serde reports a missing field at the object that lacks it, with the
+/// name only in its message.
+fn field_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(e) = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>() {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            return match (path.as_str(), missing) {
+                (".", None) => None,
+                (".", Some(name)) => Some(name.to_string()),
+                (path, Some(name)) => Some(format!("{path}.{name}")),
+                (path, None) => Some(path.to_string()),
+            };
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// serde's messages in JSON's words: `expected struct RecallBody` and `expected u32` name the
+/// server's Rust types, which a client never sees.
+fn plain_types(text: &str) -> String {
+    const NAMES: [(&str, &str); 11] = [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected usize", "expected a whole number of 0 or more"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected an array"),
+    ];
+    let mut out = text.to_string();
+    // `expected struct Name` (and `struct variant`, `tuple struct`): an object.
+    while let Some(at) = out.find("expected struct ") {
+        let name_from = at + "expected struct ".len();
+        let name_len = out[name_from..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(out.len() - name_from);
+        out.replace_range(at..name_from + name_len, "expected a JSON object");
+    }
+    for (rust, json) in NAMES {
+        // Whole words only: `expected u64` must not rewrite `expected u64x`.
+        let mut from = 0;
+        while let Some(found) = out[from..].find(rust) {
+            let at = from + found;
+            let end = at + rust.len();
+            if out[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                from = end;
+                continue;
+            }
+            out.replace_range(at..end, json);
+            from = at + json.len();
+        }
+    }
+    out
 }
 
 impl From<QueryRejection> for Problem {

@@ -813,6 +813,50 @@ async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
         assert_eq!(status, want, "{uri}: {body}");
         assert_problem(status, &headers, &body, want, code);
     }
+    // A body that does not fit names the field at fault, in JSON's words, not the server's types.
+    for (uri, body, field, words) in [
+        (
+            "/api/recall",
+            json!({"query": "x", "options": {"mode": "psychic"}}),
+            Some("options.mode"),
+            "psychic",
+        ),
+        (
+            "/api/recall",
+            json!({"options": {}}),
+            Some("query"),
+            "query",
+        ),
+        (
+            "/api/jobs",
+            json!({"kind": "embed", "colour": 1}),
+            Some("colour"),
+            "colour",
+        ),
+        (
+            "/api/usage/events",
+            json!({"events": [{"operation": "embed", "model": "m", "input_tokens": -1}]}),
+            Some("events[0].input_tokens"),
+            "whole number",
+        ),
+        ("/api/recall", json!([]), None, "expected a JSON object"),
+    ] {
+        let (status, headers, problem) = s.call("POST", uri, Some(&s.acme), Some(body)).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        );
+        assert_eq!(problem["field"].as_str(), field, "{uri}: {problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(words), "{uri}: {problem}");
+        assert!(
+            !detail.contains("struct ") && !detail.contains(" u64"),
+            "{uri}: {problem}"
+        );
+    }
     for (uri, code) in [
         ("/api/tasks?horizon=someday", "invalid_input"),
         ("/api/tasks?limit=0", "invalid_input"),
