@@ -75,6 +75,21 @@ impl FromStr for RecordId {
     }
 }
 
+/// Written as 16 lowercase hex digits (read as up to 16, either case).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for RecordId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[0-9a-f]{16}$"))
+            .examples(["3f2a9c0d5b7e1a44"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for RecordId {}
+
 impl Serialize for RecordId {
     fn serialize<S: serde::Serializer>(
         &self,
@@ -116,6 +131,7 @@ pub struct RawItem {
 
 /// What a record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     /// A sales opportunity (CRM lead, partner-network opportunity).

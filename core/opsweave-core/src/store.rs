@@ -52,6 +52,7 @@ pub struct RecordFilter {
 
 /// A full-text hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchHit {
     /// The record.
     pub id: RecordId,

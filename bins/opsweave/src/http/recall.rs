@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use opsweave::access::Action;
 use opsweave::RecallOptions;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
@@ -27,20 +27,27 @@ pub struct RecallBody {
     pub options: RecallOptions,
 }
 
+/// Recall's hits, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecallHits {
+    /// The hits, each with the rankers that found it and its fused score.
+    pub hits: Vec<opsweave::RecallHit>,
+}
+
 /// The records that best answer `query`, each hit explained.
 #[utoipa::path(post, path = "/api/recall", tag = "records", request_body = RecallBody, security(("key" = [])),
-    responses((status = 200, description = "hits", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "hits", body = RecallHits), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn recall(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<RecallBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecallHits>> {
     caller.require(Action::Read)?;
     let hits = state
         .weave
         .recall(&caller.scope, &body.query, &body.options)
         .await?;
-    Ok(Json(json!({ "hits": hits })))
+    Ok(Json(RecallHits { hits }))
 }
 
 /// A memory note to store.
@@ -56,14 +63,21 @@ pub struct MemoryBody {
     pub tags: Vec<String>,
 }
 
+/// A stored memory note.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemoryCreated {
+    /// Its id, for PUT and DELETE /api/memory/{id}.
+    pub id: opsweave::RecordId,
+}
+
 /// Stores a memory note that recall finds at once (needs an embedding model: `[embed] model`).
 #[utoipa::path(post, path = "/api/memory", tag = "records", request_body = MemoryBody, security(("key" = [])),
-    responses((status = 201, description = "the note's id", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "the note's id", body = MemoryCreated), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn remember(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<MemoryBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MemoryCreated>)> {
     caller.require(Action::Write)?;
     if body.text.trim().is_empty() {
         return Err(Problem::invalid("text must not be empty").on_field("text"));
@@ -72,7 +86,7 @@ pub async fn remember(
         .weave
         .remember(&caller.scope, &body.text, &body.tags)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+    Ok((StatusCode::CREATED, Json(MemoryCreated { id })))
 }
 
 /// A memory note's new text.

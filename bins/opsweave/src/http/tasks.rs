@@ -15,7 +15,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 /// The most tasks or hits one request returns.
 const MAX_LIMIT: usize = 1000;
@@ -200,14 +200,21 @@ pub struct SearchQuery {
     pub project: Option<String>,
 }
 
+/// Full-text hits, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHits {
+    /// The hits.
+    pub hits: Vec<opsweave::SearchHit>,
+}
+
 /// Full-text search over titles and bodies.
 #[utoipa::path(get, path = "/api/search", tag = "records", params(SearchQuery), security(("key" = [])),
-    responses((status = 200, description = "hits", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "hits", body = SearchHits), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn search(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<SearchQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SearchHits>> {
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
     let limit = limit_of(q.limit, 10)?;
@@ -215,7 +222,7 @@ pub async fn search(
         return Err(Problem::invalid("q must be 1 to 1000 bytes of words").on_field("q"));
     }
     let hits = state.weave.search(&scope, &q.q, limit).await?;
-    Ok(Json(json!({ "hits": hits })))
+    Ok(Json(SearchHits { hits }))
 }
 
 /// Graph parameters and filters.

@@ -233,6 +233,23 @@ async fn health_ready_metrics_openapi_and_docs() {
     ] {
         assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
     }
+    // Answers with a typed body describe it, down to the recall explanation's parts.
+    for (path, method, status, schema) in [
+        ("/api/recall", "post", "200", "RecallHits"),
+        ("/api/search", "get", "200", "SearchHits"),
+        ("/api/memory", "post", "201", "MemoryCreated"),
+    ] {
+        let answer = &spec["paths"][path][method]["responses"][status];
+        assert_eq!(
+            answer["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(
+        spec["components"]["schemas"]["RankerHit"]["properties"]["ranker"]["$ref"],
+        "#/components/schemas/Ranker"
+    );
     // A schema's own example holds every property it calls required (an optional field given
     // a `value_type` without `Option` reads as required).
     let schemas = spec["components"]["schemas"].as_object().unwrap();

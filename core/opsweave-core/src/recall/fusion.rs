@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 /// Who produced a ranked list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Ranker {
     /// Dense k-NN over embeddings (score: cosine similarity).
@@ -137,6 +138,7 @@ pub fn recency_factor(recency: &Recency, age_days: f64) -> f64 {
 
 /// Where one ranker placed a fused hit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RankerHit {
     /// The ranker.
     pub ranker: Ranker,
@@ -150,6 +152,7 @@ pub struct RankerHit {
 
 /// A fused hit and why it scored what it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FusedHit {
     /// The record.
     pub id: RecordId,

@@ -192,6 +192,7 @@ impl RecallOptions {
 
 /// One recall hit: the record, its fused score and why it ranked where it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecallHit {
     /// The record.
     pub id: RecordId,
