@@ -15,6 +15,7 @@ pub const KEY_PREFIX: &str = "ow_";
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including managing keys of its org.
@@ -89,6 +90,7 @@ impl FromStr for Role {
 
 /// A key's identifier (not secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct KeyId(pub i64);
 
@@ -100,6 +102,7 @@ impl fmt::Display for KeyId {
 
 /// A key as stored: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     /// Assigned by the store.
     pub id: KeyId,

@@ -56,11 +56,13 @@ pub struct PriceBook {
 
 /// Usage sums of one group and model with their cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PricedTotal {
     /// The sums, over the whole range.
     #[serde(flatten)]
     pub total: UsageTotal,
     /// US dollars; `None` when some tokens in the range had no price for their model and kind.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "0.02"))]
     pub cost_usd: Option<Decimal>,
 }
 

@@ -8,6 +8,7 @@ use std::fmt;
 ///
 /// As a query filter, `None` for client or project means "any".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // A misspelt `projetc` would otherwise widen a config's or a request's scope to the whole org.
 #[serde(deny_unknown_fields)]
 pub struct Scope {

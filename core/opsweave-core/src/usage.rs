@@ -121,6 +121,7 @@ pub struct ModelCall {
 
 /// How usage aggregates are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UsageGroup {
     /// By org.
@@ -259,6 +260,7 @@ impl UsageQuery {
 /// Sums for one group and model (cost comes from a price book, per model). Stores saturate each
 /// sum at `i64::MAX` rather than fail, so a ledger is always readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageTotal {
     /// The group's key (org, client, project or model name; empty when the scope part is absent).
     pub key: String,

@@ -9,9 +9,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use opsweave::access::Action;
 use opsweave::usage::{Operation, MAX_TOKENS_PER_EVENT};
-use opsweave::{JobId, KeyId, Role, UsageEvent, UsageQuery};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use opsweave::{ApiKey, JobId, KeyId, PricedTotal, Role, UsageEvent, UsageGroup, UsageQuery};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// The most events one request may report.
@@ -62,12 +61,12 @@ pub struct UsageEventsBody {
 
 /// Records usage events of model calls made elsewhere (service or admin keys), all or none.
 #[utoipa::path(post, path = "/api/usage/events", tag = "usage", request_body = UsageEventsBody, security(("key" = [])),
-    responses((status = 201, description = "recorded", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "recorded", body = Recorded), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn record_events(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<UsageEventsBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Recorded>)> {
     caller.require(Action::ReportUsage)?;
     if body.events.len() > MAX_EVENTS {
         return Err(
@@ -131,7 +130,9 @@ pub async fn record_events(
     }
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "recorded": events.len() })),
+        Json(Recorded {
+            recorded: events.len(),
+        }),
     ))
 }
 
@@ -154,12 +155,12 @@ pub struct UsageQueryParams {
 
 /// Tokens, calls and cost (from the configured price book) per group and model.
 #[utoipa::path(get, path = "/api/usage", tag = "usage", params(UsageQueryParams), security(("key" = [])),
-    responses((status = 200, description = "totals", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "totals", body = UsageReport), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn totals(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<UsageQueryParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UsageReport>> {
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
     let query = UsageQuery::parse(
@@ -169,12 +170,48 @@ pub async fn totals(
         q.group_by.as_deref().unwrap_or("model"),
     )?;
     let totals = state.weave.usage_report(&query).await?;
-    Ok(Json(json!({
-        "from": query.from,
-        "to": query.to,
-        "group_by": query.group_by,
-        "totals": totals,
-    })))
+    Ok(Json(UsageReport {
+        from: query.from,
+        to: query.to,
+        group_by: query.group_by,
+        totals,
+    }))
+}
+
+/// Usage sums of a time range.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageReport {
+    /// From this instant, included.
+    pub from: DateTime<Utc>,
+    /// To this instant, excluded.
+    pub to: DateTime<Utc>,
+    /// How the totals are grouped.
+    pub group_by: UsageGroup,
+    /// One row per group and model, ordered by group.
+    pub totals: Vec<PricedTotal>,
+}
+
+/// Usage events stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    /// How many (all of the request's).
+    pub recorded: usize,
+}
+
+/// A new key and its secret, shown only this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewKey {
+    /// `ow_` and 64 hex digits, for `Authorization: Bearer`.
+    pub secret: String,
+    /// The key as stored.
+    pub key: ApiKey,
+}
+
+/// Keys of the caller's scope, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// The keys, without secrets.
+    pub keys: Vec<ApiKey>,
 }
 
 /// A key to make.
@@ -197,12 +234,12 @@ pub struct NewKeyBody {
 
 /// Makes a key in the caller's org (admin keys); the answer holds the key, shown only this once.
 #[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = NewKeyBody, security(("key" = [])),
-    responses((status = 201, description = "the key, with its secret", body = Object), (status = 400, description = "bad role, empty name, client or project, or an expiry in the past", body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "the key, with its secret", body = NewKey), (status = 400, description = "bad role, empty name, client or project, or an expiry in the past", body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_key(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<NewKeyBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NewKey>)> {
     caller.require(Action::ManageKeys)?;
     let role: Role = body.role.parse()?;
     // An empty name would make an org-wide key where a narrow one was meant.
@@ -219,26 +256,23 @@ pub async fn create_key(
         .weave
         .create_key(&body.name, scope, role, body.expires_at)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "secret": secret, "key": key })),
-    ))
+    Ok((StatusCode::CREATED, Json(NewKey { secret, key })))
 }
 
 /// Keys of the caller's scope (without secrets), newest first: every key of the org for an org-wide
 /// key, only the keys inside its client / project for a key limited to one (as it may only
 /// create keys there).
 #[utoipa::path(get, path = "/api/keys", tag = "keys", security(("key" = [])),
-    responses((status = 200, description = "keys", body = Object), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "keys", body = KeyList), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_keys(
     caller: Caller,
     State(state): State<AppState>,
     _: Query<NoParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<KeyList>> {
     caller.require(Action::ManageKeys)?;
     let mut keys = state.weave.list_keys(&caller.scope.org).await?;
     keys.retain(|key| caller.scope.contains(&key.scope));
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
 /// Revokes a key of the caller's scope (404 for one outside it, as for one that does not exist);
@@ -246,12 +280,12 @@ pub async fn list_keys(
 /// `server.key_cache_secs`).
 #[utoipa::path(post, path = "/api/keys/{id}/revoke", tag = "keys", security(("key" = [])),
     params(("id" = i64, Path, description = "key id")),
-    responses((status = 200, description = "the revoked key", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the org's last live admin key", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the revoked key", body = ApiKey), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the org's last live admin key", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiKey>> {
     caller.require(Action::ManageKeys)?;
     let id = KeyId(id);
     if caller.scope.client.is_some() || caller.scope.project.is_some() {
@@ -268,5 +302,5 @@ pub async fn revoke_key(
         }
     }
     let key = state.weave.revoke_key(&caller.scope.org, id).await?;
-    Ok(Json(json!(key)))
+    Ok(Json(key))
 }

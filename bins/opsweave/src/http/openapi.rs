@@ -23,7 +23,8 @@ use utoipa_scalar::{Scalar, Servable};
     components(schemas(problem::Problem, jobs::JobView, jobs::JobList, jobs::NewJobBody, jobs::IngestBody, matching::MatchRunBody, matching::DecisionBody,
         metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody,
         recall::RecallBody,
-        recall::MemoryBody, recall::MemoryUpdateBody, recall::MemoryCreated, recall::RecallHits, tasks::SearchHits)),
+        recall::MemoryBody, recall::MemoryUpdateBody, recall::MemoryCreated, recall::RecallHits, tasks::SearchHits,
+        metering::UsageReport, metering::Recorded, metering::NewKey, metering::KeyList)),
     modifiers(&KeyAuth, &CommonProblems, &Links)
 )]
 struct ApiDoc;

@@ -238,6 +238,11 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/recall", "post", "200", "RecallHits"),
         ("/api/search", "get", "200", "SearchHits"),
         ("/api/memory", "post", "201", "MemoryCreated"),
+        ("/api/usage", "get", "200", "UsageReport"),
+        ("/api/usage/events", "post", "201", "Recorded"),
+        ("/api/keys", "get", "200", "KeyList"),
+        ("/api/keys", "post", "201", "NewKey"),
+        ("/api/keys/{id}/revoke", "post", "200", "ApiKey"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(
