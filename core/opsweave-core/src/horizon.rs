@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// When a task should be done, from its due date and score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Horizon {
     /// Overdue, due today, or pinned.

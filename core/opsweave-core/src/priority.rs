@@ -129,6 +129,7 @@ impl Default for PriorityConfig {
 
 /// One component of a score, with its share and the reason for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Component {
     /// Raw value in [0, 1] (boost: points).
     pub value: f64,
@@ -142,6 +143,7 @@ pub struct Component {
 
 /// Why a task scores what it scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakdown {
     /// From the due date.
     pub urgency: Component,
@@ -159,6 +161,7 @@ pub struct Breakdown {
 
 /// A score and its breakdown.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Priority {
     /// The score in points (higher first).
     pub score: f64,

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Not started.
@@ -95,6 +96,7 @@ pub struct Signals {
 
 /// A task as stored: the record's actionable state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     /// The record this task is.
     pub id: RecordId,
@@ -128,6 +130,7 @@ pub struct Task {
 
 /// A task ranked for focus: the task, its horizon and its explained score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RankedTask {
     /// The task.
     #[serde(flatten)]

@@ -24,7 +24,8 @@ use utoipa_scalar::{Scalar, Servable};
         metering::UsageEventBody, metering::UsageEventsBody, metering::NewKeyBody,
         recall::RecallBody,
         recall::MemoryBody, recall::MemoryUpdateBody, recall::MemoryCreated, recall::RecallHits, tasks::SearchHits,
-        metering::UsageReport, metering::Recorded, metering::NewKey, metering::KeyList)),
+        metering::UsageReport, metering::Recorded, metering::NewKey, metering::KeyList,
+        tasks::TaskListing, tasks::FocusTasks, tasks::DoneTasks)),
     modifiers(&KeyAuth, &CommonProblems, &Links)
 )]
 struct ApiDoc;

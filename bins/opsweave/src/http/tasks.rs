@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use opsweave::access::Action;
-use opsweave::{Focus, Horizon, Lane, RecordId, Window};
+use opsweave::{Focus, Horizon, Lane, RankedTask, RecordId, Task, Window};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
@@ -65,6 +65,44 @@ impl Serialize for HorizonTasks<'_> {
     }
 }
 
+/// One horizon's top tasks, best first, each with its score's breakdown.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // the schema of what `HorizonTasks` writes without copying into it
+pub struct FocusTasks {
+    /// The horizon asked for.
+    horizon: Horizon,
+    /// Its tasks.
+    tasks: Vec<RankedTask>,
+}
+
+/// Tasks done in the last 7 days, most recently done first.
+#[derive(Serialize, ToSchema)]
+pub struct DoneTasks {
+    /// Always `past7d`.
+    #[schema(schema_with = past7d)]
+    horizon: &'static str,
+    /// Its tasks.
+    tasks: Vec<Task>,
+}
+
+fn past7d() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some([Lane::Past7d.as_str()]))
+        .build()
+}
+
+/// What `/api/tasks` answers: a horizon's ranked tasks, or those done in the last 7 days.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema: each answer is written as one of its two forms
+pub enum TaskListing {
+    /// today, week, month or later.
+    Focus(FocusTasks),
+    /// past7d.
+    Done(DoneTasks),
+}
+
 /// Bodies kept at most by [`FocusBodies`].
 const FOCUS_BODIES: usize = 64;
 
@@ -103,7 +141,7 @@ impl FocusBodies {
 
 /// The top tasks of one horizon, best first, each with the breakdown of its score.
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TasksQuery), security(("key" = [])),
-    responses((status = 200, description = "tasks", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "tasks", body = TaskListing), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_tasks(
     caller: Caller,
     State(state): State<AppState>,
@@ -122,7 +160,11 @@ pub async fn list_tasks(
             .store()
             .done_between(&scope, since, until, limit)
             .await?;
-        return Ok(Json(json!({ "horizon": horizon, "tasks": done })).into_response());
+        return Ok(Json(DoneTasks {
+            horizon: Lane::Past7d.as_str(),
+            tasks: done,
+        })
+        .into_response());
     }
     let horizon: Horizon = horizon
         .parse()
@@ -138,34 +180,34 @@ pub async fn list_tasks(
 /// Marks a task done (an event; completing a done task changes nothing).
 #[utoipa::path(post, path = "/api/tasks/{id}/complete", tag = "tasks", security(("key" = [])),
     params(("id" = String, Path, description = "task id (16 hex digits)")),
-    responses((status = 200, description = "the task", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the task", body = Task), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn complete(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Task>> {
     caller.require(Action::Write)?;
     let id = id_of(&id)?;
     let task = state
         .weave
         .complete(&caller.scope, id, &caller.name)
         .await?;
-    Ok(Json(json!(task)))
+    Ok(Json(task))
 }
 
 /// Undoes a task's last status change.
 #[utoipa::path(post, path = "/api/tasks/{id}/undo", tag = "tasks", security(("key" = [])),
     params(("id" = String, Path, description = "task id (16 hex digits)")),
-    responses((status = 200, description = "the task", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the task", body = Task), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn undo(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Task>> {
     caller.require(Action::Write)?;
     let id = id_of(&id)?;
     let task = state.weave.undo(&caller.scope, id, &caller.name).await?;
-    Ok(Json(json!(task)))
+    Ok(Json(task))
 }
 
 /// One record.

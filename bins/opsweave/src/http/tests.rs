@@ -243,6 +243,9 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/keys", "get", "200", "KeyList"),
         ("/api/keys", "post", "201", "NewKey"),
         ("/api/keys/{id}/revoke", "post", "200", "ApiKey"),
+        ("/api/tasks", "get", "200", "TaskListing"),
+        ("/api/tasks/{id}/complete", "post", "200", "Task"),
+        ("/api/tasks/{id}/undo", "post", "200", "Task"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(
