@@ -110,6 +110,7 @@ impl<'de> Deserialize<'de> for RecordId {
 
 /// Where a record came from: the kind of source and the item's id there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceRef {
     /// The kind of source (`odoo`, `ace`, `gmail`, `jira`, `github`, or a user's name).
     pub kind: String,
@@ -208,8 +209,10 @@ impl FromStr for EntityKind {
 
 /// An amount of money in a currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     /// The exact decimal amount.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "480000.00"))]
     pub amount: Decimal,
     /// ISO 4217 code, upper case.
     pub currency: String,
@@ -217,6 +220,7 @@ pub struct Money {
 
 /// A typed field value after coercion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Value {
     /// Free text.
@@ -224,6 +228,7 @@ pub enum Value {
     /// A whole number.
     Integer(i64),
     /// An exact decimal number.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     Decimal(Decimal),
     /// Money with its currency.
     Money(Money),
@@ -242,6 +247,7 @@ pub enum Value {
     /// A boolean.
     Bool(bool),
     /// A list of values.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     List(Vec<Value>),
 }
 
@@ -289,11 +295,16 @@ impl Value {
     }
 }
 
+/// [`Value`] under a name utoipa does not read as its own "any value".
+#[cfg(feature = "openapi")]
+type FieldValue = Value;
+
 /// Typed fields by name; ordered so hashing and display are stable.
 pub type Fields = BTreeMap<String, Value>;
 
 /// A normalised record: one source item in the common model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// Stable id (see [`RecordId::derive`]).
     pub id: RecordId,
@@ -308,6 +319,7 @@ pub struct Record {
     /// Longer text (description, message body); may be empty.
     pub body: String,
     /// Typed fields from the mapping.
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, FieldValue>))]
     pub fields: Fields,
     /// When the source says it was created, if it says.
     pub created_at: Option<DateTime<Utc>>,

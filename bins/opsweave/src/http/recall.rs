@@ -10,7 +10,6 @@ use axum::Json;
 use opsweave::access::Action;
 use opsweave::RecallOptions;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 /// A recall request.
@@ -107,20 +106,20 @@ pub struct MemoryUpdateBody {
 #[utoipa::path(put, path = "/api/memory/{id}", tag = "records",
     params(("id" = String, Path, description = "memory id (16 hex digits)")),
     request_body = MemoryUpdateBody, security(("key" = [])),
-    responses((status = 200, description = "the note as stored now", body = Object), (status = 400, description = "bad text or tags, or the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the note as stored now", body = opsweave::Record), (status = 400, description = "bad text or tags, or the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_memory(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Body(body): Body<MemoryUpdateBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<opsweave::Record>> {
     caller.require(Action::Write)?;
     let id = id_of(&id)?;
     let record = state
         .weave
         .update_memory(&caller.scope, id, &body.text, body.tags.as_deref())
         .await?;
-    Ok(Json(json!(record)))
+    Ok(Json(record))
 }
 
 /// Removes a memory note for good: its record, full-text row and vectors.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use opsweave::access::Action;
-use opsweave::{Focus, Horizon, Lane, RankedTask, RecordId, Task, Window};
+use opsweave::{Focus, Horizon, Lane, RankedTask, Record, RecordId, Task, Window};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
@@ -213,17 +213,17 @@ pub async fn undo(
 /// One record.
 #[utoipa::path(get, path = "/api/records/{id}", tag = "records", security(("key" = [])),
     params(("id" = String, Path, description = "record id (16 hex digits)")),
-    responses((status = 200, description = "the record", body = Object), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the record", body = Record), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn record(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     _: Query<NoParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Record>> {
     caller.require(Action::Read)?;
     let id = id_of(&id)?;
     let record = state.weave.record(&caller.scope, id).await?;
-    Ok(Json(json!(record)))
+    Ok(Json(record))
 }
 
 /// Full-text search parameters.

@@ -246,6 +246,8 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/tasks", "get", "200", "TaskListing"),
         ("/api/tasks/{id}/complete", "post", "200", "Task"),
         ("/api/tasks/{id}/undo", "post", "200", "Task"),
+        ("/api/records/{id}", "get", "200", "Record"),
+        ("/api/memory/{id}", "put", "200", "Record"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(
