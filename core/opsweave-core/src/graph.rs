@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 /// A node of the graph: one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Node {
     /// The record id.
     pub id: RecordId,
@@ -34,12 +35,14 @@ pub struct Node {
 
 /// Nodes, edges among them, and the node ids of each lane.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Graph {
     /// Every node once.
     pub nodes: Vec<Node>,
     /// Links whose both ends are nodes.
     pub edges: Vec<Link>,
     /// Node ids per lane, in lane order (best first; past7d most recent first).
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, Vec<RecordId>>))]
     pub lanes: BTreeMap<Lane, Vec<RecordId>>,
 }
 

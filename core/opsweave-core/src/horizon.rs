@@ -59,6 +59,7 @@ impl FromStr for Horizon {
 
 /// A lane of the graph view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
     /// Done within the last 7 days.
@@ -98,6 +99,7 @@ impl Lane {
 
 /// How far ahead a graph looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Window {
     /// past7d, today and week.

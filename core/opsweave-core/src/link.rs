@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// What a link says about its two records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// The two records are the same real-world thing in different sources.
@@ -66,6 +67,7 @@ impl FromStr for LinkKind {
 
 /// A directed, weighted edge between two records, with the evidence for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Link {
     /// What the link says.
     pub kind: LinkKind,

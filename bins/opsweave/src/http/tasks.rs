@@ -10,10 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use opsweave::access::Action;
-use opsweave::{Focus, Horizon, Lane, RankedTask, Record, RecordId, Task, Window};
+use opsweave::{Focus, Horizon, Lane, LinkKind, RankedTask, Record, RecordId, Task, Window};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use utoipa::{IntoParams, ToSchema};
 
@@ -288,12 +287,12 @@ pub struct GraphQuery {
 
 /// The work graph: nodes in lanes and the links among them, optionally filtered.
 #[utoipa::path(get, path = "/api/graph", tag = "graph", params(GraphQuery), security(("key" = [])),
-    responses((status = 200, description = "nodes, edges and lanes", body = Object), (status = 400, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "nodes, edges and lanes", body = opsweave::Graph), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub async fn graph(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<GraphQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<opsweave::Graph>> {
     caller.require(Action::Read)?;
     let scope = caller.narrowed(q.client.as_deref(), q.project.as_deref())?;
     let window: Window = q
@@ -334,34 +333,44 @@ pub async fn graph(
             .lanes
             .retain(|l, _| lane.is_none_or(|want| *l == want));
     }
-    Ok(Json(json!(graph)))
+    Ok(Json(graph))
 }
 
 /// What the graph can be filtered by: windows, lanes, and the source kinds and link kinds
 /// present in the caller's month graph.
 #[utoipa::path(get, path = "/api/graph/filters", tag = "graph", security(("key" = [])),
-    responses((status = 200, description = "filter values", body = Object)))]
+    responses((status = 200, description = "filter values", body = GraphFilters)))]
 pub async fn graph_filters(
     caller: Caller,
     State(state): State<AppState>,
     _: Query<NoParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GraphFilters>> {
     caller.require(Action::Read)?;
     let graph = state
         .weave
         .graph(&caller.scope, Window::Month, None)
         .await?;
-    let sources: std::collections::BTreeSet<&str> =
-        graph.nodes.iter().map(|n| n.source_kind.as_str()).collect();
-    let links: std::collections::BTreeSet<String> = graph
-        .edges
-        .iter()
-        .map(|e| json!(e.kind).as_str().unwrap_or_default().to_string())
-        .collect();
-    Ok(Json(json!({
-        "windows": ["week", "month"],
-        "lanes": Lane::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-        "sources": sources,
-        "link_kinds": links,
-    })))
+    let sources: std::collections::BTreeSet<String> =
+        graph.nodes.into_iter().map(|n| n.source_kind).collect();
+    let link_kinds: std::collections::BTreeSet<LinkKind> =
+        graph.edges.iter().map(|e| e.kind).collect();
+    Ok(Json(GraphFilters {
+        windows: vec![Window::Week, Window::Month],
+        lanes: Lane::ALL.to_vec(),
+        sources: sources.into_iter().collect(),
+        link_kinds: link_kinds.into_iter().collect(),
+    }))
+}
+
+/// What the graph can be filtered by.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GraphFilters {
+    /// Windows `/api/graph` takes.
+    pub windows: Vec<Window>,
+    /// Every lane.
+    pub lanes: Vec<Lane>,
+    /// Source kinds of the month graph's nodes.
+    pub sources: Vec<String>,
+    /// Link kinds among them.
+    pub link_kinds: Vec<LinkKind>,
 }

@@ -248,6 +248,8 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/tasks/{id}/undo", "post", "200", "Task"),
         ("/api/records/{id}", "get", "200", "Record"),
         ("/api/memory/{id}", "put", "200", "Record"),
+        ("/api/graph", "get", "200", "Graph"),
+        ("/api/graph/filters", "get", "200", "GraphFilters"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(
