@@ -143,6 +143,7 @@ impl CandidateCursor {
 
 /// Where a pair in a resolver's review queue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     /// Waiting for a person.
@@ -178,6 +179,7 @@ impl ReviewStatus {
 
 /// A pair in a resolver's review band, with the explanation of its score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewItem {
     /// The resolver that scored it.
     pub resolver: String,

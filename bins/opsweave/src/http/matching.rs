@@ -10,7 +10,7 @@ use axum::Json;
 use opsweave::access::Action;
 use opsweave::matching::resolver_preset;
 use opsweave::{NewJob, RecordId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -71,12 +71,12 @@ pub struct ReviewQuery {
 
 /// Pairs in the review band, most likely matches first, each with its explanation.
 #[utoipa::path(get, path = "/api/match/review", tag = "matching", params(ReviewQuery), security(("key" = [])),
-    responses((status = 200, description = "pairs", body = Object), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "pairs", body = ReviewPairs), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn review(
     caller: Caller,
     State(state): State<AppState>,
     Query(q): Query<ReviewQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReviewPairs>> {
     caller.require(Action::Read)?;
     org_wide(&caller.scope)?;
     let limit = q.limit.unwrap_or(20);
@@ -87,7 +87,14 @@ pub async fn review(
         .weave
         .review_queue(&caller.scope, q.resolver.as_deref(), limit)
         .await?;
-    Ok(Json(json!({ "pairs": pairs })))
+    Ok(Json(ReviewPairs { pairs }))
+}
+
+/// Pairs in the review band, most likely matches first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewPairs {
+    /// Each with the comparisons that made its score.
+    pub pairs: Vec<opsweave::ReviewItem>,
 }
 
 /// A decision on one review pair.
@@ -108,7 +115,7 @@ async fn decide(
     state: AppState,
     body: DecisionBody,
     accept: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<opsweave::ReviewItem>> {
     caller.require(Action::Write)?;
     org_wide(&caller.scope)?;
     let resolver = resolver_preset(&body.resolver).map_err(|e| e.on_field("resolver"))?;
@@ -124,27 +131,27 @@ async fn decide(
         .weave
         .decide_review(&caller.scope, &resolver, (left, right), accept)
         .await?;
-    Ok(Json(json!(item)))
+    Ok(Json(item))
 }
 
 /// Same entity: link the pair.
 #[utoipa::path(post, path = "/api/match/review/accept", tag = "matching", request_body = DecisionBody, security(("key" = [])),
-    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the decided pair", body = opsweave::ReviewItem), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn accept(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<DecisionBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<opsweave::ReviewItem>> {
     decide(caller, state, body, true).await
 }
 
 /// Different entities: never ask again.
 #[utoipa::path(post, path = "/api/match/review/reject", tag = "matching", request_body = DecisionBody, security(("key" = [])),
-    responses((status = 200, description = "the decided pair", body = Object), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "the decided pair", body = opsweave::ReviewItem), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 403, description = "a key limited to a client or project", body = Problem, content_type = "application/problem+json")))]
 pub async fn reject(
     caller: Caller,
     State(state): State<AppState>,
     Body(body): Body<DecisionBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<opsweave::ReviewItem>> {
     decide(caller, state, body, false).await
 }

@@ -250,6 +250,9 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/memory/{id}", "put", "200", "Record"),
         ("/api/graph", "get", "200", "Graph"),
         ("/api/graph/filters", "get", "200", "GraphFilters"),
+        ("/api/match/review", "get", "200", "ReviewPairs"),
+        ("/api/match/review/accept", "post", "200", "ReviewItem"),
+        ("/api/webhooks/{source}", "post", "200", "Delivered"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(

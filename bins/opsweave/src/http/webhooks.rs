@@ -10,10 +10,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use utoipa::ToSchema;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-opsweave-signature";
@@ -149,13 +151,13 @@ fn parse_signature(header: &str) -> Option<(i64, Vec<u8>)> {
     params(("source" = String, Path, description = "a configured webhook source"),
            ("X-Opsweave-Signature" = String, Header, description = "t=UNIX,v1=HEX (HMAC-SHA256 of `{t}.{body}`)")),
     request_body(content = Object, description = "an item or an array of items"),
-    responses((status = 200, description = "ingest report", body = Object), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the signature was already delivered", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the signature's first delivery is still being ingested (Retry-After)", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "ingest report", body = Delivered), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the signature was already delivered", body = Problem, content_type = "application/problem+json"), (status = 503, description = "the signature's first delivery is still being ingested (Retry-After)", body = Problem, content_type = "application/problem+json")))]
 pub async fn receive(
     State(state): State<AppState>,
     Path(source): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Delivered>)> {
     let hook = state
         .webhooks
         .get(&source)
@@ -243,13 +245,26 @@ pub async fn receive(
     claim.delivered();
     Ok((
         StatusCode::OK,
-        Json(json!({
-            "inserted": report.inserted,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
-            "rejected": report.rejected,
-        })),
+        Json(Delivered {
+            inserted: report.inserted,
+            updated: report.updated,
+            unchanged: report.unchanged,
+            rejected: report.rejected,
+        }),
     ))
+}
+
+/// What a delivery's items did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivered {
+    /// New records.
+    pub inserted: u64,
+    /// Changed records.
+    pub updated: u64,
+    /// Records whose content was unchanged.
+    pub unchanged: u64,
+    /// Items that could not be read as records, each with its reason.
+    pub rejected: Vec<opsweave::Rejection>,
 }
 
 #[cfg(test)]

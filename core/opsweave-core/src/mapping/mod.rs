@@ -267,6 +267,7 @@ pub struct Mapping {
 
 /// An item the mapping could not turn into a record; kept and reported, never dropped silently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rejection {
     /// One-based line where the item starts.
     pub line: u64,

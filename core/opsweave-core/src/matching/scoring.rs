@@ -44,6 +44,7 @@ pub struct Model {
 
 /// One comparison's part in a pair's score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contribution {
     /// Comparison name.
     pub name: String,
