@@ -59,8 +59,10 @@ pub async fn run(weave: &Weave, scope: Scope, args: &UsageArgs) -> Result<()> {
             format!(" {model:<28}")
         }
     };
+    // Model names run longer than org, client and project names.
+    let key_width = if by_model { 28 } else { 24 };
     emit(format_args!(
-        "{:<24}{} {:>8} {:>12} {:>12} {:>12} {:>12}\n",
+        "{:<key_width$}{} {:>8} {:>12} {:>12} {:>12} {:>12}\n",
         args.group_by,
         model_column("model"),
         "calls",
@@ -81,7 +83,7 @@ pub async fn run(weave: &Weave, scope: Scope, args: &UsageArgs) -> Result<()> {
             .cost_usd
             .map_or_else(|| "no price".to_string(), |c| c.round_dp(6).to_string());
         emit(format_args!(
-            "{key:<24}{} {:>8} {:>12} {:>12} {:>12} {cost:>12}\n",
+            "{key:<key_width$}{} {:>8} {:>12} {:>12} {:>12} {cost:>12}\n",
             model_column(&t.model),
             t.calls,
             t.input_tokens,

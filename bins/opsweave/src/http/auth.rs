@@ -141,7 +141,7 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
 }
 
 /// The limits a key gets: one budget (the configured requests per minute, bursts of a tenth, at
-/// least 10), failing open or closed as configured for reads and for writes.
+/// least 10 but at most the rate), failing open or closed as configured for reads and for writes.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
     /// For GET and HEAD.

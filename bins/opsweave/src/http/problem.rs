@@ -214,13 +214,21 @@ fn plain_types(text: &str) -> String {
         ("expected a sequence", "expected an array"),
     ];
     let mut out = text.to_string();
-    // `expected struct Name` (and `struct variant`, `tuple struct`): an object.
-    while let Some(at) = out.find("expected struct ") {
-        let name_from = at + "expected struct ".len();
-        let name_len = out[name_from..]
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(out.len() - name_from);
-        out.replace_range(at..name_from + name_len, "expected a JSON object");
+    // `expected struct Name` and the like: the JSON shape, without the name. Longer prefixes
+    // first (`struct variant` before `struct`).
+    for (rust, json) in [
+        ("expected struct variant ", "expected a JSON object"),
+        ("expected tuple struct ", "expected an array"),
+        ("expected struct ", "expected a JSON object"),
+        ("expected enum ", "expected one of the documented values"),
+    ] {
+        while let Some(at) = out.find(rust) {
+            let name_from = at + rust.len();
+            let name_len = out[name_from..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(out.len() - name_from);
+            out.replace_range(at..name_from + name_len, json);
+        }
     }
     for (rust, json) in NAMES {
         // Whole words only: `expected u64` must not rewrite `expected u64x`.
@@ -378,6 +386,35 @@ pub async fn no_route() -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_messages_name_json_shapes_not_rust_types() {
+        for (serde, plain) in [
+            (
+                "invalid type: sequence, expected struct RecallBody at line 1 column 2",
+                "invalid type: sequence, expected a JSON object at line 1 column 2",
+            ),
+            (
+                "invalid type: string \"x\", expected struct variant Value::Money",
+                "invalid type: string \"x\", expected a JSON object",
+            ),
+            (
+                "invalid type: map, expected tuple struct Pair",
+                "invalid type: map, expected an array",
+            ),
+            (
+                "invalid type: integer `1`, expected enum RecallMode",
+                "invalid type: integer `1`, expected one of the documented values",
+            ),
+            (
+                "invalid value: integer `-1`, expected u64",
+                "invalid value: integer `-1`, expected a whole number of 0 or more",
+            ),
+            ("expected u64x stays", "expected u64x stays"),
+        ] {
+            assert_eq!(plain_types(serde), plain);
+        }
+    }
 
     #[test]
     fn every_kind_maps_to_a_4xx_or_5xx_with_a_code() {

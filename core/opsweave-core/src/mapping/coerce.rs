@@ -95,7 +95,8 @@ fn integer(raw: &Json) -> Result<i64, String> {
                     .map(|f| f as i64)
             })
             .ok_or_else(|| {
-                too_large(&n.to_string(), 19, &i64::MAX.to_string())
+                let text = n.to_string();
+                too_large(&text, whole_number_part(&text), 19, &i64::MAX.to_string())
                     .unwrap_or_else(|| format!("`{n}` is not a whole number"))
             }),
         other => {
@@ -105,7 +106,7 @@ fn integer(raw: &Json) -> Result<i64, String> {
                 .ok()
                 .or_else(|| whole_number_text(t))
                 .ok_or_else(|| {
-                    too_large(t, 19, &i64::MAX.to_string())
+                    too_large(t, whole_number_part(t), 19, &i64::MAX.to_string())
                         .unwrap_or_else(|| format!("`{}` is not a whole number", shorten(&s)))
                 })
         }
@@ -163,23 +164,38 @@ fn decimal(raw: &Json) -> Result<Decimal, String> {
         .ok()
         .or_else(|| decimal_text(t))
         .ok_or_else(|| {
-            too_large(t, 29, &Decimal::MAX.to_string())
+            too_large(t, decimal_whole_part(t), 29, &Decimal::MAX.to_string())
                 .unwrap_or_else(|| format!("`{}` is not a number", shorten(&s)))
         })
 }
 
-/// Why a number written out in `digits` or more digits was refused when it does not parse: it
-/// is larger than the type holds (fractions only round), which "not a number" would hide.
-fn too_large(text: &str, digits: usize, most: &str) -> Option<String> {
+/// Why a number with `digits` or more digits before its decimal mark was refused when it does
+/// not parse: it is larger than the type holds (fractions only round), which "not a number"
+/// would hide. `whole_part` is the text before the decimal mark.
+fn too_large(text: &str, whole_part: &str, digits: usize, most: &str) -> Option<String> {
     let shaped = text.bytes().all(|b| {
         b.is_ascii_digit() || matches!(b, b'.' | b',' | b'-' | b'+' | b'(' | b')' | b'\'' | b'_')
     });
-    (shaped && text.bytes().filter(u8::is_ascii_digit).count() >= digits).then(|| {
+    (shaped && whole_part.bytes().filter(u8::is_ascii_digit).count() >= digits).then(|| {
         format!(
             "`{}` is too large: at most {most} (and as low as -{most})",
             shorten(text)
         )
     })
+}
+
+/// A whole number's text before its `.` (`42.0` is whole; `,` only groups thousands).
+fn whole_number_part(text: &str) -> &str {
+    text.split('.').next().unwrap_or(text)
+}
+
+/// A decimal's text before its decimal mark: the last `.` or `,`, unless three digits follow it
+/// (then it may group thousands, and every digit counts).
+fn decimal_whole_part(text: &str) -> &str {
+    match text.rfind(['.', ',']) {
+        Some(at) if text.len() - at - 1 != 3 => &text[..at],
+        _ => text,
+    }
 }
 
 /// Decimals as spreadsheets write them: `1,234.5` and `1.234,5` (thousands in groups of three),
@@ -261,8 +277,13 @@ fn money(raw: &Json, default_currency: Option<&str>) -> Result<Money, String> {
         }
     }
     let amount = parse_amount(&amount_text).ok_or_else(|| {
-        too_large(&amount_text, 29, &Decimal::MAX.to_string())
-            .unwrap_or_else(|| format!("`{}` is not an amount of money", shorten(&original)))
+        too_large(
+            &amount_text,
+            decimal_whole_part(&amount_text),
+            29,
+            &Decimal::MAX.to_string(),
+        )
+        .unwrap_or_else(|| format!("`{}` is not an amount of money", shorten(&original)))
     })?;
     let currency = match (currency, default_currency) {
         (Some(c), _) => c,
@@ -797,6 +818,9 @@ mod tests {
         assert!(err.contains("not a number"), "{err}");
         let err = coerce(&json!("1".repeat(30)), &rule(FieldType::Decimal)).unwrap_err();
         assert!(err.contains("too large"), "{err}");
+        // Long fractions are not "too large": a whole number's is just not whole.
+        let err = coerce(&json!("1234567890.1234567890"), &rule(FieldType::Integer)).unwrap_err();
+        assert!(err.contains("not a whole number"), "{err}");
         // As spreadsheets and pandas write whole numbers; `12.000` is ambiguous.
         for (text, want) in [
             ("42.0", 42),
