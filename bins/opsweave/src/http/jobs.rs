@@ -761,6 +761,21 @@ async fn from_upload(mut form: Multipart) -> ApiResult<InlineIngest> {
     let mut format = None;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or_default().to_string();
+        // A second part of one name would replace the first without a word: one file (and one
+        // of each setting) per request.
+        let given = match name.as_str() {
+            "file" => file.is_some(),
+            "preset" => preset.is_some(),
+            "mapping" => mapping_text.is_some(),
+            "format" => format.is_some(),
+            _ => false,
+        };
+        if given {
+            return Err(Problem::invalid(format!(
+                "the form has two `{name}` fields: send one file per request (one of each field)"
+            ))
+            .on_field(name));
+        }
         match name.as_str() {
             "file" => {
                 let file_name = field.file_name().unwrap_or("upload").to_string();

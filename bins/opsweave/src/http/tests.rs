@@ -933,6 +933,42 @@ async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_upload_with_two_files_is_refused_whole() {
+    let s = Server::start(|_| {}).await;
+    let boundary = "opsweave-test-boundary";
+    let part = |name: &str, file: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+             filename=\"{file}\"\r\nContent-Type: text/csv\r\n\r\n{ODOO}\r\n"
+        )
+    };
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"preset\"\r\n\r\nodoo-crm-lead\r\n{}{}--{boundary}--\r\n",
+        part("file", "a.csv"),
+        part("file", "b.csv")
+    );
+    let request = Request::post("/api/ingest")
+        .header(header::AUTHORIZATION, format!("Bearer {}", s.acme))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(HttpBody::from(form))
+        .unwrap();
+    let (status, headers, body) = s.raw(request).await;
+    assert_problem(
+        status,
+        &headers,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_eq!(body["field"], "file", "{body}");
+    let (_, _, jobs) = s.call("GET", "/api/jobs", Some(&s.acme), None).await;
+    assert_eq!(jobs["jobs"], json!([]), "nothing queued: {jobs}");
+}
+
+#[tokio::test]
 async fn org_a_cannot_read_change_or_detect_org_b() {
     let s = Server::start(|_| {}).await;
     s.ingest_jira(&s.acme).await;
