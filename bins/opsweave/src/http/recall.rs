@@ -104,7 +104,7 @@ pub struct MemoryUpdateBody {
 /// Replaces a memory note's text (and tags, when given) and its vector; recall finds the new
 /// text at once.
 #[utoipa::path(put, path = "/api/memory/{id}", tag = "records",
-    params(("id" = String, Path, description = "memory id (16 hex digits)")),
+    params(("id" = String, Path, description = "memory id (16 hex digits)", pattern = "^[0-9a-fA-F]{1,16}$")),
     request_body = MemoryUpdateBody, security(("key" = [])),
     responses((status = 200, description = "the note as stored now", body = opsweave::Record), (status = 400, description = "bad text or tags, or the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "the store's vectors of this model name were made by another model", body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_memory(
@@ -124,7 +124,7 @@ pub async fn update_memory(
 
 /// Removes a memory note for good: its record, full-text row and vectors.
 #[utoipa::path(delete, path = "/api/memory/{id}", tag = "records",
-    params(("id" = String, Path, description = "memory id (16 hex digits)")),
+    params(("id" = String, Path, description = "memory id (16 hex digits)", pattern = "^[0-9a-fA-F]{1,16}$")),
     security(("key" = [])),
     responses((status = 204, description = "forgotten"), (status = 400, description = "the id is a record that is not a memory", body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn forget(

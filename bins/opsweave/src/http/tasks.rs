@@ -178,7 +178,7 @@ pub async fn list_tasks(
 
 /// Marks a task done (an event; completing a done task changes nothing).
 #[utoipa::path(post, path = "/api/tasks/{id}/complete", tag = "tasks", security(("key" = [])),
-    params(("id" = String, Path, description = "task id (16 hex digits)")),
+    params(("id" = String, Path, description = "task id (16 hex digits)", pattern = "^[0-9a-fA-F]{1,16}$")),
     responses((status = 200, description = "the task", body = Task), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn complete(
     caller: Caller,
@@ -196,7 +196,7 @@ pub async fn complete(
 
 /// Undoes a task's last status change.
 #[utoipa::path(post, path = "/api/tasks/{id}/undo", tag = "tasks", security(("key" = [])),
-    params(("id" = String, Path, description = "task id (16 hex digits)")),
+    params(("id" = String, Path, description = "task id (16 hex digits)", pattern = "^[0-9a-fA-F]{1,16}$")),
     responses((status = 200, description = "the task", body = Task), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn undo(
     caller: Caller,
@@ -211,7 +211,7 @@ pub async fn undo(
 
 /// One record.
 #[utoipa::path(get, path = "/api/records/{id}", tag = "records", security(("key" = [])),
-    params(("id" = String, Path, description = "record id (16 hex digits)")),
+    params(("id" = String, Path, description = "record id (16 hex digits)", pattern = "^[0-9a-fA-F]{1,16}$")),
     responses((status = 200, description = "the record", body = Record), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn record(
     caller: Caller,
