@@ -341,10 +341,18 @@ fn cors(origins: &[String]) -> CorsLayer {
         .expose_headers([HeaderName::from_static("x-request-id")])
 }
 
+/// A probe's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (the process is up) or `ready` (its store answers).
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "up")))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// How long readiness waits for the store: well under a probe's usual timeout, so a store that
@@ -353,11 +361,11 @@ const READY_WITHIN: Duration = Duration::from_secs(2);
 
 /// The store and, when one is configured, the shared cache answer (503 otherwise).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, description = "ready"),
+    (status = 200, description = "ready", body = Health),
     (status = 503, description = "the store or the shared cache does not answer", body = Problem, content_type = "application/problem+json")
 ))]
 pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
-    let ready = || Json(serde_json::json!({ "status": "ready" })).into_response();
+    let ready = || Json(Health { status: "ready" }).into_response();
     // The kind of store only: its address stays out of an unauthenticated answer.
     let db = state.weave.config().db.trim();
     let store = match db.split_once("://").map_or("sqlite", |(scheme, _)| scheme) {

@@ -25,7 +25,7 @@ use utoipa_scalar::{Scalar, Servable};
         recall::RecallBody,
         recall::MemoryBody, recall::MemoryUpdateBody, recall::MemoryCreated, recall::RecallHits, tasks::SearchHits,
         metering::UsageReport, metering::Recorded, metering::NewKey, metering::KeyList,
-        tasks::TaskListing, tasks::FocusTasks, tasks::DoneTasks, tasks::GraphFilters, matching::ReviewPairs, webhooks::Delivered)),
+        tasks::TaskListing, tasks::FocusTasks, tasks::DoneTasks, tasks::GraphFilters, matching::ReviewPairs, webhooks::Delivered, super::Health)),
     modifiers(&KeyAuth, &CommonProblems, &Links)
 )]
 struct ApiDoc;

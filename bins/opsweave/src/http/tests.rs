@@ -253,6 +253,8 @@ async fn health_ready_metrics_openapi_and_docs() {
         ("/api/match/review", "get", "200", "ReviewPairs"),
         ("/api/match/review/accept", "post", "200", "ReviewItem"),
         ("/api/webhooks/{source}", "post", "200", "Delivered"),
+        ("/healthz", "get", "200", "Health"),
+        ("/readyz", "get", "200", "Health"),
     ] {
         let answer = &spec["paths"][path][method]["responses"][status];
         assert_eq!(
