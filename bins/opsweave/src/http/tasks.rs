@@ -11,8 +11,7 @@ use axum::Json;
 use chrono::Utc;
 use opsweave::access::Action;
 use opsweave::{Focus, Horizon, Lane, LinkKind, RankedTask, Record, RecordId, Task, Window};
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use utoipa::{IntoParams, ToSchema};
 
@@ -51,27 +50,14 @@ pub struct TasksQuery {
     pub project: Option<String>,
 }
 
-/// `{"horizon": …, "tasks": […]}` written straight from a (shared, possibly cached) focus answer,
-/// without copying it into a JSON tree first.
-struct HorizonTasks<'a>(Horizon, &'a Focus);
-
-impl Serialize for HorizonTasks<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("horizon", self.0.as_str())?;
-        map.serialize_entry("tasks", self.1.get(self.0))?;
-        map.end()
-    }
-}
-
-/// One horizon's top tasks, best first, each with its score's breakdown.
+/// One horizon's top tasks, best first, each with its score's breakdown; written straight from a
+/// (shared, possibly cached) focus answer, without copying it.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)] // the schema of what `HorizonTasks` writes without copying into it
-pub struct FocusTasks {
+pub struct FocusTasks<'a> {
     /// The horizon asked for.
     horizon: Horizon,
     /// Its tasks.
-    tasks: Vec<RankedTask>,
+    tasks: &'a [RankedTask],
 }
 
 /// Tasks done in the last 7 days, most recently done first.
@@ -94,10 +80,9 @@ fn past7d() -> utoipa::openapi::Object {
 /// What `/api/tasks` answers: a horizon's ranked tasks, or those done in the last 7 days.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // a schema: each answer is written as one of its two forms
-pub enum TaskListing {
+pub enum TaskListing<'a> {
     /// today, week, month or later.
-    Focus(FocusTasks),
+    Focus(FocusTasks<'a>),
     /// past7d.
     Done(DoneTasks),
 }
@@ -123,9 +108,11 @@ impl FocusBodies {
             }
         }
         let body = Bytes::from(
-            serde_json::to_vec(&HorizonTasks(horizon, focus)).map_err(|e| {
-                Problem::from(opsweave::Error::internal(format!("writing tasks: {e}")))
-            })?,
+            serde_json::to_vec(&TaskListing::Focus(FocusTasks {
+                horizon,
+                tasks: focus.get(horizon),
+            }))
+            .map_err(|e| Problem::from(opsweave::Error::internal(format!("writing tasks: {e}"))))?,
         );
         if let Ok(mut bodies) = self.0.lock() {
             bodies.retain(|(f, _, _)| Arc::strong_count(f) > 1);
@@ -159,10 +146,10 @@ pub async fn list_tasks(
             .store()
             .done_between(&scope, since, until, limit)
             .await?;
-        return Ok(Json(DoneTasks {
+        return Ok(Json(TaskListing::Done(DoneTasks {
             horizon: Lane::Past7d.as_str(),
             tasks: done,
-        })
+        }))
         .into_response());
     }
     let horizon: Horizon = horizon

@@ -1671,7 +1671,15 @@ async fn memory_notes_are_changed_and_forgotten_over_http() {
         return;
     };
     let s = Server::start(|c| c.embed.model = Some(model)).await;
-    let recall = |query: &str| json!({"query": query, "options": {"mode": "dense", "k": 1, "source_kinds": ["memory"]}});
+    // The nearest memory note to "watering plants", as acme sees it.
+    let nearest_note = || async {
+        let query = json!({"query": "watering plants", "options": {"mode": "dense", "k": 1, "source_kinds": ["memory"]}});
+        let (status, _, hits) = s
+            .call("POST", "/api/recall", Some(&s.acme), Some(query))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{hits}");
+        hits["hits"].clone()
+    };
     let (status, _, made) = s
         .call(
             "POST",
@@ -1702,15 +1710,8 @@ async fn memory_notes_are_changed_and_forgotten_over_http() {
     );
     // Tags left out are kept.
     assert!(changed.to_string().contains("globex"), "{changed}");
-    let (_, _, hits) = s
-        .call(
-            "POST",
-            "/api/recall",
-            Some(&s.acme),
-            Some(recall("watering plants")),
-        )
-        .await;
-    assert_eq!(hits["hits"][0]["id"], id.as_str(), "{hits}");
+    let hits = nearest_note().await;
+    assert_eq!(hits[0]["id"], id.as_str(), "{hits}");
 
     // Another org's key, and a key of this org limited to one client: the org-wide note does not
     // exist for either.
@@ -1773,15 +1774,8 @@ async fn memory_notes_are_changed_and_forgotten_over_http() {
         .call("GET", &format!("/api/records/{id}"), Some(&s.acme), None)
         .await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
-    let (_, _, hits) = s
-        .call(
-            "POST",
-            "/api/recall",
-            Some(&s.acme),
-            Some(recall("watering plants")),
-        )
-        .await;
-    assert_eq!(hits["hits"], json!([]), "{hits}");
+    let hits = nearest_note().await;
+    assert_eq!(hits, json!([]), "{hits}");
     let (status, headers, body) = s.call("DELETE", &uri, Some(&s.acme), None).await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
 }
