@@ -7,8 +7,9 @@
 Data: rank-32 Gaussian vectors in 384 dimensions plus small isotropic noise, normalised (text
 embeddings are close to low rank). Ground truth is brute force over inner products (cosine, as
 every vector is normalised). The tenant is every 100th row (1 %), the filter the harness queries.
-All indexes use M = 16, ef_construction = 128, ef_search = 64; queries run one at a time on one
-thread (the latency a request sees), builds on every core.
+All indexes use M = 16, ef_construction = 128 (`--m`, `--ef-construction` change them),
+ef_search = 64; queries run one at a time on one thread (the latency a request sees), builds on
+every core.
 """
 
 import argparse
@@ -23,7 +24,7 @@ M = 16
 EF_CONSTRUCTION = 128
 EF_SEARCH = 64
 # Plain queries are also measured at these ef_search values (recall against latency).
-CURVE_EF = (64, 128, 192, 256)
+CURVE_EF = (64, 96, 128, 192, 256)
 
 
 def gen(n: int, dim: int, rank: int, queries: int, out: str) -> None:
@@ -101,13 +102,13 @@ def measure(search, q, gt) -> dict:
     }
 
 
-def run_hnswlib(data: str) -> dict:
+def run_hnswlib(data: str, m: int, ef_construction: int) -> dict:
     import hnswlib
 
     meta, base, q, gt, gt_t = load(data)
     t0, c0 = time.perf_counter(), cpu()
     index = hnswlib.Index(space="ip", dim=meta["dim"])
-    index.init_index(max_elements=len(base), ef_construction=EF_CONSTRUCTION, M=M)
+    index.init_index(max_elements=len(base), ef_construction=ef_construction, M=m)
     index.add_items(base, np.arange(len(base)), num_threads=os.cpu_count())
     build_s, build_cpu = time.perf_counter() - t0, cpu() - c0
     index.set_ef(EF_SEARCH)
@@ -120,18 +121,18 @@ def run_hnswlib(data: str) -> dict:
     index.set_ef(EF_SEARCH)
     tenant = lambda label: label % 100 == 0  # noqa: E731
     filtered = measure(lambda v: index.knn_query(v, k=K, filter=tenant)[0][0], q, gt_t)
-    return {"engine": "hnswlib " + getattr(hnswlib, "__version__", ""), "build_s": build_s,
-            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
+    return {"engine": "hnswlib " + getattr(hnswlib, "__version__", ""), "m": m, "ef_construction": ef_construction,
+            "build_s": build_s, "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
-def run_faiss(data: str) -> dict:
+def run_faiss(data: str, m: int, ef_construction: int) -> dict:
     import faiss
 
     meta, base, q, gt, gt_t = load(data)
     faiss.omp_set_num_threads(os.cpu_count())
     t0, c0 = time.perf_counter(), cpu()
-    index = faiss.IndexHNSWFlat(meta["dim"], M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = EF_CONSTRUCTION
+    index = faiss.IndexHNSWFlat(meta["dim"], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
     index.add(base)
     build_s, build_cpu = time.perf_counter() - t0, cpu() - c0
     faiss.omp_set_num_threads(1)
@@ -145,8 +146,8 @@ def run_faiss(data: str) -> dict:
     selector = faiss.IDSelectorBatch(np.flatnonzero(np.arange(len(base)) % 100 == 0))
     params = faiss.SearchParametersHNSW(sel=selector, efSearch=EF_SEARCH)
     filtered = measure(lambda v: index.search(v.reshape(1, -1), K, params=params)[1][0], q, gt_t)
-    return {"engine": "faiss-cpu " + faiss.__version__ + " IndexHNSWFlat", "build_s": build_s,
-            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
+    return {"engine": "faiss-cpu " + faiss.__version__ + " IndexHNSWFlat", "m": m, "ef_construction": ef_construction,
+            "build_s": build_s, "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
 def main() -> None:
@@ -158,11 +159,14 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1_000)
     p.add_argument("--out")
     p.add_argument("--data")
+    p.add_argument("--m", type=int, default=M, help="graph degree (the harness's --m)")
+    p.add_argument("--ef-construction", type=int, default=EF_CONSTRUCTION)
     a = p.parse_args()
     if a.mode == "gen":
         gen(a.n, a.dim, a.rank, a.queries, a.out)
     else:
-        result = run_hnswlib(a.data) if a.mode == "hnswlib" else run_faiss(a.data)
+        run = run_hnswlib if a.mode == "hnswlib" else run_faiss
+        result = run(a.data, a.m, a.ef_construction)
         print(json.dumps(result))
 
 

@@ -154,7 +154,9 @@ fn write(
             }
         }
     }
-    let mut tasks_written = write_rows(conn, source_file, &changed, &existing, now)?;
+    // A bulk load began on empty tables and numbers its new rows itself.
+    let fresh_from = loaded.is_some().then_some(first_new);
+    let mut tasks_written = write_rows(conn, source_file, &changed, &existing, now, fresh_from)?;
     tasks_written |= rescore_tasks(conn, &rescored)?;
     if let Some(loaded) = loaded.as_mut() {
         for &(seq, item) in &changed {
@@ -258,47 +260,62 @@ fn rescore_tasks(conn: &Connection, rescored: &[(i64, &IngestItem)]) -> Result<b
     Ok(true)
 }
 
+const INSERT_RAW: &str = "INSERT INTO raw_items (seq, source_file, line, payload, received_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+const UPSERT_RAW: &str = " ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, \
+     line = excluded.line, payload = excluded.payload, received_at = excluded.received_at";
+const INSERT_RECORD: &str = "INSERT INTO records (seq, id, org, client, project, source_kind, \
+     external_id, url, entity, title, body, fields, created_at, updated_at, content_hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+const UPSERT_RECORD: &str = " ON CONFLICT (seq) DO UPDATE SET url = excluded.url, \
+     entity = excluded.entity, title = excluded.title, body = excluded.body, \
+     fields = excluded.fields, created_at = excluded.created_at, \
+     updated_at = excluded.updated_at, content_hash = excluded.content_hash";
+const INSERT_TASK: &str = "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, \
+     url, status, source_status, open, due_day, importance, importance_reason, updated_at, \
+     completed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+const UPSERT_TASK: &str = " ON CONFLICT (seq) DO UPDATE SET title = excluded.title, \
+     url = excluded.url, status = excluded.status, source_status = excluded.source_status, \
+     open = excluded.open, due_day = excluded.due_day, importance = excluded.importance, \
+     importance_reason = excluded.importance_reason, updated_at = excluded.updated_at, \
+     completed_at = excluded.completed_at";
+
 /// Writes the raw item, record and task of each changed row; true when a task was written.
+/// Rows numbered `fresh_from` or above are new to all three tables (a bulk load's), so they are
+/// plain inserts: an upsert may run the records' update trigger, which makes SQLite copy the
+/// page it writes into a statement journal first, for every row.
 fn write_rows(
     conn: &Connection,
     source_file: &str,
     changed: &[(i64, &IngestItem)],
     existing: &HashMap<i64, Existing>,
     now: i64,
+    fresh_from: Option<i64>,
 ) -> Result<bool> {
-    let mut raw = conn
-        .prepare_cached(
-            "INSERT INTO raw_items (seq, source_file, line, payload, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (seq) DO UPDATE SET source_file = excluded.source_file, \
-             line = excluded.line, payload = excluded.payload, received_at = excluded.received_at",
-        )
-        .map_err(|e| map_rusqlite("write raw items", e))?;
-    let mut record = conn
-        .prepare_cached(
-            "INSERT INTO records (seq, id, org, client, project, source_kind, external_id, url, \
-             entity, title, body, fields, created_at, updated_at, content_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-             ON CONFLICT (seq) DO UPDATE SET url = excluded.url, entity = excluded.entity, \
-             title = excluded.title, body = excluded.body, fields = excluded.fields, \
-             created_at = excluded.created_at, updated_at = excluded.updated_at, \
-             content_hash = excluded.content_hash",
-        )
-        .map_err(|e| map_rusqlite("write records", e))?;
-    let mut task = conn
-        .prepare_cached(
-            "INSERT INTO tasks (seq, id, org, client, project, title, source_kind, url, status, \
-             source_status, open, due_day, importance, importance_reason, updated_at, completed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-             ON CONFLICT (seq) DO UPDATE SET title = excluded.title, url = excluded.url, \
-             status = excluded.status, source_status = excluded.source_status, \
-             open = excluded.open, due_day = excluded.due_day, importance = excluded.importance, \
-             importance_reason = excluded.importance_reason, updated_at = excluded.updated_at, \
-             completed_at = excluded.completed_at",
-        )
-        .map_err(|e| map_rusqlite("write tasks", e))?;
+    let prepare =
+        |sql: &str, what: &'static str| conn.prepare_cached(sql).map_err(|e| map_rusqlite(what, e));
+    let statements = |upsert: bool| -> Result<_> {
+        let sql = |insert: &str, conflict: &str| match upsert {
+            true => format!("{insert}{conflict}"),
+            false => insert.to_string(),
+        };
+        Ok([
+            prepare(&sql(INSERT_RAW, UPSERT_RAW), "write raw items")?,
+            prepare(&sql(INSERT_RECORD, UPSERT_RECORD), "write records")?,
+            prepare(&sql(INSERT_TASK, UPSERT_TASK), "write tasks")?,
+        ])
+    };
+    let mut upserts = statements(true)?;
+    let mut inserts = match fresh_from {
+        Some(_) => Some(statements(false)?),
+        None => None,
+    };
     let mut tasks_written = false;
     for &(seq, item) in changed {
+        let [raw, record, task] = match &mut inserts {
+            Some(inserts) if fresh_from.is_some_and(|first| seq >= first) => inserts,
+            _ => &mut upserts,
+        };
         let r = &item.normalised.record;
         raw.execute(params![
             seq,
@@ -505,13 +522,18 @@ impl SqliteBulkLoad {
     }
 }
 
-/// When `records` is empty: drops the indexes on records and tasks and answers their `CREATE`
-/// statements; `None` (nothing dropped) when it holds a record.
+/// When records, raw items and tasks are empty: drops the indexes on records and tasks and
+/// answers their `CREATE` statements; `None` (nothing dropped) when any holds a row.
 fn drop_indexes(conn: &Connection) -> Result<Option<Vec<String>>> {
+    // Raw items and tasks share the records' row numbers, and the load's new rows are plain
+    // inserts: all three must be empty.
     let empty: bool = conn
-        .query_row("SELECT NOT EXISTS (SELECT 1 FROM records)", [], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM records) AND NOT EXISTS (SELECT 1 FROM raw_items) \
+             AND NOT EXISTS (SELECT 1 FROM tasks)",
+            [],
+            |row| row.get(0),
+        )
         .map_err(|e| map_rusqlite("look for records", e))?;
     if !empty {
         return Ok(None);

@@ -303,6 +303,11 @@ async fn main() -> opsweave_core::Result<()> {
     }
     let build_s = started.elapsed().as_secs_f64();
     let build_cpu_s = cpu_seconds() - cpu;
+    // Progress on stderr: a 1M build runs for minutes, and a run cut short still says this much.
+    eprintln!(
+        "built {} vectors in {build_s:.1} s ({build_cpu_s:.1} CPU s)",
+        data.n
+    );
     let all = VectorFilter {
         scope: org.clone(),
         ..VectorFilter::default()
@@ -340,7 +345,7 @@ async fn main() -> opsweave_core::Result<()> {
         let load_s = first_query(&*store, &data, &all).await;
         drop(store);
         let mut curve = Vec::new();
-        for ef in [64, 128, 192, 256] {
+        for ef in [64, 96, 128, 192, 256] {
             let options = opsweave_sqlite::VectorOptions {
                 expansion_search: ef,
                 ..graph.clone()
@@ -349,6 +354,7 @@ async fn main() -> opsweave_core::Result<()> {
             first_query(&*store, &data, &all).await;
             let mut point = measure(&*store, &data, &all, &data.gt).await;
             point["ef"] = json!(ef);
+            eprintln!("reopened at ef {ef}: {point}");
             curve.push(point);
             store.close().await;
         }

@@ -189,7 +189,10 @@ impl Weave {
         let scope_for_reader = scope.clone();
         let mapping_name = compiled.mapping().name.clone();
         let source_kind = compiled.mapping().source.clone();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Mapping threads leave one core to the writer, which is what bounds an ingest: on two
+        // cores a second mapping thread took turns with it (docs/benchmarks.md, issue 2).
+        let workers =
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
         let producer = tokio::task::spawn_blocking(move || {
             let now = Utc::now();
             let map = Mapper {
