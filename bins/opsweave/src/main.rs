@@ -220,6 +220,24 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Makes the allocator keep what this process frees for its own next use rather than hand it
+/// back to the system within milliseconds: an ingest frees each batch's memory and takes as much
+/// again for the next, and giving it back and faulting it in again cost a 1M-row ingest ~50,000
+/// page faults and ~5 % of its time (docs/benchmarks.md, issue 2). For one-shot commands only:
+/// a server keeps giving back what it no longer needs. `MIMALLOC_PURGE_DELAY` set by the user
+/// wins.
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the same in v2 and v3).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: sets one of the allocator's options, which any thread may do at any time; -1 is
+    // "never purge".
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -299,7 +317,10 @@ fn parse_id(text: &str) -> Result<RecordId> {
 
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Demo { now, json } => demo(&cli, now.as_deref(), *json).await,
+        Command::Demo { now, json } => {
+            keep_freed_memory();
+            demo(&cli, now.as_deref(), *json).await
+        }
         Command::Ingest {
             file,
             preset,
@@ -307,6 +328,7 @@ async fn run(cli: Cli) -> Result<()> {
             rejections,
             json,
         } => {
+            keep_freed_memory();
             let mapping = load_mapping(preset.as_deref(), mapping.as_deref())?;
             let rejections_file = rejections.clone().unwrap_or_else(|| {
                 let name = file
