@@ -121,8 +121,9 @@ def run_hnswlib(data: str, m: int, ef_construction: int) -> dict:
     index.set_ef(EF_SEARCH)
     tenant = lambda label: label % 100 == 0  # noqa: E731
     filtered = measure(lambda v: index.knn_query(v, k=K, filter=tenant)[0][0], q, gt_t)
-    return {"engine": "hnswlib " + getattr(hnswlib, "__version__", ""), "m": m, "ef_construction": ef_construction,
-            "build_s": build_s, "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
+    return {"engine": "hnswlib " + getattr(hnswlib, "__version__", ""),
+            "m": m, "ef_construction": ef_construction, "build_s": build_s,
+            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
 def run_faiss(data: str, m: int, ef_construction: int) -> dict:
@@ -146,8 +147,9 @@ def run_faiss(data: str, m: int, ef_construction: int) -> dict:
     selector = faiss.IDSelectorBatch(np.flatnonzero(np.arange(len(base)) % 100 == 0))
     params = faiss.SearchParametersHNSW(sel=selector, efSearch=EF_SEARCH)
     filtered = measure(lambda v: index.search(v.reshape(1, -1), K, params=params)[1][0], q, gt_t)
-    return {"engine": "faiss-cpu " + faiss.__version__ + " IndexHNSWFlat", "m": m, "ef_construction": ef_construction,
-            "build_s": build_s, "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
+    return {"engine": "faiss-cpu " + faiss.__version__ + " IndexHNSWFlat",
+            "m": m, "ef_construction": ef_construction, "build_s": build_s,
+            "build_cpu_s": build_cpu, "plain": plain, "tenant": filtered, "curve": curve}
 
 
 def main() -> None:
