@@ -124,8 +124,9 @@ impl SqliteStore {
             .map_err(|e| Error::invalid(format!("bad SQLite path `{path}`: {e}")))?
             .create_if_missing(true)
             // New files only (a file keeps the page size it was made with). Four times SQLite's
-            // default: a row of a bulk load costs fewer page writes, splits and system calls
-            // (1M rows loaded ~15 % faster, docs/benchmarks.md, issue 2), point reads the same.
+            // default: a quarter of the page writes, splits and system calls per loaded row (a
+            // 1M-row bulk load ~3 % faster, its re-ingest ~10 %, focus no slower;
+            // docs/benchmarks.md, issue 2).
             .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
