@@ -168,13 +168,14 @@ impl SqliteStore {
             .await
             .map_err(|e| map(&format!("migrating `{path}`"), e))?;
         let point_reader = Arc::new(std::sync::Mutex::new(open_point_reader(path)));
+        // Opened on first use: a reader connection holds the file open (in WAL mode SQLite keeps
+        // a shared lock from the first read to the close), and a first bulk load may only leave
+        // the WAL while no other connection does (`ingest::DirectWrites`).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(15))
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
-            .connect_with(options.pragma("cache_size", "-65536"))
-            .await
-            .map_err(|e| map(&format!("open `{path}`"), e))?;
+            .connect_lazy_with(options.pragma("cache_size", "-65536"));
         Ok(Self {
             pool,
             writer,
@@ -286,7 +287,7 @@ async fn checkpoint_by_size(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<(
 }
 
 /// `SQLITE_BUSY` (code 5), the plain code: extended codes are on, and those say something else.
-fn is_busy(e: &sqlx::Error) -> bool {
+pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|code| code == "5")

@@ -275,7 +275,10 @@ pub struct IngestConfig {
     /// `opsweave worker` and for ingest jobs, which write through the same single writer
     /// meanwhile). Faster, but readers see nothing until it ends, other writes wait for it (and
     /// give up after 60 s in the same process, 10 s in another), and an interrupted load stores
-    /// nothing: run it again. Off: batch by batch, each visible once committed.
+    /// nothing: run it again. When no other connection has the file open, the load is written
+    /// straight into it rather than through the WAL (a rollback journal undoes a killed load);
+    /// readers that come meanwhile wait for it (up to their 10 s busy timeout). Off: batch by
+    /// batch, each visible once committed.
     pub bulk_load: bool,
 }
 
