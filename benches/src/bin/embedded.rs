@@ -5,11 +5,17 @@
 //! (defaults: 1,000,000 rows, 2,000 focus calls). `OPSWEAVE_BENCH_CSV=FILE` reuses or keeps the
 //! CSV; with `OPSWEAVE_BENCH_CSV_ONLY=1` the harness only writes it. `OPSWEAVE_BENCH_BULK=0`
 //! turns off the bulk load of a first ingest (batch by batch, as into a non-empty store).
+//!
+//! It runs on the `opsweave` binary's allocator (mimalloc), so it measures what `opsweave ingest`
+//! does; with the system allocator the same ingest takes about 1.5× as long (docs/benchmarks.md).
 
 use chrono::{Duration, TimeZone, Utc};
 use opsweave::{Config, Horizon, Mapping, Weave};
 use std::io::Write;
 use std::time::Instant;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MAPPING: &str = include_str!("../../bindings/tasks-mapping.toml");
 

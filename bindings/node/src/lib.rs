@@ -2,6 +2,13 @@
 //! Every method returns a Promise; the work runs on a libuv worker and the binding's tokio
 //! runtime, never on the main thread. Errors carry a stable `code` per kind (see `errors`).
 
+/// The extension's own allocator, as the `opsweave` binary's: an ingest hands every batch from
+/// the mapping threads to the writer, which the system allocator does slowly (the Rust harness
+/// took 15.7 s on it for a 1M-row load, 9.4 s on mimalloc; docs/benchmarks.md, issues 2 and 7).
+/// Only Rust's allocations: the host's `malloc` (and SQLite's, through it) stays as it is.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod errors;
 mod task;

@@ -4,6 +4,13 @@
 //! Every operation exists twice: `name` blocks with the GIL released (Ctrl-C cancels it) and
 //! `aname` returns an asyncio future. Both run the same future on the binding's tokio runtime.
 
+/// The extension's own allocator, as the `opsweave` binary's: an ingest hands every batch from
+/// the mapping threads to the writer, which the system allocator does slowly (the Rust harness
+/// took 15.7 s on it for a 1M-row load, 9.4 s on mimalloc; docs/benchmarks.md, issues 2 and 7).
+/// Only Rust's allocations: the host's `malloc` (and SQLite's, through it) stays as it is.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod args;
 mod convert;
 mod errors;
