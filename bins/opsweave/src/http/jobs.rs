@@ -363,6 +363,7 @@ pub struct NewJobBody {
 pub async fn enqueue(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     headers: HeaderMap,
     Body(body): Body<NewJobBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -448,6 +449,7 @@ pub async fn get_job(
 pub async fn cancel(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Action::Write)?;
@@ -493,6 +495,7 @@ fn public_message(e: &opsweave::Error) -> String {
 pub async fn events(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<i64>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
@@ -680,6 +683,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 pub async fn ingest(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Action::Write)?;

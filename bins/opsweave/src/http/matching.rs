@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::jobs::MATCH_JOB;
-use super::problem::{ApiResult, Body, Problem, Query};
+use super::problem::{ApiResult, Body, NoParams, Problem, Query};
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,6 +35,7 @@ pub struct MatchRunBody {
 pub async fn start_run(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     headers: axum::http::HeaderMap,
     Body(body): Body<MatchRunBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -140,6 +141,7 @@ async fn decide(
 pub async fn accept(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<DecisionBody>,
 ) -> ApiResult<Json<opsweave::ReviewItem>> {
     decide(caller, state, body, true).await
@@ -151,6 +153,7 @@ pub async fn accept(
 pub async fn reject(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<DecisionBody>,
 ) -> ApiResult<Json<opsweave::ReviewItem>> {
     decide(caller, state, body, false).await

@@ -65,6 +65,7 @@ pub struct UsageEventsBody {
 pub async fn record_events(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<UsageEventsBody>,
 ) -> ApiResult<(StatusCode, Json<Recorded>)> {
     caller.require(Action::ReportUsage)?;
@@ -238,6 +239,7 @@ pub struct NewKeyBody {
 pub async fn create_key(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<NewKeyBody>,
 ) -> ApiResult<(StatusCode, Json<NewKey>)> {
     caller.require(Action::ManageKeys)?;
@@ -284,6 +286,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ApiKey>> {
     caller.require(Action::ManageKeys)?;

@@ -1,7 +1,7 @@
 //! Recall (hybrid search: dense + BM25 fused by reciprocal rank) and memory notes.
 
 use super::auth::Caller;
-use super::problem::{ApiResult, Body, Path, Problem};
+use super::problem::{ApiResult, Body, NoParams, Path, Problem, Query};
 use super::tasks::id_of;
 use super::AppState;
 use axum::extract::State;
@@ -39,6 +39,7 @@ pub struct RecallHits {
 pub async fn recall(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<RecallBody>,
 ) -> ApiResult<Json<RecallHits>> {
     caller.require(Action::Read)?;
@@ -75,6 +76,7 @@ pub struct MemoryCreated {
 pub async fn remember(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Body(body): Body<MemoryBody>,
 ) -> ApiResult<(StatusCode, Json<MemoryCreated>)> {
     caller.require(Action::Write)?;
@@ -110,6 +112,7 @@ pub struct MemoryUpdateBody {
 pub async fn update_memory(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<String>,
     Body(body): Body<MemoryUpdateBody>,
 ) -> ApiResult<Json<opsweave::Record>> {
@@ -130,6 +133,7 @@ pub async fn update_memory(
 pub async fn forget(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Action::Write)?;

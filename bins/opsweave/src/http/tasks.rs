@@ -170,6 +170,7 @@ pub async fn list_tasks(
 pub async fn complete(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Task>> {
     caller.require(Action::Write)?;
@@ -188,6 +189,7 @@ pub async fn complete(
 pub async fn undo(
     caller: Caller,
     State(state): State<AppState>,
+    _: Query<NoParams>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Task>> {
     caller.require(Action::Write)?;

@@ -918,6 +918,74 @@ async fn bad_input_is_a_4xx_problem_and_changes_nothing() {
         body["detail"].as_str().is_some_and(|d| d.contains("`org`")),
         "{body}"
     );
+    // Writes take their input in the path and the body: a query parameter is refused by name
+    // rather than ignored (`?client=` would otherwise read as a narrower scope than it is).
+    for (method, uri, body) in [
+        (
+            "POST",
+            "/api/tasks/00000000000000ff/complete?client=globex",
+            None,
+        ),
+        (
+            "POST",
+            "/api/tasks/00000000000000ff/undo?client=globex",
+            None,
+        ),
+        (
+            "POST",
+            "/api/recall?client=globex",
+            Some(json!({"query": "renewal"})),
+        ),
+        (
+            "POST",
+            "/api/memory?client=globex",
+            Some(json!({"text": "a note"})),
+        ),
+        (
+            "PUT",
+            "/api/memory/00000000000000ff?client=globex",
+            Some(json!({"text": "a note"})),
+        ),
+        ("DELETE", "/api/memory/00000000000000ff?client=globex", None),
+        ("POST", "/api/match/runs?client=globex", Some(json!({}))),
+        (
+            "POST",
+            "/api/jobs?client=globex",
+            Some(json!({"kind": "embed"})),
+        ),
+        ("POST", "/api/jobs/1/cancel?client=globex", None),
+        (
+            "POST",
+            "/api/ingest?client=globex",
+            Some(json!({"preset": "csv", "rows": []})),
+        ),
+        (
+            "POST",
+            "/api/usage/events?client=globex",
+            Some(json!({"events": []})),
+        ),
+        (
+            "POST",
+            "/api/keys?client=globex",
+            Some(json!({"name": "ci"})),
+        ),
+        ("POST", "/api/keys/1/revoke?client=globex", None),
+    ] {
+        let (status, headers, problem) = s.call(method, uri, Some(&s.acme), body).await;
+        assert_problem(
+            status,
+            &headers,
+            &problem,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("`client`")),
+            "{method} {uri}: {problem}"
+        );
+    }
     let (status, headers, body) = s.call("GET", "/api/nowhere", Some(&s.acme), None).await;
     assert_problem(status, &headers, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, headers, body) = s
