@@ -495,7 +495,6 @@ fn public_message(e: &opsweave::Error) -> String {
 pub async fn events(
     caller: Caller,
     State(state): State<AppState>,
-    _: Query<NoParams>,
     Path(id): Path<i64>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
