@@ -246,7 +246,9 @@ impl Weave {
             let written = match (batch, bulk.as_mut()) {
                 (Ok((items, rejections)), Some(load)) => {
                     let outcome = load.write(name, &items, &rejections).await;
-                    outcome.map(|o| writer.settle(o, items.len(), rejections, &mut report))
+                    let count = items.len();
+                    free_elsewhere(items);
+                    outcome.map(|o| writer.settle(o, count, rejections, &mut report))
                 }
                 (Ok((items, rejections)), None) => {
                     writer.write(items, rejections, &mut report).await
@@ -294,6 +296,16 @@ impl Weave {
             })
             .await?;
         Ok(report)
+    }
+}
+
+/// Frees a written batch on the runtime's blocking pool rather than on the thread that writes
+/// the next one: the writer bounds an ingest, and freeing a batch's strings there took ~5 % of
+/// a 1M-row load (docs/benchmarks.md, issue 2).
+fn free_elsewhere<T: Send + 'static>(batch: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(move || drop(batch))),
+        Err(_) => drop(batch),
     }
 }
 
@@ -410,6 +422,7 @@ impl BatchWriter {
         let count = items.len();
         let task = tokio::spawn(async move {
             let outcome = store.ingest_batch(&scope, &name, &items, &rejections).await;
+            free_elsewhere(items);
             (outcome, rejections)
         });
         self.in_flight.push_back(InFlight {
