@@ -563,9 +563,7 @@ const STORE_IS_EMPTY: &str = "SELECT NOT EXISTS (SELECT 1 FROM records) \
 /// 1M-row load: peak memory 650 → 360 MB, no slower).
 struct DirectWrites {
     writer: sqlx::SqlitePool,
-    /// The writer's own `cache_size`, put back with the WAL.
-    cache_size: i64,
-    /// Back on the WAL (or tried to be): nothing left for `Drop`.
+    /// Back on the WAL (or never left it): nothing left for `Drop`.
     left: bool,
 }
 
@@ -580,26 +578,27 @@ impl DirectWrites {
             .acquire()
             .await
             .map_err(|e| map("lend the writer connection", e))?;
-        let cache_size: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| map("read the page cache size", e))?;
+        // Armed before the switch: sqlx runs a statement whose caller was cancelled meanwhile,
+        // and `Drop` then puts the writer back (a no-op when it never left the WAL).
+        let mut direct = Self {
+            writer: writer.clone(),
+            left: false,
+        };
         let mode: String = match sqlx::query_scalar("PRAGMA journal_mode = DELETE")
             .fetch_one(&mut *conn)
             .await
         {
             Ok(mode) => mode,
-            Err(e) if crate::is_busy(&e) => return Ok(None),
+            Err(e) if crate::is_busy(&e) => {
+                direct.left = true;
+                return Ok(None);
+            }
             Err(e) => return Err(map("leave the WAL for a bulk load", e)),
         };
         if !mode.eq_ignore_ascii_case("delete") {
+            direct.left = true;
             return Ok(None);
         }
-        let direct = Self {
-            writer: writer.clone(),
-            cache_size,
-            left: false,
-        };
         sqlx::query(&format!("PRAGMA cache_size = {DIRECT_CACHE_SIZE}"))
             .execute(&mut *conn)
             .await
@@ -618,8 +617,9 @@ impl DirectWrites {
     /// the whole busy timeout): the load is stored either way, writes stay atomic on a rollback
     /// journal, and the next open of the store switches the file back.
     async fn leave(mut self) {
+        back_on_the_wal(&self.writer).await;
+        // Only now: cancelled before, `Drop` tries again.
         self.left = true;
-        back_on_the_wal(&self.writer, self.cache_size).await;
     }
 }
 
@@ -630,26 +630,29 @@ impl Drop for DirectWrites {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (writer, cache_size) = (self.writer.clone(), self.cache_size);
-            runtime.spawn(async move { back_on_the_wal(&writer, cache_size).await });
+            let writer = self.writer.clone();
+            runtime.spawn(async move { back_on_the_wal(&writer).await });
         }
     }
 }
 
-/// The writer's journal, syncs and page cache (`cache_size`, as it was) as
-/// [`crate::SqliteStore::open`] sets them.
-async fn back_on_the_wal(writer: &sqlx::SqlitePool, cache_size: i64) {
+/// The writer's journal, syncs and page cache as [`crate::SqliteStore::open`] sets them. Syncs
+/// go back to `NORMAL` only on the WAL: a writer left on the rollback journal (a reader kept
+/// the switch waiting past the busy timeout) keeps `FULL`, which that journal needs.
+async fn back_on_the_wal(writer: &sqlx::SqlitePool) {
     let Ok(mut conn) = writer.acquire().await else {
         return;
     };
-    let cache = format!("PRAGMA cache_size = {cache_size}");
-    // Each on its own: a reader that keeps the WAL switch waiting changes nothing for the rest.
-    for pragma in [
-        "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = NORMAL",
-        &cache,
-    ] {
-        let _ = sqlx::query(pragma).execute(&mut *conn).await;
+    let cache = format!("PRAGMA cache_size = {}", crate::WRITER_CACHE_SIZE);
+    let _ = sqlx::query(&cache).execute(&mut *conn).await;
+    let mode: Option<String> = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+        .fetch_one(&mut *conn)
+        .await
+        .ok();
+    if mode.is_some_and(|m| m.eq_ignore_ascii_case("wal")) {
+        let _ = sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await;
     }
 }
 
@@ -742,10 +745,12 @@ impl BulkLoad for SqliteBulkLoad {
             .commit()
             .await
             .map_err(|e| map("commit bulk load", e))?;
-        match self.direct.take() {
-            Some(direct) => direct.leave().await,
-            None => truncate_wal(&self.writer).await,
+        if let Some(direct) = self.direct.take() {
+            direct.leave().await;
         }
+        // Also after a direct load: another connection may have put the file back on the WAL
+        // before the load began (a reader opening sets WAL), and then the WAL holds the load.
+        truncate_wal(&self.writer).await;
         Ok(())
     }
 }
@@ -802,4 +807,69 @@ fn build_indexes(conn: &Connection, scope: &Scope, dropped: &[String]) -> Result
             .map_err(|e| map_rusqlite("raise task revision", e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteStore;
+    use opsweave_core::{IngestItem, RecordStore, Scope};
+    use opsweave_testkit::TaskFixture;
+    use std::time::{Duration, Instant};
+
+    /// The writer connection's journal mode, `synchronous` and `cache_size`.
+    async fn writer_settings(store: &SqliteStore) -> (String, i64, i64) {
+        let mut conn = store.writer.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        (mode, sync, cache)
+    }
+
+    fn items(scope: &Scope) -> Vec<IngestItem> {
+        (0..50)
+            .map(|i| TaskFixture::new(&format!("T-{i}"), "a task", None, 0.5).item(scope))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_gets_its_settings_back_after_a_direct_load_dropped_or_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.db");
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        // WAL, `NORMAL` (1), the writer's cache.
+        let usual = ("wal".to_string(), 1, crate::WRITER_CACHE_SIZE);
+        assert_eq!(writer_settings(&store).await, usual);
+        let scope = Scope::org("acme");
+
+        let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
+        load.write("tasks.csv", &items(&scope), &[]).await.unwrap();
+        drop(load);
+        // Put back by a task once the rollback has returned the writer.
+        let started = Instant::now();
+        loop {
+            let now = writer_settings(&store).await;
+            if now == usual {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{now:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
+        load.write("tasks.csv", &items(&scope), &[]).await.unwrap();
+        load.finish().await.unwrap();
+        assert_eq!(writer_settings(&store).await, usual);
+        store.close().await;
+    }
 }

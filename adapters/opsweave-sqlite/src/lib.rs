@@ -139,7 +139,7 @@ impl SqliteStore {
         // than staying that large.
         let writer_options = options
             .clone()
-            .pragma("cache_size", "-262144")
+            .pragma("cache_size", WRITER_CACHE_SIZE.to_string())
             .pragma("journal_size_limit", "134217728");
         let writer = connect_writer(writer_options)
             .await
@@ -262,6 +262,9 @@ async fn connect_writer(
         }
     }
 }
+
+/// The writer's page cache, in KiB (SQLite's negative form): see [`SqliteStore::open`].
+pub(crate) const WRITER_CACHE_SIZE: i64 = -262_144;
 
 /// The page size of files this store makes.
 const PAGE_SIZE: u32 = 16 * 1024;
