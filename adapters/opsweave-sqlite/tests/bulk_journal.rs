@@ -3,7 +3,7 @@
 //! the WAL again once the load ends, finished or dropped.
 #![allow(clippy::unwrap_used)] // a test: a failed step should stop it loudly
 
-use opsweave_core::{IngestItem, RecordStore, Scope};
+use opsweave_core::{BulkLoad, IngestItem, RecordStore, Scope};
 use opsweave_sqlite::SqliteStore;
 use opsweave_testkit::TaskFixture;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,23 @@ fn records(path: &Path) -> i64 {
         .unwrap()
 }
 
+/// A bulk load begun on the empty `store` (org `acme`) that has written tasks `T-0` to
+/// `T-{n-1}`, all of them new.
+async fn load_of(store: &SqliteStore, n: usize) -> Box<dyn BulkLoad> {
+    let scope = Scope::org("acme");
+    let mut load = store
+        .begin_bulk_load(&scope)
+        .await
+        .unwrap()
+        .expect("an empty store takes a bulk load");
+    let outcome = load
+        .write("tasks.csv", &items(&scope, n), &[])
+        .await
+        .unwrap();
+    assert_eq!(outcome.inserted, n as u64);
+    load
+}
+
 async fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(&format!("sqlite://{}", path.display()))
         .await
@@ -47,13 +64,7 @@ async fn a_store_alone_loads_through_a_rollback_journal_and_ends_on_the_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alone.db");
     let store = open(&path).await;
-    let scope = Scope::org("acme");
-    let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
-    let outcome = load
-        .write("tasks.csv", &items(&scope, 500), &[])
-        .await
-        .unwrap();
-    assert_eq!(outcome.inserted, 500);
+    let load = load_of(&store, 500).await;
     // Written into the file, its first pages kept in a rollback journal; no WAL at all.
     assert!(beside(&path, "-journal").exists());
     assert!(!beside(&path, "-wal").exists());
@@ -63,6 +74,7 @@ async fn a_store_alone_loads_through_a_rollback_journal_and_ends_on_the_wal() {
     assert_eq!(records(&path), 500);
     common::assert_search_index_matches_records(&path);
     // The writer is back on the WAL too: a later batch goes there.
+    let scope = Scope::org("acme");
     let more = items(&scope, 600);
     let outcome = store
         .ingest_batch(&scope, "tasks.csv", &more[500..], &[])
@@ -85,11 +97,7 @@ async fn a_store_another_connection_holds_loads_through_the_wal() {
         .query_row("SELECT count(*) FROM records", [], |row| row.get(0))
         .unwrap();
     assert_eq!(seen, 0);
-    let scope = Scope::org("acme");
-    let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
-    load.write("tasks.csv", &items(&scope, 500), &[])
-        .await
-        .unwrap();
+    let load = load_of(&store, 500).await;
     assert!(!beside(&path, "-journal").exists());
     // The reader still reads the empty store meanwhile, as WAL readers do.
     let seen: i64 = reader
@@ -112,11 +120,7 @@ async fn a_load_dropped_unfinished_stores_nothing_and_the_store_goes_back_to_the
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dropped.db");
     let store = open(&path).await;
-    let scope = Scope::org("acme");
-    let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
-    load.write("tasks.csv", &items(&scope, 500), &[])
-        .await
-        .unwrap();
+    let load = load_of(&store, 500).await;
     assert!(beside(&path, "-journal").exists());
     drop(load);
     // The rollback and the switch back run on the runtime once the writer comes back.
@@ -131,10 +135,7 @@ async fn a_load_dropped_unfinished_stores_nothing_and_the_store_goes_back_to_the
     assert_eq!(records(&path), 0);
     assert!(!beside(&path, "-journal").exists());
     // A second load finds the store empty again and completes.
-    let mut load = store.begin_bulk_load(&scope).await.unwrap().unwrap();
-    load.write("tasks.csv", &items(&scope, 300), &[])
-        .await
-        .unwrap();
+    let load = load_of(&store, 300).await;
     load.finish().await.unwrap();
     store.close().await;
     assert_eq!(records(&path), 300);
