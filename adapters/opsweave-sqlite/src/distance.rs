@@ -179,6 +179,32 @@ pub(crate) fn use_quantized_dot(index: &mut Index, dim: usize) {
     }));
 }
 
+/// `bytes` read as the 8-bit integers they hold.
+pub(crate) fn as_i8(bytes: &[u8]) -> &[i8] {
+    // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid for
+    // both; the result borrows `bytes` for as long.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len()) }
+}
+
+/// Asks the CPU to bring the cache lines holding `bytes` in ahead of a read (a hint: it never
+/// faults, and does nothing on other architectures).
+pub(crate) fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = bytes.as_ptr() as usize & !63;
+        let end = bytes.as_ptr() as usize + bytes.len();
+        for line in (start..end).step_by(64) {
+            // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE is
+            // part of x86-64.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(line as *const i8, std::arch::x86_64::_MM_HINT_T0)
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Scales `vector` to length 1 (a zero vector stays zero, at distance 1 from everything).
 pub(crate) fn normalise(vector: &mut [f32]) {
     let norm = dot(vector, vector).sqrt();

@@ -8,6 +8,7 @@
 use crate::distance::{
     dot, normalise, quantize, use_quantized_dot, use_unit_dot, use_unit_dot_f16, SCALE_BYTES,
 };
+use crate::flat::{FlatGraph, SavedScalars};
 use opsweave_core::{Error, Result, VectorFilter, VectorHit};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -194,6 +195,14 @@ pub struct VectorOptions {
     /// a file a third the size, at the same recall, with queries about as fast and ~13 % more
     /// memory (docs/benchmarks.md, "Quantized graph"). Off by default.
     pub quantize_graph: bool,
+    /// Walk a copy of the saved graph laid out for searching ([`crate::flat`]): each node's
+    /// base-level links beside an 8-bit copy of its vector, the next nodes prefetched, the
+    /// candidates ranked again by the exact vectors. The copy is made when the graph is saved
+    /// or loaded and used until its next insert (the graph's own walk answers in between), for
+    /// graphs over `exact_scan_limit` vectors. It costs `4 · (2 M + 1) + dim + 4` bytes per
+    /// vector, rounded up to 64 (576 at 384 dims and M 16), and made queries on 1M × 384
+    /// ... times as fast (docs/benchmarks.md, "Flat walk"). On by default.
+    pub flat_walk: bool,
 }
 
 impl Default for VectorOptions {
@@ -208,6 +217,7 @@ impl Default for VectorOptions {
             // (docs/benchmarks.md, "Vector search").
             expansion_search: 128,
             quantize_graph: false,
+            flat_walk: true,
         }
     }
 }
@@ -293,6 +303,12 @@ pub(crate) struct Graph {
     group_of: HashMap<u64, u32>,
     groups: Vec<(GroupKey, HashSet<u64>)>,
     group_ids: HashMap<GroupKey, u32>,
+    flat_walk: bool,
+    /// The graph laid out for walking, as of its last save or load, when nothing was inserted
+    /// since.
+    flat: Option<FlatGraph>,
+    /// Keys removed since `flat` was laid out (it still holds them).
+    removed_since_flat: HashSet<u64>,
     /// Changed since it was last saved.
     pub dirty: bool,
     /// Vectors added or removed since it was last saved.
@@ -384,6 +400,9 @@ impl Graph {
             group_of: HashMap::new(),
             groups: Vec::new(),
             group_ids: HashMap::new(),
+            flat_walk: options.flat_walk,
+            flat: None,
+            removed_since_flat: HashSet::new(),
             dirty: false,
             unsaved: 0,
             saved_at: std::time::Instant::now(),
@@ -427,6 +446,11 @@ impl Graph {
 
     /// Adds or replaces `entries`, inserting on up to `threads` threads.
     pub fn insert(&mut self, entries: Vec<GraphEntry>, threads: usize) -> Result<()> {
+        if !entries.is_empty() {
+            // The copy cannot follow an insert's new links.
+            self.flat = None;
+            self.removed_since_flat.clear();
+        }
         for entry in &entries {
             self.forget(entry.key)?;
         }
@@ -491,7 +515,9 @@ impl Graph {
     /// Removes `keys` (those absent are skipped).
     pub fn remove(&mut self, keys: &[u64]) -> Result<()> {
         for key in keys {
-            self.forget(*key)?;
+            if self.forget(*key)? && self.flat.is_some() {
+                self.removed_since_flat.insert(*key);
+            }
         }
         self.dirty = true;
         self.unsaved += keys.len();
@@ -557,6 +583,31 @@ impl Graph {
             VectorPlan::Exact { .. } => self.exact(query, k, &mask),
             plan => {
                 let filtered = matches!(plan, VectorPlan::FilteredGraph { .. });
+                let allowed = |key| self.group_of.get(&key).is_some_and(|g| mask[*g as usize]);
+                if let Some(flat) = &self.flat {
+                    let ef = self.expansion_search.max(k);
+                    let walked = match filtered {
+                        true => flat.search(query, ef, allowed),
+                        false => {
+                            flat.search(query, ef, |key| !self.removed_since_flat.contains(&key))
+                        }
+                    };
+                    // Short only when removals since the copy took most of its candidates (or
+                    // a filter most of the graph): the graph's own walk, then a scan, decide.
+                    if walked.len() >= want {
+                        let mut buffer = vec![0f32; self.dim];
+                        let mut hits = walked
+                            .iter()
+                            .map(|(key, _)| {
+                                self.exact_similarity(*key, query, &mut buffer)
+                                    .map(|s| hit(*key, s))
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        sort_hits(&mut hits);
+                        hits.truncate(k);
+                        return Ok(hits);
+                    }
+                }
                 // Asking for more results widens the walk (usearch keeps max(ef, count)
                 // candidates); past a few thousand an exact scan is as cheap and certain. A
                 // quantized graph hands back all `ef` candidates, to be ranked exactly.
@@ -565,7 +616,6 @@ impl Graph {
                     None => k,
                 };
                 let quantized = self.exact.as_ref().map(|_| quantize(query));
-                let allowed = |key| self.group_of.get(&key).is_some_and(|g| mask[*g as usize]);
                 loop {
                     let found = match (&quantized, filtered) {
                         (Some(q), true) => self.index.filtered_search(q, count, allowed),
@@ -576,16 +626,14 @@ impl Graph {
                     .map_err(|e| usearch_error("search", e))?;
                     if found.keys.len() >= want {
                         let mut hits: Vec<VectorHit> = match &self.exact {
-                            Some(exact) => {
+                            Some(_) => {
                                 let mut buffer = vec![0f32; self.dim];
                                 found
                                     .keys
                                     .iter()
                                     .map(|key| {
-                                        exact
-                                            .similarity(*key, query, &mut buffer)
+                                        self.exact_similarity(*key, query, &mut buffer)
                                             .map(|s| hit(*key, s))
-                                            .ok_or_else(|| missing_exact(*key))
                                     })
                                     .collect::<Result<_>>()?
                             }
@@ -624,24 +672,7 @@ impl Graph {
                 continue;
             }
             for key in members {
-                let similarity = match &self.exact {
-                    Some(exact) => exact
-                        .similarity(*key, query, &mut buffer)
-                        .ok_or_else(|| missing_exact(*key))?,
-                    None => {
-                        let got = self
-                            .index
-                            .get(*key, &mut buffer)
-                            .map_err(|e| usearch_error("read vector", e))?;
-                        if got == 0 {
-                            return Err(usearch_error(
-                                "read vector",
-                                format!("key {key} is grouped but not in the graph"),
-                            ));
-                        }
-                        dot(query, &buffer)
-                    }
-                };
+                let similarity = self.exact_similarity(*key, query, &mut buffer)?;
                 best.push(Worst(hit(*key, similarity)));
                 if best.len() > k {
                     best.pop();
@@ -651,6 +682,49 @@ impl Graph {
         let mut hits: Vec<VectorHit> = best.into_iter().map(|w| w.0).collect();
         sort_hits(&mut hits);
         Ok(hits)
+    }
+
+    /// The exact similarity of the unit `query` and the vector of `key`, read into `buffer`.
+    fn exact_similarity(&self, key: u64, query: &[f32], buffer: &mut [f32]) -> Result<f32> {
+        match &self.exact {
+            Some(exact) => exact
+                .similarity(key, query, buffer)
+                .ok_or_else(|| missing_exact(key)),
+            None => {
+                let got = self
+                    .index
+                    .get(key, buffer)
+                    .map_err(|e| usearch_error("read vector", e))?;
+                if got == 0 {
+                    return Err(usearch_error(
+                        "read vector",
+                        format!("key {key} is grouped but not in the graph"),
+                    ));
+                }
+                Ok(dot(query, buffer))
+            }
+        }
+    }
+
+    /// Lays the graph saved at `file` out for walking ([`VectorOptions::flat_walk`]), when it
+    /// is big enough to be walked at all; a file it cannot read leaves the graph's own walk.
+    fn lay_out(&mut self, file: &Path) {
+        self.flat = None;
+        self.removed_since_flat.clear();
+        if !self.flat_walk || self.index.size() <= self.exact_scan_limit {
+            return;
+        }
+        let scalars = match (&self.exact, self.storage) {
+            (Some(_), _) => SavedScalars::Quantized,
+            (None, VectorStorage::F32) => SavedScalars::F32,
+            (None, VectorStorage::F16) => SavedScalars::F16,
+        };
+        match FlatGraph::read(file, self.dim, scalars) {
+            Ok(flat) => self.flat = Some(flat),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e.0, "vector index: walking without the flat copy")
+            }
+        }
     }
 
     /// Whether every grouped key is in the graph and the graph holds nothing else.
@@ -677,6 +751,7 @@ impl Graph {
             .map_err(|e| usearch_error(&format!("save {}", temp.display()), e))?;
         let checksum = checksum(&temp)?;
         std::fs::rename(&temp, &file).map_err(|e| io_error("rename", &temp, e))?;
+        self.lay_out(&file);
         let sidecar = serde_json::json!({
             "model": model,
             "generation": self.generation,
@@ -753,7 +828,11 @@ impl Graph {
             graph.group_of.insert(key, id);
             graph.groups[id as usize].1.insert(key);
         }
-        graph.is_whole().then_some(graph)
+        if !graph.is_whole() {
+            return None;
+        }
+        graph.lay_out(&file);
+        Some(graph)
     }
 }
 
@@ -902,6 +981,325 @@ mod tests {
             .to_string_lossy()
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))));
+    }
+
+    /// Options that walk the graph for every query of a test-sized model.
+    fn walking() -> VectorOptions {
+        VectorOptions {
+            exact_scan_limit: 0,
+            plan_by_cost: false,
+            expansion_search: 64,
+            ..VectorOptions::default()
+        }
+    }
+
+    fn group(org: &str) -> GroupKey {
+        GroupKey {
+            org: org.into(),
+            client: None,
+            project: None,
+            entity: "task".into(),
+            source_kind: "test".into(),
+        }
+    }
+
+    fn of_org(org: &str) -> VectorFilter {
+        VectorFilter {
+            scope: opsweave_core::Scope::org(org),
+            ..VectorFilter::default()
+        }
+    }
+
+    /// `n` random vectors of `dim`, every tenth in org `b`, the rest in `a`; saved into `dir`.
+    fn saved_graph(
+        dir: &Path,
+        n: usize,
+        dim: usize,
+        storage: VectorStorage,
+        options: &VectorOptions,
+    ) -> (Graph, Vec<Vec<f32>>) {
+        let vectors = opsweave_testkit::random_vectors(n, dim, 7);
+        let mut graph = Graph::new(dim, storage, options, n).unwrap();
+        let entries = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| GraphEntry {
+                key: i as u64 + 1,
+                group: group(if i % 10 == 0 { "b" } else { "a" }),
+                vector: v.clone(),
+            })
+            .collect();
+        graph.insert(entries, 2).unwrap();
+        assert!(graph.flat.is_none(), "no copy before the graph is saved");
+        graph.save(dir, "m").unwrap();
+        (graph, vectors)
+    }
+
+    /// The keys of the `k` vectors most similar to `query` among those `keep` accepts.
+    fn true_nearest(
+        vectors: &[Vec<f32>],
+        query: &[f32],
+        k: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Vec<u64> {
+        let mut query = query.to_vec();
+        normalise(&mut query);
+        let mut scored: Vec<(f32, u64)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let mut v = v.clone();
+                normalise(&mut v);
+                (dot(&query, &v), i as u64 + 1)
+            })
+            .filter(|(_, key)| keep(*key))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(k).map(|(_, key)| key).collect()
+    }
+
+    fn recall(got: &[VectorHit], want: &[u64]) -> f64 {
+        let found = got
+            .iter()
+            .filter(|h| want.contains(&(h.id.raw() as u64)))
+            .count();
+        found as f64 / want.len() as f64
+    }
+
+    /// A saved graph is walked through its flat copy, in every storage the graph can have: the
+    /// copy's own walk finds the true neighbours, and the answers carry exact similarities.
+    #[test]
+    fn a_saved_graph_is_walked_through_its_flat_copy() {
+        let quantized = VectorOptions {
+            quantize_graph: true,
+            ..walking()
+        };
+        for (storage, options) in [
+            (VectorStorage::F32, walking()),
+            (VectorStorage::F16, walking()),
+            (VectorStorage::F32, quantized),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (graph, vectors) = saved_graph(dir.path(), 3_000, 24, storage, &options);
+            let flat = graph.flat.as_ref().expect("the save laid the graph out");
+            assert_eq!(flat.len(), 3_000);
+            let queries = opsweave_testkit::random_vectors(40, 24, 11);
+            let (mut walked, mut answered) = (0.0, 0.0);
+            for query in &queries {
+                let want = true_nearest(&vectors, query, 10, |_| true);
+                let mut unit = query.clone();
+                normalise(&mut unit);
+                let copy: Vec<u64> = flat
+                    .search(&unit, 64, |_| true)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+                walked += want.iter().filter(|k| copy[..10].contains(k)).count() as f64 / 10.0;
+                // Org `a` is 90 % of the graph, `b` 10 %: both filtered walks of the copy.
+                let tenant = graph.knn(query, 10, &of_org("b")).unwrap();
+                assert_eq!(tenant.len(), 10);
+                assert!(
+                    tenant.iter().all(|h| (h.id.raw() - 1) % 10 == 0),
+                    "{tenant:?}"
+                );
+                let every = graph.knn(query, 10, &of_org("a")).unwrap();
+                answered += recall(
+                    &every,
+                    &true_nearest(&vectors, query, 10, |k| (k - 1) % 10 != 0),
+                );
+                for hit in every.iter().chain(&tenant) {
+                    let mut v = vectors[hit.id.raw() as usize - 1].clone();
+                    normalise(&mut v);
+                    let exact = dot(&unit, &v);
+                    let tolerance = if storage == VectorStorage::F16 {
+                        2e-3
+                    } else {
+                        1e-5
+                    };
+                    assert!(
+                        (hit.similarity - exact).abs() < tolerance,
+                        "{storage:?}: similarity {} vs exact {exact}",
+                        hit.similarity
+                    );
+                }
+            }
+            // Each of the 80 answers came from the copy (40 direct searches beside them).
+            assert_eq!(flat.searches(), 120, "{storage:?}");
+            let (walked, answered) = (walked / 40.0, answered / 40.0);
+            assert!(
+                walked >= 0.9,
+                "{storage:?}: the copy's walk found {walked} of the true top 10"
+            );
+            assert!(
+                answered >= 0.9,
+                "{storage:?}: the filtered answers held {answered} of the true top 10"
+            );
+        }
+    }
+
+    /// Every query of a model that is all one group goes through the unfiltered walk; removals
+    /// after the save are skipped by the copy, an insert retires it and the next save or load
+    /// lays the graph out again.
+    #[test]
+    fn the_flat_copy_follows_removals_and_is_retired_by_inserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let vectors = opsweave_testkit::random_vectors(2_000, 16, 3);
+        let options = walking();
+        let mut graph = Graph::new(16, VectorStorage::F32, &options, 2_000).unwrap();
+        let entries = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| GraphEntry {
+                key: i as u64 + 1,
+                group: group("a"),
+                vector: v.clone(),
+            })
+            .collect();
+        graph.insert(entries, 2).unwrap();
+        graph.save(dir.path(), "m").unwrap();
+        assert!(graph.flat.is_some());
+        assert_eq!(
+            graph.plan(&of_org("a")),
+            VectorPlan::Graph { matching: 2_000 }
+        );
+
+        // Half the keys go; the copy still holds them but never answers with one.
+        let removed: Vec<u64> = (1..=2_000).filter(|k| k % 2 == 0).collect();
+        graph.remove(&removed).unwrap();
+        assert!(graph.flat.is_some(), "removals keep the copy");
+        let queries = opsweave_testkit::random_vectors(20, 16, 5);
+        let before = graph.flat.as_ref().map(FlatGraph::searches);
+        for query in &queries {
+            let hits = graph.knn(query, 10, &of_org("a")).unwrap();
+            assert_eq!(hits.len(), 10);
+            assert!(
+                hits.iter().all(|h| h.id.raw() % 2 == 1),
+                "a removed key came back: {hits:?}"
+            );
+            let want = true_nearest(&vectors, query, 10, |k| k % 2 == 1);
+            assert!(recall(&hits, &want) >= 0.7, "{hits:?} vs {want:?}");
+        }
+
+        assert_eq!(
+            graph.flat.as_ref().map(FlatGraph::searches),
+            before.map(|n| n + 20),
+            "the copy answered every query"
+        );
+
+        // An insert retires the copy; the graph answers with its own walk, new key included.
+        let newcomer = queries[0].clone();
+        graph
+            .insert(
+                vec![GraphEntry {
+                    key: 5_000,
+                    group: group("a"),
+                    vector: newcomer.clone(),
+                }],
+                1,
+            )
+            .unwrap();
+        assert!(graph.flat.is_none());
+        assert_eq!(
+            graph.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
+            5_000
+        );
+        graph.save(dir.path(), "m").unwrap();
+        assert!(graph.flat.is_some(), "the next save lays it out again");
+        assert_eq!(
+            graph.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
+            5_000
+        );
+
+        // Loading the saved file lays it out too.
+        let groups: HashMap<u64, GroupKey> =
+            graph.group_of.keys().map(|k| (*k, group("a"))).collect();
+        let loaded = Graph::load(
+            dir.path(),
+            "m",
+            16,
+            VectorStorage::F32,
+            &options,
+            graph.generation,
+            groups,
+            None,
+        )
+        .expect("the saved graph loads");
+        assert!(loaded.flat.is_some());
+        assert_eq!(
+            loaded.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
+            5_000
+        );
+
+        // Turned off, or for a model small enough to be scanned, there is no copy.
+        let mut off = Graph::load(
+            dir.path(),
+            "m",
+            16,
+            VectorStorage::F32,
+            &VectorOptions {
+                flat_walk: false,
+                ..options.clone()
+            },
+            graph.generation,
+            graph.group_of.keys().map(|k| (*k, group("a"))).collect(),
+            None,
+        )
+        .unwrap();
+        assert!(off.flat.is_none());
+        off.save(dir.path(), "m").unwrap();
+        assert!(off.flat.is_none());
+        let scanned = Graph::load(
+            dir.path(),
+            "m",
+            16,
+            VectorStorage::F32,
+            &VectorOptions::default(),
+            graph.generation,
+            graph.group_of.keys().map(|k| (*k, group("a"))).collect(),
+            None,
+        )
+        .unwrap();
+        assert!(
+            scanned.flat.is_none(),
+            "1,001 vectors are under the default exact-scan limit"
+        );
+    }
+
+    /// A file that is not what usearch saves (cut short anywhere, or linking past its last
+    /// node) is refused with a reason, never a panic; the graph then walks on its own.
+    #[test]
+    fn a_damaged_file_is_not_laid_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (graph, _) = saved_graph(dir.path(), 1_200, 8, VectorStorage::F32, &walking());
+        assert!(graph.flat.is_some());
+        let (file, _) = files(dir.path(), "m");
+        let bytes = std::fs::read(&file).unwrap();
+        let damaged = dir.path().join("damaged");
+        for cut in [0, 7, 1_000, bytes.len() / 2, bytes.len() - 1] {
+            std::fs::write(&damaged, &bytes[..cut]).unwrap();
+            assert!(
+                FlatGraph::read(&damaged, 8, SavedScalars::F32).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(
+            FlatGraph::read(&file, 9, SavedScalars::F32).is_err(),
+            "wrong dimensions"
+        );
+        assert!(
+            FlatGraph::read(&file, 8, SavedScalars::F16).is_err(),
+            "wrong scalars"
+        );
+        // The first node's first link, set past the last node: vectors, head, header, levels,
+        // then the node's key, level and link count.
+        let mut wild = bytes.clone();
+        let first_link = 8 + 1_200 * 8 * 4 + 64 + 40 + 1_200 * 2 + 8 + 2 + 4;
+        wild[first_link..first_link + 4].copy_from_slice(&5_000u32.to_le_bytes());
+        let count_at = first_link - 4;
+        wild[count_at..first_link].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&damaged, &wild).unwrap();
+        let refused = FlatGraph::read(&damaged, 8, SavedScalars::F32).unwrap_err();
+        assert!(refused.0.contains("past the last node"), "{}", refused.0);
     }
 
     #[test]

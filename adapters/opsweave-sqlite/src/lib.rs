@@ -6,6 +6,7 @@
 
 mod distance;
 mod error;
+mod flat;
 mod hnsw;
 mod ingest;
 mod jobs;

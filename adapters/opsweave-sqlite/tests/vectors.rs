@@ -97,6 +97,20 @@ async fn sqlite_passes_the_vector_conformance_suite_on_the_graph_path() {
     store.close().await;
 }
 
+/// The graph path once more on usearch's own walk (no flat copy, `flat_walk` off): the copy is
+/// retired by every insert, so this walk answers between an insert and the next save.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_vector_conformance_suite_on_the_graphs_own_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = VectorOptions {
+        exact_scan_limit: 16,
+        plan_by_cost: false,
+        flat_walk: false,
+        ..VectorOptions::default()
+    };
+    conformance_with(dir.path(), &options).await;
+}
+
 /// The graph path again with the graph's vectors quantized to 8 bits: the contract (k rows,
 /// recall, exact similarities) holds as it does on f32 graphs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,7 @@ async fn main() -> opsweave_core::Result<()> {
             "--no-rebuild" => rebuild = false,
             "--half" => half = true,
             "--quantize" => graph.quantize_graph = true,
+            "--no-flat-walk" => graph.flat_walk = false,
             "--exact-scan-limit" => {
                 graph.exact_scan_limit = args
                     .next()

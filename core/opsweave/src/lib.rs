@@ -196,6 +196,7 @@ impl Weave {
                     expansion_add: config.index.ef_construction,
                     expansion_search: config.index.ef_search,
                     quantize_graph: config.index.quantize,
+                    flat_walk: config.index.flat_walk,
                     ..opsweave_sqlite::VectorOptions::default()
                 };
                 let store = Arc::new(
