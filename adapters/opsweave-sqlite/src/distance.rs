@@ -6,9 +6,10 @@
 //! whole graph walk about twice as fast (docs/benchmarks.md, "Distance kernel"). f16 graphs widen
 //! their halves to f32 a block at a time (the `half` crate, F16C when the CPU has it) first.
 //!
-//! Unsafe here (one of the crate's two places, with `ingest::with_connection`): usearch hands a
-//! custom metric two raw pointers, and the vector instructions are only callable after checking
-//! the CPU has them.
+//! Unsafe here (one of the crate's three places, with `ingest::with_connection` and
+//! `flat::advise_huge_pages`): usearch hands a custom metric two raw pointers, the vector
+//! instructions are only callable after checking the CPU has them, and the flat walk reads its
+//! 8-bit vectors out of a byte array and prefetches.
 #![allow(unsafe_code)]
 
 use half::slice::HalfFloatSliceExt;

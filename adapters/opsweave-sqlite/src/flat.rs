@@ -134,8 +134,10 @@ impl FlatGraph {
     /// components held as `scalars`.
     pub fn read(path: &Path, dim: usize, scalars: SavedScalars) -> Result<Self, Unreadable> {
         let file = std::fs::File::open(path)?;
+        let length = file.metadata()?.len();
         Self::from_reader(
             std::io::BufReader::with_capacity(1 << 20, file),
+            length,
             dim,
             scalars,
         )
@@ -143,6 +145,7 @@ impl FlatGraph {
 
     fn from_reader(
         mut reader: impl Read,
+        length: u64,
         dim: usize,
         scalars: SavedScalars,
     ) -> Result<Self, Unreadable> {
@@ -154,6 +157,10 @@ impl FlatGraph {
                 "{columns} bytes per vector, expected {}",
                 scalars.bytes_per_vector(dim)
             )));
+        }
+        // Sizes are checked against the file before anything is allocated for them.
+        if (rows as u64).saturating_mul(columns as u64 + 16) > length {
+            return Err(bad(format!("{rows} vectors do not fit in {length} bytes")));
         }
         let mut vectors = vec![0i8; rows * (dim + SCALE_BYTES)];
         let mut row = vec![0u8; columns];
@@ -197,6 +204,9 @@ impl FlatGraph {
                 "{size} nodes for {rows} vectors, entry {entry}"
             )));
         }
+        if max_level > 64 {
+            return Err(bad(format!("{max_level} levels")));
+        }
         if connectivity == 0 || base_links == 0 || connectivity > 4_096 || base_links > 8_192 {
             return Err(bad(format!("links per node {connectivity} / {base_links}")));
         }
@@ -210,7 +220,9 @@ impl FlatGraph {
         }
         let vector_offset = 4 + 4 * base_links;
         let stride = (vector_offset + dim + SCALE_BYTES).div_ceil(LINE) * LINE;
-        let mut nodes = vec![0u8; size * stride + LINE];
+        let mut nodes = Vec::with_capacity(size * stride + LINE);
+        advise_huge_pages(&mut nodes);
+        nodes.resize(size * stride + LINE, 0);
         let start = nodes.as_ptr().align_offset(LINE);
         let mut keys = Vec::with_capacity(size);
         let mut upper = HashMap::new();
@@ -359,6 +371,8 @@ impl FlatGraph {
         if admits(current) {
             found.push(Scored(nearest, current));
         }
+        // The neighbours to compare, every one's vector prefetched before the first is read (a
+        // window of four ahead measured the same on 1M × 384).
         let mut fresh = Vec::with_capacity(self.base_links);
         while let Some(Reverse(Scored(distance, slot))) = candidates.pop() {
             if found.len() >= ef && found.peek().is_some_and(|worst| distance > worst.0) {
@@ -418,6 +432,29 @@ impl FlatGraph {
             free.push(bits);
         }
     }
+}
+
+/// Asks Linux to back the (still untouched) capacity of `buffer` with transparent huge pages
+/// where the system leaves that to each program (`madvise`, the usual default): a walk reads a
+/// few lines of a random node at each step, and with 4 KiB pages each read is also a TLB miss.
+#[allow(unsafe_code)]
+fn advise_huge_pages(buffer: &mut Vec<u8>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let from = buffer.as_mut_ptr() as usize;
+        let (start, end) = (
+            from.next_multiple_of(HUGE),
+            (from + buffer.capacity()) & !(HUGE - 1),
+        );
+        if end > start {
+            // SAFETY: the range lies inside `buffer`'s own allocation, and the advice changes
+            // how its pages are backed, never their contents or validity.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buffer;
 }
 
 fn check_links(

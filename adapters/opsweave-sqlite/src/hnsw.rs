@@ -331,6 +331,12 @@ fn usearch_error(context: &str, e: impl std::fmt::Display) -> Error {
     Error::internal(format!("vector index: {context}: {e}"))
 }
 
+/// The flat walk's nearest candidates (at least; four times `k` when more) ranked again by the
+/// exact vectors. Its 8-bit distances are close to exact, so the true top 10 are among its first
+/// 20 (on 1M × 384 the same recall at 20, 40 and all 128); each exact vector is a lookup and a
+/// copy out of the graph, and ranking all 128 took ~0.25 ms of a 1.2 ms query.
+const RANKED_AGAIN: usize = 40;
+
 /// Graphs smaller than this take new vectors one at a time (see [`Graph::insert`]).
 const SEQUENTIAL_BELOW: usize = 1_024;
 
@@ -595,6 +601,7 @@ impl Graph {
                     // Short only when removals since the copy took most of its candidates (or
                     // a filter most of the graph): the graph's own walk, then a scan, decide.
                     if walked.len() >= want {
+                        let walked = &walked[..walked.len().min((4 * k).max(RANKED_AGAIN))];
                         let mut buffer = vec![0f32; self.dim];
                         let mut hits = walked
                             .iter()
@@ -1282,6 +1289,12 @@ mod tests {
                 "cut at {cut}"
             );
         }
+        // A count of vectors far past the file's size is refused before anything is allocated.
+        let mut huge = bytes.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&damaged, &huge).unwrap();
+        let refused = FlatGraph::read(&damaged, 8, SavedScalars::F32).unwrap_err();
+        assert!(refused.0.contains("do not fit"), "{}", refused.0);
         assert!(
             FlatGraph::read(&file, 9, SavedScalars::F32).is_err(),
             "wrong dimensions"
