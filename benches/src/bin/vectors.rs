@@ -17,6 +17,8 @@
 //! connectivity and build-time expansion (defaults 16 and 128, as the other engines).
 //! `--quantize` keeps the graph's vectors as 8-bit integers and ranks its candidates again by the
 //! exact vectors (`VectorOptions::quantize_graph`; pass it with `--existing` too).
+//! `--no-flat-walk` walks usearch's own graph instead of the flat copy laid out from the saved
+//! file (`VectorOptions::flat_walk`; it applies with `--existing` too).
 //! `--exact-scan-limit N` sets the size up to which queries scan every allowed vector exactly
 //! (default 10,000; 0 walks the graph even for the smallest model).
 //!
@@ -212,6 +214,7 @@ async fn main() -> opsweave_core::Result<()> {
         let options = opsweave_sqlite::VectorOptions {
             expansion_search: ef.unwrap_or(64),
             quantize_graph: graph.quantize_graph,
+            flat_walk: graph.flat_walk,
             ..opsweave_sqlite::VectorOptions::default()
         };
         let store = Arc::new(SqliteStore::open(&db).await?.with_vector_options(options));
@@ -223,7 +226,7 @@ async fn main() -> opsweave_core::Result<()> {
         let plain = measure(&*store, &data, &all, &data.gt).await;
         println!(
             "{}",
-            json!({"engine": "opsweave SQLite (usearch HNSW)", "ef": ef.unwrap_or(64),
+            json!({"engine": "opsweave SQLite (usearch HNSW)", "flat_walk": graph.flat_walk, "ef": ef.unwrap_or(64),
                    "load_s": load_s, "plain": plain})
         );
         return Ok(());
@@ -390,6 +393,7 @@ async fn main() -> opsweave_core::Result<()> {
             },
             "n": data.n,
             "dim": data.dim,
+            "flat_walk": !postgres && graph.flat_walk,
             "m": graph.connectivity,
             "ef_construction": graph.expansion_add,
             "quantize_graph": graph.quantize_graph,
