@@ -210,6 +210,13 @@ impl FlatGraph {
         if connectivity == 0 || base_links == 0 || connectivity > 4_096 || base_links > 8_192 {
             return Err(bad(format!("links per node {connectivity} / {base_links}")));
         }
+        // Every node's tape holds its key, level, count and base links: the file must too.
+        let tapes = (size as u64).saturating_mul(8 + 2 + 4 + 4 * base_links as u64);
+        if tapes > length {
+            return Err(bad(format!(
+                "{size} nodes of {base_links} links do not fit in {length} bytes"
+            )));
+        }
         let mut levels = Vec::with_capacity(size);
         for _ in 0..size {
             let level = read_i16(&mut reader)?;
@@ -223,7 +230,7 @@ impl FlatGraph {
         let mut nodes = Vec::with_capacity(size * stride + LINE);
         advise_huge_pages(&mut nodes);
         nodes.resize(size * stride + LINE, 0);
-        let start = nodes.as_ptr().align_offset(LINE);
+        let start = (LINE - nodes.as_ptr() as usize % LINE) % LINE;
         let mut keys = Vec::with_capacity(size);
         let mut upper = HashMap::new();
         let mut links = vec![0u8; 4 * base_links.max(connectivity)];
@@ -282,6 +289,11 @@ impl FlatGraph {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The keys of the nodes that are not removed.
+    pub fn live_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.keys.iter().copied().filter(|key| *key != FREE_KEY)
     }
 
     /// Searches it has answered so far.

@@ -601,16 +601,22 @@ impl Graph {
                     };
                     // Short only when removals since the copy took most of its candidates (or
                     // a filter most of the graph): the graph's own walk, then a scan, decide.
-                    if walked.len() >= want {
-                        let walked = &walked[..walked.len().min((4 * k).max(RANKED_AGAIN))];
-                        let mut buffer = vec![0f32; self.dim];
-                        let mut hits = walked
-                            .iter()
-                            .map(|(key, _)| {
-                                self.exact_similarity(*key, query, &mut buffer)
-                                    .map(|s| hit(*key, s))
-                            })
-                            .collect::<Result<Vec<_>>>()?;
+                    // A key the graph cannot give the exact vector of (never expected: the copy is
+                    // checked against the graph when made) leaves the answer to the graph's walk.
+                    let exact: Option<Vec<VectorHit>> = (walked.len() >= want)
+                        .then(|| {
+                            let mut buffer = vec![0f32; self.dim];
+                            walked[..walked.len().min((4 * k).max(RANKED_AGAIN))]
+                                .iter()
+                                .map(|(key, _)| {
+                                    self.exact_similarity(*key, query, &mut buffer)
+                                        .map(|s| hit(*key, s))
+                                })
+                                .collect::<Result<Vec<_>>>()
+                                .ok()
+                        })
+                        .flatten();
+                    if let Some(mut hits) = exact {
                         sort_hits(&mut hits);
                         hits.truncate(k);
                         return Ok(hits);
@@ -728,11 +734,27 @@ impl Graph {
             (None, VectorStorage::F16) => SavedScalars::F16,
         };
         match FlatGraph::read(file, self.dim, scalars) {
+            // The file is shared by every process on this database: one that saved another
+            // generation in between would leave a copy of other vectors, never to be walked.
+            Ok(flat) if !self.holds_the_same_keys(&flat) => tracing::warn!(
+                file = %file.display(),
+                "vector index: the saved file no longer matches the graph; walking without the flat copy"
+            ),
             Ok(flat) => self.flat = Some(flat),
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e.0, "vector index: walking without the flat copy")
             }
         }
+    }
+
+    /// Whether `flat` holds exactly the graph's keys.
+    fn holds_the_same_keys(&self, flat: &FlatGraph) -> bool {
+        let mut live = 0;
+        let all_grouped = flat.live_keys().all(|key| {
+            live += 1;
+            self.group_of.contains_key(&key)
+        });
+        all_grouped && live == self.group_of.len()
     }
 
     /// Whether every grouped key is in the graph and the graph holds nothing else.
@@ -758,8 +780,8 @@ impl Graph {
             .save(temp_text)
             .map_err(|e| usearch_error(&format!("save {}", temp.display()), e))?;
         let checksum = checksum(&temp)?;
+        self.lay_out(&temp);
         std::fs::rename(&temp, &file).map_err(|e| io_error("rename", &temp, e))?;
-        self.lay_out(&file);
         let sidecar = serde_json::json!({
             "model": model,
             "generation": self.generation,
@@ -1296,6 +1318,13 @@ mod tests {
         std::fs::write(&damaged, &huge).unwrap();
         let refused = FlatGraph::read(&damaged, 8, SavedScalars::F32).unwrap_err();
         assert!(refused.0.contains("do not fit"), "{}", refused.0);
+        // So is a header claiming far more links per node than the file holds.
+        let mut wide = bytes.clone();
+        let base_links_at = 8 + 1_200 * 8 * 4 + 64 + 16;
+        wide[base_links_at..base_links_at + 8].copy_from_slice(&8_192u64.to_le_bytes());
+        std::fs::write(&damaged, &wide).unwrap();
+        let refused = FlatGraph::read(&damaged, 8, SavedScalars::F32).unwrap_err();
+        assert!(refused.0.contains("links do not fit"), "{}", refused.0);
         assert!(
             FlatGraph::read(&file, 9, SavedScalars::F32).is_err(),
             "wrong dimensions"
@@ -1314,6 +1343,26 @@ mod tests {
         std::fs::write(&damaged, &wild).unwrap();
         let refused = FlatGraph::read(&damaged, 8, SavedScalars::F32).unwrap_err();
         assert!(refused.0.contains("past the last node"), "{}", refused.0);
+    }
+
+    /// A file that holds another graph (another process saved another generation over it) is
+    /// not laid out: the copy would answer with keys the graph does not have.
+    #[test]
+    fn a_file_of_other_vectors_is_not_laid_out() {
+        let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_, _) = saved_graph(one.path(), 1_200, 8, VectorStorage::F32, &walking());
+        let (mut graph, vectors) =
+            saved_graph(other.path(), 1_100, 8, VectorStorage::F32, &walking());
+        assert!(graph.flat.is_some());
+        let (foreign, _) = files(one.path(), "m");
+        graph.lay_out(&foreign);
+        assert!(
+            graph.flat.is_none(),
+            "1,200 keys laid out for a graph of 1,100"
+        );
+        // Its queries go through the graph's own walk.
+        let hits = graph.knn(&vectors[5], 3, &of_org("a")).unwrap();
+        assert_eq!(hits[0].id.raw(), 6);
     }
 
     #[test]
