@@ -7,8 +7,9 @@
 //! dependent cache and TLB misses; on 1M × 384 vectors that made its walk 2.1–2.7× slower than
 //! hnswlib's on the same graph (docs/benchmarks.md, "On a 16-core server"). This copy is read
 //! from the file usearch saved (its layout: the vectors, a 64-byte head, then the graph), so it
-//! reflects the graph as of the last save or load; the graph stops using it at its next insert,
-//! and makes it again at its next save.
+//! reflects the graph as of the last save or load; the graph keeps what changed since beside it
+//! (removed keys, a bounded number of inserted vectors compared exactly) and lays it out again
+//! at its next save.
 
 use crate::distance::{as_i8, dot_quantized, prefetch, quantize, SCALE_BYTES};
 use std::cmp::{Ordering, Reverse};

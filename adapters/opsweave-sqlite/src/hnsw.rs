@@ -198,8 +198,9 @@ pub struct VectorOptions {
     /// Walk a copy of the saved graph laid out for searching ([`crate::flat`]): each node's
     /// base-level links beside an 8-bit copy of its vector, the next nodes prefetched, the
     /// candidates ranked again by the exact vectors. The copy is made when the graph is saved
-    /// or loaded and used until its next insert (the graph's own walk answers in between), for
-    /// graphs over `exact_scan_limit` vectors. It costs `4 · (2 M + 1) + dim + 4` bytes per
+    /// or loaded, for graphs over `exact_scan_limit` vectors; vectors inserted since are
+    /// compared exactly beside its walk, up to `FRESH_SCANNED_AT_MOST` (then the graph's own
+    /// walk answers until the next save). It costs `4 · (2 M + 1) + dim + 4` bytes per
     /// vector, rounded up to 64 (576 at 384 dims and M 16), and answered queries on 1M × 384
     /// (M 32) at p50 0.85–0.93 / p99 0.97–1.21 ms against 2.07–2.22 / 2.64–4.79 ms for the
     /// graph's own walk, at the same recall (docs/benchmarks.md, "Flat walk"). On by default.
@@ -308,8 +309,10 @@ pub(crate) struct Graph {
     /// The graph laid out for walking, as of its last save or load, when nothing was inserted
     /// since.
     flat: Option<FlatGraph>,
-    /// Keys removed since `flat` was laid out (it still holds them).
+    /// Keys removed or replaced since `flat` was laid out (it still holds them).
     removed_since_flat: HashSet<u64>,
+    /// Keys inserted since `flat` was laid out: compared exactly beside its walk.
+    inserted_since_flat: HashSet<u64>,
     /// Changed since it was last saved.
     pub dirty: bool,
     /// Vectors added or removed since it was last saved.
@@ -337,6 +340,11 @@ fn usearch_error(context: &str, e: impl std::fmt::Display) -> Error {
 /// 20 (on 1M × 384 the same recall at 20, 40 and all 128); each exact vector is a lookup and a
 /// copy out of the graph, and ranking all 128 took ~0.25 ms of a 1.2 ms query.
 const RANKED_AGAIN: usize = 40;
+
+/// Vectors inserted since the flat copy was laid out that queries compare exactly beside its
+/// walk (each an exact vector read and a dot product: ~0.5 ms at most for all of them); past this
+/// many the copy is retired and the graph's own walk answers until the next save lays it out.
+const FRESH_SCANNED_AT_MOST: usize = 1_024;
 
 /// Graphs smaller than this take new vectors one at a time (see [`Graph::insert`]).
 const SEQUENTIAL_BELOW: usize = 1_024;
@@ -410,6 +418,7 @@ impl Graph {
             flat_walk: options.flat_walk,
             flat: None,
             removed_since_flat: HashSet::new(),
+            inserted_since_flat: HashSet::new(),
             dirty: false,
             unsaved: 0,
             saved_at: std::time::Instant::now(),
@@ -453,10 +462,20 @@ impl Graph {
 
     /// Adds or replaces `entries`, inserting on up to `threads` threads.
     pub fn insert(&mut self, entries: Vec<GraphEntry>, threads: usize) -> Result<()> {
-        if !entries.is_empty() {
-            // The copy cannot follow an insert's new links.
-            self.flat = None;
-            self.removed_since_flat.clear();
+        if self.flat.is_some() && !entries.is_empty() {
+            // The copy cannot follow an insert's new links: the new vectors are compared exactly
+            // beside its walk, up to a point.
+            if self.inserted_since_flat.len() + entries.len() > FRESH_SCANNED_AT_MOST {
+                self.retire_flat();
+            } else {
+                for entry in &entries {
+                    if self.group_of.contains_key(&entry.key) {
+                        // Replaced: the copy holds the old vector.
+                        self.removed_since_flat.insert(entry.key);
+                    }
+                    self.inserted_since_flat.insert(entry.key);
+                }
+            }
         }
         for entry in &entries {
             self.forget(entry.key)?;
@@ -524,6 +543,7 @@ impl Graph {
         for key in keys {
             if self.forget(*key)? && self.flat.is_some() {
                 self.removed_since_flat.insert(*key);
+                self.inserted_since_flat.remove(key);
             }
         }
         self.dirty = true;
@@ -593,30 +613,29 @@ impl Graph {
                 let allowed = |key| self.group_of.get(&key).is_some_and(|g| mask[*g as usize]);
                 if let Some(flat) = &self.flat {
                     let ef = self.expansion_search.max(k);
+                    let current = |key| !self.removed_since_flat.contains(&key);
                     let walked = match filtered {
-                        true => flat.search(query, ef, allowed),
-                        false => {
-                            flat.search(query, ef, |key| !self.removed_since_flat.contains(&key))
-                        }
+                        true => flat.search(query, ef, |key| current(key) && allowed(key)),
+                        false => flat.search(query, ef, current),
                     };
-                    // Short only when removals since the copy took most of its candidates (or
-                    // a filter most of the graph): the graph's own walk, then a scan, decide.
-                    // A key the graph cannot give the exact vector of (never expected: the copy is
-                    // checked against the graph when made) leaves the answer to the graph's walk.
-                    let exact: Option<Vec<VectorHit>> = (walked.len() >= want)
-                        .then(|| {
-                            let mut buffer = vec![0f32; self.dim];
-                            walked[..walked.len().min((4 * k).max(RANKED_AGAIN))]
-                                .iter()
-                                .map(|(key, _)| {
-                                    self.exact_similarity(*key, query, &mut buffer)
-                                        .map(|s| hit(*key, s))
-                                })
-                                .collect::<Result<Vec<_>>>()
-                                .ok()
+                    let ranked = walked.len().min((4 * k).max(RANKED_AGAIN));
+                    let inserted = self.inserted_since_flat.iter().filter(|key| allowed(**key));
+                    // Short only when removals since the copy took most of its candidates (or a
+                    // filter most of the graph); a key the graph cannot give the exact vector of
+                    // (never expected: the copy is checked against the graph when made). Either
+                    // leaves the answer to the graph's own walk, then a scan.
+                    let mut buffer = vec![0f32; self.dim];
+                    let exact: Option<Vec<VectorHit>> = walked[..ranked]
+                        .iter()
+                        .map(|(key, _)| key)
+                        .chain(inserted)
+                        .map(|key| {
+                            self.exact_similarity(*key, query, &mut buffer)
+                                .map(|s| hit(*key, s))
                         })
-                        .flatten();
-                    if let Some(mut hits) = exact {
+                        .collect::<Result<Vec<_>>>()
+                        .ok();
+                    if let Some(mut hits) = exact.filter(|hits| hits.len() >= want) {
                         sort_hits(&mut hits);
                         hits.truncate(k);
                         return Ok(hits);
@@ -723,8 +742,7 @@ impl Graph {
     /// Lays the graph saved at `file` out for walking ([`VectorOptions::flat_walk`]), when it
     /// is big enough to be walked at all; a file it cannot read leaves the graph's own walk.
     fn lay_out(&mut self, file: &Path) {
-        self.flat = None;
-        self.removed_since_flat.clear();
+        self.retire_flat();
         if !self.flat_walk || self.index.size() <= self.exact_scan_limit {
             return;
         }
@@ -745,6 +763,18 @@ impl Graph {
                 tracing::warn!(file = %file.display(), error = %e.0, "vector index: walking without the flat copy")
             }
         }
+    }
+
+    fn retire_flat(&mut self) {
+        self.flat = None;
+        self.removed_since_flat.clear();
+        self.inserted_since_flat.clear();
+    }
+
+    /// Whether saving the graph would give it a flat copy it now walks without (it grew past
+    /// the exact-scan limit, or took more inserts than the copy compares exactly).
+    pub fn wants_a_flat_copy(&self) -> bool {
+        self.flat_walk && self.flat.is_none() && self.index.size() > self.exact_scan_limit
     }
 
     /// Whether `flat` holds exactly the graph's keys.
@@ -1168,10 +1198,10 @@ mod tests {
     }
 
     /// Every query of a model that is all one group goes through the unfiltered walk; removals
-    /// after the save are skipped by the copy, an insert retires it and the next save or load
-    /// lays the graph out again.
+    /// after the save are skipped by the copy, a few inserts are compared exactly beside it,
+    /// many retire it, and the next save or load lays the graph out again.
     #[test]
-    fn the_flat_copy_follows_removals_and_is_retired_by_inserts() {
+    fn the_flat_copy_follows_removals_and_inserts() {
         let dir = tempfile::tempdir().unwrap();
         let vectors = opsweave_testkit::random_vectors(2_000, 16, 3);
         let options = walking();
@@ -1216,25 +1246,68 @@ mod tests {
             "the copy answered every query"
         );
 
-        // An insert retires the copy; the graph answers with its own walk, new key included.
+        // A few inserts keep the copy: the new vectors are compared exactly beside its walk,
+        // and a replaced vector's old copy is never answered with.
+        // The replacement lies near the old vector, so both rank key 1 high.
         let newcomer = queries[0].clone();
+        let replacement: Vec<f32> = vectors[0].iter().map(|x| x + 0.02).collect();
+        let entry = |key: u64, vector: &Vec<f32>| GraphEntry {
+            key,
+            group: group("a"),
+            vector: vector.clone(),
+        };
         graph
-            .insert(
-                vec![GraphEntry {
-                    key: 5_000,
-                    group: group("a"),
-                    vector: newcomer.clone(),
-                }],
-                1,
-            )
+            .insert(vec![entry(5_000, &newcomer), entry(1, &replacement)], 1)
             .unwrap();
+        assert!(graph.flat.is_some(), "a few inserts keep the copy");
+        let searched = graph.flat.as_ref().map(FlatGraph::searches);
+        assert_eq!(
+            graph.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
+            5_000
+        );
+        let top = graph.knn(&replacement, 1, &of_org("a")).unwrap();
+        assert_eq!(top[0].id.raw(), 1);
+        assert!((top[0].similarity - 1.0).abs() < 1e-5, "{top:?}");
+        let (mut old, mut new) = (vectors[0].clone(), replacement.clone());
+        normalise(&mut old);
+        normalise(&mut new);
+        // Found by the walk (its old vector is near) and compared as new: once, as new.
+        let near_old = graph.knn(&vectors[0], 10, &of_org("a")).unwrap();
+        let ids: HashSet<i64> = near_old.iter().map(|h| h.id.raw()).collect();
+        assert_eq!(
+            ids.len(),
+            near_old.len(),
+            "a key answered twice: {near_old:?}"
+        );
+        for hit in near_old {
+            if hit.id.raw() == 1 {
+                assert!((hit.similarity - dot(&old, &new)).abs() < 1e-5, "{hit:?}");
+            }
+        }
+        assert_eq!(
+            graph.flat.as_ref().map(FlatGraph::searches),
+            searched.map(|n| n + 3),
+            "the copy answered beside the exact comparisons"
+        );
+
+        // Past FRESH_SCANNED_AT_MOST the copy is retired: the graph walks on its own (and asks
+        // to be saved), and the next save lays it out again.
+        assert!(!graph.wants_a_flat_copy());
+        let many = opsweave_testkit::random_vectors(FRESH_SCANNED_AT_MOST, 16, 9)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| entry(10_000 + i as u64, v))
+            .collect();
+        graph.insert(many, 2).unwrap();
         assert!(graph.flat.is_none());
+        assert!(graph.wants_a_flat_copy());
         assert_eq!(
             graph.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
             5_000
         );
         graph.save(dir.path(), "m").unwrap();
         assert!(graph.flat.is_some(), "the next save lays it out again");
+        assert!(!graph.wants_a_flat_copy());
         assert_eq!(
             graph.knn(&newcomer, 1, &of_org("a")).unwrap()[0].id.raw(),
             5_000

@@ -380,9 +380,11 @@ impl SqliteStore {
                 Err(_) => *guard = None,
             }
             // A process that ends without `close` leaves a file at most a minute behind, so the
-            // next one rebuilds a big graph only when it really changed since.
+            // next one rebuilds a big graph only when it really changed since; a graph walking
+            // without its flat copy is saved (and laid out again) a minute after its last save.
             if let (Some(graph), Some(dir)) = (guard.as_mut(), dir) {
-                if graph.unsaved >= AUTOSAVE_CHANGES && graph.saved_at.elapsed() >= AUTOSAVE_EVERY {
+                let due = graph.unsaved >= AUTOSAVE_CHANGES || graph.wants_a_flat_copy();
+                if due && graph.saved_at.elapsed() >= AUTOSAVE_EVERY {
                     // Not saved: the next save (or `close`) tries again.
                     let _ = graph.save(&dir, &model);
                 }
