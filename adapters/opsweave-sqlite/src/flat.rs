@@ -335,14 +335,9 @@ impl FlatGraph {
         1.0 - dot_quantized(query, as_i8(self.vector_bytes(slot)), self.dim)
     }
 
-    /// Up to `ef` nodes nearest the unit `query` whose keys `allowed` accepts (removed nodes
-    /// never are), nearest first, with their approximate (8-bit) distances.
-    pub fn search(
-        &self,
-        query: &[f32],
-        ef: usize,
-        allowed: impl Fn(u64) -> bool,
-    ) -> Vec<(u64, f32)> {
+    /// The keys of up to `ef` nodes nearest the unit `query` by their 8-bit vectors, nearest
+    /// first, among those `allowed` accepts (removed nodes never are).
+    pub fn search(&self, query: &[f32], ef: usize, allowed: impl Fn(u64) -> bool) -> Vec<u64> {
         if self.keys.is_empty() || ef == 0 || query.len() != self.dim {
             return Vec::new();
         }
@@ -397,7 +392,8 @@ impl FlatGraph {
             }
             fresh.clear();
             for neighbour in self.base_links(slot) {
-                if (neighbour as usize) < self.keys.len() && !mark(neighbour) {
+                // In range: every link was checked against the node count when read.
+                if !mark(neighbour) {
                     prefetch(self.vector_bytes(neighbour));
                     fresh.push(neighbour);
                 }
@@ -417,13 +413,11 @@ impl FlatGraph {
             }
         }
         self.put_back(visited);
-        let mut found: Vec<(u64, f32)> = found
+        found
             .into_sorted_vec()
             .into_iter()
-            .map(|Scored(distance, slot)| (self.keys[slot as usize], distance))
-            .collect();
-        found.truncate(ef);
-        found
+            .map(|Scored(_, slot)| self.keys[slot as usize])
+            .collect()
     }
 
     /// A cleared visit bitmap, reused from an earlier search when one is free.

@@ -306,8 +306,8 @@ pub(crate) struct Graph {
     groups: Vec<(GroupKey, HashSet<u64>)>,
     group_ids: HashMap<GroupKey, u32>,
     flat_walk: bool,
-    /// The graph laid out for walking, as of its last save or load, when nothing was inserted
-    /// since.
+    /// The graph laid out for walking, as of its last save or load (dropped after more than
+    /// `FRESH_SCANNED_AT_MOST` inserts since).
     flat: Option<FlatGraph>,
     /// Keys removed or replaced since `flat` was laid out (it still holds them).
     removed_since_flat: HashSet<u64>,
@@ -613,7 +613,10 @@ impl Graph {
                 let allowed = |key| self.group_of.get(&key).is_some_and(|g| mask[*g as usize]);
                 if let Some(flat) = &self.flat {
                     let ef = self.expansion_search.max(k);
-                    let current = |key| !self.removed_since_flat.contains(&key);
+                    let current = |key| {
+                        self.removed_since_flat.is_empty()
+                            || !self.removed_since_flat.contains(&key)
+                    };
                     let walked = match filtered {
                         true => flat.search(query, ef, |key| current(key) && allowed(key)),
                         false => flat.search(query, ef, current),
@@ -627,7 +630,6 @@ impl Graph {
                     let mut buffer = vec![0f32; self.dim];
                     let exact: Option<Vec<VectorHit>> = walked[..ranked]
                         .iter()
-                        .map(|(key, _)| key)
                         .chain(inserted)
                         .map(|key| {
                             self.exact_similarity(*key, query, &mut buffer)
@@ -1149,11 +1151,7 @@ mod tests {
                 let want = true_nearest(&vectors, query, 10, |_| true);
                 let mut unit = query.clone();
                 normalise(&mut unit);
-                let copy: Vec<u64> = flat
-                    .search(&unit, 64, |_| true)
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect();
+                let copy = flat.search(&unit, 64, |_| true);
                 walked += want.iter().filter(|k| copy[..10].contains(k)).count() as f64 / 10.0;
                 // Org `a` is 90 % of the graph, `b` 10 %: both filtered walks of the copy.
                 let tenant = graph.knn(query, 10, &of_org("b")).unwrap();
