@@ -10,6 +10,7 @@
 //! row: FTS5 writes its pending terms out as a new segment at the end of every statement, so one
 //! row per statement would write (and later merge) one segment per row.
 
+use crate::borrowing::BorrowingStatement;
 use crate::error::{map, map_rusqlite};
 use crate::rows::{day_number, millis};
 use opsweave_core::mapping::Rejection;
@@ -292,8 +293,9 @@ fn write_rows(
     now: i64,
     fresh_from: Option<i64>,
 ) -> Result<bool> {
-    let prepare =
-        |sql: &str, what: &'static str| conn.prepare_cached(sql).map_err(|e| map_rusqlite(what, e));
+    let prepare = |sql: &str, what: &'static str| {
+        BorrowingStatement::prepare(conn, sql).map_err(|e| map_rusqlite(what, e))
+    };
     let statements = |upsert: bool| -> Result<_> {
         let sql = |insert: &str, conflict: &str| match upsert {
             true => format!("{insert}{conflict}"),
@@ -310,6 +312,7 @@ fn write_rows(
         Some(_) => Some(statements(false)?),
         None => None,
     };
+    use rusqlite::types::ValueRef::{Integer, Null, Real};
     let mut tasks_written = false;
     for &(seq, item) in changed {
         let [raw, record, task] = match &mut inserts {
@@ -317,31 +320,31 @@ fn write_rows(
             _ => &mut upserts,
         };
         let r = &item.normalised.record;
-        raw.execute(params![
-            seq,
-            source_file,
-            item.normalised.line as i64,
-            item.normalised.raw_json,
-            now
+        raw.execute(&[
+            Integer(seq),
+            source_file.into(),
+            Integer(item.normalised.line as i64),
+            item.normalised.raw_json.as_str().into(),
+            Integer(now),
         ])
         .map_err(|e| map_rusqlite("write raw items", e))?;
         record
-            .execute(params![
-                seq,
-                r.id.raw(),
-                r.scope.org,
-                r.scope.client,
-                r.scope.project,
-                r.source.kind,
-                r.source.external_id,
-                r.source.url,
-                r.entity.as_str(),
-                r.title,
-                r.body,
-                item.normalised.fields_json,
-                r.created_at.map(millis),
-                millis(r.updated_at),
-                r.content_hash
+            .execute(&[
+                Integer(seq),
+                Integer(r.id.raw()),
+                r.scope.org.as_str().into(),
+                r.scope.client.as_deref().into(),
+                r.scope.project.as_deref().into(),
+                r.source.kind.as_str().into(),
+                r.source.external_id.as_str().into(),
+                r.source.url.as_deref().into(),
+                r.entity.as_str().into(),
+                r.title.as_str().into(),
+                r.body.as_str().into(),
+                item.normalised.fields_json.as_str().into(),
+                r.created_at.map(millis).map_or(Null, Integer),
+                Integer(millis(r.updated_at)),
+                Integer(r.content_hash),
             ])
             .map_err(|e| map_rusqlite("write records", e))?;
         let Some(seed) = item.normalised.task.as_ref() else {
@@ -359,23 +362,23 @@ fn write_rows(
             (TaskStatus::Done, _) => Some(millis(r.updated_at)),
             _ => None,
         };
-        task.execute(params![
-            seq,
-            r.id.raw(),
-            r.scope.org,
-            r.scope.client,
-            r.scope.project,
-            r.title,
-            r.source.kind,
-            r.source.url,
-            status.as_str(),
-            source_status.as_str(),
-            status.is_open(),
-            seed.due.map(day_number),
-            item.importance,
-            item.importance_reason,
-            millis(r.updated_at),
-            completed_at
+        task.execute(&[
+            Integer(seq),
+            Integer(r.id.raw()),
+            r.scope.org.as_str().into(),
+            r.scope.client.as_deref().into(),
+            r.scope.project.as_deref().into(),
+            r.title.as_str().into(),
+            r.source.kind.as_str().into(),
+            r.source.url.as_deref().into(),
+            status.as_str().into(),
+            source_status.as_str().into(),
+            Integer(i64::from(status.is_open())),
+            seed.due.map(day_number).map_or(Null, Integer),
+            Real(item.importance),
+            item.importance_reason.as_str().into(),
+            Integer(millis(r.updated_at)),
+            completed_at.map_or(Null, Integer),
         ])
         .map_err(|e| map_rusqlite("write tasks", e))?;
         tasks_written = true;

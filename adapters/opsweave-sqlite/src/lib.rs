@@ -4,6 +4,7 @@
 //! FTS5 index written in the same transactions as the records) and OPS (events, rejections,
 //! jobs). Migrations are embedded in the binary and applied on open.
 
+mod borrowing;
 mod distance;
 mod error;
 mod flat;
