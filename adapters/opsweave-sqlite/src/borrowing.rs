@@ -2,10 +2,11 @@
 //!
 //! rusqlite binds every string with `SQLITE_TRANSIENT`: SQLite allocates a buffer for it and
 //! copies it before the step, then frees it. An ingest row binds about 20 strings (~600 bytes)
-//! into three inserts, and on 1M rows those copies were ~0.25 s of the writer's ~8.5 s, the
-//! thread that bounds the load. Bound with `SQLITE_STATIC` SQLite reads the caller's bytes in
-//! place; that is sound only while they live, so a value is bound, stepped and unbound within
-//! one call of [`BorrowingStatement::execute`], whose borrow outlives all three.
+//! into three inserts on the writer, the thread that bounds a load: without those copies a
+//! 1M-row CLI load went from 8.36 to 7.77 s (docs/benchmarks.md, issue 2). Bound with
+//! `SQLITE_STATIC`, SQLite reads the caller's bytes in place; that is sound only while they
+//! live, so a value is bound, stepped and unbound within one call of
+//! [`BorrowingStatement::execute`], whose borrow outlives all three.
 
 #![allow(unsafe_code)]
 
