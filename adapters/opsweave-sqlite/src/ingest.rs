@@ -853,27 +853,37 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 /// Makes again the indexes a bulk load dropped and raises the task revision when tasks were
 /// written.
 fn build_indexes(conn: &Connection, scope: &Scope, dropped: &[String]) -> Result<()> {
-    let build = || dropped.iter().try_for_each(|sql| conn.execute_batch(sql));
+    // Builds the indexes from the `from`th on; an error names the one that failed.
+    let build = |from: usize| {
+        dropped
+            .iter()
+            .enumerate()
+            .skip(from)
+            .try_for_each(|(i, sql)| conn.execute_batch(sql).map_err(|e| (i, e)))
+    };
     let built = match SortedInRuns::enter(conn) {
         Ok(runs) => {
-            let built = build();
+            let built = build(0);
             drop(runs);
             match built {
                 // The runs' temporary files could not be written (no writable temporary
-                // directory, or it is full): sorted in memory, as before, while the load's
-                // transaction is still open.
-                Err(e) if !is_constraint(&e) && !conn.is_autocommit() => {
-                    tracing::warn!(error = %e, "index build with sorter files failed; sorting in memory");
-                    build()
+                // directory, or it is full): the failed index and those after it are sorted in
+                // memory, as before, while the load's transaction is still open.
+                Err((failed, e)) if !is_constraint(&e) && !conn.is_autocommit() => {
+                    tracing::warn!(
+                        error = %e,
+                        "index build with sorter files failed; sorting in memory"
+                    );
+                    build(failed)
                 }
                 built => built,
             }
         }
-        Err(_) => build(),
+        Err(_) => build(0),
     };
     // A unique index that cannot be built means the load broke an invariant: the error rolls
     // the whole load back.
-    built.map_err(|e| map_rusqlite("build an index after a bulk load", e))?;
+    built.map_err(|(_, e)| map_rusqlite("build an index after a bulk load", e))?;
     let tasks: bool = conn
         .query_row("SELECT EXISTS (SELECT 1 FROM tasks)", [], |row| row.get(0))
         .map_err(|e| map_rusqlite("look for tasks", e))?;
@@ -916,6 +926,38 @@ mod tests {
             .await
             .unwrap();
         (mode, sync, cache, temp_store, threads)
+    }
+
+    #[test]
+    fn a_failed_index_build_is_tried_again_from_that_index_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("build.db")).unwrap();
+        conn.execute_batch(
+            "PRAGMA temp_store = MEMORY; CREATE TABLE t (a INTEGER, b INTEGER); \
+             INSERT INTO t VALUES (1, 2), (3, 4); BEGIN",
+        )
+        .unwrap();
+        let dropped = [
+            "CREATE INDEX t_a ON t (a)".to_string(),
+            "CREATE INDEX t_c ON t (c)".to_string(),
+        ];
+        let err = super::build_indexes(&conn, &Scope::org("acme"), &dropped).unwrap_err();
+        // The retry began at the failed index: the one built before it was not made again
+        // ("already exists"), and it stands in the still open transaction.
+        assert!(err.to_string().contains("no such column: c"), "{err}");
+        assert!(!conn.is_autocommit());
+        let built: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 't_a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(built, 1);
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2);
     }
 
     fn items(scope: &Scope) -> Vec<IngestItem> {
