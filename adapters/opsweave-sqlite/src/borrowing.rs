@@ -31,8 +31,8 @@ impl<'c> BorrowingStatement<'c> {
     /// Prepares `sql` (one statement) on `conn`.
     pub(crate) fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<Self> {
         // SAFETY: `conn` is open for 'c; `handle` is only used through SQLite's API.
-        let db =
-            NonNull::new(unsafe { conn.handle() }).ok_or_else(|| rusqlite::Error::InvalidQuery)?;
+        let db = NonNull::new(unsafe { conn.handle() })
+            .ok_or_else(|| failure(ffi::SQLITE_MISUSE, None))?;
         let len = c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, None))?;
         let mut stmt = std::ptr::null_mut();
         // SAFETY: `sql` is valid for `len` bytes; SQLite writes the statement to `stmt`.
@@ -49,7 +49,9 @@ impl<'c> BorrowingStatement<'c> {
         if rc != ffi::SQLITE_OK {
             return Err(last_error(db, rc));
         }
-        let stmt = NonNull::new(stmt).ok_or_else(|| rusqlite::Error::InvalidQuery)?;
+        // SQL with no statement in it (blank, or only a comment) compiles to none.
+        let stmt = NonNull::new(stmt)
+            .ok_or_else(|| failure(ffi::SQLITE_MISUSE, Some("no statement in the SQL".into())))?;
         // SAFETY: `stmt` is a statement prepared above.
         let parameters = unsafe { ffi::sqlite3_bind_parameter_count(stmt.as_ptr()) } as usize;
         Ok(Self {
@@ -251,5 +253,9 @@ mod tests {
             .err()
             .expect("no such table");
         assert!(err.to_string().contains("nowhere"), "{err}");
+        let err = BorrowingStatement::prepare(&conn, "  -- nothing\n")
+            .err()
+            .expect("no statement");
+        assert!(err.to_string().contains("no statement"), "{err}");
     }
 }

@@ -4,7 +4,8 @@
 //! copies every value into an owned argument and hands the statement to the connection's thread,
 //! which cost about 7 µs of the writer's 24 µs per row. Here the writer connection is lent by sqlx
 //! (`lock_handle`: its thread makes no call while the lock is held) and the batch runs on the
-//! calling thread with cached one-row statements, inside the transaction the caller opened.
+//! calling thread with one-row statements that bind the rows' values without copying them
+//! (`crate::borrowing`), inside the transaction the caller opened.
 //!
 //! New records reach the full-text index with one statement per batch instead of a trigger per
 //! row: FTS5 writes its pending terms out as a new segment at the end of every statement, so one
@@ -805,7 +806,7 @@ const SORTER_RUN_SIZE: i64 = -4 * 1024;
 /// 1M-row load was sorted as one linked list of a million keys, cache misses all the way.
 /// Runs of 4 MiB are sorted in the CPU's cache (on a helper thread while a core is spare, the
 /// mapping threads having finished) and merged from files the OS keeps cached: the three
-/// indexes of a 1M-row load build in 1.1–1.2 s instead of 2.5 (docs/benchmarks.md, issue 2).
+/// indexes of a 1M-row load build in 1.0–1.2 s instead of 2.5 (docs/benchmarks.md, issue 2).
 struct SortedInRuns<'c> {
     conn: &'c Connection,
     temp_store: i64,
@@ -909,23 +910,15 @@ mod tests {
             .fetch_one(&mut *conn)
             .await
             .unwrap();
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let threads: i64 = sqlx::query_scalar("PRAGMA threads")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        (mode, sync, cache, temp_store, threads)
+        let mut numbers = Vec::new();
+        for pragma in ["synchronous", "cache_size", "temp_store", "threads"] {
+            let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            numbers.push(value);
+        }
+        (mode, numbers[0], numbers[1], numbers[2], numbers[3])
     }
 
     #[test]
